@@ -1,0 +1,342 @@
+"""The interfaces every implementation (ours and third parties') speaks.
+
+All interfaces are :class:`abc.ABC` subclasses: implementations inherit them, so a
+missing method is an error at construction time and mypy checks the signatures.
+
+Close semantics (the same for every :class:`ByteStream`):
+
+* ``close_write()`` -- half-close: the peer reads EOF after the data we wrote; we can
+  still read.  Writing afterwards raises :class:`~p2pkit.errors.StreamClosed`.
+* ``close()`` -- graceful full close: half-close our side, stop reading, release
+  resources.  Data already written is still delivered.  Idempotent.
+* ``reset()`` -- abort now: queued data is dropped, the peer sees an error
+  (:class:`~p2pkit.errors.StreamReset`), our pending and later reads/writes raise
+  :class:`~p2pkit.errors.StreamReset`.  Synchronous, idempotent, never raises.
+
+Reads return ``b""`` at EOF (after the peer's half-close and all buffered data).
+
+Connection-level byte pipes (:class:`Channel`: raw TCP, secured) have two modes.
+*Pull* mode (``read``) is used for handshakes and negotiation.  A muxer then switches
+the channel to *push* mode with :meth:`Channel.start_push`: bytes are handed to a
+:class:`Receiver` in the same call chain that received them (no task, no queue per
+layer), and the muxer writes with :meth:`Channel.write_nowait` and waits for the
+socket with :meth:`Channel.drain`.  This is what makes the data path fast.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from multiaddr import Multiaddr
+
+    from p2pkit.crypto import PublicKey
+    from p2pkit.peer import PeerId
+
+Buffer = bytes | bytearray | memoryview
+
+
+class ByteStream(abc.ABC):
+    """An ordered, reliable, bidirectional byte stream with half-close and reset."""
+
+    @abc.abstractmethod
+    async def read(self, max_bytes: int = -1) -> bytes:
+        """Return up to ``max_bytes`` (any amount available if -1); ``b""`` at EOF.
+
+        Waits while nothing is buffered.  Raises StreamReset / ConnectionClosed on abort.
+        """
+
+    @abc.abstractmethod
+    async def write(self, data: Buffer) -> None:
+        """Send all of ``data``; waits under backpressure (flow-control window, socket).
+
+        The caller may reuse ``data`` once this returns.
+        """
+
+    @abc.abstractmethod
+    async def close_write(self) -> None:
+        """Half-close: the peer sees EOF after what we wrote.  Idempotent."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Graceful full close.  Idempotent."""
+
+    @abc.abstractmethod
+    def reset(self) -> None:
+        """Abort now; the peer sees an error.  Idempotent, never raises."""
+
+    @abc.abstractmethod
+    def unread(self, data: bytes) -> None:
+        """Put ``data`` back in front of the read buffer.
+
+        Negotiation (multistream-select) reads whole chunks and may read past its last
+        message; it hands the surplus back with this so nothing is lost.
+        """
+
+    async def readexactly(self, n: int) -> bytes:
+        """Read exactly ``n`` bytes; raises :class:`asyncio.IncompleteReadError` at EOF."""
+        import asyncio
+
+        parts: list[bytes] = []
+        got = 0
+        while got < n:
+            chunk = await self.read(n - got)
+            if not chunk:
+                raise asyncio.IncompleteReadError(b"".join(parts), n)
+            parts.append(chunk)
+            got += len(chunk)
+        return b"".join(parts)
+
+
+class Receiver(Protocol):
+    """Consumer of a channel in push mode.
+
+    ``data`` passed to :meth:`data_received` is only valid during the call (the
+    producer reuses its buffer): copy what you keep.
+    """
+
+    def data_received(self, data: memoryview) -> None: ...
+
+    def eof_received(self) -> None: ...
+
+    def connection_lost(self, exc: BaseException | None) -> None: ...
+
+
+class Channel(ByteStream):
+    """A connection-level byte pipe: a raw transport connection or a secured one."""
+
+    is_initiator: bool
+
+    @property
+    @abc.abstractmethod
+    def local_addr(self) -> Multiaddr | None: ...
+
+    @property
+    @abc.abstractmethod
+    def remote_addr(self) -> Multiaddr | None: ...
+
+    @property
+    @abc.abstractmethod
+    def closed(self) -> bool: ...
+
+    @abc.abstractmethod
+    def start_push(self, receiver: Receiver) -> None:
+        """Switch to push mode: from now on every byte goes to ``receiver``.
+
+        Bytes already buffered (including unread ones) are delivered first, inside this
+        call.  ``read()`` must not be used afterwards.  EOF and loss are delivered too
+        (also if they already happened).
+        """
+
+    @abc.abstractmethod
+    def write_nowait(self, data: Buffer) -> None:
+        """Queue ``data`` for sending without waiting.
+
+        The caller must not mutate ``data`` afterwards (transports may keep a reference
+        until it is sent: CPython 3.12+ does).  Raises ConnectionClosed when closed.
+        """
+
+    @property
+    @abc.abstractmethod
+    def write_paused(self) -> bool:
+        """True while the layer below asks writers to wait (high-water mark)."""
+
+    @abc.abstractmethod
+    async def drain(self) -> None:
+        """Wait until ``write_paused`` is False; raises ConnectionClosed if closed."""
+
+    @abc.abstractmethod
+    def pause_reading(self) -> None:
+        """Stop delivering bytes (push mode) until :meth:`resume_reading`."""
+
+    @abc.abstractmethod
+    def resume_reading(self) -> None: ...
+
+
+class RawConnection(Channel):
+    """A transport connection before security."""
+
+    transport_name: str
+
+
+class SecureConnection(Channel):
+    """A channel whose remote identity has been authenticated."""
+
+    local_peer: PeerId
+    remote_peer: PeerId
+    remote_public_key: PublicKey
+    security_protocol: str
+    early_muxer: str | None
+    """The muxer protocol id agreed during the handshake (early muxer negotiation),
+    or None when the muxer must be negotiated with multistream-select."""
+
+
+# -- transports --------------------------------------------------------------------
+
+ConnectionHandler = Callable[[RawConnection], None]
+
+
+class Listener(abc.ABC):
+    """A listening socket (or several) created by :meth:`Transport.listen`."""
+
+    @property
+    @abc.abstractmethod
+    def addrs(self) -> list[Multiaddr]:
+        """The addresses really bound (port 0 resolved)."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Stop accepting.  Connections already accepted are not closed."""
+
+
+class Transport(abc.ABC):
+    """Dials and listens for raw connections on some multiaddrs."""
+
+    name: str
+
+    @abc.abstractmethod
+    def can_dial(self, addr: Multiaddr) -> bool: ...
+
+    @abc.abstractmethod
+    def can_listen(self, addr: Multiaddr) -> bool: ...
+
+    @abc.abstractmethod
+    async def dial(self, addr: Multiaddr, *, timeout: float | None = None) -> RawConnection:
+        """Open a raw connection; ``/p2p/...`` suffixes are ignored here.
+
+        Raises DialError (refused, unreachable, timeout) or AddressError.
+        """
+
+    @abc.abstractmethod
+    async def listen(self, addr: Multiaddr, handler: ConnectionHandler) -> Listener:
+        """Listen; ``handler`` is called synchronously with each new connection."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release transport-wide resources."""
+
+
+# -- security ----------------------------------------------------------------------
+
+
+class SecurityProtocol(abc.ABC):
+    """Turns a RawConnection into an authenticated, usually encrypted, channel."""
+
+    protocol_id: str
+
+    @abc.abstractmethod
+    async def secure_outbound(
+        self, conn: RawConnection, remote_peer: PeerId | None, muxers: Sequence[str] = ()
+    ) -> SecureConnection:
+        """Run the handshake as initiator.
+
+        ``remote_peer``: when given, a different authenticated identity raises
+        PeerIdMismatch.  ``muxers``: our muxer ids in preference order, offered for
+        early muxer negotiation when the protocol supports it.
+        """
+
+    @abc.abstractmethod
+    async def secure_inbound(
+        self, conn: RawConnection, muxers: Sequence[str] = ()
+    ) -> SecureConnection:
+        """Run the handshake as responder."""
+
+
+# -- muxers ------------------------------------------------------------------------
+
+
+class MuxedStream(ByteStream):
+    """One stream of a muxed connection."""
+
+    stream_id: int
+    is_initiator: bool
+    protocol: str | None
+    """The application protocol negotiated on this stream (set by the host)."""
+
+
+class MuxedConnection(abc.ABC):
+    """A session multiplexing streams over one SecureConnection."""
+
+    @abc.abstractmethod
+    async def open_stream(self) -> MuxedStream:
+        """Open a new outbound stream.  Raises ConnectionClosed, ResourceLimitExceeded."""
+
+    @abc.abstractmethod
+    async def accept_stream(self) -> MuxedStream:
+        """Wait for the next inbound stream.  Raises ConnectionClosed when the session ends."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Graceful close (e.g. GoAway) then close the channel.  Idempotent."""
+
+    @abc.abstractmethod
+    def abort(self, exc: BaseException | None = None) -> None:
+        """Tear the session down now: every stream is reset.  Never raises."""
+
+    @property
+    @abc.abstractmethod
+    def is_closed(self) -> bool: ...
+
+    @abc.abstractmethod
+    async def wait_closed(self) -> None:
+        """Wait until the session has ended (for any reason)."""
+
+    @property
+    @abc.abstractmethod
+    def streams(self) -> Sequence[MuxedStream]:
+        """Streams currently open (not fully closed or reset)."""
+
+
+class StreamMuxer(abc.ABC):
+    """Factory of muxed sessions for one muxer protocol."""
+
+    protocol_id: str
+
+    @abc.abstractmethod
+    def new_session(self, conn: SecureConnection, *, is_initiator: bool) -> MuxedConnection:
+        """Start a session over ``conn`` (switching it to push mode)."""
+
+
+# -- peerstore and connection manager ---------------------------------------------
+
+
+class Peerstore(abc.ABC):
+    """What we know about other peers: keys, addresses (with TTLs), protocols, metadata."""
+
+    @abc.abstractmethod
+    def add_addrs(self, peer: PeerId, addrs: Sequence[Multiaddr], ttl: float) -> None: ...
+
+    @abc.abstractmethod
+    def addrs(self, peer: PeerId) -> list[Multiaddr]:
+        """Addresses not yet expired."""
+
+    @abc.abstractmethod
+    def clear_addrs(self, peer: PeerId) -> None: ...
+
+    @abc.abstractmethod
+    def add_public_key(self, peer: PeerId, key: PublicKey) -> None: ...
+
+    @abc.abstractmethod
+    def public_key(self, peer: PeerId) -> PublicKey | None: ...
+
+    @abc.abstractmethod
+    def set_protocols(self, peer: PeerId, protocols: Sequence[str]) -> None: ...
+
+    @abc.abstractmethod
+    def protocols(self, peer: PeerId) -> list[str]: ...
+
+    @abc.abstractmethod
+    def put_metadata(self, peer: PeerId, key: str, value: object) -> None: ...
+
+    @abc.abstractmethod
+    def get_metadata(self, peer: PeerId, key: str) -> object | None: ...
+
+    @abc.abstractmethod
+    def peers(self) -> list[PeerId]: ...
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Flush and release storage."""
+
+
+StreamHandler = Callable[[MuxedStream], Awaitable[None]]

@@ -1,0 +1,169 @@
+"""Small asyncio building blocks shared by transports, security channels and muxers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable
+
+
+class ReadBuffer:
+    """The receive side of a pull-mode byte stream: chunks are fed in, ``read`` takes them out.
+
+    Chunks are kept as the ``bytes`` objects they arrived as (no copying on feed, no
+    joining on read unless a read asks for less than a chunk).  ``on_consume`` is
+    called with the number of bytes each read took: muxers use it to return flow-control
+    credit only when the application really consumed data.
+
+    States: open -> EOF (after buffered data, reads return b"") or failed (buffered
+    data dropped, every read raises the given exception).
+    """
+
+    __slots__ = ("_chunks", "_size", "_eof", "_exc", "_waiter", "on_consume")
+
+    def __init__(self, on_consume: Callable[[int], None] | None = None) -> None:
+        self._chunks: deque[bytes] = deque()
+        self._size = 0
+        self._eof = False
+        self._exc: BaseException | None = None
+        self._waiter: asyncio.Future[None] | None = None
+        self.on_consume = on_consume
+
+    # -- producer side ---------------------------------------------------------------
+
+    def feed(self, data: bytes) -> None:
+        """Append ``data`` (ignored after EOF or failure: late frames are tolerated)."""
+        if self._eof or self._exc is not None or not data:
+            return
+        self._chunks.append(data)
+        self._size += len(data)
+        self._wake()
+
+    def feed_eof(self) -> None:
+        self._eof = True
+        self._wake()
+
+    def fail(self, exc: BaseException) -> None:
+        """Drop buffered data; every pending and later read raises ``exc``."""
+        if self._exc is None:
+            self._exc = exc
+            self._chunks.clear()
+            self._size = 0
+        self._wake()
+
+    def unread(self, data: bytes) -> None:
+        if data:
+            self._chunks.appendleft(bytes(data))
+            self._size += len(data)
+            self._wake()
+
+    def _wake(self) -> None:
+        w = self._waiter
+        if w is not None:
+            self._waiter = None
+            if not w.done():
+                w.set_result(None)
+
+    # -- consumer side ---------------------------------------------------------------
+
+    @property
+    def size(self) -> int:
+        """Bytes buffered and not yet read."""
+        return self._size
+
+    @property
+    def at_eof(self) -> bool:
+        return self._eof and not self._size
+
+    @property
+    def exception(self) -> BaseException | None:
+        return self._exc
+
+    def read_nowait(self, max_bytes: int = -1) -> bytes | None:
+        """What ``read`` would return now, or None if it would have to wait."""
+        if self._exc is not None:
+            raise self._exc
+        if not self._size:
+            return b"" if self._eof else None
+        chunks = self._chunks
+        if max_bytes < 0 or max_bytes >= self._size:
+            if len(chunks) == 1:
+                data = chunks.popleft()
+            else:
+                data = b"".join(chunks)
+                chunks.clear()
+        else:
+            first = chunks[0]
+            if len(first) <= max_bytes:
+                # Return whole chunks up to max_bytes without splitting one.
+                parts = [chunks.popleft()]
+                got = len(first)
+                while chunks and got + len(chunks[0]) <= max_bytes:
+                    nxt = chunks.popleft()
+                    parts.append(nxt)
+                    got += len(nxt)
+                data = parts[0] if len(parts) == 1 else b"".join(parts)
+            else:
+                data = first[:max_bytes]
+                chunks[0] = first[max_bytes:]
+        self._size -= len(data)
+        if self.on_consume is not None:
+            self.on_consume(len(data))
+        return data
+
+    async def read(self, max_bytes: int = -1) -> bytes:
+        if max_bytes == 0:
+            return b""
+        while True:
+            data = self.read_nowait(max_bytes)
+            if data is not None:
+                return data
+            if self._waiter is not None:
+                raise RuntimeError("concurrent read() on the same stream")
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+
+
+class WriteGate:
+    """An event that writers wait on while a lower layer is paused.
+
+    ``paused`` mirrors asyncio's ``pause_writing``/``resume_writing``; ``close`` makes
+    every waiter raise the given exception (the connection went away).
+    """
+
+    __slots__ = ("paused", "_waiters", "_exc")
+
+    def __init__(self) -> None:
+        self.paused = False
+        self._waiters: list[asyncio.Future[None]] = []
+        self._exc: BaseException | None = None
+
+    def pause(self) -> None:
+        self.paused = True
+
+    def resume(self) -> None:
+        self.paused = False
+        waiters, self._waiters = self._waiters, []
+        for w in waiters:
+            if not w.done():
+                w.set_result(None)
+
+    def close(self, exc: BaseException) -> None:
+        self._exc = exc
+        waiters, self._waiters = self._waiters, []
+        for w in waiters:
+            if not w.done():
+                w.set_exception(exc)
+
+    async def wait(self) -> None:
+        if self._exc is not None:
+            raise self._exc
+        while self.paused:
+            fut = asyncio.get_running_loop().create_future()
+            self._waiters.append(fut)
+            await fut
+            if self._exc is not None:
+                raise self._exc

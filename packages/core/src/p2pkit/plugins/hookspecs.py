@@ -1,0 +1,34 @@
+"""Hook specifications.  Each hook returns a list of :class:`PluginSpec`.
+
+Implement any subset in a module named by an entry point of the ``p2pkit`` group.
+Hooks are called once, lazily, the first time the registry is asked for a kind.
+"""
+
+from __future__ import annotations
+
+from p2pkit.plugins.spec import PluginSpec, hookspec
+
+
+@hookspec
+def p2pkit_transports() -> list[PluginSpec]:  # type: ignore[empty-body]
+    """Transports offered (kind ``transport``)."""
+
+
+@hookspec
+def p2pkit_security_protocols() -> list[PluginSpec]:  # type: ignore[empty-body]
+    """Security protocols offered (kind ``security``), each with its protocol id."""
+
+
+@hookspec
+def p2pkit_stream_muxers() -> list[PluginSpec]:  # type: ignore[empty-body]
+    """Stream muxers offered (kind ``muxer``), each with its protocol id."""
+
+
+@hookspec
+def p2pkit_connection_managers() -> list[PluginSpec]:  # type: ignore[empty-body]
+    """Connection managers offered (kind ``connection_manager``)."""
+
+
+@hookspec
+def p2pkit_peerstores() -> list[PluginSpec]:  # type: ignore[empty-body]
+    """Peerstore backends offered (kind ``peerstore``)."""
