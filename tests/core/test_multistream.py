@@ -1,0 +1,331 @@
+"""multistream-select sans-IO: byte vectors, fragmentation, limits, fuzzing."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from p2pkit.errors import MessageTooLarge, NegotiationError, P2PError, ProtocolNotSupported
+from p2pkit.multistream import (
+    HEADER,
+    LS_MESSAGE,
+    NA_MESSAGE,
+    Initiator,
+    MessageReader,
+    Responder,
+    decode_ls_response,
+    encode_ls_response,
+    encode_message,
+    encode_messages,
+)
+from p2pkit.varint import encode_uvarint
+
+NOISE = "/noise"
+YAMUX = "/yamux/1.0.0"
+
+
+def pump(a: Initiator, b: Responder) -> None:
+    """Exchange bytes between the two machines until neither has anything to say."""
+    to_b = a.initial_bytes()
+    to_a = b.initial_bytes()
+    for _ in range(100):
+        if not to_a and not to_b:
+            return
+        nxt_b = a.receive_data(to_a) if to_a else b""
+        nxt_a = b.receive_data(to_b) if to_b else b""
+        to_a, to_b = nxt_a, nxt_b
+    raise AssertionError("no convergence")
+
+
+# -- byte vectors ---------------------------------------------------------------------
+
+
+def test_encoding_vectors() -> None:
+    assert HEADER == b"\x13/multistream/1.0.0\n"
+    assert NA_MESSAGE == b"\x03na\n"
+    assert LS_MESSAGE == b"\x03ls\n"
+    assert encode_message("/noise") == b"\x07/noise\n"
+    assert encode_messages("/multistream/1.0.0", "/noise") == HEADER + b"\x07/noise\n"
+    long_id = "/" + "x" * 200
+    assert encode_message(long_id) == b"\xca\x01" + long_id.encode() + b"\n"
+
+
+def test_ls_response_vector() -> None:
+    enc = encode_ls_response(["/a", "/bc"])
+    # outer length = 4 ("\x03/a\n") + 5 ("\x04/bc\n") + 1 ("\n") = 10
+    assert enc == b"\x0a\x03/a\n\x04/bc\n\n"
+    reader = MessageReader()
+    reader.feed(enc)
+    frame = reader.next_frame()
+    assert frame is not None
+    assert decode_ls_response(frame) == ["/a", "/bc"]
+    assert decode_ls_response(b"\n") == []
+
+
+def test_initiator_first_write_is_header_plus_proposal() -> None:
+    init = Initiator([NOISE, "/tls/1.0.0"])
+    assert init.initial_bytes() == HEADER + b"\x07/noise\n"
+    assert not init.done and init.selected is None
+    assert init.receive_data(HEADER + b"\x07/noise\n") == b""
+    assert init.done and init.selected == NOISE
+    assert init.leftover() == b""
+
+
+def test_responder_answers_header_then_echo() -> None:
+    resp = Responder([NOISE])
+    assert resp.initial_bytes() == b""
+    assert resp.receive_data(HEADER) == HEADER
+    assert not resp.done
+    assert resp.receive_data(b"\x07/noise\n") == b"\x07/noise\n"
+    assert resp.done and resp.selected == NOISE
+
+
+def test_responder_header_and_proposal_in_one_packet() -> None:
+    resp = Responder([NOISE])
+    assert resp.receive_data(HEADER + b"\x07/noise\n") == HEADER + b"\x07/noise\n"
+    assert resp.done and resp.selected == NOISE
+
+
+def test_responder_eager_header() -> None:
+    resp = Responder([NOISE], eager_header=True)
+    assert resp.initial_bytes() == HEADER
+    assert resp.receive_data(HEADER + b"\x07/noise\n") == b"\x07/noise\n"
+
+
+def test_byte_by_byte_both_roles() -> None:
+    init = Initiator(["/x", NOISE])
+    resp = Responder([NOISE])
+    to_resp = init.initial_bytes()
+    to_init = b""
+    for _ in range(20):
+        nxt_init = b""
+        for i in range(len(to_resp)):
+            nxt_init += resp.receive_data(to_resp[i : i + 1])
+        nxt_resp = b""
+        for i in range(len(to_init)):
+            nxt_resp += init.receive_data(to_init[i : i + 1])
+        to_init, to_resp = nxt_init, nxt_resp
+        if init.done and resp.done:
+            break
+    assert init.selected == resp.selected == NOISE
+
+
+def test_several_proposals_with_na() -> None:
+    init = Initiator(["/tls/1.0.0", "/secio/1.0.0", NOISE])
+    resp = Responder([NOISE])
+    first = init.initial_bytes()
+    assert first == HEADER + encode_message("/tls/1.0.0")
+    assert resp.receive_data(first) == HEADER + NA_MESSAGE
+    assert init.receive_data(HEADER + NA_MESSAGE) == encode_message("/secio/1.0.0")
+    assert resp.receive_data(encode_message("/secio/1.0.0")) == NA_MESSAGE
+    assert init.receive_data(NA_MESSAGE) == encode_message(NOISE)
+    assert resp.receive_data(encode_message(NOISE)) == encode_message(NOISE)
+    assert init.receive_data(encode_message(NOISE)) == b""
+    assert init.selected == resp.selected == NOISE
+
+
+def test_all_refused() -> None:
+    init = Initiator(["/a", "/b"])
+    resp = Responder(["/c"])
+    with pytest.raises(ProtocolNotSupported) as info:
+        pump(init, resp)
+    assert info.value.proposed == ["/a", "/b"]
+
+
+def test_ls_with_and_without_list() -> None:
+    resp = Responder(lambda p: p == NOISE, supported=[NOISE, YAMUX])
+    out = resp.receive_data(HEADER + LS_MESSAGE)
+    assert out == HEADER + encode_ls_response([NOISE, YAMUX])
+    assert not resp.done
+    resp2 = Responder(lambda p: p == NOISE)
+    assert resp2.receive_data(HEADER + LS_MESSAGE) == HEADER + NA_MESSAGE
+    # A sequence doubles as the ls list.
+    resp3 = Responder([YAMUX])
+    assert resp3.receive_data(HEADER + LS_MESSAGE) == HEADER + encode_ls_response([YAMUX])
+
+
+def test_surplus_bytes_preserved_both_roles() -> None:
+    resp = Responder([NOISE])
+    assert resp.receive_data(HEADER + encode_message(NOISE) + b"APP") == HEADER + encode_message(
+        NOISE
+    )
+    resp.receive_data(b"MORE")  # after done: kept, not parsed
+    assert resp.leftover() == b"APPMORE"
+    init = Initiator([NOISE])
+    init.initial_bytes()
+    # Application data that happens to look like a multistream message stays intact.
+    assert init.receive_data(HEADER + encode_message(NOISE) + NA_MESSAGE + b"\xff") == b""
+    assert init.leftover() == NA_MESSAGE + b"\xff"
+
+
+def test_lazy_success_and_na() -> None:
+    init = Initiator([NOISE], lazy=True)
+    assert init.selected == NOISE and not init.done
+    assert init.initial_bytes() == HEADER + encode_message(NOISE)
+    init.receive_data(HEADER + encode_message(NOISE) + b"data")
+    assert init.done and init.leftover() == b"data"
+
+    init = Initiator([NOISE], lazy=True)
+    init.initial_bytes()
+    with pytest.raises(ProtocolNotSupported):
+        init.receive_data(HEADER + NA_MESSAGE)
+    with pytest.raises(ValueError):
+        Initiator(["/a", "/b"], lazy=True)
+
+
+# -- limits and malformed input -------------------------------------------------------
+
+
+def test_overlong_prefix_rejected_before_body() -> None:
+    resp = Responder([NOISE])
+    with pytest.raises(MessageTooLarge):
+        resp.receive_data(encode_uvarint(10 * 1024 * 1024))
+    # Even a partial prefix that can only mean "too large" is refused at once.
+    resp = Responder([NOISE])
+    with pytest.raises(MessageTooLarge):
+        resp.receive_data(b"\x80\x80")
+    resp = Responder([NOISE])
+    resp.receive_data(b"\x80")  # could still be small: wait for more
+    init = Initiator([NOISE])
+    init.initial_bytes()
+    with pytest.raises(MessageTooLarge):
+        init.receive_data(encode_uvarint(1025))
+
+
+def test_max_size_boundary() -> None:
+    reader = MessageReader()
+    body = b"/" + b"x" * 1022 + b"\n"  # 1024 bytes: allowed
+    reader.feed(encode_uvarint(len(body)) + body)
+    assert reader.next_message() == body[:-1].decode()
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        b"\x06/noise",  # no newline
+        b"\x07/no\nse\n",  # newline inside
+        b"\x04\xff\xfe/\n",  # invalid UTF-8
+        b"\x01\n",  # empty id
+        b"\x00",  # empty message
+        b"\x81\x00",  # non-minimal varint
+    ],
+)
+def test_malformed_messages(frame: bytes) -> None:
+    resp = Responder([NOISE])
+    with pytest.raises(NegotiationError):
+        resp.receive_data(HEADER + frame)
+    init = Initiator([NOISE])
+    init.initial_bytes()
+    with pytest.raises(NegotiationError):
+        init.receive_data(HEADER + frame)
+
+
+def test_wrong_header() -> None:
+    with pytest.raises(NegotiationError):
+        Responder([NOISE]).receive_data(encode_message("/multistream/2.0.0"))
+    init = Initiator([NOISE])
+    init.initial_bytes()
+    with pytest.raises(NegotiationError):
+        init.receive_data(encode_message(NOISE))
+
+
+def test_unexpected_answer() -> None:
+    init = Initiator([NOISE])
+    init.initial_bytes()
+    with pytest.raises(NegotiationError):
+        init.receive_data(HEADER + encode_message("/other"))
+
+
+def test_proposal_limit() -> None:
+    resp = Responder([NOISE], max_proposals=5)
+    out = resp.receive_data(HEADER + encode_messages(*[f"/p{i}" for i in range(5)]))
+    assert out == HEADER + NA_MESSAGE * 5
+    with pytest.raises(NegotiationError):
+        resp.receive_data(encode_message("/p5"))
+    # ls counts too.
+    resp = Responder([NOISE], max_proposals=2)
+    with pytest.raises(NegotiationError):
+        resp.receive_data(HEADER + LS_MESSAGE * 3)
+
+
+def test_local_protocol_ids_validated() -> None:
+    for bad in ["", "/a\n", "/" + "x" * 1023, "na", "ls", "/multistream/1.0.0"]:
+        with pytest.raises(ValueError):
+            Initiator([bad])
+    with pytest.raises(TypeError):
+        Initiator("/noise")
+    with pytest.raises(ValueError):
+        Initiator([])
+
+
+def test_na_and_header_are_never_accepted() -> None:
+    resp = Responder(lambda p: True)
+    assert resp.receive_data(HEADER + NA_MESSAGE + HEADER) == HEADER + NA_MESSAGE * 2
+    assert not resp.done
+
+
+# -- fuzzing --------------------------------------------------------------------------
+
+chunks = st.lists(st.binary(max_size=64), max_size=20)
+
+
+@settings(max_examples=300, deadline=None)
+@given(prefix=st.booleans(), parts=chunks)
+def test_fuzz_responder_only_typed_errors(prefix: bool, parts: list[bytes]) -> None:
+    resp = Responder([NOISE, YAMUX], max_proposals=10)
+    try:
+        if prefix:
+            resp.receive_data(HEADER)
+        for part in parts:
+            out = resp.receive_data(part)
+            assert isinstance(out, bytes)
+    except P2PError:
+        pass
+
+
+@settings(max_examples=300, deadline=None)
+@given(prefix=st.booleans(), lazy=st.booleans(), parts=chunks)
+def test_fuzz_initiator_only_typed_errors(prefix: bool, lazy: bool, parts: list[bytes]) -> None:
+    init = Initiator([NOISE], lazy=True) if lazy else Initiator([NOISE, YAMUX])
+    init.initial_bytes()
+    try:
+        if prefix:
+            init.receive_data(HEADER)
+        for part in parts:
+            init.receive_data(part)
+    except P2PError:
+        pass
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    protocols=st.lists(
+        st.text(
+            alphabet=st.characters(blacklist_characters="\n", blacklist_categories=["Cs"]),
+            min_size=1,
+            max_size=30,
+        ),
+        min_size=1,
+        max_size=5,
+        unique=True,
+    ),
+    cut=st.integers(min_value=1, max_value=7),
+)
+def test_fuzz_roundtrip_any_split(protocols: list[str], cut: int) -> None:
+    """Valid ids negotiate correctly however the bytes are split."""
+    protocols = [p for p in protocols if p not in ("na", "ls")] or ["/fallback"]
+    target = protocols[-1]
+    init = Initiator(protocols)
+    resp = Responder([target])
+    to_resp, to_init = init.initial_bytes(), b""
+    for _ in range(50):
+        nxt_init = b"".join(
+            resp.receive_data(to_resp[i : i + cut]) for i in range(0, len(to_resp), cut)
+        )
+        nxt_resp = b"".join(
+            init.receive_data(to_init[i : i + cut]) for i in range(0, len(to_init), cut)
+        )
+        to_init, to_resp = nxt_init, nxt_resp
+        if init.done and resp.done:
+            break
+    assert init.selected == resp.selected == target
