@@ -1,0 +1,409 @@
+"""The mplex protocol as a pure state machine (sans-IO): bytes in, events and bytes out.
+
+No sockets, no asyncio, no clocks.  The asyncio shell (:mod:`p2pkit_mplex.shell`) feeds
+received bytes to :meth:`MplexSession.receive_data`, turns the returned events into
+stream operations, sends what the ``open``/``send``/``close``/``reset`` methods return,
+and after every ``receive_data`` sends :meth:`MplexSession.data_to_send` (frames the
+session produced by itself: resets of overflowing or refused streams).
+
+Message bodies are delivered as they arrive (a 1 MiB message split over many reads
+becomes several :class:`DataReceived` events), so a payload is copied exactly once,
+from the caller's buffer into the event's ``bytes``; only an incomplete header (at
+most 18 bytes) and NewStream names are kept between calls.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from p2pkit.abc import Buffer
+from p2pkit.errors import (
+    ConnectionClosed,
+    MessageTooLarge,
+    MuxerError,
+    ProtocolError,
+    ResourceLimitExceeded,
+    StreamClosed,
+)
+from p2pkit.varint import decode_uvarint
+
+from p2pkit_mplex.frames import (
+    MAX_HEADER_SIZE,
+    Flag,
+    StreamKey,
+    encode_frame,
+    encode_header,
+    key_for_incoming,
+    outgoing_flag,
+)
+from p2pkit_mplex.options import MplexOptions
+
+__all__ = [
+    "DataReceived",
+    "Event",
+    "MplexFrameTooLarge",
+    "MplexProtocolError",
+    "MplexSession",
+    "StreamEnded",
+    "StreamOpened",
+    "StreamReset",
+]
+
+
+class MplexProtocolError(MuxerError):
+    """The remote violated mplex; the whole connection must be closed."""
+
+
+class MplexFrameTooLarge(MplexProtocolError, MessageTooLarge):
+    """An incoming frame announced more than ``max_message_size`` bytes."""
+
+
+# -- events ---------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StreamOpened:
+    """The remote opened a stream (NewStream); ``name`` is informational only."""
+
+    key: StreamKey
+    name: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DataReceived:
+    """Payload for an open stream.  Report it consumed with :meth:`MplexSession.consumed`."""
+
+    key: StreamKey
+    data: bytes
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StreamEnded:
+    """The remote half-closed the stream: EOF after the data already delivered."""
+
+    key: StreamKey
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StreamReset:
+    """The stream is gone: reset by the remote (``by_remote``) or by the session itself
+    because its reader fell more than ``max_stream_buffer`` bytes behind."""
+
+    key: StreamKey
+    by_remote: bool
+    reason: str
+
+
+Event = StreamOpened | DataReceived | StreamEnded | StreamReset
+
+
+# -- per-stream state -------------------------------------------------------------------
+
+
+class _Stream:
+    __slots__ = ("buffered", "local_closed", "remote_closed")
+
+    def __init__(self) -> None:
+        self.local_closed = False
+        self.remote_closed = False
+        self.buffered = 0  # delivered to the application, not yet consumed
+
+
+_HEADER = 0
+_BODY = 1
+
+
+class MplexSession:
+    """One side of an mplex connection.
+
+    Streams are keyed by :class:`StreamKey` ``(id, opened_by_us)``.  A stream leaves the
+    table when both sides have closed it or when either side reset it; frames naming
+    a stream not in the table are dropped (late frames after a close/reset are normal),
+    but frames for streams that never existed are counted against
+    ``max_unknown_frames``.
+    """
+
+    def __init__(self, *, is_initiator: bool, options: MplexOptions | None = None) -> None:
+        self.is_initiator = is_initiator
+        self.options = options or MplexOptions()
+        self._streams: dict[StreamKey, _Stream] = {}
+        self._n_outbound = 0
+        self._n_inbound = 0
+        self._next_id = 0
+        self._max_remote_id = -1
+        self._unknown_frames = 0
+        self._outbox: list[bytes] = []
+        self._error: MplexProtocolError | None = None
+        self._closed = False
+        # Parser state.
+        self._state = _HEADER
+        self._hdr = bytearray()
+        self._body_left = 0
+        self._body_flag = 0
+        self._body_key = StreamKey(0, False)
+        self._name = bytearray()
+
+    # -- inspection ----------------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        """True after :meth:`close` or a protocol error: no new streams."""
+        return self._closed
+
+    def stream_keys(self) -> list[StreamKey]:
+        return list(self._streams)
+
+    def has_stream(self, key: StreamKey) -> bool:
+        return key in self._streams
+
+    def buffered(self, key: StreamKey) -> int:
+        st = self._streams.get(key)
+        return st.buffered if st is not None else 0
+
+    # -- sending -----------------------------------------------------------------------
+
+    def open_stream(self, name: str | None = None) -> tuple[StreamKey, bytes]:
+        """Allocate the next id and return the NewStream frame to send.
+
+        The name defaults to the decimal id, as go-mplex and js-libp2p send it.
+        """
+        if self._closed:
+            raise ConnectionClosed("mplex session is closed")
+        if self._n_outbound >= self.options.max_streams:
+            raise ResourceLimitExceeded(
+                f"mplex: {self._n_outbound} outbound streams open (max_streams)"
+            )
+        sid = self._next_id
+        self._next_id += 1
+        key = StreamKey(sid, True)
+        self._streams[key] = _Stream()
+        self._n_outbound += 1
+        label = str(sid) if name is None else name
+        return key, encode_frame(sid, Flag.NEW_STREAM, label.encode())
+
+    def send_data_parts(self, key: StreamKey, data: Buffer) -> list[Buffer]:
+        """Frames carrying ``data``, as header/payload pieces to write in order.
+
+        ``data`` is split into messages of at most ``max_message_size`` bytes.  Small
+        payloads are joined with their header (one write); large ones are returned as
+        memoryview slices of ``data`` (no copy: the caller copies mutable buffers
+        before handing them to a transport that keeps references).
+        """
+        st = self._streams.get(key)
+        if st is None:
+            raise StreamClosed("mplex stream is closed or reset")
+        if st.local_closed:
+            raise StreamClosed("write after close_write() on mplex stream")
+        n = len(data)
+        if n == 0:
+            return []
+        flag = outgoing_flag(key, Flag.MESSAGE_RECEIVER)
+        limit = self.options.max_message_size
+        if n <= limit and n <= 16384:
+            return [encode_header(key.id, flag, n) + bytes(data)]
+        mv = memoryview(data).cast("B")
+        parts: list[Buffer] = []
+        for start in range(0, n, limit):
+            piece = mv[start : start + limit]
+            parts.append(encode_header(key.id, flag, len(piece)))
+            parts.append(piece)
+        return parts
+
+    def send_data(self, key: StreamKey, data: Buffer) -> bytes:
+        """Like :meth:`send_data_parts`, joined into one ``bytes``."""
+        return b"".join(self.send_data_parts(key, data))
+
+    def close_stream(self, key: StreamKey) -> bytes:
+        """Half-close our side: the Close frame to send (``b""`` if nothing to send)."""
+        st = self._streams.get(key)
+        if st is None or st.local_closed:
+            return b""
+        st.local_closed = True
+        frame = encode_frame(key.id, outgoing_flag(key, Flag.CLOSE_RECEIVER))
+        if st.remote_closed:
+            self._remove(key)
+        return frame
+
+    def reset_stream(self, key: StreamKey) -> bytes:
+        """Reset the stream now: the Reset frame to send (``b""`` if it is already gone)."""
+        if key not in self._streams:
+            return b""
+        self._remove(key)
+        return encode_frame(key.id, outgoing_flag(key, Flag.RESET_RECEIVER))
+
+    def consumed(self, key: StreamKey, n: int) -> None:
+        """The application read ``n`` bytes of ``key``: they no longer count as buffered."""
+        st = self._streams.get(key)
+        if st is not None:
+            st.buffered = max(0, st.buffered - n)
+
+    def close(self) -> bytes:
+        """Half-close every stream and refuse new ones: the frames to send."""
+        self._closed = True
+        return b"".join(self.close_stream(k) for k in list(self._streams))
+
+    def data_to_send(self) -> bytes:
+        """Frames the session produced on its own since the last call."""
+        if not self._outbox:
+            return b""
+        out = b"".join(self._outbox)
+        self._outbox.clear()
+        return out
+
+    # -- receiving ---------------------------------------------------------------------
+
+    def receive_data(self, data: Buffer) -> list[Event]:
+        """Parse ``data`` (any split of the byte stream) and return the events.
+
+        Raises :class:`MplexProtocolError` (a :class:`~p2pkit.errors.MuxerError`) when
+        the remote violated the protocol; the session is dead afterwards and every
+        later call raises the same error.
+        """
+        if self._error is not None:
+            raise self._error
+        try:
+            return self._receive(memoryview(data).cast("B"))
+        except MplexProtocolError as exc:
+            self._error = exc
+            self._closed = True
+            raise
+
+    def _receive(self, mv: memoryview) -> list[Event]:
+        events: list[Event] = []
+        pos = 0
+        n = len(mv)
+        while pos < n:
+            if self._state == _HEADER:
+                pos = self._parse_header(mv, pos)
+                if self._state == _BODY and self._body_left == 0:
+                    self._end_frame(events)  # empty frame: complete at once
+                continue
+            take = min(self._body_left, n - pos)
+            self._body_chunk(mv[pos : pos + take], events)
+            pos += take
+            self._body_left -= take
+            if self._body_left == 0:
+                self._end_frame(events)
+        return events
+
+    def _parse_header(self, mv: memoryview, pos: int) -> int:
+        """Parse a header at ``pos``; return the new position (end of input if incomplete)."""
+        held = len(self._hdr)
+        if held:
+            self._hdr += mv[pos : pos + MAX_HEADER_SIZE - held]
+            buf: Buffer = self._hdr
+            start = 0
+        else:
+            buf = mv
+            start = pos
+        try:
+            first = decode_uvarint(buf, start)
+            second = decode_uvarint(buf, first[1]) if first is not None else None
+        except ProtocolError as exc:
+            raise MplexProtocolError(f"mplex: bad frame header: {exc}") from None
+        if first is None or second is None:
+            if not held:
+                self._hdr += mv[pos:]
+            return len(mv)
+        header, _ = first
+        length, end = second
+        if held:
+            new_pos = pos + end - held
+            self._hdr.clear()
+        else:
+            new_pos = end
+        self._start_frame(header, length)
+        return new_pos
+
+    def _start_frame(self, header: int, length: int) -> None:
+        flag = header & 7
+        sid = header >> 3
+        if flag == 7:
+            raise MplexProtocolError(f"mplex: invalid flag 7 on stream {sid}")
+        if length > self.options.max_message_size:
+            raise MplexFrameTooLarge(
+                f"mplex: frame of {length} bytes exceeds {self.options.max_message_size}"
+            )
+        key = key_for_incoming(sid, flag)
+        if flag == Flag.NEW_STREAM:
+            if key in self._streams:
+                raise MplexProtocolError(f"mplex: NewStream for open stream {sid}")
+            self._name.clear()
+        elif key not in self._streams:
+            self._note_unknown(key)
+        self._body_flag = flag
+        self._body_key = key
+        self._body_left = length
+        self._state = _BODY
+
+    def _note_unknown(self, key: StreamKey) -> None:
+        """A frame for a stream not in the table: a straggler, or a stream never opened."""
+        if key.opened_by_us:
+            straggler = key.id < self._next_id
+        else:
+            straggler = key.id <= self._max_remote_id
+        if not straggler:
+            self._unknown_frames += 1
+            if self._unknown_frames > self.options.max_unknown_frames:
+                raise MplexProtocolError(
+                    f"mplex: more than {self.options.max_unknown_frames} frames "
+                    "for streams that were never opened"
+                )
+
+    def _body_chunk(self, chunk: memoryview, events: list[Event]) -> None:
+        flag = self._body_flag
+        if flag == Flag.MESSAGE_RECEIVER or flag == Flag.MESSAGE_INITIATOR:
+            key = self._body_key
+            st = self._streams.get(key)
+            if st is None or st.remote_closed:
+                return  # late data (go-mplex drops it too)
+            size = len(chunk)
+            if st.buffered + size > self.options.max_stream_buffer:
+                self._remove(key)
+                self._outbox.append(encode_frame(key.id, outgoing_flag(key, Flag.RESET_RECEIVER)))
+                events.append(
+                    StreamReset(
+                        key,
+                        by_remote=False,
+                        reason=f"reader fell more than {self.options.max_stream_buffer} "
+                        "bytes behind (mplex has no flow control)",
+                    )
+                )
+                return
+            st.buffered += size
+            events.append(DataReceived(key, bytes(chunk)))
+        elif flag == Flag.NEW_STREAM:
+            self._name += chunk
+        # Close and Reset carry no data; a body is tolerated and skipped.
+
+    def _end_frame(self, events: list[Event]) -> None:
+        self._state = _HEADER
+        flag = self._body_flag
+        key = self._body_key
+        if flag == Flag.NEW_STREAM:
+            self._max_remote_id = max(self._max_remote_id, key.id)
+            if self._closed or self._n_inbound >= self.options.max_streams:
+                self._outbox.append(encode_frame(key.id, Flag.RESET_RECEIVER))
+                return
+            self._streams[key] = _Stream()
+            self._n_inbound += 1
+            events.append(StreamOpened(key, self._name.decode("utf-8", "replace")))
+        elif flag == Flag.CLOSE_RECEIVER or flag == Flag.CLOSE_INITIATOR:
+            st = self._streams.get(key)
+            if st is None or st.remote_closed:
+                return  # duplicate Close: tolerated, as go-mplex does
+            st.remote_closed = True
+            events.append(StreamEnded(key))
+            if st.local_closed:
+                self._remove(key)
+        elif flag == Flag.RESET_RECEIVER or flag == Flag.RESET_INITIATOR:
+            if key in self._streams:
+                self._remove(key)
+                events.append(StreamReset(key, by_remote=True, reason="reset by the remote"))
+
+    def _remove(self, key: StreamKey) -> None:
+        del self._streams[key]
+        if key.opened_by_us:
+            self._n_outbound -= 1
+        else:
+            self._n_inbound -= 1
