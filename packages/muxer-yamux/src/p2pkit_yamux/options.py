@@ -1,0 +1,65 @@
+"""Typed configuration of the yamux plugin (validated before any socket opens)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from p2pkit.errors import ConfigError
+
+KiB = 1024
+MiB = 1024 * KiB
+
+#: The window every stream starts with, both ways (spec: 256 KiB; never negotiated).
+INITIAL_WINDOW = 256 * KiB
+
+
+@dataclasses.dataclass(frozen=True)
+class YamuxOptions:
+    """Knobs of a yamux session.
+
+    The defaults are what go-yamux / js-libp2p-yamux use, so that a p2pkit peer behaves
+    like the peers it talks to (see the package README for the reasoning of each one).
+    """
+
+    initial_window: int = INITIAL_WINDOW
+    """Receive window granted to every new stream.  Values above 256 KiB are announced
+    as extra window on the SYN / ACK frame (the spec's base window is always 256 KiB)."""
+    max_stream_window: int = 16 * MiB
+    """Upper bound of auto-tuning: a stream's receive window doubles up to this."""
+    max_session_receive_buffer: int = 256 * MiB
+    """Bound on the sum of all stream receive windows of a session.  Growth beyond it is
+    refused; every stream always keeps at least ``initial_window``."""
+    accept_backlog: int = 256
+    """Inbound streams waiting for ``accept_stream``; SYNs beyond it are answered RST."""
+    max_outbound_unacked: int = 256
+    """Outbound SYNs not yet ACKed by the peer; ``open_stream`` waits beyond it."""
+    max_streams: int = 1000
+    """Inbound streams open at once; SYNs beyond it are answered RST."""
+    max_frame_size: int = 16 * MiB
+    """Largest Data payload we send in one frame (never more than the peer's window)."""
+    keepalive_interval: float = 30.0
+    """Seconds between keepalive pings (0 = off).  Each pong also refreshes the RTT."""
+    keepalive_timeout: float = 10.0
+    """A keepalive ping not answered within this many seconds ends the session."""
+    ping_on_start: bool = True
+    """Send one ping right after the session starts (like js) to measure the RTT that
+    window auto-tuning needs."""
+    close_timeout: float = 5.0
+    """``close()`` waits at most this long for open streams to finish."""
+
+    def __post_init__(self) -> None:
+        if self.initial_window < INITIAL_WINDOW:
+            raise ConfigError(f"yamux initial_window must be >= {INITIAL_WINDOW} (spec)")
+        if self.initial_window >= 1 << 32:
+            raise ConfigError("yamux initial_window must fit in 32 bits")
+        if not self.initial_window <= self.max_stream_window < 1 << 32:
+            raise ConfigError("yamux max_stream_window must be in [initial_window, 2**32)")
+        if self.max_session_receive_buffer < self.initial_window:
+            raise ConfigError("yamux max_session_receive_buffer must be >= initial_window")
+        for name in ("accept_backlog", "max_outbound_unacked", "max_streams", "max_frame_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"yamux {name} must be >= 1")
+        if self.keepalive_interval < 0 or self.keepalive_timeout <= 0:
+            raise ConfigError("yamux keepalive_interval must be >= 0, keepalive_timeout > 0")
+        if self.close_timeout < 0:
+            raise ConfigError("yamux close_timeout must be >= 0")

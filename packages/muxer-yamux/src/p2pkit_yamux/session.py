@@ -1,0 +1,465 @@
+"""The yamux protocol as a pure state machine (sans-IO): bytes in -> events, calls -> bytes out.
+
+No sockets, no asyncio, no clock: the caller passes the time (a float, any unit, as
+long as it is consistent) where it matters (RTT, window auto-tuning).  The asyncio
+shell in :mod:`p2pkit_yamux.shell` drives it; tests drive it directly.
+
+Frames the session must send on its own while parsing (ping answers, RST for SYNs it
+refuses, GoAway(1) on a protocol error) are queued; fetch them with
+:meth:`YamuxSession.data_to_send` after each :meth:`YamuxSession.receive_data`.
+
+What we tolerate, because real peers do it (see INTEROP-NOTES): frames for unknown or
+closed stream ids (Data payload discarded), window updates after close, unknown GoAway
+codes, unsolicited ping ACKs (ignored, never answered), data before the ACK of our SYN.
+What ends the session with GoAway(1): bad version, unknown type, SYN for an id in use,
+SYN with the wrong parity or id 0, more data than the window we granted, a second FIN,
+data after FIN.
+"""
+
+from __future__ import annotations
+
+from p2pkit.abc import Buffer
+from p2pkit.errors import ConnectionClosed, ResourceLimitExceeded, StreamClosed
+
+from p2pkit_yamux import frames as fr
+from p2pkit_yamux.errors import YamuxGoAway, YamuxProtocolError
+from p2pkit_yamux.events import (
+    ConnectionTerminated,
+    DataReceived,
+    Event,
+    GoAwayReceived,
+    PingReceived,
+    PongReceived,
+    StreamAcked,
+    StreamEOF,
+    StreamOpened,
+    StreamReset,
+    WindowUpdated,
+)
+from p2pkit_yamux.flow import ReceiveWindow, WindowBudget
+from p2pkit_yamux.options import INITIAL_WINDOW, YamuxOptions
+
+_HEADER = fr.HEADER
+_unpack_from = fr.HEADER.unpack_from
+_pack = fr.HEADER.pack
+
+#: Payloads below this are copied behind their header (one write); larger ones are sent
+#: as header + zero-copy view.
+COALESCE_LIMIT = 16 * 1024
+
+
+class _Fatal(Exception):
+    """Internal: unwinds the parser on a protocol error."""
+
+    def __init__(self, error: YamuxProtocolError) -> None:
+        self.error = error
+
+
+def _fatal(reason: str, message: str) -> _Fatal:
+    return _Fatal(YamuxProtocolError(reason, message))
+
+
+class StreamState:
+    """What the session knows about one live stream."""
+
+    __slots__ = (
+        "accepted",
+        "acked",
+        "local_fin",
+        "outbound",
+        "recv",
+        "remote_fin",
+        "send_window",
+        "stream_id",
+    )
+
+    def __init__(self, stream_id: int, outbound: bool, recv: ReceiveWindow) -> None:
+        self.stream_id = stream_id
+        self.outbound = outbound
+        self.send_window = INITIAL_WINDOW
+        self.recv = recv
+        self.local_fin = False
+        self.remote_fin = False
+        self.acked = not outbound  # outbound: until the peer's ACK
+        self.accepted = outbound  # inbound: until the application accepts it
+
+
+class YamuxSession:
+    """One side of a yamux session.
+
+    ``is_client``: the side that dialed (odd stream ids); the listener uses even ids.
+    """
+
+    def __init__(self, is_client: bool, options: YamuxOptions | None = None) -> None:
+        self.is_client = is_client
+        self.options = opts = options or YamuxOptions()
+        self.streams: dict[int, StreamState] = {}
+        self.rtt: float | None = None
+        """Latest round-trip time measured with a ping (caller's time unit)."""
+        self.goaway_sent: int | None = None
+        self.goaway_received: int | None = None
+        self.terminated: ConnectionTerminated | None = None
+        self._next_id = 1 if is_client else 2
+        self._remote_parity = 0 if is_client else 1
+        self._outbox: list[bytes] = []
+        self._budget = WindowBudget(max(0, opts.max_session_receive_buffer - opts.initial_window))
+        self._extra_window = opts.initial_window - INITIAL_WINDOW
+        self._inbound_pending = 0  # inbound SYNs not yet accepted by the application
+        self._inbound_open = 0
+        self._unacked = 0  # outbound SYNs not yet ACKed
+        self._pings: dict[int, float] = {}
+        self._ping_counter = 0
+        # parser state
+        self._hdr = bytearray()
+        self._left = 0  # payload bytes of the current Data frame still to come
+        self._cur: StreamState | None = None  # its stream (None: discard the payload)
+        self._cur_fin = False  # FIN to apply once the payload is complete
+
+    # -- introspection -----------------------------------------------------------------
+
+    @property
+    def unacked_outbound(self) -> int:
+        """Our SYNs the peer has not ACKed yet."""
+        return self._unacked
+
+    @property
+    def can_open(self) -> bool:
+        """True when :meth:`open_stream` would succeed now."""
+        return (
+            self.terminated is None
+            and self.goaway_sent is None
+            and self.goaway_received is None
+            and self._unacked < self.options.max_outbound_unacked
+            and self._next_id <= fr.MAX_U32
+        )
+
+    def send_window(self, stream_id: int) -> int:
+        """Bytes we may send on the stream now (0 if it is not open for writing)."""
+        st = self.streams.get(stream_id)
+        if st is None or st.local_fin:
+            return 0
+        return st.send_window
+
+    def receive_window(self, stream_id: int) -> int:
+        """The current maximum receive window of the stream (grows with auto-tuning)."""
+        st = self.streams.get(stream_id)
+        return st.recv.maximum if st is not None else 0
+
+    def data_to_send(self) -> bytes:
+        """Frames the session queued on its own (ping answers, refusals, GoAway)."""
+        if not self._outbox:
+            return b""
+        out = b"".join(self._outbox)
+        self._outbox.clear()
+        return out
+
+    # -- sending ---------------------------------------------------------------------
+
+    def open_stream(self, now: float | None = None) -> tuple[int, bytes]:
+        """Open an outbound stream: returns its id and the WINDOW_UPDATE|SYN frame."""
+        if self.terminated is not None:
+            raise ConnectionClosed("yamux session is closed")
+        if self.goaway_sent is not None or self.goaway_received is not None:
+            raise ConnectionClosed("yamux session is going away: no new streams")
+        if self._unacked >= self.options.max_outbound_unacked:
+            raise ResourceLimitExceeded(
+                f"{self._unacked} yamux streams wait for the peer's ACK (limit "
+                f"{self.options.max_outbound_unacked})"
+            )
+        sid = self._next_id
+        if sid > fr.MAX_U32:
+            raise ResourceLimitExceeded("yamux stream ids exhausted")
+        self._next_id = sid + 2
+        st = StreamState(sid, True, self._new_window(now))
+        st.recv.grow_base(self._extra_window)
+        self.streams[sid] = st
+        self._unacked += 1
+        return sid, _pack(0, fr.TYPE_WINDOW_UPDATE, fr.FLAG_SYN, sid, self._extra_window)
+
+    def accept(self, stream_id: int) -> bytes:
+        """The application took the inbound stream: the ACK frame (exactly once per stream)."""
+        st = self.streams.get(stream_id)
+        if st is None or st.accepted:
+            return b""
+        st.accepted = True
+        self._inbound_pending -= 1
+        st.recv.grow_base(self._extra_window)
+        return _pack(0, fr.TYPE_WINDOW_UPDATE, fr.FLAG_ACK, stream_id, self._extra_window)
+
+    def send_data(self, stream_id: int, data: Buffer) -> tuple[int, list[Buffer]]:
+        """Frame as much of ``data`` as the peer's window allows.
+
+        Returns ``(bytes taken, buffers to write in order)``.  Small payloads are copied
+        behind their header; large ones are returned as header + a view of ``data``
+        (so ``data`` must not change until written: pass ``bytes``).
+        """
+        st = self.streams.get(stream_id)
+        if st is None or st.local_fin:
+            raise StreamClosed(f"yamux stream {stream_id} is not open for writing")
+        total = min(len(data), st.send_window)
+        if total <= 0:
+            return 0, []
+        st.send_window -= total
+        view = memoryview(data)
+        limit = self.options.max_frame_size
+        out: list[Buffer] = []
+        pos = 0
+        while pos < total:
+            size = min(limit, total - pos)
+            hdr = _pack(0, fr.TYPE_DATA, 0, stream_id, size)
+            if size < COALESCE_LIMIT:
+                out.append(hdr + view[pos : pos + size])
+            else:
+                out.append(hdr)
+                out.append(view[pos : pos + size])
+            pos += size
+        return total, out
+
+    def close_stream(self, stream_id: int) -> bytes:
+        """Half-close: WINDOW_UPDATE|FIN (idempotent; b"" if nothing to send)."""
+        st = self.streams.get(stream_id)
+        if st is None or st.local_fin:
+            return b""
+        st.local_fin = True
+        if st.remote_fin:
+            self._remove(st)
+        return _pack(0, fr.TYPE_WINDOW_UPDATE, fr.FLAG_FIN, stream_id, 0)
+
+    def reset_stream(self, stream_id: int) -> bytes:
+        """Abort the stream: WINDOW_UPDATE|RST (b"" if it is already gone)."""
+        st = self.streams.get(stream_id)
+        if st is None:
+            return b""
+        self._remove(st)
+        return _pack(0, fr.TYPE_WINDOW_UPDATE, fr.FLAG_RST, stream_id, 0)
+
+    def consumed(self, stream_id: int, n: int, now: float) -> bytes:
+        """The application consumed ``n`` bytes: a window update when one is due."""
+        st = self.streams.get(stream_id)
+        if st is None or st.remote_fin:
+            return b""
+        delta = st.recv.consumed(n, now, self.rtt)
+        if not delta:
+            return b""
+        return _pack(0, fr.TYPE_WINDOW_UPDATE, 0, stream_id, delta)
+
+    def ping(self, now: float, value: int | None = None) -> tuple[int, bytes]:
+        """A PING|SYN frame; its ACK yields :class:`PongReceived` with the RTT."""
+        if value is None:
+            self._ping_counter = (self._ping_counter + 1) & fr.MAX_U32
+            value = self._ping_counter
+        self._pings[value] = now
+        return value, fr.ping(value, fr.FLAG_SYN)
+
+    def go_away(self, code: int = fr.GO_AWAY_NORMAL) -> bytes:
+        """GoAway: code 0 stops new streams both ways; other codes end the session."""
+        if self.goaway_sent is not None:
+            return b""
+        self.goaway_sent = code
+        if code != fr.GO_AWAY_NORMAL and self.terminated is None:
+            self.terminated = ConnectionTerminated("local-goaway", YamuxGoAway(code))
+        return fr.go_away(code)
+
+    # -- receiving -------------------------------------------------------------------
+
+    def receive_data(self, data: Buffer, now: float | None = None) -> list[Event]:
+        """Parse bytes from the peer.  ``data`` is only read during the call.
+
+        Never raises for bad input: a protocol error ends the list with
+        :class:`ConnectionTerminated` (and queues GoAway(1)); later input is ignored.
+        """
+        events: list[Event] = []
+        if self.terminated is not None:
+            return events
+        mv = memoryview(data)
+        if mv.format != "B" or mv.ndim != 1:
+            mv = mv.cast("B")
+        n = len(mv)
+        pos = 0
+        try:
+            while pos < n:
+                left = self._left
+                if left:
+                    take = n - pos if n - pos < left else left
+                    cur = self._cur
+                    if cur is not None:
+                        events.append(DataReceived(cur.stream_id, bytes(mv[pos : pos + take])))
+                    pos += take
+                    left -= take
+                    self._left = left
+                    if not left:
+                        self._end_payload(events)
+                    continue
+                hdr = self._hdr
+                if hdr:
+                    take = min(fr.HEADER_SIZE - len(hdr), n - pos)
+                    hdr += mv[pos : pos + take]
+                    pos += take
+                    if len(hdr) < fr.HEADER_SIZE:
+                        break
+                    fields = _HEADER.unpack(hdr)
+                    hdr.clear()
+                elif n - pos >= fr.HEADER_SIZE:
+                    fields = _unpack_from(mv, pos)
+                    pos += fr.HEADER_SIZE
+                else:
+                    hdr += mv[pos:]
+                    break
+                self._frame(fields[0], fields[1], fields[2], fields[3], fields[4], events, now)
+                if self.terminated is not None:
+                    break
+        except _Fatal as exc:
+            self._outbox.append(fr.go_away(fr.GO_AWAY_PROTOCOL_ERROR))
+            self.goaway_sent = fr.GO_AWAY_PROTOCOL_ERROR
+            term = ConnectionTerminated(exc.error.reason, exc.error)
+            self.terminated = term
+            events.append(term)
+        return events
+
+    def _frame(
+        self,
+        version: int,
+        ftype: int,
+        flags: int,
+        sid: int,
+        length: int,
+        events: list[Event],
+        now: float | None,
+    ) -> None:
+        if version != fr.VERSION:
+            raise _fatal("bad-version", f"frame version {version} (only 0 exists)")
+        if ftype <= fr.TYPE_WINDOW_UPDATE:
+            self._stream_frame(ftype, flags, sid, length, events, now)
+        elif ftype == fr.TYPE_PING:
+            if flags & fr.FLAG_SYN:
+                self._outbox.append(fr.ping(length, fr.FLAG_ACK))
+                events.append(PingReceived(length))
+            elif flags & fr.FLAG_ACK:
+                sent = self._pings.pop(length, None)
+                if sent is not None:  # an unsolicited ACK is ignored
+                    rtt = float("nan")
+                    if now is not None:
+                        rtt = max(now - sent, 0.0)
+                        self.rtt = rtt
+                    events.append(PongReceived(length, rtt))
+        elif ftype == fr.TYPE_GO_AWAY:
+            self.goaway_received = length
+            events.append(GoAwayReceived(length))
+            if length != fr.GO_AWAY_NORMAL:
+                term = ConnectionTerminated("remote-goaway", YamuxGoAway(length))
+                self.terminated = term
+                events.append(term)
+        else:
+            raise _fatal("unknown-type", f"frame type {ftype} (known: 0..3)")
+
+    def _stream_frame(
+        self,
+        ftype: int,
+        flags: int,
+        sid: int,
+        length: int,
+        events: list[Event],
+        now: float | None,
+    ) -> None:
+        is_data = ftype == fr.TYPE_DATA
+        st = self.streams.get(sid)
+        if flags & fr.FLAG_SYN:
+            if sid == 0:
+                raise _fatal("syn-on-session", "SYN for stream id 0 (reserved for the session)")
+            if st is not None:
+                raise _fatal("duplicate-syn", f"SYN for stream {sid}, which is already open")
+            if sid & 1 != self._remote_parity:
+                raise _fatal("wrong-parity", f"SYN for stream {sid}: that id is ours to use")
+            opts = self.options
+            if (
+                self.goaway_sent is not None
+                or self.goaway_received is not None
+                or self._inbound_pending >= opts.accept_backlog
+                or self._inbound_open >= opts.max_streams
+            ):
+                self._outbox.append(_pack(0, fr.TYPE_WINDOW_UPDATE, fr.FLAG_RST, sid, 0))
+                if is_data:
+                    self._skip(length)
+                return
+            st = StreamState(sid, False, self._new_window(now))
+            self.streams[sid] = st
+            self._inbound_pending += 1
+            self._inbound_open += 1
+            events.append(StreamOpened(sid))
+        elif st is None:
+            # Unknown or already closed stream (peers send late window updates, data,
+            # FIN, RST after close): tolerated, payload discarded.
+            if is_data:
+                self._skip(length)
+            return
+        if flags & fr.FLAG_ACK and not st.acked:
+            st.acked = True
+            self._unacked -= 1
+            events.append(StreamAcked(sid))
+        if flags & fr.FLAG_RST:
+            self._remove(st)
+            events.append(StreamReset(sid))
+            if is_data:
+                self._skip(length)
+            return
+        if not is_data:
+            if length:
+                st.send_window += length
+                events.append(WindowUpdated(sid, st.send_window))
+            if flags & fr.FLAG_FIN:
+                self._remote_fin(st, events)
+            return
+        if length:
+            if st.remote_fin:
+                raise _fatal("data-after-fin", f"{length} data bytes on stream {sid} after FIN")
+            if not st.recv.receive(length):
+                raise _fatal(
+                    "window-overrun",
+                    f"{length} data bytes on stream {sid}, window granted {st.recv.available}",
+                )
+            self._left = length
+            self._cur = st
+            self._cur_fin = bool(flags & fr.FLAG_FIN)
+        elif flags & fr.FLAG_FIN:
+            self._remote_fin(st, events)
+
+    def _skip(self, length: int) -> None:
+        self._left = length
+        self._cur = None
+        self._cur_fin = False
+
+    def _end_payload(self, events: list[Event]) -> None:
+        st = self._cur
+        self._cur = None
+        if st is not None and self._cur_fin:
+            self._cur_fin = False
+            self._remote_fin(st, events)
+
+    def _remote_fin(self, st: StreamState, events: list[Event]) -> None:
+        if st.remote_fin:
+            raise _fatal("second-fin", f"second FIN on stream {st.stream_id}")
+        st.remote_fin = True
+        events.append(StreamEOF(st.stream_id))
+        if st.local_fin:
+            self._remove(st)
+
+    # -- bookkeeping -----------------------------------------------------------------
+
+    def _new_window(self, now: float | None) -> ReceiveWindow:
+        win = ReceiveWindow(INITIAL_WINDOW, self.options.max_stream_window, self._budget)
+        win.last_update = now
+        return win
+
+    def _remove(self, st: StreamState) -> None:
+        if self.streams.pop(st.stream_id, None) is None:
+            return
+        st.recv.release()
+        if st.outbound:
+            if not st.acked:
+                st.acked = True
+                self._unacked -= 1
+        else:
+            self._inbound_open -= 1
+            if not st.accepted:
+                st.accepted = True
+                self._inbound_pending -= 1
