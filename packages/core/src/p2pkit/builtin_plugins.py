@@ -1,0 +1,48 @@
+"""Plugins shipped inside the core, registered through the same entry-point path as
+third-party ones (``builtin = "p2pkit.builtin_plugins"``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from p2pkit.plugins.spec import Components, PluginSpec, hookimpl
+
+
+def _plaintext(components: Components, options: Any) -> Any:
+    from p2pkit.security.plaintext import PlaintextSecurity
+
+    return PlaintextSecurity(components.private_key, options)
+
+
+def _memory_peerstore(components: Components, options: Any) -> Any:
+    from p2pkit.peerstore import MemoryPeerstore
+
+    return MemoryPeerstore()
+
+
+@hookimpl
+def p2pkit_security_protocols() -> list[PluginSpec]:
+    from p2pkit.security.plaintext import PROTOCOL_ID, PlaintextOptions
+
+    return [
+        PluginSpec(
+            kind="security",
+            name="plaintext",
+            protocol_id=PROTOCOL_ID,
+            factory=_plaintext,
+            options=PlaintextOptions,
+            description="INSECURE /plaintext/2.0.0 (testing only; never a default)",
+        )
+    ]
+
+
+@hookimpl
+def p2pkit_peerstores() -> list[PluginSpec]:
+    return [
+        PluginSpec(
+            kind="peerstore",
+            name="memory",
+            factory=_memory_peerstore,
+            description="in-memory peerstore (the default)",
+        )
+    ]

@@ -1,0 +1,379 @@
+"""The ``p2pkit`` command line: the interop and benchmark contract (DESIGN.md section 7).
+
+Every command that dials or listens takes ``--security`` and ``--muxer`` (comma-separated
+preference lists; default: what the installed plugins offer, Noise and Yamux first).
+``--json`` prints one JSON object on stdout.  Exit 0 on success; on failure a one-line
+reason on stderr and a non-zero exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import hashlib
+import json
+import os
+import signal
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from p2pkit.errors import P2PError
+
+DEFAULT_LISTEN = "/ip4/127.0.0.1/tcp/0"
+
+
+def _add_stack_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--security", help="comma-separated security protocols, preferred first")
+    p.add_argument("--muxer", help="comma-separated stream muxers, preferred first")
+    p.add_argument("--transport", help="comma-separated transports (default: all installed)")
+    p.add_argument("--identity", help="private key file (PEM or libp2p protobuf)")
+    p.add_argument("--config", help="TOML configuration file ([p2pkit] table)")
+    p.add_argument("--timeout", type=float, default=60.0, help="overall time limit in seconds")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="p2pkit", description="libp2p connection stack for Python"
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("id", help="generate an identity and print its peer id")
+    p.add_argument(
+        "--key-type", default="ed25519", choices=["ed25519", "secp256k1", "ecdsa", "rsa"]
+    )
+    p.add_argument("--out", help="write the private key to this file (PEM)")
+    p.add_argument("--format", default="pem", choices=["pem", "protobuf"])
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("listen", help="listen and serve ping, identify, echo and perf")
+    p.add_argument(
+        "--listen", action="append", help=f"multiaddr to listen on (default {DEFAULT_LISTEN})"
+    )
+    _add_stack_args(p)
+
+    p = sub.add_parser("ping", help="ping a peer")
+    p.add_argument("addr")
+    p.add_argument("--count", type=int, default=5)
+    p.add_argument("--json", action="store_true")
+    _add_stack_args(p)
+
+    p = sub.add_parser("echo", help="echo data through /echo/1.0.0 and check it")
+    p.add_argument("addr")
+    p.add_argument("--streams", type=int, default=1)
+    p.add_argument("--bytes", type=int, default=1024)
+    p.add_argument("--json", action="store_true")
+    _add_stack_args(p)
+
+    p = sub.add_parser("perf", help="measure throughput with /perf/1.0.0")
+    p.add_argument("addr")
+    p.add_argument("--upload", type=int, default=0)
+    p.add_argument("--download", type=int, default=0)
+    p.add_argument("--json", action="store_true")
+    _add_stack_args(p)
+
+    p = sub.add_parser("identify", help="run identify against a peer")
+    p.add_argument("addr")
+    p.add_argument("--json", action="store_true")
+    _add_stack_args(p)
+
+    p = sub.add_parser("plugins", help="list installed plugins")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("demo", help="two hosts on loopback: connect, ping, identify, perf")
+    p.add_argument("--bytes", type=int, default=32 * 1024 * 1024)
+    p.add_argument("--json", action="store_true")
+    _add_stack_args(p)
+    return parser
+
+
+def _host(args: argparse.Namespace, *, listen: Sequence[str] = (), serve: bool = False) -> Any:
+    from p2pkit.config import load_config
+    from p2pkit.host import Host
+
+    overrides: dict[str, Any] = {}
+    if args.security:
+        overrides["security"] = args.security
+    if args.muxer:
+        overrides["muxers"] = args.muxer
+    if args.transport:
+        overrides["transports"] = args.transport
+    if args.identity:
+        overrides["identity"] = args.identity
+    if listen:
+        overrides["listen"] = list(listen)
+    if serve:
+        overrides["enable_echo"] = True
+        overrides["enable_perf"] = True
+    source: Any = args.config if args.config else {}
+    return Host(load_config(source, overrides=overrides))
+
+
+def _emit(args: argparse.Namespace, obj: dict[str, Any], text: str) -> None:
+    if getattr(args, "json", False):
+        print(json.dumps(obj), flush=True)
+    else:
+        print(text, flush=True)
+
+
+# -- commands --------------------------------------------------------------------------------
+
+
+def cmd_id(args: argparse.Namespace) -> int:
+    from p2pkit.crypto import generate_private_key, write_private_key
+    from p2pkit.peer import PeerId
+
+    key = generate_private_key(args.key_type)
+    peer = PeerId.from_public_key(key.public_key)
+    if args.out:
+        write_private_key(args.out, key, format=args.format)
+    _emit(args, {"peer_id": str(peer), "key_type": args.key_type, "file": args.out}, str(peer))
+    return 0
+
+
+async def cmd_listen(args: argparse.Namespace) -> int:
+    host = _host(args, listen=args.listen or ([] if args.config else [DEFAULT_LISTEN]), serve=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    async with host:
+        if not host.listen_addrs:
+            await host.listen(DEFAULT_LISTEN)
+        for addr in host.listen_addrs:
+            print(f"LISTEN {addr}/p2p/{host.peer_id}", flush=True)
+        await stop.wait()
+    return 0
+
+
+async def _dial(host: Any, addr: str) -> tuple[Any, float]:
+    start = time.perf_counter()
+    conn = await host.connect(addr)
+    return conn, (time.perf_counter() - start) * 1000
+
+
+async def cmd_ping(args: argparse.Namespace) -> int:
+    from p2pkit.protocols.ping import PROTOCOL_ID, ping
+
+    async with _host(args) as host:
+        conn, connect_ms = await _dial(host, args.addr)
+        stream = await conn.new_stream([PROTOCOL_ID])
+        rtts = [r * 1000 for r in await ping(stream, args.count)]
+    med = statistics.median(rtts)
+    _emit(
+        args,
+        {
+            "rtt_ms": [round(r, 3) for r in rtts],
+            "median_ms": round(med, 3),
+            "connect_ms": round(connect_ms, 3),
+        },
+        "\n".join(f"pong: {r:.3f} ms" for r in rtts) + f"\nmedian {med:.3f} ms",
+    )
+    return 0
+
+
+async def _echo_one(conn: Any, nbytes: int) -> None:
+    from p2pkit.protocols.echo import PROTOCOL_ID
+
+    stream = await conn.new_stream([PROTOCOL_ID])
+    payload = os.urandom(nbytes)
+    want = hashlib.sha256(payload).digest()
+
+    async def writer() -> None:
+        view = memoryview(payload)
+        for i in range(0, nbytes, 256 * 1024):
+            await stream.write(view[i : i + 256 * 1024])
+        await stream.close_write()
+
+    async def reader() -> bytes:
+        h = hashlib.sha256()
+        got = 0
+        while True:
+            data = await stream.read(1 << 20)
+            if not data:
+                break
+            h.update(data)
+            got += len(data)
+        if got != nbytes:
+            raise P2PError(f"echo: sent {nbytes} bytes, got {got} back")
+        return h.digest()
+
+    _, digest = await asyncio.gather(writer(), reader())
+    await stream.close()
+    if digest != want:
+        raise P2PError("echo: data came back different")
+
+
+async def cmd_echo(args: argparse.Namespace) -> int:
+    async with _host(args) as host:
+        conn, connect_ms = await _dial(host, args.addr)
+        start = time.perf_counter()
+        await asyncio.gather(*(_echo_one(conn, args.bytes) for _ in range(args.streams)))
+        seconds = time.perf_counter() - start
+    _emit(
+        args,
+        {
+            "ok": True,
+            "streams": args.streams,
+            "bytes": args.bytes,
+            "seconds": round(seconds, 6),
+            "connect_ms": round(connect_ms, 3),
+        },
+        f"echo ok: {args.streams} stream(s) x {args.bytes} bytes in {seconds:.3f} s",
+    )
+    return 0
+
+
+async def cmd_perf(args: argparse.Namespace) -> int:
+    from p2pkit.protocols.perf import PROTOCOL_ID, perf
+
+    async with _host(args) as host:
+        conn, connect_ms = await _dial(host, args.addr)
+        stream = await conn.new_stream([PROTOCOL_ID])
+        result = await perf(stream, args.upload, args.download)
+    obj = {**result.as_dict(), "connect_ms": round(connect_ms, 3)}
+    _emit(
+        args,
+        obj,
+        f"upload {obj['upload_bytes']} B in {obj['upload_seconds']} s ({obj['upload_MBps']} MB/s); "
+        f"download {obj['download_bytes']} B in {obj['download_seconds']} s "
+        f"({obj['download_MBps']} MB/s)",
+    )
+    return 0
+
+
+async def cmd_identify(args: argparse.Namespace) -> int:
+    async with _host(args) as host:
+        conn, _ = await _dial(host, args.addr)
+        service = host.components.extra.get("identify")
+        if service is None:
+            raise P2PError("identify is disabled in this configuration")
+        info = await service.identify(conn)
+        obj = {
+            "peer_id": str(conn.peer),
+            "agent_version": info.agent_version,
+            "protocol_version": info.protocol_version,
+            "protocols": info.protocols,
+            "listen_addrs": [str(a) for a in info.multiaddrs()],
+            "observed_addr": str(info.observed()) if info.observed() else None,
+            "public_key_type": host.peerstore.public_key(conn.peer).key_type.name
+            if host.peerstore.public_key(conn.peer)
+            else None,
+        }
+    text = "\n".join(f"{k}: {v}" for k, v in obj.items())
+    _emit(args, obj, text)
+    return 0
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    from p2pkit.plugins.registry import default_registry
+
+    reg = default_registry()
+    rows = []
+    for spec in reg.all_specs():
+        rows.append(
+            {
+                "name": spec.name,
+                "kind": spec.kind,
+                "protocol_id": spec.protocol_id,
+                "package": spec.package,
+                "version": spec.version,
+                "description": spec.description,
+            }
+        )
+    broken = [
+        {"name": b.name, "package": b.package, "error": f"{type(b.error).__name__}: {b.error}"}
+        for b in reg.broken
+    ]
+    if args.json:
+        print(json.dumps({"plugins": rows, "broken": broken}), flush=True)
+        return 0
+    width = max((len(str(r["name"])) for r in rows), default=4)
+    for r in rows:
+        print(
+            f"{r['kind']:<18} {r['name']:<{width}}  {r['protocol_id'] or '-':<22} "
+            f"{r['package'] or '-'} {r['version'] or ''}".rstrip()
+        )
+    for b in broken:
+        print(f"BROKEN {b['name']} ({b['package']}): {b['error']}", file=sys.stderr)
+    return 0
+
+
+async def cmd_demo(args: argparse.Namespace) -> int:
+    from p2pkit.protocols.perf import PROTOCOL_ID as PERF
+    from p2pkit.protocols.perf import perf
+    from p2pkit.protocols.ping import PROTOCOL_ID as PING
+    from p2pkit.protocols.ping import ping
+
+    server = _host(args, listen=[DEFAULT_LISTEN], serve=True)
+    client = _host(args)
+    out: dict[str, Any] = {}
+    async with server, client:
+        addr = server.addrs_with_peer_id[0]
+        conn, connect_ms = await _dial(client, str(addr))
+        out["listen"] = str(addr)
+        out["client"] = str(client.peer_id)
+        out["stack"] = f"{conn.security_protocol} + {conn.muxer_protocol}" + (
+            " (muxer agreed in the handshake)" if conn.early_muxer else ""
+        )
+        out["connect_ms"] = round(connect_ms, 3)
+        rtts = await ping(await conn.new_stream([PING]), 5)
+        out["ping_median_ms"] = round(statistics.median(rtts) * 1000, 3)
+        info = await client.components.extra["identify"].identify(conn)
+        out["identify"] = {"agent_version": info.agent_version, "protocols": info.protocols}
+        result = await perf(await conn.new_stream([PERF]), args.bytes, args.bytes)
+        out["perf"] = result.as_dict()
+    if args.json:
+        print(json.dumps(out), flush=True)
+    else:
+        print(f"server listening on {out['listen']}")
+        print(f"client {out['client']} connected in {out['connect_ms']} ms over {out['stack']}")
+        print(f"ping: median {out['ping_median_ms']} ms over 5 pings")
+        print(f"identify: agent {info.agent_version!r}, protocols {', '.join(info.protocols)}")
+        p = out["perf"]
+        print(
+            f"perf: upload {p['upload_bytes']} B at {p['upload_MBps']} MB/s, "
+            f"download {p['download_bytes']} B at {p['download_MBps']} MB/s"
+        )
+        print("demo ok")
+    return 0
+
+
+ASYNC = {
+    "listen": cmd_listen,
+    "ping": cmd_ping,
+    "echo": cmd_echo,
+    "perf": cmd_perf,
+    "identify": cmd_identify,
+    "demo": cmd_demo,
+}
+
+
+async def _with_timeout(args: argparse.Namespace) -> int:
+    coro = ASYNC[args.command](args)
+    if args.command == "listen":
+        return await coro
+    async with asyncio.timeout(args.timeout):
+        return await coro
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "id":
+            return cmd_id(args)
+        if args.command == "plugins":
+            return cmd_plugins(args)
+        return asyncio.run(_with_timeout(args))
+    except KeyboardInterrupt:
+        return 130
+    except TimeoutError:
+        print(f"p2pkit {args.command}: timed out", file=sys.stderr)
+        return 2
+    except (P2PError, OSError, ValueError) as exc:
+        print(f"p2pkit {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1

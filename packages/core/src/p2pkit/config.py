@@ -1,0 +1,361 @@
+"""One validated configuration model, two front doors (builder and dict/TOML).
+
+Every default lives in :data:`DEFAULTS` (go-libp2p's ``defaults.go`` idea: one table,
+applied only where the user set nothing).  Validation resolves plugin names against the
+registry and turns each plugin's options dict into its typed options dataclass *before*
+anything opens a socket; unknown names say what is installed and what to pip-install.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from p2pkit.errors import ConfigError, PluginError
+from p2pkit.plugins.registry import PluginRegistry, default_registry
+from p2pkit.plugins.spec import PluginKind, PluginSpec
+
+if TYPE_CHECKING:
+    from p2pkit.crypto import PrivateKey
+    from p2pkit.host import Host
+
+#: Preference order used when the user names no security protocols / muxers: the
+#: installed ones, in this order (insecure plaintext is never chosen by default).
+DEFAULT_SECURITY_ORDER = ("noise", "tls")
+DEFAULT_MUXER_ORDER = ("yamux", "mplex")
+
+DEFAULTS: dict[str, Any] = {
+    "listen": [],
+    "transports": None,  # None = every installed transport
+    "security": None,  # None = installed of DEFAULT_SECURITY_ORDER
+    "muxers": None,  # None = installed of DEFAULT_MUXER_ORDER
+    "identity": None,  # None = fresh Ed25519 key; else a key file path
+    "handshake_timeout": 10.0,  # whole upgrade (security + muxer negotiation)
+    "negotiation_timeout": 10.0,  # multistream-select on each stream
+    "dial_timeout": 10.0,
+    "max_pending_inbound": 64,  # inbound connections still upgrading
+    "lazy_negotiation": True,  # V1Lazy multistream for single-protocol streams
+    "agent_version": "p2pkit/0.1.0",
+    "protocol_version": "ipfs/0.1.0",
+    "enable_ping": True,
+    "enable_identify": True,
+    "enable_echo": False,
+    "enable_perf": False,  # perf spec: must not be enabled by default
+    "connection_manager": None,  # None = the default one
+    "peerstore": None,  # None = in-memory
+}
+
+
+@dataclasses.dataclass
+class ResolvedPlugin:
+    """A plugin chosen by the configuration, with its validated options."""
+
+    spec: PluginSpec
+    options: Any
+
+
+@dataclasses.dataclass
+class HostConfig:
+    """The validated configuration a Host is built from."""
+
+    identity: PrivateKey | None
+    listen: list[str]
+    transports: list[ResolvedPlugin]
+    security: list[ResolvedPlugin]
+    muxers: list[ResolvedPlugin]
+    connection_manager: ResolvedPlugin | None
+    peerstore: ResolvedPlugin | None
+    handshake_timeout: float
+    negotiation_timeout: float
+    dial_timeout: float
+    max_pending_inbound: int
+    lazy_negotiation: bool
+    agent_version: str
+    protocol_version: str
+    enable_ping: bool
+    enable_identify: bool
+    enable_echo: bool
+    enable_perf: bool
+    registry: PluginRegistry
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+# -- typed options --------------------------------------------------------------------
+
+
+def build_options(spec: PluginSpec, values: Mapping[str, Any] | None) -> Any:
+    """Instantiate ``spec.options`` from a dict, checking names and basic types."""
+    cls = spec.options
+    values = dict(values or {})
+    if not dataclasses.is_dataclass(cls):
+        if values:
+            raise ConfigError(f"{spec.kind} plugin {spec.name!r} takes no options")
+        return cls()
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ConfigError(
+            f"unknown option(s) {', '.join(unknown)} for {spec.kind} plugin {spec.name!r}; "
+            f"valid: {', '.join(sorted(fields)) or 'none'}"
+        )
+    hints = typing.get_type_hints(cls)
+    for key, value in values.items():
+        expected = hints.get(key)
+        if expected is not None and not _type_ok(value, expected):
+            raise ConfigError(
+                f"option {key}={value!r} for {spec.kind} plugin {spec.name!r}: expected {expected}"
+            )
+        if expected is float and isinstance(value, int) and not isinstance(value, bool):
+            values[key] = float(value)
+    try:
+        return cls(**values)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"invalid options for {spec.kind} plugin {spec.name!r}: {exc}") from exc
+
+
+def _type_ok(value: Any, expected: Any) -> bool:
+    origin = typing.get_origin(expected)
+    if expected is Any:
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(_type_ok(value, arg) for arg in typing.get_args(expected))
+    if expected is type(None):
+        return value is None
+    if expected is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if expected is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if origin in (list, tuple, Sequence):
+        return isinstance(value, list | tuple)
+    if origin is dict:
+        return isinstance(value, dict)
+    if origin is typing.Literal:
+        return value in typing.get_args(expected)
+    if isinstance(expected, type):
+        return isinstance(value, expected)
+    return True
+
+
+# -- the model ---------------------------------------------------------------------------
+
+
+def _names(value: Any, what: str) -> list[str]:
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+        return list(value)
+    raise ConfigError(f"{what} must be a list of names (or a comma-separated string)")
+
+
+def _resolve(
+    registry: PluginRegistry,
+    kind: PluginKind,
+    names: list[str],
+    plugin_options: Mapping[str, Mapping[str, Any]],
+) -> list[ResolvedPlugin]:
+    out = []
+    if len(set(names)) != len(names):
+        raise ConfigError(f"duplicate {kind} names in {names}")
+    for name in names:
+        try:
+            spec = registry.get(kind, name)
+        except PluginError as exc:
+            raise ConfigError(str(exc)) from exc
+        out.append(ResolvedPlugin(spec, build_options(spec, plugin_options.get(name))))
+    return out
+
+
+def load_config(
+    source: Mapping[str, Any] | str | os.PathLike[str],
+    *,
+    registry: PluginRegistry | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> HostConfig:
+    """Validate a config dict, or read a TOML file (its ``[p2pkit]`` table)."""
+    if isinstance(source, str | os.PathLike):
+        try:
+            with open(source, "rb") as fh:
+                data = tomllib.load(fh)
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {source}: {exc}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {source} is not valid TOML: {exc}") from exc
+        table = data.get("p2pkit", data)
+    else:
+        table = dict(source)
+        if "p2pkit" in table and isinstance(table["p2pkit"], Mapping):
+            table = dict(table["p2pkit"])
+    if overrides:
+        table = {**table, **{k: v for k, v in overrides.items() if v is not None}}
+    return validate(table, registry=registry)
+
+
+def validate(table: Mapping[str, Any], *, registry: PluginRegistry | None = None) -> HostConfig:
+    registry = registry or default_registry()
+    allowed = set(DEFAULTS) | {"plugins"}
+    unknown = sorted(set(table) - allowed)
+    if unknown:
+        raise ConfigError(f"unknown configuration key(s): {', '.join(unknown)}")
+    v = {**DEFAULTS, **{k: val for k, val in table.items() if k != "plugins"}}
+    plugin_options = table.get("plugins") or {}
+    if not isinstance(plugin_options, Mapping):
+        raise ConfigError("plugins must be a table of plugin name -> options")
+
+    listen = _names(v["listen"], "listen") if v["listen"] else []
+    if v["transports"] is None:
+        transports = registry.names("transport")
+    else:
+        transports = _names(v["transports"], "transports")
+    if v["security"] is None:
+        have = registry.names("security")
+        security = [n for n in DEFAULT_SECURITY_ORDER if n in have]
+    else:
+        security = _names(v["security"], "security")
+    if v["muxers"] is None:
+        have = registry.names("muxer")
+        muxers = [n for n in DEFAULT_MUXER_ORDER if n in have] + [
+            n for n in have if n not in DEFAULT_MUXER_ORDER
+        ]
+    else:
+        muxers = _names(v["muxers"], "muxers")
+    if not security:
+        raise ConfigError(
+            "no security protocol configured or installed; install one: pip install p2pkit-noise"
+        )
+    if not muxers:
+        raise ConfigError(
+            "no stream muxer configured or installed; install one: pip install p2pkit-yamux"
+        )
+
+    for key in ("handshake_timeout", "negotiation_timeout", "dial_timeout"):
+        if not isinstance(v[key], int | float) or isinstance(v[key], bool) or v[key] <= 0:
+            raise ConfigError(f"{key} must be a positive number of seconds")
+    if not isinstance(v["max_pending_inbound"], int) or v["max_pending_inbound"] < 1:
+        raise ConfigError("max_pending_inbound must be a positive integer")
+    for key in ("lazy_negotiation", "enable_ping", "enable_identify", "enable_echo", "enable_perf"):
+        if not isinstance(v[key], bool):
+            raise ConfigError(f"{key} must be true or false")
+
+    identity = v["identity"]
+    if identity is not None and not hasattr(identity, "sign"):
+        if not isinstance(identity, str | os.PathLike):
+            raise ConfigError("identity must be a key file path or a PrivateKey")
+        from p2pkit.crypto import read_private_key
+
+        try:
+            identity = read_private_key(identity)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"cannot load identity {identity}: {exc}") from exc
+
+    from multiaddr import Multiaddr
+
+    for addr in listen:
+        try:
+            Multiaddr(addr)
+        except Exception as exc:
+            raise ConfigError(f"invalid listen multiaddr {addr!r}: {exc}") from exc
+
+    def single(kind: PluginKind, value: Any) -> ResolvedPlugin | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            name, opts = value, plugin_options.get(value)
+        elif isinstance(value, Mapping):
+            value = dict(value)
+            name = value.pop("name", "default")
+            opts = value
+        else:
+            raise ConfigError(f"{kind} must be a name or a table of options")
+        try:
+            spec = registry.get(kind, name)
+        except PluginError as exc:
+            raise ConfigError(str(exc)) from exc
+        return ResolvedPlugin(spec, build_options(spec, opts))
+
+    return HostConfig(
+        identity=identity,
+        listen=listen,
+        transports=_resolve(registry, "transport", transports, plugin_options),
+        security=_resolve(registry, "security", security, plugin_options),
+        muxers=_resolve(registry, "muxer", muxers, plugin_options),
+        connection_manager=single("connection_manager", v["connection_manager"]),
+        peerstore=single("peerstore", v["peerstore"]),
+        handshake_timeout=float(v["handshake_timeout"]),
+        negotiation_timeout=float(v["negotiation_timeout"]),
+        dial_timeout=float(v["dial_timeout"]),
+        max_pending_inbound=v["max_pending_inbound"],
+        lazy_negotiation=v["lazy_negotiation"],
+        agent_version=str(v["agent_version"]),
+        protocol_version=str(v["protocol_version"]),
+        enable_ping=v["enable_ping"],
+        enable_identify=v["enable_identify"],
+        enable_echo=v["enable_echo"],
+        enable_perf=v["enable_perf"],
+        registry=registry,
+    )
+
+
+class HostBuilder:
+    """Fluent front door onto the same model as :func:`load_config`.
+
+    Order of ``.security()`` / ``.muxer()`` calls is preference order.  ``build()``
+    validates and returns an unstarted :class:`~p2pkit.host.Host` (use ``async with``
+    or ``await host.start()``).
+    """
+
+    def __init__(self, registry: PluginRegistry | None = None) -> None:
+        self._registry = registry
+        self._table: dict[str, Any] = {}
+        self._plugins: dict[str, dict[str, Any]] = {}
+
+    def _append(self, key: str, name: str, options: dict[str, Any]) -> HostBuilder:
+        self._table.setdefault(key, []).append(name)
+        if options:
+            self._plugins.setdefault(name, {}).update(options)
+        return self
+
+    def identity(self, key: PrivateKey | str | os.PathLike[str]) -> HostBuilder:
+        self._table["identity"] = key
+        return self
+
+    def listen(self, *addrs: str) -> HostBuilder:
+        self._table.setdefault("listen", []).extend(str(a) for a in addrs)
+        return self
+
+    def transport(self, name: str, **options: Any) -> HostBuilder:
+        return self._append("transports", name, options)
+
+    def security(self, name: str, **options: Any) -> HostBuilder:
+        return self._append("security", name, options)
+
+    def muxer(self, name: str, **options: Any) -> HostBuilder:
+        return self._append("muxers", name, options)
+
+    def connection_manager(self, name: str = "default", **options: Any) -> HostBuilder:
+        self._table["connection_manager"] = {"name": name, **options}
+        return self
+
+    def peerstore(self, name: str = "memory", **options: Any) -> HostBuilder:
+        self._table["peerstore"] = {"name": name, **options}
+        return self
+
+    def option(self, **values: Any) -> HostBuilder:
+        """Set top-level options (``handshake_timeout=5.0``, ``enable_echo=True``...)."""
+        self._table.update(values)
+        return self
+
+    def config(self) -> HostConfig:
+        table = dict(self._table)
+        if self._plugins:
+            table["plugins"] = self._plugins
+        return validate(table, registry=self._registry)
+
+    def build(self) -> Host:
+        from p2pkit.host import Host
+
+        return Host(self.config())

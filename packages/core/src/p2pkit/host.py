@@ -1,0 +1,534 @@
+"""The Host: dials, listens, upgrades connections and routes streams to handlers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import Callable, Coroutine, Sequence
+from typing import TYPE_CHECKING, Any
+
+from multiaddr import Multiaddr
+
+from p2pkit.abc import (
+    Listener,
+    MuxedStream,
+    Peerstore,
+    RawConnection,
+    StreamHandler,
+    Transport,
+)
+from p2pkit.connection import Connection, Direction
+from p2pkit.errors import (
+    AddressError,
+    ConnectionClosed,
+    DialError,
+    P2PError,
+)
+from p2pkit.events import (
+    ClosedStream,
+    Connected,
+    Disconnected,
+    EventBus,
+    Listen,
+    ListenClose,
+    OpenedStream,
+)
+from p2pkit.multistream import select_inbound, select_outbound, select_outbound_lazy
+from p2pkit.multistream.aio import LazyStream
+from p2pkit.peerstore import CONNECTED_ADDR_TTL, RECENTLY_CONNECTED_ADDR_TTL, MemoryPeerstore
+from p2pkit.plugins.spec import Components
+from p2pkit.upgrader import Upgraded, Upgrader
+
+if TYPE_CHECKING:
+    from p2pkit.config import HostConfig
+    from p2pkit.crypto import PrivateKey
+    from p2pkit.peer import PeerId
+
+log = logging.getLogger(__name__)
+
+
+def split_peer(addr: Multiaddr) -> tuple[Multiaddr | None, PeerId | None]:
+    """Split ``/ip4/../tcp/../p2p/<id>`` into the transport part and the peer id."""
+    from p2pkit.peer import PeerId
+
+    parts = list(addr.items())
+    if parts and parts[-1][0].name in ("p2p", "ipfs"):
+        peer = PeerId.from_string(str(parts[-1][1]))
+        rest = "".join(f"/{p.name}/{v}" if v is not None else f"/{p.name}" for p, v in parts[:-1])
+        return (Multiaddr(rest) if rest else None), peer
+    return addr, None
+
+
+def to_multiaddr(value: Multiaddr | str) -> Multiaddr:
+    if isinstance(value, Multiaddr):
+        return value
+    try:
+        return Multiaddr(value)
+    except Exception as exc:
+        raise AddressError(f"invalid multiaddr {value!r}: {exc}") from exc
+
+
+class Host:
+    """A libp2p node.  Build with :class:`~p2pkit.config.HostBuilder` or :meth:`from_config`.
+
+    Use as ``async with host:`` (or ``await host.start()`` / ``await host.stop()``).
+    """
+
+    def __init__(self, config: HostConfig) -> None:
+        from p2pkit.crypto import generate_private_key
+        from p2pkit.peer import PeerId
+
+        self.config = config
+        self.private_key: PrivateKey = config.identity or generate_private_key("ed25519")
+        self.peer_id: PeerId = PeerId.from_public_key(self.private_key.public_key)
+        self.events = EventBus()
+        self.components = Components(private_key=self.private_key, peer_id=self.peer_id)
+        self.components.extra["events"] = self.events
+        self.components.extra["host"] = self
+
+        self.transports: list[Transport] = [
+            p.spec.factory(self.components, p.options) for p in config.transports
+        ]
+        security = [p.spec.factory(self.components, p.options) for p in config.security]
+        muxers = [p.spec.factory(self.components, p.options) for p in config.muxers]
+        self.upgrader = Upgrader(security, muxers, timeout=config.handshake_timeout)
+        if config.peerstore is not None:
+            self.peerstore: Peerstore = config.peerstore.spec.factory(
+                self.components, config.peerstore.options
+            )
+        else:
+            self.peerstore = MemoryPeerstore()
+        self.peerstore.add_public_key(self.peer_id, self.private_key.public_key)
+        self.components.extra["peerstore"] = self.peerstore
+
+        self._handlers: dict[str, StreamHandler] = {}
+        self._matchers: list[tuple[str, Callable[[str], bool], StreamHandler]] = []
+        self._listeners: list[Listener] = []
+        self._conns: dict[PeerId, list[Connection]] = {}
+        self._dials: dict[PeerId, asyncio.Future[Connection]] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._pending_inbound = 0
+        self._started = False
+        self._stopping = False
+        self._connection_hooks: list[Callable[[Connection], None]] = []
+
+        from p2pkit.protocols import install_builtin_protocols
+
+        install_builtin_protocols(self)
+
+    # -- construction shortcuts ------------------------------------------------------------
+
+    @classmethod
+    def from_config(cls, source: Any, **overrides: Any) -> Host:
+        """Build from a config dict or a TOML file path (``[p2pkit]`` table)."""
+        from p2pkit.config import load_config
+
+        return cls(load_config(source, overrides=overrides))
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def start(self) -> Host:
+        if self._started:
+            return self
+        self._started = True
+        if self.config.listen:
+            await self.listen(*self.config.listen)
+        return self
+
+    async def stop(self) -> None:
+        if self._stopping:
+            return
+        self._stopping = True
+        for listener in self._listeners:
+            with contextlib.suppress(Exception):
+                await listener.close()
+        if self._listeners:
+            self.events.emit(ListenClose(tuple(a for lst in self._listeners for a in lst.addrs)))
+        self._listeners.clear()
+        conns = [c for cs in self._conns.values() for c in cs]
+        if conns:
+            await asyncio.gather(*(self._close_conn(c) for c in conns), return_exceptions=True)
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=5.0)
+        for transport in self.transports:
+            with contextlib.suppress(Exception):
+                await transport.close()
+        with contextlib.suppress(Exception):
+            self.peerstore.close()
+
+    async def _close_conn(self, conn: Connection) -> None:
+        try:
+            async with asyncio.timeout(2.0):
+                await conn.muxed.close()
+        except BaseException:
+            conn.muxed.abort()
+
+    async def __aenter__(self) -> Host:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any], name: str | None = None) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # -- listening ----------------------------------------------------------------------------
+
+    def _transport_for(self, addr: Multiaddr, *, listen: bool) -> Transport:
+        for t in self.transports:
+            if t.can_listen(addr) if listen else t.can_dial(addr):
+                return t
+        names = ", ".join(t.name for t in self.transports) or "none"
+        hint = ""
+        protos = {p.name for p in addr.protocols()}
+        if "tcp" in protos and not any(t.name == "tcp" for t in self.transports):
+            hint = "; install the TCP transport: pip install p2pkit-tcp"
+        raise AddressError(
+            f"no installed transport can {'listen on' if listen else 'dial'} {addr} "
+            f"(transports: {names}){hint}"
+        )
+
+    async def listen(self, *addrs: Multiaddr | str) -> list[Multiaddr]:
+        """Listen on more addresses; returns the addresses really bound."""
+        bound: list[Multiaddr] = []
+        for value in addrs:
+            addr = to_multiaddr(value)
+            transport = self._transport_for(addr, listen=True)
+            listener = await transport.listen(addr, self._on_inbound)
+            self._listeners.append(listener)
+            bound.extend(listener.addrs)
+        self.events.emit(Listen(tuple(bound)))
+        return bound
+
+    @property
+    def listen_addrs(self) -> list[Multiaddr]:
+        """Dialable addresses: unspecified ones (0.0.0.0, ::) expanded to local ones."""
+        out: list[Multiaddr] = []
+        for listener in self._listeners:
+            for addr in listener.addrs:
+                for expanded in _expand_unspecified(addr):
+                    if expanded not in out:
+                        out.append(expanded)
+        return out
+
+    @property
+    def addrs_with_peer_id(self) -> list[Multiaddr]:
+        return [Multiaddr(f"{a}/p2p/{self.peer_id}") for a in self.listen_addrs]
+
+    # -- inbound -------------------------------------------------------------------------------
+
+    def _on_inbound(self, raw: RawConnection) -> None:
+        if self._stopping:
+            raw.reset()
+            return
+        if self._pending_inbound >= self.config.max_pending_inbound:
+            log.warning(
+                "refusing inbound connection from %s: %d handshakes pending",
+                raw.remote_addr,
+                self._pending_inbound,
+            )
+            raw.reset()
+            return
+        self._pending_inbound += 1
+        self._spawn(self._upgrade_inbound(raw), name="p2pkit-upgrade-inbound")
+
+    async def _upgrade_inbound(self, raw: RawConnection) -> None:
+        try:
+            upgraded = await self.upgrader.upgrade_inbound(raw)
+        except Exception as exc:
+            log.info(
+                "inbound upgrade from %s failed: %s: %s", raw.remote_addr, type(exc).__name__, exc
+            )
+            return
+        finally:
+            self._pending_inbound -= 1
+        try:
+            self._add_connection(upgraded, "inbound")
+        except P2PError as exc:
+            log.info("inbound connection from %s refused: %s", raw.remote_addr, exc)
+            upgraded.muxed.abort(exc)
+
+    # -- connections ----------------------------------------------------------------------------
+
+    def _add_connection(self, upgraded: Upgraded, direction: Direction) -> Connection:
+        if self._stopping:
+            raise ConnectionClosed("host is stopping")
+        conn = Connection(self, upgraded, direction)
+        self._conns.setdefault(conn.peer, []).append(conn)
+        self.peerstore.add_public_key(conn.peer, upgraded.secure.remote_public_key)
+        if direction == "outbound" and conn.remote_addr is not None:
+            self.peerstore.add_addrs(conn.peer, [conn.remote_addr], CONNECTED_ADDR_TTL)
+        self.events.emit(Connected(conn.peer, conn))
+        self._spawn(self._serve_connection(conn), name=f"p2pkit-conn-{conn.peer}")
+        for hook in self._connection_hooks:
+            try:
+                hook(conn)
+            except Exception:
+                log.exception("connection hook failed")
+        return conn
+
+    async def _serve_connection(self, conn: Connection) -> None:
+        """The one task per connection: accept inbound streams until the session ends."""
+        try:
+            while True:
+                try:
+                    stream = await conn.muxed.accept_stream()
+                except (ConnectionClosed, P2PError, OSError):
+                    break
+                self._spawn(self._handle_inbound_stream(conn, stream), name="p2pkit-stream")
+        finally:
+            # accept_stream ends when no new streams can come (GoAway, EOF, abort);
+            # the connection counts until its last stream is done.
+            with contextlib.suppress(Exception):
+                await conn.muxed.wait_closed()
+            self._remove_connection(conn)
+
+    def _remove_connection(self, conn: Connection) -> None:
+        conns = self._conns.get(conn.peer)
+        if conns and conn in conns:
+            conns.remove(conn)
+            if not conns:
+                del self._conns[conn.peer]
+                if conn.remote_addr is not None and conn.direction == "outbound":
+                    self.peerstore.add_addrs(
+                        conn.peer, [conn.remote_addr], RECENTLY_CONNECTED_ADDR_TTL
+                    )
+            self.events.emit(Disconnected(conn.peer, conn))
+
+    def connections(self, peer: PeerId | None = None) -> list[Connection]:
+        if peer is None:
+            return [c for cs in self._conns.values() for c in cs if not c.is_closed]
+        return [c for c in self._conns.get(peer, ()) if not c.is_closed]
+
+    def on_connection(self, hook: Callable[[Connection], None]) -> None:
+        """Call ``hook(conn)`` for every new connection (after Connected is emitted)."""
+        self._connection_hooks.append(hook)
+
+    async def disconnect(self, peer: PeerId) -> None:
+        conns = list(self._conns.get(peer, ()))
+        await asyncio.gather(*(self._close_conn(c) for c in conns), return_exceptions=True)
+
+    # -- dialing -------------------------------------------------------------------------------
+
+    async def connect(self, target: Multiaddr | str | PeerId) -> Connection:
+        """Connect to a multiaddr (``/p2p/<id>`` checked when present) or a known peer id.
+
+        An existing connection to the peer is reused; concurrent connects to the same
+        peer share one dial.
+        """
+        from p2pkit.peer import PeerId
+
+        if isinstance(target, PeerId):
+            peer: PeerId | None = target
+            addrs = self.peerstore.addrs(target)
+            if not addrs:
+                existing = self.connections(target)
+                if existing:
+                    return existing[0]
+                raise DialError(f"no known addresses for peer {target}")
+        else:
+            maddr = to_multiaddr(target)
+            transport_addr, peer = split_peer(maddr)
+            if transport_addr is None:
+                raise AddressError(f"{maddr} has no transport address")
+            addrs = [transport_addr]
+        if peer is not None:
+            existing = self.connections(peer)
+            if existing:
+                return existing[0]
+            pending = self._dials.get(peer)
+            if pending is not None:
+                return await asyncio.shield(pending)
+            fut: asyncio.Future[Connection] = asyncio.get_running_loop().create_future()
+            self._dials[peer] = fut
+            try:
+                conn = await self._dial_addrs(addrs, peer)
+            except BaseException as exc:
+                if not fut.done():
+                    fut.set_exception(exc)
+                    fut.exception()  # mark retrieved
+                raise
+            else:
+                fut.set_result(conn)
+                return conn
+            finally:
+                self._dials.pop(peer, None)
+        return await self._dial_addrs(addrs, None)
+
+    async def _dial_addrs(self, addrs: Sequence[Multiaddr], peer: PeerId | None) -> Connection:
+        errors: list[tuple[object, BaseException]] = []
+        for addr in addrs:
+            try:
+                return await self._dial_one(addr, peer)
+            except (P2PError, OSError) as exc:
+                errors.append((addr, exc))
+        if len(errors) == 1:
+            raise errors[0][1]
+        raise DialError(f"all {len(addrs)} addresses failed for {peer or 'peer'}", errors)
+
+    async def _dial_one(self, addr: Multiaddr, peer: PeerId | None) -> Connection:
+        transport = self._transport_for(addr, listen=False)
+        raw = await transport.dial(addr, timeout=self.config.dial_timeout)
+        upgraded = await self.upgrader.upgrade_outbound(raw, peer)
+        return self._add_connection(upgraded, "outbound")
+
+    # -- streams ----------------------------------------------------------------------------------
+
+    def set_stream_handler(
+        self,
+        protocol_id: str,
+        handler: StreamHandler,
+        match: Callable[[str], bool] | None = None,
+    ) -> None:
+        """Route inbound streams for ``protocol_id`` (or any id ``match`` accepts) to ``handler``.
+
+        ``handler(stream)`` runs in its own task; the stream is closed when it returns
+        and reset if it raises.
+        """
+        if match is None:
+            self._handlers[protocol_id] = handler
+        else:
+            self._matchers = [m for m in self._matchers if m[0] != protocol_id]
+            self._matchers.append((protocol_id, match, handler))
+
+    def remove_stream_handler(self, protocol_id: str) -> None:
+        self._handlers.pop(protocol_id, None)
+        self._matchers = [m for m in self._matchers if m[0] != protocol_id]
+
+    @property
+    def protocols(self) -> list[str]:
+        return list(self._handlers) + [m[0] for m in self._matchers if m[0] not in self._handlers]
+
+    def _find_handler(self, protocol: str) -> StreamHandler | None:
+        handler = self._handlers.get(protocol)
+        if handler is not None:
+            return handler
+        for _, match, h in self._matchers:
+            if match(protocol):
+                return h
+        return None
+
+    async def _handle_inbound_stream(self, conn: Connection, stream: MuxedStream) -> None:
+        try:
+            protocol = await select_inbound(
+                stream,
+                lambda p: self._find_handler(p) is not None,
+                timeout=self.config.negotiation_timeout,
+            )
+        except Exception as exc:
+            log.debug("stream negotiation with %s failed: %s", conn.peer, exc)
+            stream.reset()
+            return
+        handler = self._find_handler(protocol)
+        if handler is None:  # removed in the meantime
+            stream.reset()
+            return
+        stream.protocol = protocol
+        self.events.emit(OpenedStream(conn.peer, protocol, stream.stream_id, True))
+        try:
+            await handler(stream)
+        except Exception as exc:
+            log.debug("handler for %s failed: %s: %s", protocol, type(exc).__name__, exc)
+            stream.reset()
+        else:
+            with contextlib.suppress(Exception):
+                await stream.close()
+        finally:
+            self.events.emit(ClosedStream(conn.peer, protocol, stream.stream_id, True))
+
+    async def new_stream(
+        self, target: Multiaddr | str | PeerId, protocols: Sequence[str] | str
+    ) -> MuxedStream:
+        """Open a stream to a peer (connecting if needed) speaking one of ``protocols``."""
+        conn = await self.connect(target)
+        return await self._open_stream_on(conn, protocols)
+
+    async def _open_stream_on(
+        self, conn: Connection, protocols: Sequence[str] | str
+    ) -> MuxedStream:
+        if isinstance(protocols, str):
+            protocols = [protocols]
+        if not protocols:
+            raise ValueError("new_stream needs at least one protocol id")
+        stream = await conn.muxed.open_stream()
+        try:
+            if len(protocols) == 1 and self.config.lazy_negotiation:
+                lazy = await select_outbound_lazy(
+                    stream, protocols[0], timeout=self.config.negotiation_timeout
+                )
+                negotiated: MuxedStream = LazyMuxedStream(lazy, stream)
+                protocol = protocols[0]
+            else:
+                protocol = await select_outbound(
+                    stream, list(protocols), timeout=self.config.negotiation_timeout
+                )
+                negotiated = stream
+        except BaseException:
+            stream.reset()
+            raise
+        stream.protocol = protocol
+        negotiated.protocol = protocol
+        self.events.emit(OpenedStream(conn.peer, protocol, stream.stream_id, False))
+        return negotiated
+
+
+class LazyMuxedStream(MuxedStream):
+    """A muxed stream whose protocol confirmation is read on first use (V1Lazy).
+
+    Writes go straight to the muxed stream; the first read checks the responder's
+    answer (raising ProtocolNotSupported on ``na``).
+    """
+
+    def __init__(self, lazy: LazyStream, inner: MuxedStream) -> None:
+        self._lazy = lazy
+        self.inner = inner
+        self.stream_id = inner.stream_id
+        self.is_initiator = inner.is_initiator
+        self.protocol = lazy.protocol
+        # Writes need no negotiation state: bind them straight to the muxed stream.
+        self.write = inner.write  # type: ignore[method-assign]
+
+    async def read(self, max_bytes: int = -1) -> bytes:
+        return await self._lazy.read(max_bytes)
+
+    async def write(self, data: bytes | bytearray | memoryview) -> None:
+        await self.inner.write(data)
+
+    async def close_write(self) -> None:
+        await self.inner.close_write()
+
+    async def close(self) -> None:
+        await self._lazy.close()
+
+    def reset(self) -> None:
+        self.inner.reset()
+
+    def unread(self, data: bytes) -> None:
+        self.inner.unread(data)
+
+
+def _expand_unspecified(addr: Multiaddr) -> list[Multiaddr]:
+    parts = list(addr.items())
+    if not parts or parts[0][0].name not in ("ip4", "ip6"):
+        return [addr]
+    family, ip = parts[0][0].name, str(parts[0][1])
+    if ip not in ("0.0.0.0", "::"):
+        return [addr]
+    rest = "".join(f"/{p.name}/{v}" for p, v in parts[1:])
+    ips = ["127.0.0.1"] if family == "ip4" else ["::1"]
+    try:
+        fam = socket.AF_INET if family == "ip4" else socket.AF_INET6
+        for info in socket.getaddrinfo(socket.gethostname(), None, fam):
+            candidate = str(info[4][0]).split("%")[0]
+            if candidate not in ips:
+                ips.append(candidate)
+    except OSError:
+        pass
+    return [Multiaddr(f"/{family}/{ip_}{rest}") for ip_ in ips]

@@ -1,0 +1,87 @@
+"""The in-memory peerstore (the default backend)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+from p2pkit.abc import Peerstore
+
+if TYPE_CHECKING:
+    from multiaddr import Multiaddr
+
+    from p2pkit.crypto import PublicKey
+    from p2pkit.peer import PeerId
+
+#: Address TTLs, as in go-libp2p's peerstore.
+PERMANENT_ADDR_TTL = float("inf")
+CONNECTED_ADDR_TTL = 365 * 24 * 3600.0
+RECENTLY_CONNECTED_ADDR_TTL = 15 * 60.0
+TEMP_ADDR_TTL = 2 * 60.0
+
+
+class MemoryPeerstore(Peerstore):
+    """Dict-based peerstore; addresses expire after their TTL (checked on read).
+
+    Bounded: at most ``max_addrs_per_peer`` addresses are kept per peer (oldest expiry
+    dropped first) so a peer cannot make us store unbounded data.
+    """
+
+    def __init__(
+        self, *, clock: Callable[[], float] = time.monotonic, max_addrs_per_peer: int = 64
+    ) -> None:
+        self._clock = clock
+        self._max_addrs = max_addrs_per_peer
+        self._addrs: dict[PeerId, dict[Multiaddr, float]] = {}
+        self._keys: dict[PeerId, PublicKey] = {}
+        self._protocols: dict[PeerId, list[str]] = {}
+        self._meta: dict[PeerId, dict[str, object]] = {}
+
+    def add_addrs(self, peer: PeerId, addrs: Sequence[Multiaddr], ttl: float) -> None:
+        table = self._addrs.setdefault(peer, {})
+        expiry = self._clock() + ttl
+        for addr in addrs:
+            if table.get(addr, -1.0) < expiry:
+                table[addr] = expiry
+        if len(table) > self._max_addrs:
+            for addr, _ in sorted(table.items(), key=lambda kv: kv[1])[
+                : len(table) - self._max_addrs
+            ]:
+                del table[addr]
+
+    def addrs(self, peer: PeerId) -> list[Multiaddr]:
+        table = self._addrs.get(peer)
+        if not table:
+            return []
+        now = self._clock()
+        for addr in [a for a, exp in table.items() if exp <= now]:
+            del table[addr]
+        return list(table)
+
+    def clear_addrs(self, peer: PeerId) -> None:
+        self._addrs.pop(peer, None)
+
+    def add_public_key(self, peer: PeerId, key: PublicKey) -> None:
+        self._keys[peer] = key
+
+    def public_key(self, peer: PeerId) -> PublicKey | None:
+        key = self._keys.get(peer)
+        if key is None:
+            key = peer.extract_public_key()
+        return key
+
+    def set_protocols(self, peer: PeerId, protocols: Sequence[str]) -> None:
+        self._protocols[peer] = list(protocols)
+
+    def protocols(self, peer: PeerId) -> list[str]:
+        return list(self._protocols.get(peer, ()))
+
+    def put_metadata(self, peer: PeerId, key: str, value: object) -> None:
+        self._meta.setdefault(peer, {})[key] = value
+
+    def get_metadata(self, peer: PeerId, key: str) -> object | None:
+        return self._meta.get(peer, {}).get(key)
+
+    def peers(self) -> list[PeerId]:
+        return list({*self._addrs, *self._keys, *self._protocols, *self._meta})

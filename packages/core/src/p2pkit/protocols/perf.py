@@ -1,0 +1,88 @@
+"""``/perf/1.0.0`` (libp2p/specs perf/perf.md).
+
+Client: open a stream, write the number of bytes it wants back as a big-endian u64,
+upload its bytes, close its write side, then read until EOF.  Server: read the u64,
+drain the upload to EOF, *then* send the requested bytes and close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import struct
+import time
+
+from p2pkit.abc import MuxedStream
+from p2pkit.errors import ProtocolError
+
+PROTOCOL_ID = "/perf/1.0.0"
+BLOCK = 1 << 20  # one reusable block of zeros, written repeatedly
+_ZEROS = bytes(BLOCK)
+
+
+async def _send(stream: MuxedStream, n: int) -> None:
+    view = memoryview(_ZEROS)
+    while n > 0:
+        k = min(n, BLOCK)
+        await stream.write(view[:k])
+        n -= k
+
+
+async def _drain(stream: MuxedStream) -> int:
+    total = 0
+    while True:
+        data = await stream.read(BLOCK)
+        if not data:
+            return total
+        total += len(data)
+
+
+async def handle_perf(stream: MuxedStream) -> None:
+    try:
+        header = await stream.readexactly(8)
+    except asyncio.IncompleteReadError as exc:
+        raise ProtocolError("perf: stream ended before the 8-byte size") from exc
+    (wanted,) = struct.unpack(">Q", header)
+    await _drain(stream)
+    await _send(stream, wanted)
+    await stream.close_write()
+
+
+@dataclasses.dataclass
+class PerfResult:
+    upload_bytes: int
+    upload_seconds: float
+    download_bytes: int
+    download_seconds: float
+
+    def as_dict(self) -> dict[str, float]:
+        def mbps(n: int, s: float) -> float:
+            return round(n / s / 1e6, 3) if s > 0 else 0.0
+
+        return {
+            "upload_bytes": self.upload_bytes,
+            "upload_seconds": round(self.upload_seconds, 6),
+            "upload_MBps": mbps(self.upload_bytes, self.upload_seconds),
+            "download_bytes": self.download_bytes,
+            "download_seconds": round(self.download_seconds, 6),
+            "download_MBps": mbps(self.download_bytes, self.download_seconds),
+        }
+
+
+async def perf(stream: MuxedStream, upload: int, download: int) -> PerfResult:
+    """Run the perf client on ``stream``.
+
+    Upload time runs from the first byte written to the close of our side; download
+    time from then to the last byte read.
+    """
+    start = time.perf_counter()
+    await stream.write(struct.pack(">Q", download))
+    await _send(stream, upload)
+    await stream.close_write()
+    mid = time.perf_counter()
+    got = await _drain(stream)
+    end = time.perf_counter()
+    await stream.close()
+    if got != download:
+        raise ProtocolError(f"perf: asked for {download} bytes, received {got}")
+    return PerfResult(upload, mid - start, got, end - mid)

@@ -1,0 +1,42 @@
+"""``/ipfs/ping/1.0.0`` (libp2p/specs ping): 32 random bytes echoed back, repeatedly."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+
+from p2pkit.abc import MuxedStream
+from p2pkit.errors import ProtocolError
+
+PROTOCOL_ID = "/ipfs/ping/1.0.0"
+PING_SIZE = 32
+
+
+async def handle_ping(stream: MuxedStream) -> None:
+    """Echo 32-byte pings until the peer closes its side."""
+    while True:
+        try:
+            payload = await stream.readexactly(PING_SIZE)
+        except asyncio.IncompleteReadError:
+            return
+        await stream.write(payload)
+
+
+async def ping(stream: MuxedStream, count: int = 1, *, timeout: float = 10.0) -> list[float]:
+    """Send ``count`` pings on ``stream``; returns the round-trip times in seconds."""
+    rtts: list[float] = []
+    for _ in range(count):
+        payload = os.urandom(PING_SIZE)
+        start = time.perf_counter()
+        await stream.write(payload)
+        async with asyncio.timeout(timeout):
+            try:
+                answer = await stream.readexactly(PING_SIZE)
+            except asyncio.IncompleteReadError as exc:
+                raise ProtocolError("peer closed the ping stream") from exc
+        rtts.append(time.perf_counter() - start)
+        if answer != payload:
+            raise ProtocolError("ping answer does not match the payload")
+    await stream.close()
+    return rtts

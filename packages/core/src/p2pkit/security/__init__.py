@@ -1,0 +1,1 @@
+"""Security protocols shipped with the core (only the insecure plaintext one)."""

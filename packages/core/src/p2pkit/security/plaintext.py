@@ -1,0 +1,199 @@
+"""``/plaintext/2.0.0``: the spec's INSECURE security protocol (libp2p/specs plaintext).
+
+No encryption and no proof of key possession: a peer can claim any identity.  It exists
+so stacks can be tested without a real handshake and for interop tests.  It is never a
+default; choose it explicitly (``security = ["plaintext"]``).
+
+Each side sends one uvarint-length-prefixed ``Exchange{id = 1 (peer id bytes), pubkey = 2
+(libp2p PublicKey protobuf)}`` and checks the peer's id matches its key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from p2pkit.abc import Buffer, RawConnection, Receiver, SecureConnection, SecurityProtocol
+from p2pkit.errors import HandshakeError, HandshakeTimeout, PeerIdMismatch, ProtocolError
+from p2pkit.varint import decode_uvarint, encode_uvarint
+
+if TYPE_CHECKING:
+    from multiaddr import Multiaddr
+
+    from p2pkit.crypto import PrivateKey, PublicKey
+    from p2pkit.peer import PeerId
+    from p2pkit.plugins.spec import Components
+
+PROTOCOL_ID = "/plaintext/2.0.0"
+MAX_EXCHANGE_SIZE = 16 * 1024  # RSA-8192 keys fit comfortably
+
+
+@dataclasses.dataclass(frozen=True)
+class PlaintextOptions:
+    handshake_timeout: float = 10.0
+
+
+class PlaintextConnection(SecureConnection):
+    """The raw connection, labelled with the (unauthenticated) remote identity.
+
+    Every call is delegated to the raw connection: no layer on the data path.
+    """
+
+    def __init__(
+        self, raw: RawConnection, local: PeerId, remote: PeerId, remote_key: PublicKey
+    ) -> None:
+        self.raw = raw
+        self.is_initiator = raw.is_initiator
+        self.local_peer = local
+        self.remote_peer = remote
+        self.remote_public_key = remote_key
+        self.security_protocol = PROTOCOL_ID
+        self.early_muxer = None
+        # The muxer's hot write path calls the raw connection directly.
+        self.write_nowait = raw.write_nowait  # type: ignore[method-assign]
+
+    @property
+    def local_addr(self) -> Multiaddr | None:
+        return self.raw.local_addr
+
+    @property
+    def remote_addr(self) -> Multiaddr | None:
+        return self.raw.remote_addr
+
+    @property
+    def closed(self) -> bool:
+        return self.raw.closed
+
+    async def read(self, max_bytes: int = -1) -> bytes:
+        return await self.raw.read(max_bytes)
+
+    async def write(self, data: Buffer) -> None:
+        await self.raw.write(data)
+
+    def write_nowait(self, data: Buffer) -> None:
+        self.raw.write_nowait(data)
+
+    async def close_write(self) -> None:
+        await self.raw.close_write()
+
+    async def close(self) -> None:
+        await self.raw.close()
+
+    def reset(self) -> None:
+        self.raw.reset()
+
+    def unread(self, data: bytes) -> None:
+        self.raw.unread(data)
+
+    def start_push(self, receiver: Receiver) -> None:
+        self.raw.start_push(receiver)
+
+    @property
+    def write_paused(self) -> bool:
+        return self.raw.write_paused
+
+    async def drain(self) -> None:
+        await self.raw.drain()
+
+    def pause_reading(self) -> None:
+        self.raw.pause_reading()
+
+    def resume_reading(self) -> None:
+        self.raw.resume_reading()
+
+
+class PlaintextSecurity(SecurityProtocol):
+    """The insecure plaintext exchange; see the module docstring."""
+
+    protocol_id = PROTOCOL_ID
+
+    def __init__(self, private_key: PrivateKey, options: PlaintextOptions | None = None) -> None:
+        from p2pkit.peer import PeerId
+
+        self.private_key = private_key
+        self.peer_id = PeerId.from_public_key(private_key.public_key)
+        self.options = options or PlaintextOptions()
+
+    def _exchange_message(self) -> bytes:
+        from p2pkit.protobuf import encode_bytes_field
+
+        body = encode_bytes_field(1, self.peer_id.to_bytes()) + encode_bytes_field(
+            2, self.private_key.public_key.to_protobuf()
+        )
+        return encode_uvarint(len(body)) + body
+
+    async def _read_exchange(self, conn: RawConnection) -> tuple[PeerId, PublicKey]:
+        from p2pkit.crypto import public_key_from_protobuf
+        from p2pkit.peer import PeerId
+        from p2pkit.protobuf import iter_fields
+
+        buf = b""
+        while True:
+            decoded = decode_uvarint(buf)
+            if decoded is not None:
+                length, pos = decoded
+                if length > MAX_EXCHANGE_SIZE:
+                    raise HandshakeError(f"plaintext exchange of {length} bytes is too large")
+                if len(buf) >= pos + length:
+                    break
+            elif len(buf) > 9:
+                raise HandshakeError("bad plaintext length prefix")
+            chunk = await conn.read(MAX_EXCHANGE_SIZE)
+            if not chunk:
+                raise HandshakeError("connection closed during the plaintext exchange")
+            buf += chunk
+        body, rest = buf[pos : pos + length], buf[pos + length :]
+        if rest:
+            conn.unread(rest)
+        raw_id: bytes | None = None
+        raw_key: bytes | None = None
+        try:
+            for field, wire, value in iter_fields(body):
+                if field == 1 and wire == 2 and isinstance(value, bytes):
+                    raw_id = value
+                elif field == 2 and wire == 2 and isinstance(value, bytes):
+                    raw_key = value
+        except ProtocolError as exc:
+            raise HandshakeError(f"malformed plaintext exchange: {exc}") from exc
+        if raw_id is None or raw_key is None:
+            raise HandshakeError("plaintext exchange lacks the peer id or the public key")
+        try:
+            key = public_key_from_protobuf(raw_key)
+            peer = PeerId.from_bytes(raw_id)
+        except ValueError as exc:
+            raise HandshakeError(f"bad identity in plaintext exchange: {exc}") from exc
+        if PeerId.from_public_key(key) != peer:
+            raise HandshakeError("plaintext exchange: peer id does not match the public key")
+        return peer, key
+
+    async def _handshake(self, conn: RawConnection, expected: PeerId | None) -> SecureConnection:
+        try:
+            async with asyncio.timeout(self.options.handshake_timeout):
+                await conn.write(self._exchange_message())
+                peer, key = await self._read_exchange(conn)
+        except TimeoutError as exc:
+            conn.reset()
+            raise HandshakeTimeout("plaintext handshake timed out") from exc
+        except BaseException:
+            conn.reset()
+            raise
+        if expected is not None and peer != expected:
+            conn.reset()
+            raise PeerIdMismatch(expected, peer)
+        return PlaintextConnection(conn, self.peer_id, peer, key)
+
+    async def secure_outbound(
+        self, conn: RawConnection, remote_peer: PeerId | None, muxers: Sequence[str] = ()
+    ) -> SecureConnection:
+        return await self._handshake(conn, remote_peer)
+
+    async def secure_inbound(
+        self, conn: RawConnection, muxers: Sequence[str] = ()
+    ) -> SecureConnection:
+        return await self._handshake(conn, None)
+
+
+def plaintext_factory(components: Components, options: PlaintextOptions) -> PlaintextSecurity:
+    return PlaintextSecurity(components.private_key, options)

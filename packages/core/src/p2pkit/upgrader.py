@@ -1,0 +1,114 @@
+"""The connection upgrader: raw connection -> secured -> muxed (DESIGN.md section 2).
+
+1. multistream-select the security protocol (our preference order);
+2. run its handshake (verifying the remote peer id when we dialed one);
+3. take the muxer agreed during the handshake (early muxer negotiation) or
+   multistream-select one over the secured channel;
+4. start the muxer session.
+
+The whole upgrade runs under one timeout; on any failure the raw connection is reset
+and a typed error raised, so a bad peer costs us one socket and nothing else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from p2pkit.abc import (
+    MuxedConnection,
+    RawConnection,
+    SecureConnection,
+    SecurityProtocol,
+    StreamMuxer,
+)
+from p2pkit.errors import HandshakeTimeout, NegotiationError, ProtocolNotSupported
+from p2pkit.multistream import select_inbound, select_outbound
+
+if TYPE_CHECKING:
+    from p2pkit.peer import PeerId
+
+
+@dataclasses.dataclass
+class Upgraded:
+    """What an upgrade produced."""
+
+    raw: RawConnection
+    secure: SecureConnection
+    muxed: MuxedConnection
+    security_protocol: str
+    muxer_protocol: str
+    early_muxer: bool
+
+
+class Upgrader:
+    """Runs the connection path with the configured security protocols and muxers."""
+
+    def __init__(
+        self,
+        security: Sequence[SecurityProtocol],
+        muxers: Sequence[StreamMuxer],
+        *,
+        timeout: float = 10.0,
+    ) -> None:
+        if not security or not muxers:
+            raise ValueError("the upgrader needs at least one security protocol and one muxer")
+        self.security = {s.protocol_id: s for s in security}
+        self.security_order = [s.protocol_id for s in security]
+        self.muxers = {m.protocol_id: m for m in muxers}
+        self.muxer_order = [m.protocol_id for m in muxers]
+        self.timeout = timeout
+
+    async def upgrade_outbound(self, raw: RawConnection, remote_peer: PeerId | None) -> Upgraded:
+        return await self._run(raw, remote_peer, outbound=True)
+
+    async def upgrade_inbound(self, raw: RawConnection) -> Upgraded:
+        return await self._run(raw, None, outbound=False)
+
+    async def _run(
+        self, raw: RawConnection, remote_peer: PeerId | None, *, outbound: bool
+    ) -> Upgraded:
+        try:
+            async with asyncio.timeout(self.timeout):
+                return await self._steps(raw, remote_peer, outbound)
+        except TimeoutError as exc:
+            raw.reset()
+            if isinstance(exc, HandshakeTimeout):
+                raise
+            raise HandshakeTimeout(
+                f"connection upgrade did not finish in {self.timeout} s"
+            ) from exc
+        except BaseException:
+            raw.reset()
+            raise
+
+    async def _steps(
+        self, raw: RawConnection, remote_peer: PeerId | None, outbound: bool
+    ) -> Upgraded:
+        # No per-step timeout here: the whole upgrade is bounded by self.timeout.
+        if outbound:
+            sec_id = await select_outbound(raw, self.security_order, timeout=None)
+            secure = await self.security[sec_id].secure_outbound(raw, remote_peer, self.muxer_order)
+        else:
+            sec_id = await select_inbound(raw, self.security_order, timeout=None)
+            secure = await self.security[sec_id].secure_inbound(raw, self.muxer_order)
+        try:
+            early = secure.early_muxer
+            if early is not None:
+                if early not in self.muxers:
+                    raise NegotiationError(f"handshake agreed on muxer {early!r}, which we lack")
+                mux_id = early
+            elif outbound:
+                mux_id = await select_outbound(secure, self.muxer_order, timeout=None)
+            else:
+                mux_id = await select_inbound(secure, self.muxer_order, timeout=None)
+            muxed = self.muxers[mux_id].new_session(secure, is_initiator=outbound)
+        except BaseException:
+            secure.reset()
+            raise
+        return Upgraded(raw, secure, muxed, sec_id, mux_id, early is not None)
+
+
+__all__ = ["ProtocolNotSupported", "Upgraded", "Upgrader"]
