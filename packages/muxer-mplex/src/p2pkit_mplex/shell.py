@@ -1,0 +1,348 @@
+"""asyncio shell of mplex: drives :class:`~p2pkit_mplex.session.MplexSession` over a channel.
+
+The channel runs in push mode: :meth:`MplexConnection.data_received` parses each
+received buffer in place and copies every payload once, into the stream's
+:class:`~p2pkit.io.ReadBuffer`.  No task per stream and no reader task: writers call
+``write_nowait`` on the channel and wait on ``drain()`` only while the channel is
+paused, so a slow peer blocks only the writers, never the reading side.
+
+mplex has no flow control: a stream whose reader falls ``max_stream_buffer`` bytes
+behind is reset by the session (see the README), instead of growing memory or
+pausing the whole connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from p2pkit.abc import Buffer, MuxedConnection, MuxedStream, SecureConnection, StreamMuxer
+from p2pkit.errors import ConnectionClosed, P2PError, StreamClosed, StreamReset
+from p2pkit.io import ReadBuffer
+
+from p2pkit_mplex.frames import PROTOCOL_ID, StreamKey
+from p2pkit_mplex.options import MplexOptions
+from p2pkit_mplex.session import (
+    DataReceived,
+    MplexSession,
+    StreamEnded,
+    StreamOpened,
+)
+from p2pkit_mplex.session import StreamReset as StreamResetEvent
+
+__all__ = ["MplexConnection", "MplexMuxer", "MplexStream"]
+
+_JOIN_LIMIT = 64 * 1024
+"""Writes up to this size are sent as one joined frame (one channel write); larger
+ones as header + payload slices (no copy of an immutable payload)."""
+
+
+class MplexStream(MuxedStream):
+    """One mplex stream.  Reads come from a bounded :class:`ReadBuffer`."""
+
+    def __init__(self, conn: MplexConnection, key: StreamKey, name: str) -> None:
+        self._conn = conn
+        self.key = key
+        self.stream_id = key.id
+        self.is_initiator = key.opened_by_us
+        self.name = name
+        self.protocol: str | None = None
+        self._session = conn._session
+        self._buf = ReadBuffer(on_consume=self._on_consume)
+        self._write_closed = False
+        self._read_closed = False
+        self._exc: BaseException | None = None  # reset or connection failure
+
+    def __repr__(self) -> str:
+        side = "out" if self.is_initiator else "in"
+        return f"<MplexStream {self.stream_id}/{side} protocol={self.protocol!r}>"
+
+    def _on_consume(self, n: int) -> None:
+        self._session.consumed(self.key, n)
+
+    # -- ByteStream --------------------------------------------------------------------
+
+    async def read(self, max_bytes: int = -1) -> bytes:
+        return await self._buf.read(max_bytes)
+
+    def unread(self, data: bytes) -> None:
+        self._buf.unread(data)
+
+    def _check_writable(self) -> None:
+        if self._exc is not None:
+            raise self._exc
+        if self._write_closed:
+            raise StreamClosed("write after close_write() on mplex stream")
+
+    async def write(self, data: Buffer) -> None:
+        self._check_writable()
+        n = len(data)
+        if n == 0:
+            return
+        channel = self._conn._channel
+        session = self._session
+        try:
+            if n <= _JOIN_LIMIT:
+                channel.write_nowait(session.send_data(self.key, data))
+            else:
+                owned = isinstance(data, bytes)
+                parts = session.send_data_parts(self.key, data)
+                for i in range(0, len(parts), 2):
+                    channel.write_nowait(parts[i])
+                    channel.write_nowait(parts[i + 1] if owned else bytes(parts[i + 1]))
+                    if channel.write_paused and i + 2 < len(parts):
+                        await channel.drain()
+                        self._check_writable()  # reset while we waited: stop here
+            if channel.write_paused:
+                await channel.drain()
+        except ConnectionClosed as exc:
+            self._conn._fail_from_writer(exc)
+            raise self._exc or exc from None
+
+    async def close_write(self) -> None:
+        if self._write_closed or self._exc is not None:
+            return
+        self._write_closed = True
+        frame = self._session.close_stream(self.key)
+        self._conn._send_control(frame)
+        self._conn._forget_if_done(self)
+
+    async def close(self) -> None:
+        """Half-close and stop reading: unread and later data is discarded."""
+        await self.close_write()
+        if not self._read_closed:
+            self._read_closed = True
+            self._buf.on_consume = None
+            self._session.consumed(self.key, self._buf.size)
+            if self._exc is None:
+                self._buf.fail(StreamClosed("read on a closed mplex stream"))
+            self._conn._forget(self)
+
+    def reset(self) -> None:
+        if self._exc is not None:
+            return
+        try:
+            frame = self._session.reset_stream(self.key)
+            self._conn._send_control(frame)
+        finally:
+            self._on_reset(StreamReset("mplex stream reset locally"))
+
+    # -- called by the connection --------------------------------------------------------
+
+    def _on_reset(self, exc: BaseException) -> None:
+        if self._exc is None:
+            self._exc = exc
+            self._buf.fail(exc)
+        self._conn._forget(self)
+
+    def _on_session_end(self, exc: BaseException | None) -> None:
+        """The session ended: ``exc`` None means a clean end (buffered data, then EOF)."""
+        if self._exc is not None:
+            return
+        if exc is None:
+            self._buf.feed_eof()
+            self._exc = ConnectionClosed("mplex session ended")
+        else:
+            self._exc = exc
+            self._buf.fail(exc)
+
+
+class MplexConnection(MuxedConnection):
+    """An mplex session over one secure channel (it is the channel's push receiver)."""
+
+    def __init__(
+        self, channel: SecureConnection, *, is_initiator: bool, options: MplexOptions
+    ) -> None:
+        self._channel = channel
+        self.is_initiator = is_initiator
+        self.options = options
+        self._session = MplexSession(is_initiator=is_initiator, options=options)
+        self._streams: dict[StreamKey, MplexStream] = {}
+        self._backlog: dict[StreamKey, MplexStream] = {}  # inbound, not yet accepted
+        self._accept_waiters: list[asyncio.Future[None]] = []
+        self._ended = False
+        self._end_exc: BaseException | None = None
+        self._closed_event = asyncio.Event()
+        self._close_task: asyncio.Task[None] | None = None
+        channel.start_push(self)
+
+    def __repr__(self) -> str:
+        return f"<MplexConnection streams={len(self._streams)} ended={self._ended}>"
+
+    # -- MuxedConnection ---------------------------------------------------------------
+
+    @property
+    def is_closed(self) -> bool:
+        return self._ended
+
+    @property
+    def streams(self) -> Sequence[MuxedStream]:
+        return list(self._streams.values())
+
+    async def open_stream(self) -> MuxedStream:
+        if self._ended:
+            raise ConnectionClosed("mplex session is closed") from self._end_exc
+        key, frame = self._session.open_stream()
+        stream = MplexStream(self, key, str(key.id))
+        self._streams[key] = stream
+        try:
+            self._channel.write_nowait(frame)
+            if self._channel.write_paused:
+                await self._channel.drain()
+        except ConnectionClosed as exc:
+            self._fail_from_writer(exc)
+            raise
+        return stream
+
+    async def accept_stream(self) -> MuxedStream:
+        while True:
+            if self._backlog:
+                key = next(iter(self._backlog))
+                return self._backlog.pop(key)
+            if self._ended:
+                raise ConnectionClosed("mplex session is closed") from self._end_exc
+            fut = asyncio.get_running_loop().create_future()
+            self._accept_waiters.append(fut)
+            try:
+                await fut
+            finally:
+                if fut in self._accept_waiters:
+                    self._accept_waiters.remove(fut)
+
+    async def close(self) -> None:
+        """Half-close every stream, then close the channel (mplex has no GoAway)."""
+        if not self._ended:
+            frames = self._session.close()
+            for stream in self._streams.values():
+                stream._write_closed = True
+            if frames:
+                try:
+                    self._channel.write_nowait(frames)
+                except ConnectionClosed:
+                    pass
+            self._end(None)
+        await self._close_channel()
+        await self._closed_event.wait()
+
+    def abort(self, exc: BaseException | None = None) -> None:
+        reason = f"mplex session aborted: {exc!r}" if exc is not None else "mplex session aborted"
+        self._end(StreamReset(reason))
+        self._channel.reset()
+
+    async def wait_closed(self) -> None:
+        await self._closed_event.wait()
+
+    # -- Receiver (push mode) ----------------------------------------------------------
+
+    def data_received(self, data: memoryview) -> None:
+        if self._ended:
+            return
+        session = self._session
+        try:
+            events = session.receive_data(data)
+        except P2PError as exc:
+            self.abort(exc)
+            return
+        streams = self._streams
+        for ev in events:
+            if type(ev) is DataReceived:
+                stream = streams.get(ev.key)
+                if stream is None or stream._read_closed:
+                    session.consumed(ev.key, len(ev.data))
+                else:
+                    stream._buf.feed(ev.data)
+            elif type(ev) is StreamOpened:
+                stream = MplexStream(self, ev.key, ev.name)
+                streams[ev.key] = stream
+                self._backlog[ev.key] = stream
+                self._wake_acceptors()
+            elif type(ev) is StreamEnded:
+                stream = streams.get(ev.key)
+                if stream is not None:
+                    stream._buf.feed_eof()
+                    self._forget_if_done(stream)
+            elif type(ev) is StreamResetEvent:
+                stream = streams.get(ev.key)
+                if stream is not None:
+                    stream._on_reset(StreamReset(f"mplex stream {ev.key.id}: {ev.reason}"))
+        out = session.data_to_send()
+        if out:
+            self._send_control(out)
+
+    def eof_received(self) -> None:
+        """Bare EOF ends the session: streams return their buffered data, then EOF."""
+        if not self._ended:
+            self._end(None)
+            self._close_task = asyncio.get_running_loop().create_task(self._close_channel())
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        if exc is None:
+            self._end(None)
+        else:
+            err = exc if isinstance(exc, P2PError) else ConnectionClosed(f"connection lost: {exc}")
+            self._end(StreamReset(f"mplex connection lost: {err}"))
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _send_control(self, frame: bytes) -> None:
+        """Send a small frame without waiting (close, reset): never blocks, never raises."""
+        if frame and not self._channel.closed:
+            try:
+                self._channel.write_nowait(frame)
+            except ConnectionClosed as exc:
+                self._fail_from_writer(exc)
+
+    def _fail_from_writer(self, exc: ConnectionClosed) -> None:
+        if not self._ended:
+            self._end(StreamReset(f"mplex connection closed: {exc}"))
+
+    def _forget(self, stream: MplexStream) -> None:
+        if self._streams.get(stream.key) is stream:
+            del self._streams[stream.key]
+        if self._backlog.get(stream.key) is stream:
+            del self._backlog[stream.key]
+
+    def _forget_if_done(self, stream: MplexStream) -> None:
+        if not self._session.has_stream(stream.key):
+            self._forget(stream)
+
+    def _wake_acceptors(self) -> None:
+        waiters, self._accept_waiters = self._accept_waiters, []
+        for fut in waiters:
+            if not fut.done():
+                fut.set_result(None)
+
+    def _end(self, exc: BaseException | None) -> None:
+        """The session is over: ``exc`` None = clean (streams see EOF), else reset."""
+        if self._ended:
+            return
+        self._ended = True
+        self._end_exc = exc
+        self._session.close()
+        for stream in list(self._streams.values()):
+            stream._on_session_end(exc)
+        self._streams.clear()
+        if exc is not None:
+            for stream in self._backlog.values():
+                stream._on_session_end(exc)
+            self._backlog.clear()
+        self._wake_acceptors()
+        self._closed_event.set()
+
+    async def _close_channel(self) -> None:
+        try:
+            await self._channel.close()
+        except (P2PError, OSError):
+            self._channel.reset()
+
+
+class MplexMuxer(StreamMuxer):
+    """The ``/mplex/6.7.0`` stream muxer (factory of :class:`MplexConnection`)."""
+
+    protocol_id = PROTOCOL_ID
+
+    def __init__(self, options: MplexOptions | None = None) -> None:
+        self.options = options or MplexOptions()
+
+    def new_session(self, conn: SecureConnection, *, is_initiator: bool) -> MplexConnection:
+        return MplexConnection(conn, is_initiator=is_initiator, options=self.options)

@@ -1,0 +1,258 @@
+"""The asyncio shell over in-process channels (real Channel contract, no sockets)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import AsyncIterator
+from typing import cast
+
+import pytest
+from p2pkit.abc import RawConnection, SecureConnection
+from p2pkit.errors import ConnectionClosed, StreamClosed, StreamReset
+from p2pkit.testing.memory import channel_pair
+from p2pkit_mplex import Flag, MplexConnection, MplexMuxer, MplexOptions, encode_frame
+
+MiB = 1 << 20
+
+
+def secure(conn: RawConnection) -> SecureConnection:
+    """The shell only uses the Channel part of SecureConnection."""
+    return cast(SecureConnection, conn)
+
+
+@pytest.fixture
+async def sessions() -> AsyncIterator[tuple[MplexConnection, MplexConnection]]:
+    a, b = channel_pair()
+    muxer = MplexMuxer()
+    sa = muxer.new_session(secure(a), is_initiator=True)
+    sb = muxer.new_session(secure(b), is_initiator=False)
+    yield sa, sb
+    await sa.close()
+    await sb.close()
+
+
+async def test_open_accept_echo_half_close(
+    sessions: tuple[MplexConnection, MplexConnection],
+) -> None:
+    sa, sb = sessions
+    s1 = await sa.open_stream()
+    await s1.write(b"hello")
+    await s1.close_write()
+    r1 = await asyncio.wait_for(sb.accept_stream(), 5)
+    assert r1.stream_id == s1.stream_id == 0
+    assert not r1.is_initiator and s1.is_initiator
+    assert await r1.readexactly(5) == b"hello"
+    assert await r1.read() == b""
+    with pytest.raises(StreamClosed):
+        await s1.write(b"more")
+    await r1.write(b"world")  # the other direction stays open
+    await r1.close_write()
+    assert await s1.readexactly(5) == b"world"
+    assert await s1.read() == b""
+    await asyncio.sleep(0.01)
+    assert sa.streams == [] and sb.streams == []
+
+
+async def test_both_open_id_0_concurrently(
+    sessions: tuple[MplexConnection, MplexConnection],
+) -> None:
+    sa, sb = sessions
+    xa, xb = await asyncio.gather(sa.open_stream(), sb.open_stream())
+    ya, yb = await asyncio.gather(sb.accept_stream(), sa.accept_stream())
+    assert xa.stream_id == xb.stream_id == ya.stream_id == yb.stream_id == 0
+    await xa.write(b"a->b on a's stream")
+    await xb.write(b"b->a on b's stream")
+    await ya.write(b"b->a on a's stream")
+    await yb.write(b"a->b on b's stream")
+    assert await ya.readexactly(18) == b"a->b on a's stream"
+    assert await yb.readexactly(18) == b"b->a on b's stream"
+    assert await xa.readexactly(18) == b"b->a on a's stream"
+    assert await xb.readexactly(18) == b"a->b on b's stream"
+
+
+async def test_large_transfer_many_streams(
+    sessions: tuple[MplexConnection, MplexConnection],
+) -> None:
+    sa, sb = sessions
+    payload = bytes(range(256)) * (12 * 1024)  # 3 MiB: split into 1 MiB messages
+    digest = hashlib.sha256(payload).digest()
+
+    async def send() -> None:
+        s = await sa.open_stream()
+        await s.write(payload)
+        await s.write(bytearray(b"tail"))
+        await s.close_write()
+        assert await s.read() == b""
+
+    async def receive() -> None:
+        r = await sb.accept_stream()
+        got = bytearray()
+        while chunk := await r.read(65536):
+            got += chunk
+        assert hashlib.sha256(got[:-4]).digest() == digest and got[-4:] == b"tail"
+        await r.close()
+
+    await asyncio.wait_for(
+        asyncio.gather(*(send() for _ in range(4)), *(receive() for _ in range(4))), 30
+    )
+
+
+async def test_remote_reset_and_local_reset(
+    sessions: tuple[MplexConnection, MplexConnection],
+) -> None:
+    sa, sb = sessions
+    s = await sa.open_stream()
+    await s.write(b"x")
+    r = await sb.accept_stream()
+    reader = asyncio.create_task(r.read(10))
+    assert await reader == b"x"
+    pending = asyncio.create_task(r.read())
+    await asyncio.sleep(0)
+    s.reset()
+    s.reset()  # idempotent
+    with pytest.raises(StreamReset):
+        await asyncio.wait_for(pending, 5)
+    with pytest.raises(StreamReset):
+        await r.write(b"y")
+    with pytest.raises(StreamReset):
+        await s.read()
+    with pytest.raises(StreamReset):
+        await s.write(b"z")
+
+
+async def test_slow_reader_is_reset_other_streams_unaffected() -> None:
+    """No flow control: past max_stream_buffer the receiver resets the stream."""
+    a, b = channel_pair()
+    opts = MplexOptions(max_stream_buffer=2 * MiB)
+    sa = MplexMuxer(opts).new_session(secure(a), is_initiator=True)
+    sb = MplexMuxer(opts).new_session(secure(b), is_initiator=False)
+    slow = await sa.open_stream()
+    fast = await sa.open_stream()
+    r_slow = await sb.accept_stream()
+    r_fast = await sb.accept_stream()
+    chunk = bytes(256 * 1024)
+    with pytest.raises(StreamReset):
+        for _ in range(64):  # 16 MiB at most; the reset arrives long before
+            await slow.write(chunk)
+            await asyncio.sleep(0)
+    with pytest.raises(StreamReset):
+        await r_slow.read()
+    # The session and the other stream carry on.
+    await fast.write(b"still fine")
+    assert await r_fast.readexactly(10) == b"still fine"
+    assert not sa.is_closed and not sb.is_closed
+    await sa.close()
+    await sb.close()
+
+
+async def test_reader_within_bound_is_not_reset() -> None:
+    a, b = channel_pair()
+    opts = MplexOptions(max_stream_buffer=2 * MiB)
+    sa = MplexMuxer(opts).new_session(secure(a), is_initiator=True)
+    sb = MplexMuxer(opts).new_session(secure(b), is_initiator=False)
+    s = await sa.open_stream()
+    await s.write(bytes(2 * MiB))  # exactly the bound, nobody reads yet
+    await s.close_write()
+    r = await sb.accept_stream()
+    await asyncio.sleep(0.05)
+    got = 0
+    while chunk := await r.read():
+        got += len(chunk)
+    assert got == 2 * MiB
+    await sa.close()
+    await sb.close()
+
+
+async def test_close_session_ends_accept_and_remote_sees_eof(
+    sessions: tuple[MplexConnection, MplexConnection],
+) -> None:
+    sa, sb = sessions
+    s = await sa.open_stream()
+    await s.write(b"bye")
+    r = await sb.accept_stream()
+    acceptor = asyncio.create_task(sa.accept_stream())
+    await asyncio.sleep(0)
+    await asyncio.wait_for(sa.close(), 5)
+    assert sa.is_closed
+    with pytest.raises(ConnectionClosed):
+        await asyncio.wait_for(acceptor, 5)
+    with pytest.raises(ConnectionClosed):
+        await sa.open_stream()
+    # The remote reads the data, then EOF; its session ends too (bare EOF).
+    assert await asyncio.wait_for(r.readexactly(3), 5) == b"bye"
+    assert await asyncio.wait_for(r.read(), 5) == b""
+    await asyncio.wait_for(sb.wait_closed(), 5)
+    with pytest.raises(ConnectionClosed):
+        await sb.accept_stream()
+
+
+async def test_abort_resets_streams(
+    sessions: tuple[MplexConnection, MplexConnection],
+) -> None:
+    sa, sb = sessions
+    s = await sa.open_stream()
+    r = await sb.accept_stream()
+    sa.abort(RuntimeError("boom"))
+    sa.abort()  # idempotent
+    with pytest.raises(StreamReset):
+        await s.read()
+    with pytest.raises((StreamReset, ConnectionClosed)):
+        await asyncio.wait_for(r.read(), 5)
+    await asyncio.wait_for(sb.wait_closed(), 5)
+
+
+# -- against a raw peer that writes frames by hand ---------------------------------------
+
+
+async def test_protocol_error_from_raw_peer_aborts() -> None:
+    a, raw = channel_pair()
+    sa = MplexMuxer().new_session(secure(a), is_initiator=True)
+    await raw.write(encode_frame(0, Flag.NEW_STREAM, b"0") + encode_frame(0, Flag.NEW_STREAM))
+    with pytest.raises(ConnectionClosed):
+        await asyncio.wait_for(sa.accept_stream(), 5)
+    assert sa.is_closed
+    with pytest.raises(ConnectionClosed):
+        await asyncio.wait_for(raw.read(), 5)
+    raw.reset()
+
+
+async def test_bare_eof_gives_buffered_data_then_eof() -> None:
+    a, raw = channel_pair()
+    sa = MplexMuxer().new_session(secure(a), is_initiator=True)
+    await raw.write(
+        encode_frame(7, Flag.NEW_STREAM, b"x") + encode_frame(7, Flag.MESSAGE_INITIATOR, b"data")
+    )
+    await raw.close_write()
+    r = await asyncio.wait_for(sa.accept_stream(), 5)
+    assert r.stream_id == 7
+    assert await asyncio.wait_for(r.read(), 5) == b"data"
+    assert await r.read() == b""
+    with pytest.raises(ConnectionClosed):
+        await r.write(b"no")
+    await asyncio.wait_for(sa.wait_closed(), 5)
+    with pytest.raises(ConnectionClosed):
+        await sa.accept_stream()
+    assert await asyncio.wait_for(raw.read(), 5) == b""
+    await raw.close()
+
+
+async def test_inbound_beyond_max_streams_is_reset() -> None:
+    a, raw = channel_pair()
+    sa = MplexMuxer(MplexOptions(max_streams=2)).new_session(secure(a), is_initiator=True)
+    await raw.write(b"".join(encode_frame(i, Flag.NEW_STREAM) for i in range(3)))
+    assert await asyncio.wait_for(raw.readexactly(2), 5) == encode_frame(2, Flag.RESET_RECEIVER)
+    assert len(sa.streams) == 2
+    await sa.close()
+    await raw.close()
+
+
+async def test_plugin_spec() -> None:
+    from p2pkit.plugins import Components
+    from p2pkit_mplex import plugin
+
+    (spec,) = plugin.p2pkit_stream_muxers()
+    assert (spec.kind, spec.name, spec.protocol_id) == ("muxer", "mplex", "/mplex/6.7.0")
+    assert spec.options is MplexOptions
+    muxer = spec.factory(cast(Components, None), MplexOptions(max_streams=5))
+    assert isinstance(muxer, MplexMuxer) and muxer.options.max_streams == 5
