@@ -1,0 +1,313 @@
+"""One TCP connection: an asyncio BufferedProtocol behind the RawConnection interface.
+
+Receive path (DESIGN.md section 3): the socket is read straight into one preallocated
+``bytearray``.  In push mode the filled slice goes to the receiver in the same call
+(no task, no queue, no copy); in pull mode (handshakes, negotiation) it is copied into
+a :class:`~p2pkit.io.ReadBuffer`.  Send path: ``write_nowait`` is ``transport.write``;
+asyncio's ``pause_writing``/``resume_writing`` drive a :class:`~p2pkit.io.WriteGate`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import struct
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from p2pkit.abc import Buffer, RawConnection, Receiver
+from p2pkit.errors import ConnectionClosed, StreamClosed
+from p2pkit.io import ReadBuffer, WriteGate
+
+from p2pkit_tcp.addresses import from_sockaddr
+from p2pkit_tcp.options import TcpOptions
+
+if TYPE_CHECKING:
+    from multiaddr import Multiaddr
+
+log = logging.getLogger(__name__)
+
+_LINGER_ZERO = struct.pack("ii", 1, 0)
+
+
+class TcpConnection(RawConnection):
+    """A raw TCP connection (see the module docstring).
+
+    Built by :class:`~p2pkit_tcp.TcpTransport`; not constructed by applications.
+    """
+
+    transport_name = "tcp"
+
+    def __init__(self, options: TcpOptions, *, is_initiator: bool) -> None:
+        self.is_initiator = is_initiator
+        self._options = options
+        self._transport: asyncio.Transport | None = None
+        self._local: Multiaddr | None = None
+        self._remote: Multiaddr | None = None
+        self._rbuf = memoryview(bytearray(options.read_buffer_size))
+        self._buf = ReadBuffer(on_consume=self._consumed)
+        self._user_paused = False
+        self._pull_paused = False
+        self._receiver: Receiver | None = None
+        self._gate = WriteGate()
+        self._eof = False
+        self._lost = False
+        self._lost_exc: ConnectionClosed | None = None
+        self._lost_waiter: asyncio.Future[None] | None = None
+        self._write_closed = False
+        self._closed = False
+
+    # -- properties --------------------------------------------------------------------
+
+    @property
+    def local_addr(self) -> Multiaddr | None:
+        return self._local
+
+    @property
+    def remote_addr(self) -> Multiaddr | None:
+        return self._remote
+
+    @property
+    def closed(self) -> bool:
+        return self._closed or self._lost
+
+    @property
+    def write_paused(self) -> bool:
+        return self._gate.paused
+
+    def get_socket_option(self, level: int, option: int) -> int:
+        """``getsockopt`` on the underlying socket (for tests and diagnostics)."""
+        sock = self._socket()
+        if sock is None:
+            raise ConnectionClosed("tcp connection is closed")
+        return int(sock.getsockopt(level, option))
+
+    def __repr__(self) -> str:
+        role = "dialer" if self.is_initiator else "listener"
+        return f"<TcpConnection {role} {self._local} <-> {self._remote}>"
+
+    # -- pull mode ---------------------------------------------------------------------
+
+    async def read(self, max_bytes: int = -1) -> bytes:
+        if self._receiver is not None:
+            raise RuntimeError("read() after start_push()")
+        return await self._buf.read(max_bytes)
+
+    def unread(self, data: bytes) -> None:
+        if self._receiver is not None:
+            raise RuntimeError("unread() after start_push()")
+        self._buf.unread(data)
+
+    # -- push mode ---------------------------------------------------------------------
+
+    def start_push(self, receiver: Receiver) -> None:
+        if self._receiver is not None:
+            raise RuntimeError("start_push() called twice")
+        self._receiver = receiver
+        if self._buf.exception is None:
+            data = self._buf.read_nowait(-1)
+            if data:
+                receiver.data_received(memoryview(data))
+        if self._pull_paused:
+            self._pull_paused = False
+            self._apply_reading()
+        if self._eof:
+            receiver.eof_received()
+        if self._lost:
+            receiver.connection_lost(self._lost_exc)
+
+    def pause_reading(self) -> None:
+        self._user_paused = True
+        self._apply_reading()
+
+    def resume_reading(self) -> None:
+        self._user_paused = False
+        self._apply_reading()
+
+    def _apply_reading(self) -> None:
+        """Read from the socket unless the user paused us or the pull buffer is full."""
+        t = self._transport
+        if t is None or t.is_closing():
+            return
+        if self._user_paused or self._pull_paused:
+            if t.is_reading():
+                t.pause_reading()
+        elif not t.is_reading():
+            t.resume_reading()
+
+    def _consumed(self, _n: int) -> None:
+        if self._pull_paused and self._buf.size <= self._options.pull_buffer_limit // 4:
+            self._pull_paused = False
+            self._apply_reading()
+
+    # -- send side ---------------------------------------------------------------------
+
+    def write_nowait(self, data: Buffer) -> None:
+        if self._closed or self._lost or self._transport is None:
+            raise ConnectionClosed("tcp connection is closed")
+        if self._write_closed:
+            raise StreamClosed("write after close_write()")
+        self._transport.write(data)
+
+    async def write(self, data: Buffer) -> None:
+        # The caller may reuse ``data`` when we return, but asyncio on 3.12+ keeps a
+        # reference to what it could not send at once: hand it an immutable copy.
+        self.write_nowait(data if isinstance(data, bytes) else bytes(data))
+        if self._gate.paused:
+            await self.drain()
+
+    async def drain(self) -> None:
+        if self._closed or self._lost:
+            raise ConnectionClosed("tcp connection is closed")
+        await self._gate.wait()
+
+    async def close_write(self) -> None:
+        if self._write_closed or self._closed or self._lost:
+            return
+        self._write_closed = True
+        t = self._transport
+        if t is not None and t.can_write_eof():
+            t.write_eof()  # FIN goes out after the queued data
+
+    async def close(self) -> None:
+        """Flush what is queued, send FIN, close; abort after ``close_timeout``."""
+        if self._closed:
+            if self._lost_waiter is not None and not self._lost:
+                await asyncio.shield(self._lost_waiter)
+            return
+        self._closed = True
+        self._write_closed = True
+        t = self._transport
+        if t is None or self._lost:
+            return
+        self._lost_waiter = asyncio.get_running_loop().create_future()
+        t.close()
+        try:
+            await asyncio.wait_for(asyncio.shield(self._lost_waiter), self._options.close_timeout)
+        except TimeoutError:
+            log.debug("%r: close timed out after %ss, aborting", self, self._options.close_timeout)
+            self._abort()
+
+    def reset(self) -> None:
+        """Abort with SO_LINGER 0: the peer gets a TCP RST, queued data is dropped."""
+        if self._lost:
+            return
+        self._closed = True
+        self._write_closed = True
+        exc = ConnectionClosed("tcp connection was reset locally")
+        self._buf.fail(exc)
+        self._gate.close(exc)
+        self._abort()
+
+    def _abort(self) -> None:
+        t = self._transport
+        if t is None:
+            return
+        sock = self._socket()
+        if sock is not None:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_ZERO)
+            except OSError:  # pragma: no cover - socket already dead
+                pass
+        t.abort()
+
+    def _socket(self) -> Any:
+        """The transport's socket (an asyncio TransportSocket wrapper), or None."""
+        t = self._transport
+        return None if t is None else t.get_extra_info("socket")
+
+    # -- protocol callbacks (called by _TcpProtocol) -----------------------------------
+
+    def _connection_made(self, transport: asyncio.Transport) -> None:
+        self._transport = transport
+        transport.set_write_buffer_limits(high=self._options.write_high_water)
+        sock = self._socket()
+        if sock is not None:
+            try:
+                sock.setsockopt(
+                    socket.IPPROTO_TCP, socket.TCP_NODELAY, 1 if self._options.nodelay else 0
+                )
+            except OSError:  # pragma: no cover - raced with a reset
+                pass
+        self._local = from_sockaddr(transport.get_extra_info("sockname"))
+        self._remote = from_sockaddr(transport.get_extra_info("peername"))
+
+    def _buffer_updated(self, nbytes: int) -> None:
+        receiver = self._receiver
+        if receiver is not None:
+            receiver.data_received(self._rbuf[:nbytes])
+        else:
+            buf = self._buf
+            buf.feed(bytes(self._rbuf[:nbytes]))
+            if buf.size > self._options.pull_buffer_limit and not self._pull_paused:
+                # Nobody is reading: leave further bytes in the kernel so the peer's
+                # writes back up (TCP flow control) instead of growing this buffer.
+                self._pull_paused = True
+                self._apply_reading()
+
+    def _eof_received(self) -> None:
+        self._eof = True
+        if self._receiver is not None:
+            self._receiver.eof_received()
+        else:
+            self._buf.feed_eof()
+
+    def _connection_lost(self, exc: Exception | None) -> None:
+        self._lost = True
+        err: ConnectionClosed | None = None
+        if exc is not None:
+            err = ConnectionClosed(f"tcp connection lost: {type(exc).__name__}: {exc}")
+            err.__cause__ = exc
+            self._lost_exc = err
+        gate_exc = err or ConnectionClosed("tcp connection is closed")
+        self._gate.close(gate_exc)
+        if self._receiver is not None:
+            self._receiver.connection_lost(err)
+        elif err is not None:
+            self._buf.fail(err)
+        else:
+            self._buf.feed_eof()
+        w = self._lost_waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+        self._transport = None
+
+
+class TcpProtocol(asyncio.BufferedProtocol):
+    """The asyncio side of a :class:`TcpConnection` (thin: forwards every callback)."""
+
+    __slots__ = ("_on_made", "conn")
+
+    def __init__(
+        self,
+        conn: TcpConnection,
+        on_made: Callable[[TcpConnection], None] | None = None,
+    ) -> None:
+        self.conn = conn
+        self._on_made = on_made
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.conn._connection_made(transport)
+        if self._on_made is not None:
+            self._on_made(self.conn)
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self.conn._rbuf
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.conn._buffer_updated(nbytes)
+
+    def eof_received(self) -> bool:
+        self.conn._eof_received()
+        return True  # keep the transport open: we may still write (half-close)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.conn._connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self.conn._gate.pause()
+
+    def resume_writing(self) -> None:
+        self.conn._gate.resume()
