@@ -10,7 +10,9 @@ from p2pkit.multistream import (
     HEADER,
     LS_MESSAGE,
     NA_MESSAGE,
+    PROTOCOL_ID,
     Initiator,
+    ListRequest,
     MessageReader,
     Responder,
     decode_ls_response,
@@ -60,6 +62,24 @@ def test_ls_response_vector() -> None:
     assert frame is not None
     assert decode_ls_response(frame) == ["/a", "/bc"]
     assert decode_ls_response(b"\n") == []
+
+
+def test_list_request() -> None:
+    req = ListRequest()
+    assert req.initial_bytes() == HEADER + LS_MESSAGE
+    big = [f"/proto/{i:04d}/" + "y" * 100 for i in range(200)]  # > 1024 bytes: allowed here
+    answer = HEADER + encode_ls_response(big) + b"rest"
+    for i in range(len(answer)):
+        req.receive_data(answer[i : i + 1])
+    assert req.done and req.protocols == big
+    assert req.leftover() == b"rest"
+    req = ListRequest()
+    req.receive_data(HEADER + NA_MESSAGE)
+    assert req.done and req.protocols is None
+    with pytest.raises(MessageTooLarge):
+        ListRequest(max_response_size=100).receive_data(HEADER + encode_uvarint(101))
+    with pytest.raises(NegotiationError):
+        ListRequest().receive_data(HEADER + b"\x03/a\x00")  # entries not newline-terminated
 
 
 def test_initiator_first_write_is_header_plus_proposal() -> None:
@@ -313,7 +333,7 @@ def test_fuzz_initiator_only_typed_errors(prefix: bool, lazy: bool, parts: list[
 )
 def test_fuzz_roundtrip_any_split(protocols: list[str], cut: int) -> None:
     """Valid ids negotiate correctly however the bytes are split."""
-    protocols = [p for p in protocols if p not in ("na", "ls")] or ["/fallback"]
+    protocols = [p for p in protocols if p not in ("na", "ls", PROTOCOL_ID)] or ["/fallback"]
     target = protocols[-1]
     init = Initiator(protocols)
     resp = Responder([target])

@@ -22,6 +22,7 @@ from p2pkit.multistream import (
     LazyStream,
     encode_ls_response,
     encode_message,
+    list_protocols,
     select_inbound,
     select_outbound,
     select_outbound_lazy,
@@ -104,6 +105,26 @@ async def test_ls_answered_by_select_inbound() -> None:
     await a.write(encode_message(TLS))
     async with asyncio.timeout(5):
         assert await task == TLS
+
+
+async def test_list_protocols_probe() -> None:
+    a, b = bytestream_pair(chunk_size=2)
+    task = asyncio.create_task(select_inbound(b, [NOISE, TLS]))
+    async with asyncio.timeout(5):
+        assert await list_protocols(a) == [NOISE, TLS]
+    await a.close()
+    with pytest.raises(NegotiationError):
+        async with asyncio.timeout(5):
+            await task
+    # A responder without a list answers na.
+    a, b = bytestream_pair()
+    task = asyncio.create_task(select_inbound(b, lambda p: p == NOISE))
+    async with asyncio.timeout(5):
+        assert await list_protocols(a) is None
+    await a.close()
+    with pytest.raises(NegotiationError):
+        async with asyncio.timeout(5):
+            await task
 
 
 async def test_lazy_success() -> None:

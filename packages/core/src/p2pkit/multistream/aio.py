@@ -16,13 +16,16 @@ from contextlib import suppress
 
 from p2pkit.abc import Buffer, ByteStream
 from p2pkit.errors import HandshakeTimeout, NegotiationError, P2PError
-from p2pkit.multistream.sansio import Initiator, Responder
+from p2pkit.multistream.sansio import Initiator, ListRequest, Responder
 
 DEFAULT_TIMEOUT = 10.0
 
 
 async def _run(
-    stream: ByteStream, machine: Initiator | Responder, first: bytes, limit: float | None
+    stream: ByteStream,
+    machine: Initiator | Responder | ListRequest,
+    first: bytes,
+    limit: float | None,
 ) -> None:
     """Drive ``machine`` until done, under one deadline for the whole exchange."""
     try:
@@ -49,7 +52,7 @@ async def select_outbound(
     stream: ByteStream,
     protocols: Sequence[str],
     *,
-    timeout: float | None = DEFAULT_TIMEOUT,  # noqa: ASYNC109
+    timeout: float | None = DEFAULT_TIMEOUT,
 ) -> str:
     """Propose ``protocols`` in preference order; return the one the peer accepted.
 
@@ -66,7 +69,7 @@ async def select_inbound(
     stream: ByteStream,
     supported: Sequence[str] | Callable[[str], bool],
     *,
-    timeout: float | None = DEFAULT_TIMEOUT,  # noqa: ASYNC109 - part of the API
+    timeout: float | None = DEFAULT_TIMEOUT,
 ) -> str:
     """Answer the peer's proposals; return the first one ``supported`` accepts.
 
@@ -77,6 +80,20 @@ async def select_inbound(
     selected = resp.selected
     assert selected is not None
     return selected
+
+
+async def list_protocols(
+    stream: ByteStream,
+    *,
+    timeout: float | None = DEFAULT_TIMEOUT,
+) -> list[str] | None:
+    """Ask the peer for its protocol list with ``ls``; None if it answered ``na``.
+
+    A probe: the stream is then in the middle of a negotiation, close or reset it.
+    """
+    req = ListRequest()
+    await _run(stream, req, req.initial_bytes(), timeout)
+    return req.protocols
 
 
 class LazyStream(ByteStream):
@@ -144,7 +161,7 @@ async def select_outbound_lazy(
     stream: ByteStream,
     protocol: str,
     *,
-    timeout: float | None = DEFAULT_TIMEOUT,  # noqa: ASYNC109
+    timeout: float | None = DEFAULT_TIMEOUT,
 ) -> LazyStream:
     """Send header + proposal for ``protocol`` and return at once (0-RTT selection).
 

@@ -266,6 +266,48 @@ class Initiator:
         return self._reader.leftover()
 
 
+class ListRequest:
+    """Ask a responder for its protocols with ``ls`` (a probe: close the stream after).
+
+    ``initial_bytes()`` is header + ``ls``; feed the answers until :attr:`done`, then
+    :attr:`protocols` holds the list (None if the responder answered ``na``).
+    """
+
+    def __init__(self, *, max_response_size: int = MAX_LS_RESPONSE_SIZE) -> None:
+        self._reader = MessageReader()
+        self._max = max_response_size
+        self._got_header = False
+        self._done = False
+        self.protocols: list[str] | None = None
+
+    @property
+    def done(self) -> bool:
+        return self._done
+
+    def initial_bytes(self) -> bytes:
+        return HEADER + LS_MESSAGE
+
+    def receive_data(self, data: bytes | bytearray | memoryview) -> bytes:
+        self._reader.feed(data)
+        if not self._got_header and not self._done:
+            msg = self._reader.next_message()
+            if msg is None:
+                return b""
+            if msg != PROTOCOL_ID:
+                raise NegotiationError(f"unexpected multistream header {msg[:64]!r}")
+            self._got_header = True
+        if self._got_header and not self._done:
+            frame = self._reader.next_frame(self._max)
+            if frame is not None:
+                self._done = True
+                if frame != b"na\n":
+                    self.protocols = decode_ls_response(frame)
+        return b""
+
+    def leftover(self) -> bytes:
+        return self._reader.leftover()
+
+
 class Responder:
     """The listener's side: answer the initiator's header and proposals.
 
