@@ -46,7 +46,7 @@ def encode_varint_field(field: int, value: int) -> bytes:
     return _tag(field, WIRE_VARINT) + encode_uvarint(value)
 
 
-def encode_bytes_field(field: int, value: bytes) -> bytes:
+def encode_bytes_field(field: int, value: bytes | bytearray | memoryview) -> bytes:
     """Encode ``field`` as wire type 2 (length-delimited): tag, length, bytes."""
     return _tag(field, WIRE_BYTES) + encode_uvarint(len(value)) + bytes(value)
 
