@@ -1,0 +1,183 @@
+"""The transport framer: vectors, chunking (hypothesis), garbage, limits."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import struct
+
+import pytest
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from p2pkit.errors import ProtocolError
+from p2pkit_noise import (
+    MAX_PLAINTEXT,
+    BadFrameLength,
+    DecryptError,
+    FrameDecoder,
+    FrameEncoder,
+    NonceExhausted,
+)
+from p2pkit_noise.framing import MAX_NONCE
+
+KEY = bytes(range(32))
+
+
+def test_frame_vector() -> None:
+    """One frame = BE length + ChaCha20-Poly1305(key, 0^4 || LE64(n), plaintext, ad=b"")."""
+    enc = FrameEncoder(KEY)
+    f0 = bytes(enc.encrypt(b"hello"))
+    f1 = bytes(enc.encrypt(b"world"))
+    aead = ChaCha20Poly1305(KEY)
+    assert f0 == b"\x00\x15" + aead.encrypt(b"\x00" * 4 + struct.pack("<Q", 0), b"hello", b"")
+    assert f1 == b"\x00\x15" + aead.encrypt(b"\x00" * 4 + struct.pack("<Q", 1), b"world", b"")
+    # The nonce counter is little-endian in the last 8 bytes.
+    enc = FrameEncoder(KEY, nonce=0x0102)
+    nonce = bytes([0, 0, 0, 0, 2, 1, 0, 0, 0, 0, 0, 0])
+    assert bytes(enc.encrypt(b"x")) == b"\x00\x11" + aead.encrypt(nonce, b"x", None)
+
+
+def test_large_write_splits_into_full_frames() -> None:
+    data = os.urandom(2 * MAX_PLAINTEXT + 10)
+    out = bytes(FrameEncoder(KEY).encrypt(data))
+    lengths = []
+    pos = 0
+    while pos < len(out):
+        n = int.from_bytes(out[pos : pos + 2], "big")
+        lengths.append(n)
+        pos += 2 + n
+    assert lengths == [65535, 65535, 26]
+    assert bytes(FrameDecoder(KEY).feed(out)) == data
+
+
+def test_empty_write_sends_nothing() -> None:
+    enc = FrameEncoder(KEY)
+    assert enc.encrypt(b"") == b""
+    assert enc.nonce == 0
+
+
+def test_encrypt_accepts_memoryview_and_bytearray() -> None:
+    enc, dec = FrameEncoder(KEY), FrameDecoder(KEY)
+    buf = bytearray(b"abcdef")
+    out = enc.encrypt(memoryview(buf)[1:4]) + enc.encrypt(buf)
+    assert bytes(dec.feed(out)) == b"bcdabcdef"
+
+
+def test_each_encrypt_returns_a_fresh_buffer() -> None:
+    enc = FrameEncoder(KEY)
+    a = enc.encrypt(b"one")
+    snapshot = bytes(a)
+    b = enc.encrypt(b"two")
+    assert a is not b and bytes(a) == snapshot
+
+
+_chunks = st.lists(st.binary(min_size=0, max_size=3000), min_size=1, max_size=20)
+
+
+@settings(max_examples=150, deadline=None)
+@given(messages=_chunks, cuts=st.lists(st.integers(min_value=0, max_value=70000), max_size=30))
+def test_any_chunking_decodes_to_the_same_plaintext(messages: list[bytes], cuts: list[int]) -> None:
+    enc, dec = FrameEncoder(KEY), FrameDecoder(KEY)
+    stream = b"".join(bytes(enc.encrypt(m)) for m in messages)
+    points = sorted({min(c, len(stream)) for c in cuts} | {0, len(stream)})
+    got = bytearray()
+    for a, b in itertools.pairwise(points):
+        got += dec.feed(memoryview(stream)[a:b])
+    assert bytes(got) == b"".join(messages)
+    assert dec.pending == 0
+    dec.feed_eof()
+
+
+@settings(max_examples=10, deadline=None)
+@given(cut=st.integers(min_value=1, max_value=2 * 65537))
+def test_chunking_across_full_frames(cut: int) -> None:
+    data = os.urandom(2 * MAX_PLAINTEXT + 100)
+    stream = bytes(FrameEncoder(KEY).encrypt(data))
+    dec = FrameDecoder(KEY)
+    got = bytearray()
+    for pos in range(0, len(stream), cut):
+        got += dec.feed(stream[pos : pos + cut])
+    assert got == data
+
+
+@settings(max_examples=300, deadline=None)
+@given(garbage=st.lists(st.binary(min_size=0, max_size=200), max_size=10))
+def test_garbage_only_raises_typed_errors(garbage: list[bytes]) -> None:
+    dec = FrameDecoder(KEY)
+    try:
+        for chunk in garbage:
+            assert bytes(dec.feed(chunk)) == b""  # nothing random can authenticate
+        dec.feed_eof()
+    except ProtocolError as exc:
+        assert isinstance(exc, DecryptError | BadFrameLength)
+        # The decoder stays dead with the same error.
+        with pytest.raises(type(exc)):
+            dec.feed(b"\x00")
+
+
+@settings(max_examples=100, deadline=None)
+@given(pos=st.integers(min_value=0), bit=st.integers(min_value=0, max_value=7))
+def test_any_flipped_bit_is_detected(pos: int, bit: int) -> None:
+    stream = bytearray(FrameEncoder(KEY).encrypt(b"some plaintext" * 10))
+    pos %= len(stream)
+    stream[pos] ^= 1 << bit
+    dec = FrameDecoder(KEY)
+    with pytest.raises((DecryptError, BadFrameLength)):
+        dec.feed(stream)
+        dec.feed_eof()
+
+
+def test_short_frame_rejected() -> None:
+    with pytest.raises(BadFrameLength):
+        FrameDecoder(KEY).feed(b"\x00\x0f" + bytes(15))
+    with pytest.raises(BadFrameLength):
+        FrameDecoder(KEY).feed(b"\x00\x00")
+    dec = FrameDecoder(KEY)
+    dec.feed(b"\x00")  # a split header
+    with pytest.raises(BadFrameLength):
+        dec.feed(b"\x03abc")
+
+
+def test_truncated_stream_detected_at_eof() -> None:
+    frame = bytes(FrameEncoder(KEY).encrypt(b"abc"))
+    dec = FrameDecoder(KEY)
+    assert bytes(dec.feed(frame[:-1])) == b""
+    assert dec.pending == len(frame) - 1
+    with pytest.raises(BadFrameLength):
+        dec.feed_eof()
+
+
+def test_replayed_or_reordered_frames_fail() -> None:
+    enc = FrameEncoder(KEY)
+    f0, f1 = bytes(enc.encrypt(b"a")), bytes(enc.encrypt(b"b"))
+    with pytest.raises(DecryptError):
+        FrameDecoder(KEY).feed(f1 + f0)
+    dec = FrameDecoder(KEY)
+    dec.feed(f0)
+    with pytest.raises(DecryptError):
+        dec.feed(f0)
+
+
+def test_wrong_key_fails() -> None:
+    frame = FrameEncoder(KEY).encrypt(b"secret")
+    with pytest.raises(DecryptError):
+        FrameDecoder(bytes(32)).feed(frame)
+
+
+def test_nonce_exhaustion_guarded() -> None:
+    enc = FrameEncoder(KEY, nonce=MAX_NONCE - 1)
+    last = enc.encrypt(b"last one")  # n = 2**64 - 2 is the last usable nonce
+    with pytest.raises(NonceExhausted):
+        enc.encrypt(b"one too many")
+    dec = FrameDecoder(KEY, nonce=MAX_NONCE - 1)
+    assert bytes(dec.feed(last)) == b"last one"
+    with pytest.raises(NonceExhausted):
+        dec.feed(last)
+
+
+def test_many_frames_per_feed_and_buffer_reuse() -> None:
+    enc, dec = FrameEncoder(KEY), FrameDecoder(KEY)
+    stream = b"".join(bytes(enc.encrypt(bytes([i]) * 100)) for i in range(50))
+    view = dec.feed(stream)
+    assert bytes(view) == b"".join(bytes([i]) * 100 for i in range(50))
