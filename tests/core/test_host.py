@@ -1,0 +1,240 @@
+"""The host end to end over real loopback TCP: connect, streams, handlers, events, bad peers."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import socket
+
+import pytest
+from multiaddr import Multiaddr
+
+from p2pkit.abc import MuxedStream
+from p2pkit.crypto import generate_private_key
+from p2pkit.errors import (
+    AddressError,
+    DialError,
+    HandshakeTimeout,
+    PeerIdMismatch,
+    ProtocolNotSupported,
+)
+from p2pkit.events import ClosedStream, Connected, Disconnected, OpenedStream, PeerIdentified
+from p2pkit.multistream import encode_message
+from p2pkit.peer import PeerId
+from p2pkit.protocols.echo import PROTOCOL_ID as ECHO
+from p2pkit.protocols.perf import PROTOCOL_ID as PERF, perf
+from p2pkit.protocols.ping import PROTOCOL_ID as PING, ping
+
+MUXERS = ["yamux", "mplex"]
+
+
+@pytest.mark.parametrize("muxer", MUXERS)
+async def test_connect_ping_echo_perf(make_host, muxer):
+    a = await make_host(muxer=muxer)
+    b = await make_host(muxer=muxer, listen=False)
+    conn = await b.connect(a.addrs_with_peer_id[0])
+    assert conn.peer == a.peer_id
+    assert conn.muxer_protocol == f"/{muxer}/" + ("1.0.0" if muxer == "yamux" else "6.7.0")
+    rtts = await ping(await conn.new_stream(PING), 3)
+    assert len(rtts) == 3 and all(r > 0 for r in rtts)
+
+    stream = await b.new_stream(a.peer_id, [ECHO])
+    payload = os.urandom(300_000)
+    await stream.write(payload)
+    await stream.close_write()
+    got = b""
+    while chunk := await stream.read():
+        got += chunk
+    assert got == payload
+
+    result = await perf(await conn.new_stream(PERF), 2_000_000, 3_000_000)
+    assert result.upload_bytes == 2_000_000 and result.download_bytes == 3_000_000
+
+
+async def test_reuses_connection_and_shares_concurrent_dials(make_host):
+    a = await make_host()
+    b = await make_host(listen=False)
+    addr = a.addrs_with_peer_id[0]
+    c1, c2 = await asyncio.gather(b.connect(addr), b.connect(addr))
+    assert c1 is c2
+    assert await b.connect(a.peer_id) is c1  # known from the peerstore/connection
+    assert len(b.connections(a.peer_id)) == 1
+
+
+async def test_negotiation_fallback_and_not_supported(make_host):
+    a = await make_host()
+    b = await make_host(listen=False)
+    await b.connect(a.addrs_with_peer_id[0])
+    s = await b.new_stream(a.peer_id, ["/nope/1.0.0", ECHO])
+    assert s.protocol == ECHO
+    await s.close()
+    with pytest.raises(ProtocolNotSupported):
+        await b.new_stream(a.peer_id, ["/nope/1.0.0", "/nope/2.0.0"])
+    # Lazy (single protocol): the refusal shows on first read.
+    lazy = await b.new_stream(a.peer_id, ["/nope/3.0.0"])
+    with pytest.raises(ProtocolNotSupported):
+        await lazy.read()
+    # The connection survives all of this.
+    assert len(await ping(await b.new_stream(a.peer_id, PING), 1)) == 1
+
+
+async def test_match_predicate_handler_and_remove(make_host):
+    a = await make_host()
+    b = await make_host(listen=False)
+    seen: list[str | None] = []
+
+    async def handler(stream: MuxedStream) -> None:
+        seen.append(stream.protocol)
+        await stream.write(b"v")
+        await stream.close_write()
+
+    a.set_stream_handler("/app/", handler, match=lambda p: p.startswith("/app/1."))
+    s = await b.new_stream(a.addrs_with_peer_id[0], ["/app/1.4.2"])
+    assert await s.read() == b"v"
+    assert seen == ["/app/1.4.2"]
+    a.remove_stream_handler("/app/")
+    with pytest.raises(ProtocolNotSupported):
+        await b.new_stream(a.peer_id, ["/app/1.0.0", "/app/1.0.1"])
+
+
+async def test_events_in_order(make_host):
+    a = await make_host()
+    b = await make_host(listen=False)
+    sub = a.events.subscribe(Connected, Disconnected, OpenedStream, ClosedStream)
+    ident = b.events.subscribe(PeerIdentified)
+    conn = await b.connect(a.addrs_with_peer_id[0])
+    s = await conn.new_stream(ECHO)
+    await s.write(b"x")
+    await s.close_write()
+    assert await s.read() == b"x"
+    ev = await sub.get(5)
+    assert isinstance(ev, Connected) and ev.peer == b.peer_id
+    identified = await ident.get(5)
+    assert isinstance(identified, PeerIdentified) and identified.peer == a.peer_id
+    assert PING in identified.protocols and identified.agent_version.startswith("p2pkit/")
+    kinds = []
+    await b.disconnect(a.peer_id)
+    while True:
+        ev = await sub.get(5)
+        kinds.append((type(ev).__name__, getattr(ev, "protocol", None)))
+        if isinstance(ev, Disconnected):
+            break
+    assert ("OpenedStream", ECHO) in kinds and ("ClosedStream", ECHO) in kinds
+    assert kinds[-1][0] == "Disconnected"
+    assert b.peerstore.protocols(a.peer_id)  # filled by identify
+
+
+async def test_peer_id_mismatch_on_dial(make_host):
+    a = await make_host()
+    b = await make_host(listen=False)
+    other = PeerId.from_public_key(generate_private_key("ed25519").public_key)
+    tcp = a.listen_addrs[0]
+    with pytest.raises(PeerIdMismatch):
+        await b.connect(Multiaddr(f"{tcp}/p2p/{other}"))
+    assert b.connections() == []
+    # A correct dial afterwards works: nothing was left behind.
+    assert (await b.connect(a.addrs_with_peer_id[0])).peer == a.peer_id
+
+
+async def test_dial_closed_port_is_dial_error(make_host):
+    b = await make_host(listen=False)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(DialError):
+        await b.connect(f"/ip4/127.0.0.1/tcp/{port}")
+
+
+async def test_malformed_multiaddrs(make_host):
+    b = await make_host(listen=False)
+    for bad in ["/ip4/999.1.1.1/tcp/1", "not-a-multiaddr", "/ip4/127.0.0.1/udp/1/quic-v1"]:
+        with pytest.raises(AddressError):
+            await b.connect(bad)
+
+
+async def _raw_connect(addr: Multiaddr) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    host = addr.value_for_protocol("ip4")
+    port = int(addr.value_for_protocol("tcp"))
+    return await asyncio.open_connection(host, port)
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        b"\x13/multistream/1.0.0\n\xff\xff\xff\xff\x0f",  # absurd length prefix
+        b"GET / HTTP/1.1\r\n\r\n",  # wrong protocol entirely
+        encode_message("/multistream/1.0.0") + b"\x7f" + b"a" * 200,  # never-ending message
+    ],
+)
+async def test_garbage_peer_does_not_hurt_listener(make_host, garbage):
+    a = await make_host(handshake_timeout=1.0)
+    reader, writer = await _raw_connect(a.listen_addrs[0])
+    writer.write(garbage)
+    await writer.drain()
+    # The listener drops us (EOF or reset) within the handshake timeout ...
+    async with asyncio.timeout(5):
+        try:
+            while await reader.read(1024):
+                pass
+        except ConnectionResetError:
+            pass
+    writer.close()
+    # ... and keeps serving others.
+    b = await make_host(listen=False)
+    assert len(await ping(await b.new_stream(a.addrs_with_peer_id[0], PING), 1)) == 1
+
+
+async def test_silent_peer_times_out(make_host):
+    a = await make_host(handshake_timeout=0.5)
+    reader, writer = await _raw_connect(a.listen_addrs[0])
+    async with asyncio.timeout(5):
+        data = b""
+        try:
+            while chunk := await reader.read(1024):
+                data += chunk
+        except ConnectionResetError:
+            pass
+    writer.close()
+    assert a.connections() == []
+
+
+async def test_dial_to_silent_server_times_out(make_host):
+    b = await make_host(listen=False, handshake_timeout=0.5)
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        with pytest.raises(HandshakeTimeout):
+            await b.connect(f"/ip4/127.0.0.1/tcp/{port}")
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def test_many_streams_and_disconnect(make_host):
+    a = await make_host()
+    b = await make_host(listen=False)
+    conn = await b.connect(a.addrs_with_peer_id[0])
+
+    async def one(i: int) -> bytes:
+        s = await conn.new_stream(ECHO)
+        data = os.urandom(1000 + i)
+        await s.write(data)
+        await s.close_write()
+        out = b""
+        while chunk := await s.read():
+            out += chunk
+        return hashlib.sha256(out).digest() if out == data else b""
+
+    results = await asyncio.gather(*(one(i) for i in range(50)))
+    assert all(results)
+    await b.disconnect(a.peer_id)
+    async with asyncio.timeout(5):
+        while a.connections():
+            await asyncio.sleep(0.01)
+    assert b.connections() == []
