@@ -321,7 +321,7 @@ def test_fuzz_initiator_only_typed_errors(prefix: bool, lazy: bool, parts: list[
 @given(
     protocols=st.lists(
         st.text(
-            alphabet=st.characters(blacklist_characters="\n", blacklist_categories=["Cs"]),
+            alphabet=st.characters(exclude_characters="\n", exclude_categories=["Cs"]),
             min_size=1,
             max_size=30,
         ),
