@@ -10,7 +10,7 @@ from typing import cast
 import pytest
 from p2pkit.abc import RawConnection, SecureConnection
 from p2pkit.errors import ConnectionClosed, StreamClosed, StreamReset
-from p2pkit.testing.memory import channel_pair
+from p2pkit.testing.memory import channel_pair, tcp_channel_pair
 from p2pkit_mplex import Flag, MplexConnection, MplexMuxer, MplexOptions, encode_frame
 
 MiB = 1 << 20
@@ -21,9 +21,15 @@ def secure(conn: RawConnection) -> SecureConnection:
     return cast(SecureConnection, conn)
 
 
-@pytest.fixture
-async def sessions() -> AsyncIterator[tuple[MplexConnection, MplexConnection]]:
-    a, b = channel_pair()
+async def make_pair(kind: str) -> tuple[RawConnection, RawConnection]:
+    return await tcp_channel_pair() if kind == "tcp" else channel_pair()
+
+
+@pytest.fixture(params=["memory", "tcp"])
+async def sessions(
+    request: pytest.FixtureRequest,
+) -> AsyncIterator[tuple[MplexConnection, MplexConnection]]:
+    a, b = await make_pair(request.param)
     muxer = MplexMuxer()
     sa = muxer.new_session(secure(a), is_initiator=True)
     sb = muxer.new_session(secure(b), is_initiator=False)
@@ -121,9 +127,10 @@ async def test_remote_reset_and_local_reset(
         await s.write(b"z")
 
 
-async def test_slow_reader_is_reset_other_streams_unaffected() -> None:
+@pytest.mark.parametrize("kind", ["memory", "tcp"])
+async def test_slow_reader_is_reset_other_streams_unaffected(kind: str) -> None:
     """No flow control: past max_stream_buffer the receiver resets the stream."""
-    a, b = channel_pair()
+    a, b = await make_pair(kind)
     opts = MplexOptions(max_stream_buffer=2 * MiB)
     sa = MplexMuxer(opts).new_session(secure(a), is_initiator=True)
     sb = MplexMuxer(opts).new_session(secure(b), is_initiator=False)
@@ -146,8 +153,9 @@ async def test_slow_reader_is_reset_other_streams_unaffected() -> None:
     await sb.close()
 
 
-async def test_reader_within_bound_is_not_reset() -> None:
-    a, b = channel_pair()
+@pytest.mark.parametrize("kind", ["memory", "tcp"])
+async def test_reader_within_bound_is_not_reset(kind: str) -> None:
+    a, b = await make_pair(kind)
     opts = MplexOptions(max_stream_buffer=2 * MiB)
     sa = MplexMuxer(opts).new_session(secure(a), is_initiator=True)
     sb = MplexMuxer(opts).new_session(secure(b), is_initiator=False)
