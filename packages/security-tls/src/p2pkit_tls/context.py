@@ -63,6 +63,20 @@ class TlsIdentity:
         self.lifetime = lifetime
         self._certificate: HostCertificate | None = None
         self._context: SSL.Context | None = None
+        self._pinned = False
+
+    @classmethod
+    def with_certificate(cls, private_key: PrivateKey, certificate: HostCertificate) -> TlsIdentity:
+        """An identity that always presents ``certificate`` (never renewed).
+
+        For tests (misbehaving peers) and for hosts that manage their certificate
+        themselves; ``certificate`` should carry the extension for ``private_key``.
+        """
+        ident = cls(private_key)
+        ident._certificate = certificate
+        ident._context = cls._build_context(certificate)
+        ident._pinned = True
+        return ident
 
     @property
     def certificate(self) -> HostCertificate:
@@ -74,6 +88,8 @@ class TlsIdentity:
     def context(self, now: datetime.datetime | None = None) -> SSL.Context:
         """The ``SSL.Context`` for new connections, client and server alike."""
         cert = self._certificate
+        if self._pinned and self._context is not None:
+            return self._context
         if cert is None or self._context is None or cert.expires_within(_RENEW_MARGIN, now):
             cert = generate_certificate(self.private_key, now=now, lifetime=self.lifetime)
             self._certificate = cert
