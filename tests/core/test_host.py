@@ -9,7 +9,6 @@ import socket
 
 import pytest
 from multiaddr import Multiaddr
-
 from p2pkit.abc import MuxedStream
 from p2pkit.crypto import generate_private_key
 from p2pkit.errors import (
@@ -23,8 +22,10 @@ from p2pkit.events import ClosedStream, Connected, Disconnected, OpenedStream, P
 from p2pkit.multistream import encode_message
 from p2pkit.peer import PeerId
 from p2pkit.protocols.echo import PROTOCOL_ID as ECHO
-from p2pkit.protocols.perf import PROTOCOL_ID as PERF, perf
-from p2pkit.protocols.ping import PROTOCOL_ID as PING, ping
+from p2pkit.protocols.perf import PROTOCOL_ID as PERF
+from p2pkit.protocols.perf import perf
+from p2pkit.protocols.ping import PROTOCOL_ID as PING
+from p2pkit.protocols.ping import ping
 
 MUXERS = ["yamux", "mplex"]
 

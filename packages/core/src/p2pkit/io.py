@@ -19,7 +19,7 @@ class ReadBuffer:
     data dropped, every read raises the given exception).
     """
 
-    __slots__ = ("_chunks", "_size", "_eof", "_exc", "_waiter", "on_consume")
+    __slots__ = ("_chunks", "_size", "_eof", "_exc", "_waiter", "_returned", "on_consume")
 
     def __init__(self, on_consume: Callable[[int], None] | None = None) -> None:
         self._chunks: deque[bytes] = deque()
@@ -27,6 +27,7 @@ class ReadBuffer:
         self._eof = False
         self._exc: BaseException | None = None
         self._waiter: asyncio.Future[None] | None = None
+        self._returned = 0  # bytes put back with unread(): consumed once already
         self.on_consume = on_consume
 
     # -- producer side ---------------------------------------------------------------
@@ -55,6 +56,7 @@ class ReadBuffer:
         if data:
             self._chunks.appendleft(bytes(data))
             self._size += len(data)
+            self._returned += len(data)
             self._wake()
 
     def _wake(self) -> None:
@@ -107,8 +109,15 @@ class ReadBuffer:
                 data = first[:max_bytes]
                 chunks[0] = first[max_bytes:]
         self._size -= len(data)
-        if self.on_consume is not None:
-            self.on_consume(len(data))
+        n = len(data)
+        if self._returned:
+            # Bytes handed back with unread() were already reported once: credit is
+            # returned exactly once per byte received.
+            k = min(self._returned, n)
+            self._returned -= k
+            n -= k
+        if n and self.on_consume is not None:
+            self.on_consume(n)
         return data
 
     async def read(self, max_bytes: int = -1) -> bytes:

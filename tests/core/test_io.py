@@ -1,0 +1,62 @@
+"""ReadBuffer: ordering, partial reads, EOF, failure, and credit returned exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from p2pkit.errors import StreamReset
+from p2pkit.io import ReadBuffer, WriteGate
+
+
+async def test_read_order_partial_and_eof():
+    credit: list[int] = []
+    buf = ReadBuffer(on_consume=credit.append)
+    buf.feed(b"hello ")
+    buf.feed(b"world")
+    assert await buf.read(3) == b"hel"
+    assert await buf.read(100) == b"lo world"
+    buf.feed_eof()
+    assert await buf.read() == b""
+    assert sum(credit) == 11
+
+
+async def test_unread_credit_counted_once():
+    credit: list[int] = []
+    buf = ReadBuffer(on_consume=credit.append)
+    buf.feed(b"abcdef")
+    data = await buf.read()
+    buf.unread(data[2:])
+    assert await buf.read() == b"cdef"
+    assert sum(credit) == 6
+
+
+async def test_waiting_reader_woken_and_fail_drops_data():
+    buf = ReadBuffer()
+    task = asyncio.ensure_future(buf.read())
+    await asyncio.sleep(0)
+    buf.feed(b"x")
+    assert await task == b"x"
+    buf.feed(b"dropped")
+    buf.fail(StreamReset("reset"))
+    with pytest.raises(StreamReset):
+        await buf.read()
+    buf.feed(b"late")  # tolerated, ignored
+    assert buf.size == 0
+
+
+async def test_write_gate():
+    gate = WriteGate()
+    await gate.wait()
+    gate.pause()
+    waiter = asyncio.ensure_future(gate.wait())
+    await asyncio.sleep(0)
+    assert not waiter.done()
+    gate.resume()
+    await waiter
+    gate.pause()
+    waiter = asyncio.ensure_future(gate.wait())
+    await asyncio.sleep(0)
+    gate.close(ConnectionError("gone"))
+    with pytest.raises(ConnectionError):
+        await waiter
