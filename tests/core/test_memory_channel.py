@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 
 import pytest
+from p2pkit.abc import Channel
 from p2pkit.errors import ConnectionClosed, StreamClosed
 from p2pkit.testing.memory import channel_pair
+from p2pkit.testing.transport_suite import ChannelSuite, dispose
 
 
 class Recorder:
@@ -92,3 +95,13 @@ async def test_paused_reading_holds_bytes_back() -> None:
     await b.close()
     await asyncio.sleep(0)
     assert rec.lost == [None]
+
+
+class TestMemoryChannelContract(ChannelSuite):
+    """The shared Channel contract, run against the in-memory pair."""
+
+    @pytest.fixture
+    async def pair(self) -> AsyncIterator[tuple[Channel, Channel]]:
+        a, b = channel_pair()
+        yield a, b
+        await dispose(a, b)
