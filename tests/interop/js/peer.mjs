@@ -1,0 +1,604 @@
+// js-libp2p interop test peer for p2pkit (see docs/interop.md).
+//
+//   node peer.mjs listen [--listen MADDR]... [--security noise,tls,plaintext]
+//                        [--muxer yamux,mplex] [--no-early-muxer] [--stock-limits]
+//   node peer.mjs ping <maddr> [--count N]
+//   node peer.mjs echo <maddr> [--streams N] [--bytes B]
+//   node peer.mjs perf <maddr> [--upload B] [--download B]
+//   node peer.mjs identify <maddr>
+//   node peer.mjs transfer <maddr> [--bytes B]
+//
+// The listener prints `LISTEN <maddr>/p2p/<id>` per address, then one
+// `CONNECTION {json}` / `IDENTIFY {json}` line per inbound connection / identify
+// result, and serves ping, identify, /echo/1.0.0 and /perf/1.0.0 until
+// SIGTERM/SIGINT. Dialer ops print one JSON object on stdout and exit 0, or
+// print `error: <reason>` on stderr and exit non-zero.
+
+// MUST stay the first import: js-libp2p calls Promise.withResolvers (Node 22+).
+import './polyfill.mjs'
+
+import { createHash, randomBytes } from 'node:crypto'
+import { setMaxListeners } from 'node:events'
+import { performance } from 'node:perf_hooks'
+import { parseArgs } from 'node:util'
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { generateKeyPair, publicKeyFromProtobuf } from '@libp2p/crypto/keys'
+import { identify } from '@libp2p/identify'
+import { mplex } from '@libp2p/mplex'
+import { ping } from '@libp2p/ping'
+import { plaintext } from '@libp2p/plaintext'
+import { tcp } from '@libp2p/tcp'
+import { tls } from '@libp2p/tls'
+import { multiaddr } from '@multiformats/multiaddr'
+import { createLibp2p } from 'libp2p'
+
+const PING = '/ipfs/ping/1.0.0'
+const ECHO = '/echo/1.0.0'
+const PERF = '/perf/1.0.0'
+const PING_SIZE = 32
+const CHUNK = 64 * 1024
+const ZEROS = new Uint8Array(CHUNK)
+// Raised per-protocol stream limits (js stock: 32 inbound / 64 outbound).
+const MAX_STREAMS = 1024
+// Reader pauses a yamux stream when this much is queued unread, so the remote
+// runs out of window (real backpressure) instead of js buffering everything.
+const PAUSE_AT = 4 * 1024 * 1024
+
+// ---------------------------------------------------------------- arguments
+
+const OPS = new Set(['listen', 'ping', 'echo', 'perf', 'identify', 'transfer'])
+
+function usage (msg) {
+  process.stderr.write(`error: ${msg}\n`)
+  process.exit(2)
+}
+
+function parse (argv) {
+  let parsed
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        listen: { type: 'string', multiple: true },
+        security: { type: 'string', default: 'noise' },
+        muxer: { type: 'string', default: 'yamux' },
+        'no-early-muxer': { type: 'boolean', default: false },
+        'stock-limits': { type: 'boolean', default: false },
+        'lazy-select': { type: 'boolean', default: false },
+        'key-type': { type: 'string', default: 'Ed25519' },
+        count: { type: 'string', default: '5' },
+        streams: { type: 'string', default: '1' },
+        bytes: { type: 'string', default: '1024' },
+        upload: { type: 'string', default: '0' },
+        download: { type: 'string', default: '0' },
+        timeout: { type: 'string', default: '120' }
+      }
+    })
+  } catch (err) {
+    usage(err.message)
+  }
+  const [op, target, ...extra] = parsed.positionals
+  if (!OPS.has(op)) usage(`unknown op ${JSON.stringify(op)}; one of ${[...OPS].join(', ')}`)
+  if (op !== 'listen' && target == null) usage(`${op} needs a <maddr>`)
+  if (extra.length > 0) usage(`unexpected arguments: ${extra.join(' ')}`)
+  const v = parsed.values
+  const int = (name) => {
+    const n = Number(v[name])
+    if (!Number.isSafeInteger(n) || n < 0) usage(`--${name} must be a non-negative integer`)
+    return n
+  }
+  const list = (name, allowed) => {
+    const items = v[name].split(',').map(s => s.trim()).filter(s => s !== '')
+    for (const item of items) {
+      if (!allowed.includes(item)) usage(`--${name}: unknown ${JSON.stringify(item)} (${allowed.join(', ')})`)
+    }
+    if (items.length === 0) usage(`--${name} is empty`)
+    return items
+  }
+  const keyTypes = { ed25519: 'Ed25519', secp256k1: 'secp256k1', rsa: 'RSA' }
+  const keyType = keyTypes[v['key-type'].toLowerCase()]
+  if (keyType == null) usage(`--key-type: one of ${Object.keys(keyTypes).join(', ')} (js 3.x has no ECDSA identities)`)
+  return {
+    op,
+    target,
+    listen: v.listen ?? ['/ip4/127.0.0.1/tcp/0'],
+    security: list('security', ['noise', 'tls', 'plaintext']),
+    muxer: list('muxer', ['yamux', 'mplex']),
+    earlyMuxer: !v['no-early-muxer'],
+    stockLimits: v['stock-limits'],
+    lazySelect: v['lazy-select'],
+    keyType,
+    count: int('count'),
+    streams: int('streams'),
+    bytes: int('bytes'),
+    upload: int('upload'),
+    download: int('download'),
+    timeoutMs: int('timeout') * 1000
+  }
+}
+
+// ---------------------------------------------------------------- node
+
+/**
+ * Noise whose handshake offers no muxer list (early muxer negotiation off):
+ * js only exposes this as the per-upgrade option skipStreamMuxerNegotiation,
+ * so wrap the encrypter and force it on every handshake. The upgrader then
+ * falls back to multistream-select for the muxer.
+ */
+function noiseWithoutEarlyMuxer () {
+  const factory = noise()
+  return (components) => {
+    const enc = factory(components)
+    const inbound = enc.secureInbound.bind(enc)
+    const outbound = enc.secureOutbound.bind(enc)
+    enc.secureInbound = (conn, options) => inbound(conn, { ...options, skipStreamMuxerNegotiation: true })
+    enc.secureOutbound = (conn, options) => outbound(conn, { ...options, skipStreamMuxerNegotiation: true })
+    return enc
+  }
+}
+
+async function createNode (opts, { listen, identifyOnConnect = true }) {
+  const raised = !opts.stockLimits
+  const encrypters = opts.security.map((name) => {
+    if (name === 'noise') return opts.earlyMuxer ? noise() : noiseWithoutEarlyMuxer()
+    if (name === 'tls') return tls()
+    return plaintext()
+  })
+  const muxers = opts.muxer.map((name) => {
+    if (name === 'yamux') {
+      return raised
+        ? yamux({
+          maxEarlyStreams: 256,
+          // > max window (16 MiB): a paused stream may still receive all the
+          // credit granted before the pause without being aborted.
+          streamOptions: { maxReadBufferLength: 40 * 1024 * 1024 }
+        })
+        : yamux()
+    }
+    // disconnectThreshold: js stock aborts a connection on > 5 new streams/s
+    // (or > 5 frames/s for unknown streams).
+    return raised ? mplex({ disconnectThreshold: 1_000_000 }) : mplex()
+  })
+  const limits = raised ? { maxInboundStreams: MAX_STREAMS, maxOutboundStreams: MAX_STREAMS } : {}
+  const node = await createLibp2p({
+    privateKey: await generateKeyPair(opts.keyType),
+    addresses: { listen },
+    transports: [tcp()],
+    connectionEncrypters: encrypters,
+    streamMuxers: muxers,
+    connectionManager: raised
+      ? { inboundConnectionThreshold: 100_000, maxIncomingPendingConnections: 1000, maxConnections: 10_000 }
+      : {},
+    services: {
+      ping: ping(raised ? { ...limits, timeout: 120_000 } : {}),
+      identify: identify({ runOnConnectionOpen: identifyOnConnect, ...(raised ? { timeout: 20_000 } : {}) })
+    }
+  })
+  const handlerOpts = { ...limits, runOnLimitedConnection: true }
+  await node.handle(ECHO, (stream, conn) => handleEcho(stream, conn, opts), handlerOpts)
+  await node.handle(PERF, (stream, conn) => handlePerf(stream, conn, opts), handlerOpts)
+  return node
+}
+
+async function stopNode (node, ms = 3000) {
+  let timer
+  await Promise.race([
+    node.stop().catch((err) => process.stderr.write(`warning: stop: ${describe(err)}\n`)),
+    new Promise((resolve) => { timer = setTimeout(resolve, ms) })
+  ])
+  clearTimeout(timer)
+}
+
+// ---------------------------------------------------------------- stream I/O
+
+/** Yield the Uint8Array chunks of a Uint8Array or Uint8ArrayList. */
+function * chunksOf (data) {
+  if (data instanceof Uint8Array) yield data
+  else yield * data
+}
+
+/**
+ * Pull-mode reader over a js MessageStream.
+ *
+ * Why not `for await (const x of stream)`: js ends that iterator on
+ * 'remoteCloseWrite' even when data is still buffered in a paused stream, so an
+ * echo that pauses for backpressure loses the tail. EOF here is js's 'end'
+ * event, which fires only once the read buffer has been emptied.
+ */
+class Reader {
+  constructor (stream, { pauseAt = 0 } = {}) {
+    this.stream = stream
+    this.pauseAt = pauseAt
+    this.queue = []
+    this.queued = 0
+    this.eof = stream.readableEnded
+    this.error = null
+    this.wake = null
+    stream.addEventListener('message', (evt) => {
+      for (const chunk of chunksOf(evt.data)) {
+        this.queue.push(chunk)
+        this.queued += chunk.byteLength
+      }
+      if (this.pauseAt > 0 && this.queued > this.pauseAt && stream.readStatus === 'readable') stream.pause()
+      this.notify()
+    })
+    stream.addEventListener('end', () => { this.eof = true; this.notify() })
+    stream.addEventListener('close', (evt) => {
+      if (evt.error != null) this.error = evt.error
+      this.eof = true
+      this.notify()
+    })
+  }
+
+  notify () {
+    const wake = this.wake
+    this.wake = null
+    wake?.()
+  }
+
+  /** Next chunk, or null at EOF; throws if the stream was reset/aborted. */
+  async read () {
+    while (this.queue.length === 0) {
+      if (this.error != null) throw this.error
+      if (this.eof) return null
+      await new Promise((resolve) => { this.wake = resolve })
+    }
+    const chunk = this.queue.shift()
+    this.queued -= chunk.byteLength
+    if (this.queued <= this.pauseAt / 2 && this.stream.readStatus === 'paused') this.stream.resume()
+    return chunk
+  }
+
+  async readExactly (n) {
+    const out = new Uint8Array(n)
+    let have = 0
+    while (have < n) {
+      const chunk = await this.read()
+      if (chunk == null) throw new Error(`unexpected EOF after ${have}/${n} bytes`)
+      const take = Math.min(chunk.byteLength, n - have)
+      out.set(chunk.subarray(0, take), have)
+      have += take
+      if (take < chunk.byteLength) {
+        const rest = chunk.subarray(take)
+        this.queue.unshift(rest)
+        this.queued += rest.byteLength
+      }
+    }
+    return out
+  }
+}
+
+function readerFor (stream, conn, opts) {
+  // Pausing only makes sense with flow control (yamux), and is only safe when
+  // the read buffer limit has been raised above the maximum window.
+  const pause = !opts.stockLimits && conn.multiplexer === '/yamux/1.0.0'
+  return new Reader(stream, { pauseAt: pause ? PAUSE_AT : 0 })
+}
+
+/**
+ * Wait for 'drain' (or fail on 'close'). Not stream.onDrain(): in
+ * @libp2p/utils 7.x its promise is created once per stream and never reset, so
+ * from the second call on it resolves at once and backpressure is lost.
+ */
+function waitDrain (stream) {
+  return new Promise((resolve, reject) => {
+    const onDrain = () => { cleanup(); resolve() }
+    const onClose = (evt) => { cleanup(); reject(evt.error ?? new Error('stream closed while waiting for drain')) }
+    const cleanup = () => {
+      stream.removeEventListener('drain', onDrain)
+      stream.removeEventListener('close', onClose)
+    }
+    stream.addEventListener('drain', onDrain)
+    stream.addEventListener('close', onClose)
+  })
+}
+
+/** Send with backpressure: wait for 'drain' whenever send() says so. */
+async function write (stream, data) {
+  for (let off = 0; off < data.byteLength; off += CHUNK) {
+    if (!stream.send(data.subarray(off, off + CHUNK))) await waitDrain(stream)
+  }
+}
+
+async function writeZeros (stream, n) {
+  let left = n
+  while (left > 0) {
+    const len = Math.min(left, CHUNK)
+    if (!stream.send(len === CHUNK ? ZEROS : ZEROS.subarray(0, len))) await waitDrain(stream)
+    left -= len
+  }
+}
+
+// ---------------------------------------------------------------- handlers
+
+/** /echo/1.0.0: echo everything until EOF, then close our write side. */
+async function handleEcho (stream, conn, opts) {
+  const reader = readerFor(stream, conn, opts)
+  try {
+    let chunk
+    while ((chunk = await reader.read()) !== null) await write(stream, chunk)
+    await stream.close()
+  } catch (err) {
+    process.stderr.write(`warning: echo handler: ${describe(err)}\n`)
+    stream.abort(err)
+  }
+}
+
+/** /perf/1.0.0 (libp2p/specs perf/perf.md): u64 BE n, drain upload to EOF, send n bytes, close. */
+async function handlePerf (stream, conn, opts) {
+  const reader = readerFor(stream, conn, opts)
+  try {
+    const header = await reader.readExactly(8)
+    const n = new DataView(header.buffer, header.byteOffset, 8).getBigUint64(0)
+    if (n > BigInt(Number.MAX_SAFE_INTEGER)) throw new Error(`perf: download size ${n} too large`)
+    while ((await reader.read()) !== null) { /* drain the upload */ }
+    await writeZeros(stream, Number(n))
+    await stream.close()
+  } catch (err) {
+    process.stderr.write(`warning: perf handler: ${describe(err)}\n`)
+    stream.abort(err)
+  }
+}
+
+// ---------------------------------------------------------------- dialer ops
+
+function connInfo (conn, connectMs) {
+  return {
+    remote_peer: conn.remotePeer.toString(),
+    encryption: conn.encryption ?? null,
+    multiplexer: conn.multiplexer ?? null,
+    connect_ms: round(connectMs)
+  }
+}
+
+function streamOpts (opts, signal) {
+  const o = { signal, negotiateFully: !opts.lazySelect }
+  if (!opts.stockLimits) o.maxOutboundStreams = MAX_STREAMS
+  return o
+}
+
+async function opPing (node, conn, opts, signal) {
+  if (opts.count < 1) throw new Error('--count must be >= 1')
+  const stream = await conn.newStream(PING, streamOpts(opts, signal))
+  const reader = readerFor(stream, conn, opts)
+  const rtts = []
+  for (let i = 0; i < opts.count; i++) {
+    const data = randomBytes(PING_SIZE)
+    const t0 = performance.now()
+    await write(stream, data)
+    const back = await reader.readExactly(PING_SIZE)
+    rtts.push(performance.now() - t0)
+    if (!Buffer.from(back).equals(data)) throw new Error(`ping ${i}: payload mismatch`)
+  }
+  await stream.close()
+  if ((await reader.read()) !== null) throw new Error('ping: data after the last pong')
+  // js's own ping service too (one stream per ping, write + half-close, ms resolution).
+  const serviceRtt = await node.services.ping.ping(conn.remoteAddr, { signal })
+  const sorted = [...rtts].sort((a, b) => a - b)
+  return {
+    rtt_ms: rtts.map(round),
+    median_ms: round(sorted[Math.floor(sorted.length / 2)]),
+    service_rtt_ms: serviceRtt
+  }
+}
+
+/** One echo stream: write `data`, half-close, read everything back, compare sha256. */
+async function echoOnce (conn, opts, signal, data) {
+  const stream = await conn.newStream(ECHO, streamOpts(opts, signal))
+  const reader = readerFor(stream, conn, opts)
+  const reading = (async () => {
+    const hash = createHash('sha256')
+    let n = 0
+    let chunk
+    while ((chunk = await reader.read()) !== null) {
+      hash.update(chunk)
+      n += chunk.byteLength
+    }
+    return { n, digest: hash.digest('hex') }
+  })()
+  await write(stream, data)
+  await stream.close()
+  const got = await reading
+  const want = createHash('sha256').update(data).digest('hex')
+  if (got.n !== data.byteLength || got.digest !== want) {
+    throw new Error(`echo mismatch: sent ${data.byteLength} bytes sha256 ${want}, got ${got.n} bytes sha256 ${got.digest}`)
+  }
+}
+
+async function opEcho (node, conn, opts, signal) {
+  if (opts.streams < 1) throw new Error('--streams must be >= 1')
+  const payloads = Array.from({ length: opts.streams }, () => randomBytes(opts.bytes))
+  const t0 = performance.now()
+  await Promise.all(payloads.map((data) => echoOnce(conn, opts, signal, data)))
+  return { ok: true, streams: opts.streams, bytes: opts.bytes, seconds: round((performance.now() - t0) / 1000, 4) }
+}
+
+/** One stream, `--bytes` random bytes echoed back, hashed on both sides (no full copy kept). */
+async function opTransfer (node, conn, opts, signal) {
+  const stream = await conn.newStream(ECHO, streamOpts(opts, signal))
+  const reader = readerFor(stream, conn, opts)
+  const sent = createHash('sha256')
+  const t0 = performance.now()
+  const reading = (async () => {
+    const hash = createHash('sha256')
+    let n = 0
+    let chunk
+    while ((chunk = await reader.read()) !== null) {
+      hash.update(chunk)
+      n += chunk.byteLength
+    }
+    return { n, digest: hash.digest('hex') }
+  })()
+  const block = 1024 * 1024
+  for (let off = 0; off < opts.bytes; off += block) {
+    const data = randomBytes(Math.min(block, opts.bytes - off))
+    sent.update(data)
+    await write(stream, data)
+  }
+  await stream.close()
+  const got = await reading
+  const seconds = (performance.now() - t0) / 1000
+  const want = sent.digest('hex')
+  if (got.n !== opts.bytes || got.digest !== want) {
+    throw new Error(`transfer mismatch: sent ${opts.bytes} bytes sha256 ${want}, got ${got.n} bytes sha256 ${got.digest}`)
+  }
+  return { ok: true, bytes: opts.bytes, sha256: want, seconds: round(seconds, 4), MBps: round(opts.bytes / 1e6 / seconds) }
+}
+
+async function opPerf (node, conn, opts, signal) {
+  const stream = await conn.newStream(PERF, streamOpts(opts, signal))
+  const reader = readerFor(stream, conn, opts)
+  const header = new Uint8Array(8)
+  new DataView(header.buffer).setBigUint64(0, BigInt(opts.download))
+  const t0 = performance.now()
+  await write(stream, header)
+  await writeZeros(stream, opts.upload)
+  await stream.close()
+  let chunk = await reader.read()
+  const t1 = performance.now()
+  let got = 0
+  while (chunk !== null) {
+    got += chunk.byteLength
+    chunk = await reader.read()
+  }
+  const t2 = performance.now()
+  if (got !== opts.download) throw new Error(`perf: asked for ${opts.download} bytes, got ${got}`)
+  const upS = (t1 - t0) / 1000
+  const downS = (t2 - t1) / 1000
+  return {
+    upload_bytes: opts.upload,
+    upload_seconds: round(upS, 4),
+    upload_MBps: upS > 0 ? round(opts.upload / 1e6 / upS) : null,
+    download_bytes: got,
+    download_seconds: round(downS, 4),
+    download_MBps: downS > 0 ? round(got / 1e6 / downS) : null
+  }
+}
+
+function identifyJson (result) {
+  let keyType = null
+  if (result.publicKey != null) {
+    try {
+      keyType = publicKeyFromProtobuf(result.publicKey).type
+    } catch (err) {
+      keyType = `unparseable: ${describe(err)}`
+    }
+  }
+  return {
+    peer_id: result.peerId.toString(),
+    agent_version: result.agentVersion ?? null,
+    protocol_version: result.protocolVersion ?? null,
+    protocols: [...result.protocols].sort(),
+    listen_addrs: result.listenAddrs.map(String),
+    observed_addr: result.observedAddr == null ? null : String(result.observedAddr),
+    public_key_type: keyType,
+    signed_peer_record: result.signedPeerRecord != null
+  }
+}
+
+async function opIdentify (node, conn, opts, signal) {
+  const result = await node.services.identify.identify(conn, { signal })
+  const out = identifyJson(result)
+  if (out.peer_id !== conn.remotePeer.toString()) {
+    throw new Error(`identify: peer id ${out.peer_id} is not the connection's ${conn.remotePeer}`)
+  }
+  return out
+}
+
+const DIAL_OPS = { ping: opPing, echo: opEcho, perf: opPerf, identify: opIdentify, transfer: opTransfer }
+
+async function runDialer (opts) {
+  const signal = AbortSignal.timeout(opts.timeoutMs)
+  // One deadline shared by every stream of the op (100+ listeners).
+  setMaxListeners(Infinity, signal)
+  const hardStop = setTimeout(() => {
+    process.stderr.write(`error: ${opts.op} timed out after ${opts.timeoutMs / 1000} s\n`)
+    process.exit(3)
+  }, opts.timeoutMs + 5000)
+  hardStop.unref()
+  let node
+  try {
+    const target = multiaddr(opts.target)
+    node = await createNode(opts, { listen: [], identifyOnConnect: opts.op !== 'identify' })
+    const t0 = performance.now()
+    const conn = await node.dial(target, { signal })
+    const connectMs = performance.now() - t0
+    const result = await DIAL_OPS[opts.op](node, conn, opts, signal)
+    process.stdout.write(JSON.stringify({ ...result, ...connInfo(conn, connectMs) }) + '\n')
+  } catch (err) {
+    process.stderr.write(`error: ${opts.op}: ${describe(err)}\n`)
+    if (node != null) await stopNode(node, 1000)
+    process.exit(1)
+  }
+  await stopNode(node)
+  process.exit(unhandled > 0 ? 70 : 0)
+}
+
+// ---------------------------------------------------------------- listener
+
+async function runListener (opts) {
+  const node = await createNode(opts, { listen: opts.listen })
+  node.addEventListener('connection:open', (evt) => {
+    const c = evt.detail
+    print('CONNECTION ' + JSON.stringify({
+      direction: c.direction,
+      remote_peer: c.remotePeer.toString(),
+      remote_addr: String(c.remoteAddr),
+      encryption: c.encryption ?? null,
+      multiplexer: c.multiplexer ?? null
+    }))
+  })
+  node.addEventListener('peer:identify', (evt) => {
+    print('IDENTIFY ' + JSON.stringify(identifyJson(evt.detail)))
+  })
+  let stopping = false
+  const shutdown = async (sig) => {
+    if (stopping) return
+    stopping = true
+    process.stderr.write(`${sig}: stopping\n`)
+    await stopNode(node)
+    process.exit(unhandled > 0 ? 70 : 0)
+  }
+  process.on('SIGTERM', () => { shutdown('SIGTERM') })
+  process.on('SIGINT', () => { shutdown('SIGINT') })
+  for (const addr of node.getMultiaddrs()) print(`LISTEN ${addr}`)
+}
+
+// ---------------------------------------------------------------- misc
+
+// A js-internal error that nobody awaited: report it and make the exit code
+// say so (70) instead of crashing mid-test, so the harness shows it.
+let unhandled = 0
+process.on('unhandledRejection', (err) => {
+  unhandled++
+  process.stderr.write(`UNHANDLED REJECTION: ${describe(err)}\n${err?.stack ?? ''}\n`)
+})
+
+function print (line) {
+  // stdout to a pipe is synchronous on Linux: every line is flushed at once.
+  process.stdout.write(line + '\n')
+}
+
+function round (x, digits = 3) {
+  const f = 10 ** digits
+  return Math.round(x * f) / f
+}
+
+function describe (err) {
+  if (err == null) return String(err)
+  const name = err.name ?? 'Error'
+  const msg = String(err.message ?? err).replace(/\s+/g, ' ')
+  return `${name}: ${msg}`
+}
+
+const opts = parse(process.argv.slice(2))
+if (opts.op === 'listen') {
+  runListener(opts).catch((err) => {
+    process.stderr.write(`error: listen: ${describe(err)}\n`)
+    process.exit(1)
+  })
+} else {
+  runDialer(opts)
+}
