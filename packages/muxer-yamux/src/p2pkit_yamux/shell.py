@@ -1,0 +1,486 @@
+"""asyncio shell around :class:`~p2pkit_yamux.session.YamuxSession`.
+
+Data path (DESIGN.md section 3): the channel runs in push mode; ``data_received`` parses
+the bytes in place and copies each payload once into its stream's
+:class:`~p2pkit.io.ReadBuffer` (the only copy).  No task per stream and no reader task:
+timers (keepalive) are ``loop.call_later`` handles; the one background task a session
+may have closes the channel at the end.  Writers frame straight into
+``channel.write_nowait`` and wait only for their own send window or for the channel's
+write gate, so a slow reader throttles its own sender and nobody else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Sequence
+
+from p2pkit.abc import (
+    Buffer,
+    Channel,
+    MuxedConnection,
+    MuxedStream,
+    SecureConnection,
+    StreamMuxer,
+)
+from p2pkit.errors import ConnectionClosed, StreamClosed, StreamReset
+from p2pkit.io import ReadBuffer
+
+from p2pkit_yamux import events as ev
+from p2pkit_yamux.frames import GO_AWAY_NORMAL
+from p2pkit_yamux.options import YamuxOptions
+from p2pkit_yamux.plugin import PROTOCOL_ID
+from p2pkit_yamux.session import YamuxSession
+
+log = logging.getLogger(__name__)
+
+_DataReceived = ev.DataReceived
+_WindowUpdated = ev.WindowUpdated
+
+
+class YamuxMuxer(StreamMuxer):
+    """Factory of yamux sessions (``/yamux/1.0.0``)."""
+
+    protocol_id = PROTOCOL_ID
+
+    def __init__(self, options: YamuxOptions | None = None) -> None:
+        self.options = options or YamuxOptions()
+
+    def new_session(self, conn: SecureConnection, *, is_initiator: bool) -> YamuxConnection:
+        return YamuxConnection(conn, is_initiator=is_initiator, options=self.options)
+
+
+class YamuxStream(MuxedStream):
+    """One yamux stream.  One reader and one writer at a time."""
+
+    def __init__(self, conn: YamuxConnection, stream_id: int, is_initiator: bool) -> None:
+        self.stream_id = stream_id
+        self.is_initiator = is_initiator
+        self.protocol: str | None = None
+        self._conn = conn
+        self._buf = ReadBuffer(on_consume=self._on_consume)
+        self._write_closed = False
+        self._read_closed = False
+        self._remote_eof = False
+        self._error: BaseException | None = None  # why reads/writes fail
+        self._window_waiter: asyncio.Future[None] | None = None
+        self._unread_debt = 0  # bytes handed back with unread(): already credited
+
+    def __repr__(self) -> str:
+        return f"<YamuxStream {self.stream_id} {'out' if self.is_initiator else 'in'}>"
+
+    # -- reading ---------------------------------------------------------------------
+
+    async def read(self, max_bytes: int = -1) -> bytes:
+        return await self._buf.read(max_bytes)
+
+    def unread(self, data: bytes) -> None:
+        if data:
+            self._unread_debt += len(data)
+            self._buf.unread(data)
+
+    def _on_consume(self, n: int) -> None:
+        debt = self._unread_debt
+        if debt:
+            take = min(debt, n)
+            self._unread_debt = debt - take
+            n -= take
+        if n:
+            self._conn._consumed(self.stream_id, n)
+
+    # -- writing ---------------------------------------------------------------------
+
+    async def write(self, data: Buffer) -> None:
+        if self._error is not None:
+            raise self._error
+        if self._write_closed:
+            raise StreamClosed(f"yamux stream {self.stream_id}: write after close_write()")
+        total = len(data)
+        if not total:
+            return
+        # The channel may keep a reference until the bytes are sent (3.12+): frames point
+        # into ``payload``, so it must be immutable.  bytes are used as they are.
+        payload = data if isinstance(data, bytes) else bytes(data)
+        conn = self._conn
+        session = conn._session
+        channel = conn._channel
+        sid = self.stream_id
+        view = memoryview(payload)
+        pos = 0
+        while pos < total:
+            if channel.write_paused:
+                await channel.drain()
+            if self._error is not None:
+                raise self._error
+            if self._write_closed:
+                raise StreamClosed(f"yamux stream {sid}: closed while writing")
+            if session.send_window(sid) <= 0:
+                self._window_waiter = conn._loop.create_future()
+                try:
+                    await self._window_waiter
+                finally:
+                    self._window_waiter = None
+                continue
+            n, parts = session.send_data(sid, view[pos:] if pos else payload)
+            write = channel.write_nowait
+            for part in parts:
+                write(part)
+            pos += n
+
+    def _wake_writer(self) -> None:
+        w = self._window_waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    async def close_write(self) -> None:
+        if self._write_closed or self._error is not None:
+            return
+        self._write_closed = True
+        self._wake_writer()
+        self._conn._send(self._conn._session.close_stream(self.stream_id))
+        if self._remote_eof:
+            self._conn._forget(self)
+
+    async def close(self) -> None:
+        await self.close_write()
+        if self._read_closed:
+            return
+        self._read_closed = True
+        if self._error is None:
+            # Stop reading: drop what is buffered (crediting it back, so the peer is
+            # never stuck on a window we will not drain) and discard later data.
+            while self._buf.size:
+                self._buf.read_nowait()
+            self._buf.feed_eof()
+
+    def reset(self) -> None:
+        if isinstance(self._error, StreamReset):
+            return
+        if self._error is None:
+            self._conn._send(self._conn._session.reset_stream(self.stream_id))
+        self._fail(StreamReset(f"yamux stream {self.stream_id} was reset locally"))
+
+    # -- driven by the connection -------------------------------------------------------
+
+    def _fail(self, exc: BaseException) -> None:
+        self._error = exc
+        self._buf.fail(exc)
+        w = self._window_waiter
+        if w is not None and not w.done():
+            w.set_exception(exc)
+        self._conn._forget(self)
+
+    def _on_remote_eof(self) -> None:
+        self._remote_eof = True
+        self._buf.feed_eof()
+        if self._write_closed:
+            self._conn._forget(self)
+
+    def _session_ended(self, exc: BaseException) -> None:
+        """Bare EOF below us: buffered data then EOF for readers; writers fail."""
+        self._error = exc
+        self._remote_eof = True
+        self._buf.feed_eof()
+        w = self._window_waiter
+        if w is not None and not w.done():
+            w.set_exception(exc)
+
+
+class YamuxConnection(MuxedConnection):
+    """A yamux session over a channel (see the module docstring)."""
+
+    def __init__(self, channel: Channel, *, is_initiator: bool, options: YamuxOptions) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._channel = channel
+        self.options = options
+        self.is_initiator = is_initiator
+        self._session = YamuxSession(is_initiator, options)
+        self._streams: dict[int, YamuxStream] = {}
+        self._accept_queue: deque[YamuxStream] = deque()
+        self._accept_waiter: asyncio.Future[None] | None = None
+        self._open_waiters: list[asyncio.Future[None]] = []
+        self._ended: BaseException | None = None
+        self._closing = False
+        self._drained: asyncio.Future[None] | None = None  # set when no stream is left
+        self._done: asyncio.Future[None] = self._loop.create_future()
+        self._closer: asyncio.Task[None] | None = None
+        self._keepalive_value: int | None = None
+        self._keepalive_timer: asyncio.TimerHandle | None = None
+        channel.start_push(self)
+        if self._ended is None:
+            if options.ping_on_start:
+                self._send(self._session.ping(self._loop.time())[1])
+            if options.keepalive_interval > 0:
+                self._keepalive_timer = self._loop.call_later(
+                    options.keepalive_interval, self._keepalive
+                )
+
+    # -- public API ------------------------------------------------------------------
+
+    @property
+    def session(self) -> YamuxSession:
+        """The sans-IO state machine (read-only use: RTT, windows, counters)."""
+        return self._session
+
+    @property
+    def channel(self) -> Channel:
+        return self._channel
+
+    @property
+    def is_closed(self) -> bool:
+        return self._ended is not None
+
+    @property
+    def streams(self) -> Sequence[YamuxStream]:
+        return list(self._streams.values())
+
+    async def open_stream(self) -> YamuxStream:
+        session = self._session
+        while True:
+            if self._ended is not None:
+                raise ConnectionClosed(f"yamux session is closed: {self._ended}")
+            if self._closing or session.goaway_received is not None:
+                raise ConnectionClosed("yamux session is going away: no new streams")
+            if session.can_open:
+                break
+            fut = self._loop.create_future()
+            self._open_waiters.append(fut)
+            try:
+                await fut
+            finally:
+                if fut in self._open_waiters:
+                    self._open_waiters.remove(fut)
+        sid, frame = session.open_stream(self._loop.time())
+        stream = YamuxStream(self, sid, True)
+        self._streams[sid] = stream
+        self._send(frame)
+        return stream
+
+    async def accept_stream(self) -> YamuxStream:
+        while True:
+            if self._accept_queue:
+                stream = self._accept_queue.popleft()
+                self._send(self._session.accept(stream.stream_id))
+                return stream
+            if self._ended is not None:
+                raise ConnectionClosed(f"yamux session is closed: {self._ended}")
+            if self._closing or self._session.goaway_received is not None:
+                raise ConnectionClosed("yamux session is going away: no new streams")
+            if self._accept_waiter is not None:
+                raise RuntimeError("concurrent accept_stream() on the same session")
+            self._accept_waiter = self._loop.create_future()
+            try:
+                await self._accept_waiter
+            finally:
+                self._accept_waiter = None
+
+    async def close(self) -> None:
+        """GoAway(0), let open streams finish (at most ``close_timeout``), close the channel."""
+        if self._closing or self._ended is not None:
+            await self.wait_closed()
+            return
+        self._closing = True
+        self._send(self._session.go_away(GO_AWAY_NORMAL))
+        self._wake_accept()
+        self._fail_openers(ConnectionClosed("yamux session is closing"))
+        if self._streams:
+            self._drained = self._loop.create_future()
+            try:
+                await asyncio.wait_for(asyncio.shield(self._drained), self.options.close_timeout)
+            except TimeoutError:
+                log.debug("yamux close: %d streams still open, resetting", len(self._streams))
+        for stream in list(self._streams.values()):
+            stream.reset()
+        self._end(ConnectionClosed("yamux session closed"), graceful=False)
+        await self.wait_closed()
+
+    def abort(self, exc: BaseException | None = None) -> None:
+        if self._done.done():
+            return
+        reason = exc or ConnectionClosed("yamux session aborted")
+        self._end(
+            reason,
+            graceful=False,
+            stream_exc=StreamReset(f"session aborted: {reason}"),
+            close_channel=False,
+        )
+        self._channel.reset()
+        if not self._done.done():
+            self._done.set_result(None)
+
+    async def wait_closed(self) -> None:
+        await asyncio.shield(self._done)
+
+    # -- Receiver (push mode) ----------------------------------------------------------
+
+    def data_received(self, data: memoryview) -> None:
+        session = self._session
+        events = session.receive_data(data, self._loop.time())
+        streams = self._streams
+        for e in events:
+            if type(e) is _DataReceived:
+                stream = streams.get(e.stream_id)
+                if stream is not None:
+                    if stream._read_closed:
+                        self._consumed(e.stream_id, len(e.data))
+                    else:
+                        stream._buf.feed(e.data)
+            elif type(e) is _WindowUpdated:
+                stream = streams.get(e.stream_id)
+                if stream is not None:
+                    stream._wake_writer()
+            else:
+                self._event(e)
+        out = session.data_to_send()
+        if out:
+            self._send(out)
+        if self._open_waiters and session.can_open:
+            self._wake_openers()
+
+    def _event(self, e: ev.Event) -> None:
+        if isinstance(e, ev.StreamOpened):
+            new = YamuxStream(self, e.stream_id, False)
+            self._streams[e.stream_id] = new
+            self._accept_queue.append(new)
+            self._wake_accept()
+        elif isinstance(e, ev.StreamEOF):
+            stream = self._streams.get(e.stream_id)
+            if stream is not None:
+                stream._on_remote_eof()
+        elif isinstance(e, ev.StreamReset):
+            stream = self._streams.get(e.stream_id)
+            if stream is not None:
+                stream._fail(StreamReset(f"yamux stream {e.stream_id} was reset by the peer"))
+        elif isinstance(e, ev.PongReceived):
+            if e.value == self._keepalive_value:
+                self._keepalive_value = None
+                self._schedule_keepalive()
+        elif isinstance(e, ev.GoAwayReceived):
+            self._wake_accept()
+            self._fail_openers(ConnectionClosed(f"peer sent GoAway({e.code})"))
+        elif isinstance(e, ev.ConnectionTerminated):
+            out = self._session.data_to_send()  # GoAway(1) for a protocol error
+            if out:
+                self._send(out)
+            self._end(e.error, graceful=False)
+
+    def eof_received(self) -> None:
+        self._end(ConnectionClosed("peer closed the connection"), graceful=True)
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        if exc is None:
+            self._end(ConnectionClosed("connection closed"), graceful=True)
+        else:
+            err = ConnectionClosed(f"connection lost: {exc}")
+            err.__cause__ = exc
+            self._end(err, graceful=False)
+        if self._closer is None and not self._done.done():
+            self._done.set_result(None)
+
+    # -- internals -------------------------------------------------------------------
+
+    def _send(self, data: Buffer) -> None:
+        if not data or self._done.done():
+            return
+        try:
+            self._channel.write_nowait(data)
+        except (ConnectionClosed, StreamClosed):
+            pass  # the session is ending; connection_lost tells the streams
+
+    def _consumed(self, stream_id: int, n: int) -> None:
+        if self._ended is None:
+            frame = self._session.consumed(stream_id, n, self._loop.time())
+            if frame:
+                self._send(frame)
+
+    def _forget(self, stream: YamuxStream) -> None:
+        if self._streams.pop(stream.stream_id, None) is None:
+            return
+        if self._open_waiters and self._session.can_open:
+            self._wake_openers()
+        d = self._drained
+        if d is not None and not self._streams and not d.done():
+            d.set_result(None)
+
+    def _wake_accept(self) -> None:
+        w = self._accept_waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    def _wake_openers(self) -> None:
+        for w in self._open_waiters:
+            if not w.done():
+                w.set_result(None)
+
+    def _fail_openers(self, exc: BaseException) -> None:
+        for w in self._open_waiters:
+            if not w.done():
+                w.set_exception(exc)
+
+    def _keepalive(self) -> None:
+        self._keepalive_timer = None
+        if self._ended is not None:
+            return
+        value, frame = self._session.ping(self._loop.time())
+        self._keepalive_value = value
+        self._send(frame)
+        self._keepalive_timer = self._loop.call_later(
+            self.options.keepalive_timeout, self._keepalive_expired
+        )
+
+    def _keepalive_expired(self) -> None:
+        self._keepalive_timer = None
+        if self._ended is None and self._keepalive_value is not None:
+            log.debug("yamux keepalive: no pong within %ss", self.options.keepalive_timeout)
+            self.abort(ConnectionClosed("yamux keepalive timed out"))
+
+    def _schedule_keepalive(self) -> None:
+        if self._keepalive_timer is not None:
+            self._keepalive_timer.cancel()
+            self._keepalive_timer = None
+        if self._ended is None and self.options.keepalive_interval > 0:
+            self._keepalive_timer = self._loop.call_later(
+                self.options.keepalive_interval, self._keepalive
+            )
+
+    def _end(
+        self,
+        exc: BaseException,
+        *,
+        graceful: bool,
+        stream_exc: BaseException | None = None,
+        close_channel: bool = True,
+    ) -> None:
+        """The session is over: settle every stream and waiter, then close the channel."""
+        if self._ended is not None:
+            return
+        self._ended = exc
+        if self._keepalive_timer is not None:
+            self._keepalive_timer.cancel()
+            self._keepalive_timer = None
+        streams = list(self._streams.values())
+        self._streams.clear()
+        self._accept_queue.clear()
+        for stream in streams:
+            if graceful:
+                stream._session_ended(exc)
+            elif stream._error is None:
+                stream._fail(stream_exc or exc)
+        if self._accept_waiter is not None and not self._accept_waiter.done():
+            self._accept_waiter.set_result(None)  # it re-checks and raises ConnectionClosed
+        self._fail_openers(ConnectionClosed(f"yamux session is closed: {exc}"))
+        d = self._drained
+        if d is not None and not d.done():
+            d.set_result(None)
+        if close_channel and not self._done.done() and self._closer is None:
+            self._closer = self._loop.create_task(self._close_channel())
+
+    async def _close_channel(self) -> None:
+        try:
+            await self._channel.close()
+        except Exception as exc:  # the channel is going away either way
+            log.debug("yamux: closing the channel failed: %r", exc)
+        finally:
+            if not self._done.done():
+                self._done.set_result(None)
