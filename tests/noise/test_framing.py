@@ -181,3 +181,15 @@ def test_many_frames_per_feed_and_buffer_reuse() -> None:
     stream = b"".join(bytes(enc.encrypt(bytes([i]) * 100)) for i in range(50))
     view = dec.feed(stream)
     assert bytes(view) == b"".join(bytes([i]) * 100 for i in range(50))
+
+
+def test_good_frames_before_a_bad_one_are_returned() -> None:
+    enc = FrameEncoder(KEY)
+    good = bytes(enc.encrypt(b"good")) + bytes(enc.encrypt(b"also good"))
+    dec = FrameDecoder(KEY)
+    assert bytes(dec.feed(good + b"\x00\x10" + bytes(16))) == b"goodalso good"
+    assert isinstance(dec.error, DecryptError)
+    with pytest.raises(DecryptError):
+        dec.feed(b"")
+    with pytest.raises(DecryptError):
+        dec.feed_eof()

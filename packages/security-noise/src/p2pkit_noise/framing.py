@@ -111,17 +111,26 @@ class FrameDecoder(_Cipher):
     and returns the plaintext as a memoryview of that buffer.  The view is valid until
     the next :meth:`feed`: copy what you keep.
 
-    After an error the decoder is dead: every later :meth:`feed` raises the same error
+    Errors: when a chunk holds good frames followed by a bad one, :meth:`feed` returns
+    the plaintext of the good frames and records the error in :attr:`error` (check it
+    after using the plaintext); when nothing good came before it, :meth:`feed` raises.
+    Either way the decoder is dead afterwards: every later call raises the same error
     (the connection must be closed; a Noise stream cannot resynchronise).
     """
 
-    __slots__ = ("_error", "_out", "_pending")
+    __slots__ = ("_error", "_good", "_out", "_pending")
 
     def __init__(self, key: bytes, nonce: int = 0) -> None:
         super().__init__(key, nonce)
         self._pending = bytearray()
         self._out = bytearray(MAX_PLAINTEXT)
         self._error: Exception | None = None
+        self._good = 0  # plaintext bytes produced so far by the current feed()
+
+    @property
+    def error(self) -> Exception | None:
+        """The error that killed the decoder, if any."""
+        return self._error
 
     @property
     def pending(self) -> int:
@@ -132,12 +141,15 @@ class FrameDecoder(_Cipher):
         """Consume ``data``; return the plaintext of every frame it completed."""
         if self._error is not None:
             raise self._error
+        self._good = 0
         try:
             return self._feed(data)
         except (DecryptError, BadFrameLength, NonceExhausted) as exc:
             self._error = exc
             self._pending = bytearray()
-            raise
+            if not self._good:
+                raise
+            return memoryview(self._out)[: self._good]
 
     def feed_eof(self) -> None:
         """The ciphertext stream ended: raise if it ended inside a frame."""
@@ -163,6 +175,7 @@ class FrameDecoder(_Cipher):
         pos = 0
         if pending:
             pos, o = self._complete_pending(src, out)
+            self._good = o
             if self._pending:
                 # Still incomplete: everything went into it.
                 return out[:0]
@@ -174,6 +187,7 @@ class FrameDecoder(_Cipher):
             if end > total:
                 break
             o += self._decrypt(src[pos + HEADER_LEN : end], out[o : o + flen - TAG_LEN])
+            self._good = o
             pos = end
         if pos < total:
             self._pending += src[pos:]
