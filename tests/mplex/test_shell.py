@@ -264,3 +264,29 @@ async def test_plugin_spec() -> None:
     assert spec.options is MplexOptions
     muxer = spec.factory(cast(Components, None), MplexOptions(max_streams=5))
     assert isinstance(muxer, MplexMuxer) and muxer.options.max_streams == 5
+
+
+@pytest.mark.parametrize("size", [1000, 200 * 1024, 3 * MiB])
+async def test_caller_may_reuse_buffer_after_write(
+    sessions: tuple[MplexConnection, MplexConnection], size: int
+) -> None:
+    """Python 3.12+ transports keep a reference to what is written: never hand them
+    the caller's mutable buffer."""
+    sa, sb = sessions
+
+    async def drain() -> bytes:
+        r = await sb.accept_stream()
+        got = bytearray()
+        while chunk := await r.read():
+            got += chunk
+        return bytes(got)
+
+    reader = asyncio.create_task(drain())  # no flow control: keep reading
+    s = await sa.open_stream()
+    buf = bytearray(b"A" * size)
+    await s.write(buf)
+    buf[:] = b"B" * size
+    await s.write(memoryview(buf))
+    buf[:] = b"C" * size
+    await s.close_write()
+    assert await asyncio.wait_for(reader, 10) == b"A" * size + b"B" * size
