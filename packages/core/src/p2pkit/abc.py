@@ -340,3 +340,102 @@ class Peerstore(abc.ABC):
 
 
 StreamHandler = Callable[[MuxedStream], Awaitable[None]]
+
+
+# -- connection management (appended: connection manager and gater) ------------------
+
+
+class ConnectionManager(abc.ABC):
+    """Keeps the number of connections between watermarks (libp2p connections spec,
+    "state management").  The host reports every connection it adds and removes; the
+    manager decides which to close.  Replaceable through the ``connection_manager``
+    plugin kind.
+    """
+
+    @abc.abstractmethod
+    def connected(self, conn: HostConnection) -> None:
+        """A connection was added (after the Connected event)."""
+
+    @abc.abstractmethod
+    def disconnected(self, conn: HostConnection) -> None:
+        """A connection was removed (after the Disconnected event)."""
+
+    @abc.abstractmethod
+    def protect(self, peer: PeerId, tag: str) -> None:
+        """Never trim ``peer`` while at least one protection tag remains."""
+
+    @abc.abstractmethod
+    def unprotect(self, peer: PeerId, tag: str) -> bool:
+        """Remove one protection tag; True if the peer is still protected by another."""
+
+    @abc.abstractmethod
+    def is_protected(self, peer: PeerId, tag: str | None = None) -> bool: ...
+
+    @abc.abstractmethod
+    def tag_peer(self, peer: PeerId, tag: str, weight: int) -> None:
+        """Set the weight of one tag; the peer's score is the sum of its tag weights."""
+
+    @abc.abstractmethod
+    def untag_peer(self, peer: PeerId, tag: str) -> None: ...
+
+    @abc.abstractmethod
+    async def trim(self) -> int:
+        """Trim down to the low watermark now; returns the number of connections closed."""
+
+    async def start(self) -> None:  # noqa: B027 - optional hook
+        """Called when the host starts (start background work here)."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Called when the host stops."""
+
+
+class HostConnection(Protocol):
+    """What the connection manager and the gater may see of a host connection."""
+
+    tags: dict[str, int]
+
+    @property
+    def peer(self) -> PeerId: ...
+
+    @property
+    def direction(self) -> str:
+        """``"inbound"`` or ``"outbound"``."""
+
+    @property
+    def remote_addr(self) -> Multiaddr | None: ...
+
+    @property
+    def opened_at(self) -> float: ...
+
+    @property
+    def streams(self) -> Sequence[MuxedStream]: ...
+
+    @property
+    def is_closed(self) -> bool: ...
+
+    async def close(self) -> None: ...
+
+
+class ConnectionGater(abc.ABC):
+    """go-libp2p's five checkpoints; return False to refuse.  The default allows all.
+
+    Checkpoints, in connection order: ``allow_dial_peer`` (before dialing a peer id),
+    ``allow_dial_addr`` (before dialing each address), ``allow_accept`` (inbound socket,
+    before any handshake), ``allow_secured`` (after the security handshake, peer id
+    known, both directions), ``allow_upgraded`` (after the muxer, before the host uses it).
+    """
+
+    def allow_dial_peer(self, peer: PeerId) -> bool:
+        return True
+
+    def allow_dial_addr(self, peer: PeerId | None, addr: Multiaddr) -> bool:
+        return True
+
+    def allow_accept(self, local_addr: Multiaddr | None, remote_addr: Multiaddr | None) -> bool:
+        return True
+
+    def allow_secured(self, direction: str, peer: PeerId, remote_addr: Multiaddr | None) -> bool:
+        return True
+
+    def allow_upgraded(self, conn: HostConnection) -> bool:
+        return True

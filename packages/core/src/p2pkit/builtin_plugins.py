@@ -46,3 +46,18 @@ def p2pkit_peerstores() -> list[PluginSpec]:
             description="in-memory peerstore (the default)",
         )
     ]
+
+
+@hookimpl
+def p2pkit_connection_managers() -> list[PluginSpec]:
+    from p2pkit.connmgr import ConnManagerOptions, connection_manager_factory
+
+    return [
+        PluginSpec(
+            kind="connection_manager",
+            name="default",
+            factory=connection_manager_factory,
+            options=ConnManagerOptions,
+            description="watermarks, grace/silence periods, tags, protection (go-libp2p style)",
+        )
+    ]

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from multiaddr import Multiaddr
 
 from p2pkit.abc import (
+    ConnectionManager,
     Listener,
     MuxedStream,
     Peerstore,
@@ -102,6 +103,15 @@ class Host:
             self.peerstore = MemoryPeerstore()
         self.peerstore.add_public_key(self.peer_id, self.private_key.public_key)
         self.components.extra["peerstore"] = self.peerstore
+        if config.connection_manager is not None:
+            self.connmgr: ConnectionManager = config.connection_manager.spec.factory(
+                self.components, config.connection_manager.options
+            )
+        else:
+            from p2pkit.connmgr import BasicConnectionManager
+
+            self.connmgr = BasicConnectionManager()
+        self.components.extra["connection_manager"] = self.connmgr
 
         self._handlers: dict[str, StreamHandler] = {}
         self._matchers: list[tuple[str, Callable[[str], bool], StreamHandler]] = []
@@ -133,6 +143,7 @@ class Host:
         if self._started:
             return self
         self._started = True
+        await self.connmgr.start()
         if self.config.listen:
             await self.listen(*self.config.listen)
         return self
@@ -141,6 +152,8 @@ class Host:
         if self._stopping:
             return
         self._stopping = True
+        with contextlib.suppress(Exception):
+            await self.connmgr.close()
         for listener in self._listeners:
             with contextlib.suppress(Exception):
                 await listener.close()
@@ -272,6 +285,7 @@ class Host:
                 hook(conn)
             except Exception:
                 log.exception("connection hook failed")
+        self.connmgr.connected(conn)
         return conn
 
     async def _serve_connection(self, conn: Connection) -> None:
@@ -301,6 +315,7 @@ class Host:
                         conn.peer, [conn.remote_addr], RECENTLY_CONNECTED_ADDR_TTL
                     )
             self.events.emit(Disconnected(conn.peer, conn))
+            self.connmgr.disconnected(conn)
 
     def connections(self, peer: PeerId | None = None) -> list[Connection]:
         if peer is None:
