@@ -44,8 +44,27 @@ def p2pkit_peerstores() -> list[PluginSpec]:
             name="memory",
             factory=_memory_peerstore,
             description="in-memory peerstore (the default)",
-        )
+        ),
+        PluginSpec(
+            kind="peerstore",
+            name="sqlite",
+            factory=_sqlite_peerstore,
+            options=_sqlite_options(),
+            description="SQLite file peerstore (stdlib sqlite3): peers survive restarts",
+        ),
     ]
+
+
+def _sqlite_options() -> type:
+    from p2pkit.peerstore_sqlite import SqlitePeerstoreOptions
+
+    return SqlitePeerstoreOptions
+
+
+def _sqlite_peerstore(components: Components, options: Any) -> Any:
+    from p2pkit.peerstore_sqlite import sqlite_peerstore_factory
+
+    return sqlite_peerstore_factory(components, options)
 
 
 @hookimpl

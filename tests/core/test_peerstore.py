@@ -1,0 +1,171 @@
+"""Peerstore backends (memory and SQLite): one contract, plus persistence across restarts."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from multiaddr import Multiaddr
+from p2pkit.config import HostBuilder, load_config
+from p2pkit.crypto import generate_private_key
+from p2pkit.errors import ConfigError
+from p2pkit.peer import PeerId
+from p2pkit.peerstore import MemoryPeerstore
+from p2pkit.peerstore_sqlite import SqlitePeerstore
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1_700_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def store_and_clock(request, tmp_path):
+    clock = FakeClock()
+    if request.param == "memory":
+        store = MemoryPeerstore(clock=clock, max_addrs_per_peer=3)
+    else:
+        store = SqlitePeerstore(tmp_path / "ps.db", clock=clock, max_addrs_per_peer=3)
+    yield store, clock
+    store.close()
+
+
+def new_peer():
+    key = generate_private_key("ed25519")
+    return PeerId.from_public_key(key.public_key), key.public_key
+
+
+A1 = Multiaddr("/ip4/10.0.0.1/tcp/4001")
+A2 = Multiaddr("/ip6/::1/tcp/4002")
+A3 = Multiaddr("/ip4/10.0.0.3/tcp/4003")
+A4 = Multiaddr("/ip4/10.0.0.4/tcp/4004")
+
+
+def test_addrs_ttl_extend_and_bound(store_and_clock):
+    store, clock = store_and_clock
+    peer, _ = new_peer()
+    store.add_addrs(peer, [A1], 10.0)
+    store.add_addrs(peer, [A2], float("inf"))
+    assert set(store.addrs(peer)) == {A1, A2}
+    store.add_addrs(peer, [A1], 5.0)  # shorter TTL never shortens
+    clock.now += 7.0
+    assert A1 in store.addrs(peer)
+    clock.now += 4.0
+    assert store.addrs(peer) == [A2]
+    store.add_addrs(peer, [A1, A3, A4], 100.0)  # bound of 3: soonest expiry dropped
+    assert len(store.addrs(peer)) == 3 and A2 in store.addrs(peer)
+    store.clear_addrs(peer)
+    assert store.addrs(peer) == []
+
+
+def test_keys_protocols_metadata_peers(store_and_clock):
+    store, _ = store_and_clock
+    peer, key = new_peer()
+    other, _ = new_peer()
+    assert store.public_key(peer) == key  # ed25519 ids embed the key
+    store.add_public_key(peer, key)
+    assert store.public_key(peer) == key
+    store.set_protocols(peer, ["/ipfs/id/1.0.0", "/ipfs/ping/1.0.0"])
+    assert store.protocols(peer) == ["/ipfs/id/1.0.0", "/ipfs/ping/1.0.0"]
+    assert store.protocols(other) == []
+    store.put_metadata(peer, "AgentVersion", "js-libp2p/1.0")
+    assert store.get_metadata(peer, "AgentVersion") == "js-libp2p/1.0"
+    assert store.get_metadata(peer, "nope") is None
+    store.add_addrs(other, [A1], 60.0)
+    assert set(store.peers()) == {peer, other}
+
+
+def test_rsa_key_persists(tmp_path):
+    key = generate_private_key("rsa").public_key  # not embedded in the peer id
+    peer = PeerId.from_public_key(key)
+    store = SqlitePeerstore(tmp_path / "ps.db")
+    store.add_public_key(peer, key)
+    store.close()
+    store = SqlitePeerstore(tmp_path / "ps.db")
+    try:
+        assert store.public_key(peer) == key
+    finally:
+        store.close()
+
+
+def test_sqlite_survives_reopen_with_wall_clock_ttls(tmp_path):
+    clock = FakeClock()
+    path = tmp_path / "sub" / "ps.db"
+    peer, key = new_peer()
+    store = SqlitePeerstore(path, clock=clock)
+    store.add_public_key(peer, key)
+    store.add_addrs(peer, [A1], 60.0)
+    store.add_addrs(peer, [A2], float("inf"))
+    store.set_protocols(peer, ["/x/1"])
+    store.put_metadata(peer, "n", {"a": [1, 2]})
+    with pytest.raises(TypeError):
+        store.put_metadata(peer, "bad", object())
+    store.close()
+    clock.now += 30.0
+    store = SqlitePeerstore(path, clock=clock)
+    assert store.peers() == [peer]
+    assert store.addrs(peer) == [A1, A2]
+    assert store.protocols(peer) == ["/x/1"]
+    assert store.get_metadata(peer, "n") == {"a": [1, 2]}
+    store.close()
+    clock.now += 31.0  # A1's TTL ran out while "the node was down"
+    store = SqlitePeerstore(path, clock=clock)
+    assert store.addrs(peer) == [A2]
+    store.close()
+    with pytest.raises(ValueError):
+        store.addrs(peer)
+
+
+def test_config_selects_sqlite(tmp_path):
+    cfg = load_config(
+        {"security": ["plaintext"], "peerstore": {"name": "sqlite", "path": str(tmp_path / "p")}}
+    )
+    assert cfg.peerstore is not None and cfg.peerstore.spec.name == "sqlite"
+    assert cfg.peerstore.options.path == str(tmp_path / "p")
+    toml = tmp_path / "c.toml"
+    toml.write_text(
+        '[p2pkit]\nsecurity = ["plaintext"]\npeerstore = "sqlite"\n'
+        f'[p2pkit.plugins.sqlite]\npath = "{tmp_path / "q"}"\n'
+    )
+    assert load_config(str(toml)).peerstore.options.path == str(tmp_path / "q")
+    with pytest.raises(ConfigError):
+        load_config({"security": ["plaintext"], "peerstore": {"name": "sqlite", "path": ""}})
+
+
+def _sqlite_host(path, key, listen: bool):
+    b = (
+        HostBuilder()
+        .identity(key)
+        .security("plaintext")
+        .muxer("yamux")
+        .transport("tcp")
+        .peerstore("sqlite", path=str(path))
+    )
+    if listen:
+        b.listen("/ip4/127.0.0.1/tcp/0")
+    return b.build()
+
+
+async def test_restarted_host_reconnects_from_sqlite_peerstore(make_host, tmp_path):
+    server = await make_host()
+    db = tmp_path / "node.db"
+    key = generate_private_key("ed25519")
+    async with _sqlite_host(db, key, listen=False) as node:
+        await node.connect(server.addrs_with_peer_id[0])
+        # identify fills protocols and listen addrs through the connection path
+        async with asyncio.timeout(5):
+            while not node.peerstore.protocols(server.peer_id):
+                await asyncio.sleep(0.02)
+    # A new process would start here: same identity, same file, no bootstrap address.
+    async with _sqlite_host(db, key, listen=False) as node:
+        assert server.peer_id in node.peerstore.peers()
+        assert "/ipfs/id/1.0.0" in node.peerstore.protocols(server.peer_id)
+        assert node.peerstore.get_metadata(server.peer_id, "AgentVersion") == "p2pkit/0.1.0"
+        conn = await node.connect(server.peer_id)
+        assert conn.peer == server.peer_id
+        from p2pkit.protocols.ping import PROTOCOL_ID, ping
+
+        assert len(await ping(await conn.new_stream(PROTOCOL_ID), 1)) == 1
