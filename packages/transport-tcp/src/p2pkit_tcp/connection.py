@@ -128,8 +128,8 @@ class TcpConnection(RawConnection):
     def _apply_reading(self) -> None:
         """Read from the socket unless the user paused us or the pull buffer is full."""
         t = self._transport
-        if t is None or t.is_closing():
-            return
+        if t is None or t.is_closing() or self._eof:
+            return  # after EOF asyncio has removed the reader; resuming would re-add it
         if self._user_paused or self._pull_paused:
             if t.is_reading():
                 t.pause_reading()
@@ -247,6 +247,8 @@ class TcpConnection(RawConnection):
                 self._apply_reading()
 
     def _eof_received(self) -> None:
+        if self._eof:
+            return
         self._eof = True
         if self._receiver is not None:
             self._receiver.eof_received()

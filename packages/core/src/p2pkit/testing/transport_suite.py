@@ -73,6 +73,7 @@ class Collector:
     def __init__(self) -> None:
         self.data = bytearray()
         self.eof = False
+        self.eof_count = 0
         self.lost: list[BaseException | None] = []
         self._changed = asyncio.Event()
 
@@ -82,6 +83,7 @@ class Collector:
 
     def eof_received(self) -> None:
         self.eof = True
+        self.eof_count += 1
         self._changed.set()
 
     def connection_lost(self, exc: BaseException | None) -> None:
@@ -343,6 +345,22 @@ class ChannelSuite:
         b.resume_reading()
         await col.wait_for(lambda c: len(c.data) == 9, "data after resume_reading")
         assert bytes(col.data) == b"held back"
+
+    async def test_eof_and_loss_are_delivered_once(self, pair: tuple[Channel, Channel]) -> None:
+        a, b = pair
+        col = Collector()
+        b.start_push(col)
+        await a.close_write()
+        await col.wait_for(lambda c: c.eof, "EOF")
+        b.pause_reading()
+        b.resume_reading()
+        await b.write(b"still writable after EOF")
+        assert await read_n(a, 24) == b"still writable after EOF"
+        await b.close()
+        await col.wait_for(lambda c: bool(c.lost), "connection_lost after close()")
+        await asyncio.sleep(0.02)
+        assert col.eof_count == 1
+        assert col.lost == [None]
 
     async def test_backpressure_pull_reader(self, pair: tuple[Channel, Channel]) -> None:
         a, b = pair
