@@ -290,3 +290,24 @@ async def test_caller_may_reuse_buffer_after_write(
     buf[:] = b"C" * size
     await s.close_write()
     assert await asyncio.wait_for(reader, 10) == b"A" * size + b"B" * size
+
+
+async def test_close_discards_unread_data_without_reset(
+    sessions: tuple[MplexConnection, MplexConnection],
+) -> None:
+    """close() stops reading: unread data no longer counts against max_stream_buffer."""
+    sa, sb = sessions
+    s = await sa.open_stream()
+    await s.write(bytes(3 * MiB))
+    r = await sb.accept_stream()
+    await asyncio.sleep(0.05)
+    await r.close()
+    assert await r.read() == b""
+    assert r not in sb.streams
+    # The writer may keep writing (mplex cannot tell it to stop) without a reset.
+    for _ in range(4):
+        await s.write(bytes(MiB))
+    await s.close_write()
+    assert await asyncio.wait_for(s.read(), 5) == b""  # r's Close arrived
+    await asyncio.sleep(0.05)
+    assert sa.streams == [] and sb.streams == []

@@ -108,14 +108,17 @@ class MplexStream(MuxedStream):
         self._conn._forget_if_done(self)
 
     async def close(self) -> None:
-        """Half-close and stop reading: unread and later data is discarded."""
+        """Half-close and stop reading: buffered and later data is discarded, reads
+        return EOF (as yamux streams do)."""
         await self.close_write()
         if not self._read_closed:
             self._read_closed = True
             self._buf.on_consume = None
             self._session.consumed(self.key, self._buf.size)
             if self._exc is None:
-                self._buf.fail(StreamClosed("read on a closed mplex stream"))
+                while self._buf.size:
+                    self._buf.read_nowait()
+                self._buf.feed_eof()
             self._conn._forget(self)
 
     def reset(self) -> None:
