@@ -1,0 +1,86 @@
+"""Reusable test classes: one security x muxer combination, both directions.
+
+A test module subclasses these with SECURITY / MUXER set (pytest collects only
+the `Test*` subclasses). One js listener and one p2pkit listener are started per
+class (class-scoped fixtures) and reused by its tests, which keeps the whole
+interop run within a few minutes on two cores.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import ClassVar
+
+import pytest
+
+from . import checks
+from .harness import JsPeer, P2pkitListener
+
+MANY_STREAMS = 100
+
+
+class InteropSuite:
+    """ping, echo with half-close, 100 concurrent streams and perf, in both directions."""
+
+    SECURITY: ClassVar[str]
+    MUXER: ClassVar[str]
+    # extra arguments for the listeners, e.g. ("--no-early-muxer",) for the js one
+    JS_LISTEN_EXTRA: ClassVar[tuple[str, ...]] = ()
+    P2PKIT_LISTEN_EXTRA: ClassVar[tuple[str, ...]] = ()
+
+    @pytest.fixture(scope="class")
+    def js(self) -> Iterator[JsPeer]:
+        with JsPeer(self.SECURITY, self.MUXER, *self.JS_LISTEN_EXTRA) as peer:
+            yield peer
+
+    @pytest.fixture(scope="class")
+    def p2p(self) -> Iterator[P2pkitListener]:
+        with P2pkitListener(self.SECURITY, self.MUXER, *self.P2PKIT_LISTEN_EXTRA) as peer:
+            yield peer
+
+    # -- p2pkit dials js
+
+    def test_p2pkit_pings_js(self, js: JsPeer) -> None:
+        checks.p2pkit_ping(js, self.SECURITY, self.MUXER)
+
+    def test_p2pkit_echo_half_close_js(self, js: JsPeer) -> None:
+        checks.p2pkit_echo(js, self.SECURITY, self.MUXER, streams=1, nbytes=300_000)
+
+    def test_p2pkit_echo_100_streams_js(self, js: JsPeer) -> None:
+        checks.p2pkit_echo(js, self.SECURITY, self.MUXER, streams=MANY_STREAMS, nbytes=4096)
+
+    def test_p2pkit_perf_js(self, js: JsPeer) -> None:
+        checks.p2pkit_perf(js, self.SECURITY, self.MUXER, up=2_000_000, down=2_000_000)
+
+    # -- js dials p2pkit
+
+    def test_js_pings_p2pkit(self, p2p: P2pkitListener) -> None:
+        checks.js_ping(p2p, self.SECURITY, self.MUXER)
+
+    def test_js_echo_half_close_p2pkit(self, p2p: P2pkitListener) -> None:
+        checks.js_echo(p2p, self.SECURITY, self.MUXER, 1, 300_000)
+
+    def test_js_echo_empty_p2pkit(self, p2p: P2pkitListener) -> None:
+        """Half-close with nothing written: p2pkit must answer EOF with EOF."""
+        checks.js_echo(p2p, self.SECURITY, self.MUXER, 1, 0)
+
+    def test_js_echo_100_streams_p2pkit(self, p2p: P2pkitListener) -> None:
+        checks.js_echo(p2p, self.SECURITY, self.MUXER, MANY_STREAMS, 4096)
+
+    def test_js_perf_p2pkit(self, p2p: P2pkitListener) -> None:
+        checks.js_perf(p2p, self.SECURITY, self.MUXER, up=2_000_000, down=2_000_000)
+
+
+class BigTransfers:
+    """64 MiB through one stream, once per direction, checked by sha256."""
+
+    SECURITY: ClassVar[str]
+    MUXER: ClassVar[str]
+
+    @pytest.mark.timeout(checks.BIG_TIMEOUT + 30)
+    def test_p2pkit_echo_64mib_js(self, js: JsPeer) -> None:
+        checks.p2pkit_echo(js, self.SECURITY, self.MUXER, 1, checks.BIG, timeout=checks.BIG_TIMEOUT)
+
+    @pytest.mark.timeout(checks.BIG_TIMEOUT + 30)
+    def test_js_transfer_64mib_p2pkit(self, p2p: P2pkitListener) -> None:
+        checks.js_transfer(p2p, self.SECURITY, self.MUXER)
