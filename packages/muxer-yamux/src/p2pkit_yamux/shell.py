@@ -59,13 +59,14 @@ class YamuxStream(MuxedStream):
         self.is_initiator = is_initiator
         self.protocol: str | None = None
         self._conn = conn
+        # ReadBuffer reports each received byte once (bytes put back with unread() are
+        # not reported again), so credit is returned exactly once.
         self._buf = ReadBuffer(on_consume=self._on_consume)
         self._write_closed = False
         self._read_closed = False
         self._remote_eof = False
         self._error: BaseException | None = None  # why reads/writes fail
         self._window_waiter: asyncio.Future[None] | None = None
-        self._unread_debt = 0  # bytes handed back with unread(): already credited
 
     def __repr__(self) -> str:
         return f"<YamuxStream {self.stream_id} {'out' if self.is_initiator else 'in'}>"
@@ -76,18 +77,10 @@ class YamuxStream(MuxedStream):
         return await self._buf.read(max_bytes)
 
     def unread(self, data: bytes) -> None:
-        if data:
-            self._unread_debt += len(data)
-            self._buf.unread(data)
+        self._buf.unread(data)
 
     def _on_consume(self, n: int) -> None:
-        debt = self._unread_debt
-        if debt:
-            take = min(debt, n)
-            self._unread_debt = debt - take
-            n -= take
-        if n:
-            self._conn._consumed(self.stream_id, n)
+        self._conn._consumed(self.stream_id, n)
 
     # -- writing ---------------------------------------------------------------------
 

@@ -1,0 +1,365 @@
+"""The asyncio shell against a hand-driven peer: a raw channel plus a sans-IO session.
+
+The peer side reads and writes raw bytes, so these tests see exactly what the shell
+puts on the wire (ACK timing, window updates, GoAway) and can misbehave on purpose.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from p2pkit.abc import RawConnection
+from p2pkit.errors import ConnectionClosed, StreamReset
+from p2pkit.plugins.spec import Components
+from p2pkit.testing.memory import channel_pair
+from p2pkit_yamux import (
+    YamuxConnection,
+    YamuxGoAway,
+    YamuxMuxer,
+    YamuxOptions,
+    YamuxProtocolError,
+)
+from p2pkit_yamux import events as ev
+from p2pkit_yamux import frames as fr
+from p2pkit_yamux.plugin import p2pkit_stream_muxers
+from p2pkit_yamux.session import YamuxSession
+
+KiB = 1024
+QUIET = YamuxOptions(keepalive_interval=0, ping_on_start=False, close_timeout=1.0)
+
+
+class RawPeer:
+    """The far end, driven by hand: parses with a sans-IO session (the listener role)."""
+
+    def __init__(self, chan: RawConnection, options: YamuxOptions = QUIET) -> None:
+        self.chan = chan
+        self.session = YamuxSession(False, options)
+        self.events: list[ev.Event] = []
+
+    async def send(self, data: bytes) -> None:
+        await self.chan.write(data)
+
+    async def pump(self, timeout: float = 0.2) -> list[ev.Event]:
+        """Read for up to ``timeout`` seconds (or EOF); returns the new events."""
+        new: list[ev.Event] = []
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    data = await self.chan.read()
+                    if not data:
+                        new.append(ev.Event())  # marker: EOF
+                        break
+                    new += self.session.receive_data(data, asyncio.get_running_loop().time())
+                    out = self.session.data_to_send()
+                    if out:
+                        await self.chan.write(out)
+        except TimeoutError:
+            pass
+        self.events += new
+        return new
+
+    async def wait_for(self, kind: type[ev.Event], timeout: float = 2.0) -> ev.Event:
+        loop = asyncio.get_running_loop()
+        end = loop.time() + timeout
+        while loop.time() < end:
+            for e in await self.pump(0.05):
+                if isinstance(e, kind):
+                    return e
+        raise AssertionError(f"no {kind.__name__} within {timeout}s; saw {self.events}")
+
+
+@pytest.fixture
+async def pair() -> AsyncIterator[tuple[YamuxConnection, RawPeer]]:
+    yield await make_pair(QUIET)
+
+
+_made: list[tuple[YamuxConnection, RawConnection]] = []
+
+
+async def make_pair(options: YamuxOptions) -> tuple[YamuxConnection, RawPeer]:
+    a, b = channel_pair()
+    conn = YamuxMuxer(options).new_session(a, is_initiator=True)  # type: ignore[arg-type]
+    _made.append((conn, b))
+    return conn, RawPeer(b)
+
+
+@pytest.fixture(autouse=True)
+async def _cleanup() -> AsyncIterator[None]:
+    yield
+    while _made:
+        conn, raw = _made.pop()
+        conn.abort()
+        raw.reset()
+        await asyncio.wait_for(conn.wait_closed(), 5)
+
+
+# -- opening, ACK, data ------------------------------------------------------------------
+
+
+async def test_open_sends_syn_then_data_and_ack_once(pair: tuple[YamuxConnection, RawPeer]) -> None:
+    conn, peer = pair
+    stream = await conn.open_stream()
+    assert stream.stream_id == 1 and stream.protocol is None
+    await stream.write(b"hello")
+    await peer.wait_for(ev.DataReceived)
+    assert peer.events[0] == ev.StreamOpened(1)
+    assert peer.events[1] == ev.DataReceived(1, b"hello")
+    # the peer accepts: ACK + reply; the shell reads the reply
+    await peer.send(peer.session.accept(1) + fr.data_frame(1, b"world"))
+    assert await stream.readexactly(5) == b"world"
+    assert conn.session.unacked_outbound == 0
+
+
+async def test_inbound_stream_acked_when_accepted(pair: tuple[YamuxConnection, RawPeer]) -> None:
+    conn, peer = pair
+    sid, syn = peer.session.open_stream()
+    await peer.send(syn + fr.data_frame(sid, b"early data before the ACK"))
+    assert not await peer.pump(0.1)  # no ACK until the application accepts
+    stream = await conn.accept_stream()
+    assert stream.stream_id == 2 and not stream.is_initiator
+    assert await peer.wait_for(ev.StreamAcked) == ev.StreamAcked(2)
+    assert await stream.read() == b"early data before the ACK"
+    await stream.close_write()
+    assert await peer.wait_for(ev.StreamEOF) == ev.StreamEOF(2)
+    assert [e for e in peer.events if isinstance(e, ev.StreamAcked)] == [ev.StreamAcked(2)]
+
+
+async def test_open_waits_while_syns_unacked() -> None:
+    conn, peer = await make_pair(YamuxOptions(max_outbound_unacked=2, keepalive_interval=0))
+    await conn.open_stream()
+    await conn.open_stream()
+    third = asyncio.create_task(conn.open_stream())
+    await asyncio.sleep(0.05)
+    assert not third.done()
+    await peer.pump(0.05)
+    await peer.send(peer.session.accept(1))
+    stream = await asyncio.wait_for(third, 2)
+    assert stream.stream_id == 5
+
+
+async def test_accept_backlog_overflow_is_refused_with_rst() -> None:
+    conn, peer = await make_pair(YamuxOptions(accept_backlog=2, keepalive_interval=0))
+    frames = b"".join(peer.session.open_stream()[1] for _ in range(3))
+    await peer.send(frames)
+    assert await peer.wait_for(ev.StreamReset) == ev.StreamReset(6)
+    assert len(conn.streams) == 2
+
+
+async def test_frame_as_large_as_whole_window(pair: tuple[YamuxConnection, RawPeer]) -> None:
+    conn, peer = pair
+    sid, syn = peer.session.open_stream()
+    payload = bytes(range(256)) * 1024  # exactly 256 KiB in one Data frame
+    await peer.send(syn + fr.data_frame(sid, payload))
+    stream = await conn.accept_stream()
+    assert await stream.readexactly(len(payload)) == payload
+    assert not conn.is_closed
+
+
+# -- flow control ------------------------------------------------------------------------
+
+
+async def test_window_update_only_after_the_app_consumed(
+    pair: tuple[YamuxConnection, RawPeer],
+) -> None:
+    conn, peer = pair
+    sid, syn = peer.session.open_stream()
+    await peer.send(syn)
+    stream = await conn.accept_stream()
+    await peer.wait_for(ev.StreamAcked)
+    peer.session.streams[sid].send_window = 256 * KiB
+    _n, parts = peer.session.send_data(sid, bytes(256 * KiB))
+    await peer.send(b"".join(bytes(p) for p in parts))
+    events = await peer.pump(0.1)
+    assert not [e for e in events if isinstance(e, ev.WindowUpdated)]  # nobody read yet
+    assert len(await stream.readexactly(64 * KiB)) == 64 * KiB
+    assert not [e for e in await peer.pump(0.05) if isinstance(e, ev.WindowUpdated)]
+    await stream.readexactly(64 * KiB)  # half the window consumed: one batched update
+    upd = await peer.wait_for(ev.WindowUpdated)
+    assert isinstance(upd, ev.WindowUpdated) and upd.window == 128 * KiB
+
+
+async def test_window_overrun_is_a_protocol_error(pair: tuple[YamuxConnection, RawPeer]) -> None:
+    conn, peer = pair
+    stream = await conn.open_stream()
+    await stream.write(b"x")
+    await peer.pump(0.05)
+    await peer.send(fr.data_frame(1, bytes(256 * KiB + 1)))
+    with pytest.raises(YamuxProtocolError, match="window-overrun"):
+        await stream.read()
+    assert isinstance(await peer.wait_for(ev.GoAwayReceived), ev.GoAwayReceived)
+    assert peer.session.goaway_received == fr.GO_AWAY_PROTOCOL_ERROR
+    await asyncio.wait_for(conn.wait_closed(), 2)
+    with pytest.raises(ConnectionClosed):
+        await conn.open_stream()
+
+
+async def test_unread_does_not_return_credit_twice(pair: tuple[YamuxConnection, RawPeer]) -> None:
+    conn, peer = pair
+    sid, syn = peer.session.open_stream()
+    await peer.send(syn + fr.data_frame(sid, bytes(200 * KiB)))
+    stream = await conn.accept_stream()
+    data = await stream.readexactly(100 * KiB)
+    stream.unread(data)
+    await stream.readexactly(100 * KiB)  # the same bytes again: no new credit
+    assert not [e for e in await peer.pump(0.05) if isinstance(e, ev.WindowUpdated)]
+    await stream.readexactly(100 * KiB)
+    upd = await peer.wait_for(ev.WindowUpdated)
+    # the raw frame bypassed the peer's send accounting: its window just grew by the delta
+    assert isinstance(upd, ev.WindowUpdated) and upd.window == 256 * KiB + 200 * KiB
+
+
+async def test_window_auto_tunes_over_a_fast_transfer() -> None:
+    a, b = channel_pair(high_water=8 << 20)
+    opts = YamuxOptions(keepalive_interval=0)
+    client = YamuxMuxer(opts).new_session(a, is_initiator=True)  # type: ignore[arg-type]
+    server = YamuxMuxer(opts).new_session(b, is_initiator=False)  # type: ignore[arg-type]
+    try:
+        out = await client.open_stream()
+        block = bytes(1 << 20)
+
+        async def send() -> None:
+            for _ in range(48):
+                await out.write(block)
+            await out.close_write()
+
+        sender = asyncio.create_task(send())
+        inc = await server.accept_stream()
+        peak = got = 0
+        while chunk := await inc.read():
+            got += len(chunk)
+            peak = max(peak, server.session.receive_window(inc.stream_id))
+        await sender
+        assert got == 48 << 20
+        assert server.session.rtt is not None  # the ping sent at start measured it
+        assert peak > 256 * KiB
+    finally:
+        client.abort()
+        server.abort()
+        await client.wait_closed()
+        await server.wait_closed()
+
+
+# -- ping and keepalive ------------------------------------------------------------------
+
+
+async def test_ping_on_start_gives_rtt() -> None:
+    conn, peer = await make_pair(YamuxOptions(keepalive_interval=0))
+    ping = await peer.wait_for(ev.PingReceived)
+    assert isinstance(ping, ev.PingReceived)
+    await asyncio.sleep(0.05)
+    assert conn.session.rtt is not None and 0 < conn.session.rtt < 5
+
+
+async def test_peer_ping_is_answered(pair: tuple[YamuxConnection, RawPeer]) -> None:
+    conn, peer = pair
+    _, frame = peer.session.ping(asyncio.get_running_loop().time(), 0xABCDEF)
+    await peer.send(frame + fr.ping(4242, fr.FLAG_ACK))  # plus an unsolicited ACK: ignored
+    pong = await peer.wait_for(ev.PongReceived)
+    assert isinstance(pong, ev.PongReceived) and pong.value == 0xABCDEF
+    assert not await peer.pump(0.05)
+    assert not conn.is_closed
+
+
+async def test_keepalive_timeout_ends_session() -> None:
+    conn, _peer = await make_pair(
+        YamuxOptions(keepalive_interval=0.05, keepalive_timeout=0.1, ping_on_start=False)
+    )
+    stream = await conn.open_stream()
+    await asyncio.wait_for(conn.wait_closed(), 2)  # the peer never answers
+    with pytest.raises(StreamReset):
+        await stream.read()
+
+
+async def test_keepalive_answered_keeps_session() -> None:
+    conn, peer = await make_pair(
+        YamuxOptions(keepalive_interval=0.05, keepalive_timeout=0.1, ping_on_start=False)
+    )
+    pings = 0
+    for _ in range(20):
+        pings += sum(isinstance(e, ev.PingReceived) for e in await peer.pump(0.03))
+    assert pings >= 3  # the raw peer answers every ping it parses
+    assert not conn.is_closed
+
+
+# -- ends of a session -------------------------------------------------------------------
+
+
+async def test_bare_eof_gives_buffered_data_then_eof(
+    pair: tuple[YamuxConnection, RawPeer],
+) -> None:
+    conn, peer = pair
+    sid, syn = peer.session.open_stream()
+    await peer.send(syn + fr.data_frame(sid, b"last words"))
+    stream = await conn.accept_stream()
+    mine = await conn.open_stream()
+    await peer.chan.close_write()  # go's Session.Close(): no GoAway, just EOF
+    assert await stream.read() == b"last words"
+    assert await stream.read() == b""
+    assert await mine.read() == b""
+    with pytest.raises(ConnectionClosed):
+        await stream.write(b"x")
+    with pytest.raises(ConnectionClosed):
+        await conn.accept_stream()
+    await asyncio.wait_for(conn.wait_closed(), 2)
+
+
+async def test_go_away_normal_stops_new_streams_only(
+    pair: tuple[YamuxConnection, RawPeer],
+) -> None:
+    conn, peer = pair
+    stream = await conn.open_stream()
+    await stream.write(b"a")
+    await peer.pump(0.05)
+    await peer.send(peer.session.accept(1) + fr.go_away(0) + fr.data_frame(1, b"still here"))
+    assert await stream.readexactly(10) == b"still here"
+    with pytest.raises(ConnectionClosed):
+        await conn.open_stream()
+    with pytest.raises(ConnectionClosed):
+        await conn.accept_stream()
+    await stream.write(b"b")  # existing streams go on
+    assert ev.DataReceived(1, b"b") in await peer.pump(0.1)
+
+
+@pytest.mark.parametrize("code", [1, 2, 0x1001])
+async def test_go_away_error_ends_session(pair: tuple[YamuxConnection, RawPeer], code: int) -> None:
+    conn, peer = pair
+    stream = await conn.open_stream()
+    await peer.send(fr.go_away(code))
+    with pytest.raises(YamuxGoAway, match="GoAway"):
+        await stream.read()
+    await asyncio.wait_for(conn.wait_closed(), 2)
+
+
+async def test_close_sends_go_away_and_closes_channel(
+    pair: tuple[YamuxConnection, RawPeer],
+) -> None:
+    conn, peer = pair
+    await conn.close()
+    events = await peer.pump(0.2)
+    assert ev.GoAwayReceived(0) in events
+    assert type(events[-1]) is ev.Event  # EOF marker: the channel was closed
+    await conn.close()  # idempotent
+
+
+async def test_abort_resets_streams(pair: tuple[YamuxConnection, RawPeer]) -> None:
+    conn, _ = pair
+    stream = await conn.open_stream()
+    conn.abort()
+    with pytest.raises(StreamReset):
+        await stream.read()
+    with pytest.raises(StreamReset):
+        await stream.write(b"x")
+    assert conn.is_closed
+
+
+# -- plugin ------------------------------------------------------------------------------
+
+
+def test_plugin_spec() -> None:
+    (spec,) = p2pkit_stream_muxers()
+    assert spec.kind == "muxer" and spec.name == "yamux"
+    assert spec.protocol_id == "/yamux/1.0.0" and spec.options is YamuxOptions
+    muxer = spec.factory(Components(private_key=None, peer_id=None), YamuxOptions())  # type: ignore[arg-type]
+    assert isinstance(muxer, YamuxMuxer) and muxer.protocol_id == "/yamux/1.0.0"
