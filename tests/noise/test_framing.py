@@ -193,3 +193,18 @@ def test_good_frames_before_a_bad_one_are_returned() -> None:
         dec.feed(b"")
     with pytest.raises(DecryptError):
         dec.feed_eof()
+
+
+def test_fallback_without_encrypt_into(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Older ``cryptography`` (no encrypt_into/decrypt_into): same bytes on the wire."""
+    import p2pkit_noise.framing as framing
+
+    data = os.urandom(MAX_PLAINTEXT + 1000)
+    fast = bytes(FrameEncoder(KEY).encrypt(data))
+    monkeypatch.setattr(framing, "HAS_INTO", False)
+    slow = bytes(FrameEncoder(KEY).encrypt(data))
+    assert slow == fast
+    dec = FrameDecoder(KEY)
+    assert bytes(dec.feed(slow[:1000])) + bytes(dec.feed(slow[1000:])) == data
+    with pytest.raises(DecryptError):
+        FrameDecoder(bytes(32)).feed(slow)

@@ -35,6 +35,9 @@ HEADER_LEN = 2
 MAX_NONCE = 2**64 - 1
 """Noise reserves n = 2**64 - 1: a cipher state whose counter reaches it is exhausted."""
 
+HAS_INTO = hasattr(ChaCha20Poly1305, "encrypt_into") and hasattr(ChaCha20Poly1305, "decrypt_into")
+"""``cryptography`` >= 46 writes into our buffers; older versions get a copying fallback."""
+
 _pack_nonce = struct.Struct("<4xQ").pack
 _pack_header_into = struct.Struct(">H").pack_into
 
@@ -92,9 +95,14 @@ class FrameEncoder(_Cipher):
             flen = chunk + TAG_LEN
             _pack_header_into(out, off, flen)
             off += HEADER_LEN
-            aead.encrypt_into(
-                self._next_nonce(), src[pos : pos + chunk], None, dst[off : off + flen]
-            )
+            if HAS_INTO:
+                aead.encrypt_into(
+                    self._next_nonce(), src[pos : pos + chunk], None, dst[off : off + flen]
+                )
+            else:
+                dst[off : off + flen] = aead.encrypt(
+                    self._next_nonce(), bytes(src[pos : pos + chunk]), None
+                )
             off += flen
             pos += chunk
         dst.release()
@@ -222,7 +230,11 @@ class FrameDecoder(_Cipher):
 
     def _decrypt(self, frame: memoryview, dst: memoryview) -> int:
         try:
-            return self._aead.decrypt_into(self._next_nonce(), frame, None, dst)
+            if HAS_INTO:
+                return self._aead.decrypt_into(self._next_nonce(), frame, None, dst)
+            plain = self._aead.decrypt(self._next_nonce(), bytes(frame), None)
+            dst[:] = plain
+            return len(plain)
         except InvalidTag:
             raise DecryptError(
                 f"transport message {self.nonce - 1} failed authentication"
