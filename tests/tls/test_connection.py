@@ -212,3 +212,32 @@ async def test_close_and_reset() -> None:
             pass
         raise ConnectionError("EOF after reset")
     ca.reset()
+
+
+async def test_reset_from_inside_data_received_stops_delivery() -> None:
+    ca, cb = await secure_pair("memory")
+    calls: list[int] = []
+
+    class Resetter(Collector):
+        def data_received(self, data: memoryview) -> None:
+            calls.append(len(data))
+            cb.reset()
+
+    rx = Resetter()
+    cb.start_push(rx)
+    ca.write_nowait(b"r" * 100_000)  # several records arrive in one batch
+    await asyncio.sleep(0.05)
+    assert len(calls) == 1
+    ca.reset()
+
+
+async def test_cancelled_handshake_resets_raw() -> None:
+    client = new_security()
+    a, b = channel_pair()
+    task = asyncio.create_task(client.secure_outbound(a, None))
+    await asyncio.sleep(0.02)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert a.closed
+    b.reset()

@@ -60,6 +60,12 @@ async def run_handshake(raw: RawConnection, session: TlsSession, timeout: float 
     except (ConnectionError, OSError) as exc:
         raw.reset()
         raise HandshakeError(f"connection lost during the TLS handshake: {exc!r}") from exc
+    except Exception as exc:  # anything unforeseen still closes the connection, typed
+        raw.reset()
+        raise HandshakeError(f"TLS handshake failed: {exc!r}") from exc
+    except BaseException:  # cancelled: the connection is mid-handshake, unusable
+        raw.reset()
+        raise
 
 
 async def _abort(raw: RawConnection, session: TlsSession) -> None:
@@ -146,7 +152,7 @@ class TlsConnection(SecureConnection):
     def _pump(self) -> None:
         """Decrypt every complete record held by the session and deliver it."""
         session = self._session
-        while not self._paused or self._receiver is None:
+        while not self._closed and (not self._paused or self._receiver is None):
             try:
                 chunk = session.read()
             except TlsProtocolError as exc:
