@@ -85,7 +85,10 @@ class MplexStream(MuxedStream):
             if n <= _JOIN_LIMIT:
                 channel.write_nowait(session.send_data(self.key, data))
             else:
-                owned = isinstance(data, bytes)
+                # Slices of immutable bytes may be handed over as they are.
+                owned = isinstance(data, bytes) or (
+                    isinstance(data, memoryview) and isinstance(data.obj, bytes)
+                )
                 parts = session.send_data_parts(self.key, data)
                 for i in range(0, len(parts), 2):
                     channel.write_nowait(parts[i])
