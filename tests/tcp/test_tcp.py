@@ -147,6 +147,40 @@ async def test_dial_dns_localhost(kind: str) -> None:
         await listener.close()
 
 
+async def test_listen_on_dns4_binds_the_resolved_address() -> None:
+    t = TcpTransport()
+    conns: list[RawConnection] = []
+    listener = await t.listen(Multiaddr("/dns4/localhost/tcp/0"), conns.append)
+    try:
+        (addr,) = listener.addrs
+        assert str(addr).startswith("/ip4/127.0.0.1/tcp/") and parse(addr).port != 0
+        conn = await t.dial(addr, timeout=5)
+        await dispose(conn, *conns)
+    finally:
+        await listener.close()
+
+
+def _localhost_has_ipv6() -> bool:
+    try:
+        return bool(socket.getaddrinfo("localhost", 1, socket.AF_INET6, socket.SOCK_STREAM))
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _localhost_has_ipv6(), reason="'localhost' has no IPv6 address here")
+async def test_dial_dns6_localhost() -> None:
+    t = TcpTransport()
+    conns: list[RawConnection] = []
+    listener = await t.listen(Multiaddr("/ip6/::1/tcp/0"), conns.append)
+    try:
+        port = parse(listener.addrs[0]).port
+        conn = await t.dial(Multiaddr(f"/dns6/localhost/tcp/{port}"), timeout=5)
+        assert str(conn.remote_addr) == f"/ip6/::1/tcp/{port}"
+        await dispose(conn, *conns)
+    finally:
+        await listener.close()
+
+
 async def test_dial_unresolvable_name() -> None:
     with pytest.raises(DialError, match="cannot resolve"):
         await TcpTransport().dial(Multiaddr("/dns4/no-such-host.invalid/tcp/1"), timeout=5)

@@ -16,7 +16,10 @@ network:
 * ``pause_reading`` leaves incoming bytes "in the kernel": they are held back, not
   delivered and not readable, until ``resume_reading``;
 * ``reset`` makes the peer's reads raise :class:`~p2pkit.errors.ConnectionClosed` and
-  reports ``connection_lost(exc)`` to its push-mode receiver.
+  reports ``connection_lost(exc)`` to its push-mode receiver;
+* ``close`` is instant (the peer already holds every byte written); bytes written to
+  an end that has fully closed are dropped silently.  Real TCP answers such writes
+  with an RST a round trip later; this pair does not emulate that.
 
 Addresses: ``/memory/<n>`` is not a multiaddr the ``multiaddr`` library can parse,
 so each end reports a *fake* ``/ip4/127.0.0.1/tcp/<n>`` address (``n`` counts up from
