@@ -16,11 +16,14 @@ import typing
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from p2pkit.dialer import DialerOptions
 from p2pkit.errors import ConfigError, PluginError
+from p2pkit.limits import ResourceLimits, apply_muxer_memory_limit
 from p2pkit.plugins.registry import PluginRegistry, default_registry
 from p2pkit.plugins.spec import PluginKind, PluginSpec
 
 if TYPE_CHECKING:
+    from p2pkit.abc import ConnectionGater
     from p2pkit.crypto import PrivateKey
     from p2pkit.host import Host
 
@@ -48,6 +51,9 @@ DEFAULTS: dict[str, Any] = {
     "enable_perf": False,  # perf spec: must not be enabled by default
     "connection_manager": None,  # None = the default one
     "peerstore": None,  # None = in-memory
+    "limits": None,  # table of p2pkit.limits.ResourceLimits fields; None = defaults
+    "gater": None,  # table of allow/deny lists (p2pkit.gater.GaterOptions) or a gater object
+    "dialer": None,  # table of p2pkit.dialer.DialerOptions fields; None = defaults
 }
 
 
@@ -83,6 +89,9 @@ class HostConfig:
     enable_perf: bool
     registry: PluginRegistry
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+    limits: ResourceLimits = dataclasses.field(default_factory=lambda: ResourceLimits())
+    gater: ConnectionGater | None = None
+    dialer: DialerOptions = dataclasses.field(default_factory=lambda: DialerOptions())
 
 
 # -- typed options --------------------------------------------------------------------
@@ -139,6 +148,35 @@ def _type_ok(value: Any, expected: Any) -> bool:
     if isinstance(expected, type):
         return isinstance(value, expected)
     return True
+
+
+def table_options(cls: type, value: Any, what: str) -> Any:
+    """Instantiate the options dataclass ``cls`` from a config table (names and types
+    checked like plugin options)."""
+    if value is None:
+        return cls()
+    if isinstance(value, cls):
+        return value
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{what} must be a table")
+    fields = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(value) - fields)
+    if unknown:
+        raise ConfigError(
+            f"unknown {what} option(s) {', '.join(unknown)}; valid: {', '.join(sorted(fields))}"
+        )
+    hints = typing.get_type_hints(cls)
+    values = dict(value)
+    for key, item in values.items():
+        expected = hints.get(key)
+        if expected is not None and not _type_ok(item, expected):
+            raise ConfigError(f"{what}.{key}={item!r}: expected {expected}")
+        if expected is float and isinstance(item, int) and not isinstance(item, bool):
+            values[key] = float(item)
+    try:
+        return cls(**values)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"invalid {what}: {exc}") from exc
 
 
 # -- the model ---------------------------------------------------------------------------
@@ -277,12 +315,25 @@ def validate(table: Mapping[str, Any], *, registry: PluginRegistry | None = None
             raise ConfigError(str(exc)) from exc
         return ResolvedPlugin(spec, build_options(spec, opts))
 
+    limits_table = v["limits"]
+    if isinstance(limits_table, Mapping) and "max_pending_inbound" not in limits_table:
+        limits_table = {**limits_table, "max_pending_inbound": v["max_pending_inbound"]}
+    elif limits_table is None:
+        limits_table = {"max_pending_inbound": v["max_pending_inbound"]}
+    limits: ResourceLimits = table_options(ResourceLimits, limits_table, "limits")
+    dialer: DialerOptions = table_options(DialerOptions, v["dialer"], "dialer")
+    from p2pkit.gater import build_gater
+
+    gater = build_gater(v["gater"])
+    resolved_muxers = _resolve(registry, "muxer", muxers, plugin_options)
+    apply_muxer_memory_limit(resolved_muxers, limits.max_muxer_memory_per_conn)
+
     return HostConfig(
         identity=identity,
         listen=listen,
         transports=_resolve(registry, "transport", transports, plugin_options),
         security=_resolve(registry, "security", security, plugin_options),
-        muxers=_resolve(registry, "muxer", muxers, plugin_options),
+        muxers=resolved_muxers,
         connection_manager=single("connection_manager", v["connection_manager"]),
         peerstore=single("peerstore", v["peerstore"]),
         handshake_timeout=float(v["handshake_timeout"]),
@@ -297,6 +348,9 @@ def validate(table: Mapping[str, Any], *, registry: PluginRegistry | None = None
         enable_echo=v["enable_echo"],
         enable_perf=v["enable_perf"],
         registry=registry,
+        limits=limits,
+        gater=gater,
+        dialer=dialer,
     )
 
 
@@ -342,6 +396,22 @@ class HostBuilder:
 
     def peerstore(self, name: str = "memory", **options: Any) -> HostBuilder:
         self._table["peerstore"] = {"name": name, **options}
+        return self
+
+    def limits(self, **limits: Any) -> HostBuilder:
+        """Resource limits (fields of :class:`~p2pkit.limits.ResourceLimits`)."""
+        self._table.setdefault("limits", {}).update(limits)
+        return self
+
+    def gater(self, gater: ConnectionGater | None = None, **lists: Any) -> HostBuilder:
+        """A connection gater object, or the built-in one's allow/deny lists
+        (``deny_peers=[...]``, ``allow_cidrs=[...]``...)."""
+        self._table["gater"] = gater if gater is not None else lists
+        return self
+
+    def dialer(self, **options: Any) -> HostBuilder:
+        """Dialer options (fields of :class:`~p2pkit.dialer.DialerOptions`)."""
+        self._table.setdefault("dialer", {}).update(options)
         return self
 
     def option(self, **values: Any) -> HostBuilder:

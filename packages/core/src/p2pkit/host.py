@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from multiaddr import Multiaddr
 
 from p2pkit.abc import (
+    ConnectionGater,
     ConnectionManager,
     Listener,
     MuxedStream,
@@ -21,6 +22,7 @@ from p2pkit.abc import (
     Transport,
 )
 from p2pkit.connection import Connection, Direction
+from p2pkit.dialer import Dialer
 from p2pkit.errors import (
     AddressError,
     ConnectionClosed,
@@ -35,6 +37,14 @@ from p2pkit.events import (
     Listen,
     ListenClose,
     OpenedStream,
+)
+from p2pkit.gater import ConnectionGated, GatedSecurity
+from p2pkit.limits import (
+    ConnectionCounts,
+    check_accept,
+    check_dial,
+    check_established,
+    check_stream,
 )
 from p2pkit.multistream import select_inbound, select_outbound, select_outbound_lazy
 from p2pkit.multistream.aio import LazyStream
@@ -92,7 +102,15 @@ class Host:
         self.transports: list[Transport] = [
             p.spec.factory(self.components, p.options) for p in config.transports
         ]
-        security = [p.spec.factory(self.components, p.options) for p in config.security]
+        # The gater's "secured" checkpoint runs inside each security protocol wrapper.
+        self.gater: ConnectionGater = config.gater or ConnectionGater()
+        security = [
+            GatedSecurity(p.spec.factory(self.components, p.options), self.gater)
+            for p in config.security
+        ]
+        self.limits = config.limits
+        self._counts = ConnectionCounts()
+        self.dialer: Dialer[Upgraded] = Dialer(config.dialer)
         muxers = [p.spec.factory(self.components, p.options) for p in config.muxers]
         self.upgrader = Upgrader(security, muxers, timeout=config.handshake_timeout)
         if config.peerstore is not None:
@@ -119,7 +137,6 @@ class Host:
         self._conns: dict[PeerId, list[Connection]] = {}
         self._dials: dict[PeerId, asyncio.Future[Connection]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._pending_inbound = 0
         self._started = False
         self._stopping = False
         self._connection_hooks: list[Callable[[Connection], None]] = []
@@ -241,15 +258,16 @@ class Host:
         if self._stopping:
             raw.reset()
             return
-        if self._pending_inbound >= self.config.max_pending_inbound:
-            log.warning(
-                "refusing inbound connection from %s: %d handshakes pending",
-                raw.remote_addr,
-                self._pending_inbound,
-            )
+        if not self.gater.allow_accept(raw.local_addr, raw.remote_addr):
+            log.info("%s", ConnectionGated("accept", None, raw.remote_addr))
             raw.reset()
             return
-        self._pending_inbound += 1
+        refusal = check_accept(self.limits, self._counts)
+        if refusal is not None:
+            log.warning("refusing inbound connection from %s: %s", raw.remote_addr, refusal)
+            raw.reset()
+            return
+        self._counts.pending_inbound += 1
         self._spawn(self._upgrade_inbound(raw), name="p2pkit-upgrade-inbound")
 
     async def _upgrade_inbound(self, raw: RawConnection) -> None:
@@ -261,7 +279,7 @@ class Host:
             )
             return
         finally:
-            self._pending_inbound -= 1
+            self._counts.pending_inbound -= 1
         try:
             self._add_connection(upgraded, "inbound")
         except P2PError as exc:
@@ -274,6 +292,15 @@ class Host:
         if self._stopping:
             raise ConnectionClosed("host is stopping")
         conn = Connection(self, upgraded, direction)
+        existing = sum(1 for c in self._conns.get(conn.peer, ()) if not c.is_closed)
+        refusal: P2PError | None = check_established(self.limits, self._counts, direction, existing)
+        if refusal is None and not self.gater.allow_upgraded(conn):
+            refusal = ConnectionGated("upgraded", conn.peer, conn.remote_addr)
+        if refusal is not None:
+            log.info("%s connection to %s refused: %s", direction, conn.peer, refusal)
+            upgraded.muxed.abort(refusal)
+            raise refusal
+        self._counts.add(direction, 1)
         self._conns.setdefault(conn.peer, []).append(conn)
         self.peerstore.add_public_key(conn.peer, upgraded.secure.remote_public_key)
         if direction == "outbound" and conn.remote_addr is not None:
@@ -296,6 +323,14 @@ class Host:
                     stream = await conn.muxed.accept_stream()
                 except (ConnectionClosed, P2PError, OSError):
                     break
+                limit = self.limits.max_inbound_streams_per_conn
+                if limit is not None:
+                    n = sum(1 for s in conn.streams if s is not stream and not s.is_initiator)
+                    refusal = check_stream(limit, n, "inbound")
+                    if refusal is not None:
+                        log.info("resetting inbound stream from %s: %s", conn.peer, refusal)
+                        stream.reset()
+                        continue
                 self._spawn(self._handle_inbound_stream(conn, stream), name="p2pkit-stream")
         finally:
             # accept_stream ends when no new streams can come (GoAway, EOF, abort);
@@ -308,6 +343,7 @@ class Host:
         conns = self._conns.get(conn.peer)
         if conns and conn in conns:
             conns.remove(conn)
+            self._counts.add(conn.direction, -1)
             if not conns:
                 del self._conns[conn.peer]
                 if conn.remote_addr is not None and conn.direction == "outbound":
@@ -342,6 +378,8 @@ class Host:
 
         if isinstance(target, PeerId):
             peer: PeerId | None = target
+            if not self.gater.allow_dial_peer(target):
+                raise ConnectionGated("dial_peer", target)
             addrs = self.peerstore.addrs(target)
             if not addrs:
                 existing = self.connections(target)
@@ -354,6 +392,9 @@ class Host:
             if transport_addr is None:
                 raise AddressError(f"{maddr} has no transport address")
             addrs = [transport_addr]
+            if peer is not None and not self.gater.allow_dial_peer(peer):
+                raise ConnectionGated("dial_peer", peer)
+        by_id = isinstance(target, PeerId)
         if peer is not None:
             existing = self.connections(peer)
             if existing:
@@ -364,7 +405,7 @@ class Host:
             fut: asyncio.Future[Connection] = asyncio.get_running_loop().create_future()
             self._dials[peer] = fut
             try:
-                conn = await self._dial_addrs(addrs, peer)
+                conn = await self._dial_addrs(addrs, peer, use_backoff=by_id)
             except BaseException as exc:
                 if not fut.done():
                     fut.set_exception(exc)
@@ -377,22 +418,34 @@ class Host:
                 self._dials.pop(peer, None)
         return await self._dial_addrs(addrs, None)
 
-    async def _dial_addrs(self, addrs: Sequence[Multiaddr], peer: PeerId | None) -> Connection:
-        errors: list[tuple[object, BaseException]] = []
-        for addr in addrs:
-            try:
-                return await self._dial_one(addr, peer)
-            except (P2PError, OSError) as exc:
-                errors.append((addr, exc))
-        if len(errors) == 1:
-            raise errors[0][1]
-        raise DialError(f"all {len(addrs)} addresses failed for {peer or 'peer'}", errors)
+    async def _dial_addrs(
+        self, addrs: Sequence[Multiaddr], peer: PeerId | None, *, use_backoff: bool = False
+    ) -> Connection:
+        """Dial through the happy-eyeballs dialer (p2pkit.dialer); one connection results."""
+        refusal = check_dial(self.limits, self._counts)
+        if refusal is not None:
+            log.warning("not dialing %s: %s", peer or addrs, refusal)
+            raise refusal
+        self._counts.pending_outbound += 1
+        try:
+            upgraded, _ = await self.dialer.dial(
+                peer,
+                addrs,
+                lambda addr: self._dial_upgrade(addr, peer),
+                _abort_upgraded,
+                use_backoff=use_backoff,
+            )
+        finally:
+            self._counts.pending_outbound -= 1
+        return self._add_connection(upgraded, "outbound")
 
-    async def _dial_one(self, addr: Multiaddr, peer: PeerId | None) -> Connection:
+    async def _dial_upgrade(self, addr: Multiaddr, peer: PeerId | None) -> Upgraded:
+        """One dial attempt: gater, transport, upgrade (the dialer races several)."""
+        if not self.gater.allow_dial_addr(peer, addr):
+            raise ConnectionGated("dial_addr", peer, addr)
         transport = self._transport_for(addr, listen=False)
         raw = await transport.dial(addr, timeout=self.config.dial_timeout)
-        upgraded = await self.upgrader.upgrade_outbound(raw, peer)
-        return self._add_connection(upgraded, "outbound")
+        return await self.upgrader.upgrade_outbound(raw, peer)
 
     # -- streams ----------------------------------------------------------------------------------
 
@@ -472,6 +525,13 @@ class Host:
             protocols = [protocols]
         if not protocols:
             raise ValueError("new_stream needs at least one protocol id")
+        limit = self.limits.max_outbound_streams_per_conn
+        if limit is not None:
+            n = sum(1 for s in conn.streams if s.is_initiator)
+            refusal = check_stream(limit, n, "outbound")
+            if refusal is not None:
+                log.info("not opening a stream to %s: %s", conn.peer, refusal)
+                raise refusal
         stream = await conn.muxed.open_stream()
         try:
             if len(protocols) == 1 and self.config.lazy_negotiation:
@@ -527,6 +587,11 @@ class LazyMuxedStream(MuxedStream):
 
     def unread(self, data: bytes) -> None:
         self.inner.unread(data)
+
+
+def _abort_upgraded(upgraded: Upgraded) -> None:
+    """Dispose of a dial attempt that lost the happy-eyeballs race."""
+    upgraded.muxed.abort()
 
 
 def _expand_unspecified(addr: Multiaddr) -> list[Multiaddr]:

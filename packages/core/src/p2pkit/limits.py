@@ -1,0 +1,222 @@
+"""Resource limits: connections (total, per direction, per peer), pending handshakes,
+streams per connection, muxer receive memory per connection.
+
+A limit never harms what exists: it refuses only the *new* connection or stream, with a
+typed, logged :class:`LimitExceeded` naming the limit.  The checks are pure functions of
+counts the host already keeps (no per-byte work, no extra task).
+
+Where each limit is enforced:
+
+* ``max_connections`` / ``max_inbound_connections``: when an inbound socket is
+  accepted (established + handshakes pending, before any crypto: cheapest refusal) and
+  again once the upgrade is done; ``max_outbound_connections`` / ``max_connections``
+  before dialing (established + dials in flight);
+* ``max_connections_per_peer``: once the peer is known (after the security handshake);
+* ``max_pending_inbound``: when an inbound socket is accepted;
+* ``max_inbound_streams_per_conn``: the host resets a new inbound stream beyond it;
+  ``max_outbound_streams_per_conn``: ``new_stream`` raises before opening one;
+* ``max_muxer_memory_per_conn``: applied at configuration time to the muxer plugin
+  options that bound receive buffers (yamux ``max_session_receive_buffer``; mplex
+  ``max_streams * max_stream_buffer``), so the muxer enforces it on its own hot path.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Literal
+
+from p2pkit.errors import ConfigError, ResourceLimitExceeded
+
+if TYPE_CHECKING:
+    from p2pkit.config import ResolvedPlugin
+
+log = logging.getLogger(__name__)
+
+Direction = Literal["inbound", "outbound"]
+
+
+class LimitExceeded(ResourceLimitExceeded):
+    """A new connection or stream was refused: ``limit`` (its name) is ``value``."""
+
+    def __init__(self, limit: str, value: int, detail: str = "") -> None:
+        self.limit = limit
+        self.value = value
+        super().__init__(
+            f"resource limit {limit}={value} reached" + (f" ({detail})" if detail else "")
+        )
+
+
+@dataclasses.dataclass
+class ResourceLimits:
+    """The ``[p2pkit.limits]`` table.  ``None`` means unlimited."""
+
+    max_connections: int | None = None
+    max_inbound_connections: int | None = None
+    max_outbound_connections: int | None = None
+    max_connections_per_peer: int | None = 8
+    max_pending_inbound: int = 64
+    max_inbound_streams_per_conn: int | None = None
+    max_outbound_streams_per_conn: int | None = None
+    max_muxer_memory_per_conn: int | None = None
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if value is None and f.name != "max_pending_inbound":
+                continue
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"limits.{f.name} must be a positive integer or unset")
+
+    @classmethod
+    def from_table(cls, table: Mapping[str, Any] | ResourceLimits | None) -> ResourceLimits:
+        if table is None:
+            return cls()
+        if isinstance(table, ResourceLimits):
+            return table
+        if not isinstance(table, Mapping):
+            raise ConfigError("limits must be a table")
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(table) - fields)
+        if unknown:
+            raise ConfigError(
+                f"unknown limit(s) {', '.join(unknown)}; valid: {', '.join(sorted(fields))}"
+            )
+        return cls(**dict(table))
+
+
+@dataclasses.dataclass
+class ConnectionCounts:
+    """Counts the host keeps; the checks read them."""
+
+    inbound: int = 0
+    outbound: int = 0
+    pending_inbound: int = 0
+    pending_outbound: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.inbound + self.outbound
+
+    def add(self, direction: Direction, delta: int) -> None:
+        if direction == "inbound":
+            self.inbound += delta
+        else:
+            self.outbound += delta
+
+
+def check_accept(limits: ResourceLimits, counts: ConnectionCounts) -> LimitExceeded | None:
+    """May a new inbound socket start its handshake?"""
+    if counts.pending_inbound >= limits.max_pending_inbound:
+        return LimitExceeded("max_pending_inbound", limits.max_pending_inbound)
+    in_flight = counts.total + counts.pending_inbound + counts.pending_outbound
+    if limits.max_connections is not None and in_flight >= limits.max_connections:
+        return LimitExceeded("max_connections", limits.max_connections)
+    if (
+        limits.max_inbound_connections is not None
+        and counts.inbound + counts.pending_inbound >= limits.max_inbound_connections
+    ):
+        return LimitExceeded("max_inbound_connections", limits.max_inbound_connections)
+    return None
+
+
+def check_dial(limits: ResourceLimits, counts: ConnectionCounts) -> LimitExceeded | None:
+    """May we start one more outbound dial?"""
+    in_flight = counts.total + counts.pending_inbound + counts.pending_outbound
+    if limits.max_connections is not None and in_flight >= limits.max_connections:
+        return LimitExceeded("max_connections", limits.max_connections)
+    if (
+        limits.max_outbound_connections is not None
+        and counts.outbound + counts.pending_outbound >= limits.max_outbound_connections
+    ):
+        return LimitExceeded("max_outbound_connections", limits.max_outbound_connections)
+    return None
+
+
+def check_established(
+    limits: ResourceLimits, counts: ConnectionCounts, direction: Direction, peer_conns: int
+) -> LimitExceeded | None:
+    """May an upgraded connection join the host?  ``counts`` excludes it (its pending
+    slot has been released); ``peer_conns`` is the peer's existing connections."""
+    if (
+        limits.max_connections_per_peer is not None
+        and peer_conns >= limits.max_connections_per_peer
+    ):
+        return LimitExceeded("max_connections_per_peer", limits.max_connections_per_peer)
+    if limits.max_connections is not None and counts.total >= limits.max_connections:
+        return LimitExceeded("max_connections", limits.max_connections)
+    if direction == "inbound":
+        if (
+            limits.max_inbound_connections is not None
+            and counts.inbound >= limits.max_inbound_connections
+        ):
+            return LimitExceeded("max_inbound_connections", limits.max_inbound_connections)
+    elif (
+        limits.max_outbound_connections is not None
+        and counts.outbound >= limits.max_outbound_connections
+    ):
+        return LimitExceeded("max_outbound_connections", limits.max_outbound_connections)
+    return None
+
+
+def check_stream(
+    limit: int | None, open_streams: int, direction: Direction
+) -> LimitExceeded | None:
+    """May one more stream in ``direction`` open on a connection with ``open_streams``?"""
+    if limit is not None and open_streams >= limit:
+        return LimitExceeded(f"max_{direction}_streams_per_conn", limit)
+    return None
+
+
+def apply_muxer_memory_limit(muxers: list[ResolvedPlugin], limit: int | None) -> None:
+    """Clamp the muxer options that bound per-connection receive memory to ``limit``.
+
+    Muxers enforce the bound themselves (no per-byte work in the host).  A muxer whose
+    options expose no such bound cannot honour it: a warning says so.
+    """
+    if limit is None:
+        return
+    for plugin in muxers:
+        opts = plugin.options
+        if not dataclasses.is_dataclass(opts) or isinstance(opts, type):
+            continue
+        names = {f.name for f in dataclasses.fields(opts)}
+        try:
+            if "max_session_receive_buffer" in names:  # yamux
+                value = min(opts.max_session_receive_buffer, limit)  # type: ignore[attr-defined]
+                plugin.options = dataclasses.replace(opts, max_session_receive_buffer=value)
+            elif {"max_stream_buffer", "max_streams"} <= names:  # mplex
+                per_stream = opts.max_stream_buffer  # type: ignore[attr-defined]
+                if per_stream > limit:
+                    raise ConfigError(
+                        f"limits.max_muxer_memory_per_conn={limit} is below "
+                        f"{plugin.spec.name}'s max_stream_buffer={per_stream}"
+                    )
+                streams = min(opts.max_streams, limit // per_stream)  # type: ignore[attr-defined]
+                plugin.options = dataclasses.replace(opts, max_streams=streams)
+            else:
+                log.warning(
+                    "muxer %s has no receive-buffer bound option: "
+                    "limits.max_muxer_memory_per_conn is not applied to it",
+                    plugin.spec.name,
+                )
+        except (ValueError, TypeError) as exc:
+            if isinstance(exc, ConfigError):
+                raise
+            raise ConfigError(
+                f"limits.max_muxer_memory_per_conn={limit} does not fit muxer "
+                f"{plugin.spec.name}: {exc}"
+            ) from exc
+
+
+__all__ = [
+    "ConnectionCounts",
+    "LimitExceeded",
+    "ResourceLimits",
+    "apply_muxer_memory_limit",
+    "check_accept",
+    "check_dial",
+    "check_established",
+    "check_stream",
+]
