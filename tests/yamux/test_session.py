@@ -435,3 +435,12 @@ def test_random_frames_never_raise_untyped(headers: list[bytes], is_client: bool
                 assert isinstance(e.error, MuxerError)
         for sid in list(sess.streams):
             sess.consumed(sid, 1000, 1.0)
+
+
+def test_outstanding_pings_are_bounded() -> None:
+    c, _ = pair()
+    values = [c.ping(float(i))[0] for i in range(40)]
+    assert c.receive_data(fr.ping(values[0], fr.FLAG_ACK), now=100.0) == []  # forgotten
+    assert c.receive_data(fr.ping(values[-1], fr.FLAG_ACK), now=100.0) == [
+        PongReceived(values[-1], 61.0)
+    ]

@@ -47,6 +47,9 @@ _pack = fr.HEADER.pack
 #: as header + zero-copy view.
 COALESCE_LIMIT = 16 * 1024
 
+#: Pings awaiting their ACK that we remember (older ones are forgotten, their ACK ignored).
+MAX_OUTSTANDING_PINGS = 16
+
 
 class _Fatal(Exception):
     """Internal: unwinds the parser on a protocol error."""
@@ -248,7 +251,10 @@ class YamuxSession:
         if value is None:
             self._ping_counter = (self._ping_counter + 1) & fr.MAX_U32
             value = self._ping_counter
-        self._pings[value] = now
+        pings = self._pings
+        if len(pings) >= MAX_OUTSTANDING_PINGS:  # a peer that never answers: forget the oldest
+            del pings[next(iter(pings))]
+        pings[value] = now
         return value, fr.ping(value, fr.FLAG_SYN)
 
     def go_away(self, code: int = fr.GO_AWAY_NORMAL) -> bytes:
