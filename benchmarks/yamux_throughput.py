@@ -33,7 +33,6 @@ from p2pkit_yamux import YamuxMuxer, YamuxOptions
 KiB = 1024
 MiB = 1024 * KiB
 CHUNK = 1 * MiB
-READ_SIZE = 256 * KiB  # whole received chunks: ReadBuffer joins nothing
 
 
 def parse_size(text: str) -> int:
@@ -57,8 +56,10 @@ def options_for(scenario: str) -> YamuxOptions:
 # -- receiver (child process) -------------------------------------------------------------
 
 
-async def _receiver(scenario: str, n_streams: int, pipe: Connection, profile: bool) -> None:
-    transport = TcpTransport(TcpOptions())
+async def _receiver(
+    scenario: str, n_streams: int, pipe: Connection, profile: bool, read_buffer: int
+) -> None:
+    transport = TcpTransport(TcpOptions(read_buffer_size=read_buffer))
     accepted: asyncio.Future[RawConnection] = asyncio.get_running_loop().create_future()
     listener = await transport.listen(
         Multiaddr("/ip4/127.0.0.1/tcp/0"), lambda c: accepted.set_result(c)
@@ -71,23 +72,28 @@ async def _receiver(scenario: str, n_streams: int, pipe: Connection, profile: bo
         is_initiator=False,
     )
     first: list[float] = []
+    cpu: list[float] = []
     received = 0
     prof = cProfile.Profile() if profile else None
 
     peak = 0
+    # Read at most one socket read's worth: ReadBuffer then hands out whole received
+    # chunks and (almost) never joins them (a join is a second copy of the payload).
+    read_size = read_buffer
 
     async def drain(stream: MuxedStream) -> None:
         nonlocal received, peak
         read = stream.read
         window = session.session.receive_window
         sid = stream.stream_id
-        chunk = await read(READ_SIZE)
+        chunk = await read(read_size)
         if not first:
             first.append(time.perf_counter())
+            cpu.append(time.process_time())
         while chunk:
             received += len(chunk)
-            chunk = await read(READ_SIZE)
-            if len(chunk) < READ_SIZE:  # cheap sampling of the auto-tuned window
+            chunk = await read(read_size)
+            if len(chunk) < read_size:  # cheap sampling of the auto-tuned window
                 peak = max(peak, window(sid))
         await stream.close()
 
@@ -96,24 +102,37 @@ async def _receiver(scenario: str, n_streams: int, pipe: Connection, profile: bo
     tasks = [asyncio.create_task(drain(await session.accept_stream())) for _ in range(n_streams)]
     await asyncio.gather(*tasks)
     end = time.perf_counter()
+    cpu_s = time.process_time() - cpu[0]
     if prof:
         prof.disable()
     rtt = session.session.rtt
-    pipe.send({"bytes": received, "seconds": end - first[0], "rtt": rtt, "window": peak})
+    pipe.send(
+        {
+            "bytes": received,
+            "seconds": end - first[0],
+            "recv_cpu": cpu_s,
+            "rtt": rtt,
+            "window": peak,
+        }
+    )
     await session.close()
     await transport.close()
     if prof:
         pstats.Stats(prof).sort_stats("tottime").print_stats(18)
 
 
-def receiver_main(scenario: str, n_streams: int, pipe: Connection, profile: bool) -> None:
-    asyncio.run(_receiver(scenario, n_streams, pipe, profile))
+def receiver_main(
+    scenario: str, n_streams: int, pipe: Connection, profile: bool, read_buffer: int
+) -> None:
+    asyncio.run(_receiver(scenario, n_streams, pipe, profile, read_buffer))
 
 
 # -- sender (this process) ----------------------------------------------------------------
 
 
-async def _send(addr: str, scenario: str, total: int, n_streams: int, profile: bool) -> None:
+async def _send(
+    addr: str, scenario: str, total: int, n_streams: int, profile: bool, cpu_used: list[float]
+) -> None:
     transport = TcpTransport(TcpOptions())
     conn = await transport.dial(Multiaddr(addr))
     session = YamuxMuxer(options_for(scenario)).new_session(
@@ -124,21 +143,23 @@ async def _send(addr: str, scenario: str, total: int, n_streams: int, profile: b
     per_stream = total // n_streams
     prof = cProfile.Profile() if profile else None
 
+    tail = block[: per_stream % CHUNK]  # sliced once: the benchmark measures the muxer
+
     async def push(stream: MuxedStream) -> None:
-        left = per_stream
-        while left >= CHUNK:
+        for _ in range(per_stream // CHUNK):
             await stream.write(block)
-            left -= CHUNK
-        if left:
-            await stream.write(block[:left])
+        if tail:
+            await stream.write(tail)
         await stream.close_write()
         while await stream.read():
             pass
 
     if prof:
         prof.enable()
+    cpu0 = time.process_time()
     streams = [await session.open_stream() for _ in range(n_streams)]
     await asyncio.gather(*(push(s) for s in streams))
+    cpu_used.append(time.process_time() - cpu0)
     if prof:
         prof.disable()
         pstats.Stats(prof).sort_stats("tottime").print_stats(18)
@@ -146,17 +167,23 @@ async def _send(addr: str, scenario: str, total: int, n_streams: int, profile: b
     await transport.close()
 
 
-def run_once(scenario: str, total: int, n_streams: int, profile: str) -> dict[str, Any]:
+def run_once(
+    scenario: str, total: int, n_streams: int, profile: str, read_buffer: int
+) -> dict[str, Any]:
     ctx = mp.get_context("spawn")
     parent, child = ctx.Pipe()
     proc = ctx.Process(
-        target=receiver_main, args=(scenario, n_streams, child, profile == "recv"), daemon=True
+        target=receiver_main,
+        args=(scenario, n_streams, child, profile == "recv", read_buffer),
+        daemon=True,
     )
     proc.start()
     try:
         addr = parent.recv()
-        asyncio.run(_send(addr, scenario, total, n_streams, profile == "send"))
+        cpu_used: list[float] = []
+        asyncio.run(_send(addr, scenario, total, n_streams, profile == "send", cpu_used))
         result: dict[str, Any] = parent.recv()
+        result["send_cpu"] = cpu_used[0]
     finally:
         proc.join(60)
         if proc.is_alive():
@@ -173,22 +200,30 @@ def main() -> None:
     ap.add_argument(
         "--scenario", action="append", choices=["fixed", "auto", "streams"], default=None
     )
+    ap.add_argument(
+        "--read-buffer",
+        default="256KiB",
+        help="receiver's TCP read buffer (p2pkit-tcp read_buffer_size, default 256KiB)",
+    )
     ap.add_argument("--profile", choices=["send", "recv"], default="")
     ap.add_argument("--json", action="store_true", help="one JSON object at the end")
     args = ap.parse_args()
     total = parse_size(args.bytes)
+    read_buffer = parse_size(args.read_buffer)
     summary: dict[str, Any] = {}
     for scenario in args.scenario or ["fixed", "auto", "streams"]:
         n_streams = args.streams if scenario == "streams" else 1
         rates, times = [], []
         for i in range(args.runs):
-            r = run_once(scenario, total, n_streams, args.profile)
+            r = run_once(scenario, total, n_streams, args.profile, read_buffer)
+            gb = r["bytes"] / 1e9
             rates.append(r["MBps"])
             times.append(r["seconds"])
             print(
                 f"{scenario:8} run {i + 1}: {r['bytes'] / 1e6:8.1f} MB in {r['seconds']:6.3f} s"
                 f" = {r['MBps']:7.1f} MB/s (streams {n_streams}, rtt {fmt_ms(r['rtt'])},"
-                f" peak window {r['window'] // KiB} KiB)",
+                f" peak window {r['window'] // KiB} KiB; CPU s/GB send"
+                f" {r['send_cpu'] / gb:.2f} recv {r['recv_cpu'] / gb:.2f})",
                 flush=True,
             )
         med = statistics.median(rates)
