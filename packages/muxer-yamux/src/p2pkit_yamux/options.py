@@ -35,8 +35,12 @@ class YamuxOptions:
     """Outbound SYNs not yet ACKed by the peer; ``open_stream`` waits beyond it."""
     max_streams: int = 1000
     """Inbound streams open at once; SYNs beyond it are answered RST."""
-    max_frame_size: int = 16 * MiB
-    """Largest Data payload we send in one frame (never more than the peer's window)."""
+    max_frame_size: int = 1 * MiB
+    """Largest Data payload we send in one frame (never more than the peer's window).
+
+    1 MiB because rust-yamux (rust-libp2p) rejects Data frames above 1 MiB
+    (``MAX_FRAME_BODY_LEN``) and kills the connection; go and js accept frames as large
+    as the window.  Per-frame cost at 1 MiB is negligible (a 12-byte header)."""
     keepalive_interval: float = 30.0
     """Seconds between keepalive pings (0 = off).  Each pong also refreshes the RTT."""
     keepalive_timeout: float = 10.0
