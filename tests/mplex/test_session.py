@@ -246,8 +246,8 @@ def test_unknown_stream_frames_are_dropped_but_bounded() -> None:
         b.receive_data(encode_frame(1, Flag.CLOSE_RECEIVER))  # we never opened id 1
 
 
-def test_slow_reader_is_reset_at_the_bound() -> None:
-    opts = MplexOptions(max_stream_buffer=4096, max_message_size=1024)
+def test_slow_reader_is_reset_at_the_bound_without_timeout() -> None:
+    opts = MplexOptions(max_stream_buffer=4096, max_message_size=1024, slow_reader_timeout=0)
     a, b = pair(opts)
     key, frame = a.open_stream()
     rkey = StreamKey(0, False)
@@ -270,6 +270,37 @@ def test_slow_reader_is_reset_at_the_bound() -> None:
     with pytest.raises(StreamClosed):
         a.send_data(key, b"more")
     assert b.receive_data(encode_frame(0, Flag.MESSAGE_INITIATOR, bytes(1000))) == []
+
+
+def test_congestion_then_hard_limit_and_reset_congested() -> None:
+    """With a timeout, over the bound the session reports congestion (the shell pauses
+    reading); at twice the bound it resets at once; reset_congested resets laggards."""
+    opts = MplexOptions(max_stream_buffer=4096, max_message_size=1024, slow_reader_timeout=1)
+    a, b = pair(opts)
+    k1, f1 = a.open_stream()
+    k2, f2 = a.open_stream()
+    r1, r2 = StreamKey(0, False), StreamKey(1, False)
+    b.receive_data(f1 + f2)
+    b.receive_data(a.send_data(k1, bytes(4096)))
+    assert not b.congested
+    assert b.receive_data(a.send_data(k1, b"y")) == [DataReceived(r1, b"y")]
+    assert b.congested
+    b.consumed(r1, 1)
+    assert not b.congested  # back at the bound
+    b.receive_data(a.send_data(k1, bytes(4096)))  # 8192 buffered: at the hard limit
+    assert b.congested and b.buffered(r1) == 8192
+    events = b.receive_data(a.send_data(k1, b"z"))  # 8193 > 2 * 4096
+    assert len(events) == 1 and isinstance(events[0], StreamReset)
+    assert not b.congested and b.data_to_send() == encode_frame(0, Flag.RESET_RECEIVER)
+    # reset_congested: only the streams over the bound.
+    b.receive_data(a.send_data(k2, bytes(5000)))
+    k3, f3 = a.open_stream()
+    b.receive_data(f3 + a.send_data(k3, bytes(10)))
+    assert b.congested
+    events = b.reset_congested()
+    assert [e.key for e in events if isinstance(e, StreamReset)] == [r2]
+    assert b.data_to_send() == encode_frame(1, Flag.RESET_RECEIVER)
+    assert not b.congested and b.has_stream(StreamKey(2, False))
 
 
 def test_max_streams() -> None:

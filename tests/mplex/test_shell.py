@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 from collections.abc import AsyncIterator
 from typing import cast
 
@@ -129,9 +130,10 @@ async def test_remote_reset_and_local_reset(
 
 @pytest.mark.parametrize("kind", ["memory", "tcp"])
 async def test_slow_reader_is_reset_other_streams_unaffected(kind: str) -> None:
-    """No flow control: past max_stream_buffer the receiver resets the stream."""
+    """No flow control: past max_stream_buffer, with no grace period, the receiver
+    resets the stream at once."""
     a, b = await make_pair(kind)
-    opts = MplexOptions(max_stream_buffer=2 * MiB)
+    opts = MplexOptions(max_stream_buffer=2 * MiB, slow_reader_timeout=0)
     sa = MplexMuxer(opts).new_session(secure(a), is_initiator=True)
     sb = MplexMuxer(opts).new_session(secure(b), is_initiator=False)
     slow = await sa.open_stream()
@@ -151,6 +153,53 @@ async def test_slow_reader_is_reset_other_streams_unaffected(kind: str) -> None:
     assert not sa.is_closed and not sb.is_closed
     await sa.close()
     await sb.close()
+
+
+@pytest.mark.parametrize("kind", ["memory", "tcp"])
+async def test_slow_reader_pauses_then_reset_after_timeout(kind: str) -> None:
+    """Over the bound the connection stops reading (the writer is slowed down by the
+    channel); a reader that catches up in time keeps its stream, one that does not is
+    reset after slow_reader_timeout, and reading resumes for the other streams."""
+    a, b = await make_pair(kind)
+    opts = MplexOptions(max_stream_buffer=MiB, slow_reader_timeout=0.3)
+    sa = MplexMuxer(opts).new_session(secure(a), is_initiator=True)
+    sb = MplexMuxer(opts).new_session(secure(b), is_initiator=False)
+    loop = asyncio.get_running_loop()
+    try:
+        async with asyncio.timeout(20):
+            # 1) the reader is late but catches up before the timeout: nothing is lost
+            s = await sa.open_stream()
+            payload = os.urandom(32 * MiB)  # more than loopback socket buffers hold
+            writer = asyncio.create_task(s.write(payload))
+            r = await sb.accept_stream()
+            await asyncio.sleep(0.1)  # over the bound: b paused reading
+            assert not writer.done()  # the writer is held back by the channel
+            got = bytearray()
+            while len(got) < len(payload):
+                got += await r.read()
+            assert got == payload
+            await writer
+
+            # 2) the reader stops for longer than the timeout: its stream is reset
+            slow = await sa.open_stream()
+            other = await sa.open_stream()
+            r_slow = await sb.accept_stream()
+            r_other = await sb.accept_stream()
+            start = loop.time()
+            with pytest.raises(StreamReset):
+                for _ in range(64):
+                    await slow.write(bytes(256 * 1024))
+                    await asyncio.sleep(0)
+            assert loop.time() - start >= 0.25
+            with pytest.raises(StreamReset):
+                await r_slow.read()
+            await other.write(b"after")
+            assert await r_other.readexactly(5) == b"after"
+    finally:
+        sa.abort()
+        sb.abort()
+        await sa.wait_closed()
+        await sb.wait_closed()
 
 
 @pytest.mark.parametrize("kind", ["memory", "tcp"])

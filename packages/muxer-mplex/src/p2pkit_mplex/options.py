@@ -18,9 +18,18 @@ class MplexOptions:
     """
 
     max_stream_buffer: int = 4 << 20
-    """Bytes received on one stream and not yet read by the application.  A stream
-    whose reader falls further behind is reset (as go-mplex does), so one slow
-    reader never stalls the session or grows memory without bound."""
+    """Bytes received on one stream and not yet read by the application.  When a
+    stream's reader falls further behind, the session stops reading the connection
+    (TCP backpressure slows the sender) for up to ``slow_reader_timeout`` seconds; if
+    the reader has not caught up by then, that stream is reset, as go-mplex does.
+    Memory per stream never exceeds twice this bound (a hard limit that resets at
+    once, for channels that keep delivering after being paused)."""
+
+    slow_reader_timeout: float = 5.0
+    """Seconds the connection may stay paused for one slow reader before its stream
+    is reset (go-mplex: 5 s).  0 resets at ``max_stream_buffer`` without pausing, so
+    one slow reader never delays the other streams (but a fast writer's stream is
+    reset as soon as its reader falls behind)."""
 
     max_streams: int = 1000
     """Concurrent streams per direction.  Inbound streams beyond it are reset at once;
@@ -39,8 +48,18 @@ class MplexOptions:
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            if field.name == "slow_reader_timeout":
+                if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
+                    raise ConfigError(f"mplex option {field.name} must be >= 0: {value!r}")
+            elif not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"mplex option {field.name} must be a positive int: {value!r}")
         if self.max_stream_buffer < self.max_message_size:
             # A single full-size message must fit, or a fast writer is reset at once.
             raise ConfigError("mplex max_stream_buffer must be >= max_message_size")
+
+    @property
+    def hard_stream_buffer(self) -> int:
+        """Unread bytes per stream at which the stream is reset without waiting."""
+        if self.slow_reader_timeout > 0:
+            return 2 * self.max_stream_buffer
+        return self.max_stream_buffer

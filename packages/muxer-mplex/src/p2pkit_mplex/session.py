@@ -87,7 +87,7 @@ class StreamEnded:
 @dataclasses.dataclass(frozen=True, slots=True)
 class StreamReset:
     """The stream is gone: reset by the remote (``by_remote``) or by the session itself
-    because its reader fell more than ``max_stream_buffer`` bytes behind."""
+    because its reader fell too far behind (see :attr:`MplexSession.congested`)."""
 
     key: StreamKey
     by_remote: bool
@@ -132,6 +132,8 @@ class MplexSession:
         self._next_id = 0
         self._max_remote_id = -1
         self._unknown_frames = 0
+        self._congested: set[StreamKey] = set()
+        self._hard_limit = self.options.hard_stream_buffer
         self._outbox: list[bytes] = []
         self._error: MplexProtocolError | None = None
         self._closed = False
@@ -155,6 +157,30 @@ class MplexSession:
 
     def has_stream(self, key: StreamKey) -> bool:
         return key in self._streams
+
+    @property
+    def congested(self) -> bool:
+        """True while some stream holds more than ``max_stream_buffer`` unread bytes.
+
+        mplex has no flow control: the shell then stops reading the connection (so
+        TCP slows the sender down) until :meth:`consumed` brings every stream back
+        under the bound, or resets the laggards with :meth:`reset_congested` when
+        that takes longer than ``slow_reader_timeout``.
+        """
+        return bool(self._congested)
+
+    def reset_congested(self) -> list[Event]:
+        """Reset every stream over ``max_stream_buffer``; the Reset frames go to
+        :meth:`data_to_send`.  Returns the :class:`StreamReset` events."""
+        events: list[Event] = []
+        for key in list(self._congested):
+            self._reset_slow(
+                key,
+                events,
+                f"reader stayed more than {self.options.max_stream_buffer}"
+                f" bytes behind for {self.options.slow_reader_timeout} s",
+            )
+        return events
 
     def buffered(self, key: StreamKey) -> int:
         st = self._streams.get(key)
@@ -236,6 +262,8 @@ class MplexSession:
         st = self._streams.get(key)
         if st is not None:
             st.buffered = max(0, st.buffered - n)
+            if st.buffered <= self.options.max_stream_buffer:
+                self._congested.discard(key)
 
     def close(self) -> bytes:
         """Half-close every stream and refuse new ones: the frames to send."""
@@ -358,19 +386,15 @@ class MplexSession:
             if st is None or st.remote_closed:
                 return  # late data (go-mplex drops it too)
             size = len(chunk)
-            if st.buffered + size > self.options.max_stream_buffer:
-                self._remove(key)
-                self._outbox.append(encode_frame(key.id, outgoing_flag(key, Flag.RESET_RECEIVER)))
-                events.append(
-                    StreamReset(
-                        key,
-                        by_remote=False,
-                        reason=f"reader fell more than {self.options.max_stream_buffer} "
-                        "bytes behind (mplex has no flow control)",
-                    )
+            buffered = st.buffered + size
+            if buffered > self._hard_limit:
+                self._reset_slow(
+                    key, events, f"reader fell more than {self._hard_limit} bytes behind"
                 )
                 return
-            st.buffered += size
+            st.buffered = buffered
+            if buffered > self.options.max_stream_buffer:
+                self._congested.add(key)
             events.append(DataReceived(key, bytes(chunk)))
         elif flag == Flag.NEW_STREAM:
             self._name += chunk
@@ -401,8 +425,16 @@ class MplexSession:
                 self._remove(key)
                 events.append(StreamReset(key, by_remote=True, reason="reset by the remote"))
 
+    def _reset_slow(self, key: StreamKey, events: list[Event], reason: str) -> None:
+        self._remove(key)
+        self._outbox.append(encode_frame(key.id, outgoing_flag(key, Flag.RESET_RECEIVER)))
+        events.append(
+            StreamReset(key, by_remote=False, reason=f"{reason} (mplex has no flow control)")
+        )
+
     def _remove(self, key: StreamKey) -> None:
         del self._streams[key]
+        self._congested.discard(key)
         if key.opened_by_us:
             self._n_outbound -= 1
         else:

@@ -6,9 +6,10 @@ received buffer in place and copies every payload once, into the stream's
 ``write_nowait`` on the channel and wait on ``drain()`` only while the channel is
 paused, so a slow peer blocks only the writers, never the reading side.
 
-mplex has no flow control: a stream whose reader falls ``max_stream_buffer`` bytes
-behind is reset by the session (see the README), instead of growing memory or
-pausing the whole connection.
+mplex has no flow control: when a stream's reader falls ``max_stream_buffer`` bytes
+behind, the connection stops reading (TCP backpressure slows the sender) until the
+reader catches up; after ``slow_reader_timeout`` seconds the stream is reset instead,
+as go-mplex does (see the README).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from p2pkit_mplex.frames import PROTOCOL_ID, StreamKey
 from p2pkit_mplex.options import MplexOptions
 from p2pkit_mplex.session import (
     DataReceived,
+    Event,
     MplexSession,
     StreamEnded,
     StreamOpened,
@@ -59,6 +61,8 @@ class MplexStream(MuxedStream):
 
     def _on_consume(self, n: int) -> None:
         self._session.consumed(self.key, n)
+        if self._conn._paused:
+            self._conn._maybe_resume()
 
     # -- ByteStream --------------------------------------------------------------------
 
@@ -170,6 +174,8 @@ class MplexConnection(MuxedConnection):
         self._end_exc: BaseException | None = None
         self._closed_event = asyncio.Event()
         self._close_task: asyncio.Task[None] | None = None
+        self._paused = False  # reading paused for a slow reader
+        self._slow_timer: asyncio.TimerHandle | None = None
         channel.start_push(self)
 
     def __repr__(self) -> str:
@@ -249,6 +255,15 @@ class MplexConnection(MuxedConnection):
         except P2PError as exc:
             self.abort(exc)
             return
+        self._handle(events)
+        out = session.data_to_send()
+        if out:
+            self._send_control(out)
+        if session.congested and not self._paused and not self._ended:
+            self._pause()
+
+    def _handle(self, events: list[Event]) -> None:
+        session = self._session
         streams = self._streams
         for ev in events:
             if type(ev) is DataReceived:
@@ -271,9 +286,36 @@ class MplexConnection(MuxedConnection):
                 stream = streams.get(ev.key)
                 if stream is not None:
                     stream._on_reset(StreamReset(f"mplex stream {ev.key.id}: {ev.reason}"))
-        out = session.data_to_send()
+
+    # -- slow readers ------------------------------------------------------------------
+
+    def _pause(self) -> None:
+        """A stream is over max_stream_buffer: stop reading the connection for a while."""
+        self._paused = True
+        self._channel.pause_reading()
+        self._slow_timer = asyncio.get_running_loop().call_later(
+            self.options.slow_reader_timeout, self._slow_reader_expired
+        )
+
+    def _maybe_resume(self) -> None:
+        if self._paused and (self._ended or not self._session.congested):
+            self._paused = False
+            if self._slow_timer is not None:
+                self._slow_timer.cancel()
+                self._slow_timer = None
+            if not self._ended:
+                self._channel.resume_reading()
+
+    def _slow_reader_expired(self) -> None:
+        """The slow readers did not catch up in time: reset their streams, read on."""
+        self._slow_timer = None
+        if self._ended:
+            return
+        self._handle(self._session.reset_congested())
+        out = self._session.data_to_send()
         if out:
             self._send_control(out)
+        self._maybe_resume()
 
     def eof_received(self) -> None:
         """Bare EOF ends the session: streams return their buffered data, then EOF."""
@@ -307,6 +349,8 @@ class MplexConnection(MuxedConnection):
             del self._streams[stream.key]
         if self._backlog.get(stream.key) is stream:
             del self._backlog[stream.key]
+        if self._paused:
+            self._maybe_resume()
 
     def _forget_if_done(self, stream: MplexStream) -> None:
         if not self._session.has_stream(stream.key):
@@ -324,6 +368,7 @@ class MplexConnection(MuxedConnection):
             return
         self._ended = True
         self._end_exc = exc
+        self._maybe_resume()  # cancels the slow-reader timer
         self._session.close()
         for stream in list(self._streams.values()):
             stream._on_session_end(exc)
