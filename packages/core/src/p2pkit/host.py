@@ -140,6 +140,7 @@ class Host:
         self._started = False
         self._stopping = False
         self._connection_hooks: list[Callable[[Connection], None]] = []
+        self._local_change_hooks: list[Callable[[], None]] = []
 
         from p2pkit.protocols import install_builtin_protocols
 
@@ -235,6 +236,7 @@ class Host:
             self._listeners.append(listener)
             bound.extend(listener.addrs)
         self.events.emit(Listen(tuple(bound)))
+        self._local_changed()
         return bound
 
     @property
@@ -358,6 +360,17 @@ class Host:
             return [c for cs in self._conns.values() for c in cs if not c.is_closed]
         return [c for c in self._conns.get(peer, ()) if not c.is_closed]
 
+    def on_local_change(self, hook: Callable[[], None]) -> None:
+        """Call ``hook()`` when our protocols or listen addresses change (identify push)."""
+        self._local_change_hooks.append(hook)
+
+    def _local_changed(self) -> None:
+        for hook in self._local_change_hooks:
+            try:
+                hook()
+            except Exception:
+                log.exception("local change hook failed")
+
     def on_connection(self, hook: Callable[[Connection], None]) -> None:
         """Call ``hook(conn)`` for every new connection (after Connected is emitted)."""
         self._connection_hooks.append(hook)
@@ -465,10 +478,14 @@ class Host:
         else:
             self._matchers = [m for m in self._matchers if m[0] != protocol_id]
             self._matchers.append((protocol_id, match, handler))
+        self._local_changed()
 
     def remove_stream_handler(self, protocol_id: str) -> None:
+        known = protocol_id in self._handlers or any(m[0] == protocol_id for m in self._matchers)
         self._handlers.pop(protocol_id, None)
         self._matchers = [m for m in self._matchers if m[0] != protocol_id]
+        if known:
+            self._local_changed()
 
     @property
     def protocols(self) -> list[str]:

@@ -4,6 +4,16 @@ libp2p/specs identify: the responder writes one uvarint-length-prefixed ``Identi
 message and closes its write side; the requester reads until EOF (bounded) and merges
 every message it got.  The host runs it on every new connection, fills the peerstore
 and emits :class:`~p2pkit.events.PeerIdentified`.
+
+Identify push: when our protocols or listen addresses change, we send a fresh message
+on ``/ipfs/id/push/1.0.0`` to every connected peer that announced push support
+(changes within :data:`PUSH_DELAY` are coalesced into one push).  A received push updates
+only the fields it carries (an absent field is not a deletion).
+
+Our message carries a signed peer record (RFC 0003: a ``libp2p-peer-record`` envelope,
+RFC 0002) listing our listen addresses, as go- and js-libp2p do; a received record is
+verified (signature, key matching the connection's peer) and its addresses stored as
+certified (``peerstore`` metadata ``CertifiedAddrs``); an invalid one is ignored and logged.
 """
 
 from __future__ import annotations
@@ -12,6 +22,8 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from multiaddr import Multiaddr
@@ -23,8 +35,9 @@ from p2pkit.varint import decode_uvarint, encode_uvarint
 
 if TYPE_CHECKING:
     from p2pkit.connection import Connection
-    from p2pkit.crypto import PublicKey
+    from p2pkit.crypto import PrivateKey, PublicKey
     from p2pkit.host import Host
+    from p2pkit.peer import PeerId
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +45,86 @@ PROTOCOL_ID = "/ipfs/id/1.0.0"
 PUSH_PROTOCOL_ID = "/ipfs/id/push/1.0.0"
 MAX_MESSAGE_SIZE = 64 * 1024
 TIMEOUT = 10.0
+PUSH_DELAY = 0.05
+"""Seconds during which local changes are coalesced into one push."""
+
+#: RFC 0003 peer record: signature domain and envelope payload type (multicodec 0x0301,
+#: written as the two bytes go- and js-libp2p use).
+PEER_RECORD_DOMAIN = b"libp2p-peer-record"
+PEER_RECORD_PAYLOAD_TYPE = b"\x03\x01"
+
+
+# -- signed peer records (RFC 0002 envelopes, RFC 0003 peer records) --------------------
+
+
+def _signing_bytes(domain: bytes, payload_type: bytes, payload: bytes) -> bytes:
+    return b"".join(encode_uvarint(len(x)) + x for x in (domain, payload_type, payload))
+
+
+def make_signed_peer_record(
+    key: PrivateKey, peer: PeerId, addrs: Sequence[Multiaddr], seq: int
+) -> bytes:
+    """Encode a signed envelope holding our peer record."""
+    from p2pkit.protobuf import encode_bytes_field, encode_varint_field
+
+    record = encode_bytes_field(1, peer.to_bytes()) + encode_varint_field(2, seq)
+    for addr in addrs:
+        record += encode_bytes_field(3, encode_bytes_field(1, addr.to_bytes()))
+    signature = key.sign(_signing_bytes(PEER_RECORD_DOMAIN, PEER_RECORD_PAYLOAD_TYPE, record))
+    return (
+        encode_bytes_field(1, key.public_key.to_protobuf())
+        + encode_bytes_field(2, PEER_RECORD_PAYLOAD_TYPE)
+        + encode_bytes_field(3, record)
+        + encode_bytes_field(5, signature)
+    )
+
+
+@dataclasses.dataclass
+class PeerRecord:
+    peer: PeerId
+    seq: int
+    addrs: list[Multiaddr]
+
+
+def open_signed_peer_record(envelope: bytes) -> PeerRecord:
+    """Verify an envelope and decode its peer record; ProtocolError when invalid."""
+    from p2pkit.crypto import public_key_from_protobuf
+    from p2pkit.peer import PeerId
+    from p2pkit.protobuf import decode_fields
+
+    try:
+        env = decode_fields(envelope)
+        key_raw, ptype, payload, sig = (env[i][-1] for i in (1, 2, 3, 5))
+        if not all(isinstance(x, bytes) for x in (key_raw, ptype, payload, sig)):
+            raise ValueError("wrong wire types")
+        assert isinstance(key_raw, bytes) and isinstance(ptype, bytes)
+        assert isinstance(payload, bytes) and isinstance(sig, bytes)
+        key = public_key_from_protobuf(key_raw)
+    except (KeyError, ValueError, P2PError) as exc:
+        raise ProtocolError(f"signed peer record: malformed envelope: {exc}") from exc
+    if ptype != PEER_RECORD_PAYLOAD_TYPE:
+        raise ProtocolError(f"signed peer record: payload type {ptype.hex()} is not 0301")
+    if not key.verify(_signing_bytes(PEER_RECORD_DOMAIN, ptype, payload), sig):
+        raise ProtocolError("signed peer record: bad signature")
+    try:
+        rec = decode_fields(payload)
+        peer_raw = rec[1][-1]
+        seq = rec.get(2, [0])[-1]
+        if not isinstance(peer_raw, bytes) or not isinstance(seq, int):
+            raise ValueError("wrong wire types")
+        peer = PeerId.from_bytes(peer_raw)
+        addrs = []
+        for info in rec.get(3, []):
+            if isinstance(info, bytes):
+                raw = decode_fields(info).get(1, [b""])[-1]
+                if isinstance(raw, bytes):
+                    with contextlib.suppress(Exception):
+                        addrs.append(Multiaddr(raw))
+    except (KeyError, ValueError, P2PError) as exc:
+        raise ProtocolError(f"signed peer record: malformed record: {exc}") from exc
+    if PeerId.from_public_key(key) != peer:
+        raise ProtocolError("signed peer record: signer is not the record's peer")
+    return PeerRecord(peer, seq, addrs)
 
 
 @dataclasses.dataclass
@@ -135,11 +228,16 @@ class Identify:
     def __init__(self, host: Host) -> None:
         self.host = host
         self.results: dict[object, IdentifyInfo] = {}
+        self._record: tuple[tuple[Multiaddr, ...], bytes] | None = None
+        self._seq = 0
+        self._push_task: asyncio.Task[None] | None = None
+        self.pushes_sent = 0
 
     def install(self) -> None:
         self.host.set_stream_handler(PROTOCOL_ID, self._handle_identify)
         self.host.set_stream_handler(PUSH_PROTOCOL_ID, self._handle_push)
         self.host.on_connection(self._on_connection)
+        self.host.on_local_change(self._schedule_push)
         self.host.components.extra["identify"] = self
 
     def local_info(self, conn: Connection | None) -> IdentifyInfo:
@@ -152,7 +250,19 @@ class Identify:
             listen_addrs=[a.to_bytes() for a in host.listen_addrs],
             observed_addr=observed,
             protocols=host.protocols,
+            signed_peer_record=self._signed_record(),
         )
+
+    def _signed_record(self) -> bytes | None:
+        addrs = tuple(self.host.listen_addrs)
+        if self._record is None or self._record[0] != addrs:
+            # seq must grow across restarts too: derive it from the wall clock.
+            self._seq = max(self._seq + 1, time.time_ns())
+            envelope = make_signed_peer_record(
+                self.host.private_key, self.host.peer_id, addrs, self._seq
+            )
+            self._record = (addrs, envelope)
+        return self._record[1]
 
     async def _handle_identify(self, stream: MuxedStream) -> None:
         conn = self._conn_of(stream)
@@ -167,7 +277,50 @@ class Identify:
             for msg in await read_messages(stream):
                 info.merge(msg)
         if conn is not None:
-            self._apply(conn, info)
+            self._apply(conn, info, push=True)
+
+    # -- push (sending) --------------------------------------------------------------------
+
+    def _schedule_push(self) -> None:
+        """Local protocols or addresses changed: push soon (coalescing bursts)."""
+        if self._push_task is not None and not self._push_task.done():
+            return
+        if not self.host.connections():
+            return
+        self._push_task = self.host._spawn(self._push_later(), name="p2pkit-identify-push")
+
+    async def _push_later(self) -> None:
+        await asyncio.sleep(PUSH_DELAY)
+        self._push_task = None
+        await self.push()
+
+    async def push(self) -> int:
+        """Send our current identify message to every connected peer that supports push;
+        returns the number of peers pushed to."""
+        targets = [
+            c
+            for c in self.host.connections()
+            if PUSH_PROTOCOL_ID in self.host.peerstore.protocols(c.peer)
+        ]
+        results = await asyncio.gather(
+            *(self._push_one(c) for c in targets), return_exceptions=True
+        )
+        return sum(1 for r in results if r is None)
+
+    async def _push_one(self, conn: Connection) -> None:
+        try:
+            async with asyncio.timeout(TIMEOUT):
+                stream = await conn.new_stream([PUSH_PROTOCOL_ID])
+                try:
+                    msg = self.local_info(conn).encode()
+                    await stream.write(encode_uvarint(len(msg)) + msg)
+                    await stream.close_write()
+                    self.pushes_sent += 1
+                finally:
+                    await stream.close()
+        except (P2PError, OSError, TimeoutError) as exc:
+            log.debug("identify push to %s failed: %s", conn.peer, exc)
+            raise
 
     def _conn_of(self, stream: MuxedStream) -> Connection | None:
         for conn in self.host.connections():
@@ -197,7 +350,7 @@ class Identify:
         self._apply(conn, info)
         return info
 
-    def _apply(self, conn: Connection, info: IdentifyInfo) -> None:
+    def _apply(self, conn: Connection, info: IdentifyInfo, *, push: bool = False) -> None:
         from p2pkit.crypto import public_key_from_protobuf
         from p2pkit.peer import PeerId
         from p2pkit.peerstore import CONNECTED_ADDR_TTL
@@ -212,11 +365,36 @@ class Identify:
                 raise ProtocolError("identify: public key does not match the connection's peer")
             store.add_public_key(conn.peer, key)
         addrs = info.multiaddrs()
+        if info.signed_peer_record is not None:
+            try:
+                record = open_signed_peer_record(info.signed_peer_record)
+                if record.peer != conn.peer:
+                    raise ProtocolError("signed peer record is for another peer")
+            except ProtocolError as exc:
+                log.info("identify from %s: ignoring peer record: %s", conn.peer, exc)
+            else:
+                store.put_metadata(conn.peer, "CertifiedAddrs", [str(a) for a in record.addrs])
+                store.put_metadata(conn.peer, "PeerRecordSeq", record.seq)
+                addrs = record.addrs + [a for a in addrs if a not in record.addrs]
         if addrs:
             store.add_addrs(conn.peer, addrs, CONNECTED_ADDR_TTL)
-        store.set_protocols(conn.peer, info.protocols)
-        store.put_metadata(conn.peer, "AgentVersion", info.agent_version)
-        store.put_metadata(conn.peer, "ProtocolVersion", info.protocol_version)
+        # A push carries what changed: absent fields keep their values.
+        if info.protocols or not push:
+            store.set_protocols(conn.peer, info.protocols)
+        if info.agent_version or not push:
+            store.put_metadata(conn.peer, "AgentVersion", info.agent_version)
+        if info.protocol_version or not push:
+            store.put_metadata(conn.peer, "ProtocolVersion", info.protocol_version)
+        if push and conn.peer in self.results:
+            old = self.results[conn.peer]
+            info = dataclasses.replace(
+                info,
+                protocols=info.protocols or old.protocols,
+                agent_version=info.agent_version or old.agent_version,
+                protocol_version=info.protocol_version or old.protocol_version,
+                listen_addrs=info.listen_addrs or old.listen_addrs,
+                public_key=info.public_key or old.public_key,
+            )
         self.results[conn.peer] = info
         self.host.events.emit(
             PeerIdentified(

@@ -1,0 +1,130 @@
+"""Identify: signed peer records, push on local changes, partial pushes -- over loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+from multiaddr import Multiaddr
+from p2pkit.crypto import generate_private_key
+from p2pkit.errors import ProtocolError
+from p2pkit.events import PeerIdentified
+from p2pkit.peer import PeerId
+from p2pkit.protocols.identify import (
+    PUSH_PROTOCOL_ID,
+    IdentifyInfo,
+    make_signed_peer_record,
+    open_signed_peer_record,
+)
+
+ADDRS = [Multiaddr("/ip4/1.2.3.4/tcp/4001"), Multiaddr("/ip6/::1/tcp/4002")]
+
+
+@pytest.mark.parametrize("key_type", ["ed25519", "secp256k1", "ecdsa", "rsa"])
+def test_signed_peer_record_roundtrip_and_rejections(key_type):
+    key = generate_private_key(key_type)
+    peer = PeerId.from_public_key(key.public_key)
+    env = make_signed_peer_record(key, peer, ADDRS, 42)
+    rec = open_signed_peer_record(env)
+    assert (rec.peer, rec.seq, rec.addrs) == (peer, 42, ADDRS)
+    # flip one bit of the signature (last bytes of the envelope)
+    bad = env[:-1] + bytes([env[-1] ^ 1])
+    with pytest.raises(ProtocolError, match="signature"):
+        open_signed_peer_record(bad)
+    # a record about someone else, signed by us
+    other = PeerId.from_public_key(generate_private_key("ed25519").public_key)
+    with pytest.raises(ProtocolError, match="not the record's peer"):
+        open_signed_peer_record(make_signed_peer_record(key, other, ADDRS, 1))
+    with pytest.raises(ProtocolError):
+        open_signed_peer_record(b"\x0a\x02\x08")
+
+
+async def _identified(host, peer, predicate=lambda e: True, timeout=5.0) -> PeerIdentified:
+    sub = host.events.subscribe(PeerIdentified)
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                ev = await sub.get()
+                assert isinstance(ev, PeerIdentified)
+                if ev.peer == peer and predicate(ev):
+                    return ev
+    finally:
+        sub.close()
+
+
+async def _until(predicate, timeout=5.0):
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.01)
+
+
+async def test_identify_fills_peerstore_with_certified_addrs(make_host):
+    a = await make_host()
+    b = await make_host(listen=False)
+    waiter = asyncio.ensure_future(_identified(b, a.peer_id))
+    conn = await b.connect(a.addrs_with_peer_id[0])
+    ev = await waiter
+    assert set(ev.listen_addrs) >= set(a.listen_addrs)
+    assert ev.agent_version == "p2pkit/0.1.0" and ev.protocol_version == "ipfs/0.1.0"
+    assert ev.observed_addr == conn.local_addr
+    assert PUSH_PROTOCOL_ID in ev.protocols
+    store = b.peerstore
+    assert store.get_metadata(a.peer_id, "CertifiedAddrs") == [str(x) for x in a.listen_addrs]
+    assert isinstance(store.get_metadata(a.peer_id, "PeerRecordSeq"), int)
+    assert set(a.listen_addrs) <= set(store.addrs(a.peer_id))
+
+
+async def test_push_on_protocol_and_address_changes(make_host):
+    a = await make_host()
+    b = await make_host(listen=False)
+    await b.connect(a.addrs_with_peer_id[0])
+    ident_a = a.components.extra["identify"]
+    # both sides identified each other (a must know b supports push)
+    await _until(lambda: PUSH_PROTOCOL_ID in a.peerstore.protocols(b.peer_id))
+    await _until(lambda: PUSH_PROTOCOL_ID in b.peerstore.protocols(a.peer_id))
+
+    async def handler(stream):
+        await stream.close()
+
+    waiter = asyncio.ensure_future(_identified(b, a.peer_id, lambda e: "/new/1.0.0" in e.protocols))
+    a.set_stream_handler("/new/1.0.0", handler)
+    a.set_stream_handler("/new/2.0.0", handler)  # same burst: coalesced
+    await waiter
+    await _until(lambda: "/new/2.0.0" in b.peerstore.protocols(a.peer_id))
+    assert ident_a.pushes_sent == 1
+
+    a.remove_stream_handler("/new/1.0.0")
+    await _until(lambda: "/new/1.0.0" not in b.peerstore.protocols(a.peer_id))
+
+    new = await a.listen("/ip4/127.0.0.1/tcp/0")
+    await _until(lambda: set(new) <= set(b.peerstore.addrs(a.peer_id)))
+    certified = b.peerstore.get_metadata(a.peer_id, "CertifiedAddrs")
+    assert isinstance(certified, list) and str(new[0]) in certified
+    assert ident_a.pushes_sent == 3
+
+
+async def test_partial_push_keeps_absent_fields_and_bad_record_ignored(make_host, caplog):
+    caplog.set_level(logging.INFO, logger="p2pkit")
+    a = await make_host()
+    b = await make_host(listen=False)
+    conn = await b.connect(a.addrs_with_peer_id[0])
+    await _until(lambda: b.peerstore.protocols(a.peer_id))
+    ident_b = b.components.extra["identify"]
+    # a push carrying only protocols
+    ident_b._apply(conn, IdentifyInfo(protocols=["/only/1.0.0"]), push=True)
+    assert b.peerstore.protocols(a.peer_id) == ["/only/1.0.0"]
+    assert b.peerstore.get_metadata(a.peer_id, "AgentVersion") == "p2pkit/0.1.0"
+    # a record signed by somebody else is ignored; the plain addresses still count
+    liar = generate_private_key("ed25519")
+    liar_id = PeerId.from_public_key(liar.public_key)
+    fake = Multiaddr("/ip4/6.6.6.6/tcp/6")
+    before = b.peerstore.get_metadata(a.peer_id, "CertifiedAddrs")
+    info = IdentifyInfo(
+        listen_addrs=[fake.to_bytes()],
+        signed_peer_record=make_signed_peer_record(liar, liar_id, [fake], 99),
+    )
+    ident_b._apply(conn, info, push=True)
+    assert "ignoring peer record" in caplog.text
+    assert b.peerstore.get_metadata(a.peer_id, "CertifiedAddrs") == before
+    assert fake in b.peerstore.addrs(a.peer_id)
