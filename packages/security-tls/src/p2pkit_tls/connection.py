@@ -39,6 +39,14 @@ async def run_handshake(raw: RawConnection, session: TlsSession, timeout: float 
     :class:`~p2pkit.errors.HandshakeError` is raised.
     """
     try:
+        await _handshake(raw, session, timeout)
+    finally:
+        if not session.handshake_complete:
+            session.release()
+
+
+async def _handshake(raw: RawConnection, session: TlsSession, timeout: float | None) -> None:
+    try:
         async with asyncio.timeout(timeout):
             while not session.do_handshake():
                 out = session.data_to_send()
@@ -312,7 +320,10 @@ class TlsConnection(SecureConnection):
         self._closed = True
         if self._receiver is None:
             self._buf.fail(ConnectionClosed("TLS connection closed"))
-        await self._raw.close()
+        try:
+            await self._raw.close()
+        except OSError:  # the peer is gone already: nothing left to close gracefully
+            self._raw.reset()
 
     def reset(self) -> None:
         if self._receiver is None:

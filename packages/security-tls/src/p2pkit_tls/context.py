@@ -21,7 +21,7 @@ from __future__ import annotations
 import datetime
 from collections.abc import Sequence
 
-from OpenSSL import SSL
+from OpenSSL import SSL, crypto
 from p2pkit.crypto import PrivateKey
 
 from p2pkit_tls.certificate import CERTIFICATE_LIFETIME, HostCertificate, generate_certificate
@@ -46,6 +46,18 @@ def _select_alpn(conn: SSL.Connection, offered: list[bytes]) -> bytes | SSL._NoO
             return proto
     # No overlap: continue without ALPN (muxer then negotiated with multistream-select).
     return SSL.NO_OVERLAPPING_PROTOCOLS
+
+
+def _verify_peer(conn: SSL.Connection, cert: crypto.X509, errno: int, depth: int, ok: int) -> bool:
+    """Context-wide verify callback: hands over to the connection's TlsSession.
+
+    Set once on the context (not per connection): pyOpenSSL's per-connection callback
+    wrappers form reference cycles, which would keep every connection alive until the
+    garbage collector runs.
+    """
+    session = conn.get_app_data()
+    verify = getattr(session, "verify_callback", None)
+    return bool(verify(conn, cert, errno, depth, ok)) if verify is not None else False
 
 
 class TlsIdentity:
@@ -107,5 +119,6 @@ class TlsIdentity:
         # No resumption: every connection authenticates with a certificate.
         ctx.set_options(SSL.OP_NO_TICKET)
         ctx.set_session_cache_mode(SSL.SESS_CACHE_OFF)
+        ctx.set_verify(SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT, _verify_peer)
         ctx.set_alpn_select_callback(_select_alpn)
         return ctx

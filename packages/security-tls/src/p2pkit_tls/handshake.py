@@ -53,11 +53,11 @@ class TlsSession:
         self.is_client = is_client
         self.expected_peer = expected_peer
         self._muxers = list(muxers)
-        # Read by the server's ALPN callback (context._select_alpn) through app data.
         self.alpn_protocols = [m.encode() for m in self._muxers] + [ALPN_LIBP2P.encode()]
         self._conn = SSL.Connection(identity.context(), None)
+        # Read by the context's verify and ALPN callbacks (see context.py); cleared when
+        # the handshake ends so that the OpenSSL connection does not keep us alive.
         self._conn.set_app_data(self)
-        self._conn.set_verify(SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT, self._verify)
         if is_client:
             # No SNI (spec: clients of this version MUST NOT send one).
             self._conn.set_alpn_protos(self.alpn_protocols)
@@ -75,7 +75,7 @@ class TlsSession:
 
     # -- verification (called by OpenSSL during the handshake) ------------------------
 
-    def _verify(
+    def verify_callback(
         self, conn: SSL.Connection, cert: crypto.X509, errno: int, depth: int, ok: int
     ) -> bool:
         """Accept exactly a libp2p self-signed certificate, whatever OpenSSL thinks.
@@ -150,6 +150,7 @@ class TlsSession:
         except SSL.WantReadError:
             return False
         except SSL.Error as exc:
+            self._conn.set_app_data(None)
             raise self._handshake_error(exc) from exc
         if self._verify_error is not None:  # pragma: no cover - OpenSSL aborts first
             raise self._verify_error
@@ -166,7 +167,14 @@ class TlsSession:
         selected = self._conn.get_alpn_proto_negotiated().decode("utf-8", "replace")
         self.early_muxer = selected if selected in self._muxers else None
         self.handshake_complete = True
+        # The callbacks are done (TLS 1.3 has no renegotiation).
+        self._conn.set_app_data(None)
         return True
+
+    def release(self) -> None:
+        """Detach from the OpenSSL connection's callbacks (after a failed handshake), so
+        the two objects are freed by refcounting rather than by the cycle collector."""
+        self._conn.set_app_data(None)
 
     def _handshake_error(self, exc: SSL.Error) -> HandshakeError:
         if self._verify_error is not None:
