@@ -363,3 +363,16 @@ def test_plugin_spec() -> None:
     assert spec.protocol_id == "/yamux/1.0.0" and spec.options is YamuxOptions
     muxer = spec.factory(Components(private_key=None, peer_id=None), YamuxOptions())  # type: ignore[arg-type]
     assert isinstance(muxer, YamuxMuxer) and muxer.protocol_id == "/yamux/1.0.0"
+
+
+async def test_concurrent_writes_are_refused(pair: tuple[YamuxConnection, RawPeer]) -> None:
+    conn, peer = pair
+    stream = await conn.open_stream()
+    first = asyncio.create_task(stream.write(bytes(300 * KiB)))  # blocks on the window
+    await asyncio.sleep(0.02)
+    assert not first.done()
+    with pytest.raises(RuntimeError, match="concurrent write"):
+        await stream.write(b"x")
+    stream.reset()
+    with pytest.raises(StreamReset):
+        await first

@@ -67,6 +67,7 @@ class YamuxStream(MuxedStream):
         self._remote_eof = False
         self._error: BaseException | None = None  # why reads/writes fail
         self._window_waiter: asyncio.Future[None] | None = None
+        self._writing = False
 
     def __repr__(self) -> str:
         return f"<YamuxStream {self.stream_id} {'out' if self.is_initiator else 'in'}>"
@@ -92,6 +93,16 @@ class YamuxStream(MuxedStream):
         total = len(data)
         if not total:
             return
+        if self._writing:
+            # Two writers would interleave their bytes at frame boundaries.
+            raise RuntimeError("concurrent write() on the same stream")
+        self._writing = True
+        try:
+            await self._write(data, total)
+        finally:
+            self._writing = False
+
+    async def _write(self, data: Buffer, total: int) -> None:
         # The channel may keep a reference until the bytes are sent (3.12+): frames point
         # into ``payload``, so it must be immutable.  bytes are used as they are.
         payload = data if isinstance(data, bytes) else bytes(data)
