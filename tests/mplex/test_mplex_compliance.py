@@ -1,13 +1,17 @@
 """The shared muxer compliance suite, run on mplex over memory channels and loopback TCP.
 
-Slow readers: mplex has no flow control, so the receiver buffers what the writer sends
-and resets a stream whose unread data would exceed ``max_stream_buffer`` (see the
-package README).  The suite's ``test_slow_reader_does_not_stall_others`` leaves one
-stream unread while another transfers, then expects the unread stream's data intact:
-that holds for mplex as long as the unread data stays within the bound, so the suite
-runs with ``slow_reader_bytes`` equal to ``max_stream_buffer`` (exactly at the bound).
-Above the bound mplex resets the stream by design; that behaviour is tested in
-``test_shell.py::test_slow_reader_is_reset_other_streams_unaffected`` instead.
+Slow readers: mplex has no flow control.  The receiver buffers up to
+``max_stream_buffer`` unread bytes per stream; beyond that it stops reading the
+connection and, if the reader has not caught up within ``slow_reader_timeout``, resets
+the stream (see the package README).  The suite's
+``test_slow_reader_does_not_stall_others`` leaves one stream unread while another
+transfers, then expects the unread stream's data intact.  That holds for mplex only
+while the unread data stays within the bound (above it the other stream would be held
+up, and the unread one reset after the timeout: by design), so the suite runs with
+``slow_reader_bytes`` equal to ``max_stream_buffer`` (exactly at the bound).  Above the
+bound the behaviour is tested in ``test_shell.py``
+(``test_slow_reader_pauses_then_reset_after_timeout``,
+``test_slow_reader_is_reset_other_streams_unaffected``).
 """
 
 from __future__ import annotations
