@@ -366,7 +366,7 @@ def test_plugin_spec() -> None:
 
 
 async def test_concurrent_writes_are_refused(pair: tuple[YamuxConnection, RawPeer]) -> None:
-    conn, peer = pair
+    conn, _peer = pair
     stream = await conn.open_stream()
     first = asyncio.create_task(stream.write(bytes(300 * KiB)))  # blocks on the window
     await asyncio.sleep(0.02)
