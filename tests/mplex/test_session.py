@@ -363,3 +363,26 @@ def test_any_split_gives_same_data(payload: bytes, cuts: list[int]) -> None:
         i += 1
     assert b"".join(e.data for e in events if isinstance(e, DataReceived)) == payload
     assert events[-1] == StreamEnded(StreamKey(0, False))
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"max_streams": 0},
+        {"max_stream_buffer": -1},
+        {"max_message_size": True},
+        {"max_stream_buffer": 1000, "max_message_size": 2000},
+        {"slow_reader_timeout": -1},
+        {"slow_reader_timeout": "5"},
+    ],
+)
+def test_invalid_options(kwargs: dict[str, object]) -> None:
+    from p2pkit.errors import ConfigError
+
+    with pytest.raises(ConfigError):
+        MplexOptions(**kwargs)  # type: ignore[arg-type]
+
+
+def test_hard_limit() -> None:
+    assert MplexOptions().hard_stream_buffer == 8 * MiB
+    assert MplexOptions(slow_reader_timeout=0).hard_stream_buffer == 4 * MiB
