@@ -1,9 +1,10 @@
 """p2pkit <-> js-libp2p: every {noise, tls} x {yamux, mplex} pair, both directions.
 
-Each class runs ping, echo with half-close, 100 concurrent streams and perf both
-ways; 64 MiB transfers once per direction per pair (noise + yamux's are in
-test_noise.py). Then negotiation down: a peer preferring noise,tls and
-yamux,mplex against one that only has tls + mplex.
+Each class runs ping, echo with half-close and 100 concurrent streams both ways,
+and a 64 MiB transfer once per direction. The noise + yamux cell of the matrix
+is TestNoiseYamux in test_noise.py (same operations plus more). Then negotiation
+down: a peer preferring noise,tls and yamux,mplex against one that only has
+tls + mplex, both ways.
 """
 
 from __future__ import annotations
@@ -17,11 +18,6 @@ from .harness import JsPeer, P2pkitListener, run_js, run_p2pkit
 from .suite import BigTransfers, InteropSuite
 
 pytestmark = pytest.mark.interop
-
-
-class TestMatrixNoiseYamux(InteropSuite):
-    SECURITY = "noise"
-    MUXER = "yamux"
 
 
 class TestMatrixNoiseMplex(BigTransfers, InteropSuite):

@@ -15,12 +15,12 @@ import pytest
 
 from . import checks
 from .harness import JsPeer, P2pkitListener, run_js, run_p2pkit
-from .suite import BigTransfers, InteropSuite
+from .suite import BigTransfers, ExtraOps, InteropSuite, Listeners
 
 pytestmark = pytest.mark.interop
 
 
-class TestNoiseYamux(BigTransfers, InteropSuite):
+class TestNoiseYamux(BigTransfers, ExtraOps, InteropSuite):
     SECURITY = "noise"
     MUXER = "yamux"
 
@@ -32,13 +32,19 @@ class TestNoiseYamux(BigTransfers, InteropSuite):
         checks.js_ping(p2p, self.SECURITY, self.MUXER, "--lazy-select")
 
 
-class TestNoiseWithoutEarlyMuxer(InteropSuite):
+class TestNoiseWithoutEarlyMuxer(Listeners):
     """js offers no muxer in the Noise handshake (`--no-early-muxer`): the muxer is
     negotiated with multistream-select after the handshake, in both roles."""
 
     SECURITY = "noise"
     MUXER = "yamux"
     JS_LISTEN_EXTRA = ("--no-early-muxer",)
+
+    def test_p2pkit_pings_js_without_early_muxer(self, js: JsPeer) -> None:
+        checks.p2pkit_ping(js, self.SECURITY, self.MUXER)
+
+    def test_p2pkit_echo_js_without_early_muxer(self, js: JsPeer) -> None:
+        checks.p2pkit_echo(js, self.SECURITY, self.MUXER, streams=100, nbytes=4096)
 
     def test_js_dialer_without_early_muxer(self, p2p: P2pkitListener) -> None:
         r = run_js(

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import pytest
 
-from .suite import BigTransfers, InteropSuite
+from .suite import BigTransfers, ExtraOps, InteropSuite
 
 pytestmark = pytest.mark.interop
 
 
-class TestPlaintextYamux(BigTransfers, InteropSuite):
+class TestPlaintextYamux(BigTransfers, ExtraOps, InteropSuite):
     SECURITY = "plaintext"
     MUXER = "yamux"

@@ -204,8 +204,12 @@ function * chunksOf (data) {
  *
  * Why not `for await (const x of stream)`: js ends that iterator on
  * 'remoteCloseWrite' even when data is still buffered in a paused stream, so an
- * echo that pauses for backpressure loses the tail. EOF here is js's 'end'
- * event, which fires only once the read buffer has been emptied.
+ * echo that pauses for backpressure loses the tail. Why not just the 'end'
+ * event: when the remote's FIN arrives while multistream-select still holds
+ * the stream, js emits 'end' and only then pushes the unread bytes back
+ * (`unshift`), so 'end' can come *before* data and never again after it. EOF
+ * is therefore "remote closed its write side and js holds no unread bytes",
+ * re-checked after every message (like isEOF in @libp2p/utils).
  */
 class Reader {
   constructor (stream, { pauseAt = 0 } = {}) {
@@ -213,23 +217,29 @@ class Reader {
     this.pauseAt = pauseAt
     this.queue = []
     this.queued = 0
-    this.eof = stream.readableEnded
+    this.eof = false
     this.error = null
     this.wake = null
+    const checkEof = () => {
+      if (stream.remoteWriteStatus !== 'writable' && stream.readBufferLength === 0) this.eof = true
+      this.notify()
+    }
     stream.addEventListener('message', (evt) => {
       for (const chunk of chunksOf(evt.data)) {
         this.queue.push(chunk)
         this.queued += chunk.byteLength
       }
       if (this.pauseAt > 0 && this.queued > this.pauseAt && stream.readStatus === 'readable') stream.pause()
-      this.notify()
+      checkEof()
     })
-    stream.addEventListener('end', () => { this.eof = true; this.notify() })
+    stream.addEventListener('remoteCloseWrite', checkEof)
+    stream.addEventListener('end', checkEof)
     stream.addEventListener('close', (evt) => {
       if (evt.error != null) this.error = evt.error
       this.eof = true
       this.notify()
     })
+    checkEof()
   }
 
   notify () {
