@@ -304,6 +304,52 @@ async def test_close_gives_up_after_close_timeout() -> None:
         await dispose(a, b)
 
 
+async def test_close_while_peer_keeps_sending_loses_nothing() -> None:
+    # Closing a socket with unread received bytes makes the kernel send an RST and drop
+    # our unacknowledged data; close() must keep draining until our data is acked.
+    for _ in range(3):
+        a, b = await open_pair(TcpTransport(), Multiaddr("/ip4/127.0.0.1/tcp/0"))
+        a.start_push(Collector())  # a consumes what b sends, as a muxer would
+        stop = asyncio.Event()
+
+        async def chatter(peer: RawConnection = b, stop: asyncio.Event = stop) -> None:
+            while not stop.is_set() and not peer.closed:
+                peer.write_nowait(b"w" * 64)
+                await asyncio.sleep(0)
+
+        chat = asyncio.ensure_future(chatter())
+        reader = asyncio.ensure_future(read_all(b))
+        await asyncio.sleep(0.01)
+        data = bytes(8 << 20)
+        a.write_nowait(data)
+        async with asyncio.timeout(10):
+            await a.close()
+        try:
+            got = await reader
+            assert len(got) == len(data)
+        finally:
+            stop.set()
+            await chat
+            await dispose(a, b)
+
+
+async def test_bytes_received_before_a_reset_stay_readable() -> None:
+    a, b = await open_pair(TcpTransport(), Multiaddr("/ip4/127.0.0.1/tcp/0"))
+    try:
+        await b.write(b"last words")
+        await asyncio.sleep(0.02)  # they reach a's buffer before the RST
+        b.reset()
+        assert await read_n(a, 10) == b"last words"
+        with pytest.raises(ConnectionClosed) as info:
+            async with asyncio.timeout(5):
+                await a.read()
+        assert isinstance(info.value.__cause__, ConnectionResetError)
+        with pytest.raises(ConnectionClosed):
+            await a.read()  # and it stays an error
+    finally:
+        await dispose(a, b)
+
+
 # -- options and plugin --------------------------------------------------------------
 
 
@@ -316,6 +362,7 @@ async def test_close_gives_up_after_close_timeout() -> None:
         {"write_high_water": 0},
         {"read_buffer_size": 10},
         {"pull_buffer_limit": 0},
+        {"close_linger": -0.1},
     ],
 )
 def test_bad_options_are_config_errors(kwargs: dict[str, float]) -> None:

@@ -13,6 +13,7 @@ import asyncio
 import logging
 import socket
 import struct
+import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +30,14 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _LINGER_ZERO = struct.pack("ii", 1, 0)
+
+try:  # Linux: unacknowledged bytes in a socket's send queue (SIOCOUTQ == TIOCOUTQ)
+    import fcntl
+    import termios
+
+    _SIOCOUTQ: int | None = termios.TIOCOUTQ if sys.platform == "linux" else None
+except ImportError:  # pragma: no cover - Windows
+    _SIOCOUTQ = None
 
 
 class TcpConnection(RawConnection):
@@ -55,6 +64,7 @@ class TcpConnection(RawConnection):
         self._lost = False
         self._lost_exc: ConnectionClosed | None = None
         self._lost_waiter: asyncio.Future[None] | None = None
+        self._peer_done: asyncio.Future[None] | None = None  # close(): peer's FIN or loss
         self._write_closed = False
         self._closed = False
 
@@ -92,7 +102,12 @@ class TcpConnection(RawConnection):
     async def read(self, max_bytes: int = -1) -> bytes:
         if self._receiver is not None:
             raise RuntimeError("read() after start_push()")
-        return await self._buf.read(max_bytes)
+        data = await self._buf.read(max_bytes)
+        if not data and max_bytes != 0 and self._lost_exc is not None and not self._eof:
+            # The stream broke before the peer's FIN.  (After a clean FIN the read side
+            # ended normally: a later write error is reported to writers only.)
+            raise self._lost_exc
+        return data
 
     def unread(self, data: bytes) -> None:
         if self._receiver is not None:
@@ -171,23 +186,84 @@ class TcpConnection(RawConnection):
             t.write_eof()  # FIN goes out after the queued data
 
     async def close(self) -> None:
-        """Flush what is queued, send FIN, close; abort after ``close_timeout``."""
+        """Graceful close: FIN after the queued data, wait until it is acknowledged, close.
+
+        Until the socket is closed we keep reading (and dropping) what the peer sends:
+        closing a socket with unread received bytes makes the kernel send an RST, which
+        throws away our unacknowledged data and makes the peer's next write fail, and
+        asyncio then drops what the peer had received but not read yet.  So: wait until
+        our data is acknowledged, then (``close_linger``) give the peer a moment to
+        answer with its own FIN, then close.  Bounded by ``close_timeout``, then abort.
+        """
         if self._closed:
-            if self._lost_waiter is not None and not self._lost:
-                await asyncio.shield(self._lost_waiter)
+            w = self._lost_waiter
+            if w is not None and not w.done():
+                await asyncio.shield(w)
             return
         self._closed = True
         self._write_closed = True
         t = self._transport
         if t is None or self._lost:
             return
-        self._lost_waiter = asyncio.get_running_loop().create_future()
-        t.close()
+        loop = asyncio.get_running_loop()
+        self._lost_waiter = loop.create_future()
+        deadline = loop.time() + self._options.close_timeout
+        self._user_paused = self._pull_paused = False
+        self._apply_reading()
+        if t.can_write_eof():
+            t.write_eof()  # no-op if close_write() already did it
         try:
-            await asyncio.wait_for(asyncio.shield(self._lost_waiter), self._options.close_timeout)
+            await self._wait_sent(t, deadline)
+            await self._linger(deadline)
+            if not self._lost:
+                t.close()
+                async with asyncio.timeout_at(deadline):
+                    await asyncio.shield(self._lost_waiter)
         except TimeoutError:
             log.debug("%r: close timed out after %ss, aborting", self, self._options.close_timeout)
             self._abort()
+        except asyncio.CancelledError:
+            self._abort()
+            raise
+
+    async def _wait_sent(self, t: asyncio.Transport, deadline: float) -> None:
+        """Wait until asyncio's buffer is empty and the kernel has no unacked bytes."""
+        loop = asyncio.get_running_loop()
+        delay = 0.001
+        while not self._lost and not self._eof:
+            if t.get_write_buffer_size() == 0 and self._unacked_bytes() == 0:
+                return
+            now = loop.time()
+            if now >= deadline:
+                raise TimeoutError
+            await asyncio.sleep(min(delay, deadline - now))
+            delay = min(delay * 2, 0.05)
+
+    async def _linger(self, deadline: float) -> None:
+        """Wait (at most ``close_linger``) for the peer's FIN, still draining the socket."""
+        linger = self._options.close_linger
+        if self._lost or self._eof or linger <= 0:
+            return
+        loop = asyncio.get_running_loop()
+        self._peer_done = loop.create_future()
+        try:
+            async with asyncio.timeout_at(min(deadline, loop.time() + linger)):
+                await self._peer_done
+        except TimeoutError:
+            pass  # the peer keeps its side open: close anyway
+        finally:
+            self._peer_done = None
+
+    def _unacked_bytes(self) -> int:
+        """Bytes the kernel still holds unacknowledged (Linux SIOCOUTQ; 0 elsewhere)."""
+        sock = self._socket()
+        if _SIOCOUTQ is None or sock is None:
+            return 0
+        try:
+            raw = fcntl.ioctl(sock.fileno(), _SIOCOUTQ, b"\0\0\0\0")
+        except OSError:
+            return 0
+        return int(struct.unpack("i", raw)[0])
 
     def reset(self) -> None:
         """Abort with SO_LINGER 0: the peer gets a TCP RST, queued data is dropped."""
@@ -234,6 +310,8 @@ class TcpConnection(RawConnection):
         self._remote = from_sockaddr(transport.get_extra_info("peername"))
 
     def _buffer_updated(self, nbytes: int) -> None:
+        if self._closed:
+            return  # close() keeps draining the socket; nobody wants these bytes
         receiver = self._receiver
         if receiver is not None:
             receiver.data_received(self._rbuf[:nbytes])
@@ -250,6 +328,9 @@ class TcpConnection(RawConnection):
         if self._eof:
             return
         self._eof = True
+        self._wake_peer_done()
+        if self._closed:
+            return
         if self._receiver is not None:
             self._receiver.eof_received()
         else:
@@ -266,14 +347,20 @@ class TcpConnection(RawConnection):
         self._gate.close(gate_exc)
         if self._receiver is not None:
             self._receiver.connection_lost(err)
-        elif err is not None:
-            self._buf.fail(err)
         else:
+            # As the kernel does: bytes that arrived before an RST stay readable and the
+            # error comes after them (read() turns the EOF into ``_lost_exc``).
             self._buf.feed_eof()
         w = self._lost_waiter
         if w is not None and not w.done():
             w.set_result(None)
+        self._wake_peer_done()
         self._transport = None
+
+    def _wake_peer_done(self) -> None:
+        w = self._peer_done
+        if w is not None and not w.done():
+            w.set_result(None)
 
 
 class TcpProtocol(asyncio.BufferedProtocol):
