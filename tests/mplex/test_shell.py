@@ -360,3 +360,18 @@ async def test_close_discards_unread_data_without_reset(
     assert await asyncio.wait_for(s.read(), 5) == b""  # r's Close arrived
     await asyncio.sleep(0.05)
     assert sa.streams == [] and sb.streams == []
+
+
+async def test_reset_after_session_end_drops_buffered_data() -> None:
+    a, raw = channel_pair()
+    sa = MplexMuxer().new_session(secure(a), is_initiator=True)
+    await raw.write(
+        encode_frame(0, Flag.NEW_STREAM) + encode_frame(0, Flag.MESSAGE_INITIATOR, b"data")
+    )
+    await raw.close_write()
+    r = await asyncio.wait_for(sa.accept_stream(), 5)
+    await asyncio.wait_for(sa.wait_closed(), 5)
+    r.reset()
+    with pytest.raises(StreamReset):
+        await r.read()
+    await raw.close()

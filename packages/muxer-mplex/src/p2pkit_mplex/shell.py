@@ -129,13 +129,12 @@ class MplexStream(MuxedStream):
             self._conn._forget(self)
 
     def reset(self) -> None:
-        if self._exc is not None:
+        if isinstance(self._exc, StreamReset):
             return
-        try:
-            frame = self._session.reset_stream(self.key)
-            self._conn._send_control(frame)
-        finally:
-            self._on_reset(StreamReset("mplex stream reset locally"))
+        if self._exc is None:  # after a session end there is nobody to tell
+            self._conn._send_control(self._session.reset_stream(self.key))
+        self._exc = None
+        self._on_reset(StreamReset(f"mplex stream {self.stream_id} was reset locally"))
 
     # -- called by the connection --------------------------------------------------------
 
@@ -337,10 +336,10 @@ class MplexConnection(MuxedConnection):
         if frame and not self._channel.closed:
             try:
                 self._channel.write_nowait(frame)
-            except ConnectionClosed as exc:
+            except (P2PError, OSError) as exc:
                 self._fail_from_writer(exc)
 
-    def _fail_from_writer(self, exc: ConnectionClosed) -> None:
+    def _fail_from_writer(self, exc: BaseException) -> None:
         if not self._ended:
             self._end(StreamReset(f"mplex connection closed: {exc}"))
 
