@@ -19,11 +19,14 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import secrets
+import warnings
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature as _CryptoInvalidSignature
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.oid import ExtensionOID, NameOID
 from p2pkit.crypto import PrivateKey, PublicKey, public_key_from_protobuf
 from p2pkit.errors import HandshakeError, InvalidKey, InvalidSignature
@@ -260,11 +263,25 @@ def verify_certificate(der: bytes, *, now: datetime.datetime | None = None) -> P
 
     Checks, in order: decodable, within NotBefore..NotAfter, no unknown critical
     extension, libp2p extension present exactly once, valid self-signature, decodable
-    identity key, valid identity signature over the certificate's key.
+    identity key, valid identity signature over the certificate's key.  Raises only
+    :class:`CertificateError` subclasses, whatever the input.
     """
     try:
-        cert = x509.load_der_x509_certificate(der)
-    except ValueError as exc:
+        return _verify_certificate(der, now)
+    except CertificateError:
+        raise
+    except Exception as exc:  # the X.509 parser on hostile input: any failure is "invalid"
+        raise InvalidCertificate(f"invalid certificate: {exc!r}") from exc
+
+
+def _verify_certificate(der: bytes, now: datetime.datetime | None) -> PublicKey:
+    try:
+        with warnings.catch_warnings():
+            # cryptography only warns (for now) about RFC 5280 violations such as a
+            # negative serial number; go-libp2p rejects those certificates: so do we.
+            warnings.simplefilter("error", CryptographyDeprecationWarning)
+            cert = x509.load_der_x509_certificate(der)
+    except (ValueError, CryptographyDeprecationWarning) as exc:
         raise InvalidCertificate(f"undecodable certificate: {exc}") from exc
     now = now or _utcnow()
     if now < cert.not_valid_before_utc:
@@ -288,15 +305,16 @@ def verify_certificate(der: bytes, *, now: datetime.datetime | None = None) -> P
         raise MissingExtension("certificate lacks the libp2p public key extension")
 
     try:
+        cert_spki = _spki(cert.public_key())
         cert.verify_directly_issued_by(cert)
-    except (ValueError, TypeError, _CryptoInvalidSignature) as exc:
-        raise InvalidCertificate(f"certificate self-signature invalid: {exc!r}") from exc
+    except (ValueError, TypeError, UnsupportedAlgorithm, _CryptoInvalidSignature) as exc:
+        raise InvalidCertificate(f"certificate key or self-signature invalid: {exc!r}") from exc
 
     key_bytes, signature = decode_signed_key(value)
     try:
         identity = public_key_from_protobuf(key_bytes)
     except InvalidKey as exc:
         raise InvalidCertificate(f"bad identity key in libp2p extension: {exc}") from exc
-    if not identity.verify(SIGNATURE_PREFIX + _spki(cert.public_key()), signature):
+    if not identity.verify(SIGNATURE_PREFIX + cert_spki, signature):
         raise ExtensionSignatureInvalid("libp2p extension signature does not verify")
     return identity
