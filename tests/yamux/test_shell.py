@@ -376,3 +376,16 @@ async def test_concurrent_writes_are_refused(pair: tuple[YamuxConnection, RawPee
     stream.reset()
     with pytest.raises(StreamReset):
         await first
+
+
+async def test_cancelled_opener_does_not_block_the_next() -> None:
+    conn, peer = await make_pair(YamuxOptions(max_outbound_unacked=1, keepalive_interval=0))
+    await conn.open_stream()
+    second = asyncio.create_task(conn.open_stream())
+    third = asyncio.create_task(conn.open_stream())
+    await asyncio.sleep(0.02)
+    second.cancel()
+    await peer.pump(0.05)
+    await peer.send(peer.session.accept(1))
+    stream = await asyncio.wait_for(third, 2)
+    assert stream.stream_id == 3 and second.cancelled()

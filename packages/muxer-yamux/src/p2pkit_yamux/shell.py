@@ -12,6 +12,7 @@ write gate, so a slow reader throttles its own sender and nobody else.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import deque
 from collections.abc import Sequence
@@ -203,7 +204,7 @@ class YamuxConnection(MuxedConnection):
         self._streams: dict[int, YamuxStream] = {}
         self._accept_queue: deque[YamuxStream] = deque()
         self._accept_waiter: asyncio.Future[None] | None = None
-        self._open_waiters: list[asyncio.Future[None]] = []
+        self._open_waiters: deque[asyncio.Future[None]] = deque()  # FIFO, woken per free slot
         self._ended: BaseException | None = None
         self._closing = False
         self._drained: asyncio.Future[None] | None = None  # set when no stream is left
@@ -252,9 +253,12 @@ class YamuxConnection(MuxedConnection):
             self._open_waiters.append(fut)
             try:
                 await fut
-            finally:
-                if fut in self._open_waiters:
-                    self._open_waiters.remove(fut)
+            except BaseException:
+                if fut.cancelled():
+                    with contextlib.suppress(ValueError):
+                        self._open_waiters.remove(fut)
+                self._wake_openers()  # a slot we were woken for goes to the next waiter
+                raise
         sid, frame = session.open_stream(self._loop.time())
         stream = YamuxStream(self, sid, True)
         self._streams[sid] = stream
@@ -413,12 +417,19 @@ class YamuxConnection(MuxedConnection):
             w.set_result(None)
 
     def _wake_openers(self) -> None:
-        for w in self._open_waiters:
+        """Wake as many waiting openers as there are free SYN slots (no thundering herd)."""
+        waiters = self._open_waiters
+        free = self.options.max_outbound_unacked - self._session.unacked_outbound
+        while free > 0 and waiters:
+            w = waiters.popleft()
             if not w.done():
                 w.set_result(None)
+                free -= 1
 
     def _fail_openers(self, exc: BaseException) -> None:
-        for w in self._open_waiters:
+        waiters = self._open_waiters
+        while waiters:
+            w = waiters.popleft()
             if not w.done():
                 w.set_exception(exc)
 
