@@ -9,7 +9,7 @@ import pytest
 from p2pkit.errors import ConnectionClosed, StreamClosed
 from p2pkit.testing.memory import channel_pair
 from p2pkit_tls import TlsConnection
-from tls_helpers import handshake, make_pair, new_security  # type: ignore[import-not-found,unused-ignore]
+from p2pkit_tls.testing import handshake, make_pair, new_security
 
 
 class Collector:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+from typing import Any
 
 import pytest
 from cryptography import x509
@@ -27,7 +28,7 @@ from p2pkit_tls import (
 )
 from p2pkit_tls.certificate import generate_certificate
 from p2pkit_tls.plugin import p2pkit_security_protocols
-from tls_helpers import (  # type: ignore[import-not-found,unused-ignore]
+from p2pkit_tls.testing import (
     MPLEX,
     YAMUX,
     custom_certificate,
@@ -161,7 +162,7 @@ async def test_mitm_peer_id_mismatch() -> None:
     ],
 )
 async def test_client_rejects_bad_server_certificate(
-    bad: dict[str, object], error: type[Exception]
+    bad: dict[str, Any], error: type[Exception]
 ) -> None:
     key = generate_private_key("ed25519")
     server = security_with(key, custom_certificate(key, **bad))

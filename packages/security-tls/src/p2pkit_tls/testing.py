@@ -1,4 +1,9 @@
-"""Shared helpers of the TLS tests: peers, misbehaving certificates, connection pairs."""
+"""Test helpers: TLS peers, certificates that break one rule, connected pairs.
+
+Used by p2pkit's own tests and available to anyone testing against p2pkit-tls (for
+example to check that their implementation rejects a misbehaving peer).  Not imported by
+the package itself.
+"""
 
 from __future__ import annotations
 
@@ -13,9 +18,27 @@ from p2pkit.abc import RawConnection, SecureConnection
 from p2pkit.crypto import PrivateKey, generate_private_key
 from p2pkit.peer import PeerId
 from p2pkit.testing.memory import channel_pair, tcp_channel_pair
-from p2pkit_tls import TlsIdentity, TlsSecurity
-from p2pkit_tls.certificate import EXTENSION_OID, SIGNATURE_PREFIX, HostCertificate
-from p2pkit_tls.certificate import encode_signed_key as _encode
+
+from p2pkit_tls.certificate import (
+    EXTENSION_OID,
+    SIGNATURE_PREFIX,
+    HostCertificate,
+    encode_signed_key,
+)
+from p2pkit_tls.context import TlsIdentity
+from p2pkit_tls.options import TlsOptions
+from p2pkit_tls.protocol import TlsSecurity
+
+__all__ = [
+    "MPLEX",
+    "YAMUX",
+    "custom_certificate",
+    "handshake",
+    "make_pair",
+    "new_security",
+    "peer_id",
+    "security_with",
+]
 
 YAMUX = "/yamux/1.0.0"
 MPLEX = "/mplex/6.7.0"
@@ -43,7 +66,7 @@ def custom_certificate(
     sig = bytearray(identity.sign(SIGNATURE_PREFIX + spki))
     if tamper_signature:
         sig[-1] ^= 0x40
-    value = _encode(identity.public_key.to_protobuf(), bytes(sig))
+    value = encode_signed_key(identity.public_key.to_protobuf(), bytes(sig))
     builder = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([]))
@@ -60,13 +83,14 @@ def custom_certificate(
 
 
 def security_with(key: PrivateKey, cert: HostCertificate, *, timeout: float = 5.0) -> TlsSecurity:
-    sec = TlsSecurity(key)
+    """A TlsSecurity presenting ``cert`` (e.g. one from :func:`custom_certificate`)."""
+    sec = TlsSecurity(key, TlsOptions(handshake_timeout=timeout))
     sec.identity = TlsIdentity.with_certificate(key, cert)
-    sec.options = type(sec.options)(handshake_timeout=timeout)
     return sec
 
 
 async def make_pair(kind: str) -> tuple[RawConnection, RawConnection]:
+    """``"tcp"``: loopback TCP (needs p2pkit-tcp); anything else: in-memory pair."""
     if kind == "tcp":
         return await tcp_channel_pair()
     return channel_pair()
@@ -95,4 +119,5 @@ async def handshake(
 
 
 def new_security(key_type: str = "ed25519") -> TlsSecurity:
+    """A TlsSecurity with a fresh identity key."""
     return TlsSecurity(generate_private_key(key_type))
