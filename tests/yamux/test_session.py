@@ -382,12 +382,19 @@ def test_session_receive_budget_bounds_growth() -> None:
     for sid in sids:
         drain_in_halves(s, sid, [0.1, 0.2, 0.3, 0.4])
     windows = [s.receive_window(sid) for sid in sids]
-    assert sum(w - 256 * KiB for w in windows) <= 1024 * KiB - 256 * KiB
-    assert min(windows) >= 256 * KiB
-    assert windows[0] == 1024 * KiB  # the first stream took the whole budget
+    assert sum(windows) == 1024 * KiB  # 3 x 256 KiB base + the 256 KiB left to grow
+    assert windows == [512 * KiB, 256 * KiB, 256 * KiB]  # the first stream took it
+    # a 4th inbound stream would not fit: refused with RST
+    sid4, syn4 = c.open_stream()
+    assert s.receive_data(syn4) == []
+    assert s.data_to_send() == hdr(1, fr.FLAG_RST, sid4, 0)
     s.receive_data(hdr(1, fr.FLAG_RST, sids[0], 0))  # its release lets the next one grow
     drain_in_halves(s, sids[1], [0.5, 0.6, 0.7])
-    assert s.receive_window(sids[1]) > 256 * KiB
+    assert s.receive_window(sids[1]) == 768 * KiB  # 1 MiB minus the other stream's 256 KiB
+    # streams we open always get their base window, even beyond the bound
+    for _ in range(4):
+        s.open_stream()
+    assert s._budget.used > 1024 * KiB
 
 
 def test_initial_window_option_rides_on_syn_and_ack() -> None:

@@ -17,7 +17,12 @@ from __future__ import annotations
 
 
 class WindowBudget:
-    """Session-wide bound on the receive windows granted beyond each stream's base."""
+    """Session-wide bound on the sum of all stream receive windows (base + growth).
+
+    Base windows (256 KiB, the spec's promise) are always granted, even beyond the
+    limit; growth is granted only within it, and the session refuses new inbound
+    streams whose base window would not fit (:meth:`has_room`).
+    """
 
     __slots__ = ("limit", "used")
 
@@ -25,8 +30,15 @@ class WindowBudget:
         self.limit = limit
         self.used = 0
 
+    def has_room(self, n: int) -> bool:
+        return self.used + n <= self.limit
+
+    def reserve(self, n: int) -> None:
+        """Account a window that cannot be refused (a stream's base)."""
+        self.used += n
+
     def take(self, wanted: int) -> int:
-        """Reserve up to ``wanted`` extra bytes; returns what was granted."""
+        """Reserve up to ``wanted`` bytes of growth; returns what was granted."""
         granted = max(0, min(wanted, self.limit - self.used))
         self.used += granted
         return granted
@@ -54,6 +66,7 @@ class ReceiveWindow:
     )
 
     def __init__(self, base: int, max_window: int, budget: WindowBudget) -> None:
+        budget.reserve(base)
         self.available = base
         self.maximum = base
         self.base = base
@@ -92,11 +105,12 @@ class ReceiveWindow:
 
     def grow_base(self, extra: int) -> None:
         """Raise the window beyond the spec's 256 KiB (initial_window option)."""
+        self.budget.reserve(extra)
         self.available += extra
         self.maximum += extra
         self.base += extra
 
     def release(self) -> None:
-        """The stream is gone: give the borrowed growth back to the session budget."""
-        self.budget.give_back(self.maximum - self.base)
-        self.maximum = self.base
+        """The stream is gone: give its whole window back to the session budget."""
+        self.budget.give_back(self.maximum)
+        self.maximum = 0

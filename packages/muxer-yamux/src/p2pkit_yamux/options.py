@@ -27,8 +27,10 @@ class YamuxOptions:
     max_stream_window: int = 16 * MiB
     """Upper bound of auto-tuning: a stream's receive window doubles up to this."""
     max_session_receive_buffer: int = 256 * MiB
-    """Bound on the sum of all stream receive windows of a session.  Growth beyond it is
-    refused; every stream always keeps at least ``initial_window``."""
+    """Bound on the sum of all stream receive windows of a session (what the peer may
+    make us buffer).  Window growth beyond it is refused, and so are inbound streams
+    whose initial window would not fit (answered RST).  Streams we open always get
+    their ``initial_window`` (the spec promises 256 KiB), even beyond the bound."""
     accept_backlog: int = 256
     """Inbound streams waiting for ``accept_stream``; SYNs beyond it are answered RST."""
     max_outbound_unacked: int = 256

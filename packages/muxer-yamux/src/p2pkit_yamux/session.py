@@ -105,7 +105,7 @@ class YamuxSession:
         self._next_id = 1 if is_client else 2
         self._remote_parity = 0 if is_client else 1
         self._outbox: list[bytes] = []
-        self._budget = WindowBudget(max(0, opts.max_session_receive_buffer - opts.initial_window))
+        self._budget = WindowBudget(opts.max_session_receive_buffer)
         self._extra_window = opts.initial_window - INITIAL_WINDOW
         self._inbound_pending = 0  # inbound SYNs not yet accepted by the application
         self._inbound_open = 0
@@ -382,6 +382,7 @@ class YamuxSession:
                 or self.goaway_received is not None
                 or self._inbound_pending >= opts.accept_backlog
                 or self._inbound_open >= opts.max_streams
+                or not self._budget.has_room(opts.initial_window)
             ):
                 self._outbox.append(_pack(0, fr.TYPE_WINDOW_UPDATE, fr.FLAG_RST, sid, 0))
                 if is_data:
