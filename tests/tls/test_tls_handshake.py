@@ -27,6 +27,7 @@ from p2pkit_tls import (
     UnknownCriticalExtension,
 )
 from p2pkit_tls.certificate import generate_certificate
+from p2pkit_tls.handshake import TlsSession
 from p2pkit_tls.plugin import p2pkit_security_protocols
 from p2pkit_tls.testing import (
     MPLEX,
@@ -110,8 +111,6 @@ async def test_alpn_early_muxer_matrix(
 
 async def test_alpn_offer_has_libp2p_last() -> None:
     # What goes on the wire: read the client's ALPN list through the server's callback.
-    from p2pkit_tls.handshake import TlsSession
-
     client, server = new_security(), new_security()
     cs = TlsSession(client.identity, is_client=True, muxers=[YAMUX, MPLEX])
     ss = TlsSession(server.identity, is_client=False, muxers=[MPLEX])
@@ -340,3 +339,26 @@ async def test_certificate_shared_by_connections() -> None:
     ca, cb = await handshake(client, server, a, b)
     assert client.identity.certificate is first
     await _close(ca, cb)
+
+
+def _drive(cs: TlsSession, ss: TlsSession) -> None:
+    for _ in range(4):
+        cs.do_handshake()
+        ss.receive_data(cs.data_to_send())
+        ss.do_handshake()
+        cs.receive_data(ss.data_to_send())
+    assert cs.handshake_complete and ss.handshake_complete
+
+
+def test_no_sni_sent_and_sni_ignored() -> None:
+    client, server = new_security(), new_security()
+    cs = TlsSession(client.identity, is_client=True)
+    ss = TlsSession(server.identity, is_client=False)
+    _drive(cs, ss)
+    assert ss._conn.get_servername() is None  # spec: clients MUST NOT send SNI
+    # A (future-version) client that sends SNI is not refused: servers MUST ignore it.
+    cs = TlsSession(client.identity, is_client=True)
+    cs._conn.set_tlsext_host_name(b"future.example")
+    ss = TlsSession(server.identity, is_client=False)
+    _drive(cs, ss)
+    assert ss.remote_peer == client.local_peer
