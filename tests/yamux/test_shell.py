@@ -389,3 +389,17 @@ async def test_cancelled_opener_does_not_block_the_next() -> None:
     await peer.send(peer.session.accept(1))
     stream = await asyncio.wait_for(third, 2)
     assert stream.stream_id == 3 and second.cancelled()
+
+
+async def test_close_resets_streams_never_accepted(pair: tuple[YamuxConnection, RawPeer]) -> None:
+    conn, peer = pair
+    sid, syn = peer.session.open_stream()
+    await peer.send(syn)
+    await asyncio.sleep(0.02)
+    assert len(conn.streams) == 1
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    await conn.close()
+    assert loop.time() - start < 0.5  # no wait for a stream the app never saw
+    events = await peer.pump(0.2)
+    assert ev.StreamReset(sid) in events and ev.GoAwayReceived(0) in events

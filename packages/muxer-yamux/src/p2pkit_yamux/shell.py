@@ -290,6 +290,9 @@ class YamuxConnection(MuxedConnection):
             return
         self._closing = True
         self._send(self._session.go_away(GO_AWAY_NORMAL))
+        # Inbound streams nobody accepted yet never will be (accept_stream now raises).
+        while self._accept_queue:
+            self._accept_queue.popleft().reset()
         self._wake_accept()
         self._fail_openers(ConnectionClosed("yamux session is closing"))
         if self._streams:
