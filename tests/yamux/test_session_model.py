@@ -58,7 +58,9 @@ def deliver(src: Side, dst: Side, n: int, now: float) -> None:
 
 @settings(max_examples=150, deadline=None)
 @given(ops)
-def test_random_operations_keep_sessions_consistent(script: list[tuple[str, bool, int, int]]) -> None:
+def test_random_operations_keep_sessions_consistent(
+    script: list[tuple[str, bool, int, int]],
+) -> None:
     opts = YamuxOptions(max_stream_window=1 << 20)
     a = Side(YamuxSession(True, opts))
     b = Side(YamuxSession(False, opts))
@@ -99,9 +101,6 @@ def test_random_operations_keep_sessions_consistent(script: list[tuple[str, bool
     for me, other in ((a, b), (b, a)):
         for sid, got in other.received.items():
             sent = me.sent.get(sid, bytearray())
-            if sid in other.reset or sid in me.reset:
-                assert sent.startswith(got)
-            else:
-                assert sent.startswith(got)
-                if sid in other.eof:
-                    assert got == sent
+            assert sent.startswith(got)
+            if sid in other.eof:  # FIN comes after all data: nothing may be missing
+                assert got == sent
