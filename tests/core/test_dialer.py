@@ -158,3 +158,21 @@ async def test_simultaneous_dial_keeps_working_connectivity(make_host):
                 await asyncio.sleep(0.01)
     assert a._counts.inbound == a._counts.outbound == 0
     assert b._counts.inbound == b._counts.outbound == 0
+
+
+async def test_cancelled_connect_cancels_attempts(make_host, blackhole):
+    client = await make_host(listen=False, handshake_timeout=10.0)
+    from p2pkit.crypto import generate_private_key
+    from p2pkit.peer import PeerId
+
+    peer = PeerId.from_public_key(generate_private_key("ed25519").public_key)
+    client.peerstore.add_addrs(peer, [blackhole], 3600)
+    task = asyncio.ensure_future(client.connect(peer))
+    await asyncio.sleep(0.2)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert client._counts.pending_outbound == 0
+    assert client._dials == {}
+    # The cancelled attempt is not a failure of the address: no backoff recorded.
+    assert client.dialer.backoff.until(peer, blackhole) is None

@@ -23,7 +23,6 @@ dialer, with RFC 8305 (happy eyeballs v2) for the address race:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 import time
@@ -236,13 +235,16 @@ class Dialer(Generic[T]):
     async def _cancel_losers(
         running: dict[asyncio.Task[T], Multiaddr], discard: Callable[[T], None]
     ) -> None:
-        for task in running:
-            task.cancel()
-        for task in list(running):
-            with contextlib.suppress(BaseException):
-                result = await task
-                discard(result)  # finished before the cancel landed: close it
+        tasks = list(running)
         running.clear()
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            # asyncio.wait never raises the tasks' exceptions, only our own cancellation.
+            await asyncio.wait(tasks)
+        for task in tasks:
+            if not task.cancelled() and task.exception() is None:
+                discard(task.result())  # finished before the cancel landed: close it
 
 
 async def _run(attempt: Attempt[T], addr: Multiaddr) -> T:

@@ -54,7 +54,8 @@ class SqlitePeerstoreOptions:
     """Options of the ``sqlite`` peerstore plugin (``[p2pkit.peerstore]``)."""
 
     path: str = "peerstore.sqlite3"
-    """Database file; created (with its directory) when missing.  ``:memory:`` works."""
+    """Database file; created (with its directory) when missing.  A relative path is
+    relative to the working directory.  ``:memory:`` works (nothing persists)."""
     max_addrs_per_peer: int = 64
     """Bound on stored addresses per peer (soonest expiry dropped first)."""
 
