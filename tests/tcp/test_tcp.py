@@ -206,6 +206,36 @@ async def test_dial_timeout_names_address(blackhole_v4: Multiaddr) -> None:
     assert str(blackhole_v4) in str(info.value)
 
 
+async def test_a_dead_address_does_not_use_up_the_whole_timeout(blackhole_v4: Multiaddr) -> None:
+    # What a /dns name resolving to a black-holed address before a live one goes through.
+    t = TcpTransport()
+    conns: list[RawConnection] = []
+    listener = await t.listen(Multiaddr("/ip4/127.0.0.1/tcp/0"), conns.append)
+    try:
+        dead, live = parse(blackhole_v4), parse(listener.addrs[0])
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        conn = await t.connect_any(
+            listener.addrs[0],
+            [(socket.AF_INET, dead.host, dead.port), (socket.AF_INET, live.host, live.port)],
+            deadline=start + 1.0,
+        )
+        elapsed = loop.time() - start
+        assert 0.4 < elapsed < 0.9  # the dead one got half of the second
+        assert conn.remote_addr == listener.addrs[0]
+        await dispose(conn, *conns)
+        with pytest.raises(DialError) as info:
+            await t.connect_any(
+                blackhole_v4,
+                [(socket.AF_INET, dead.host, dead.port)] * 2,
+                deadline=loop.time() + 0.4,
+            )
+        assert "timed out" in str(info.value)
+        assert len(info.value.errors) == 2
+    finally:
+        await listener.close()
+
+
 # -- socket options and connection behaviour -----------------------------------------
 
 

@@ -68,31 +68,49 @@ class TcpTransport(Transport):
         if target.port == 0:
             raise AddressError(f"cannot dial port 0: {addr}")
         limit = self.options.dial_timeout if timeout is None else timeout
+        deadline = asyncio.get_running_loop().time() + limit
         try:
-            async with asyncio.timeout(limit):
-                return await self._dial(addr, target)
+            async with asyncio.timeout_at(deadline):
+                hosts = await self._resolve(addr, target)
         except TimeoutError:
-            raise DialError(f"dial {addr} timed out after {limit} s") from None
+            raise DialError(f"dial {addr} timed out after {limit} s resolving it") from None
+        endpoints = [(family, host, target.port) for family, host in hosts]
+        return await self.connect_any(addr, endpoints, deadline)
 
-    async def _dial(self, addr: Multiaddr, target: TcpTarget) -> RawConnection:
+    async def connect_any(
+        self,
+        addr: Multiaddr,
+        endpoints: list[tuple[socket.AddressFamily, str, int]],
+        deadline: float,
+    ) -> TcpConnection:
+        """Connect to the first endpoint that answers, trying them in order, by ``deadline``.
+
+        Every endpoint gets an equal share of the time left (the last one all of it), so
+        one black-holed address of a name (say a dead IPv6 address before a live IPv4
+        one) cannot use up the whole dial timeout.  Raises DialError listing each failure
+        ("timed out" in the message when the deadline passed).
+        """
         loop = asyncio.get_running_loop()
-        hosts = await self._resolve(addr, target)
         errors: list[tuple[object, BaseException]] = []
-        for family, host in hosts:
+        start = loop.time()
+        for i, (family, host, port) in enumerate(endpoints):
+            where: object = f"{host}:{port}" if len(endpoints) > 1 else addr
             conn = TcpConnection(self.options, is_initiator=True)
+            share = (deadline - loop.time()) / (len(endpoints) - i)
             try:
-                await loop.create_connection(
-                    functools.partial(TcpProtocol, conn),
-                    host,
-                    target.port,
-                    family=family,
-                )
-            except TimeoutError:
-                raise  # asyncio.timeout's own exit, or a kernel ETIMEDOUT: both are timeouts
+                async with asyncio.timeout(max(share, 0.0)):
+                    await loop.create_connection(
+                        functools.partial(TcpProtocol, conn), host, port, family=family
+                    )
+            except TimeoutError:  # ours, or the kernel's ETIMEDOUT
+                errors.append((where, TimeoutError(f"no answer within {max(share, 0):.2f} s")))
             except OSError as exc:
-                errors.append((f"{host}:{target.port}" if target.needs_resolution else addr, exc))
-                continue
-            return conn
+                errors.append((where, exc))
+            else:
+                return conn
+        if errors and isinstance(errors[-1][1], TimeoutError):
+            took = loop.time() - start
+            raise DialError(f"dial {addr} timed out after {took:.2f} s", errors)
         raise DialError(f"cannot dial {addr}", errors)
 
     async def _resolve(
