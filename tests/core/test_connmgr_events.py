@@ -60,3 +60,34 @@ async def test_order_per_connection_across_trims_and_slow_subscriber(make_host, 
     assert len(seen) == 8
     # Every connection: exactly Connected then Disconnected (trimmed or closed by stop).
     assert all(kinds == ["Connected", "Disconnected"] for kinds in seen.values())
+
+
+def test_sync_listener_never_misses_and_never_raises(caplog):
+    from p2pkit.events import EventBus
+
+    bus = EventBus(default_queue_size=1)
+    sub = bus.subscribe(Listen)
+    got: list[Event] = []
+    remove = bus.add_listener(got.append, Listen)
+
+    def broken(event: Event) -> None:
+        raise RuntimeError("boom")
+
+    bus.add_listener(broken)
+    for _ in range(5):
+        bus.emit(Listen(()))
+    assert len(got) == 5  # the listener saw every event ...
+    assert sub.dropped == 4  # ... while the bounded subscription dropped
+    assert caplog.text.count("RuntimeError: boom") == 5  # logged, never raised
+    remove()
+    bus.emit(Listen(()))
+    assert len(got) == 5
+
+
+async def test_peerstore_filled_through_the_bus(make_host):
+    a = await make_host()
+    b = await make_host(listen=False)
+    conn = await b.connect(a.addrs_with_peer_id[0])
+    # Connected -> key and dialed address recorded by the host's bus listener
+    assert b.peerstore.public_key(a.peer_id) == conn.secure.remote_public_key
+    assert conn.remote_addr in b.peerstore.addrs(a.peer_id)

@@ -5,6 +5,11 @@ subscriber has a bounded queue; when a subscriber falls behind, further events f
 are dropped and counted (``Subscription.dropped``) and a warning is logged once per
 overflow episode, so a slow subscriber can never stall the host.  Events of one
 connection are emitted in order (Connected before its streams, Disconnected last).
+
+In-process bookkeeping that must not lose events (the peerstore recording connections)
+uses :meth:`EventBus.add_listener` instead: a synchronous callback run inside ``emit``,
+before the subscriber queues, which must be quick and must not block; its exceptions are
+logged and never reach the emitter.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
@@ -137,7 +142,22 @@ class EventBus:
 
     def __init__(self, default_queue_size: int = 256) -> None:
         self._subs: set[Subscription] = set()
+        self._listeners: list[tuple[tuple[type[Event], ...], Callable[[Event], None]]] = []
         self.default_queue_size = default_queue_size
+
+    def add_listener(
+        self, callback: Callable[[Event], None], *types: type[Event]
+    ) -> Callable[[], None]:
+        """Call ``callback(event)`` synchronously for every event of ``types`` (all when
+        none); returns a function that removes the listener."""
+        entry = (types or (Event,), callback)
+        self._listeners.append(entry)
+
+        def remove() -> None:
+            if entry in self._listeners:
+                self._listeners.remove(entry)
+
+        return remove
 
     def subscribe(self, *types: type[Event], maxsize: int | None = None) -> Subscription:
         sub = Subscription(self, types or (Event,), maxsize or self.default_queue_size)
@@ -145,6 +165,12 @@ class EventBus:
         return sub
 
     def emit(self, event: Event) -> None:
+        for types, callback in list(self._listeners):
+            if isinstance(event, types):
+                try:
+                    callback(event)
+                except Exception:
+                    log.exception("event listener %r failed on %s", callback, type(event).__name__)
         for sub in list(self._subs):
             if isinstance(event, sub.types):
                 sub._offer(event)

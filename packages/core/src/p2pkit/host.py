@@ -33,6 +33,7 @@ from p2pkit.events import (
     ClosedStream,
     Connected,
     Disconnected,
+    Event,
     EventBus,
     Listen,
     ListenClose,
@@ -121,6 +122,9 @@ class Host:
             self.peerstore = MemoryPeerstore()
         self.peerstore.add_public_key(self.peer_id, self.private_key.public_key)
         self.components.extra["peerstore"] = self.peerstore
+        # The connection path fills the peerstore through the event bus (a synchronous
+        # listener: it never misses an event, unlike a bounded subscription).
+        self.events.add_listener(self._record_peer, Connected, Disconnected)
         if config.connection_manager is not None:
             self.connmgr: ConnectionManager = config.connection_manager.spec.factory(
                 self.components, config.connection_manager.options
@@ -304,9 +308,6 @@ class Host:
             raise refusal
         self._counts.add(direction, 1)
         self._conns.setdefault(conn.peer, []).append(conn)
-        self.peerstore.add_public_key(conn.peer, upgraded.secure.remote_public_key)
-        if direction == "outbound" and conn.remote_addr is not None:
-            self.peerstore.add_addrs(conn.peer, [conn.remote_addr], CONNECTED_ADDR_TTL)
         self.events.emit(Connected(conn.peer, conn))
         self._spawn(self._serve_connection(conn), name=f"p2pkit-conn-{conn.peer}")
         for hook in self._connection_hooks:
@@ -348,12 +349,25 @@ class Host:
             self._counts.add(conn.direction, -1)
             if not conns:
                 del self._conns[conn.peer]
-                if conn.remote_addr is not None and conn.direction == "outbound":
+            self.events.emit(Disconnected(conn.peer, conn))
+            self.connmgr.disconnected(conn)
+
+    def _record_peer(self, event: Event) -> None:
+        """Peerstore bookkeeping of the connection path (an event-bus listener): the
+        remote key and dialed address on connect; a shorter TTL for the address once the
+        peer's last connection is gone."""
+        if isinstance(event, Connected):
+            conn = event.connection
+            self.peerstore.add_public_key(conn.peer, conn.secure.remote_public_key)
+            if conn.direction == "outbound" and conn.remote_addr is not None:
+                self.peerstore.add_addrs(conn.peer, [conn.remote_addr], CONNECTED_ADDR_TTL)
+        elif isinstance(event, Disconnected):
+            conn = event.connection
+            if conn.peer not in self._conns and conn.remote_addr is not None:
+                if conn.direction == "outbound":
                     self.peerstore.add_addrs(
                         conn.peer, [conn.remote_addr], RECENTLY_CONNECTED_ADDR_TTL
                     )
-            self.events.emit(Disconnected(conn.peer, conn))
-            self.connmgr.disconnected(conn)
 
     def connections(self, peer: PeerId | None = None) -> list[Connection]:
         if peer is None:
