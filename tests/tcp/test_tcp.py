@@ -8,6 +8,8 @@ import time
 from importlib.metadata import entry_points
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from multiaddr import Multiaddr
 from p2pkit.abc import RawConnection
 from p2pkit.errors import AddressError, ConfigError, ConnectionClosed, DialError, TransportError
@@ -409,3 +411,38 @@ def test_plugin_entry_point_and_spec() -> None:
     transport = spec.factory(Components(private_key=None, peer_id=None), opts)  # type: ignore[arg-type]
     assert isinstance(transport, TcpTransport)
     assert transport.options is opts and transport.name == "tcp"
+
+
+_COMPONENTS = [
+    "/ip4/127.0.0.1",
+    "/ip6/::1",
+    "/dns/example.com",
+    "/dns4/example.com",
+    "/dns6/example.com",
+    "/tcp/4001",
+    "/tcp/0",
+    "/udp/4001",
+    "/quic-v1",
+    "/ws",
+    f"/p2p/{PEER}",
+    "/p2p-circuit",
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(_COMPONENTS), min_size=1, max_size=5))
+def test_parse_never_raises_anything_but_address_error(parts: list[str]) -> None:
+    try:
+        ma = Multiaddr("".join(parts))
+    except Exception:
+        return  # not even a multiaddr: not our concern
+    try:
+        target = parse(ma)
+    except AddressError:
+        assert not TcpTransport().can_dial(ma)
+        return
+    # Accepted: exactly host + tcp (+ /p2p).
+    kinds = [p.split("/")[1] for p in parts]
+    assert kinds[0] in {"ip4", "ip6", "dns", "dns4", "dns6"} and kinds[1] == "tcp"
+    assert kinds[2:] in ([], ["p2p"])
+    assert target.port in (0, 4001)
