@@ -296,7 +296,9 @@ class Host:
 
     def _add_connection(self, upgraded: Upgraded, direction: Direction) -> Connection:
         if self._stopping:
-            raise ConnectionClosed("host is stopping")
+            closed = ConnectionClosed("host is stopping")
+            upgraded.muxed.abort(closed)  # never leak a connection that finished late
+            raise closed
         conn = Connection(self, upgraded, direction)
         existing = sum(1 for c in self._conns.get(conn.peer, ()) if not c.is_closed)
         refusal: P2PError | None = check_established(self.limits, self._counts, direction, existing)
