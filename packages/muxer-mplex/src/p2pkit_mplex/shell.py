@@ -4,7 +4,8 @@ The channel runs in push mode: :meth:`MplexConnection.data_received` parses each
 received buffer in place and copies every payload once, into the stream's
 :class:`~p2pkit.io.ReadBuffer`.  No task per stream and no reader task: writers call
 ``write_nowait`` on the channel and wait on ``drain()`` only while the channel is
-paused, so a slow peer blocks only the writers, never the reading side.
+paused, so a slow peer blocks only the writers, never the reading side.  Small frames
+written during one loop iteration are coalesced into one channel write.
 
 mplex has no flow control: when a stream's reader falls ``max_stream_buffer`` bytes
 behind, the connection stops reading (TCP backpressure slows the sender) until the
@@ -35,8 +36,13 @@ from p2pkit_mplex.session import StreamReset as StreamResetEvent
 __all__ = ["MplexConnection", "MplexMuxer", "MplexStream"]
 
 _JOIN_LIMIT = 64 * 1024
-"""Writes up to this size are sent as one joined frame (one channel write); larger
-ones as header + payload slices (no copy of an immutable payload)."""
+"""Writes up to this size are sent as one joined frame; larger ones as header +
+payload slices (no copy of an immutable payload)."""
+
+_COALESCE_LIMIT = 64 * 1024
+"""Small frames queued during one event-loop iteration go to the channel in one write,
+or as soon as this many bytes are queued (so a writer that never yields still sees
+the channel's backpressure)."""
 
 
 class MplexStream(MuxedStream):
@@ -87,8 +93,9 @@ class MplexStream(MuxedStream):
         session = self._session
         try:
             if n <= _JOIN_LIMIT:
-                channel.write_nowait(session.send_data(self.key, data))
+                self._conn._send(session.send_data(self.key, data))
             else:
+                self._conn._flush()  # keep frames in order
                 # Slices of immutable bytes may be handed over as they are.
                 owned = isinstance(data, bytes) or (
                     isinstance(data, memoryview) and isinstance(data.obj, bytes)
@@ -110,8 +117,7 @@ class MplexStream(MuxedStream):
         if self._write_closed or self._exc is not None:
             return
         self._write_closed = True
-        frame = self._session.close_stream(self.key)
-        self._conn._send_control(frame)
+        self._conn._send_control(self._session.close_stream(self.key))
         self._conn._forget_if_done(self)
 
     async def close(self) -> None:
@@ -173,6 +179,9 @@ class MplexConnection(MuxedConnection):
         self._end_exc: BaseException | None = None
         self._closed_event = asyncio.Event()
         self._close_task: asyncio.Task[None] | None = None
+        self._out: list[bytes] = []  # small frames not yet written (see _send)
+        self._out_size = 0
+        self._flush_handle: asyncio.Handle | None = None
         self._paused = False  # reading paused for a slow reader
         self._slow_timer: asyncio.TimerHandle | None = None
         channel.start_push(self)
@@ -197,7 +206,7 @@ class MplexConnection(MuxedConnection):
         stream = MplexStream(self, key, str(key.id))
         self._streams[key] = stream
         try:
-            self._channel.write_nowait(frame)
+            self._send(frame)
             if self._channel.write_paused:
                 await self._channel.drain()
         except ConnectionClosed as exc:
@@ -226,17 +235,19 @@ class MplexConnection(MuxedConnection):
             frames = self._session.close()
             for stream in self._streams.values():
                 stream._write_closed = True
-            if frames:
-                try:
-                    self._channel.write_nowait(frames)
-                except ConnectionClosed:
-                    pass
+            try:
+                self._out.append(frames)
+                self._flush()
+            except (P2PError, OSError):
+                pass
             self._end(None)
         await self._close_channel()
         await self._closed_event.wait()
 
     def abort(self, exc: BaseException | None = None) -> None:
         reason = f"mplex session aborted: {exc!r}" if exc is not None else "mplex session aborted"
+        self._out.clear()
+        self._out_size = 0
         self._end(StreamReset(reason))
         self._channel.reset()
 
@@ -331,11 +342,43 @@ class MplexConnection(MuxedConnection):
 
     # -- internals ---------------------------------------------------------------------
 
+    def _send(self, frame: bytes) -> None:
+        """Queue a small frame; what is queued in one loop iteration goes out in one
+        channel write (fewer syscalls and packets for many small messages).  Raises
+        ConnectionClosed (from an immediate flush) like ``write_nowait``."""
+        self._out.append(frame)
+        self._out_size += len(frame)
+        if self._out_size >= _COALESCE_LIMIT:
+            self._flush()
+        elif self._flush_handle is None:
+            self._flush_handle = asyncio.get_running_loop().call_soon(self._flush_soon)
+
+    def _flush(self) -> None:
+        """Write the queued frames now (before any frame written directly)."""
+        out = self._out
+        if not out:
+            return
+        data = out[0] if len(out) == 1 else b"".join(out)
+        out.clear()
+        self._out_size = 0
+        self._channel.write_nowait(data)
+
+    def _flush_soon(self) -> None:
+        self._flush_handle = None
+        if self._channel.closed:
+            self._out.clear()
+            self._out_size = 0
+            return
+        try:
+            self._flush()
+        except (P2PError, OSError) as exc:
+            self._fail_from_writer(exc)
+
     def _send_control(self, frame: bytes) -> None:
         """Send a small frame without waiting (close, reset): never blocks, never raises."""
         if frame and not self._channel.closed:
             try:
-                self._channel.write_nowait(frame)
+                self._send(frame)
             except (P2PError, OSError) as exc:
                 self._fail_from_writer(exc)
 
