@@ -13,7 +13,10 @@ Scenarios:
   one stream; skipped when the package is not installed.
 
 MB = 10**6 bytes; the receiver times from its first payload byte to EOF (handshake
-excluded).  Prints one line per run and the median per scenario.
+excluded).  Prints one line per run and the median per scenario.  Each process also
+reports its CPU seconds per GB; ``CPU-bound`` = bytes / the busier process's CPU time, the
+rate an otherwise idle machine with a core per process would reach (wall-clock figures
+are meaningless while other jobs share the cores).
 """
 
 from __future__ import annotations
@@ -80,8 +83,8 @@ class Counter:
 # -- receiver (child process) -------------------------------------------------------------
 
 
-async def _receiver(scenario: str, pipe: Connection, profile: bool) -> None:
-    transport = TcpTransport(TcpOptions())
+async def _receiver(scenario: str, pipe: Connection, profile: bool, read_buffer: int) -> None:
+    transport = TcpTransport(TcpOptions(read_buffer_size=read_buffer))
     security = NoiseSecurity(generate_private_key("ed25519"))
     accepted: asyncio.Future[RawConnection] = asyncio.get_running_loop().create_future()
     listener = await transport.listen(
@@ -91,6 +94,7 @@ async def _receiver(scenario: str, pipe: Connection, profile: bool) -> None:
     raw = await accepted
     await listener.close()
     conn = await security.secure_inbound(raw, ["/yamux/1.0.0"])
+    cpu0 = time.process_time()
     prof = cProfile.Profile() if profile else None
     if prof:
         prof.enable()
@@ -117,7 +121,8 @@ async def _receiver(scenario: str, pipe: Connection, profile: bool) -> None:
         await stream.close()
     if prof:
         prof.disable()
-    pipe.send({"bytes": received, "seconds": end - first})
+    cpu = time.process_time() - cpu0
+    pipe.send({"bytes": received, "seconds": end - first, "recv_cpu": cpu})
     if scenario != "raw":
         await session.close()
     await conn.close()
@@ -126,19 +131,21 @@ async def _receiver(scenario: str, pipe: Connection, profile: bool) -> None:
         pstats.Stats(prof).sort_stats("tottime").print_stats(18)
 
 
-def receiver_main(scenario: str, pipe: Connection, profile: bool) -> None:
-    asyncio.run(_receiver(scenario, pipe, profile))
+def receiver_main(scenario: str, pipe: Connection, profile: bool, read_buffer: int) -> None:
+    asyncio.run(_receiver(scenario, pipe, profile, read_buffer))
 
 
 # -- sender (this process) ----------------------------------------------------------------
 
 
-async def _send(addr: str, scenario: str, total: int, profile: bool) -> None:
+async def _send(addr: str, scenario: str, total: int, profile: bool) -> float:
+    """Send ``total`` bytes; return the CPU seconds spent after the handshake."""
     transport = TcpTransport(TcpOptions())
     security = NoiseSecurity(generate_private_key("ed25519"))
     raw = await transport.dial(Multiaddr(addr))
     conn = await security.secure_outbound(raw, None, ["/yamux/1.0.0"])
     block = bytes(range(256)) * (BLOCK // 256)
+    cpu0 = time.process_time()
     prof = cProfile.Profile() if profile else None
     if prof:
         prof.enable()
@@ -167,26 +174,37 @@ async def _send(addr: str, scenario: str, total: int, profile: bool) -> None:
     if prof:
         prof.disable()
         pstats.Stats(prof).sort_stats("tottime").print_stats(18)
+    cpu = time.process_time() - cpu0
     if scenario != "raw":
         await session.close()
     await conn.close()
     await transport.close()
+    return cpu
 
 
-def run_once(scenario: str, total: int, profile: str) -> dict[str, Any]:
+def run_once(scenario: str, total: int, profile: str, read_buffer: int) -> dict[str, Any]:
     ctx = mp.get_context("spawn")
     parent, child = ctx.Pipe()
-    proc = ctx.Process(target=receiver_main, args=(scenario, child, profile == "recv"), daemon=True)
+    proc = ctx.Process(
+        target=receiver_main, args=(scenario, child, profile == "recv", read_buffer), daemon=True
+    )
     proc.start()
     try:
         addr = parent.recv()
-        asyncio.run(_send(addr, scenario, total, profile == "send"))
+        send_cpu = asyncio.run(_send(addr, scenario, total, profile == "send"))
         result: dict[str, Any] = parent.recv()
+        result["send_cpu"] = send_cpu
     finally:
         proc.join(60)
         if proc.is_alive():
             proc.kill()
     result["MBps"] = result["bytes"] / result["seconds"] / 1e6
+    gb = result["bytes"] / 1e9
+    result["send_cpu_per_GB"] = result["send_cpu"] / gb
+    result["recv_cpu_per_GB"] = result["recv_cpu"] / gb
+    # What an otherwise idle 2-core machine would reach: each process on its own core,
+    # the busier one sets the pace.
+    result["cpu_bound_MBps"] = result["bytes"] / max(result["send_cpu"], result["recv_cpu"]) / 1e6
     return result
 
 
@@ -197,6 +215,11 @@ def main() -> None:
     ap.add_argument("--scenario", action="append", choices=["raw", "yamux"], default=None)
     ap.add_argument("--profile", choices=["send", "recv"], default="")
     ap.add_argument("--json", action="store_true", help="one JSON object at the end")
+    ap.add_argument(
+        "--read-buffer",
+        default="256KiB",
+        help="receiver's TCP read buffer (p2pkit-tcp read_buffer_size, default 256KiB)",
+    )
     args = ap.parse_args()
     total = parse_size(args.bytes)
     summary: dict[str, Any] = {}
@@ -204,18 +227,28 @@ def main() -> None:
         if scenario == "yamux" and not have_yamux():
             print("yamux    skipped: p2pkit_yamux is not installed", flush=True)
             continue
-        rates = []
+        rates, bounds = [], []
         for i in range(args.runs):
-            r = run_once(scenario, total, args.profile)
+            r = run_once(scenario, total, args.profile, parse_size(args.read_buffer))
             rates.append(r["MBps"])
+            bounds.append(r["cpu_bound_MBps"])
             print(
                 f"{scenario:8} run {i + 1}: {r['bytes'] / 1e6:8.1f} MB in {r['seconds']:6.3f} s"
-                f" = {r['MBps']:7.1f} MB/s",
+                f" = {r['MBps']:7.1f} MB/s; CPU s/GB send {r['send_cpu_per_GB']:.2f}"
+                f" recv {r['recv_cpu_per_GB']:.2f} (CPU-bound {r['cpu_bound_MBps']:.0f} MB/s)",
                 flush=True,
             )
         med = statistics.median(rates)
-        summary[scenario] = {"MBps_median": med, "runs": rates}
-        print(f"{scenario:8} median: {med:7.1f} MB/s over {args.runs} runs", flush=True)
+        summary[scenario] = {
+            "MBps_median": med,
+            "cpu_bound_MBps_median": statistics.median(bounds),
+            "runs": rates,
+        }
+        print(
+            f"{scenario:8} median: {med:7.1f} MB/s over {args.runs} runs"
+            f" (CPU-bound median {statistics.median(bounds):.0f} MB/s)",
+            flush=True,
+        )
     if args.json:
         print(json.dumps(summary))
 
