@@ -357,3 +357,30 @@ def test_entry_point_registered() -> None:
 
     eps = {ep.name: ep.value for ep in entry_points(group="p2pkit")}
     assert eps.get("noise") == "p2pkit_noise.plugin"
+
+
+async def test_truncated_message_2(identity: Identity, tcp: Any) -> None:
+    """The responder sends half of a real message 2, then closes: HandshakeTruncated."""
+    from p2pkit_noise import HandshakeTruncated, NoiseHandshake
+
+    sec = NoiseSecurity(identity("ed25519", 0))
+    task = asyncio.ensure_future(sec.secure_outbound(tcp[0], None))
+    responder = NoiseHandshake(initiator=False, identity=identity("ed25519", 1))
+    m1 = await asyncio.wait_for(tcp[1].readexactly(34), T)
+    m2 = responder.receive_data(m1)
+    await tcp[1].write(m2[: len(m2) // 2])
+    await tcp[1].close_write()
+    with pytest.raises(HandshakeTruncated):
+        await asyncio.wait_for(task, T)
+    assert tcp[0].closed
+
+
+async def test_cancelled_handshake_closes_the_connection(identity: Identity, tcp: Any) -> None:
+    sec = NoiseSecurity(identity("ed25519", 0))
+    task = asyncio.ensure_future(sec.secure_inbound(tcp[1]))
+    await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert tcp[1].closed
+    assert sec.inbound_handshakes == 0
