@@ -1,3 +1,101 @@
-"""p2pkit: a libp2p connection stack for Python, built from plugins."""
+"""p2pkit: a libp2p connection stack for Python, built from plugins.
+
+The public names below are importable from ``p2pkit`` directly; they are loaded on first
+use so that ``import p2pkit`` stays cheap (the CLI and plugins import submodules).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+_EXPORTS: dict[str, str] = {
+    "Host": "p2pkit.host",
+    "Connection": "p2pkit.connection",
+    "HostBuilder": "p2pkit.config",
+    "HostConfig": "p2pkit.config",
+    "load_config": "p2pkit.config",
+    "PeerId": "p2pkit.peer",
+    "KeyType": "p2pkit.crypto",
+    "PrivateKey": "p2pkit.crypto",
+    "PublicKey": "p2pkit.crypto",
+    "generate_private_key": "p2pkit.crypto",
+    "read_private_key": "p2pkit.crypto",
+    "write_private_key": "p2pkit.crypto",
+    "EventBus": "p2pkit.events",
+    "MemoryPeerstore": "p2pkit.peerstore",
+    "SqlitePeerstore": "p2pkit.peerstore_sqlite",
+    "BasicConnectionManager": "p2pkit.connmgr",
+    "ConnManagerOptions": "p2pkit.connmgr",
+    "ResourceLimits": "p2pkit.limits",
+    "LimitExceeded": "p2pkit.limits",
+    "AllowDenyGater": "p2pkit.gater",
+    "ConnectionGated": "p2pkit.gater",
+    "DialerOptions": "p2pkit.dialer",
+    "PluginSpec": "p2pkit.plugins.spec",
+    "PluginRegistry": "p2pkit.plugins.registry",
+    "hookimpl": "p2pkit.plugins.spec",
+}
+
+__all__ = [
+    "AllowDenyGater",
+    "BasicConnectionManager",
+    "ConnManagerOptions",
+    "Connection",
+    "ConnectionGated",
+    "DialerOptions",
+    "EventBus",
+    "Host",
+    "HostBuilder",
+    "HostConfig",
+    "KeyType",
+    "LimitExceeded",
+    "MemoryPeerstore",
+    "PeerId",
+    "PluginRegistry",
+    "PluginSpec",
+    "PrivateKey",
+    "PublicKey",
+    "ResourceLimits",
+    "SqlitePeerstore",
+    "__version__",
+    "generate_private_key",
+    "hookimpl",
+    "load_config",
+    "read_private_key",
+    "write_private_key",
+]
+
+if TYPE_CHECKING:
+    from p2pkit.config import HostBuilder, HostConfig, load_config
+    from p2pkit.connection import Connection
+    from p2pkit.connmgr import BasicConnectionManager, ConnManagerOptions
+    from p2pkit.crypto import (
+        KeyType,
+        PrivateKey,
+        PublicKey,
+        generate_private_key,
+        read_private_key,
+        write_private_key,
+    )
+    from p2pkit.dialer import DialerOptions
+    from p2pkit.events import EventBus
+    from p2pkit.gater import AllowDenyGater, ConnectionGated
+    from p2pkit.host import Host
+    from p2pkit.limits import LimitExceeded, ResourceLimits
+    from p2pkit.peer import PeerId
+    from p2pkit.peerstore import MemoryPeerstore
+    from p2pkit.peerstore_sqlite import SqlitePeerstore
+    from p2pkit.plugins.registry import PluginRegistry
+    from p2pkit.plugins.spec import PluginSpec, hookimpl
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'p2pkit' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

@@ -80,3 +80,24 @@ def p2pkit_connection_managers() -> list[PluginSpec]:
             description="watermarks, grace/silence periods, tags, protection (go-libp2p style)",
         )
     ]
+
+
+def _allow_deny_gater(components: Components, options: Any) -> Any:
+    from p2pkit.gater import AllowDenyGater
+
+    return AllowDenyGater.from_options(options)
+
+
+@hookimpl
+def p2pkit_connection_gaters() -> list[PluginSpec]:
+    from p2pkit.gater import GaterOptions
+
+    return [
+        PluginSpec(
+            kind="connection_gater",
+            name="allow-deny",
+            factory=_allow_deny_gater,
+            options=GaterOptions,
+            description="allow/deny lists of peer ids and CIDR ranges (the built-in gater)",
+        )
+    ]

@@ -324,7 +324,7 @@ def validate(table: Mapping[str, Any], *, registry: PluginRegistry | None = None
     dialer: DialerOptions = table_options(DialerOptions, v["dialer"], "dialer")
     from p2pkit.gater import build_gater
 
-    gater = build_gater(v["gater"])
+    gater = build_gater(v["gater"], registry)
     resolved_muxers = _resolve(registry, "muxer", muxers, plugin_options)
     apply_muxer_memory_limit(resolved_muxers, limits.max_muxer_memory_per_conn)
 

@@ -32,3 +32,8 @@ def p2pkit_connection_managers() -> list[PluginSpec]:  # type: ignore[empty-body
 @hookspec
 def p2pkit_peerstores() -> list[PluginSpec]:  # type: ignore[empty-body]
     """Peerstore backends offered (kind ``peerstore``)."""
+
+
+@hookspec
+def p2pkit_connection_gaters() -> list[PluginSpec]:  # type: ignore[empty-body]
+    """Connection gaters offered (kind ``connection_gater``)."""

@@ -37,6 +37,7 @@ _HOOKS: dict[PluginKind, str] = {
     "muxer": "p2pkit_stream_muxers",
     "connection_manager": "p2pkit_connection_managers",
     "peerstore": "p2pkit_peerstores",
+    "connection_gater": "p2pkit_connection_gaters",
 }
 
 #: Which distribution provides our own plugin names, for "pip install ..." hints.

@@ -15,7 +15,9 @@ if TYPE_CHECKING:
 hookspec = pluggy.HookspecMarker("p2pkit")
 hookimpl = pluggy.HookimplMarker("p2pkit")
 
-PluginKind = Literal["transport", "security", "muxer", "connection_manager", "peerstore"]
+PluginKind = Literal[
+    "transport", "security", "muxer", "connection_manager", "peerstore", "connection_gater"
+]
 
 
 @dataclasses.dataclass(frozen=True)
