@@ -15,7 +15,7 @@ from p2pkit.plugins import PluginSpec
 
 def test_defaults_prefer_noise_and_yamux():
     cfg = load_config({})
-    assert [p.spec.name for p in cfg.security][0] == "noise"
+    assert cfg.security[0].spec.name == "noise"
     assert "plaintext" not in [p.spec.name for p in cfg.security]
     assert [p.spec.name for p in cfg.muxers][:2] == ["yamux", "mplex"]
     assert "tcp" in [p.spec.name for p in cfg.transports]
@@ -74,7 +74,7 @@ def test_builder_equals_dict():
 
 
 def test_unknown_plugin_names_the_package():
-    with pytest.raises(ConfigError, match="pip install p2pkit-tls|no security plugin named 'foo'"):
+    with pytest.raises(ConfigError, match=r"no security plugin named 'foo'"):
         load_config({"security": ["foo"]})
     with pytest.raises(ConfigError, match="installed: "):
         load_config({"muxers": ["spdy"]})
