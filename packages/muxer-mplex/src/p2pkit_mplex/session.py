@@ -25,14 +25,13 @@ from p2pkit.errors import (
     ResourceLimitExceeded,
     StreamClosed,
 )
-from p2pkit.varint import decode_uvarint
+from p2pkit.varint import decode_uvarint, encode_uvarint
 
 from p2pkit_mplex.frames import (
     MAX_HEADER_SIZE,
     Flag,
     StreamKey,
     encode_frame,
-    encode_header,
     key_for_incoming,
     outgoing_flag,
 )
@@ -48,6 +47,13 @@ __all__ = [
     "StreamOpened",
     "StreamReset",
 ]
+
+
+_ONE_BYTE = [bytes((i,)) for i in range(128)]
+
+
+def _len_varint(n: int) -> bytes:
+    return _ONE_BYTE[n] if n < 128 else encode_uvarint(n)
 
 
 class MplexProtocolError(MuxerError):
@@ -101,12 +107,16 @@ Event = StreamOpened | DataReceived | StreamEnded | StreamReset
 
 
 class _Stream:
-    __slots__ = ("buffered", "local_closed", "remote_closed")
+    __slots__ = ("buffered", "key", "local_closed", "msg_prefix", "remote_closed", "removed")
 
-    def __init__(self) -> None:
+    def __init__(self, key: StreamKey) -> None:
+        self.key = key
         self.local_closed = False
         self.remote_closed = False
+        self.removed = False
         self.buffered = 0  # delivered to the application, not yet consumed
+        # Header varint of our Message frames on this stream (computed once).
+        self.msg_prefix = encode_uvarint(key.id << 3 | outgoing_flag(key, Flag.MESSAGE_RECEIVER))
 
 
 _HEADER = 0
@@ -143,6 +153,7 @@ class MplexSession:
         self._body_left = 0
         self._body_flag = 0
         self._body_key = StreamKey(0, False)
+        self._body_stream: _Stream | None = None
         self._name = bytearray()
 
     # -- inspection ----------------------------------------------------------------------
@@ -202,7 +213,7 @@ class MplexSession:
         sid = self._next_id
         self._next_id += 1
         key = StreamKey(sid, True)
-        self._streams[key] = _Stream()
+        self._streams[key] = _Stream(key)
         self._n_outbound += 1
         label = str(sid) if name is None else name
         return key, encode_frame(sid, Flag.NEW_STREAM, label.encode())
@@ -223,20 +234,24 @@ class MplexSession:
         n = len(data)
         if n == 0:
             return []
-        flag = outgoing_flag(key, Flag.MESSAGE_RECEIVER)
+        prefix = st.msg_prefix
         limit = self.options.max_message_size
         if n <= limit and n <= 16384:
-            return [encode_header(key.id, flag, n) + bytes(data)]
+            return [b"".join((prefix, _len_varint(n), data))]
         mv = memoryview(data).cast("B")
         parts: list[Buffer] = []
         for start in range(0, n, limit):
             piece = mv[start : start + limit]
-            parts.append(encode_header(key.id, flag, len(piece)))
+            parts.append(prefix + _len_varint(len(piece)))
             parts.append(piece)
         return parts
 
     def send_data(self, key: StreamKey, data: Buffer) -> bytes:
         """Like :meth:`send_data_parts`, joined into one ``bytes``."""
+        n = len(data)
+        st = self._streams.get(key)
+        if st is not None and not st.local_closed and 0 < n <= self.options.max_message_size:
+            return b"".join((st.msg_prefix, _len_varint(n), data))  # the common case
         return b"".join(self.send_data_parts(key, data))
 
     def close_stream(self, key: StreamKey) -> bytes:
@@ -302,7 +317,22 @@ class MplexSession:
         n = len(mv)
         while pos < n:
             if self._state == _HEADER:
-                pos = self._parse_header(mv, pos)
+                # Fast path for small frames: header varint of 1 or 2 bytes (ids below
+                # 2048), length of 1 byte (bodies below 128); anything else, including
+                # non-minimal encodings, takes the general path.
+                p = pos
+                if not self._hdr and p + 2 < n:
+                    b0 = mv[p]
+                    if b0 < 0x80:
+                        h, p = b0, p + 1
+                    elif 0 < mv[p + 1] < 0x80:
+                        h, p = (b0 & 0x7F) | (mv[p + 1] << 7), p + 2
+                    if p > pos and mv[p] < 0x80:
+                        self._start_frame(h, mv[p])
+                        p += 1
+                    else:
+                        p = pos
+                pos = p if p > pos else self._parse_header(mv, pos)
                 if self._state == _BODY and self._body_left == 0:
                     self._end_frame(events)  # empty frame: complete at once
                 continue
@@ -352,15 +382,19 @@ class MplexSession:
             raise MplexFrameTooLarge(
                 f"mplex: frame of {length} bytes exceeds {self.options.max_message_size}"
             )
-        key = key_for_incoming(sid, flag)
+        ours = flag & 1 == 1  # a *Receiver* flag: the stream is one we opened
+        st = self._streams.get((sid, ours))  # type: ignore[call-overload]
         if flag == Flag.NEW_STREAM:
-            if key in self._streams:
+            if st is not None:
                 raise MplexProtocolError(f"mplex: NewStream for open stream {sid}")
             self._name.clear()
-        elif key not in self._streams:
-            self._note_unknown(key)
+            self._body_key = StreamKey(sid, False)
+        elif st is None:
+            self._note_unknown(key_for_incoming(sid, flag))
+        else:
+            self._body_key = st.key
+        self._body_stream = st
         self._body_flag = flag
-        self._body_key = key
         self._body_left = length
         self._state = _BODY
 
@@ -381,10 +415,10 @@ class MplexSession:
     def _body_chunk(self, chunk: memoryview, events: list[Event]) -> None:
         flag = self._body_flag
         if flag == Flag.MESSAGE_RECEIVER or flag == Flag.MESSAGE_INITIATOR:
-            key = self._body_key
-            st = self._streams.get(key)
-            if st is None or st.remote_closed:
+            st = self._body_stream
+            if st is None or st.removed or st.remote_closed:
                 return  # late data (go-mplex drops it too)
+            key = st.key
             size = len(chunk)
             buffered = st.buffered + size
             if buffered > self._hard_limit:
@@ -409,19 +443,20 @@ class MplexSession:
             if self._closed or self._n_inbound >= self.options.max_streams:
                 self._outbox.append(encode_frame(key.id, Flag.RESET_RECEIVER))
                 return
-            self._streams[key] = _Stream()
+            self._streams[key] = _Stream(key)
             self._n_inbound += 1
             events.append(StreamOpened(key, self._name.decode("utf-8", "replace")))
         elif flag == Flag.CLOSE_RECEIVER or flag == Flag.CLOSE_INITIATOR:
-            st = self._streams.get(key)
-            if st is None or st.remote_closed:
+            st = self._body_stream
+            if st is None or st.removed or st.remote_closed:
                 return  # duplicate Close: tolerated, as go-mplex does
             st.remote_closed = True
             events.append(StreamEnded(key))
             if st.local_closed:
                 self._remove(key)
         elif flag == Flag.RESET_RECEIVER or flag == Flag.RESET_INITIATOR:
-            if key in self._streams:
+            st = self._body_stream
+            if st is not None and not st.removed:
                 self._remove(key)
                 events.append(StreamReset(key, by_remote=True, reason="reset by the remote"))
 
@@ -433,7 +468,7 @@ class MplexSession:
         )
 
     def _remove(self, key: StreamKey) -> None:
-        del self._streams[key]
+        self._streams.pop(key).removed = True
         self._congested.discard(key)
         if key.opened_by_us:
             self._n_outbound -= 1
