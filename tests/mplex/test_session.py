@@ -386,3 +386,22 @@ def test_invalid_options(kwargs: dict[str, object]) -> None:
 def test_hard_limit() -> None:
     assert MplexOptions().hard_stream_buffer == 8 * MiB
     assert MplexOptions(slow_reader_timeout=0).hard_stream_buffer == 4 * MiB
+
+
+@pytest.mark.parametrize("sid", [15, 16, 2047, 2048, 1 << 40])
+def test_header_sizes_and_fast_path(sid: int) -> None:
+    """1-, 2- and longer header varints, short and long bodies, whole and byte by byte."""
+    for body in (b"x", bytes(127), bytes(128), bytes(300)):
+        wire = encode_frame(sid, Flag.NEW_STREAM) + encode_frame(sid, Flag.MESSAGE_INITIATOR, body)
+        key = StreamKey(sid, False)
+        whole = MplexSession(is_initiator=False).receive_data(wire)
+        assert whole == [StreamOpened(key, ""), DataReceived(key, body)]
+        s = MplexSession(is_initiator=False)
+        events = [e for i in range(len(wire)) for e in s.receive_data(wire[i : i + 1])]
+        assert b"".join(e.data for e in events if isinstance(e, DataReceived)) == body
+
+
+def test_non_minimal_two_byte_header_is_rejected() -> None:
+    s = MplexSession(is_initiator=False)
+    with pytest.raises(MplexProtocolError):
+        s.receive_data(b"\x80\x00\x00\x00")  # id 0 NewStream, header padded to 2 bytes
