@@ -166,13 +166,6 @@ class NoiseHandshake:
         """Bytes received after the final handshake message (transport frames)."""
         return bytes(self._buf) if self.complete else b""
 
-    @property
-    def expected_bytes(self) -> int:
-        """How many more bytes the current message needs (at least 1 while waiting)."""
-        if len(self._buf) < 2:
-            return 2 - len(self._buf)
-        return max(1, 2 + int.from_bytes(self._buf[:2], "big") - len(self._buf))
-
     def start(self) -> bytes:
         """Begin: the initiator's message 1 (framed), or ``b""`` for the responder."""
         if self._step is _Step.SEND_1:
