@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from p2pkit.crypto import PrivateKey
 from p2pkit.errors import HandshakeError, InvalidSignature, PeerIdMismatch
 from p2pkit.peer import PeerId
@@ -264,3 +266,19 @@ def test_select_muxer_rule() -> None:
     assert select_muxer([YAMUX], []) is None
     with pytest.raises(NoMuxerOverlap):
         select_muxer(["/a"], ["/b"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(chunks=st.lists(st.binary(max_size=120), max_size=6), initiator=st.booleans())
+def test_random_bytes_only_raise_handshake_errors(
+    identity: Identity, chunks: list[bytes], initiator: bool
+) -> None:
+    """Whatever a peer sends, the machine waits, answers, or raises a HandshakeError."""
+    hs = NoiseHandshake(initiator=initiator, identity=identity("ed25519", 0))
+    hs.start()
+    try:
+        for chunk in chunks:
+            hs.receive_data(chunk)
+    except HandshakeError:
+        pass
+    assert not hs.complete  # nothing random can carry a valid signed payload
