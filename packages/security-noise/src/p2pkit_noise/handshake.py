@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -53,7 +54,9 @@ def generate_static_key() -> bytes:
     return X25519PrivateKey.generate().private_bytes_raw()
 
 
+@functools.lru_cache(maxsize=32)
 def static_public_key(static_private: bytes) -> bytes:
+    """The X25519 public key of a static key (cached: one static key serves many handshakes)."""
     return X25519PrivateKey.from_private_bytes(static_private).public_key().public_bytes_raw()
 
 
