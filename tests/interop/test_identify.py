@@ -4,7 +4,8 @@ Each side reports what it learned about the other; the checks are about what
 the *remote* sent: its peer id, versions, protocols, listen addresses and the
 address it observed for us. Also: js identifies p2pkit on its own right after
 a connection opens, and identities of every key type js supports (js 3.x has
-no ECDSA identities) are verified in both directions.
+no ECDSA identities) are verified in both directions (Ed25519, the default, is
+covered by every other test).
 """
 
 from __future__ import annotations
@@ -69,13 +70,14 @@ def test_js_identifies_p2pkit_dialer_on_connect(js: JsPeer) -> None:
     assert ours, f"no IDENTIFY result for a p2pkit dialer: {seen}"
     info = ours[-1]
     assert info["agent_version"]
-    assert checks.STANDARD_PROTOCOLS <= set(info["protocols"])
+    # a dialing CLI command serves ping and identify (echo/perf only `listen` promises)
+    assert {"/ipfs/ping/1.0.0", "/ipfs/id/1.0.0"} <= set(info["protocols"])
     assert info["observed_addr"] is not None
     assert strip_p2p(info["observed_addr"]) == strip_p2p(js.maddr)
     js.assert_alive()
 
 
-@pytest.mark.parametrize("key_type", ["ed25519", "secp256k1", "rsa"])
+@pytest.mark.parametrize("key_type", ["secp256k1", "rsa"])
 def test_p2pkit_verifies_js_key_types(key_type: str) -> None:
     """Noise handshake signature + identify public key of a js identity of each type."""
     with JsPeer("noise", "yamux", "--key-type", key_type) as peer:
@@ -83,7 +85,7 @@ def test_p2pkit_verifies_js_key_types(key_type: str) -> None:
         assert r["peer_id"] == peer.peer_id
 
 
-@pytest.mark.parametrize("key_type", ["ed25519", "secp256k1", "rsa"])
+@pytest.mark.parametrize("key_type", ["secp256k1", "rsa"])
 def test_js_verifies_p2pkit_key_types(key_type: str, tmp_path: Path) -> None:
     key = tmp_path / f"{key_type}.key"
     gen = run_p2pkit_result(["id", "--key-type", key_type, "--out", key])

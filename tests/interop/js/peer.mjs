@@ -21,15 +21,10 @@ import { createHash, randomBytes } from 'node:crypto'
 import { setMaxListeners } from 'node:events'
 import { performance } from 'node:perf_hooks'
 import { parseArgs } from 'node:util'
-import { noise } from '@chainsafe/libp2p-noise'
-import { yamux } from '@chainsafe/libp2p-yamux'
 import { generateKeyPair, publicKeyFromProtobuf } from '@libp2p/crypto/keys'
 import { identify } from '@libp2p/identify'
-import { mplex } from '@libp2p/mplex'
 import { ping } from '@libp2p/ping'
-import { plaintext } from '@libp2p/plaintext'
 import { tcp } from '@libp2p/tcp'
-import { tls } from '@libp2p/tls'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
 
@@ -127,7 +122,7 @@ function parse (argv) {
  * so wrap the encrypter and force it on every handshake. The upgrader then
  * falls back to multistream-select for the muxer.
  */
-function noiseWithoutEarlyMuxer () {
+function noiseWithoutEarlyMuxer (noise) {
   const factory = noise()
   return (components) => {
     const enc = factory(components)
@@ -141,26 +136,40 @@ function noiseWithoutEarlyMuxer () {
 
 async function createNode (opts, { listen, identifyOnConnect = true }) {
   const raised = !opts.stockLimits
-  const encrypters = opts.security.map((name) => {
-    if (name === 'noise') return opts.earlyMuxer ? noise() : noiseWithoutEarlyMuxer()
-    if (name === 'tls') return tls()
-    return plaintext()
-  })
-  const muxers = opts.muxer.map((name) => {
+  // Only what was asked for is imported: @libp2p/tls alone costs ~0.5 s of
+  // start-up, paid by every dialer op of the test run otherwise.
+  const encrypters = []
+  for (const name of opts.security) {
+    if (name === 'noise') {
+      const { noise } = await import('@chainsafe/libp2p-noise')
+      encrypters.push(opts.earlyMuxer ? noise() : noiseWithoutEarlyMuxer(noise))
+    } else if (name === 'tls') {
+      const { tls } = await import('@libp2p/tls')
+      encrypters.push(tls())
+    } else {
+      const { plaintext } = await import('@libp2p/plaintext')
+      encrypters.push(plaintext())
+    }
+  }
+  const muxers = []
+  for (const name of opts.muxer) {
     if (name === 'yamux') {
-      return raised
+      const { yamux } = await import('@chainsafe/libp2p-yamux')
+      muxers.push(raised
         ? yamux({
           maxEarlyStreams: 256,
           // > max window (16 MiB): a paused stream may still receive all the
           // credit granted before the pause without being aborted.
           streamOptions: { maxReadBufferLength: 40 * 1024 * 1024 }
         })
-        : yamux()
+        : yamux())
+    } else {
+      const { mplex } = await import('@libp2p/mplex')
+      // disconnectThreshold: js stock aborts a connection on > 5 new streams/s
+      // (or > 5 frames/s for unknown streams).
+      muxers.push(raised ? mplex({ disconnectThreshold: 1_000_000 }) : mplex())
     }
-    // disconnectThreshold: js stock aborts a connection on > 5 new streams/s
-    // (or > 5 frames/s for unknown streams).
-    return raised ? mplex({ disconnectThreshold: 1_000_000 }) : mplex()
-  })
+  }
   const limits = raised ? { maxInboundStreams: MAX_STREAMS, maxOutboundStreams: MAX_STREAMS } : {}
   const node = await createLibp2p({
     privateKey: await generateKeyPair(opts.keyType),
@@ -229,7 +238,15 @@ class Reader {
         this.queue.push(chunk)
         this.queued += chunk.byteLength
       }
-      if (this.pauseAt > 0 && this.queued > this.pauseAt && stream.readStatus === 'readable') stream.pause()
+      if (this.pauseAt > 0 && this.queued > this.pauseAt) {
+        // Deferred: this handler can run inside stream.resume(), which calls
+        // sendResume() (yamux: state Established, window update) right after
+        // dispatching; a pause() from here would be silently undone and the
+        // remote would get fresh window while we think the stream is paused.
+        queueMicrotask(() => {
+          if (this.queued > this.pauseAt && stream.readStatus === 'readable') stream.pause()
+        })
+      }
       checkEof()
     })
     stream.addEventListener('remoteCloseWrite', checkEof)
@@ -532,17 +549,20 @@ async function runDialer (opts) {
   try {
     const target = multiaddr(opts.target)
     node = await createNode(opts, { listen: [], identifyOnConnect: opts.op !== 'identify' })
+    phase('node created')
     const t0 = performance.now()
     const conn = await node.dial(target, { signal })
     const connectMs = performance.now() - t0
     const result = await DIAL_OPS[opts.op](node, conn, opts, signal)
     process.stdout.write(JSON.stringify({ ...result, ...connInfo(conn, connectMs) }) + '\n')
+    phase('op done')
   } catch (err) {
     process.stderr.write(`error: ${opts.op}: ${describe(err)}\n`)
     if (node != null) await stopNode(node, 1000)
     process.exit(1)
   }
   await stopNode(node)
+  phase('stopped')
   process.exit(unhandled > 0 ? 70 : 0)
 }
 
@@ -585,6 +605,11 @@ process.on('unhandledRejection', (err) => {
   unhandled++
   process.stderr.write(`UNHANDLED REJECTION: ${describe(err)}\n${err?.stack ?? ''}\n`)
 })
+
+/** PEER_TIMING=1: where a dialer op spends its time (stderr, ms since process start). */
+function phase (name) {
+  if (process.env.PEER_TIMING === '1') process.stderr.write(`timing: ${name} at ${performance.now().toFixed(0)} ms\n`)
+}
 
 function print (line) {
   // stdout to a pipe is synchronous on Linux: every line is flushed at once.
