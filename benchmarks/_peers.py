@@ -1,0 +1,119 @@
+"""How to start each implementation's listener and run its perf / ping clients.
+
+Why one table of command lines: ``compare.py`` treats every implementation the same
+way (a ``listen`` process printing ``LISTEN <maddr>`` plus one short-lived client process
+per measurement), so adding an implementation is one more :class:`Impl` entry.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+JS_DIR = ROOT / "tests" / "interop" / "js"
+PY_VENV = HERE / ".venv-pylibp2p"
+PY_PEER = HERE / "_pylibp2p_peer.py"
+
+
+@dataclasses.dataclass(frozen=True)
+class Stack:
+    """A transport stack: always TCP, plus one security protocol and one muxer."""
+
+    security: str
+    muxer: str
+
+    @property
+    def name(self) -> str:
+        return f"tcp+{self.security}+{self.muxer}"
+
+
+STACKS = [
+    Stack("noise", "yamux"),
+    Stack("plaintext", "yamux"),
+    Stack("noise", "mplex"),
+    Stack("tls", "yamux"),
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class Impl:
+    """One implementation: how to run it and which stacks it can do."""
+
+    name: str
+    base: tuple[str, ...]  # argv prefix up to the sub-command
+    cwd: Path | None
+    stacks: frozenset[str]  # Stack.name values it supports
+
+    def listen_argv(self, stack: Stack) -> list[str]:
+        return [
+            *self.base,
+            "listen",
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--security",
+            stack.security,
+            "--muxer",
+            stack.muxer,
+        ]
+
+    def perf_argv(
+        self, stack: Stack, addr: str, upload: int, download: int, timeout: float
+    ) -> list[str]:
+        argv = [
+            *self.base,
+            "perf",
+            addr,
+            "--upload",
+            str(upload),
+            "--download",
+            str(download),
+            "--security",
+            stack.security,
+            "--muxer",
+            stack.muxer,
+            "--timeout",
+            str(int(timeout)),
+        ]
+        return argv + (["--json"] if self.name == "p2pkit" else [])
+
+    def ping_argv(self, stack: Stack, addr: str, timeout: float) -> list[str]:
+        argv = [
+            *self.base,
+            "ping",
+            addr,
+            "--count",
+            "1",
+            "--security",
+            stack.security,
+            "--muxer",
+            stack.muxer,
+            "--timeout",
+            str(int(timeout)),
+        ]
+        return argv + (["--json"] if self.name == "p2pkit" else [])
+
+
+def p2pkit_impl() -> Impl:
+    # The python running compare.py must have p2pkit installed (the repository venv).
+    return Impl("p2pkit", (sys.executable, "-m", "p2pkit"), None, frozenset(s.name for s in STACKS))
+
+
+def js_impl() -> Impl:
+    return Impl("js", ("node", str(JS_DIR / "peer.mjs")), JS_DIR, frozenset(s.name for s in STACKS))
+
+
+def py_impl(stacks: frozenset[str]) -> Impl:
+    return Impl("py-libp2p", (str(PY_VENV / "bin" / "python"), str(PY_PEER)), HERE, stacks)
+
+
+def child_env() -> dict[str, str]:
+    """Environment for peers: no inherited PYTHONPATH/virtualenv confusion between venvs."""
+    env = dict(os.environ)
+    env.pop("PYTHONPATH", None)
+    env.pop("VIRTUAL_ENV", None)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env

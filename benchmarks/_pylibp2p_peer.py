@@ -1,0 +1,214 @@
+"""py-libp2p benchmark peer, run by ``compare.py`` inside its own venv (``.venv-pylibp2p``).
+
+Same command-line contract as ``p2pkit`` and the js test peer, so ``compare.py`` can
+drive all three alike:
+
+    python _pylibp2p_peer.py listen --security noise --muxer yamux
+    python _pylibp2p_peer.py perf <maddr> --upload B --download B --security noise --muxer yamux
+    python _pylibp2p_peer.py ping <maddr> --count 1 --security noise --muxer yamux
+
+``listen`` prints ``LISTEN <maddr>/p2p/<id>`` and serves /perf/1.0.0 (py-libp2p's own
+PerfService handler) and ping (py-libp2p's default handler) until SIGTERM/SIGINT.
+The clients print one JSON object with the same field names as ``p2pkit ... --json``.
+
+Why our own perf client instead of ``PerfService.measure_performance``: that one
+reports only one total time; here the upload and download clocks are split exactly as
+p2pkit's (upload: first byte written to our write side closed; download: from then to
+EOF), so ``compare.py`` can compute the same quantity for every implementation.
+Each stack is offered alone (one security protocol, one muxer), like the other peers.
+
+This file is NOT part of p2pkit and does not import it: it only needs ``libp2p``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import struct
+import sys
+import time
+import traceback
+from typing import Any
+
+import multiaddr
+import trio
+
+BLOCK = 64 * 1024  # py-libp2p's own perf write size (libp2p.perf.constants)
+PERF = "/perf/1.0.0"
+PING = "/ipfs/ping/1.0.0"
+
+
+def build_host(security: str, muxer: str) -> Any:
+    from libp2p import new_host
+    from libp2p.crypto.ed25519 import create_new_key_pair
+    from libp2p.crypto.x25519 import create_new_key_pair as create_x25519
+    from libp2p.custom_types import TProtocol
+    from libp2p.security.insecure.transport import PLAINTEXT_PROTOCOL_ID, InsecureTransport
+    from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_ID
+    from libp2p.security.noise.transport import Transport as NoiseTransport
+    from libp2p.security.tls.transport import PROTOCOL_ID as TLS_ID
+    from libp2p.security.tls.transport import TLSTransport
+    from libp2p.stream_muxer.mplex.mplex import MPLEX_PROTOCOL_ID, Mplex
+    from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_ID
+    from libp2p.stream_muxer.yamux.yamux import Yamux
+
+    key_pair = create_new_key_pair()
+    sec: dict[Any, Any]
+    if security == "noise":
+        sec = {NOISE_ID: NoiseTransport(key_pair, noise_privkey=create_x25519().private_key)}
+    elif security == "tls":
+        sec = {TLS_ID: TLSTransport(key_pair)}
+    elif security == "plaintext":
+        sec = {TProtocol(PLAINTEXT_PROTOCOL_ID): InsecureTransport(key_pair)}
+    else:
+        raise SystemExit(f"error: unknown security {security!r}")
+    if muxer == "yamux":
+        mux = {TProtocol(YAMUX_ID): Yamux}
+    elif muxer == "mplex":
+        mux = {TProtocol(MPLEX_PROTOCOL_ID): Mplex}
+    else:
+        raise SystemExit(f"error: unknown muxer {muxer!r}")
+    return new_host(key_pair=key_pair, sec_opt=sec, muxer_opt=mux)
+
+
+async def cmd_listen(args: argparse.Namespace) -> None:
+    from libp2p.perf.perf_service import PerfService
+
+    host = build_host(args.security, args.muxer)
+    async with host.run(listen_addrs=[multiaddr.Multiaddr(args.listen)]):
+        perf = PerfService(host)
+        await perf.start()
+        for addr in host.get_addrs():
+            text = str(addr)
+            if "/p2p/" not in text:
+                text += f"/p2p/{host.get_id().to_base58()}"
+            print(f"LISTEN {text}", flush=True)
+        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            async for _ in signals:
+                break
+        await perf.stop()
+
+
+async def _connect(host: Any, addr: str) -> tuple[Any, float]:
+    from libp2p.peer.peerinfo import info_from_p2p_addr
+
+    info = info_from_p2p_addr(multiaddr.Multiaddr(addr))
+    start = time.perf_counter()
+    await host.connect(info)
+    return info.peer_id, (time.perf_counter() - start) * 1000
+
+
+async def cmd_perf(args: argparse.Namespace) -> dict[str, Any]:
+    from libp2p.network.stream.exceptions import StreamEOF
+
+    host = build_host(args.security, args.muxer)
+    async with host.run(listen_addrs=[]):
+        peer, connect_ms = await _connect(host, args.addr)
+        stream = await host.new_stream(peer, [PERF])
+        zeros = bytes(BLOCK)
+        start = time.perf_counter()
+        await stream.write(struct.pack(">Q", args.download))
+        left = args.upload
+        while left > 0:
+            k = min(left, BLOCK)
+            await stream.write(zeros if k == BLOCK else zeros[:k])
+            left -= k
+        await stream.close_write()
+        mid = time.perf_counter()
+        got = 0
+        while True:
+            try:
+                data = await stream.read(BLOCK)
+            except StreamEOF:  # py-libp2p reports a clean end of stream as an exception
+                break
+            if not data:
+                break
+            got += len(data)
+        end = time.perf_counter()
+        await stream.close()
+    if got != args.download:
+        raise RuntimeError(f"perf: asked for {args.download} bytes, got {got}")
+    up, down = mid - start, end - mid
+    return {
+        "upload_bytes": args.upload,
+        "upload_seconds": round(up, 6),
+        "upload_MBps": round(args.upload / 1e6 / up, 3) if up > 0 else 0.0,
+        "download_bytes": got,
+        "download_seconds": round(down, 6),
+        "download_MBps": round(got / 1e6 / down, 3) if down > 0 else 0.0,
+        "connect_ms": round(connect_ms, 3),
+    }
+
+
+async def cmd_ping(args: argparse.Namespace) -> dict[str, Any]:
+    host = build_host(args.security, args.muxer)
+    async with host.run(listen_addrs=[]):
+        peer, connect_ms = await _connect(host, args.addr)
+        stream = await host.new_stream(peer, [PING])
+        rtts = []
+        for _ in range(args.count):
+            payload = os.urandom(32)
+            t0 = time.perf_counter()
+            await stream.write(payload)
+            back = b""
+            while len(back) < 32:
+                chunk = await stream.read(32 - len(back))
+                if not chunk:
+                    raise RuntimeError("ping: stream ended")
+                back += chunk
+            rtts.append((time.perf_counter() - t0) * 1000)
+            if back != payload:
+                raise RuntimeError("ping: payload mismatch")
+        await stream.close()
+    rtts_sorted = sorted(rtts)
+    return {
+        "rtt_ms": [round(r, 3) for r in rtts],
+        "median_ms": round(rtts_sorted[len(rtts) // 2], 3),
+        "connect_ms": round(connect_ms, 3),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("op", choices=["listen", "perf", "ping"])
+    ap.add_argument("addr", nargs="?")
+    ap.add_argument("--listen", default="/ip4/127.0.0.1/tcp/0")
+    ap.add_argument("--security", default="noise")
+    ap.add_argument("--muxer", default="yamux")
+    ap.add_argument("--upload", type=int, default=0)
+    ap.add_argument("--download", type=int, default=0)
+    ap.add_argument("--count", type=int, default=1)
+    ap.add_argument("--timeout", type=float, default=60.0)
+    ap.add_argument("--json", action="store_true", help="accepted; output is always JSON")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.CRITICAL)
+    if args.op == "listen":
+        trio.run(cmd_listen, args)
+        return
+    if not args.addr:
+        raise SystemExit(f"error: {args.op} needs a <maddr>")
+    fn = cmd_perf if args.op == "perf" else cmd_ping
+
+    async def bounded() -> dict[str, Any]:
+        with trio.fail_after(args.timeout):
+            return await fn(args)
+
+    try:
+        result = trio.run(bounded)
+    except Exception as exc:  # one line on stderr, non-zero exit, like the other peers
+        while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+            exc = exc.exceptions[0]  # trio wraps the real error in nursery groups
+        print(f"error: {args.op}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        if os.environ.get("PYLIBP2P_PEER_DEBUG"):
+            traceback.print_exception(exc)
+        sys.exit(1)
+    print(json.dumps(result), flush=True)
+    # py-libp2p may leave background tasks/threads behind: exit now, output is flushed.
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()
