@@ -81,3 +81,35 @@ def test_initiator_muxer_order_wins(js_mplex_first: JsPeer) -> None:
     )  # fmt: skip
     assert r["ok"] is True
     checks.js_saw(js_mplex_first, "noise", "yamux")
+
+
+class TestNoiseStockJs(Listeners):
+    """A js peer with every stock limit (`--stock-limits`): what p2pkit meets in the
+    wild. Kept within those limits (32 inbound streams per protocol, yamux only:
+    stock mplex aborts a connection on more than 5 new streams per second)."""
+
+    SECURITY = "noise"
+    MUXER = "yamux"
+    JS_LISTEN_EXTRA = ("--stock-limits",)
+
+    def test_p2pkit_pings_stock_js(self, js: JsPeer) -> None:
+        checks.p2pkit_ping(js, self.SECURITY, self.MUXER)
+
+    def test_p2pkit_echo_20_streams_stock_js(self, js: JsPeer) -> None:
+        checks.p2pkit_echo(js, self.SECURITY, self.MUXER, streams=20, nbytes=20_000)
+
+    def test_stock_js_echo_20_streams_p2pkit(self, p2p: P2pkitListener) -> None:
+        checks.js_echo(p2p, self.SECURITY, self.MUXER, 20, 20_000, "--stock-limits")
+
+
+@pytest.mark.parametrize("direction", ["p2pkit-dials-js", "js-dials-p2pkit"])
+def test_ipv6_loopback(direction: str) -> None:
+    """TCP over ::1, both ways (multiaddrs /ip6/::1/tcp/N)."""
+    if direction == "p2pkit-dials-js":
+        with JsPeer("noise", "yamux", listen="/ip6/::1/tcp/0") as js:
+            assert js.maddr.startswith("/ip6/::1/tcp/")
+            checks.p2pkit_echo(js, "noise", "yamux", streams=4, nbytes=20_000)
+    else:
+        with P2pkitListener("noise", "yamux", listen="/ip6/::1/tcp/0") as p2p:
+            assert p2p.maddr.startswith("/ip6/::1/tcp/")
+            checks.js_echo(p2p, "noise", "yamux", 4, 20_000)
