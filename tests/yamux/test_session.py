@@ -145,7 +145,10 @@ def test_large_payload_is_header_plus_view() -> None:
     payload = bytes(200 * KiB)
     n, parts = c.send_data(sid, payload)
     assert n == len(payload) and len(parts) == 2
-    assert parts[0] == hdr(0, 0, sid, n) and isinstance(parts[1], memoryview)
+    # never a bare header: it carries the first 16 KiB; the rest is a view, not a copy
+    assert parts[0] == hdr(0, 0, sid, n) + payload[: 16 * KiB]
+    assert isinstance(parts[1], memoryview) and parts[1].obj is payload
+    assert len(parts[1]) == n - 16 * KiB
 
 
 def test_max_frame_size_splits() -> None:
@@ -153,7 +156,7 @@ def test_max_frame_size_splits() -> None:
     sid, _ = c.open_stream()
     n, parts = c.send_data(sid, bytes(250 * KiB))
     assert n == 250 * KiB
-    sizes = [struct.unpack(">BBHII", bytes(p)[:12])[4] for p in parts if len(p) == 12]
+    sizes = [struct.unpack(">BBHII", bytes(p)[:12])[4] for p in parts if isinstance(p, bytes)]
     assert sizes == [100 * KiB, 100 * KiB, 50 * KiB]
 
 

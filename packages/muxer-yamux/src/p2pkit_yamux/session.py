@@ -43,8 +43,10 @@ _HEADER = fr.HEADER
 _unpack_from = fr.HEADER.unpack_from
 _pack = fr.HEADER.pack
 
-#: Payloads below this are copied behind their header (one write); larger ones are sent
-#: as header + zero-copy view.
+#: Payloads up to this size are copied behind their header (one write).  Larger ones are
+#: sent as (header + their first COALESCE_LIMIT bytes, copied) + a zero-copy view of the
+#: rest: never a 12-byte header on its own, which with TCP_NODELAY would cost a packet,
+#: a send() and a recv() of its own.
 COALESCE_LIMIT = 16 * 1024
 
 #: Pings awaiting their ACK that we remember (older ones are forgotten, their ACK ignored).
@@ -193,8 +195,9 @@ class YamuxSession:
         """Frame as much of ``data`` as the peer's window allows.
 
         Returns ``(bytes taken, buffers to write in order)``.  Small payloads are copied
-        behind their header; large ones are returned as header + a view of ``data``
-        (so ``data`` must not change until written: pass ``bytes``).
+        behind their header; large ones are returned as header + first bytes (copied)
+        and a view of the rest of ``data`` (so ``data`` must not change until written:
+        pass ``bytes``).
         """
         st = self.streams.get(stream_id)
         if st is None or st.local_fin:
@@ -210,11 +213,12 @@ class YamuxSession:
         while pos < total:
             size = min(limit, total - pos)
             hdr = _pack(0, fr.TYPE_DATA, 0, stream_id, size)
-            if size < COALESCE_LIMIT:
+            if size <= COALESCE_LIMIT:
                 out.append(hdr + view[pos : pos + size])
             else:
-                out.append(hdr)
-                out.append(view[pos : pos + size])
+                head = pos + COALESCE_LIMIT
+                out.append(hdr + view[pos:head])
+                out.append(view[head : pos + size])
             pos += size
         return total, out
 

@@ -115,7 +115,7 @@ class YamuxStream(MuxedStream):
         pos = 0
         while pos < total:
             if channel.write_paused:
-                await channel.drain()
+                await conn._drain()
             if self._error is not None:
                 raise self._error
             if self._write_closed:
@@ -210,6 +210,8 @@ class YamuxConnection(MuxedConnection):
         self._drained: asyncio.Future[None] | None = None  # set when no stream is left
         self._done: asyncio.Future[None] = self._loop.create_future()
         self._closer: asyncio.Task[None] | None = None
+        self._drain_lock = asyncio.Lock()
+        self._updates: list[bytes] = []  # window updates waiting for _flush_updates
         self._keepalive_value: int | None = None
         self._keepalive_timer: asyncio.TimerHandle | None = None
         channel.start_push(self)
@@ -399,11 +401,32 @@ class YamuxConnection(MuxedConnection):
         except (ConnectionClosed, StreamClosed):
             pass  # the session is ending; connection_lost tells the streams
 
+    async def _drain(self) -> None:
+        """Wait for the channel's write gate, one writer at a time (FIFO).
+
+        With many streams writing, waiting on the gate directly would wake every writer
+        at each resume, and all but the first would find it paused again.
+        """
+        async with self._drain_lock:
+            if self._channel.write_paused:
+                await self._channel.drain()
+
     def _consumed(self, stream_id: int, n: int) -> None:
         if self._ended is None:
             frame = self._session.consumed(stream_id, n, self._loop.time())
             if frame:
-                self._send(frame)
+                # Window updates of many readers woken in the same loop iteration go out
+                # in one write (one syscall) at the end of it.
+                if not self._updates:
+                    self._loop.call_soon(self._flush_updates)
+                self._updates.append(frame)
+
+    def _flush_updates(self) -> None:
+        updates = self._updates
+        if updates:
+            self._updates = []
+            if self._ended is None:
+                self._send(updates[0] if len(updates) == 1 else b"".join(updates))
 
     def _forget(self, stream: YamuxStream) -> None:
         if self._streams.pop(stream.stream_id, None) is None:
