@@ -375,3 +375,36 @@ async def test_reset_after_session_end_drops_buffered_data() -> None:
     with pytest.raises(StreamReset):
         await r.read()
     await raw.close()
+
+
+async def test_small_writes_are_coalesced_and_ordered() -> None:
+    """Small frames of one loop iteration leave in one channel write; a large write
+    in between flushes them first, so the byte order is kept."""
+    a, b = channel_pair()
+    calls: list[int] = []
+    real_write = a.write_nowait
+
+    def counting_write(data: bytes | bytearray | memoryview) -> None:
+        calls.append(len(data))
+        real_write(data)
+
+    a.write_nowait = counting_write  # type: ignore[method-assign]
+    sa = MplexMuxer().new_session(secure(a), is_initiator=True)
+    sb = MplexMuxer().new_session(secure(b), is_initiator=False)
+    s = await sa.open_stream()
+    for i in range(100):
+        await s.write(b"%03d" % i)
+    await asyncio.sleep(0)
+    assert len(calls) == 1  # NewStream + 100 messages in one write
+    big = bytes(range(256)) * 1024  # 256 KiB: header + payload written directly
+    await s.write(b"x")
+    await s.write(big)
+    await s.write(b"y")
+    await s.close_write()
+    r = await sb.accept_stream()
+    got = bytearray()
+    while chunk := await asyncio.wait_for(r.read(), 5):
+        got += chunk
+    assert got == b"".join(b"%03d" % i for i in range(100)) + b"x" + big + b"y"
+    await sa.close()
+    await sb.close()
