@@ -308,6 +308,36 @@ class MuxerSuite:
         await acceptor_task
         await asyncio.gather(*handlers)
 
+    async def test_both_sides_open_at_once(self, sessions: Sessions) -> None:
+        """Streams opened by both ends at the same time never collide or cross."""
+        a, b = sessions
+        n = 50
+
+        async def serve(session: MuxedConnection, tasks: list[asyncio.Task[None]]) -> None:
+            for _ in range(n):
+                tasks.append(asyncio.create_task(echo(await session.accept_stream())))
+
+        async def client(session: MuxedConnection, tag: bytes) -> None:
+            stream = await session.open_stream()
+            msg = tag + str(id(stream)).encode()
+            await stream.write(msg)
+            await stream.close_write()
+            assert await read_all(stream) == msg
+
+        async with asyncio.timeout(STEP_TIMEOUT):
+            echoes_a: list[asyncio.Task[None]] = []
+            echoes_b: list[asyncio.Task[None]] = []
+            servers = [
+                asyncio.create_task(serve(a, echoes_a)),
+                asyncio.create_task(serve(b, echoes_b)),
+            ]
+            await asyncio.gather(
+                *(client(a, b"from-a-") for _ in range(n)),
+                *(client(b, b"from-b-") for _ in range(n)),
+            )
+            await asyncio.gather(*servers)
+            await asyncio.gather(*echoes_a, *echoes_b)
+
     async def test_slow_reader_does_not_stall_others(self, sessions: Sessions) -> None:
         opener, acceptor = sessions
         slow_payload = os.urandom(self.slow_reader_bytes)
