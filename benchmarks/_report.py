@@ -13,6 +13,13 @@ def _ratio(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.2f}x"
 
 
+def _sizes(cell: dict[str, Any]) -> str:
+    sizes = sorted({r["bytes"] // 2**20 for r in cell["runs"]})
+    if not sizes:
+        return "n/a"
+    return str(sizes[0]) if len(sizes) == 1 else f"{sizes[0]}-{sizes[-1]}"
+
+
 def render_markdown(result: dict[str, Any]) -> str:
     m = result["machine"]
     load = result["load"]
@@ -29,9 +36,10 @@ def render_markdown(result: dict[str, Any]) -> str:
         f"js-libp2p {m['js-libp2p']}, py-libp2p {m['py-libp2p']}",
         f"- 1-minute load average: {load['load_when_started']} at start "
         f"(waited {load['waited_s']} s for < {load['limit']}), {load['load_at_end']} at end",
-        f"- {cfg['runs']} run(s) per cell, medians shown; {mib:g} MiB per direction "
-        f"({py_mib:g} MiB when py-libp2p is in the pair); loopback TCP, one connection, "
-        "one stream, client and server in separate processes",
+        f"- {cfg['runs']} run(s) per cell, medians shown; up to {mib:g} MiB per direction "
+        f"({py_mib:g} MiB when py-libp2p is in the pair; after each run a slow pair moves "
+        f"fewer bytes so a direction lasts about {cfg['target_seconds']:g} s); loopback TCP, "
+        "one connection, one stream, client and server in separate processes",
         "",
     ]
     for note in result["notes"]:
@@ -61,15 +69,16 @@ def render_markdown(result: dict[str, Any]) -> str:
         "security + muxer handshakes; RTT: first 32-byte ping on a fresh stream.",
         "",
         "| stack | client -> server | upload MB/s | download MB/s | connect ms | RTT ms "
-        "| connect+RTT ms | runs | errors |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| connect+RTT ms | MiB/run | runs | errors |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for c in result["cells"]:
         med = c["median"]
         lines.append(
             f"| {c['stack']} | {c['client']} -> {c['server']} | {_fmt(med['upload_MBps'])} | "
             f"{_fmt(med['download_MBps'])} | {_fmt(med['connect_ms'])} | "
-            f"{_fmt(med['rtt_ms'], 2)} | {_fmt(med['latency_ms'])} | {len(c['runs'])} | "
+            f"{_fmt(med['rtt_ms'], 2)} | {_fmt(med['latency_ms'])} | {_sizes(c)} | "
+            f"{len(c['runs'])} | "
             f"{len(c['errors'])} |"
         )
     errors = [(c, e) for c in result["cells"] for e in c["errors"]]

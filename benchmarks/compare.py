@@ -20,6 +20,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -45,6 +46,7 @@ from _pylibp2p import ensure_pylibp2p
 from _report import render_markdown
 
 MiB = 1024 * 1024
+MIN_BYTES = 4 * MiB
 RESULTS = HERE / "results"
 #: client -> server pairs, in table order.
 ALL_PAIRS = [
@@ -215,6 +217,21 @@ def ratio(a: float | None, b: float | None) -> float | None:
 # -- the run ---------------------------------------------------------------------------------
 
 
+def next_size(nbytes: int, values: dict[str, float], errors: list[str], target_s: float) -> int:
+    """Bytes for the next run of a cell, so a slow pair keeps each transfer near ``target_s``.
+
+    Why: one size for everyone would make a 5 MB/s implementation run for a minute per
+    direction (or the fast ones too short to measure).  MB/s does not depend on the size
+    once a transfer lasts several seconds, so slow pairs simply move fewer bytes; the
+    size of every run is recorded next to its figures.
+    """
+    rates = [values[k] for k in ("upload_MBps", "download_MBps") if k in values]
+    if any("timed out" in e for e in errors) or not rates:
+        return max(MIN_BYTES, nbytes // 2)
+    fits = int(min(rates) * 1e6 * target_s) // MiB * MiB
+    return max(MIN_BYTES, min(nbytes, fits))
+
+
 def run_stack(
     stack: Stack,
     impls: dict[str, Impl],
@@ -222,6 +239,7 @@ def run_stack(
     runs: int,
     sizes: dict[str, int],
     timeout: float,
+    target_s: float,
     log_dir: Path,
 ) -> list[dict[str, Any]]:
     """All pairs of one stack: one listener per server implementation, runs interleaved."""
@@ -243,6 +261,7 @@ def run_stack(
             "client": c,
             "server": s,
             "bytes": nbytes,
+            "bytes_next": nbytes,
             "runs": [],
             "errors": [],
         }
@@ -269,8 +288,12 @@ def run_stack(
                     cell["errors"].append(f"run {i + 1}: listener {s} died")
                     continue
                 t0 = time.monotonic()
-                values, errors = measure_pair(impls[c], stack, lst.addr, cell["bytes"], timeout)
-                cell["runs"].append({k: round(v, 3) for k, v in values.items()})
+                nbytes = cell["bytes_next"]
+                values, errors = measure_pair(impls[c], stack, lst.addr, nbytes, timeout)
+                cell["runs"].append(
+                    {"bytes": nbytes, **{k: round(v, 3) for k, v in values.items()}}
+                )
+                cell["bytes_next"] = next_size(nbytes, values, errors, target_s)
                 cell["errors"].extend(f"run {i + 1}: {e}" for e in errors)
                 print(
                     f"  {stack.name:22} {cell['pair']:20} run {i + 1}/{runs}: "
@@ -281,6 +304,7 @@ def run_stack(
                 )
     out = []
     for cell in cells.values():
+        del cell["bytes_next"]
         cell["median"] = {m: median_of(cell["runs"], m) for m in METRICS}
         out.append(cell)
     return out
@@ -306,6 +330,10 @@ def compute_ratios(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def _exit_on_signal(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument(
@@ -325,6 +353,12 @@ def main(argv: list[str] | None = None) -> int:
         type=parse_size,
         default=128 * MiB,
         help="bytes per direction when py-libp2p is in the pair (default 128MiB)",
+    )
+    ap.add_argument(
+        "--target-seconds",
+        type=float,
+        default=10.0,
+        help="after a run, slow pairs move fewer bytes so one direction takes about this long",
     )
     ap.add_argument(
         "--stack",
@@ -351,6 +385,8 @@ def main(argv: list[str] | None = None) -> int:
         "--out", type=Path, default=RESULTS, help="directory for latest.json / latest.md"
     )
     args = ap.parse_args(argv)
+    # SIGTERM (e.g. from `timeout`) unwinds like Ctrl-C, so every peer process is killed.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     if args.quick:
         args.runs, args.bytes, args.py_bytes = 1, 16 * MiB, 16 * MiB
         args.max_wait = 0.0
@@ -393,7 +429,9 @@ def main(argv: list[str] | None = None) -> int:
     cells: list[dict[str, Any]] = []
     for stack in stacks:
         print(f"== {stack.name}", flush=True)
-        cells += run_stack(stack, impls, pairs, args.runs, sizes, args.timeout, log_dir)
+        cells += run_stack(
+            stack, impls, pairs, args.runs, sizes, args.timeout, args.target_seconds, log_dir
+        )
     finished = dt.datetime.now(dt.UTC)
     result = {
         "date": started.isoformat(timespec="seconds"),
@@ -406,6 +444,7 @@ def main(argv: list[str] | None = None) -> int:
             "py_bytes": args.py_bytes,
             "quick": args.quick,
             "timeout_s": args.timeout,
+            "target_seconds": args.target_seconds,
         },
         "notes": notes,
         "cells": cells,
