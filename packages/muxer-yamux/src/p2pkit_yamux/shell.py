@@ -211,7 +211,7 @@ class YamuxConnection(MuxedConnection):
         self._done: asyncio.Future[None] = self._loop.create_future()
         self._closer: asyncio.Task[None] | None = None
         self._drain_lock = asyncio.Lock()
-        self._updates: list[bytes] = []  # window updates waiting for _flush_updates
+        self._updates: list[bytes] | None = None  # batched window updates (see _consumed)
         self._keepalive_value: int | None = None
         self._keepalive_timer: asyncio.TimerHandle | None = None
         channel.start_push(self)
@@ -414,19 +414,24 @@ class YamuxConnection(MuxedConnection):
     def _consumed(self, stream_id: int, n: int) -> None:
         if self._ended is None:
             frame = self._session.consumed(stream_id, n, self._loop.time())
-            if frame:
-                # Window updates of many readers woken in the same loop iteration go out
-                # in one write (one syscall) at the end of it.
-                if not self._updates:
-                    self._loop.call_soon(self._flush_updates)
-                self._updates.append(frame)
+            if not frame:
+                return
+            # The first window update of a loop iteration goes out at once (a sender may
+            # be waiting for it); the others of the same iteration (many readers woken
+            # together) are sent in one write at its end: one syscall, not one each.
+            updates = self._updates
+            if updates is None:
+                self._send(frame)
+                self._updates = []
+                self._loop.call_soon(self._flush_updates)
+            else:
+                updates.append(frame)
 
     def _flush_updates(self) -> None:
         updates = self._updates
-        if updates:
-            self._updates = []
-            if self._ended is None:
-                self._send(updates[0] if len(updates) == 1 else b"".join(updates))
+        self._updates = None
+        if updates and self._ended is None:
+            self._send(updates[0] if len(updates) == 1 else b"".join(updates))
 
     def _forget(self, stream: YamuxStream) -> None:
         if self._streams.pop(stream.stream_id, None) is None:
