@@ -95,13 +95,13 @@ class MplexStream(MuxedStream):
             if n <= _JOIN_LIMIT:
                 self._conn._send(session.send_data(self.key, data))
             else:
-                self._conn._flush()  # keep frames in order
                 # Slices of immutable bytes may be handed over as they are.
                 owned = isinstance(data, bytes) or (
                     isinstance(data, memoryview) and isinstance(data.obj, bytes)
                 )
                 parts = session.send_data_parts(self.key, data)
                 for i in range(0, len(parts), 2):
+                    self._conn._flush()  # queued small frames go first: keep the order
                     channel.write_nowait(parts[i])
                     channel.write_nowait(parts[i + 1] if owned else bytes(parts[i + 1]))
                     if channel.write_paused and i + 2 < len(parts):
