@@ -47,8 +47,17 @@ class Impl:
     base: tuple[str, ...]  # argv prefix up to the sub-command
     cwd: Path | None
     stacks: frozenset[str]  # Stack.name values it supports
+    #: Set for the hashicorp/yamux reference (benchmarks/go): its stream window.
+    #: It has Go-style flags and no ping.
+    go_window: int | None = None
+
+    @property
+    def has_ping(self) -> bool:
+        return self.go_window is None
 
     def listen_argv(self, stack: Stack) -> list[str]:
+        if self.go_window is not None:
+            return [*self.base, "listen", "-window", str(self.go_window)]
         return [
             *self.base,
             "listen",
@@ -63,6 +72,18 @@ class Impl:
     def perf_argv(
         self, stack: Stack, addr: str, upload: int, download: int, timeout: float
     ) -> list[str]:
+        if self.go_window is not None:
+            return [
+                *self.base,
+                "perf",
+                addr,
+                "-upload",
+                str(upload),
+                "-download",
+                str(download),
+                "-window",
+                str(self.go_window),
+            ]
         argv = [
             *self.base,
             "perf",

@@ -55,11 +55,25 @@ def render_markdown(result: dict[str, Any]) -> str:
         "| stack | vs | upload | download | latency |",
         "|---|---|---:|---:|---:|",
     ]
+    if not result["ratios"]:
+        lines.append("| (no pair of p2pkit and another implementation measured) | | | | |")
     for r in result["ratios"]:
         lines.append(
             f"| {r['stack']} | {r['vs']} | {_ratio(r['upload_MBps'])} | "
             f"{_ratio(r['download_MBps'])} | {_ratio(r['latency_ms'])} |"
         )
+    if result.get("go_ratios"):
+        lines += [
+            "",
+            "### p2pkit tcp+plaintext+yamux over Go's hashicorp/yamux (plain yamux over TCP)",
+            "",
+            "| vs | upload | download |",
+            "|---|---:|---:|",
+        ]
+        for r in result["go_ratios"]:
+            lines.append(
+                f"| {r['vs']} | {_ratio(r['upload_MBps'])} | {_ratio(r['download_MBps'])} |"
+            )
     lines += [
         "",
         "## Medians per cell (client -> server)",

@@ -31,6 +31,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _go import build_go
 from _peers import (
     HERE,
     JS_DIR,
@@ -198,6 +199,8 @@ def measure_pair(
         values["download_MBps"] = down["MBps"]
     except PeerError as exc:
         errors.append(f"download: {exc}")
+    if not client.has_ping:
+        return values, errors
     try:
         values.update(ping_once(client, stack, addr, timeout))
     except PeerError as exc:
@@ -241,6 +244,7 @@ def run_stack(
     timeout: float,
     target_s: float,
     log_dir: Path,
+    label: str | None = None,
 ) -> list[dict[str, Any]]:
     """All pairs of one stack: one listener per server implementation, runs interleaved."""
     pairs = [
@@ -256,7 +260,7 @@ def run_stack(
         # The slower side of a pair sets the size, so no run goes on for minutes.
         nbytes = min(sizes[c], sizes[s])
         cells[pair_name(c, s)] = {
-            "stack": stack.name,
+            "stack": label or stack.name,
             "pair": pair_name(c, s),
             "client": c,
             "server": s,
@@ -296,7 +300,7 @@ def run_stack(
                 cell["bytes_next"] = next_size(nbytes, values, errors, target_s)
                 cell["errors"].extend(f"run {i + 1}: {e}" for e in errors)
                 print(
-                    f"  {stack.name:22} {cell['pair']:20} run {i + 1}/{runs}: "
+                    f"  {cell['stack']:22} {cell['pair']:20} run {i + 1}/{runs}: "
                     + " ".join(f"{k}={v:.1f}" for k, v in values.items())
                     + (f"  [{len(errors)} error(s): {errors[0][:120]}]" if errors else "")
                     + f"  ({time.monotonic() - t0:.1f} s)",
@@ -314,7 +318,8 @@ def compute_ratios(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """p2pkit/js and p2pkit/py-libp2p per stack and metric, from same-implementation pairs."""
     by = {(c["stack"], c["pair"]): c["median"] for c in cells}
     out = []
-    for stack in sorted({c["stack"] for c in cells}, key=[s.name for s in STACKS].index):
+    names = [s.name for s in STACKS]
+    for stack in sorted({c["stack"] for c in cells if c["stack"] in names}, key=names.index):
         mine = by.get((stack, "p2pkit-p2pkit"))
         for other in ("js-js", "py-libp2p-py-libp2p"):
             theirs = by.get((stack, other))
@@ -327,6 +332,51 @@ def compute_ratios(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     **{m: ratio(mine[m], theirs[m]) for m in METRICS},
                 }
             )
+    return out
+
+
+GO_STACK = next(s for s in STACKS if s.name == "tcp+plaintext+yamux")
+GO_LABEL = "go: tcp+plaintext+yamux"
+
+
+def run_go(args: argparse.Namespace, go_impls: list[Impl], log_dir: Path) -> list[dict[str, Any]]:
+    """p2pkit tcp+plaintext+yamux vs hashicorp/yamux (plain yamux over TCP), ``--go-bytes``.
+
+    The Go side has no security handshake and no multistream-select: it is the muxer
+    alone, so this compares p2pkit's whole plaintext stack against a bare Go muxer.
+    """
+    print(f"== {GO_LABEL}", flush=True)
+    impls = {"p2pkit": p2pkit_impl(), **{g.name: g for g in go_impls}}
+    pairs = [("p2pkit", "p2pkit")] + [(g.name, g.name) for g in go_impls]
+    sizes = {name: args.go_bytes for name in impls}
+    return run_stack(
+        GO_STACK,
+        impls,
+        pairs,
+        args.runs,
+        sizes,
+        args.timeout,
+        args.target_seconds,
+        log_dir,
+        label=GO_LABEL,
+    )
+
+
+def compute_go_ratios(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """p2pkit / hashicorp yamux throughput for each Go window size."""
+    mine = next((c["median"] for c in cells if c["client"] == "p2pkit"), None)
+    out = []
+    for cell in cells:
+        if cell["client"] == "p2pkit" or mine is None:
+            continue
+        theirs = cell["median"]
+        out.append(
+            {
+                "stack": GO_LABEL,
+                "vs": cell["client"],
+                **{m: ratio(mine[m], theirs[m]) for m in ("upload_MBps", "download_MBps")},
+            }
+        )
     return out
 
 
@@ -372,6 +422,17 @@ def main(argv: list[str] | None = None) -> int:
         choices=[pair_name(c, s) for c, s in ALL_PAIRS],
         help="only these client-server pairs (repeatable; default all)",
     )
+    ap.add_argument(
+        "--go",
+        action="store_true",
+        help="also compare p2pkit tcp+plaintext+yamux with Go's hashicorp/yamux (needs go)",
+    )
+    ap.add_argument(
+        "--go-bytes",
+        type=parse_size,
+        default=1024 * MiB,
+        help="bytes per direction for the --go comparison (default 1GiB)",
+    )
     ap.add_argument("--no-py", action="store_true", help="skip py-libp2p (no venv set-up)")
     ap.add_argument("--timeout", type=float, default=60.0, help="per client process, seconds")
     ap.add_argument(
@@ -388,7 +449,7 @@ def main(argv: list[str] | None = None) -> int:
     # SIGTERM (e.g. from `timeout`) unwinds like Ctrl-C, so every peer process is killed.
     signal.signal(signal.SIGTERM, _exit_on_signal)
     if args.quick:
-        args.runs, args.bytes, args.py_bytes = 1, 16 * MiB, 16 * MiB
+        args.runs, args.bytes, args.py_bytes, args.go_bytes = 1, 16 * MiB, 16 * MiB, 64 * MiB
         args.max_wait = 0.0
 
     if shutil.which("node") is None:
@@ -415,6 +476,12 @@ def main(argv: list[str] | None = None) -> int:
             notes.append(note)
             print(f"py-libp2p: {note}", flush=True)
     sizes = {"p2pkit": args.bytes, "js": args.bytes, "py-libp2p": args.py_bytes}
+    go_impls: list[Impl] = []
+    if args.go:
+        go_impls, note = build_go()
+        if note:
+            notes.append(note)
+            print(note, flush=True)
 
     print("waiting for a quiet machine..." if args.max_wait else "", flush=True)
     load = wait_for_load(args.load_limit, args.max_wait)
@@ -432,6 +499,11 @@ def main(argv: list[str] | None = None) -> int:
         cells += run_stack(
             stack, impls, pairs, args.runs, sizes, args.timeout, args.target_seconds, log_dir
         )
+    go_ratios: list[dict[str, Any]] = []
+    if go_impls:
+        go_cells = run_go(args, go_impls, log_dir)
+        go_ratios = compute_go_ratios(go_cells)
+        cells += go_cells
     finished = dt.datetime.now(dt.UTC)
     result = {
         "date": started.isoformat(timespec="seconds"),
@@ -445,10 +517,12 @@ def main(argv: list[str] | None = None) -> int:
             "quick": args.quick,
             "timeout_s": args.timeout,
             "target_seconds": args.target_seconds,
+            "go_bytes": args.go_bytes if args.go else None,
         },
         "notes": notes,
         "cells": cells,
         "ratios": compute_ratios(cells),
+        "go_ratios": go_ratios,
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "latest.json").write_text(json.dumps(result, indent=1) + "\n")

@@ -1,0 +1,61 @@
+"""Build the hashicorp/yamux reference (``benchmarks/go/yamuxperf``) for ``compare.py --go``.
+
+Why Debian's packages and GOPATH mode: the machines reach no Go module proxy for
+arbitrary repositories, but Debian ships both the toolchain (``golang-go``) and the
+library source (``golang-github-hashicorp-yamux-dev`` under ``/usr/share/gocode``), so
+``GO111MODULE=off GOPATH=/usr/share/gocode go build`` works offline.  The binary goes to
+a temporary directory; nothing is written into the work tree.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from _peers import HERE, STACKS, Impl
+
+GO_SRC = HERE / "go" / "yamuxperf"
+GOPATH = Path("/usr/share/gocode")
+YAMUX_SRC = GOPATH / "src" / "github.com" / "hashicorp" / "yamux"
+KiB = 1024
+#: (implementation name, MaxStreamWindowSize): hashicorp's default and a large window.
+GO_WINDOWS = [("go-yamux-256KiB", 256 * KiB), ("go-yamux-16MiB", 16 * 1024 * KiB)]
+SETUP_HINT = (
+    "apt-get install golang-go golang-github-hashicorp-yamux-dev (Debian/Ubuntu) provides both"
+)
+
+
+def build_go() -> tuple[list[Impl], str | None]:
+    """Return the Go reference implementations, or ([], reason) when they cannot be built."""
+    go = shutil.which("go")
+    if go is None:
+        return [], f"--go: no `go` on PATH ({SETUP_HINT})"
+    if not YAMUX_SRC.is_dir():
+        return [], f"--go: hashicorp/yamux source not found in the GOPATH ({SETUP_HINT})"
+    out_dir = Path(tempfile.mkdtemp(prefix="p2pkit-bench-go-"))
+    env = dict(os.environ)
+    env.update(GO111MODULE="off", GOPATH=str(GOPATH), GOFLAGS="", GOCACHE=str(out_dir / "cache"))
+    binary = out_dir / "yamuxperf"
+    try:
+        subprocess.run(
+            [go, "build", "-o", str(binary), "."],
+            cwd=GO_SRC,
+            env=env,
+            check=True,
+            timeout=600,
+            capture_output=True,
+        )
+    except subprocess.CalledProcessError as exc:
+        err = exc.stderr.decode(errors="replace").strip()[-300:]
+        return [], f"--go: go build failed: {err}"
+    except (subprocess.TimeoutExpired, OSError) as exc:
+        return [], f"--go: go build failed: {exc}"
+    plaintext_yamux = frozenset(s.name for s in STACKS if s.name == "tcp+plaintext+yamux")
+    impls = [
+        Impl(name, (str(binary),), None, plaintext_yamux, go_window=window)
+        for name, window in GO_WINDOWS
+    ]
+    return impls, None
