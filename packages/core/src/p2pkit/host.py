@@ -610,6 +610,11 @@ class LazyMuxedStream(MuxedStream):
         await self.inner.write(data)
 
     async def close_write(self) -> None:
+        # Read the responder's answer before our half-close: js-libp2p resets a stream
+        # whose proposal, data and close all arrive before its handler runs ("Cannot
+        # push data onto a stream that is closed"); go's lazy client waits likewise.
+        # The answer is usually already here, so this rarely costs a round trip.
+        await self._lazy.complete()
         await self.inner.close_write()
 
     async def close(self) -> None:
