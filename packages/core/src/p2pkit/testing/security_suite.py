@@ -15,7 +15,16 @@ subclassing in a test module and providing one fixture::
 
 Class attributes tune the suite: ``key_types`` (identity key types the protocol
 supports), ``authenticates`` (False for an insecure protocol that cannot prove key
-possession -- the tests that need a real proof are skipped).
+possession, like ``/plaintext/2.0.0``: the impersonation test is skipped).
+
+Scenarios, each in both roles where it applies: handshake over loopback TCP with every
+identity key type, over the in-memory channel, without an expected peer id; both sides
+agree on the early muxer; a 10,000-chunk echo checked by hash; push mode delivers
+everything (including bytes buffered before ``start_push``); half-close; dialing an
+expected peer id of another key (PeerIdMismatch); impersonation with someone else's
+public key; handshake timeout against a silent peer; random garbage then EOF; the peer
+resetting mid-handshake.  Every failure must be a typed error and leave the connection
+closed.
 
 Needs pytest and pytest-asyncio (``asyncio_mode = auto``) and the ``p2pkit-tcp``
 plugin for the TCP scenarios.
@@ -33,7 +42,7 @@ from typing import Any, ClassVar
 import pytest
 
 from p2pkit.abc import RawConnection, SecureConnection, SecurityProtocol
-from p2pkit.crypto import PrivateKey, generate_private_key
+from p2pkit.crypto import KeyType, PrivateKey, PublicKey, generate_private_key
 from p2pkit.errors import (
     ConnectionClosed,
     HandshakeError,
@@ -44,7 +53,14 @@ from p2pkit.errors import (
 from p2pkit.peer import PeerId
 from p2pkit.testing.memory import channel_pair, tcp_channel_pair
 
-__all__ = ["KEY_TYPES", "PushCollector", "SecurityFactory", "SecuritySuite", "cached_key"]
+__all__ = [
+    "KEY_TYPES",
+    "Impostor",
+    "PushCollector",
+    "SecurityFactory",
+    "SecuritySuite",
+    "cached_key",
+]
 
 KEY_TYPES = ("ed25519", "secp256k1", "ecdsa", "rsa")
 MUXERS = ("/yamux/1.0.0", "/mplex/6.7.0")
@@ -67,6 +83,31 @@ def cached_key(key_type: str, n: int = 0) -> PrivateKey:
 
 def peer_of(key: PrivateKey) -> PeerId:
     return PeerId.from_public_key(key.public_key)
+
+
+class Impostor(PrivateKey):
+    """Claims ``victim``'s public key but can only sign with ``signer``: what an attacker
+    who knows a peer's public key (everyone does) but not its private key can do."""
+
+    __slots__ = ("_signer", "_victim")
+    key_type = KeyType.Ed25519
+
+    def __init__(self, victim: PrivateKey, signer: PrivateKey) -> None:
+        self._victim = victim.public_key
+        self._signer = signer
+
+    @property
+    def public_key(self) -> PublicKey:
+        return self._victim
+
+    def sign(self, data: bytes) -> bytes:
+        return self._signer.sign(data)
+
+    def to_bytes(self) -> bytes:
+        return self._signer.to_bytes()
+
+    def to_cryptography(self) -> Any:
+        return self._signer.to_cryptography()
 
 
 class PushCollector:
@@ -368,6 +409,39 @@ class SecuritySuite:
             if isinstance(inb, SecureConnection):
                 # The listener may have completed: its connection must die.
                 assert await asyncio.wait_for(_drain_until_error(inb), STEP_TIMEOUT)
+        finally:
+            await _close_all(*(x for x in (out, inb) if isinstance(x, SecureConnection)))
+
+    @pytest.mark.parametrize("impostor", ["listener", "dialer"])
+    async def test_impersonation_rejected(
+        self,
+        make_security: SecurityFactory,
+        tcp_pair: tuple[RawConnection, RawConnection],
+        impostor: str,
+    ) -> None:
+        """A peer presenting someone else's public key without its private key fails."""
+        if not self.authenticates:
+            pytest.skip("this protocol does not prove key possession")
+        victim, attacker = cached_key("ed25519", 1), cached_key("ed25519", 2)
+        fake = make_security(Impostor(victim, attacker), handshake_timeout=5.0)
+        honest = make_security(cached_key("ed25519", 0), handshake_timeout=5.0)
+        if impostor == "listener":
+            coros = (
+                honest.secure_outbound(tcp_pair[0], peer_of(victim)),
+                fake.secure_inbound(tcp_pair[1]),
+            )
+        else:
+            coros = (
+                fake.secure_outbound(tcp_pair[0], None),
+                honest.secure_inbound(tcp_pair[1]),
+            )
+        out, inb = await asyncio.wait_for(
+            asyncio.gather(*coros, return_exceptions=True), STEP_TIMEOUT
+        )
+        try:
+            honest_result = out if impostor == "listener" else inb
+            assert isinstance(honest_result, (HandshakeError, ProtocolError)), honest_result
+            assert tcp_pair[0 if impostor == "listener" else 1].closed
         finally:
             await _close_all(*(x for x in (out, inb) if isinstance(x, SecureConnection)))
 
