@@ -239,3 +239,24 @@ async def test_many_streams_and_disconnect(make_host):
         while a.connections():
             await asyncio.sleep(0.01)
     assert b.connections() == []
+
+
+async def test_lazy_stream_reader_and_half_close_concurrently(make_host):
+    """A reader task and a half-closing writer both wait for the lazy answer, once."""
+    a = await make_host()
+    b = await make_host(listen=False)
+    conn = await b.connect(a.addrs_with_peer_id[0])
+    for _ in range(5):
+        s = await conn.new_stream(ECHO)
+
+        async def read_all(stream: MuxedStream = s) -> bytes:
+            out = b""
+            while chunk := await stream.read():
+                out += chunk
+            return out
+
+        reader = asyncio.ensure_future(read_all())
+        await asyncio.sleep(0)
+        await s.write(b"payload")
+        await s.close_write()
+        assert await asyncio.wait_for(reader, 5) == b"payload"

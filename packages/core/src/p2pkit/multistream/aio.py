@@ -111,6 +111,7 @@ class LazyStream(ByteStream):
         self._pending: Initiator | None = initiator  # None once confirmed
         self._timeout = timeout
         self._error: BaseException | None = None
+        self._lock: asyncio.Lock | None = None
 
     @property
     def negotiated(self) -> bool:
@@ -121,15 +122,24 @@ class LazyStream(ByteStream):
         """Read and check the responder's answer now (idempotent)."""
         if self._error is not None:
             raise self._error
-        init = self._pending
-        if init is None:
+        if self._pending is None:
             return
-        try:
-            await _run(self.inner, init, b"", self._timeout)
-        except (P2PError, TimeoutError) as exc:
-            self._error = exc
-            raise
-        self._pending = None
+        # A reader and a half-closing writer may both need the answer: one reads it,
+        # the other waits for that (two reads on one stream would be an error).
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            if self._error is not None:
+                raise self._error
+            init = self._pending
+            if init is None:
+                return
+            try:
+                await _run(self.inner, init, b"", self._timeout)
+            except (P2PError, TimeoutError) as exc:
+                self._error = exc
+                raise
+            self._pending = None
 
     async def read(self, max_bytes: int = -1) -> bytes:
         if self._pending is not None:
