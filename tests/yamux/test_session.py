@@ -454,3 +454,31 @@ def test_outstanding_pings_are_bounded() -> None:
     assert c.receive_data(fr.ping(values[-1], fr.FLAG_ACK), now=100.0) == [
         PongReceived(values[-1], 61.0)
     ]
+
+
+def test_consecutive_data_frames_of_a_stream_are_joined() -> None:
+    _, s = pair()
+    wire = (
+        hdr(1, fr.FLAG_SYN, 1, 0)
+        + hdr(1, fr.FLAG_SYN, 3, 0)
+        + fr.data_frame(1, b"ab")
+        + fr.data_frame(1, b"cd")
+        + fr.data_frame(3, b"xy")
+        + fr.data_frame(1, b"ef")
+        + hdr(1, 0, 3, 10)  # a window update between data frames splits them
+        + fr.data_frame(1, b"gh")
+        + fr.data_frame(1, b"ij", flags=fr.FLAG_FIN)
+        + fr.data_frame(3, b"z")
+    )
+    assert s.receive_data(wire) == [
+        StreamOpened(1),
+        StreamOpened(3),
+        DataReceived(1, b"abcd"),
+        DataReceived(3, b"xy"),
+        DataReceived(1, b"ef"),
+        WindowUpdated(3, 256 * KiB + 10),
+        DataReceived(1, b"gh"),
+        DataReceived(1, b"ij"),
+        StreamEOF(1),
+        DataReceived(3, b"z"),
+    ]

@@ -64,6 +64,13 @@ def _fatal(reason: str, message: str) -> _Fatal:
     return _Fatal(YamuxProtocolError(reason, message))
 
 
+def _flush(events: list[Event], stream_id: int, pieces: list[memoryview]) -> None:
+    """Copy the collected payload pieces (views, valid only now) into one event."""
+    data = bytes(pieces[0]) if len(pieces) == 1 else b"".join(pieces)
+    pieces.clear()
+    events.append(DataReceived(stream_id, data))
+
+
 class StreamState:
     """What the session knows about one live stream."""
 
@@ -286,6 +293,11 @@ class YamuxSession:
             mv = mv.cast("B")
         n = len(mv)
         pos = 0
+        # Payload pieces of consecutive Data frames of the same stream within this chunk
+        # are joined into one bytes object (one copy, and the reader gets one chunk
+        # instead of several it would have to join again).
+        pieces: list[memoryview] = []
+        piece_sid = 0
         try:
             while pos < n:
                 left = self._left
@@ -293,12 +305,19 @@ class YamuxSession:
                     take = n - pos if n - pos < left else left
                     cur = self._cur
                     if cur is not None:
-                        events.append(DataReceived(cur.stream_id, bytes(mv[pos : pos + take])))
+                        if pieces and piece_sid != cur.stream_id:
+                            _flush(events, piece_sid, pieces)
+                        piece_sid = cur.stream_id
+                        pieces.append(mv[pos : pos + take])
                     pos += take
                     left -= take
                     self._left = left
-                    if not left:
+                    if not left and self._cur_fin:
+                        if pieces:
+                            _flush(events, piece_sid, pieces)
                         self._end_payload(events)
+                    elif not left:
+                        self._cur = None
                     continue
                 hdr = self._hdr
                 if hdr:
@@ -315,10 +334,16 @@ class YamuxSession:
                 else:
                     hdr += mv[pos:]
                     break
+                if pieces and (fields[1] != fr.TYPE_DATA or fields[2] or fields[3] != piece_sid):
+                    _flush(events, piece_sid, pieces)  # anything but more of the same data
                 self._frame(fields[0], fields[1], fields[2], fields[3], fields[4], events, now)
                 if self.terminated is not None:
                     break
+            if pieces:
+                _flush(events, piece_sid, pieces)
         except _Fatal as exc:
+            if pieces:
+                _flush(events, piece_sid, pieces)
             self._outbox.append(fr.go_away(fr.GO_AWAY_PROTOCOL_ERROR))
             self.goaway_sent = fr.GO_AWAY_PROTOCOL_ERROR
             term = ConnectionTerminated(exc.error.reason, exc.error)
