@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
+
 from p2pkit.config import HostBuilder
 from p2pkit.host import Host
 

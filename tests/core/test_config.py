@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+
 from p2pkit.config import HostBuilder, build_options, load_config
 from p2pkit.crypto import generate_private_key, write_private_key
 from p2pkit.errors import ConfigError

@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 
 import pytest
+
 from p2pkit.config import HostBuilder, load_config
 from p2pkit.connmgr import BasicConnectionManager, ConnManagerOptions, PeerInfo, select_for_trim
 from p2pkit.crypto import generate_private_key

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 from multiaddr import Multiaddr
+
 from p2pkit.dialer import AddressBackedOff, DialBackoff, rank_addrs
 from p2pkit.errors import DialError
 from p2pkit.protocols.ping import PROTOCOL_ID as PING

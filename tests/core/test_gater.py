@@ -8,6 +8,7 @@ import logging
 
 import pytest
 from multiaddr import Multiaddr
+
 from p2pkit.abc import ConnectionGater
 from p2pkit.config import HostBuilder, load_config
 from p2pkit.crypto import generate_private_key

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from p2pkit.abc import ConnectionGater
 from p2pkit.config import load_config
 from p2pkit.crypto import generate_private_key

@@ -9,6 +9,7 @@ import socket
 
 import pytest
 from multiaddr import Multiaddr
+
 from p2pkit.abc import MuxedStream
 from p2pkit.crypto import generate_private_key
 from p2pkit.errors import (

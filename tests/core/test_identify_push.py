@@ -7,6 +7,7 @@ import logging
 
 import pytest
 from multiaddr import Multiaddr
+
 from p2pkit.crypto import generate_private_key
 from p2pkit.errors import ProtocolError
 from p2pkit.events import PeerIdentified

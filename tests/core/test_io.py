@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+
 from p2pkit.errors import StreamReset
 from p2pkit.io import ReadBuffer, WriteGate
 

@@ -7,6 +7,7 @@ import asyncio
 import logging
 
 import pytest
+
 from p2pkit.config import HostBuilder, load_config
 from p2pkit.errors import ConfigError, P2PError, ResourceLimitExceeded
 from p2pkit.limits import (

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
+
 from p2pkit.abc import Channel
 from p2pkit.errors import ConnectionClosed, StreamClosed
 from p2pkit.testing.memory import channel_pair

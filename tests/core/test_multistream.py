@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from p2pkit.errors import MessageTooLarge, NegotiationError, P2PError, ProtocolNotSupported
 from p2pkit.multistream import (
     HEADER,

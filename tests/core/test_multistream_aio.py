@@ -7,6 +7,7 @@ import time
 from collections.abc import AsyncIterator
 
 import pytest
+
 from p2pkit.abc import Buffer, ByteStream
 from p2pkit.errors import (
     HandshakeTimeout,

@@ -11,6 +11,7 @@ import base58
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from p2pkit.crypto import generate_private_key, public_key_from_protobuf
 from p2pkit.errors import InvalidKey, InvalidPeerId
 from p2pkit.peer import PeerId

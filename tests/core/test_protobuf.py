@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from p2pkit.errors import ProtocolError
 from p2pkit.protobuf import decode_fields, encode_bytes_field, encode_varint_field, iter_fields
 

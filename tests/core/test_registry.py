@@ -9,6 +9,7 @@ import sys
 import types
 
 import pytest
+
 from p2pkit.errors import PluginLoadError, PluginNotFound
 from p2pkit.plugins import PluginSpec, hookimpl
 from p2pkit.plugins.registry import PluginRegistry

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+
 from p2pkit.config import HostBuilder
 from p2pkit.events import PeerIdentified
 

@@ -6,6 +6,7 @@ import asyncio
 import os
 
 import pytest
+
 from p2pkit.config import load_config
 from p2pkit.host import Host
 from p2pkit.protocols.echo import PROTOCOL_ID as ECHO

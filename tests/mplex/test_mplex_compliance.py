@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import cast
 
 import pytest
+
 from p2pkit.abc import MuxedConnection, RawConnection, SecureConnection
 from p2pkit.testing.memory import channel_pair, tcp_channel_pair
 from p2pkit.testing.muxer_suite import MuxerPairFactory, MuxerSuite

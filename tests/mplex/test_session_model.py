@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from p2pkit.errors import StreamClosed
 from p2pkit_mplex import (
     DataReceived,

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from typing import cast
 
 import pytest
+
 from p2pkit.abc import RawConnection, SecureConnection
 from p2pkit.errors import ConnectionClosed, StreamClosed, StreamReset
 from p2pkit.testing.memory import channel_pair, tcp_channel_pair

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+
 from p2pkit.crypto import PrivateKey, generate_private_key
 
 KEY_TYPES = ["ed25519", "secp256k1", "ecdsa", "rsa"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from p2pkit.crypto import PrivateKey
 from p2pkit.testing.security_suite import SecurityFactory, SecuritySuite
 from p2pkit_noise import NoiseOptions, NoiseSecurity

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+
 from p2pkit.abc import RawConnection
 from p2pkit.crypto import PrivateKey
 from p2pkit.errors import (

@@ -10,6 +10,7 @@ import pytest
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from p2pkit.errors import ProtocolError
 from p2pkit_noise import (
     MAX_PLAINTEXT,

@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from p2pkit.crypto import PrivateKey
 from p2pkit.errors import HandshakeError, InvalidSignature, PeerIdMismatch
 from p2pkit.peer import PeerId

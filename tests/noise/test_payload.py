@@ -9,6 +9,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey as CryptoEd25519,
 )
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
 from p2pkit.crypto import PrivateKey, private_key_from_cryptography
 from p2pkit.errors import InvalidSignature, UnsupportedKeyType
 from p2pkit.peer import PeerId

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from multiaddr import Multiaddr
+
 from p2pkit.abc import RawConnection
 from p2pkit.errors import AddressError, ConfigError, ConnectionClosed, DialError, TransportError
 from p2pkit.plugins.spec import Components

@@ -6,6 +6,7 @@ import socket
 
 import pytest
 from multiaddr import Multiaddr
+
 from p2pkit.abc import Transport
 from p2pkit.testing.transport_suite import TransportSuite
 from p2pkit_tcp import TcpTransport

@@ -8,6 +8,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+
 from p2pkit.crypto import PrivateKey, generate_private_key
 from p2pkit.errors import HandshakeError, InvalidSignature
 from p2pkit_tls.certificate import (

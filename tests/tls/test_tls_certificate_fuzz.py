@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from p2pkit.crypto import generate_private_key
 from p2pkit_tls.certificate import (
     CertificateError,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from p2pkit.crypto import PrivateKey
 from p2pkit.testing.security_suite import SecuritySuite
 from p2pkit_tls import TlsOptions, TlsSecurity

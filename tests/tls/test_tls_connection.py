@@ -6,6 +6,7 @@ import asyncio
 import os
 
 import pytest
+
 from p2pkit.errors import ConnectionClosed, StreamClosed
 from p2pkit.testing.memory import channel_pair
 from p2pkit_tls import TlsConnection

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from cryptography import x509
 from OpenSSL import SSL
+
 from p2pkit.abc import SecureConnection
 from p2pkit.crypto import generate_private_key
 from p2pkit.errors import HandshakeError, HandshakeTimeout, PeerIdMismatch

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from multiaddr import Multiaddr
+
 from p2pkit.abc import RawConnection, SecureConnection
 from p2pkit.crypto import generate_private_key
 from p2pkit.multistream.aio import select_inbound, select_outbound

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 
 from p2pkit.errors import ConfigError
-
 from p2pkit_mplex.frames import MAX_MESSAGE_SIZE
 
 

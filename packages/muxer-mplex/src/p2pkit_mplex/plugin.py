@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from p2pkit.plugins import Components, PluginSpec, hookimpl
-
 from p2pkit_mplex.frames import PROTOCOL_ID
 from p2pkit_mplex.options import MplexOptions
 

@@ -26,7 +26,6 @@ from p2pkit.errors import (
     StreamClosed,
 )
 from p2pkit.varint import decode_uvarint, encode_uvarint
-
 from p2pkit_mplex.frames import (
     MAX_HEADER_SIZE,
     Flag,

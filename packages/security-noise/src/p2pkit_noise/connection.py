@@ -31,14 +31,13 @@ from typing import TYPE_CHECKING
 from p2pkit.abc import Buffer, RawConnection, Receiver, SecureConnection
 from p2pkit.errors import ConnectionClosed, P2PError
 from p2pkit.io import ReadBuffer
-
 from p2pkit_noise.errors import NoiseTransportError
 from p2pkit_noise.framing import FrameDecoder, FrameEncoder
 
 if TYPE_CHECKING:
     from multiaddr import Multiaddr
-    from p2pkit.peer import PeerId
 
+    from p2pkit.peer import PeerId
     from p2pkit_noise.handshake import HandshakeResult
 
 PROTOCOL_ID = "/noise"

@@ -29,10 +29,10 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from noise.connection import Keypair
 from noise.connection import NoiseConnection as _NoiseState
+
 from p2pkit.crypto import PrivateKey, PublicKey
 from p2pkit.errors import PeerIdMismatch
 from p2pkit.peer import PeerId
-
 from p2pkit_noise.errors import (
     InvalidHandshakePayload,
     NoiseHandshakeError,

@@ -25,7 +25,6 @@ from p2pkit.crypto import PrivateKey, PublicKey, public_key_from_protobuf
 from p2pkit.errors import InvalidKey, InvalidSignature, ProtocolError
 from p2pkit.peer import PeerId
 from p2pkit.protobuf import encode_bytes_field, iter_fields
-
 from p2pkit_noise.errors import InvalidHandshakePayload
 
 SIGNATURE_PREFIX = b"noise-libp2p-static-key:"

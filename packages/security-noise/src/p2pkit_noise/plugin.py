@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from p2pkit.plugins.spec import Components, PluginSpec, hookimpl
-
 from p2pkit_noise.options import NoiseOptions
 from p2pkit_noise.security import NoiseSecurity
 

@@ -17,7 +17,6 @@ from p2pkit.abc import RawConnection, SecurityProtocol
 from p2pkit.crypto import PrivateKey
 from p2pkit.errors import HandshakeError, HandshakeTimeout, P2PError, ResourceLimitExceeded
 from p2pkit.peer import PeerId
-
 from p2pkit_noise.connection import PROTOCOL_ID, NoiseConnection
 from p2pkit_noise.errors import HandshakeTruncated
 from p2pkit_noise.handshake import (

@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.oid import ExtensionOID, NameOID
+
 from p2pkit.crypto import PrivateKey, PublicKey, public_key_from_protobuf
 from p2pkit.errors import HandshakeError, InvalidKey, InvalidSignature
 

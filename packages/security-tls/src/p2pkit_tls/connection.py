@@ -23,7 +23,6 @@ from p2pkit.crypto import PublicKey
 from p2pkit.errors import ConnectionClosed, HandshakeError, HandshakeTimeout, StreamReset
 from p2pkit.io import ReadBuffer
 from p2pkit.peer import PeerId
-
 from p2pkit_tls.handshake import TlsProtocolError, TlsSession
 
 if TYPE_CHECKING:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from p2pkit.plugins.spec import Components, PluginSpec, hookimpl
-
 from p2pkit_tls.options import TlsOptions
 from p2pkit_tls.protocol import PROTOCOL_ID, TlsSecurity
 

@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from p2pkit.abc import RawConnection, SecureConnection, SecurityProtocol
 from p2pkit.crypto import PrivateKey
 from p2pkit.peer import PeerId
-
 from p2pkit_tls.connection import TlsConnection, run_handshake
 from p2pkit_tls.context import TlsIdentity
 from p2pkit_tls.handshake import TlsSession

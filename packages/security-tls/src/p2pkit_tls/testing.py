@@ -14,11 +14,11 @@ from collections.abc import Sequence
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+
 from p2pkit.abc import RawConnection, SecureConnection
 from p2pkit.crypto import PrivateKey, generate_private_key
 from p2pkit.peer import PeerId
 from p2pkit.testing.memory import channel_pair, tcp_channel_pair
-
 from p2pkit_tls.certificate import (
     EXTENSION_OID,
     SIGNATURE_PREFIX,

@@ -14,6 +14,7 @@ import socket
 from typing import Any
 
 from multiaddr import Multiaddr
+
 from p2pkit.errors import AddressError
 
 _FAMILIES = {

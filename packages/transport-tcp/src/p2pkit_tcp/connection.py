@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 from p2pkit.abc import Buffer, RawConnection, Receiver
 from p2pkit.errors import ConnectionClosed, StreamClosed
 from p2pkit.io import ReadBuffer, WriteGate
-
 from p2pkit_tcp.addresses import from_sockaddr
 from p2pkit_tcp.options import TcpOptions
 

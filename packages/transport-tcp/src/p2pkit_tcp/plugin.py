@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from p2pkit.plugins.spec import Components, PluginSpec, hookimpl
-
 from p2pkit_tcp.options import TcpOptions
 
 if TYPE_CHECKING:

@@ -9,9 +9,9 @@ import socket
 from collections.abc import Callable
 
 from multiaddr import Multiaddr
+
 from p2pkit.abc import ConnectionHandler, Listener, RawConnection, Transport
 from p2pkit.errors import AddressError, DialError, TransportError
-
 from p2pkit_tcp.addresses import TcpTarget, from_sockaddr, is_tcp, parse
 from p2pkit_tcp.connection import TcpConnection, TcpProtocol
 from p2pkit_tcp.options import TcpOptions

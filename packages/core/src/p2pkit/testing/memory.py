@@ -307,6 +307,7 @@ async def tcp_channel_pair() -> tuple[RawConnection, RawConnection]:
     The caller closes both connections.
     """
     from multiaddr import Multiaddr
+
     from p2pkit_tcp import TcpOptions, TcpTransport
 
     transport = TcpTransport(TcpOptions())
