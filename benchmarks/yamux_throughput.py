@@ -26,6 +26,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from multiaddr import Multiaddr
+
 from p2pkit.abc import MuxedStream, RawConnection
 from p2pkit_tcp import TcpOptions, TcpTransport
 from p2pkit_yamux import YamuxMuxer, YamuxOptions

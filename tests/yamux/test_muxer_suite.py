@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from p2pkit.abc import MuxedConnection
 from p2pkit.testing.memory import channel_pair, tcp_channel_pair
 from p2pkit.testing.muxer_suite import MuxerPairFactory, MuxerSuite

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from p2pkit.abc import Buffer
 from p2pkit.errors import ConnectionClosed, MuxerError, ResourceLimitExceeded, StreamClosed
 from p2pkit_yamux import frames as fr

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from p2pkit_yamux import events as ev
 from p2pkit_yamux.options import YamuxOptions
 from p2pkit_yamux.session import YamuxSession

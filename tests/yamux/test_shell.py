@@ -10,6 +10,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
+
 from p2pkit.abc import RawConnection
 from p2pkit.errors import ConnectionClosed, StreamReset
 from p2pkit.plugins.spec import Components

@@ -8,7 +8,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from p2pkit.plugins.spec import Components, PluginSpec, hookimpl
-
 from p2pkit_yamux.options import YamuxOptions
 
 if TYPE_CHECKING:

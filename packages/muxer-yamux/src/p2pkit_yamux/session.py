@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from p2pkit.abc import Buffer
 from p2pkit.errors import ConnectionClosed, ResourceLimitExceeded, StreamClosed
-
 from p2pkit_yamux import frames as fr
 from p2pkit_yamux.errors import YamuxGoAway, YamuxProtocolError
 from p2pkit_yamux.events import (

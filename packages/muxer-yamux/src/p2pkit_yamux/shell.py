@@ -27,7 +27,6 @@ from p2pkit.abc import (
 )
 from p2pkit.errors import ConnectionClosed, StreamClosed, StreamReset
 from p2pkit.io import ReadBuffer
-
 from p2pkit_yamux import events as ev
 from p2pkit_yamux.frames import GO_AWAY_NORMAL
 from p2pkit_yamux.options import YamuxOptions
