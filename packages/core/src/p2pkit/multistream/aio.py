@@ -138,6 +138,7 @@ class LazyStream(ByteStream):
                 await _run(self.inner, init, b"", self._timeout)
             except (P2PError, TimeoutError) as exc:
                 self._error = exc
+                self.inner.reset()  # a stream whose protocol was refused is of no use
                 raise
             self._pending = None
 
