@@ -291,6 +291,14 @@ class YamuxSession:
         if mv.format != "B" or mv.ndim != 1:
             mv = mv.cast("B")
         n = len(mv)
+        left = self._left
+        if left > n:
+            # Fast path (large frames): the whole chunk is inside the current payload.
+            self._left = left - n
+            cur = self._cur
+            if cur is not None:
+                events.append(DataReceived(cur.stream_id, bytes(mv)))
+            return events
         pos = 0
         # Payload pieces of consecutive Data frames of the same stream within this chunk
         # are joined into one bytes object (one copy, and the reader gets one chunk
