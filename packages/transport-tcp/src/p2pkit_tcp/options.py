@@ -26,7 +26,7 @@ class TcpOptions:
     dial_timeout: float = 10.0
     backlog: int = 128
     write_high_water: int = 1 << 20
-    read_buffer_size: int = 256 << 10
+    read_buffer_size: int = 1 << 20
     close_timeout: float = 10.0
     close_linger: float = 0.25
     pull_buffer_limit: int = 1 << 20
