@@ -61,3 +61,18 @@ async def test_write_gate():
     gate.close(ConnectionError("gone"))
     with pytest.raises(ConnectionError):
         await waiter
+
+
+async def test_small_reads_of_large_chunks_and_unread_in_between():
+    credit: list[int] = []
+    buf = ReadBuffer(on_consume=credit.append)
+    blob = bytes(range(256)) * 4096  # 1 MiB
+    buf.feed(blob)
+    buf.feed(b"tail")
+    out = [await buf.read(1000) for _ in range(10)]
+    buf.unread(out[-1])
+    rest = b""
+    while buf.size:
+        rest += await buf.read(65536)
+    assert b"".join(out[:-1]) + rest == blob + b"tail"
+    assert sum(credit) == len(blob) + 4

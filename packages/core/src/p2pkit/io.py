@@ -19,10 +19,11 @@ class ReadBuffer:
     data dropped, every read raises the given exception).
     """
 
-    __slots__ = ("_chunks", "_size", "_eof", "_exc", "_waiter", "_returned", "on_consume")
+    __slots__ = ("_chunks", "_head", "_size", "_eof", "_exc", "_waiter", "_returned", "on_consume")
 
     def __init__(self, on_consume: Callable[[int], None] | None = None) -> None:
         self._chunks: deque[bytes] = deque()
+        self._head = 0  # bytes of _chunks[0] already read (no re-slicing of the rest)
         self._size = 0
         self._eof = False
         self._exc: BaseException | None = None
@@ -49,11 +50,15 @@ class ReadBuffer:
         if self._exc is None:
             self._exc = exc
             self._chunks.clear()
+            self._head = 0
             self._size = 0
         self._wake()
 
     def unread(self, data: bytes) -> None:
         if data:
+            if self._head:
+                self._chunks[0] = self._chunks[0][self._head :]
+                self._head = 0
             self._chunks.appendleft(bytes(data))
             self._size += len(data)
             self._returned += len(data)
@@ -88,26 +93,36 @@ class ReadBuffer:
         if not self._size:
             return b"" if self._eof else None
         chunks = self._chunks
+        head = self._head
         if max_bytes < 0 or max_bytes >= self._size:
             if len(chunks) == 1:
-                data = chunks.popleft()
+                first = chunks.popleft()
+                data = first[head:] if head else first
             else:
+                if head:
+                    chunks[0] = chunks[0][head:]
                 data = b"".join(chunks)
                 chunks.clear()
+            self._head = 0
         else:
             first = chunks[0]
-            if len(first) <= max_bytes:
-                # Return whole chunks up to max_bytes without splitting one.
-                parts = [chunks.popleft()]
-                got = len(first)
+            avail = len(first) - head
+            if avail <= max_bytes:
+                # Whole chunks up to max_bytes, without splitting one.
+                chunks.popleft()
+                parts = [first[head:] if head else first]
+                got = avail
                 while chunks and got + len(chunks[0]) <= max_bytes:
                     nxt = chunks.popleft()
                     parts.append(nxt)
                     got += len(nxt)
                 data = parts[0] if len(parts) == 1 else b"".join(parts)
+                self._head = 0
             else:
-                data = first[:max_bytes]
-                chunks[0] = first[max_bytes:]
+                # Part of the first chunk: copy just what is returned, remember where
+                # we are (slicing off the rest each time would be quadratic).
+                data = first[head : head + max_bytes]
+                self._head = head + max_bytes
         self._size -= len(data)
         n = len(data)
         if self._returned:
