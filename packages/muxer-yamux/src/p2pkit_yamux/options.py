@@ -52,6 +52,12 @@ class YamuxOptions:
     window auto-tuning needs."""
     close_timeout: float = 5.0
     """``close()`` waits at most this long for open streams to finish."""
+    autotune_rtt_floor: float = 0.002
+    """Smallest RTT auto-tuning assumes (seconds).  A window doubles when half of it
+    was consumed within two RTTs; the RTT measured by an idle ping on a fast local path
+    is tens of microseconds, far below the real round trip of a window update under
+    load (both event loops' delay), so without a floor a stream behind Noise never
+    grows its window.  go-yamux and js-libp2p-yamux use 4 x RTT for the same reason."""
 
     def __post_init__(self) -> None:
         if self.initial_window < INITIAL_WINDOW:
@@ -69,3 +75,5 @@ class YamuxOptions:
             raise ConfigError("yamux keepalive_interval must be >= 0, keepalive_timeout > 0")
         if self.close_timeout < 0:
             raise ConfigError("yamux close_timeout must be >= 0")
+        if self.autotune_rtt_floor < 0:
+            raise ConfigError("yamux autotune_rtt_floor must be >= 0")

@@ -251,7 +251,13 @@ class YamuxSession:
         st = self.streams.get(stream_id)
         if st is None or st.remote_fin:
             return b""
-        delta = st.recv.consumed(n, now, self.rtt)
+        rtt = self.rtt
+        if rtt is not None:
+            # An idle-time ping on loopback measures microseconds; under load a window
+            # round trip takes the event-loop delay of both ends.  The floor keeps
+            # auto-tuning from judging fast local paths "slow" (see options).
+            rtt = max(rtt, self.options.autotune_rtt_floor)
+        delta = st.recv.consumed(n, now, rtt)
         if not delta:
             return b""
         return _pack(0, fr.TYPE_WINDOW_UPDATE, 0, stream_id, delta)
