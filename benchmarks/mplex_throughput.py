@@ -21,6 +21,7 @@ import time
 from typing import cast
 
 from multiaddr import Multiaddr
+
 from p2pkit.abc import RawConnection, SecureConnection
 from p2pkit_mplex import MplexMuxer
 from p2pkit_tcp import TcpOptions, TcpTransport

@@ -33,6 +33,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from multiaddr import Multiaddr
+
 from p2pkit.abc import RawConnection
 from p2pkit.crypto import generate_private_key
 from p2pkit_noise import NoiseSecurity

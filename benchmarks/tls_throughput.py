@@ -22,6 +22,7 @@ import sys
 import time
 
 from multiaddr import Multiaddr
+
 from p2pkit.abc import RawConnection
 from p2pkit.crypto import generate_private_key
 from p2pkit_tcp import TcpOptions, TcpTransport
