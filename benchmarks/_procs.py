@@ -127,6 +127,20 @@ class Listener:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    def death(self) -> str:
+        """Why a dead listener ended: exit status (or signal) and the tail of its stderr.
+
+        A listener that exits 0 on its own was sent SIGTERM/SIGINT by someone else.
+        """
+        code = None if self.proc is None else self.proc.poll()
+        if code is None:
+            how = "still running"
+        elif code < 0:
+            how = f"killed by signal {-code}"
+        else:
+            how = f"exit {code}" + (" (SIGTERM/SIGINT from outside?)" if code == 0 else "")
+        return f"{how}; {self._tail()}"
+
     def close(self) -> None:
         if self.proc is not None:
             _kill_group(self.proc)

@@ -272,6 +272,7 @@ def run_stack(
     servers = sorted({s for _, s in pairs})
     with contextlib.ExitStack() as stack_ctx:
         listeners: dict[str, Listener] = {}
+        restarts: dict[str, int] = {}
         for s in servers:
             name = f"{stack.name}.{s}"
             try:
@@ -289,8 +290,24 @@ def run_stack(
                     continue
                 lst = listeners[s]
                 if not lst.alive():
-                    cell["errors"].append(f"run {i + 1}: listener {s} died")
-                    continue
+                    # Record why, then carry on with a fresh listener: one dead server
+                    # must not void the remaining runs of every pair that uses it.
+                    cell["errors"].append(f"run {i + 1}: listener {s} died: {lst.death()}")
+                    print(f"  listener {s} died ({lst.death()}); restarting", flush=True)
+                    restarts[s] = restarts.get(s, 0) + 1
+                    try:
+                        lst = listeners[s] = stack_ctx.enter_context(
+                            Listener(
+                                f"{stack.name}.{s}.{restarts[s]}",
+                                impls[s].listen_argv(stack),
+                                impls[s].cwd,
+                                child_env(),
+                                log_dir,
+                            )
+                        )
+                    except PeerError as exc:
+                        cell["errors"].append(f"run {i + 1}: restarting listener {s}: {exc}")
+                        continue
                 t0 = time.monotonic()
                 nbytes = cell["bytes_next"]
                 values, errors = measure_pair(impls[c], stack, lst.addr, nbytes, timeout)
