@@ -184,7 +184,9 @@ class Host:
         self._listeners.clear()
         conns = [c for cs in self._conns.values() for c in cs]
         if conns:
-            await asyncio.gather(*(self._close_conn(c) for c in conns), return_exceptions=True)
+            await asyncio.gather(
+                *(self._close_conn(c, close_streams=True) for c in conns), return_exceptions=True
+            )
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
@@ -195,9 +197,18 @@ class Host:
         with contextlib.suppress(Exception):
             self.peerstore.close()
 
-    async def _close_conn(self, conn: Connection) -> None:
+    async def _close_conn(self, conn: Connection, *, close_streams: bool = False) -> None:
+        """Graceful close bounded to 2 s, then abort.
+
+        ``close_streams`` (host shutdown): close our side of every open stream first, so
+        the muxer does not wait for streams the application left open.
+        """
         try:
             async with asyncio.timeout(2.0):
+                if close_streams:
+                    for stream in list(conn.streams):
+                        with contextlib.suppress(Exception):
+                            await stream.close()
                 await conn.muxed.close()
         except BaseException:
             conn.muxed.abort()

@@ -296,6 +296,11 @@ class YamuxConnection(MuxedConnection):
             self._accept_queue.popleft().reset()
         self._wake_accept()
         self._fail_openers(ConnectionClosed("yamux session is closing"))
+        # Streams we closed both ways only wait for the peer's FIN: nothing of ours is
+        # left to deliver, so they do not hold the session open.
+        for stream in list(self._streams.values()):
+            if stream._write_closed and stream._read_closed:
+                self._forget(stream)
         if self._streams:
             self._drained = self._loop.create_future()
             try:
