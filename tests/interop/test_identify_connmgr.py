@@ -5,9 +5,10 @@ this file drives an in-process p2pkit host (it must change its protocols and
 addresses while connected, which no CLI command does) against the js listener:
 
 * js verifies our signed peer record, and we verify js's (certified addresses);
-* we never push to a peer that did not announce ``/ipfs/id/push/1.0.0`` (the pinned
-  js peer runs no identify-push service, so push itself is tested p2pkit <-> p2pkit
-  in ``tests/core/test_identify_push.py``).
+* we never push to a peer that did not announce ``/ipfs/id/push/1.0.0`` (the js peer
+  runs no identify-push service unless started with ``--identify-push``);
+* with ``--identify-push``, pushes go both ways: js's protocol change reaches us and
+  ours reaches js.
 """
 
 from __future__ import annotations
@@ -86,3 +87,46 @@ async def test_signed_peer_records_both_ways_and_no_push_without_support(js: JsP
         assert conn.is_closed is False
         sub.close()
     js.assert_alive()
+
+
+async def test_identify_push_both_ways_with_js() -> None:
+    """js runs identify-push (``--identify-push``): it accepts our pushes and pushes its own
+    protocol change to us."""
+    host = (
+        HostBuilder()
+        .security("noise")
+        .muxer("yamux")
+        .transport("tcp")
+        .listen("/ip4/127.0.0.1/tcp/0")
+        .build()
+    )
+    with JsPeer("noise", "yamux", "--identify-push") as js:
+        async with host:
+            me = str(host.peer_id)
+            sub = host.events.subscribe(PeerIdentified)
+            conn = await host.connect(js.maddr)
+            js_id = conn.peer
+            # js announces push, and after identifying us it adds a protocol: its push
+            # reaches us as a second PeerIdentified carrying the new list.
+            async with asyncio.timeout(15):
+                while True:
+                    ev = await sub.get()
+                    if isinstance(ev, PeerIdentified) and ev.peer == js_id:
+                        if "/js/push-test/1.0.0" in ev.protocols:
+                            break
+                        assert "/ipfs/id/push/1.0.0" in ev.protocols
+            assert "/js/push-test/1.0.0" in host.peerstore.protocols(js_id)
+            await _js_identify(js, me, lambda e: True)
+
+            # Our change is pushed to js, which reports it as a new identify result.
+            async def handler(stream: Any) -> None:
+                await stream.close()
+
+            host.set_stream_handler("/p2pkit/push-test/1.0.0", handler)
+            pushed = await _js_identify(
+                js, me, lambda e: "/p2pkit/push-test/1.0.0" in e["protocols"]
+            )
+            assert pushed["agent_version"] == "p2pkit/0.1.0"
+            assert conn.is_closed is False
+            sub.close()
+        js.assert_alive()

@@ -2,6 +2,8 @@
 //
 //   node peer.mjs listen [--listen MADDR]... [--security noise,tls,plaintext]
 //                        [--muxer yamux,mplex] [--no-early-muxer] [--stock-limits]
+//                        [--identify-push]  (run identify-push; add a protocol after the
+//                        first peer identified us, so js pushes its new list)
 //   node peer.mjs ping <maddr> [--count N]
 //   node peer.mjs echo <maddr> [--streams N] [--bytes B]
 //   node peer.mjs perf <maddr> [--upload B] [--download B]
@@ -22,7 +24,7 @@ import { setMaxListeners } from 'node:events'
 import { performance } from 'node:perf_hooks'
 import { parseArgs } from 'node:util'
 import { generateKeyPair, publicKeyFromProtobuf } from '@libp2p/crypto/keys'
-import { identify } from '@libp2p/identify'
+import { identify, identifyPush } from '@libp2p/identify'
 import { ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
 import { multiaddr } from '@multiformats/multiaddr'
@@ -42,6 +44,7 @@ const PAUSE_AT = 4 * 1024 * 1024
 
 // ---------------------------------------------------------------- arguments
 
+const PUSH_TEST = '/js/push-test/1.0.0'
 const OPS = new Set(['listen', 'ping', 'echo', 'perf', 'identify', 'transfer'])
 
 function usage (msg) {
@@ -62,6 +65,7 @@ function parse (argv) {
         'no-early-muxer': { type: 'boolean', default: false },
         'stock-limits': { type: 'boolean', default: false },
         'lazy-select': { type: 'boolean', default: false },
+        'identify-push': { type: 'boolean', default: false },
         'key-type': { type: 'string', default: 'Ed25519' },
         count: { type: 'string', default: '5' },
         streams: { type: 'string', default: '1' },
@@ -104,6 +108,7 @@ function parse (argv) {
     earlyMuxer: !v['no-early-muxer'],
     stockLimits: v['stock-limits'],
     lazySelect: v['lazy-select'],
+    identifyPush: v['identify-push'],
     keyType,
     count: int('count'),
     streams: int('streams'),
@@ -182,7 +187,9 @@ async function createNode (opts, { listen, identifyOnConnect = true }) {
       : {},
     services: {
       ping: ping(raised ? { ...limits, timeout: 120_000 } : {}),
-      identify: identify({ runOnConnectionOpen: identifyOnConnect, ...(raised ? { timeout: 20_000 } : {}) })
+      identify: identify({ runOnConnectionOpen: identifyOnConnect, ...(raised ? { timeout: 20_000 } : {}) }),
+      // --identify-push: also run js's identify-push service (push on our changes, accept pushes)
+      ...(opts.identifyPush ? { identifyPush: identifyPush() } : {})
     }
   })
   const handlerOpts = { ...limits, runOnLimitedConnection: true }
@@ -580,8 +587,18 @@ async function runListener (opts) {
       multiplexer: c.multiplexer ?? null
     }))
   })
+  let pushTestAdded = false
   node.addEventListener('peer:identify', (evt) => {
     print('IDENTIFY ' + JSON.stringify(identifyJson(evt.detail)))
+    if (opts.identifyPush && !pushTestAdded) {
+      // Change our protocols once, after the first peer identified us: identify-push
+      // then pushes the new list to every connected peer (tests push js -> peer).
+      pushTestAdded = true
+      setTimeout(() => {
+        node.handle(PUSH_TEST, (stream) => { stream.abort(new Error('push test only')) }, { runOnLimitedConnection: true })
+          .catch((err) => process.stderr.write(`handle ${PUSH_TEST}: ${err}\n`))
+      }, 200)
+    }
   })
   let stopping = false
   const shutdown = async (sig) => {
