@@ -20,6 +20,7 @@ from p2pkit.errors import (
     ProtocolNotSupported,
 )
 from p2pkit.events import ClosedStream, Connected, Disconnected, OpenedStream, PeerIdentified
+from p2pkit.host import LazyMuxedStream
 from p2pkit.multistream import encode_message
 from p2pkit.peer import PeerId
 from p2pkit.protocols.echo import PROTOCOL_ID as ECHO
@@ -73,8 +74,11 @@ async def test_negotiation_fallback_and_not_supported(make_host):
     await s.close()
     with pytest.raises(ProtocolNotSupported):
         await b.new_stream(a.peer_id, ["/nope/1.0.0", "/nope/2.0.0"])
-    # Lazy (single protocol): the refusal shows on first read.
-    lazy = await b.new_stream(a.peer_id, ["/nope/3.0.0"])
+    # A single protocol, negotiated fully (the default): refused at once.
+    with pytest.raises(ProtocolNotSupported):
+        await b.new_stream(a.peer_id, ["/nope/3.0.0"])
+    # Lazily (0-RTT): the refusal shows on the first read.
+    lazy = await b.new_stream(a.peer_id, ["/nope/3.0.0"], lazy=True)
     with pytest.raises(ProtocolNotSupported):
         await lazy.read()
     # The connection survives all of this.
@@ -248,7 +252,8 @@ async def test_lazy_stream_reader_and_half_close_concurrently(make_host):
     b = await make_host(listen=False)
     conn = await b.connect(a.addrs_with_peer_id[0])
     for _ in range(5):
-        s = await conn.new_stream(ECHO)
+        s = await conn.new_stream(ECHO, lazy=True)
+        assert isinstance(s, LazyMuxedStream)
 
         async def read_all(stream: MuxedStream = s) -> bytes:
             out = b""

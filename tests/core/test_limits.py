@@ -154,7 +154,7 @@ async def test_stream_limits_per_connection():
             assert await s.read() == b"hello"
         # Our own outbound limit: three streams are open (the reset one is gone once
         # the reset arrives), so the fourth is refused locally.
-        s3 = await conn.new_stream([PING])
+        s3 = await conn.new_stream([PING], lazy=True)  # not negotiated: counts locally
         assert sum(1 for s in conn.streams if s.is_initiator) == 3
         with pytest.raises(LimitExceeded) as info:
             await conn.new_stream([PING])

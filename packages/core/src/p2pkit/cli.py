@@ -161,7 +161,7 @@ async def cmd_ping(args: argparse.Namespace) -> int:
 
     async with _host(args) as host:
         conn, connect_ms = await _dial(host, args.addr)
-        stream = await conn.new_stream([PROTOCOL_ID])
+        stream = await conn.new_stream([PROTOCOL_ID], lazy=True)  # writes, then reads
         rtts = [r * 1000 for r in await ping(stream, args.count)]
     med = statistics.median(rtts)
     _emit(
@@ -321,7 +321,7 @@ async def cmd_demo(args: argparse.Namespace) -> int:
             " (muxer agreed in the handshake)" if conn.early_muxer else ""
         )
         out["connect_ms"] = round(connect_ms, 3)
-        rtts = await ping(await conn.new_stream([PING]), 5)
+        rtts = await ping(await conn.new_stream([PING], lazy=True), 5)
         out["ping_median_ms"] = round(statistics.median(rtts) * 1000, 3)
         info = await client.components.extra["identify"].identify(conn)
         out["identify"] = {"agent_version": info.agent_version, "protocols": info.protocols}

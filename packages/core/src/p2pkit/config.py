@@ -42,7 +42,11 @@ DEFAULTS: dict[str, Any] = {
     "negotiation_timeout": 10.0,  # multistream-select on each stream
     "dial_timeout": 10.0,
     "max_pending_inbound": 64,  # inbound connections still upgrading
-    "lazy_negotiation": True,  # V1Lazy multistream for single-protocol streams
+    # V1Lazy multistream-select (proposal + data without waiting) for every single-protocol
+    # stream.  Off by default: js-libp2p 3.3 may reset a stream whose proposal, data and
+    # FIN reach it before its handler runs (docs/interop.md); js itself negotiates fully.
+    # Callers that only read first (identify, ping) ask for it per stream (lazy=True).
+    "lazy_negotiation": False,
     "agent_version": "p2pkit/0.1.0",
     "protocol_version": "ipfs/0.1.0",
     "enable_ping": True,

@@ -49,9 +49,12 @@ class Connection:
     def is_closed(self) -> bool:
         return self.muxed.is_closed
 
-    async def new_stream(self, protocols: Sequence[str] | str) -> MuxedStream:
-        """Open a stream on this connection and negotiate one of ``protocols``."""
-        return await self._host._open_stream_on(self, protocols)
+    async def new_stream(
+        self, protocols: Sequence[str] | str, *, lazy: bool | None = None
+    ) -> MuxedStream:
+        """Open a stream on this connection and negotiate one of ``protocols``
+        (``lazy``: see :meth:`p2pkit.host.Host.new_stream`)."""
+        return await self._host._open_stream_on(self, protocols, lazy=lazy)
 
     async def close(self) -> None:
         await self.muxed.close()

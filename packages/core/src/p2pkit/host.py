@@ -556,14 +556,24 @@ class Host:
             self.events.emit(ClosedStream(conn.peer, protocol, stream.stream_id, True))
 
     async def new_stream(
-        self, target: Multiaddr | str | PeerId, protocols: Sequence[str] | str
+        self,
+        target: Multiaddr | str | PeerId,
+        protocols: Sequence[str] | str,
+        *,
+        lazy: bool | None = None,
     ) -> MuxedStream:
-        """Open a stream to a peer (connecting if needed) speaking one of ``protocols``."""
+        """Open a stream to a peer (connecting if needed) speaking one of ``protocols``.
+
+        ``lazy`` (default: the ``lazy_negotiation`` option): with a single protocol, send
+        the proposal and the first data without waiting for the answer (0-RTT), which is
+        checked on the first read.  Safe whatever the peer when the caller reads before it
+        half-closes (ping, identify); see ``lazy_negotiation`` for why it is not the default.
+        """
         conn = await self.connect(target)
-        return await self._open_stream_on(conn, protocols)
+        return await self._open_stream_on(conn, protocols, lazy=lazy)
 
     async def _open_stream_on(
-        self, conn: Connection, protocols: Sequence[str] | str
+        self, conn: Connection, protocols: Sequence[str] | str, *, lazy: bool | None = None
     ) -> MuxedStream:
         if isinstance(protocols, str):
             protocols = [protocols]
@@ -578,11 +588,13 @@ class Host:
                 raise refusal
         stream = await conn.muxed.open_stream()
         try:
-            if len(protocols) == 1 and self.config.lazy_negotiation:
-                lazy = await select_outbound_lazy(
+            if lazy is None:
+                lazy = self.config.lazy_negotiation
+            if len(protocols) == 1 and lazy:
+                pending = await select_outbound_lazy(
                     stream, protocols[0], timeout=self.config.negotiation_timeout
                 )
-                negotiated: MuxedStream = LazyMuxedStream(lazy, stream)
+                negotiated: MuxedStream = LazyMuxedStream(pending, stream)
                 protocol = protocols[0]
             else:
                 protocol = await select_outbound(

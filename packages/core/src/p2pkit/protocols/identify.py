@@ -340,7 +340,7 @@ class Identify:
     async def identify(self, conn: Connection) -> IdentifyInfo:
         """Ask the peer of ``conn`` who it is; fills the peerstore."""
         async with asyncio.timeout(TIMEOUT):
-            stream = await conn.new_stream([PROTOCOL_ID])
+            stream = await conn.new_stream([PROTOCOL_ID], lazy=True)  # we only read
             try:
                 info = IdentifyInfo()
                 for msg in await read_messages(stream):

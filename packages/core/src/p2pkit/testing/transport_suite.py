@@ -402,18 +402,26 @@ def _record(
 
 
 async def _fill_until_paused(chan: Channel, limit: int = 256 << 20) -> int:
-    """``write_nowait`` until ``write_paused``; returns the bytes written."""
+    """``write_nowait`` until ``write_paused`` stays True; returns the bytes written.
+
+    Paused once is not enough: the kernel's socket buffers (auto-tuned, several MiB)
+    may still take bytes, and the loop then resumes writing by itself.  Fill until
+    the writer is still paused after the loop had time to move bytes into the kernel.
+    """
     chunk = bytes(64 << 10)
     written = 0
     deadline = time.monotonic() + STEP
-    while not chan.write_paused:
-        if written >= limit or time.monotonic() > deadline:
-            raise AssertionError(f"write_paused never turned True after {written} bytes")
-        chan.write_nowait(chunk)
-        written += len(chunk)
-        if written % (1 << 20) == 0:
-            await asyncio.sleep(0)  # let the socket move bytes into the kernel
-    return written
+    while True:
+        while not chan.write_paused:
+            if written >= limit or time.monotonic() > deadline:
+                raise AssertionError(f"write_paused never turned True after {written} bytes")
+            chan.write_nowait(chunk)
+            written += len(chunk)
+            if written % (1 << 20) == 0:
+                await asyncio.sleep(0)  # let the socket move bytes into the kernel
+        await asyncio.sleep(0.1)
+        if chan.write_paused:
+            return written
 
 
 # -- the transport contract ------------------------------------------------------------
