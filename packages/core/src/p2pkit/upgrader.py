@@ -24,7 +24,7 @@ from p2pkit.abc import (
     SecurityProtocol,
     StreamMuxer,
 )
-from p2pkit.errors import HandshakeTimeout, NegotiationError, ProtocolNotSupported
+from p2pkit.errors import HandshakeTimeout, NegotiationError
 from p2pkit.multistream import select_inbound, select_outbound
 
 if TYPE_CHECKING:
@@ -111,4 +111,4 @@ class Upgrader:
         return Upgraded(raw, secure, muxed, sec_id, mux_id, early is not None)
 
 
-__all__ = ["ProtocolNotSupported", "Upgraded", "Upgrader"]
+__all__ = ["Upgraded", "Upgrader"]

@@ -13,12 +13,21 @@ PROTOCOL_ID = "/ipfs/ping/1.0.0"
 PING_SIZE = 32
 
 
+#: A ping stream idle this long is closed (go-libp2p and js-libp2p do the same), so a
+#: peer cannot park ping streams forever.
+IDLE_TIMEOUT = 60.0
+
+
 async def handle_ping(stream: MuxedStream) -> None:
-    """Echo 32-byte pings until the peer closes its side."""
+    """Echo 32-byte pings until the peer closes its side or stays idle too long."""
     while True:
         try:
-            payload = await stream.readexactly(PING_SIZE)
+            async with asyncio.timeout(IDLE_TIMEOUT):
+                payload = await stream.readexactly(PING_SIZE)
         except asyncio.IncompleteReadError:
+            return
+        except TimeoutError:
+            stream.reset()
             return
         await stream.write(payload)
 
