@@ -138,6 +138,16 @@ class Channel(ByteStream):
         until it is sent: CPython 3.12+ does).  Raises ConnectionClosed when closed.
         """
 
+    def write_many(self, parts: Sequence[Buffer]) -> None:
+        """:meth:`write_nowait` of each part, in order (same rules).
+
+        Muxers hand over a frame's header and payload together through this, so a
+        layer that transforms bytes can do it once for all of them (Noise encrypts
+        them into one buffer: one socket write instead of one per part).
+        """
+        for part in parts:
+            self.write_nowait(part)
+
     @property
     @abc.abstractmethod
     def write_paused(self) -> bool:

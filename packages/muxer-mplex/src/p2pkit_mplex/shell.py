@@ -101,8 +101,8 @@ class MplexStream(MuxedStream):
                 parts = session.send_data_parts(self.key, data)
                 for i in range(0, len(parts), 2):
                     self._conn._flush()  # queued small frames go first: keep the order
-                    channel.write_nowait(parts[i])
-                    channel.write_nowait(parts[i + 1] if owned else bytes(parts[i + 1]))
+                    body = parts[i + 1]
+                    channel.write_many((parts[i], body if owned else bytes(body)))
                     if channel.write_paused and i + 2 < len(parts):
                         await channel.drain()
                         self._check_writable()  # reset while we waited: stop here

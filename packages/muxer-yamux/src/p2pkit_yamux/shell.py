@@ -127,9 +127,10 @@ class YamuxStream(MuxedStream):
                     self._window_waiter = None
                 continue
             n, parts = session.send_data(sid, view[pos:] if pos else payload)
-            write = channel.write_nowait
-            for part in parts:
-                write(part)
+            if len(parts) == 1:
+                channel.write_nowait(parts[0])
+            elif parts:
+                channel.write_many(parts)
             pos += n
 
     def _wake_writer(self) -> None:

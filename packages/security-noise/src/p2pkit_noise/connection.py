@@ -12,8 +12,9 @@ call chain.  What happens to the plaintext depends on *our* mode:
   memoryview goes straight to the muxer's ``data_received`` -- no task, no queue, no
   copy.
 
-Writes encrypt into one fresh buffer per call and hand it to the raw connection's
-``write_nowait`` in one piece (one socket write).  Flow control (``write_paused``,
+Writes encrypt into one buffer per call (``write_many``: one for all its parts; large
+ones pooled, see :class:`~p2pkit_noise.framing.FrameEncoder`) and hand it to the raw
+connection's ``write_nowait`` in one piece (one socket write).  Flow control (``write_paused``,
 ``drain``) is the raw connection's.
 
 Any transport error (failed authentication, impossible frame length, nonce exhaustion,
@@ -26,6 +27,7 @@ unread data is dropped (the connection is dead, and pull mode is only negotiatio
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from p2pkit.abc import Buffer, RawConnection, Receiver, SecureConnection
@@ -170,11 +172,23 @@ class NoiseConnection(SecureConnection):
         if not data:
             return
         try:
-            frames = self._encoder.encrypt(data)
+            frames = self._encoder.seal((data,))
         except NoiseTransportError as exc:  # nonce exhaustion
             self._fail(exc)
             raise
         self.raw.write_nowait(frames)
+
+    def write_many(self, parts: Sequence[Buffer]) -> None:
+        """All parts encrypted into one buffer: one write to the raw connection."""
+        if self._error is not None:
+            raise ConnectionClosed(f"noise connection failed: {self._error}") from self._error
+        try:
+            frames = self._encoder.seal(parts)
+        except NoiseTransportError as exc:
+            self._fail(exc)
+            raise
+        if frames:
+            self.raw.write_nowait(frames)
 
     async def write(self, data: Buffer) -> None:
         self.write_nowait(data)

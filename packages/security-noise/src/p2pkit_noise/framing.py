@@ -18,6 +18,8 @@ No sockets, no asyncio, no clock here: bytes in, bytes out.
 from __future__ import annotations
 
 import struct
+import sys
+from collections.abc import Sequence
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
@@ -61,39 +63,110 @@ class _Cipher:
         return _pack_nonce(n)
 
 
+def frames_size(size: int) -> int:
+    """Bytes on the wire for ``size`` bytes of plaintext (full frames, then the rest)."""
+    return size + -(-size // MAX_PLAINTEXT) * (HEADER_LEN + TAG_LEN)
+
+
+POOL_MIN = 64 * 1024
+"""Outputs at least this large come from the encoder's buffer pool (smaller ones are
+cheap to allocate)."""
+POOL_SIZE = 4
+"""Pooled output buffers per encoder: enough for the few writes a transport holds
+while the socket is full (more are allocated, and dropped, when all are busy)."""
+
+
+def _refs(pool: list[bytearray], i: int) -> int:
+    return sys.getrefcount(pool[i])
+
+
+def _calibrate() -> int:
+    pool = [bytearray(1)]
+    return _refs(pool, 0)
+
+
+_FREE_REFS = _calibrate() if hasattr(sys, "getrefcount") else -1
+"""What :func:`_refs` reports for a pooled buffer nobody else holds (measured, not
+assumed, so an interpreter that counts differently still works; -1 disables the pool
+where there is no reference count, e.g. PyPy)."""
+
+
 class FrameEncoder(_Cipher):
     """Encrypts outgoing plaintext into length-prefixed frames.
 
-    Every :meth:`encrypt` returns a *fresh* ``bytearray`` holding all the frames of the
-    call, so the caller can hand it to ``transport.write()`` and forget it: CPython 3.12+
-    keeps a reference to the written object until it is sent, so a reused buffer would
-    be overwritten before it went out.  One buffer per call also means one socket write
-    per call.
+    :meth:`encrypt` returns a *fresh* ``bytearray`` holding all the frames of the
+    call.  :meth:`seal` does the same for several buffers at once (one socket write
+    for all of them) and takes large outputs from a small pool instead: a new
+    ``bytearray`` is zero-filled by CPython, which costs a few percent of the data
+    path.  A pooled buffer is reused only when its reference count shows that nobody
+    else holds it or a view of it -- CPython 3.12+ transports keep a view of what they
+    could not send yet, so a buffer still queued for the socket is never overwritten.
     """
 
-    __slots__ = ()
+    __slots__ = ("_pool",)
+
+    def __init__(self, key: bytes, nonce: int = 0) -> None:
+        super().__init__(key, nonce)
+        self._pool: list[bytearray] = []
 
     def encrypt(self, data: Buffer) -> bytearray:
         """Return the frames carrying ``data`` (full 65519-byte frames, then the rest).
 
         Empty ``data`` gives an empty result (no empty frame is sent).
         """
+        out = bytearray(frames_size(len(data)))
+        with memoryview(out) as dst:
+            self._encrypt_into(data, dst, 0)
+        return out
+
+    def seal(self, parts: Sequence[Buffer]) -> Buffer:
+        """The frames of every part, in order, in one buffer.
+
+        Each part is framed on its own (a frame never spans two parts).  The result
+        must be handed to a writer and then dropped: once no one references it, the
+        encoder reuses its memory.
+        """
+        need = 0
+        for part in parts:
+            need += frames_size(len(part))
+        if need < POOL_MIN or _FREE_REFS < 0:
+            out = bytearray(need)
+        else:
+            out = self._pooled(need)
+        with memoryview(out) as dst:
+            off = 0
+            for part in parts:
+                off = self._encrypt_into(part, dst, off)
+            if len(out) == need:
+                return out
+            return dst[:need]
+
+    def _pooled(self, need: int) -> bytearray:
+        pool = self._pool
+        for i in range(len(pool)):
+            if _refs(pool, i) == _FREE_REFS:
+                if len(pool[i]) < need:
+                    pool[i] = bytearray(need)
+                return pool[i]
+        buf = bytearray(need)
+        if len(pool) < POOL_SIZE:
+            pool.append(buf)
+        return buf
+
+    def _encrypt_into(self, data: Buffer, dst: memoryview, off: int) -> int:
+        """Write the frames of ``data`` into ``dst`` at ``off``; return the new offset."""
         size = len(data)
         if not size:
-            return bytearray()
-        nframes = -(-size // MAX_PLAINTEXT)
-        out = bytearray(size + nframes * (HEADER_LEN + TAG_LEN))
+            return off
         src = memoryview(data)
         if src.ndim != 1 or src.itemsize != 1:
             src = src.cast("B")
-        dst = memoryview(out)
         aead = self._aead
         pos = 0
-        off = 0
         while pos < size:
             chunk = min(MAX_PLAINTEXT, size - pos)
             flen = chunk + TAG_LEN
-            _pack_header_into(out, off, flen)
+            _pack_header_into(dst, off, flen)
             off += HEADER_LEN
             if HAS_INTO:
                 aead.encrypt_into(
@@ -105,9 +178,8 @@ class FrameEncoder(_Cipher):
                 )
             off += flen
             pos += chunk
-        dst.release()
         src.release()
-        return out
+        return off
 
 
 class FrameDecoder(_Cipher):
@@ -126,11 +198,14 @@ class FrameDecoder(_Cipher):
     (the connection must be closed; a Noise stream cannot resynchronise).
     """
 
-    __slots__ = ("_error", "_good", "_out", "_pending")
+    __slots__ = ("_error", "_good", "_out", "_partial", "_plen")
 
     def __init__(self, key: bytes, nonce: int = 0) -> None:
         super().__init__(key, nonce)
-        self._pending = bytearray()
+        # A frame split across reads is collected here: one fixed buffer, so a split
+        # costs one copy of its bytes and no allocation.
+        self._partial = bytearray(HEADER_LEN + MAX_FRAME)
+        self._plen = 0
         self._out = bytearray(MAX_PLAINTEXT)
         self._error: Exception | None = None
         self._good = 0  # plaintext bytes produced so far by the current feed()
@@ -143,7 +218,7 @@ class FrameDecoder(_Cipher):
     @property
     def pending(self) -> int:
         """Bytes of an incomplete frame held back (0 between whole frames)."""
-        return len(self._pending)
+        return self._plen
 
     def feed(self, data: Buffer) -> memoryview:
         """Consume ``data``; return the plaintext of every frame it completed."""
@@ -154,7 +229,7 @@ class FrameDecoder(_Cipher):
             return self._feed(data)
         except (DecryptError, BadFrameLength, NonceExhausted) as exc:
             self._error = exc
-            self._pending = bytearray()
+            self._plen = 0
             if not self._good:
                 raise
             return memoryview(self._out)[: self._good]
@@ -163,9 +238,9 @@ class FrameDecoder(_Cipher):
         """The ciphertext stream ended: raise if it ended inside a frame."""
         if self._error is not None:
             raise self._error
-        if self._pending:
+        if self._plen:
             self._error = BadFrameLength(
-                f"stream ended inside a frame ({len(self._pending)} bytes of it received)"
+                f"stream ended inside a frame ({self._plen} bytes of it received)"
             )
             raise self._error
 
@@ -174,17 +249,16 @@ class FrameDecoder(_Cipher):
         if src.ndim != 1 or src.itemsize != 1:
             src = src.cast("B")
         total = len(src)
-        pending = self._pending
         # Plaintext is always shorter than the ciphertext it came from.
-        if len(self._out) < len(pending) + total:
-            self._out = bytearray(len(pending) + total)
+        if len(self._out) < self._plen + total:
+            self._out = bytearray(self._plen + total)
         out = memoryview(self._out)
         o = 0
         pos = 0
-        if pending:
-            pos, o = self._complete_pending(src, out)
+        if self._plen:
+            pos, o = self._complete_partial(src, out)
             self._good = o
-            if self._pending:
+            if self._plen:
                 # Still incomplete: everything went into it.
                 return out[:0]
         while total - pos >= HEADER_LEN:
@@ -198,34 +272,41 @@ class FrameDecoder(_Cipher):
             self._good = o
             pos = end
         if pos < total:
-            self._pending += src[pos:]
+            rest = total - pos
+            self._partial[:rest] = src[pos:]
+            self._plen = rest
         return out[:o]
 
-    def _complete_pending(self, src: memoryview, out: memoryview) -> tuple[int, int]:
+    def _complete_partial(self, src: memoryview, out: memoryview) -> tuple[int, int]:
         """Add bytes from ``src`` to the held-back partial frame; decrypt it if whole.
 
         Returns (bytes of ``src`` consumed, plaintext bytes written to ``out``).
         """
-        pending = self._pending
+        partial = self._partial
+        plen = self._plen
         pos = 0
         total = len(src)
-        if len(pending) < HEADER_LEN:
-            take = min(HEADER_LEN - len(pending), total)
-            pending += src[:take]
+        if plen < HEADER_LEN:
+            take = min(HEADER_LEN - plen, total)
+            partial[plen : plen + take] = src[:take]
+            plen += take
             pos = take
-            if len(pending) < HEADER_LEN:
+            self._plen = plen
+            if plen < HEADER_LEN:
                 return pos, 0
-        flen = (pending[0] << 8) | pending[1]
+        flen = (partial[0] << 8) | partial[1]
         if flen < TAG_LEN:
             raise BadFrameLength(f"frame of {flen} bytes cannot hold the 16-byte tag")
-        take = min(HEADER_LEN + flen - len(pending), total - pos)
-        pending += src[pos : pos + take]
+        take = min(HEADER_LEN + flen - plen, total - pos)
+        partial[plen : plen + take] = src[pos : pos + take]
+        plen += take
         pos += take
-        if len(pending) < HEADER_LEN + flen:
+        self._plen = plen
+        if plen < HEADER_LEN + flen:
             return pos, 0
-        with memoryview(pending) as pv:
-            n = self._decrypt(pv[HEADER_LEN:], out[: flen - TAG_LEN])
-        pending.clear()
+        self._plen = 0
+        with memoryview(partial) as pv:
+            n = self._decrypt(pv[HEADER_LEN:plen], out[: flen - TAG_LEN])
         return pos, n
 
     def _decrypt(self, frame: memoryview, dst: memoryview) -> int:

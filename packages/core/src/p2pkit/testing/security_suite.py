@@ -369,6 +369,36 @@ class SecuritySuite:
         finally:
             await _close_all(client, server)
 
+    async def test_write_many_keeps_order_while_queued(
+        self,
+        make_security: SecurityFactory,
+        tcp_pair: tuple[RawConnection, RawConnection],
+    ) -> None:
+        """write_many() parts arrive in order, also when the writer ignores backpressure
+        and the transport holds many unsent buffers (an encrypting channel must not reuse
+        memory a transport still references)."""
+        client, server = await self.secure_pair(make_security, tcp_pair)
+        rng = random.Random(11)
+        batches = [
+            [rng.randbytes(12), rng.randbytes(rng.randrange(100_000, 400_000)), b""]
+            for _ in range(30)
+        ]
+        expected = b"".join(b"".join(parts) for parts in batches)
+        try:
+            for parts in batches:
+                client.write_many(parts)  # no drain: everything queues up
+            await client.close_write()
+            got = bytearray()
+            while True:
+                chunk = await asyncio.wait_for(server.read(), STEP_TIMEOUT)
+                if not chunk:
+                    break
+                got += chunk
+            assert len(got) == len(expected)
+            assert hashlib.sha256(got).digest() == hashlib.sha256(expected).digest()
+        finally:
+            await _close_all(client, server)
+
     async def test_half_close(
         self, make_security: SecurityFactory, tcp_pair: tuple[RawConnection, RawConnection]
     ) -> None:
