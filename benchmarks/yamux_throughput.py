@@ -203,8 +203,8 @@ def main() -> None:
     )
     ap.add_argument(
         "--read-buffer",
-        default="256KiB",
-        help="receiver's TCP read buffer (p2pkit-tcp read_buffer_size, default 256KiB)",
+        default=f"{TcpOptions().read_buffer_size // KiB}KiB",
+        help="receiver's TCP read buffer (default: p2pkit-tcp's read_buffer_size)",
     )
     ap.add_argument("--profile", choices=["send", "recv"], default="")
     ap.add_argument("--json", action="store_true", help="one JSON object at the end")

@@ -20,6 +20,7 @@ from p2pkit_noise import (
     FrameDecoder,
     FrameEncoder,
     NonceExhausted,
+    framing,
 )
 from p2pkit_noise.framing import MAX_NONCE
 
@@ -92,6 +93,7 @@ def test_seal_frames_each_part_in_one_buffer() -> None:
 def test_seal_reuses_a_buffer_only_when_nobody_holds_it() -> None:
     """A large output comes from the pool; one still referenced (as a 3.12+ asyncio
     transport holds what it has not sent) is never overwritten."""
+    framing._thread_pool().clear()  # other tests share this thread's pool
     enc, dec = FrameEncoder(KEY), FrameDecoder(KEY)
     data = [os.urandom(200_000) for _ in range(3)]
     held = enc.seal([data[0]])  # e.g. queued in a transport
@@ -111,12 +113,17 @@ def test_seal_reuses_a_buffer_only_when_nobody_holds_it() -> None:
     assert bytes(dec.feed(third)) == data[2]
 
 
-def test_small_seals_are_fresh_buffers() -> None:
+def test_small_and_huge_seals_are_fresh_buffers() -> None:
     enc = FrameEncoder(KEY)
     a = enc.seal([b"one"])
     snapshot = bytes(a)
     enc.seal([b"two"])
     assert bytes(a) == snapshot
+    pool = framing._thread_pool()
+    kept = list(pool)
+    huge = enc.seal([bytes(framing.POOL_MAX)])
+    assert all(_base(huge) is not buf for buf in pool)
+    assert pool == kept
 
 
 _chunks = st.lists(st.binary(min_size=0, max_size=3000), min_size=1, max_size=20)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import struct
 import sys
+import threading
 from collections.abc import Sequence
 
 from cryptography.exceptions import InvalidTag
@@ -69,11 +70,24 @@ def frames_size(size: int) -> int:
 
 
 POOL_MIN = 64 * 1024
-"""Outputs at least this large come from the encoder's buffer pool (smaller ones are
-cheap to allocate)."""
+"""Outputs at least this large come from the buffer pool (smaller ones are cheap to
+allocate)."""
+POOL_MAX = 2 * 1024 * 1024
+"""Larger outputs are allocated fresh: the pool keeps its memory for good."""
 POOL_SIZE = 4
-"""Pooled output buffers per encoder: enough for the few writes a transport holds
-while the socket is full (more are allocated, and dropped, when all are busy)."""
+"""Pooled output buffers per thread, shared by every encoder of that thread: enough for
+the few writes a transport holds while its socket is full, and a bound on the memory
+kept (at most POOL_SIZE x POOL_MAX) however many connections there are.  When all are
+busy, outputs are allocated fresh."""
+
+_local = threading.local()
+
+
+def _thread_pool() -> list[bytearray]:
+    pool: list[bytearray] | None = getattr(_local, "pool", None)
+    if pool is None:
+        pool = _local.pool = []
+    return pool
 
 
 def _refs(pool: list[bytearray], i: int) -> int:
@@ -91,23 +105,33 @@ assumed, so an interpreter that counts differently still works; -1 disables the 
 where there is no reference count, e.g. PyPy)."""
 
 
+def _pooled(need: int) -> bytearray:
+    """A buffer of at least ``need`` bytes that nobody else references."""
+    pool = _thread_pool()
+    for i in range(len(pool)):
+        if _refs(pool, i) == _FREE_REFS:
+            if len(pool[i]) < need:
+                pool[i] = bytearray(need)
+            return pool[i]
+    buf = bytearray(need)
+    if len(pool) < POOL_SIZE:
+        pool.append(buf)
+    return buf
+
+
 class FrameEncoder(_Cipher):
     """Encrypts outgoing plaintext into length-prefixed frames.
 
     :meth:`encrypt` returns a *fresh* ``bytearray`` holding all the frames of the
     call.  :meth:`seal` does the same for several buffers at once (one socket write
-    for all of them) and takes large outputs from a small pool instead: a new
+    for all of them) and takes large outputs from a small per-thread pool instead: a new
     ``bytearray`` is zero-filled by CPython, which costs a few percent of the data
     path.  A pooled buffer is reused only when its reference count shows that nobody
     else holds it or a view of it -- CPython 3.12+ transports keep a view of what they
     could not send yet, so a buffer still queued for the socket is never overwritten.
     """
 
-    __slots__ = ("_pool",)
-
-    def __init__(self, key: bytes, nonce: int = 0) -> None:
-        super().__init__(key, nonce)
-        self._pool: list[bytearray] = []
+    __slots__ = ()
 
     def encrypt(self, data: Buffer) -> bytearray:
         """Return the frames carrying ``data`` (full 65519-byte frames, then the rest).
@@ -123,16 +147,16 @@ class FrameEncoder(_Cipher):
         """The frames of every part, in order, in one buffer.
 
         Each part is framed on its own (a frame never spans two parts).  The result
-        must be handed to a writer and then dropped: once no one references it, the
-        encoder reuses its memory.
+        must be handed to a writer and then dropped: once no one references it, its
+        memory is reused.
         """
         need = 0
         for part in parts:
             need += frames_size(len(part))
-        if need < POOL_MIN or _FREE_REFS < 0:
+        if need < POOL_MIN or need > POOL_MAX or _FREE_REFS < 0:
             out = bytearray(need)
         else:
-            out = self._pooled(need)
+            out = _pooled(need)
         with memoryview(out) as dst:
             off = 0
             for part in parts:
@@ -140,18 +164,6 @@ class FrameEncoder(_Cipher):
             if len(out) == need:
                 return out
             return dst[:need]
-
-    def _pooled(self, need: int) -> bytearray:
-        pool = self._pool
-        for i in range(len(pool)):
-            if _refs(pool, i) == _FREE_REFS:
-                if len(pool[i]) < need:
-                    pool[i] = bytearray(need)
-                return pool[i]
-        buf = bytearray(need)
-        if len(pool) < POOL_SIZE:
-            pool.append(buf)
-        return buf
 
     def _encrypt_into(self, data: Buffer, dst: memoryview, off: int) -> int:
         """Write the frames of ``data`` into ``dst`` at ``off``; return the new offset."""
