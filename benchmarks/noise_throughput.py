@@ -2,7 +2,12 @@
 
     python benchmarks/noise_throughput.py                    # both scenarios, 3 runs each
     python benchmarks/noise_throughput.py --bytes 256MiB --runs 5 --scenario raw
+    python benchmarks/noise_throughput.py --direction download   # the listener sends
     python benchmarks/noise_throughput.py --profile recv     # cProfile of the receiver
+
+Directions: ``upload`` (default) = the dialer (Noise initiator, yamux client) sends to
+the listener; ``download`` = the listener sends to the dialer.  The listener runs in a
+child process, the dialer in this one.
 
 Scenarios:
 
@@ -34,7 +39,7 @@ from typing import Any
 
 from multiaddr import Multiaddr
 
-from p2pkit.abc import RawConnection
+from p2pkit.abc import RawConnection, SecureConnection
 from p2pkit.crypto import generate_private_key
 from p2pkit_noise import NoiseSecurity
 from p2pkit_tcp import TcpOptions, TcpTransport
@@ -81,11 +86,93 @@ class Counter:
         self.eof_received()
 
 
-# -- receiver (child process) -------------------------------------------------------------
+# -- the two roles (either process) ---------------------------------------------------------
 
 
-async def _receiver(scenario: str, pipe: Connection, profile: bool, read_buffer: int) -> None:
-    transport = TcpTransport(TcpOptions(read_buffer_size=read_buffer))
+async def _receive(conn: SecureConnection, scenario: str, initiator: bool) -> dict[str, Any]:
+    """Receive until EOF; the byte count and the time from the first byte to EOF."""
+    if scenario == "raw":
+        counter = Counter()
+        conn.start_push(counter)
+        await counter.done
+        return {"bytes": counter.total, "seconds": time.perf_counter() - counter.first}
+    from p2pkit_yamux import YamuxMuxer, YamuxOptions
+
+    session = YamuxMuxer(YamuxOptions(keepalive_interval=0)).new_session(
+        conn, is_initiator=initiator
+    )
+    stream = await session.accept_stream()
+    chunk = await stream.read()
+    first = time.perf_counter()
+    received = 0
+    while chunk:
+        received += len(chunk)
+        chunk = await stream.read()
+    end = time.perf_counter()
+    await stream.close()
+    await session.close()
+    return {"bytes": received, "seconds": end - first}
+
+
+async def _send(conn: SecureConnection, scenario: str, initiator: bool, total: int) -> None:
+    block = bytes(range(256)) * (BLOCK // 256)
+    if scenario == "raw":
+        left = total
+        while left > 0:
+            conn.write_nowait(block if left >= BLOCK else block[:left])
+            left -= BLOCK
+            if conn.write_paused:
+                await conn.drain()
+        await conn.close_write()
+        return
+    from p2pkit_yamux import YamuxMuxer, YamuxOptions
+
+    session = YamuxMuxer(YamuxOptions(keepalive_interval=0)).new_session(
+        conn, is_initiator=initiator
+    )
+    stream = await session.open_stream()
+    left = total
+    while left > 0:
+        await stream.write(block if left >= BLOCK else block[:left])
+        left -= BLOCK
+    await stream.close_write()
+    while await stream.read():
+        pass
+    await session.close()
+
+
+async def _measured(
+    role: str, conn: SecureConnection, scenario: str, total: int, profile: bool
+) -> dict[str, Any]:
+    """Run ``role`` on ``conn``; add this process's CPU seconds (``cpu``)."""
+    cpu0 = time.process_time()
+    prof = cProfile.Profile() if profile else None
+    if prof:
+        prof.enable()
+    if role == "recv":
+        result = await _receive(conn, scenario, conn.is_initiator)
+    else:
+        await _send(conn, scenario, conn.is_initiator, total)
+        result = {}
+    if prof:
+        prof.disable()
+    result["cpu"] = time.process_time() - cpu0
+    if prof:
+        pstats.Stats(prof).sort_stats("tottime").print_stats(18)
+    return result
+
+
+def _tcp(role: str, read_buffer: int) -> TcpTransport:
+    return TcpTransport(TcpOptions(read_buffer_size=read_buffer) if role == "recv" else None)
+
+
+# -- listener (child process) -------------------------------------------------------------
+
+
+async def _listener(
+    role: str, scenario: str, total: int, pipe: Connection, profile: bool, read_buffer: int
+) -> None:
+    transport = _tcp(role, read_buffer)
     security = NoiseSecurity(generate_private_key("ed25519"))
     accepted: asyncio.Future[RawConnection] = asyncio.get_running_loop().create_future()
     listener = await transport.listen(
@@ -95,110 +182,64 @@ async def _receiver(scenario: str, pipe: Connection, profile: bool, read_buffer:
     raw = await accepted
     await listener.close()
     conn = await security.secure_inbound(raw, ["/yamux/1.0.0"])
-    cpu0 = time.process_time()
-    prof = cProfile.Profile() if profile else None
-    if prof:
-        prof.enable()
-    if scenario == "raw":
-        counter = Counter()
-        conn.start_push(counter)
-        await counter.done
-        end = time.perf_counter()
-        received, first = counter.total, counter.first
-    else:
-        from p2pkit_yamux import YamuxMuxer, YamuxOptions
-
-        session = YamuxMuxer(YamuxOptions(keepalive_interval=0)).new_session(
-            conn, is_initiator=False
-        )
-        stream = await session.accept_stream()
-        chunk = await stream.read()
-        first = time.perf_counter()
-        received = 0
-        while chunk:
-            received += len(chunk)
-            chunk = await stream.read()
-        end = time.perf_counter()
-        await stream.close()
-    if prof:
-        prof.disable()
-    cpu = time.process_time() - cpu0
-    pipe.send({"bytes": received, "seconds": end - first, "recv_cpu": cpu})
-    if scenario != "raw":
-        await session.close()
+    result = await _measured(role, conn, scenario, total, profile)
+    pipe.send(result)
     await conn.close()
     await transport.close()
-    if prof:
-        pstats.Stats(prof).sort_stats("tottime").print_stats(18)
 
 
-def receiver_main(scenario: str, pipe: Connection, profile: bool, read_buffer: int) -> None:
-    asyncio.run(_receiver(scenario, pipe, profile, read_buffer))
+def listener_main(
+    role: str, scenario: str, total: int, pipe: Connection, profile: bool, read_buffer: int
+) -> None:
+    asyncio.run(_listener(role, scenario, total, pipe, profile, read_buffer))
 
 
-# -- sender (this process) ----------------------------------------------------------------
+# -- dialer (this process) ----------------------------------------------------------------
 
 
-async def _send(addr: str, scenario: str, total: int, profile: bool) -> float:
-    """Send ``total`` bytes; return the CPU seconds spent after the handshake."""
-    transport = TcpTransport(TcpOptions())
+async def _dialer(
+    addr: str, role: str, scenario: str, total: int, profile: bool, read_buffer: int
+) -> dict[str, Any]:
+    transport = _tcp(role, read_buffer)
     security = NoiseSecurity(generate_private_key("ed25519"))
     raw = await transport.dial(Multiaddr(addr))
     conn = await security.secure_outbound(raw, None, ["/yamux/1.0.0"])
-    block = bytes(range(256)) * (BLOCK // 256)
-    cpu0 = time.process_time()
-    prof = cProfile.Profile() if profile else None
-    if prof:
-        prof.enable()
-    if scenario == "raw":
-        left = total
-        while left > 0:
-            conn.write_nowait(block if left >= BLOCK else block[:left])
-            left -= BLOCK
-            if conn.write_paused:
-                await conn.drain()
-        await conn.close_write()
-    else:
-        from p2pkit_yamux import YamuxMuxer, YamuxOptions
-
-        session = YamuxMuxer(YamuxOptions(keepalive_interval=0)).new_session(
-            conn, is_initiator=True
-        )
-        stream = await session.open_stream()
-        left = total
-        while left > 0:
-            await stream.write(block if left >= BLOCK else block[:left])
-            left -= BLOCK
-        await stream.close_write()
-        while await stream.read():
-            pass
-    if prof:
-        prof.disable()
-        pstats.Stats(prof).sort_stats("tottime").print_stats(18)
-    cpu = time.process_time() - cpu0
-    if scenario != "raw":
-        await session.close()
+    result = await _measured(role, conn, scenario, total, profile)
     await conn.close()
     await transport.close()
-    return cpu
+    return result
 
 
-def run_once(scenario: str, total: int, profile: str, read_buffer: int) -> dict[str, Any]:
+def run_once(
+    scenario: str, direction: str, total: int, profile: str, read_buffer: int
+) -> dict[str, Any]:
+    listener_role = "recv" if direction == "upload" else "send"
+    dialer_role = "send" if direction == "upload" else "recv"
     ctx = mp.get_context("spawn")
     parent, child = ctx.Pipe()
     proc = ctx.Process(
-        target=receiver_main, args=(scenario, child, profile == "recv", read_buffer), daemon=True
+        target=listener_main,
+        args=(listener_role, scenario, total, child, profile == listener_role, read_buffer),
+        daemon=True,
     )
     proc.start()
     try:
         addr = parent.recv()
-        send_cpu = asyncio.run(_send(addr, scenario, total, profile == "send"))
-        result: dict[str, Any] = parent.recv()
-        result["send_cpu"] = send_cpu
+        mine = asyncio.run(
+            _dialer(addr, dialer_role, scenario, total, profile == dialer_role, read_buffer)
+        )
+        theirs: dict[str, Any] = parent.recv()
     finally:
         proc.join(60)
         if proc.is_alive():
             proc.kill()
+    recv, send = (theirs, mine) if listener_role == "recv" else (mine, theirs)
+    result: dict[str, Any] = {
+        "bytes": recv["bytes"],
+        "seconds": recv["seconds"],
+        "recv_cpu": recv["cpu"],
+        "send_cpu": send["cpu"],
+    }
     result["MBps"] = result["bytes"] / result["seconds"] / 1e6
     gb = result["bytes"] / 1e9
     result["send_cpu_per_GB"] = result["send_cpu"] / gb
@@ -214,6 +255,13 @@ def main() -> None:
     ap.add_argument("--bytes", default="1GiB", help="total payload per run (default 1GiB)")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--scenario", action="append", choices=["raw", "yamux"], default=None)
+    ap.add_argument(
+        "--direction",
+        action="append",
+        choices=["upload", "download"],
+        default=None,
+        help="upload: the dialer sends (default); download: the listener sends",
+    )
     ap.add_argument("--profile", choices=["send", "recv"], default="")
     ap.add_argument("--json", action="store_true", help="one JSON object at the end")
     ap.add_argument(
@@ -224,29 +272,35 @@ def main() -> None:
     args = ap.parse_args()
     total = parse_size(args.bytes)
     summary: dict[str, Any] = {}
-    for scenario in args.scenario or ["raw", "yamux"]:
+    cases = [
+        (scenario, direction)
+        for scenario in args.scenario or ["raw", "yamux"]
+        for direction in args.direction or ["upload"]
+    ]
+    for scenario, direction in cases:
         if scenario == "yamux" and not have_yamux():
             print("yamux    skipped: p2pkit_yamux is not installed", flush=True)
             continue
+        name = scenario if direction == "upload" else f"{scenario}-down"
         rates, bounds = [], []
         for i in range(args.runs):
-            r = run_once(scenario, total, args.profile, parse_size(args.read_buffer))
+            r = run_once(scenario, direction, total, args.profile, parse_size(args.read_buffer))
             rates.append(r["MBps"])
             bounds.append(r["cpu_bound_MBps"])
             print(
-                f"{scenario:8} run {i + 1}: {r['bytes'] / 1e6:8.1f} MB in {r['seconds']:6.3f} s"
+                f"{name:10} run {i + 1}: {r['bytes'] / 1e6:8.1f} MB in {r['seconds']:6.3f} s"
                 f" = {r['MBps']:7.1f} MB/s; CPU s/GB send {r['send_cpu_per_GB']:.2f}"
                 f" recv {r['recv_cpu_per_GB']:.2f} (CPU-bound {r['cpu_bound_MBps']:.0f} MB/s)",
                 flush=True,
             )
         med = statistics.median(rates)
-        summary[scenario] = {
+        summary[name] = {
             "MBps_median": med,
             "cpu_bound_MBps_median": statistics.median(bounds),
             "runs": rates,
         }
         print(
-            f"{scenario:8} median: {med:7.1f} MB/s over {args.runs} runs"
+            f"{name:10} median: {med:7.1f} MB/s over {args.runs} runs"
             f" (CPU-bound median {statistics.median(bounds):.0f} MB/s)",
             flush=True,
         )
