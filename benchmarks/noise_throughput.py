@@ -31,6 +31,7 @@ import asyncio
 import cProfile
 import json
 import multiprocessing as mp
+import os
 import pstats
 import statistics
 import time
@@ -188,9 +189,23 @@ async def _listener(
     await transport.close()
 
 
+def pin_to(cpu: int | None) -> None:
+    """Keep this process on one CPU (Linux): the two processes then never share a core,
+    which removes the scheduler's share of the run-to-run spread."""
+    if cpu is not None and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {cpu})
+
+
 def listener_main(
-    role: str, scenario: str, total: int, pipe: Connection, profile: bool, read_buffer: int
+    role: str,
+    scenario: str,
+    total: int,
+    pipe: Connection,
+    profile: bool,
+    read_buffer: int,
+    cpu: int | None,
 ) -> None:
+    pin_to(cpu)
     asyncio.run(_listener(role, scenario, total, pipe, profile, read_buffer))
 
 
@@ -211,7 +226,7 @@ async def _dialer(
 
 
 def run_once(
-    scenario: str, direction: str, total: int, profile: str, read_buffer: int
+    scenario: str, direction: str, total: int, profile: str, read_buffer: int, pin: bool = False
 ) -> dict[str, Any]:
     listener_role = "recv" if direction == "upload" else "send"
     dialer_role = "send" if direction == "upload" else "recv"
@@ -219,7 +234,15 @@ def run_once(
     parent, child = ctx.Pipe()
     proc = ctx.Process(
         target=listener_main,
-        args=(listener_role, scenario, total, child, profile == listener_role, read_buffer),
+        args=(
+            listener_role,
+            scenario,
+            total,
+            child,
+            profile == listener_role,
+            read_buffer,
+            1 if pin else None,
+        ),
         daemon=True,
     )
     proc.start()
@@ -269,7 +292,14 @@ def main() -> None:
         default=f"{TcpOptions().read_buffer_size // KiB}KiB",
         help="receiver's TCP read buffer (default: p2pkit-tcp's read_buffer_size)",
     )
+    ap.add_argument(
+        "--pin",
+        action="store_true",
+        help="pin the dialer to CPU 0 and the listener to CPU 1 (Linux)",
+    )
     args = ap.parse_args()
+    if args.pin:
+        pin_to(0)
     total = parse_size(args.bytes)
     summary: dict[str, Any] = {}
     cases = [
@@ -284,7 +314,9 @@ def main() -> None:
         name = scenario if direction == "upload" else f"{scenario}-down"
         rates, bounds = [], []
         for i in range(args.runs):
-            r = run_once(scenario, direction, total, args.profile, parse_size(args.read_buffer))
+            r = run_once(
+                scenario, direction, total, args.profile, parse_size(args.read_buffer), args.pin
+            )
             rates.append(r["MBps"])
             bounds.append(r["cpu_bound_MBps"])
             print(
