@@ -104,6 +104,31 @@ async def test_match_predicate_handler_and_remove(make_host):
         await b.new_stream(a.peer_id, ["/app/1.0.0", "/app/1.0.1"])
 
 
+async def test_connection_of_a_handled_stream(make_host):
+    """Handlers learn their connection from the host (identify relies on it)."""
+    a = await make_host()
+    b = await make_host(listen=False)
+    found: list[object] = []
+
+    async def handler(stream: MuxedStream) -> None:
+        found.append(a.connection_of(stream))
+        await stream.write(b"v")
+        await stream.close_write()
+
+    a.set_stream_handler("/app/conn-of/1", handler)
+    conn = await b.connect(a.addrs_with_peer_id[0])
+    s = await conn.new_stream("/app/conn-of/1")
+    assert await s.read() == b"v"
+    (server_conn,) = a.connections(b.peer_id)
+    assert found == [server_conn]
+    assert b.connection_of(s) is conn  # an outbound stream: found among the connections
+    assert await s.read() == b""
+    await s.close()
+    async with asyncio.timeout(5):
+        while a._handled:  # forgotten once the handler's task is done
+            await asyncio.sleep(0.01)
+
+
 async def test_events_in_order(make_host):
     a = await make_host()
     b = await make_host(listen=False)

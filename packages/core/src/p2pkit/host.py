@@ -137,6 +137,8 @@ class Host:
 
         self._handlers: dict[str, StreamHandler] = {}
         self._matchers: list[tuple[str, Callable[[str], bool], StreamHandler]] = []
+        # Inbound streams whose handler is running -> their connection (connection_of).
+        self._handled: dict[MuxedStream, Connection] = {}
         self._listeners: list[Listener] = []
         self._conns: dict[PeerId, list[Connection]] = {}
         self._dials: dict[PeerId, asyncio.Future[Connection]] = {}
@@ -387,6 +389,20 @@ class Host:
             return [c for cs in self._conns.values() for c in cs if not c.is_closed]
         return [c for c in self._conns.get(peer, ()) if not c.is_closed]
 
+    def connection_of(self, stream: MuxedStream) -> Connection | None:
+        """The connection ``stream`` belongs to (None if it is closed or unknown).
+
+        Constant time for a stream whose handler is running (what protocol handlers
+        ask); other streams are looked up among the open connections.
+        """
+        conn = self._handled.get(stream)
+        if conn is not None:
+            return None if conn.is_closed else conn
+        for conn in self.connections():
+            if stream in conn.streams:
+                return conn
+        return None
+
     def on_local_change(self, hook: Callable[[], None]) -> None:
         """Call ``hook()`` when our protocols or listen addresses change (identify push)."""
         self._local_change_hooks.append(hook)
@@ -544,6 +560,7 @@ class Host:
             return
         stream.protocol = protocol
         self.events.emit(OpenedStream(conn.peer, protocol, stream.stream_id, True))
+        self._handled[stream] = conn
         try:
             await handler(stream)
         except Exception as exc:
@@ -553,6 +570,7 @@ class Host:
             with contextlib.suppress(Exception):
                 await stream.close()
         finally:
+            self._handled.pop(stream, None)
             self.events.emit(ClosedStream(conn.peer, protocol, stream.stream_id, True))
 
     async def new_stream(

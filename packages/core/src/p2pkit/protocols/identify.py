@@ -323,10 +323,7 @@ class Identify:
             raise
 
     def _conn_of(self, stream: MuxedStream) -> Connection | None:
-        for conn in self.host.connections():
-            if stream in conn.streams:
-                return conn
-        return None
+        return self.host.connection_of(stream)
 
     def _on_connection(self, conn: Connection) -> None:
         self.host._spawn(self._identify_safe(conn), name="p2pkit-identify")
