@@ -18,6 +18,7 @@ from p2pkit.errors import (
     HandshakeTimeout,
     PeerIdMismatch,
     ProtocolNotSupported,
+    StreamReset,
 )
 from p2pkit.events import ClosedStream, Connected, Disconnected, OpenedStream, PeerIdentified
 from p2pkit.host import LazyMuxedStream
@@ -291,3 +292,29 @@ async def test_lazy_stream_reader_and_half_close_concurrently(make_host):
         await s.write(b"payload")
         await s.close_write()
         assert await asyncio.wait_for(reader, 5) == b"payload"
+
+
+@pytest.mark.parametrize("protocol", [PING, ECHO, PERF])
+async def test_idle_service_streams_are_reset(make_host, monkeypatch, protocol):
+    """ping, echo and perf handlers end a stream whose peer goes quiet (no parking)."""
+    from p2pkit.protocols import echo as echo_mod
+    from p2pkit.protocols import perf as perf_mod
+    from p2pkit.protocols import ping as ping_mod
+
+    for mod in (echo_mod, perf_mod, ping_mod):
+        monkeypatch.setattr(mod, "IDLE_TIMEOUT", 0.3)
+    a = await make_host()
+    b = await make_host(listen=False)
+    s = await b.new_stream(a.addrs_with_peer_id[0], protocol)
+    if protocol == ECHO:
+        await s.write(b"x")
+        assert await asyncio.wait_for(s.read(), 5) == b"x"
+    elif protocol == PERF:
+        await s.write((1).to_bytes(8, "big"))  # then never finishes the upload
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    with pytest.raises(StreamReset):
+        await asyncio.wait_for(s.read(), 5)
+    assert loop.time() - start < 4
+    # The connection is fine: a fresh ping still works.
+    assert len(await ping(await b.new_stream(a.peer_id, PING), 1)) == 1

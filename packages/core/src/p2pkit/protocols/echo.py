@@ -5,16 +5,23 @@ Not a libp2p spec; used by interop tests and demos (js-libp2p's echo does the sa
 
 from __future__ import annotations
 
+import asyncio
+
 from p2pkit.abc import MuxedStream
 
 PROTOCOL_ID = "/echo/1.0.0"
 CHUNK = 1 << 20
+#: A read or a write that waits this long ends the stream (the host resets it), so a
+#: peer cannot park echo streams forever.
+IDLE_TIMEOUT = 60.0
 
 
 async def handle_echo(stream: MuxedStream) -> None:
     while True:
-        data = await stream.read(CHUNK)
+        async with asyncio.timeout(IDLE_TIMEOUT):
+            data = await stream.read(CHUNK)
         if not data:
             break
-        await stream.write(data)
+        async with asyncio.timeout(IDLE_TIMEOUT):
+            await stream.write(data)
     await stream.close_write()

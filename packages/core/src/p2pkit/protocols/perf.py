@@ -18,20 +18,25 @@ from p2pkit.errors import ProtocolError
 PROTOCOL_ID = "/perf/1.0.0"
 BLOCK = 1 << 20  # one reusable block of zeros, written repeatedly
 _ZEROS = bytes(BLOCK)
+#: Server side: a read or a write that waits this long ends the stream (the host resets
+#: it), so a peer cannot park perf streams forever.
+IDLE_TIMEOUT = 60.0
 
 
-async def _send(stream: MuxedStream, n: int) -> None:
+async def _send(stream: MuxedStream, n: int, idle: float | None = None) -> None:
     view = memoryview(_ZEROS)
     while n > 0:
         k = min(n, BLOCK)
-        await stream.write(view[:k])
+        async with asyncio.timeout(idle):
+            await stream.write(view[:k])
         n -= k
 
 
-async def _drain(stream: MuxedStream) -> int:
+async def _drain(stream: MuxedStream, idle: float | None = None) -> int:
     total = 0
     while True:
-        data = await stream.read(BLOCK)
+        async with asyncio.timeout(idle):
+            data = await stream.read(BLOCK)
         if not data:
             return total
         total += len(data)
@@ -39,12 +44,13 @@ async def _drain(stream: MuxedStream) -> int:
 
 async def handle_perf(stream: MuxedStream) -> None:
     try:
-        header = await stream.readexactly(8)
+        async with asyncio.timeout(IDLE_TIMEOUT):
+            header = await stream.readexactly(8)
     except asyncio.IncompleteReadError as exc:
         raise ProtocolError("perf: stream ended before the 8-byte size") from exc
     (wanted,) = struct.unpack(">Q", header)
-    await _drain(stream)
-    await _send(stream, wanted)
+    await _drain(stream, IDLE_TIMEOUT)
+    await _send(stream, wanted, IDLE_TIMEOUT)
     await stream.close_write()
 
 
