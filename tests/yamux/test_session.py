@@ -290,6 +290,29 @@ def test_outbound_unacked_limit() -> None:
     assert c.can_open
 
 
+def test_early_unacked_limit_until_the_first_ack() -> None:
+    """Before the peer ACKed anything only early_outbound_unacked SYNs go out (js-libp2p
+    aborts a connection with more than 10 streams opened before it listens)."""
+    c, _s = pair(max_outbound_unacked=5)
+    assert c.unacked_limit == 5  # the smaller of the two
+    c, _s = pair(early_outbound_unacked=2, max_outbound_unacked=5)
+    assert c.unacked_limit == 2
+    ids = [c.open_stream()[0] for _ in range(2)]
+    assert not c.can_open
+    with pytest.raises(ResourceLimitExceeded):
+        c.open_stream()
+    c.reset_stream(ids[1])  # a freed slot is not an ACK: still the early limit
+    c.open_stream()
+    assert not c.can_open
+    c.receive_data(hdr(1, fr.FLAG_ACK, ids[0], 0))
+    assert c.unacked_limit == 5
+    assert c.can_open
+    for _ in range(4):
+        c.open_stream()
+    assert c.unacked_outbound == 5
+    assert not c.can_open
+
+
 def test_accept_backlog_and_max_streams() -> None:
     s, _ = pair(accept_backlog=2, max_streams=3)  # the client: the peer opens even ids
     ev = s.receive_data(b"".join(hdr(1, fr.FLAG_SYN, i, 0) for i in (2, 4, 6)))

@@ -140,6 +140,20 @@ async def test_open_waits_while_syns_unacked() -> None:
     assert stream.stream_id == 5
 
 
+async def test_many_opens_on_a_new_session_wait_for_the_first_ack() -> None:
+    """20 concurrent opens: 10 SYNs go out at once (early_outbound_unacked), the rest
+    as soon as the peer ACKs one stream (then up to max_outbound_unacked)."""
+    conn, peer = await make_pair(YamuxOptions(keepalive_interval=0))
+    opens = [asyncio.create_task(conn.open_stream()) for _ in range(20)]
+    await asyncio.sleep(0.05)
+    assert sum(t.done() for t in opens) == 10
+    assert conn.session.unacked_outbound == 10
+    await peer.pump(0.05)
+    await peer.send(peer.session.accept(1))
+    streams = await asyncio.wait_for(asyncio.gather(*opens), 2)
+    assert sorted(s.stream_id for s in streams) == list(range(1, 41, 2))
+
+
 async def test_accept_backlog_overflow_is_refused_with_rst() -> None:
     conn, peer = await make_pair(YamuxOptions(accept_backlog=2, keepalive_interval=0))
     frames = b"".join(peer.session.open_stream()[1] for _ in range(3))

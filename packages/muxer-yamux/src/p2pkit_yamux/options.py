@@ -35,6 +35,12 @@ class YamuxOptions:
     """Inbound streams waiting for ``accept_stream``; SYNs beyond it are answered RST."""
     max_outbound_unacked: int = 256
     """Outbound SYNs not yet ACKed by the peer; ``open_stream`` waits beyond it."""
+    early_outbound_unacked: int = 10
+    """The same bound until the peer has ACKed one of our streams.  js-libp2p aborts the
+    whole connection when more than 10 streams arrive before its upgrader listens for
+    them (``maxEarlyStreams``), and it ACKs none of them before then; its first ACK
+    shows it listens.  Costs at most one round trip, once per connection, and only to
+    an application that opens more than this many streams at once on a new one."""
     max_streams: int = 1000
     """Inbound streams open at once; SYNs beyond it are answered RST."""
     max_frame_size: int = 1 * MiB
@@ -68,7 +74,13 @@ class YamuxOptions:
             raise ConfigError("yamux max_stream_window must be in [initial_window, 2**32)")
         if self.max_session_receive_buffer < self.initial_window:
             raise ConfigError("yamux max_session_receive_buffer must be >= initial_window")
-        for name in ("accept_backlog", "max_outbound_unacked", "max_streams", "max_frame_size"):
+        for name in (
+            "accept_backlog",
+            "max_outbound_unacked",
+            "early_outbound_unacked",
+            "max_streams",
+            "max_frame_size",
+        ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"yamux {name} must be >= 1")
         if self.keepalive_interval < 0 or self.keepalive_timeout <= 0:

@@ -118,6 +118,7 @@ class YamuxSession:
         self._inbound_pending = 0  # inbound SYNs not yet accepted by the application
         self._inbound_open = 0
         self._unacked = 0  # outbound SYNs not yet ACKed
+        self._peer_acked = False  # has the peer ACKed any of our streams yet?
         self._pings: dict[int, float] = {}
         self._ping_counter = 0
         # parser state
@@ -134,13 +135,22 @@ class YamuxSession:
         return self._unacked
 
     @property
+    def unacked_limit(self) -> int:
+        """How many of our SYNs may wait for an ACK now: ``early_outbound_unacked``
+        until the peer's first ACK, then ``max_outbound_unacked``."""
+        opts = self.options
+        if self._peer_acked:
+            return opts.max_outbound_unacked
+        return min(opts.early_outbound_unacked, opts.max_outbound_unacked)
+
+    @property
     def can_open(self) -> bool:
         """True when :meth:`open_stream` would succeed now."""
         return (
             self.terminated is None
             and self.goaway_sent is None
             and self.goaway_received is None
-            and self._unacked < self.options.max_outbound_unacked
+            and self._unacked < self.unacked_limit
             and self._next_id <= fr.MAX_U32
         )
 
@@ -172,10 +182,10 @@ class YamuxSession:
             raise ConnectionClosed("yamux session is closed")
         if self.goaway_sent is not None or self.goaway_received is not None:
             raise ConnectionClosed("yamux session is going away: no new streams")
-        if self._unacked >= self.options.max_outbound_unacked:
+        limit = self.unacked_limit
+        if self._unacked >= limit:
             raise ResourceLimitExceeded(
-                f"{self._unacked} yamux streams wait for the peer's ACK (limit "
-                f"{self.options.max_outbound_unacked})"
+                f"{self._unacked} yamux streams wait for the peer's ACK (limit {limit})"
             )
         sid = self._next_id
         if sid > fr.MAX_U32:
@@ -444,6 +454,7 @@ class YamuxSession:
         if flags & fr.FLAG_ACK and not st.acked:
             st.acked = True
             self._unacked -= 1
+            self._peer_acked = True
             events.append(StreamAcked(sid))
         if flags & fr.FLAG_RST:
             self._remove(st)

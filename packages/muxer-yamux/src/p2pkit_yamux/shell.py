@@ -455,7 +455,7 @@ class YamuxConnection(MuxedConnection):
     def _wake_openers(self) -> None:
         """Wake as many waiting openers as there are free SYN slots (no thundering herd)."""
         waiters = self._open_waiters
-        free = self.options.max_outbound_unacked - self._session.unacked_outbound
+        free = self._session.unacked_limit - self._session.unacked_outbound
         while free > 0 and waiters:
             w = waiters.popleft()
             if not w.done():
