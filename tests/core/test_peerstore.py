@@ -62,6 +62,80 @@ def test_addrs_ttl_extend_and_bound(store_and_clock):
     assert store.addrs(peer) == []
 
 
+def test_update_addrs_moves_one_ttl_class(store_and_clock):
+    """go-libp2p's UpdateAddrs: the connected TTL drops to the recently-connected one
+    when the last connection closes; other TTLs (and permanent ones) are left alone."""
+    from p2pkit.peerstore import CONNECTED_ADDR_TTL, RECENTLY_CONNECTED_ADDR_TTL
+
+    store, clock = store_and_clock
+    peer, _ = new_peer()
+    other, _ = new_peer()
+    store.add_addrs(peer, [A1, A2], CONNECTED_ADDR_TTL)
+    store.add_addrs(peer, [A3], 3600.0)
+    store.add_addrs(other, [A1], CONNECTED_ADDR_TTL)
+    store.update_addrs(peer, CONNECTED_ADDR_TTL, RECENTLY_CONNECTED_ADDR_TTL)
+    clock.now += RECENTLY_CONNECTED_ADDR_TTL - 1
+    assert set(store.addrs(peer)) == {A1, A2, A3}
+    clock.now += 2
+    assert store.addrs(peer) == [A3]  # the hour-long TTL was not touched
+    assert store.addrs(other) == [A1]  # nor another peer's addresses
+    # A permanent address moves only when asked for the infinite class.
+    store.add_addrs(peer, [A4], float("inf"))
+    store.update_addrs(peer, CONNECTED_ADDR_TTL, 1.0)
+    clock.now += 10_000
+    assert store.addrs(peer) == [A4]
+    store.update_addrs(peer, float("inf"), 5.0)
+    clock.now += 6
+    assert store.addrs(peer) == []
+
+
+def test_update_addrs_after_re_adding(store_and_clock):
+    """An address re-added with a longer TTL belongs to that TTL's class."""
+    store, clock = store_and_clock
+    peer, _ = new_peer()
+    store.add_addrs(peer, [A1], 60.0)
+    store.add_addrs(peer, [A1], 600.0)
+    store.update_addrs(peer, 60.0, 1.0)  # A1 is in the 600 s class now
+    clock.now += 100
+    assert store.addrs(peer) == [A1]
+    store.update_addrs(peer, 600.0, 1.0)
+    clock.now += 2
+    assert store.addrs(peer) == []
+
+
+def test_sqlite_schema_1_file_is_migrated(tmp_path):
+    """A file written before TTLs were stored opens, keeps its addresses, and works."""
+    import sqlite3
+
+    clock = FakeClock()
+    peer, _ = new_peer()
+    path = tmp_path / "v1.db"
+    db = sqlite3.connect(path)
+    db.executescript(
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+        "CREATE TABLE addrs (peer BLOB NOT NULL, addr BLOB NOT NULL, expires REAL,"
+        " PRIMARY KEY (peer, addr));"
+        "INSERT INTO meta VALUES ('schema_version', '1');"
+    )
+    db.execute(
+        "INSERT INTO addrs VALUES (?, ?, ?)", (peer.to_bytes(), A1.to_bytes(), clock.now + 50)
+    )
+    db.commit()
+    db.close()
+    store = SqlitePeerstore(path, clock=clock)
+    try:
+        assert store.addrs(peer) == [A1]
+        store.update_addrs(peer, 50.0, 1.0)  # no TTL recorded for the old row: untouched
+        store.add_addrs(peer, [A2], 30.0)
+        store.update_addrs(peer, 30.0, 1.0)
+        clock.now += 2
+        assert store.addrs(peer) == [A1]
+        version = store.db.execute("SELECT value FROM meta WHERE key='schema_version'")
+        assert version.fetchone()[0] == "2"
+    finally:
+        store.close()
+
+
 def test_keys_protocols_metadata_peers(store_and_clock):
     store, _ = store_and_clock
     peer, key = new_peer()
@@ -170,3 +244,29 @@ async def test_restarted_host_reconnects_from_sqlite_peerstore(make_host, tmp_pa
         from p2pkit.protocols.ping import PROTOCOL_ID, ping
 
         assert len(await ping(await conn.new_stream(PROTOCOL_ID), 1)) == 1
+
+
+async def test_host_downgrades_addresses_when_the_last_connection_closes(make_host):
+    """While connected, the dialed address (and identify's) live CONNECTED_ADDR_TTL;
+    after the last connection closes, RECENTLY_CONNECTED_ADDR_TTL (15 min)."""
+    from p2pkit.peerstore import RECENTLY_CONNECTED_ADDR_TTL
+
+    a = await make_host()
+    b = await make_host(listen=False)
+    clock = FakeClock()
+    b.peerstore._clock = clock  # type: ignore[attr-defined]
+    conn = await b.connect(a.addrs_with_peer_id[0])
+    async with asyncio.timeout(5):
+        while not b.peerstore.protocols(a.peer_id):  # identify has run
+            await asyncio.sleep(0.01)
+    dialed = a.listen_addrs[0]
+    assert dialed in b.peerstore.addrs(a.peer_id)
+    await conn.close()
+    async with asyncio.timeout(5):
+        while b.connections(a.peer_id):
+            await asyncio.sleep(0.01)
+    await asyncio.sleep(0.05)  # the Disconnected event is handled
+    clock.now += RECENTLY_CONNECTED_ADDR_TTL - 1
+    assert dialed in b.peerstore.addrs(a.peer_id)
+    clock.now += 2
+    assert b.peerstore.addrs(a.peer_id) == []

@@ -321,6 +321,15 @@ class Peerstore(abc.ABC):
     def addrs(self, peer: PeerId) -> list[Multiaddr]:
         """Addresses not yet expired."""
 
+    def update_addrs(self, peer: PeerId, old_ttl: float, new_ttl: float) -> None:  # noqa: B027
+        """Give the addresses last added with ``old_ttl`` the TTL ``new_ttl`` from now.
+
+        go-libp2p's ``UpdateAddrs``: when a peer's last connection closes, its addresses
+        drop from the connected TTL to the recently-connected one, so a peer that went
+        away is not dialed from our store forever.  Stores that keep no TTLs may ignore
+        it (the default).
+        """
+
     @abc.abstractmethod
     def clear_addrs(self, peer: PeerId) -> None: ...
 

@@ -369,8 +369,8 @@ class Host:
 
     def _record_peer(self, event: Event) -> None:
         """Peerstore bookkeeping of the connection path (an event-bus listener): the
-        remote key and dialed address on connect; a shorter TTL for the address once the
-        peer's last connection is gone."""
+        remote key and dialed address on connect; once the peer's last connection is gone,
+        the recently-connected TTL for every address the connections kept alive."""
         if isinstance(event, Connected):
             conn = event.connection
             self.peerstore.add_public_key(conn.peer, conn.secure.remote_public_key)
@@ -378,11 +378,12 @@ class Host:
                 self.peerstore.add_addrs(conn.peer, [conn.remote_addr], CONNECTED_ADDR_TTL)
         elif isinstance(event, Disconnected):
             conn = event.connection
-            if conn.peer not in self._conns and conn.remote_addr is not None:
-                if conn.direction == "outbound":
-                    self.peerstore.add_addrs(
-                        conn.peer, [conn.remote_addr], RECENTLY_CONNECTED_ADDR_TTL
-                    )
+            if conn.peer not in self._conns:
+                # As go-libp2p: what the connection kept alive (the dialed address,
+                # identify's listen addresses) now lives RECENTLY_CONNECTED_ADDR_TTL.
+                self.peerstore.update_addrs(
+                    conn.peer, CONNECTED_ADDR_TTL, RECENTLY_CONNECTED_ADDR_TTL
+                )
 
     def connections(self, peer: PeerId | None = None) -> list[Connection]:
         if peer is None:

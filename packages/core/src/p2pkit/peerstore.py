@@ -33,7 +33,8 @@ class MemoryPeerstore(Peerstore):
     ) -> None:
         self._clock = clock
         self._max_addrs = max_addrs_per_peer
-        self._addrs: dict[PeerId, dict[Multiaddr, float]] = {}
+        # address -> (expiry, the TTL it was last given)
+        self._addrs: dict[PeerId, dict[Multiaddr, tuple[float, float]]] = {}
         self._keys: dict[PeerId, PublicKey] = {}
         self._protocols: dict[PeerId, list[str]] = {}
         self._meta: dict[PeerId, dict[str, object]] = {}
@@ -42,20 +43,30 @@ class MemoryPeerstore(Peerstore):
         table = self._addrs.setdefault(peer, {})
         expiry = self._clock() + ttl
         for addr in addrs:
-            if table.get(addr, -1.0) < expiry:
-                table[addr] = expiry
+            old = table.get(addr)
+            if old is None or old[0] < expiry:  # only ever extend an address's life
+                table[addr] = (expiry, ttl)
         if len(table) > self._max_addrs:
-            for addr, _ in sorted(table.items(), key=lambda kv: kv[1])[
+            for addr, _ in sorted(table.items(), key=lambda kv: kv[1][0])[
                 : len(table) - self._max_addrs
             ]:
                 del table[addr]
+
+    def update_addrs(self, peer: PeerId, old_ttl: float, new_ttl: float) -> None:
+        table = self._addrs.get(peer)
+        if not table:
+            return
+        expiry = self._clock() + new_ttl
+        for addr, (_, ttl) in list(table.items()):
+            if ttl == old_ttl:
+                table[addr] = (expiry, new_ttl)
 
     def addrs(self, peer: PeerId) -> list[Multiaddr]:
         table = self._addrs.get(peer)
         if not table:
             return []
         now = self._clock()
-        for addr in [a for a, exp in table.items() if exp <= now]:
+        for addr in [a for a, (exp, _) in table.items() if exp <= now]:
             del table[addr]
         return list(table)
 

@@ -32,13 +32,13 @@ if TYPE_CHECKING:
     from p2pkit.peer import PeerId
     from p2pkit.plugins.spec import Components
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS keys (peer BLOB PRIMARY KEY, key BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS addrs (
-    peer BLOB NOT NULL, addr BLOB NOT NULL, expires REAL,
+    peer BLOB NOT NULL, addr BLOB NOT NULL, expires REAL, ttl REAL,
     PRIMARY KEY (peer, addr)
 );
 CREATE TABLE IF NOT EXISTS protocols (peer BLOB PRIMARY KEY, protocols TEXT NOT NULL);
@@ -47,6 +47,11 @@ CREATE TABLE IF NOT EXISTS metadata (
     PRIMARY KEY (peer, key)
 );
 """
+
+
+def _ttl_value(ttl: float) -> float | None:
+    """A TTL as stored: infinite is NULL (as for ``expires``)."""
+    return None if math.isinf(ttl) else ttl
 
 
 @dataclasses.dataclass
@@ -87,8 +92,13 @@ class SqlitePeerstore(Peerstore):
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(addrs)")}
+        if "ttl" not in columns:
+            # Version 1 files: addresses keep their expiry; with no TTL recorded they are
+            # never matched by update_addrs (they simply run out).
+            self._db.execute("ALTER TABLE addrs ADD COLUMN ttl REAL")
         self._db.execute(
-            "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+            "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
         )
 
     @property
@@ -110,11 +120,15 @@ class SqlitePeerstore(Peerstore):
                     "SELECT expires FROM addrs WHERE peer=? AND addr=?", (key, raw)
                 ).fetchone()
                 if row is None:
-                    db.execute("INSERT INTO addrs VALUES (?, ?, ?)", (key, raw, expires))
+                    db.execute(
+                        "INSERT INTO addrs (peer, addr, expires, ttl) VALUES (?, ?, ?, ?)",
+                        (key, raw, expires, _ttl_value(ttl)),
+                    )
                 elif row[0] is not None and (expires is None or row[0] < expires):
                     # Only ever extend an address's life, as the memory store does.
                     db.execute(
-                        "UPDATE addrs SET expires=? WHERE peer=? AND addr=?", (expires, key, raw)
+                        "UPDATE addrs SET expires=?, ttl=? WHERE peer=? AND addr=?",
+                        (expires, _ttl_value(ttl), key, raw),
                     )
             (count,) = db.execute("SELECT COUNT(*) FROM addrs WHERE peer=?", (key,)).fetchone()
             if count > self._max_addrs:
@@ -123,6 +137,15 @@ class SqlitePeerstore(Peerstore):
                     "ORDER BY expires IS NULL, expires LIMIT ?)",
                     (key, count - self._max_addrs),
                 )
+
+    def update_addrs(self, peer: PeerId, old_ttl: float, new_ttl: float) -> None:
+        expires = None if math.isinf(new_ttl) else self._clock() + new_ttl
+        old = _ttl_value(old_ttl)
+        self.db.execute(
+            "UPDATE addrs SET expires=?, ttl=? WHERE peer=? AND "
+            + ("ttl IS NULL AND expires IS NULL" if old is None else "ttl=?"),
+            (expires, _ttl_value(new_ttl), peer.to_bytes(), *(() if old is None else (old,))),
+        )
 
     def addrs(self, peer: PeerId) -> list[Multiaddr]:
         key = peer.to_bytes()
