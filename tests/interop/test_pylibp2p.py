@@ -26,6 +26,9 @@ BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 STACKS = [(s, m) for s in ("noise", "tls", "plaintext") for m in ("yamux", "mplex")]
 NBYTES = 2_000_000
 
+# The first test also sets up py-libp2p's venv (pip, about half a minute here).
+pytestmark = pytest.mark.timeout(300)
+
 
 @pytest.fixture(scope="module")
 def pylibp2p() -> Iterator[list[str]]:
