@@ -4,7 +4,8 @@ Why Debian's packages and GOPATH mode: the machines reach no Go module proxy for
 arbitrary repositories, but Debian ships both the toolchain (``golang-go``) and the
 library source (``golang-github-hashicorp-yamux-dev`` under ``/usr/share/gocode``), so
 ``GO111MODULE=off GOPATH=/usr/share/gocode go build`` works offline.  The binary goes to
-a temporary directory; nothing is written into the work tree.
+a temporary directory; nothing is written into the work tree.  The build step
+(:func:`build_yamuxperf`) is shared with ``tests/yamux/test_hashicorp_interop.py``.
 """
 
 from __future__ import annotations
@@ -28,6 +29,26 @@ SETUP_HINT = (
 )
 
 
+def build_yamuxperf(go: str, out_dir: Path, timeout: float) -> Path:
+    """Build ``GO_SRC`` offline into ``out_dir`` (GOPATH mode, see above); the binary's path.
+
+    Raises what ``subprocess.run`` raises (``CalledProcessError`` with the captured stderr,
+    ``TimeoutExpired``, ``OSError``): the callers skip with their own message.
+    """
+    env = dict(os.environ)
+    env.update(GO111MODULE="off", GOPATH=str(GOPATH), GOFLAGS="", GOCACHE=str(out_dir / "cache"))
+    binary = out_dir / "yamuxperf"
+    subprocess.run(
+        [go, "build", "-o", str(binary), "."],
+        cwd=GO_SRC,
+        env=env,
+        check=True,
+        timeout=timeout,
+        capture_output=True,
+    )
+    return binary
+
+
 def build_go() -> tuple[list[Impl], str | None]:
     """Return the Go reference implementations, or ([], reason) when they cannot be built."""
     go = shutil.which("go")
@@ -36,18 +57,8 @@ def build_go() -> tuple[list[Impl], str | None]:
     if not YAMUX_SRC.is_dir():
         return [], f"--go: hashicorp/yamux source not found in the GOPATH ({SETUP_HINT})"
     out_dir = Path(tempfile.mkdtemp(prefix="p2pkit-bench-go-"))
-    env = dict(os.environ)
-    env.update(GO111MODULE="off", GOPATH=str(GOPATH), GOFLAGS="", GOCACHE=str(out_dir / "cache"))
-    binary = out_dir / "yamuxperf"
     try:
-        subprocess.run(
-            [go, "build", "-o", str(binary), "."],
-            cwd=GO_SRC,
-            env=env,
-            check=True,
-            timeout=600,
-            capture_output=True,
-        )
+        binary = build_yamuxperf(go, out_dir, timeout=600)
     except subprocess.CalledProcessError as exc:
         err = exc.stderr.decode(errors="replace").strip()[-300:]
         return [], f"--go: go build failed: {err}"

@@ -45,8 +45,8 @@ from _peers import (
 from _procs import Listener, PeerError, run_json
 from _pylibp2p import ensure_pylibp2p
 from _report import render_markdown
+from _throughput import MiB, parse_size
 
-MiB = 1024 * 1024
 MIN_BYTES = 4 * MiB
 RESULTS = HERE / "results"
 #: client -> server pairs, in table order.
@@ -58,14 +58,6 @@ ALL_PAIRS = [
     ("py-libp2p", "py-libp2p"),
 ]
 METRICS = ("upload_MBps", "download_MBps", "connect_ms", "rtt_ms", "latency_ms")
-
-
-def parse_size(text: str) -> int:
-    units = {"KiB": 1024, "MiB": MiB, "GiB": 1024 * MiB, "KB": 10**3, "MB": 10**6, "GB": 10**9}
-    for unit, mul in units.items():
-        if text.endswith(unit):
-            return int(float(text[: -len(unit)]) * mul)
-    return int(text)
 
 
 def pair_name(client: str, server: str) -> str:

@@ -10,16 +10,12 @@ EOF and answers with the seconds between its first and last byte.  The median MB
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
-import statistics
 import struct
-import subprocess
-import sys
 import time
 from typing import cast
 
+from _throughput import serve_and_send_main
 from multiaddr import Multiaddr
 
 from p2pkit.abc import RawConnection, SecureConnection
@@ -68,46 +64,7 @@ async def send(addr: str, total: int, chunk_size: int) -> tuple[float, int]:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser()
-    p.add_argument("--mib", type=int, default=512)
-    p.add_argument("--runs", type=int, default=5)
-    p.add_argument("--chunk-kib", type=int, default=256)
-    p.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
-    args = p.parse_args()
-    if args.serve:
-        asyncio.run(serve(args.runs))
-        return
-    child = subprocess.Popen(
-        [sys.executable, __file__, "--serve", "--runs", str(args.runs)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert child.stdout is not None
-        line = child.stdout.readline().split()
-        addr = line[1]
-        total = args.mib << 20
-        rates = []
-        for _ in range(args.runs):
-            elapsed, got = asyncio.run(send(addr, total, args.chunk_kib << 10))
-            assert got >= total, (got, total)
-            rates.append(got / elapsed / 1e6)
-        child.wait(30)
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
-        if child.stdout is not None:
-            child.stdout.close()
-    result = {
-        "bench": "mplex_throughput",
-        "python": sys.version.split()[0],
-        "mib": args.mib,
-        "chunk_kib": args.chunk_kib,
-        "runs_MBps": [round(r, 1) for r in rates],
-        "median_MBps": round(statistics.median(rates), 1),
-    }
-    print(json.dumps(result))
+    serve_and_send_main("mplex_throughput", __file__, serve, send)
 
 
 if __name__ == "__main__":

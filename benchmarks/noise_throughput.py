@@ -30,7 +30,6 @@ import argparse
 import asyncio
 import cProfile
 import json
-import multiprocessing as mp
 import os
 import pstats
 import statistics
@@ -38,24 +37,26 @@ import time
 from multiprocessing.connection import Connection
 from typing import Any
 
+from _throughput import (
+    Counter,
+    KiB,
+    MiB,
+    accept_one,
+    add_rates,
+    cpu_text,
+    median_text,
+    parse_size,
+    rate_text,
+    spawn_pair,
+)
 from multiaddr import Multiaddr
 
-from p2pkit.abc import RawConnection, SecureConnection
+from p2pkit.abc import SecureConnection
 from p2pkit.crypto import generate_private_key
 from p2pkit_noise import NoiseSecurity
 from p2pkit_tcp import TcpOptions, TcpTransport
 
-KiB = 1024
-MiB = 1024 * KiB
 BLOCK = 1 * MiB
-
-
-def parse_size(text: str) -> int:
-    units = {"KiB": KiB, "MiB": MiB, "GiB": 1024 * MiB, "KB": 10**3, "MB": 10**6, "GB": 10**9}
-    for unit, mul in units.items():
-        if text.endswith(unit):
-            return int(float(text[: -len(unit)]) * mul)
-    return int(text)
 
 
 def have_yamux() -> bool:
@@ -64,27 +65,6 @@ def have_yamux() -> bool:
     except ImportError:
         return False
     return True
-
-
-class Counter:
-    """Push-mode receiver: counts bytes; ``done`` resolves at EOF."""
-
-    def __init__(self) -> None:
-        self.total = 0
-        self.first = 0.0
-        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-    def data_received(self, data: memoryview) -> None:
-        if not self.total:
-            self.first = time.perf_counter()
-        self.total += len(data)
-
-    def eof_received(self) -> None:
-        if not self.done.done():
-            self.done.set_result(None)
-
-    def connection_lost(self, exc: BaseException | None) -> None:
-        self.eof_received()
 
 
 # -- the two roles (either process) ---------------------------------------------------------
@@ -171,17 +151,11 @@ def _tcp(role: str, read_buffer: int) -> TcpTransport:
 
 
 async def _listener(
-    role: str, scenario: str, total: int, pipe: Connection, profile: bool, read_buffer: int
+    pipe: Connection, role: str, scenario: str, total: int, profile: bool, read_buffer: int
 ) -> None:
     transport = _tcp(role, read_buffer)
     security = NoiseSecurity(generate_private_key("ed25519"))
-    accepted: asyncio.Future[RawConnection] = asyncio.get_running_loop().create_future()
-    listener = await transport.listen(
-        Multiaddr("/ip4/127.0.0.1/tcp/0"), lambda c: accepted.set_result(c)
-    )
-    pipe.send(str(listener.addrs[0]))
-    raw = await accepted
-    await listener.close()
+    raw = await accept_one(transport, pipe)
     conn = await security.secure_inbound(raw, ["/yamux/1.0.0"])
     result = await _measured(role, conn, scenario, total, profile)
     pipe.send(result)
@@ -197,16 +171,16 @@ def pin_to(cpu: int | None) -> None:
 
 
 def listener_main(
+    pipe: Connection,
     role: str,
     scenario: str,
     total: int,
-    pipe: Connection,
     profile: bool,
     read_buffer: int,
     cpu: int | None,
 ) -> None:
     pin_to(cpu)
-    asyncio.run(_listener(role, scenario, total, pipe, profile, read_buffer))
+    asyncio.run(_listener(pipe, role, scenario, total, profile, read_buffer))
 
 
 # -- dialer (this process) ----------------------------------------------------------------
@@ -230,47 +204,22 @@ def run_once(
 ) -> dict[str, Any]:
     listener_role = "recv" if direction == "upload" else "send"
     dialer_role = "send" if direction == "upload" else "recv"
-    ctx = mp.get_context("spawn")
-    parent, child = ctx.Pipe()
-    proc = ctx.Process(
-        target=listener_main,
-        args=(
-            listener_role,
-            scenario,
-            total,
-            child,
-            profile == listener_role,
-            read_buffer,
-            1 if pin else None,
+    mine, theirs = spawn_pair(
+        listener_main,
+        (listener_role, scenario, total, profile == listener_role, read_buffer, 1 if pin else None),
+        lambda addr: _dialer(
+            addr, dialer_role, scenario, total, profile == dialer_role, read_buffer
         ),
-        daemon=True,
     )
-    proc.start()
-    try:
-        addr = parent.recv()
-        mine = asyncio.run(
-            _dialer(addr, dialer_role, scenario, total, profile == dialer_role, read_buffer)
-        )
-        theirs: dict[str, Any] = parent.recv()
-    finally:
-        proc.join(60)
-        if proc.is_alive():
-            proc.kill()
     recv, send = (theirs, mine) if listener_role == "recv" else (mine, theirs)
-    result: dict[str, Any] = {
-        "bytes": recv["bytes"],
-        "seconds": recv["seconds"],
-        "recv_cpu": recv["cpu"],
-        "send_cpu": send["cpu"],
-    }
-    result["MBps"] = result["bytes"] / result["seconds"] / 1e6
-    gb = result["bytes"] / 1e9
-    result["send_cpu_per_GB"] = result["send_cpu"] / gb
-    result["recv_cpu_per_GB"] = result["recv_cpu"] / gb
-    # What an otherwise idle 2-core machine would reach: each process on its own core,
-    # the busier one sets the pace.
-    result["cpu_bound_MBps"] = result["bytes"] / max(result["send_cpu"], result["recv_cpu"]) / 1e6
-    return result
+    return add_rates(
+        {
+            "bytes": recv["bytes"],
+            "seconds": recv["seconds"],
+            "recv_cpu": recv["cpu"],
+            "send_cpu": send["cpu"],
+        }
+    )
 
 
 def main() -> None:
@@ -320,19 +269,17 @@ def main() -> None:
             rates.append(r["MBps"])
             bounds.append(r["cpu_bound_MBps"])
             print(
-                f"{name:10} run {i + 1}: {r['bytes'] / 1e6:8.1f} MB in {r['seconds']:6.3f} s"
-                f" = {r['MBps']:7.1f} MB/s; CPU s/GB send {r['send_cpu_per_GB']:.2f}"
-                f" recv {r['recv_cpu_per_GB']:.2f} (CPU-bound {r['cpu_bound_MBps']:.0f} MB/s)",
+                f"{name:10} run {i + 1}: {rate_text(r)}; {cpu_text(r)}"
+                f" (CPU-bound {r['cpu_bound_MBps']:.0f} MB/s)",
                 flush=True,
             )
-        med = statistics.median(rates)
         summary[name] = {
-            "MBps_median": med,
+            "MBps_median": statistics.median(rates),
             "cpu_bound_MBps_median": statistics.median(bounds),
             "runs": rates,
         }
         print(
-            f"{name:10} median: {med:7.1f} MB/s over {args.runs} runs"
+            f"{name:10} {median_text(rates)}"
             f" (CPU-bound median {statistics.median(bounds):.0f} MB/s)",
             flush=True,
         )

@@ -12,45 +12,16 @@ as one JSON line.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
-import statistics
 import struct
-import subprocess
-import sys
-import time
 
+from _throughput import Counter, PushDone, serve_and_send_main
 from multiaddr import Multiaddr
 
 from p2pkit.abc import RawConnection
 from p2pkit.crypto import generate_private_key
 from p2pkit_tcp import TcpOptions, TcpTransport
 from p2pkit_tls import TlsSecurity
-
-
-class Counter:
-    """Push-mode receiver: counts bytes, notes the time of the first and last byte."""
-
-    def __init__(self) -> None:
-        self.total = 0
-        self.first = 0.0
-        self.last = 0.0
-        self.done = asyncio.get_running_loop().create_future()
-
-    def data_received(self, data: memoryview) -> None:
-        now = time.perf_counter()
-        if not self.total:
-            self.first = now
-        self.last = now
-        self.total += len(data)
-
-    def eof_received(self) -> None:
-        if not self.done.done():
-            self.done.set_result(None)
-
-    def connection_lost(self, exc: BaseException | None) -> None:
-        self.eof_received()
 
 
 async def serve(runs: int) -> None:
@@ -71,22 +42,18 @@ async def serve(runs: int) -> None:
     await transport.close()
 
 
-class Replies:
+class Replies(PushDone):
+    """Push-mode reader of the receiver's 16-byte answer on the sender's channel: ``done``
+    once the answer is complete (or at EOF)."""
+
     def __init__(self) -> None:
+        super().__init__()
         self.data = bytearray()
-        self.done = asyncio.get_running_loop().create_future()
 
     def data_received(self, data: memoryview) -> None:
         self.data += data
         if len(self.data) >= 16 and not self.done.done():
             self.done.set_result(None)
-
-    def eof_received(self) -> None:
-        if not self.done.done():
-            self.done.set_result(None)
-
-    def connection_lost(self, exc: BaseException | None) -> None:
-        self.eof_received()
 
 
 async def send(addr: str, total: int, chunk_size: int) -> tuple[float, int]:
@@ -112,48 +79,7 @@ async def send(addr: str, total: int, chunk_size: int) -> tuple[float, int]:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser()
-    p.add_argument("--mib", type=int, default=512)
-    p.add_argument("--runs", type=int, default=5)
-    p.add_argument("--chunk-kib", type=int, default=256)
-    p.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
-    args = p.parse_args()
-    if args.serve:
-        asyncio.run(serve(args.runs))
-        return
-    child = subprocess.Popen(
-        [sys.executable, __file__, "--serve", "--runs", str(args.runs)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert child.stdout is not None
-        addr = child.stdout.readline().split()[1]
-        total = args.mib << 20
-        rates = []
-        for _ in range(args.runs):
-            elapsed, got = asyncio.run(send(addr, total, args.chunk_kib << 10))
-            assert got >= total, (got, total)
-            rates.append(got / elapsed / 1e6)
-        child.wait(30)
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
-        if child.stdout is not None:
-            child.stdout.close()
-    print(
-        json.dumps(
-            {
-                "bench": "tls_throughput",
-                "python": sys.version.split()[0],
-                "mib": args.mib,
-                "chunk_kib": args.chunk_kib,
-                "runs_MBps": [round(r, 1) for r in rates],
-                "median_MBps": round(statistics.median(rates), 1),
-            }
-        )
-    )
+    serve_and_send_main("tls_throughput", __file__, serve, send)
 
 
 if __name__ == "__main__":

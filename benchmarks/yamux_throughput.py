@@ -18,30 +18,30 @@ import argparse
 import asyncio
 import cProfile
 import json
-import multiprocessing as mp
 import pstats
 import statistics
 import time
 from multiprocessing.connection import Connection
 from typing import Any
 
+from _throughput import (
+    KiB,
+    MiB,
+    accept_one,
+    add_rates,
+    cpu_text,
+    median_text,
+    parse_size,
+    rate_text,
+    spawn_pair,
+)
 from multiaddr import Multiaddr
 
-from p2pkit.abc import MuxedStream, RawConnection
+from p2pkit.abc import MuxedStream
 from p2pkit_tcp import TcpOptions, TcpTransport
 from p2pkit_yamux import YamuxMuxer, YamuxOptions
 
-KiB = 1024
-MiB = 1024 * KiB
 CHUNK = 1 * MiB
-
-
-def parse_size(text: str) -> int:
-    units = {"KiB": KiB, "MiB": MiB, "GiB": 1024 * MiB, "KB": 10**3, "MB": 10**6, "GB": 10**9}
-    for unit, mul in units.items():
-        if text.endswith(unit):
-            return int(float(text[: -len(unit)]) * mul)
-    return int(text)
 
 
 def fmt_ms(rtt: float | None) -> str:
@@ -58,16 +58,10 @@ def options_for(scenario: str) -> YamuxOptions:
 
 
 async def _receiver(
-    scenario: str, n_streams: int, pipe: Connection, profile: bool, read_buffer: int
+    pipe: Connection, scenario: str, n_streams: int, profile: bool, read_buffer: int
 ) -> None:
     transport = TcpTransport(TcpOptions(read_buffer_size=read_buffer))
-    accepted: asyncio.Future[RawConnection] = asyncio.get_running_loop().create_future()
-    listener = await transport.listen(
-        Multiaddr("/ip4/127.0.0.1/tcp/0"), lambda c: accepted.set_result(c)
-    )
-    pipe.send(str(listener.addrs[0]))
-    conn = await accepted
-    await listener.close()
+    conn = await accept_one(transport, pipe)
     session = YamuxMuxer(options_for(scenario)).new_session(
         conn,  # type: ignore[arg-type]  # a raw channel is enough for the muxer
         is_initiator=False,
@@ -123,17 +117,16 @@ async def _receiver(
 
 
 def receiver_main(
-    scenario: str, n_streams: int, pipe: Connection, profile: bool, read_buffer: int
+    pipe: Connection, scenario: str, n_streams: int, profile: bool, read_buffer: int
 ) -> None:
-    asyncio.run(_receiver(scenario, n_streams, pipe, profile, read_buffer))
+    asyncio.run(_receiver(pipe, scenario, n_streams, profile, read_buffer))
 
 
 # -- sender (this process) ----------------------------------------------------------------
 
 
-async def _send(
-    addr: str, scenario: str, total: int, n_streams: int, profile: bool, cpu_used: list[float]
-) -> None:
+async def _send(addr: str, scenario: str, total: int, n_streams: int, profile: bool) -> float:
+    """Send ``total`` bytes over ``n_streams`` streams; this process's CPU seconds for it."""
     transport = TcpTransport(TcpOptions())
     conn = await transport.dial(Multiaddr(addr))
     session = YamuxMuxer(options_for(scenario)).new_session(
@@ -160,37 +153,25 @@ async def _send(
     cpu0 = time.process_time()
     streams = [await session.open_stream() for _ in range(n_streams)]
     await asyncio.gather(*(push(s) for s in streams))
-    cpu_used.append(time.process_time() - cpu0)
+    cpu_used = time.process_time() - cpu0
     if prof:
         prof.disable()
         pstats.Stats(prof).sort_stats("tottime").print_stats(18)
     await session.close()
     await transport.close()
+    return cpu_used
 
 
 def run_once(
     scenario: str, total: int, n_streams: int, profile: str, read_buffer: int
 ) -> dict[str, Any]:
-    ctx = mp.get_context("spawn")
-    parent, child = ctx.Pipe()
-    proc = ctx.Process(
-        target=receiver_main,
-        args=(scenario, n_streams, child, profile == "recv", read_buffer),
-        daemon=True,
+    send_cpu, result = spawn_pair(
+        receiver_main,
+        (scenario, n_streams, profile == "recv", read_buffer),
+        lambda addr: _send(addr, scenario, total, n_streams, profile == "send"),
     )
-    proc.start()
-    try:
-        addr = parent.recv()
-        cpu_used: list[float] = []
-        asyncio.run(_send(addr, scenario, total, n_streams, profile == "send", cpu_used))
-        result: dict[str, Any] = parent.recv()
-        result["send_cpu"] = cpu_used[0]
-    finally:
-        proc.join(60)
-        if proc.is_alive():
-            proc.kill()
-    result["MBps"] = result["bytes"] / result["seconds"] / 1e6
-    return result
+    result["send_cpu"] = send_cpu
+    return add_rates(result)
 
 
 def main() -> None:
@@ -217,19 +198,18 @@ def main() -> None:
         rates, times = [], []
         for i in range(args.runs):
             r = run_once(scenario, total, n_streams, args.profile, read_buffer)
-            gb = r["bytes"] / 1e9
             rates.append(r["MBps"])
             times.append(r["seconds"])
             print(
-                f"{scenario:8} run {i + 1}: {r['bytes'] / 1e6:8.1f} MB in {r['seconds']:6.3f} s"
-                f" = {r['MBps']:7.1f} MB/s (streams {n_streams}, rtt {fmt_ms(r['rtt'])},"
-                f" peak window {r['window'] // KiB} KiB; CPU s/GB send"
-                f" {r['send_cpu'] / gb:.2f} recv {r['recv_cpu'] / gb:.2f})",
+                f"{scenario:8} run {i + 1}: {rate_text(r)} (streams {n_streams},"
+                f" rtt {fmt_ms(r['rtt'])}, peak window {r['window'] // KiB} KiB; {cpu_text(r)})",
                 flush=True,
             )
-        med = statistics.median(rates)
-        summary[scenario] = {"MBps_median": med, "seconds_median": statistics.median(times)}
-        print(f"{scenario:8} median: {med:7.1f} MB/s over {args.runs} runs", flush=True)
+        summary[scenario] = {
+            "MBps_median": statistics.median(rates),
+            "seconds_median": statistics.median(times),
+        }
+        print(f"{scenario:8} {median_text(rates)}", flush=True)
     if args.json:
         print(json.dumps(summary))
 

@@ -19,6 +19,7 @@ import os
 import shutil
 import struct
 import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import cast
@@ -30,10 +31,13 @@ from p2pkit.abc import RawConnection, SecureConnection
 from p2pkit_tcp import TcpOptions, TcpTransport
 from p2pkit_yamux import YamuxConnection, YamuxMuxer, YamuxOptions
 
-ROOT = Path(__file__).resolve().parents[2]
-GO_SRC = ROOT / "benchmarks" / "go" / "yamuxperf"
-GOPATH = Path("/usr/share/gocode")
-YAMUX_SRC = GOPATH / "src" / "github.com" / "hashicorp" / "yamux"
+# One Go build step for the benchmarks and this test: benchmarks/_go.py.  The benchmark
+# helpers are sibling modules of that directory, not a package (a script run there gets it
+# on sys.path), so the directory is put on sys.path; appended, so that it shadows nothing.
+sys.path.append(str(Path(__file__).resolve().parents[2] / "benchmarks"))
+
+from _go import GO_SRC, YAMUX_SRC, build_yamuxperf
+
 MiB = 1 << 20
 OPTIONS = YamuxOptions(keepalive_interval=0, close_timeout=2.0)
 
@@ -43,22 +47,10 @@ def yamuxperf(tmp_path_factory: pytest.TempPathFactory) -> Path:
     go = shutil.which("go")
     if go is None or not YAMUX_SRC.is_dir() or not GO_SRC.is_dir():
         pytest.skip("needs go and hashicorp/yamux (golang-go golang-github-hashicorp-yamux-dev)")
-    out = tmp_path_factory.mktemp("go")
-    env = dict(os.environ, GO111MODULE="off", GOPATH=str(GOPATH), GOFLAGS="")
-    env["GOCACHE"] = str(out / "cache")
-    binary = out / "yamuxperf"
     try:
-        subprocess.run(
-            [go, "build", "-o", str(binary), "."],
-            cwd=GO_SRC,
-            env=env,
-            check=True,
-            timeout=300,
-            capture_output=True,
-        )
+        return build_yamuxperf(go, tmp_path_factory.mktemp("go"), timeout=300)
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
         pytest.skip(f"go build failed: {exc}")
-    return binary
 
 
 async def _go_listener(binary: Path, window: int) -> tuple[asyncio.subprocess.Process, str]:
