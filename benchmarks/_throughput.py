@@ -93,6 +93,7 @@ def spawn_pair(
     parent, child = ctx.Pipe()
     proc = ctx.Process(target=child_main, args=(child, *child_args), daemon=True)
     proc.start()
+    child.close()  # only the child holds its end: if it dies, recv() raises EOFError
     try:
         addr = parent.recv()
         mine = asyncio.run(here(addr))
