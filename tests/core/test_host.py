@@ -318,3 +318,22 @@ async def test_idle_service_streams_are_reset(make_host, monkeypatch, protocol):
     assert loop.time() - start < 4
     # The connection is fine: a fresh ping still works.
     assert len(await ping(await b.new_stream(a.peer_id, PING), 1)) == 1
+
+
+async def test_open_stream_waiting_for_a_muxer_slot_is_bounded(make_host):
+    """A muxer that cannot open a stream yet (yamux: every SYN slot waits for the peer's
+    ACK) holds new_stream at most negotiation_timeout."""
+    a = await make_host()
+    b = await make_host(listen=False, negotiation_timeout=0.3)
+    conn = await b.connect(a.addrs_with_peer_id[0])
+    session = conn.muxed.session  # the yamux sans-IO state: fill every SYN slot
+    while session.can_open:
+        session.open_stream()  # SYNs never sent: no ACK will ever come
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    with pytest.raises(TimeoutError):
+        await conn.new_stream(ECHO)
+    assert loop.time() - start < 3
+    async with asyncio.timeout(3):  # no waiter is left behind (identify's ends too)
+        while conn.muxed._open_waiters:
+            await asyncio.sleep(0.02)

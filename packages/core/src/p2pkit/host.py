@@ -605,7 +605,10 @@ class Host:
             if refusal is not None:
                 log.info("not opening a stream to %s: %s", conn.peer, refusal)
                 raise refusal
-        stream = await conn.muxed.open_stream()
+        # The muxer may make us wait for a free slot (yamux: the peer's ACKs): bounded
+        # like the negotiation that follows.
+        async with asyncio.timeout(self.config.negotiation_timeout):
+            stream = await conn.muxed.open_stream()
         try:
             if lazy is None:
                 lazy = self.config.lazy_negotiation

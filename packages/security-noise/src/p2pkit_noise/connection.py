@@ -167,16 +167,7 @@ class NoiseConnection(SecureConnection):
     # -- send side ---------------------------------------------------------------------
 
     def write_nowait(self, data: Buffer) -> None:
-        if self._error is not None:
-            raise ConnectionClosed(f"noise connection failed: {self._error}") from self._error
-        if not data:
-            return
-        try:
-            frames = self._encoder.seal((data,))
-        except NoiseTransportError as exc:  # nonce exhaustion
-            self._fail(exc)
-            raise
-        self.raw.write_nowait(frames)
+        self.write_many((data,))
 
     def write_many(self, parts: Sequence[Buffer]) -> None:
         """All parts encrypted into one buffer: one write to the raw connection."""
@@ -184,10 +175,10 @@ class NoiseConnection(SecureConnection):
             raise ConnectionClosed(f"noise connection failed: {self._error}") from self._error
         try:
             frames = self._encoder.seal(parts)
-        except NoiseTransportError as exc:
+        except NoiseTransportError as exc:  # nonce exhaustion
             self._fail(exc)
             raise
-        if frames:
+        if frames:  # nothing to send for empty data: no empty frame
             self.raw.write_nowait(frames)
 
     async def write(self, data: Buffer) -> None:
