@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import math
 import os
 import signal
 import statistics
@@ -25,14 +26,67 @@ from p2pkit.errors import P2PError
 
 DEFAULT_LISTEN = "/ip4/127.0.0.1/tcp/0"
 
+#: The perf protocol sends the download size as a u64; uploads are counted the same way.
+MAX_PERF_BYTES = 2**64 - 1
+#: ``echo`` keeps each stream's payload in memory to check it: bounded to 1 GiB per stream.
+MAX_ECHO_BYTES = 1 << 30
+MAX_ECHO_STREAMS = 10_000
+MAX_PING_COUNT = 100_000
+
+
+def _int_in(low: int, high: int) -> Any:
+    """argparse type: an integer in [low, high] (rejected before anything is dialled)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text, 0)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value} is out of range [{low}, {high}]")
+        return value
+
+    return parse
+
+
+def _seconds(text: str) -> float:
+    """argparse type: a finite, positive number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number of seconds > 0")
+    return value
+
+
+def _name_list(text: str) -> str:
+    """argparse type: a comma-separated list with at least one name."""
+    if not [n for n in text.split(",") if n.strip()]:
+        raise argparse.ArgumentTypeError(f"{text!r} names nothing (expected e.g. noise,tls)")
+    return text
+
+
+def _address(text: str) -> str:
+    """argparse type: a non-empty multiaddr string (parsed fully when dialled)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("the address is empty (expected e.g. /ip4/.../p2p/...)")
+    return text
+
 
 def _add_stack_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--security", help="comma-separated security protocols, preferred first")
-    p.add_argument("--muxer", help="comma-separated stream muxers, preferred first")
-    p.add_argument("--transport", help="comma-separated transports (default: all installed)")
+    p.add_argument(
+        "--security", type=_name_list, help="comma-separated security protocols, preferred first"
+    )
+    p.add_argument(
+        "--muxer", type=_name_list, help="comma-separated stream muxers, preferred first"
+    )
+    p.add_argument(
+        "--transport", type=_name_list, help="comma-separated transports (default: all installed)"
+    )
     p.add_argument("--identity", help="private key file (PEM or libp2p protobuf)")
     p.add_argument("--config", help="TOML configuration file ([p2pkit] table)")
-    p.add_argument("--timeout", type=float, default=60.0, help="overall time limit in seconds")
+    p.add_argument("--timeout", type=_seconds, default=60.0, help="overall time limit in seconds")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,27 +110,27 @@ def build_parser() -> argparse.ArgumentParser:
     _add_stack_args(p)
 
     p = sub.add_parser("ping", help="ping a peer")
-    p.add_argument("addr")
-    p.add_argument("--count", type=int, default=5)
+    p.add_argument("addr", type=_address)
+    p.add_argument("--count", type=_int_in(1, MAX_PING_COUNT), default=5)
     p.add_argument("--json", action="store_true")
     _add_stack_args(p)
 
     p = sub.add_parser("echo", help="echo data through /echo/1.0.0 and check it")
-    p.add_argument("addr")
-    p.add_argument("--streams", type=int, default=1)
-    p.add_argument("--bytes", type=int, default=1024)
+    p.add_argument("addr", type=_address)
+    p.add_argument("--streams", type=_int_in(1, MAX_ECHO_STREAMS), default=1)
+    p.add_argument("--bytes", type=_int_in(0, MAX_ECHO_BYTES), default=1024)
     p.add_argument("--json", action="store_true")
     _add_stack_args(p)
 
     p = sub.add_parser("perf", help="measure throughput with /perf/1.0.0")
-    p.add_argument("addr")
-    p.add_argument("--upload", type=int, default=0)
-    p.add_argument("--download", type=int, default=0)
+    p.add_argument("addr", type=_address)
+    p.add_argument("--upload", type=_int_in(0, MAX_PERF_BYTES), default=0)
+    p.add_argument("--download", type=_int_in(0, MAX_PERF_BYTES), default=0)
     p.add_argument("--json", action="store_true")
     _add_stack_args(p)
 
     p = sub.add_parser("identify", help="run identify against a peer")
-    p.add_argument("addr")
+    p.add_argument("addr", type=_address)
     p.add_argument("--json", action="store_true")
     _add_stack_args(p)
 
@@ -84,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("demo", help="two hosts on loopback: connect, ping, identify, perf")
-    p.add_argument("--bytes", type=int, default=32 * 1024 * 1024)
+    p.add_argument("--bytes", type=_int_in(0, MAX_PERF_BYTES), default=32 * 1024 * 1024)
     p.add_argument("--json", action="store_true")
     _add_stack_args(p)
     return parser

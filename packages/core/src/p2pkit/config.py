@@ -9,6 +9,7 @@ anything opens a socket; unknown names say what is installed and what to pip-ins
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tomllib
 import types
@@ -140,7 +141,10 @@ def _type_ok(value: Any, expected: Any) -> bool:
     if expected is type(None):
         return value is None
     if expected is float:
-        return isinstance(value, int | float) and not isinstance(value, bool)
+        # NaN and infinities pass every "> 0" check and then break timers: never valid.
+        return (
+            isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+        )
     if expected is int:
         return isinstance(value, int) and not isinstance(value, bool)
     if origin in (list, tuple, Sequence):
@@ -227,10 +231,18 @@ def load_config(
             raise ConfigError(f"cannot read config file {source}: {exc}") from exc
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {source} is not valid TOML: {exc}") from exc
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"config file {source} is not UTF-8 text: {exc}") from exc
         table = data.get("p2pkit", data)
+        if not isinstance(table, Mapping):
+            raise ConfigError(f"config file {source}: [p2pkit] must be a table")
     else:
+        if not isinstance(source, Mapping):
+            raise ConfigError("a configuration is a dict or a TOML file path")
         table = dict(source)
-        if "p2pkit" in table and isinstance(table["p2pkit"], Mapping):
+        if "p2pkit" in table:
+            if not isinstance(table["p2pkit"], Mapping):
+                raise ConfigError("p2pkit must be a table of options")
             table = dict(table["p2pkit"])
     if overrides:
         table = {**table, **{k: v for k, v in overrides.items() if v is not None}}
@@ -275,8 +287,11 @@ def validate(table: Mapping[str, Any], *, registry: PluginRegistry | None = None
         )
 
     for key in ("handshake_timeout", "negotiation_timeout", "dial_timeout"):
-        if not isinstance(v[key], int | float) or isinstance(v[key], bool) or v[key] <= 0:
-            raise ConfigError(f"{key} must be a positive number of seconds")
+        if not _type_ok(v[key], float) or v[key] <= 0:
+            raise ConfigError(f"{key} must be a finite, positive number of seconds, got {v[key]!r}")
+    for key in ("agent_version", "protocol_version"):
+        if not isinstance(v[key], str):
+            raise ConfigError(f"{key} must be a string, got {v[key]!r}")
     if not isinstance(v["max_pending_inbound"], int) or v["max_pending_inbound"] < 1:
         raise ConfigError("max_pending_inbound must be a positive integer")
     for key in ("lazy_negotiation", "enable_ping", "enable_identify", "enable_echo", "enable_perf"):
@@ -298,9 +313,15 @@ def validate(table: Mapping[str, Any], *, registry: PluginRegistry | None = None
 
     for addr in listen:
         try:
-            Multiaddr(addr)
+            protocols = [p.name for p in Multiaddr(addr).protocols()]
         except Exception as exc:
             raise ConfigError(f"invalid listen multiaddr {addr!r}: {exc}") from exc
+        if "p2p" in protocols or "ipfs" in protocols:
+            # A listen address names where to bind, not who we are: a /p2p/ part there is
+            # either redundant or someone else's id, so it is refused rather than guessed.
+            raise ConfigError(
+                f"listen multiaddr {addr!r} must not contain /p2p/ (the peer id is the host's)"
+            )
 
     def single(kind: PluginKind, value: Any) -> ResolvedPlugin | None:
         if value is None:
@@ -330,6 +351,7 @@ def validate(table: Mapping[str, Any], *, registry: PluginRegistry | None = None
 
     gater = build_gater(v["gater"], registry)
     resolved_muxers = _resolve(registry, "muxer", muxers, plugin_options)
+    _check_plugin_tables(registry, plugin_options)
     apply_muxer_memory_limit(resolved_muxers, limits.max_muxer_memory_per_conn)
 
     return HostConfig(
@@ -356,6 +378,18 @@ def validate(table: Mapping[str, Any], *, registry: PluginRegistry | None = None
         gater=gater,
         dialer=dialer,
     )
+
+
+def _check_plugin_tables(registry: PluginRegistry, tables: Mapping[str, Any]) -> None:
+    """Options for a plugin name nobody provides are a typo (``yamuxx``), not a no-op."""
+    known = {spec.name for spec in registry.all_specs()}
+    for name, options in tables.items():
+        if name not in known:
+            raise ConfigError(
+                f"options given for unknown plugin {name!r}; installed: {', '.join(sorted(known))}"
+            )
+        if not isinstance(options, Mapping):
+            raise ConfigError(f"plugins.{name} must be a table of options")
 
 
 class HostBuilder:
