@@ -270,3 +270,49 @@ async def test_host_downgrades_addresses_when_the_last_connection_closes(make_ho
     assert dialed in b.peerstore.addrs(a.peer_id)
     clock.now += 2
     assert b.peerstore.addrs(a.peer_id) == []
+
+
+def test_collect_forgets_unused_peers_whole(store_and_clock):
+    """go-libp2p's peerstore GC: a peer with no live address that the caller does not
+    keep (not connected) is forgotten, key, protocols and metadata included."""
+    store, clock = store_and_clock
+    gone, gone_key = new_peer()
+    kept, kept_key = new_peer()
+    reachable, reachable_key = new_peer()
+    for peer, key in ((gone, gone_key), (kept, kept_key), (reachable, reachable_key)):
+        store.add_public_key(peer, key)
+        store.set_protocols(peer, ["/ipfs/ping/1.0.0"])
+        store.put_metadata(peer, "AgentVersion", "x")
+    store.add_addrs(gone, [A1], 10.0)
+    store.add_addrs(kept, [A2], 10.0)
+    store.add_addrs(reachable, [A3], 100.0)
+    clock.now += 11.0
+    assert store.collect(lambda p: p == kept) == 1
+    assert gone not in store.peers()
+    assert store.protocols(gone) == [] and store.get_metadata(gone, "AgentVersion") is None
+    assert {kept, reachable} <= set(store.peers())
+    assert store.protocols(kept) == ["/ipfs/ping/1.0.0"]
+    assert store.addrs(reachable) == [A3]
+
+
+def test_collect_caps_remembered_peers(store_and_clock):
+    """Beyond ``max_peers`` unkept peers, the ones whose addresses expire soonest go."""
+    store, _ = store_and_clock
+    store.max_peers = 3
+    peers = [new_peer()[0] for _ in range(6)]
+    for i, peer in enumerate(peers):
+        store.add_addrs(peer, [A1], 100.0 + i)
+    connected = peers[0]  # expires soonest, but kept
+    assert store.collect(lambda p: p == connected) == 2
+    assert set(store.peers()) == {connected, *peers[3:]}
+    assert store.collect(lambda p: p == connected) == 0
+
+
+def test_remove_peer(store_and_clock):
+    store, _ = store_and_clock
+    peer, key = new_peer()
+    store.add_public_key(peer, key)
+    store.add_addrs(peer, [A1], 100.0)
+    store.set_protocols(peer, ["/x"])
+    store.remove_peer(peer)
+    assert peer not in store.peers() and store.addrs(peer) == [] and store.protocols(peer) == []

@@ -354,6 +354,19 @@ class Peerstore(abc.ABC):
     @abc.abstractmethod
     def peers(self) -> list[PeerId]: ...
 
+    def remove_peer(self, peer: PeerId) -> None:  # noqa: B027 - optional hook
+        """Forget everything about ``peer`` (key, addresses, protocols, metadata)."""
+
+    def collect(self, keep: Callable[[PeerId], bool]) -> int:
+        """Forget peers there is no reason to remember; return how many were forgotten.
+
+        go-libp2p's peerstore GC: expired addresses are dropped, then every peer with no
+        live address for which ``keep(peer)`` is False (the host keeps connected peers) is
+        forgotten whole, and a store with a peer cap evicts further unkept peers, soonest
+        address expiry first.  Stores that never grow may ignore it (the default).
+        """
+        return 0
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Flush and release storage."""
 

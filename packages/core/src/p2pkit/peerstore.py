@@ -21,18 +21,29 @@ RECENTLY_CONNECTED_ADDR_TTL = 15 * 60.0
 TEMP_ADDR_TTL = 2 * 60.0
 
 
+#: Peers a store remembers at most (connected peers are never evicted): a node that
+#: meets thousands of strangers a day keeps what it needs to redial recent ones.
+DEFAULT_MAX_PEERS = 1000
+
+
 class MemoryPeerstore(Peerstore):
     """Dict-based peerstore; addresses expire after their TTL (checked on read).
 
     Bounded: at most ``max_addrs_per_peer`` addresses are kept per peer (oldest expiry
-    dropped first) so a peer cannot make us store unbounded data.
+    dropped first) so a peer cannot make us store unbounded data, and :meth:`collect`
+    keeps at most ``max_peers`` peers beyond those the caller keeps.
     """
 
     def __init__(
-        self, *, clock: Callable[[], float] = time.monotonic, max_addrs_per_peer: int = 64
+        self,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        max_addrs_per_peer: int = 64,
+        max_peers: int = DEFAULT_MAX_PEERS,
     ) -> None:
         self._clock = clock
         self._max_addrs = max_addrs_per_peer
+        self.max_peers = max_peers
         # address -> (expiry, the TTL it was last given)
         self._addrs: dict[PeerId, dict[Multiaddr, tuple[float, float]]] = {}
         self._keys: dict[PeerId, PublicKey] = {}
@@ -96,3 +107,36 @@ class MemoryPeerstore(Peerstore):
 
     def peers(self) -> list[PeerId]:
         return list({*self._addrs, *self._keys, *self._protocols, *self._meta})
+
+    def remove_peer(self, peer: PeerId) -> None:
+        for table in (self._addrs, self._keys, self._protocols, self._meta):
+            table.pop(peer, None)
+
+    def collect(self, keep: Callable[[PeerId], bool]) -> int:
+        now = self._clock()
+        last_expiry: dict[PeerId, float] = {}
+        for peer, table in list(self._addrs.items()):
+            for addr in [a for a, (exp, _) in table.items() if exp <= now]:
+                del table[addr]
+            if table:
+                last_expiry[peer] = max(exp for exp, _ in table.values())
+            else:
+                del self._addrs[peer]
+        forgotten = 0
+        unkept: list[tuple[float, PeerId]] = []
+        for peer in self.peers():
+            if keep(peer):
+                continue
+            expiry = last_expiry.get(peer)
+            if expiry is None:
+                self.remove_peer(peer)
+                forgotten += 1
+            else:
+                unkept.append((expiry, peer))
+        excess = len(unkept) - self.max_peers
+        if excess > 0:
+            unkept.sort(key=lambda item: item[0])
+            for _, peer in unkept[:excess]:
+                self.remove_peer(peer)
+            forgotten += excess
+        return forgotten

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from multiaddr import Multiaddr
 
 from p2pkit.abc import Peerstore
+from p2pkit.peerstore import DEFAULT_MAX_PEERS
 
 if TYPE_CHECKING:
     from p2pkit.crypto import PublicKey
@@ -63,12 +64,16 @@ class SqlitePeerstoreOptions:
     relative to the working directory.  ``:memory:`` works (nothing persists)."""
     max_addrs_per_peer: int = 64
     """Bound on stored addresses per peer (soonest expiry dropped first)."""
+    max_peers: int = DEFAULT_MAX_PEERS
+    """Bound on remembered peers besides connected ones (see ``Peerstore.collect``)."""
 
     def __post_init__(self) -> None:
         if not self.path:
             raise ValueError("sqlite peerstore needs a path")
         if self.max_addrs_per_peer < 1:
             raise ValueError("max_addrs_per_peer must be >= 1")
+        if self.max_peers < 0:
+            raise ValueError("max_peers must be >= 0")
 
 
 class SqlitePeerstore(Peerstore):
@@ -80,6 +85,7 @@ class SqlitePeerstore(Peerstore):
         *,
         clock: Callable[[], float] = time.time,
         max_addrs_per_peer: int = 64,
+        max_peers: int = DEFAULT_MAX_PEERS,
     ) -> None:
         path = os.fspath(path)
         if path != ":memory:":
@@ -88,6 +94,7 @@ class SqlitePeerstore(Peerstore):
         self.path = path
         self._clock = clock
         self._max_addrs = max_addrs_per_peer
+        self.max_peers = max_peers
         self._db: sqlite3.Connection | None = sqlite3.connect(path, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
@@ -221,6 +228,43 @@ class SqlitePeerstore(Peerstore):
         ).fetchall()
         return [PeerId.from_bytes(r[0]) for r in rows]
 
+    def remove_peer(self, peer: PeerId) -> None:
+        key = peer.to_bytes()
+        with _transaction(self.db):
+            for table in ("keys", "addrs", "protocols", "metadata"):
+                self.db.execute(f"DELETE FROM {table} WHERE peer=?", (key,))
+
+    def collect(self, keep: Callable[[PeerId], bool]) -> int:
+        from p2pkit.peer import PeerId
+
+        db = self.db
+        db.execute("DELETE FROM addrs WHERE expires IS NOT NULL AND expires<=?", (self._clock(),))
+        # Latest expiry per peer with a live address (NULL = permanent sorts last).
+        live = {
+            raw: (math.inf if exp is None else exp)
+            for raw, exp in db.execute(
+                "SELECT peer, CASE WHEN COUNT(*) > COUNT(expires) THEN NULL ELSE MAX(expires) "
+                "END FROM addrs GROUP BY peer"
+            ).fetchall()
+        }
+        gone: list[bytes] = []
+        unkept: list[tuple[float, bytes]] = []
+        for peer in self.peers():
+            if keep(peer):
+                continue
+            raw = peer.to_bytes()
+            if raw in live:
+                unkept.append((live[raw], raw))
+            else:
+                gone.append(raw)
+        excess = len(unkept) - self.max_peers
+        if excess > 0:
+            unkept.sort(key=lambda item: item[0])
+            gone.extend(raw for _, raw in unkept[:excess])
+        for raw in gone:
+            self.remove_peer(PeerId.from_bytes(raw))
+        return len(gone)
+
     def close(self) -> None:
         if self._db is not None:
             self._db.close()
@@ -243,7 +287,9 @@ class _transaction:
 def sqlite_peerstore_factory(components: Components, options: Any) -> SqlitePeerstore:
     """Plugin factory of the ``sqlite`` peerstore."""
     opts: SqlitePeerstoreOptions = options
-    return SqlitePeerstore(opts.path, max_addrs_per_peer=opts.max_addrs_per_peer)
+    return SqlitePeerstore(
+        opts.path, max_addrs_per_peer=opts.max_addrs_per_peer, max_peers=opts.max_peers
+    )
 
 
 __all__ = ["SqlitePeerstore", "SqlitePeerstoreOptions"]
