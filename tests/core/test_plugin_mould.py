@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from multiaddr import Multiaddr
 
-from p2pkit.abc import Listener, RawConnection, Transport
 from p2pkit.abc import ConnectionHandler as Handler
+from p2pkit.abc import Listener, RawConnection, Transport
 from p2pkit.config import HostBuilder, load_config
 from p2pkit.errors import AddressError, ConfigError
 from p2pkit.plugins import PluginSpec
