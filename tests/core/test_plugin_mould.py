@@ -230,3 +230,11 @@ def test_default_enable_rule_is_priority_order_for_every_kind() -> None:
     assert cfg.connection_manager is not None and cfg.connection_manager.spec.name == "default"
     assert cfg.gater is None  # the allow/deny gater is asked for by name
     assert "plaintext" not in reg.defaults("security")
+
+
+def test_import_p2pkit_loads_nothing_else() -> None:
+    _run(
+        "import sys, p2pkit\n"
+        "assert [m for m in sys.modules if m.startswith('p2pkit')] == ['p2pkit']\n"
+        "assert p2pkit.HostBuilder.__module__ == 'p2pkit.config'\n"
+    )

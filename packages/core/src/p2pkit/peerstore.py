@@ -19,6 +19,8 @@ PERMANENT_ADDR_TTL = float("inf")
 CONNECTED_ADDR_TTL = 365 * 24 * 3600.0
 RECENTLY_CONNECTED_ADDR_TTL = 15 * 60.0
 TEMP_ADDR_TTL = 2 * 60.0
+#: Default bound on stored addresses per peer (every peerstore backend uses it).
+MAX_ADDRS_PER_PEER = 64
 
 
 class MemoryPeerstore(Peerstore):
@@ -29,7 +31,10 @@ class MemoryPeerstore(Peerstore):
     """
 
     def __init__(
-        self, *, clock: Callable[[], float] = time.monotonic, max_addrs_per_peer: int = 64
+        self,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        max_addrs_per_peer: int = MAX_ADDRS_PER_PEER,
     ) -> None:
         self._clock = clock
         self._max_addrs = max_addrs_per_peer

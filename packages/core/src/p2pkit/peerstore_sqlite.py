@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from multiaddr import Multiaddr
 
 from p2pkit.abc import Peerstore
+from p2pkit.peerstore import MAX_ADDRS_PER_PEER
 
 if TYPE_CHECKING:
     from p2pkit.crypto import PublicKey
@@ -61,7 +62,7 @@ class SqlitePeerstoreOptions:
     path: str = "peerstore.sqlite3"
     """Database file; created (with its directory) when missing.  A relative path is
     relative to the working directory.  ``:memory:`` works (nothing persists)."""
-    max_addrs_per_peer: int = 64
+    max_addrs_per_peer: int = MAX_ADDRS_PER_PEER
     """Bound on stored addresses per peer (soonest expiry dropped first)."""
 
     def __post_init__(self) -> None:
@@ -79,7 +80,7 @@ class SqlitePeerstore(Peerstore):
         path: str | os.PathLike[str],
         *,
         clock: Callable[[], float] = time.time,
-        max_addrs_per_peer: int = 64,
+        max_addrs_per_peer: int = MAX_ADDRS_PER_PEER,
     ) -> None:
         path = os.fspath(path)
         if path != ":memory:":
