@@ -220,9 +220,10 @@ def validate(table: Mapping[str, Any], *, registry: PluginRegistry | None = None
     transports = _chosen(registry, "transport", v["transports"], "transports")
     security = _chosen(registry, "security", v["security"], "security")
     muxers = _chosen(registry, "muxer", v["muxers"], "muxers")
-    for kind, names in (("security", security), ("muxer", muxers)):
+    required: tuple[tuple[PluginKind, list[str]], ...] = (("security", security), ("muxer", muxers))
+    for kind, names in required:
         if not names:
-            dist = distribution_for_kind(kind)  # type: ignore[arg-type]
+            dist = distribution_for_kind(kind)
             hint = f"; install one: pip install {dist}" if dist else ""
             raise ConfigError(f"no {kind} plugin configured or installed{hint}")
 
