@@ -71,7 +71,7 @@ class NoiseSecurity(SecurityProtocol):
         self, conn: RawConnection, muxers: Sequence[str] = ()
     ) -> NoiseConnection:
         limit = self.options.max_inbound_handshakes
-        if self._inbound >= limit:
+        if limit is not None and self._inbound >= limit:
             log.warning(
                 "noise: refusing inbound connection from %s: %d handshakes already in progress",
                 conn.remote_addr,
