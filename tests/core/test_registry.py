@@ -115,3 +115,43 @@ def test_core_imports_no_plugin():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
+
+
+def test_core_names_no_shipped_plugin_outside_the_hint_table():
+    """Plugin names and distributions appear only in p2pkit/plugins/hints.py (data);
+    docstrings may mention them, code may not (p2pkit.testing is checked elsewhere)."""
+    import ast
+    import pathlib
+    import re
+
+    import p2pkit
+
+    root = pathlib.Path(p2pkit.__file__).parent
+    pattern = re.compile(r"^(tcp|noise|tls|yamux|mplex)$|p2pkit[-_](tcp|noise|tls|yamux|mplex)")
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root).as_posix()
+        if rel == "plugins/hints.py" or rel.startswith("testing/"):
+            continue
+        tree = ast.parse(path.read_text())
+        docstrings = {
+            id(node.body[0].value)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+            and node.body
+            and isinstance(node.body[0], ast.Expr)
+            and isinstance(node.body[0].value, ast.Constant)
+        }
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                modules = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+                modules += [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+                found += [f"{rel}:{node.lineno} imports {m}" for m in modules if pattern.search(m)]
+            elif (
+                isinstance(node, ast.Constant)
+                and isinstance(node.value, str)
+                and id(node) not in docstrings
+                and pattern.search(node.value)
+            ):
+                found.append(f"{rel}:{node.lineno} {node.value[:40]!r}")
+    assert not found, found

@@ -1,13 +1,16 @@
 """p2pkit: a libp2p connection stack for Python, built from plugins.
 
 The public names below are importable from ``p2pkit`` directly; they are loaded on first
-use so that ``import p2pkit`` stays cheap (the CLI and plugins import submodules).
+use so that ``import p2pkit`` stays cheap (the CLI and plugins import submodules).  Not
+even :mod:`typing` is imported here (it pulls in ``re`` and ``enum``): type checkers
+treat the local ``TYPE_CHECKING`` constant like ``typing.TYPE_CHECKING``.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+
+TYPE_CHECKING = False
 
 __version__ = "0.1.0"
 
@@ -69,6 +72,8 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from p2pkit.config import HostBuilder, HostConfig, load_config
     from p2pkit.connection import Connection
     from p2pkit.connmgr import BasicConnectionManager, ConnManagerOptions

@@ -1,48 +1,58 @@
 """One validated configuration model, two front doors (builder and dict/TOML).
 
-Every default lives in :data:`DEFAULTS` (go-libp2p's ``defaults.go`` idea: one table,
-applied only where the user set nothing).  Validation resolves plugin names against the
+Every default of the core lives in :data:`DEFAULTS` (go-libp2p's ``defaults.go`` idea:
+one table, applied only where the user set nothing); every default of a plugin lives in
+its options dataclass, and the core's option tables (``limits``, ``dialer``) in theirs.
+No other place writes a default value.  Validation resolves plugin names against the
 registry and turns each plugin's options dict into its typed options dataclass *before*
 anything opens a socket; unknown names say what is installed and what to pip-install.
+
+The default-enable rule, the same for every kind: when the configuration names no
+plugin of a kind, every installed plugin of that kind whose spec is
+``default_enabled`` is used, in priority order (``PluginSpec.priority``, higher first,
+ties by name); for the single-choice kinds (peerstore, connection manager, gater) the
+first of them.  Insecure plaintext (and plugins that need settings to be useful, such
+as the SQLite peerstore and the allow/deny gater) are not ``default_enabled``: they are
+used only when named.  Transports are always ranked by priority, named or not (the
+first that claims an address handles it, :mod:`p2pkit.plugins.select`); named security
+protocols and muxers keep the order given, their preference order on the wire.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import tomllib
-import types
-import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from p2pkit.dialer import DialerOptions
 from p2pkit.errors import ConfigError, PluginError
 from p2pkit.limits import ResourceLimits, apply_muxer_memory_limit
+from p2pkit.plugins.hints import distribution_for_kind
+from p2pkit.plugins.options import build_options, check_plugin_tables, table_options, value_fits
 from p2pkit.plugins.registry import PluginRegistry, default_registry
-from p2pkit.plugins.spec import PluginKind, PluginSpec
+from p2pkit.plugins.spec import PluginKind, PluginSpec, priority_order
 
 if TYPE_CHECKING:
     from p2pkit.abc import ConnectionGater
     from p2pkit.crypto import PrivateKey
     from p2pkit.host import Host
 
-#: Preference order used when the user names no security protocols / muxers: the
-#: installed ones, in this order (insecure plaintext is never chosen by default).
-DEFAULT_SECURITY_ORDER = ("noise", "tls")
-DEFAULT_MUXER_ORDER = ("yamux", "mplex")
-
 DEFAULTS: dict[str, Any] = {
     "listen": [],
-    "transports": None,  # None = every installed transport
-    "security": None,  # None = installed of DEFAULT_SECURITY_ORDER
-    "muxers": None,  # None = installed of DEFAULT_MUXER_ORDER
+    "transports": None,  # None = every default-enabled transport (module docstring)
+    "security": None,  # None = every default-enabled security protocol, by priority
+    "muxers": None,  # None = every default-enabled muxer, by priority
     "identity": None,  # None = fresh Ed25519 key; else a key file path
     "handshake_timeout": 10.0,  # whole upgrade (security + muxer negotiation)
     "negotiation_timeout": 10.0,  # multistream-select on each stream
-    "dial_timeout": 10.0,
-    "max_pending_inbound": 64,  # inbound connections still upgrading
+    "dial_timeout": 10.0,  # socket connect of one dial attempt (the transport's part)
+    "close_timeout": 5.0,  # host stop: how long to wait for its tasks to finish
+    "task_cancel_timeout": 2.0,  # host stop: how long to wait for cancelled tasks
+    # Inbound connections still upgrading: shorthand for limits.max_pending_inbound
+    # (None = that limit's default, in p2pkit.limits.ResourceLimits).
+    "max_pending_inbound": None,
     # V1Lazy multistream-select (proposal + data without waiting) for every single-protocol
     # stream.  Off by default: js-libp2p 3.3 may reset a stream whose proposal, data and
     # FIN reach it before its handler runs (docs/interop.md); js itself negotiates fully.
@@ -54,25 +64,37 @@ DEFAULTS: dict[str, Any] = {
     "enable_identify": True,
     "enable_echo": False,
     "enable_perf": False,  # perf spec: must not be enabled by default
-    "connection_manager": None,  # None = the default one
-    "peerstore": None,  # None = in-memory
+    "connection_manager": None,  # None = the default-enabled one (built-in "default")
+    "peerstore": None,  # None = the default-enabled one (built-in "memory")
     "limits": None,  # table of p2pkit.limits.ResourceLimits fields; None = defaults
     "gater": None,  # table of allow/deny lists (p2pkit.gater.GaterOptions) or a gater object
     "dialer": None,  # table of p2pkit.dialer.DialerOptions fields; None = defaults
 }
+
+_TIMEOUTS = (
+    "handshake_timeout",
+    "negotiation_timeout",
+    "dial_timeout",
+    "close_timeout",
+    "task_cancel_timeout",
+)
 
 
 @dataclasses.dataclass
 class ResolvedPlugin:
     """A plugin chosen by the configuration, with its validated options."""
 
-    spec: PluginSpec
+    spec: PluginSpec[Any]
     options: Any
 
 
 @dataclasses.dataclass
 class HostConfig:
-    """The validated configuration a Host is built from."""
+    """The validated configuration a Host is built from.
+
+    ``transports`` are in priority order (the order :func:`~p2pkit.plugins.select.
+    choose_transport` expects); ``security`` and ``muxers`` in preference order.
+    """
 
     identity: PrivateKey | None
     listen: list[str]
@@ -84,7 +106,8 @@ class HostConfig:
     handshake_timeout: float
     negotiation_timeout: float
     dial_timeout: float
-    max_pending_inbound: int
+    close_timeout: float
+    task_cancel_timeout: float
     lazy_negotiation: bool
     agent_version: str
     protocol_version: str
@@ -93,98 +116,26 @@ class HostConfig:
     enable_echo: bool
     enable_perf: bool
     registry: PluginRegistry
-    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
     limits: ResourceLimits = dataclasses.field(default_factory=lambda: ResourceLimits())
     gater: ConnectionGater | None = None
     dialer: DialerOptions = dataclasses.field(default_factory=lambda: DialerOptions())
 
-
-# -- typed options --------------------------------------------------------------------
-
-
-def build_options(spec: PluginSpec, values: Mapping[str, Any] | None) -> Any:
-    """Instantiate ``spec.options`` from a dict, checking names and basic types."""
-    cls = spec.options
-    values = dict(values or {})
-    if not dataclasses.is_dataclass(cls):
-        if values:
-            raise ConfigError(f"{spec.kind} plugin {spec.name!r} takes no options")
-        return cls()
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - set(fields))
-    if unknown:
-        raise ConfigError(
-            f"unknown option(s) {', '.join(unknown)} for {spec.kind} plugin {spec.name!r}; "
-            f"valid: {', '.join(sorted(fields)) or 'none'}"
-        )
-    hints = typing.get_type_hints(cls)
-    for key, value in values.items():
-        expected = hints.get(key)
-        if expected is not None and not _type_ok(value, expected):
-            raise ConfigError(
-                f"option {key}={value!r} for {spec.kind} plugin {spec.name!r}: expected {expected}"
-            )
-        if expected is float and isinstance(value, int) and not isinstance(value, bool):
-            values[key] = float(value)
-    try:
-        return cls(**values)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"invalid options for {spec.kind} plugin {spec.name!r}: {exc}") from exc
+    @property
+    def max_pending_inbound(self) -> int:
+        """Inbound connections still upgrading (``limits.max_pending_inbound``)."""
+        return self.limits.max_pending_inbound
 
 
-def _type_ok(value: Any, expected: Any) -> bool:
-    origin = typing.get_origin(expected)
-    if expected is Any:
-        return True
-    if origin in (typing.Union, types.UnionType):
-        return any(_type_ok(value, arg) for arg in typing.get_args(expected))
-    if expected is type(None):
-        return value is None
-    if expected is float:
-        # NaN and infinities pass every "> 0" check and then break timers: never valid.
-        return (
-            isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-        )
-    if expected is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if origin in (list, tuple, Sequence):
-        return isinstance(value, list | tuple)
-    if origin is dict:
-        return isinstance(value, dict)
-    if origin is typing.Literal:
-        return value in typing.get_args(expected)
-    if isinstance(expected, type):
-        return isinstance(value, expected)
-    return True
-
-
-def table_options(cls: type, value: Any, what: str) -> Any:
-    """Instantiate the options dataclass ``cls`` from a config table (names and types
-    checked like plugin options)."""
-    if value is None:
-        return cls()
-    if isinstance(value, cls):
-        return value
-    if not isinstance(value, Mapping):
-        raise ConfigError(f"{what} must be a table")
-    fields = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(value) - fields)
-    if unknown:
-        raise ConfigError(
-            f"unknown {what} option(s) {', '.join(unknown)}; valid: {', '.join(sorted(fields))}"
-        )
-    hints = typing.get_type_hints(cls)
-    values = dict(value)
-    for key, item in values.items():
-        expected = hints.get(key)
-        if expected is not None and not _type_ok(item, expected):
-            raise ConfigError(f"{what}.{key}={item!r}: expected {expected}")
-        if expected is float and isinstance(item, int) and not isinstance(item, bool):
-            values[key] = float(item)
-    try:
-        return cls(**values)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"invalid {what}: {exc}") from exc
+__all__ = [
+    "DEFAULTS",
+    "HostBuilder",
+    "HostConfig",
+    "ResolvedPlugin",
+    "build_options",
+    "load_config",
+    "table_options",
+    "validate",
+]
 
 
 # -- the model ---------------------------------------------------------------------------
@@ -214,6 +165,19 @@ def _resolve(
             raise ConfigError(str(exc)) from exc
         out.append(ResolvedPlugin(spec, build_options(spec, plugin_options.get(name))))
     return out
+
+
+def _chosen(registry: PluginRegistry, kind: PluginKind, value: Any, what: str) -> list[str]:
+    """The names of ``kind`` to use: the configured ones, or by the default-enable rule.
+    Transports are ranked by priority either way (see the module docstring)."""
+    if value is None:
+        return registry.defaults(kind)
+    names = _names(value, what)
+    if kind != "transport":
+        return names
+    ranked = priority_order([registry.get(kind, n) for n in names if n in registry.names(kind)])
+    unknown = [n for n in names if n not in registry.names(kind)]
+    return [s.name for s in ranked] + unknown  # unknown names fail in _resolve, with hints
 
 
 def load_config(
@@ -261,38 +225,24 @@ def validate(table: Mapping[str, Any], *, registry: PluginRegistry | None = None
         raise ConfigError("plugins must be a table of plugin name -> options")
 
     listen = _names(v["listen"], "listen") if v["listen"] else []
-    if v["transports"] is None:
-        transports = registry.names("transport")
-    else:
-        transports = _names(v["transports"], "transports")
-    if v["security"] is None:
-        have = registry.names("security")
-        security = [n for n in DEFAULT_SECURITY_ORDER if n in have]
-    else:
-        security = _names(v["security"], "security")
-    if v["muxers"] is None:
-        have = registry.names("muxer")
-        muxers = [n for n in DEFAULT_MUXER_ORDER if n in have] + [
-            n for n in have if n not in DEFAULT_MUXER_ORDER
-        ]
-    else:
-        muxers = _names(v["muxers"], "muxers")
-    if not security:
-        raise ConfigError(
-            "no security protocol configured or installed; install one: pip install p2pkit-noise"
-        )
-    if not muxers:
-        raise ConfigError(
-            "no stream muxer configured or installed; install one: pip install p2pkit-yamux"
-        )
+    transports = _chosen(registry, "transport", v["transports"], "transports")
+    security = _chosen(registry, "security", v["security"], "security")
+    muxers = _chosen(registry, "muxer", v["muxers"], "muxers")
+    required: tuple[tuple[PluginKind, list[str]], ...] = (("security", security), ("muxer", muxers))
+    for kind, names in required:
+        if not names:
+            dist = distribution_for_kind(kind)
+            hint = f"; install one: pip install {dist}" if dist else ""
+            raise ConfigError(f"no {kind} plugin configured or installed{hint}")
 
-    for key in ("handshake_timeout", "negotiation_timeout", "dial_timeout"):
-        if not _type_ok(v[key], float) or v[key] <= 0:
+    for key in _TIMEOUTS:
+        if not value_fits(v[key], float) or v[key] <= 0:
             raise ConfigError(f"{key} must be a finite, positive number of seconds, got {v[key]!r}")
     for key in ("agent_version", "protocol_version"):
         if not isinstance(v[key], str):
             raise ConfigError(f"{key} must be a string, got {v[key]!r}")
-    if not isinstance(v["max_pending_inbound"], int) or v["max_pending_inbound"] < 1:
+    pending = v["max_pending_inbound"]
+    if pending is not None and (not isinstance(pending, int) or pending < 1):
         raise ConfigError("max_pending_inbound must be a positive integer")
     for key in ("lazy_negotiation", "enable_ping", "enable_identify", "enable_echo", "enable_perf"):
         if not isinstance(v[key], bool):
@@ -324,16 +274,22 @@ def validate(table: Mapping[str, Any], *, registry: PluginRegistry | None = None
             )
 
     def single(kind: PluginKind, value: Any) -> ResolvedPlugin | None:
-        if value is None:
-            return None
         if isinstance(value, str):
             name, opts = value, plugin_options.get(value)
-        elif isinstance(value, Mapping):
-            value = dict(value)
-            name = value.pop("name", "default")
+        elif value is None or isinstance(value, Mapping):
+            value = dict(value or {})
+            name = value.pop("name", None)
             opts = value
         else:
             raise ConfigError(f"{kind} must be a name or a table of options")
+        if name is None:  # the default-enable rule (module docstring)
+            defaults = registry.defaults(kind)
+            if not defaults:
+                if opts:
+                    raise ConfigError(f"{kind} options given but no {kind} plugin is named")
+                return None
+            name = defaults[0]
+            opts = opts or plugin_options.get(name)
         try:
             spec = registry.get(kind, name)
         except PluginError as exc:
@@ -341,17 +297,18 @@ def validate(table: Mapping[str, Any], *, registry: PluginRegistry | None = None
         return ResolvedPlugin(spec, build_options(spec, opts))
 
     limits_table = v["limits"]
-    if isinstance(limits_table, Mapping) and "max_pending_inbound" not in limits_table:
-        limits_table = {**limits_table, "max_pending_inbound": v["max_pending_inbound"]}
-    elif limits_table is None:
-        limits_table = {"max_pending_inbound": v["max_pending_inbound"]}
+    if pending is not None and (limits_table is None or isinstance(limits_table, Mapping)):
+        limits_table = {"max_pending_inbound": pending, **(limits_table or {})}
     limits: ResourceLimits = table_options(ResourceLimits, limits_table, "limits")
     dialer: DialerOptions = table_options(DialerOptions, v["dialer"], "dialer")
     from p2pkit.gater import build_gater
 
-    gater = build_gater(v["gater"], registry)
+    gater_value = v["gater"]
+    if gater_value is None and registry.defaults("connection_gater"):
+        gater_value = {"name": registry.defaults("connection_gater")[0]}
+    gater = build_gater(gater_value, registry)
     resolved_muxers = _resolve(registry, "muxer", muxers, plugin_options)
-    _check_plugin_tables(registry, plugin_options)
+    check_plugin_tables(registry, plugin_options)
     apply_muxer_memory_limit(resolved_muxers, limits.max_muxer_memory_per_conn)
 
     return HostConfig(
@@ -365,7 +322,8 @@ def validate(table: Mapping[str, Any], *, registry: PluginRegistry | None = None
         handshake_timeout=float(v["handshake_timeout"]),
         negotiation_timeout=float(v["negotiation_timeout"]),
         dial_timeout=float(v["dial_timeout"]),
-        max_pending_inbound=v["max_pending_inbound"],
+        close_timeout=float(v["close_timeout"]),
+        task_cancel_timeout=float(v["task_cancel_timeout"]),
         lazy_negotiation=v["lazy_negotiation"],
         agent_version=str(v["agent_version"]),
         protocol_version=str(v["protocol_version"]),
@@ -378,18 +336,6 @@ def validate(table: Mapping[str, Any], *, registry: PluginRegistry | None = None
         gater=gater,
         dialer=dialer,
     )
-
-
-def _check_plugin_tables(registry: PluginRegistry, tables: Mapping[str, Any]) -> None:
-    """Options for a plugin name nobody provides are a typo (``yamuxx``), not a no-op."""
-    known = {spec.name for spec in registry.all_specs()}
-    for name, options in tables.items():
-        if name not in known:
-            raise ConfigError(
-                f"options given for unknown plugin {name!r}; installed: {', '.join(sorted(known))}"
-            )
-        if not isinstance(options, Mapping):
-            raise ConfigError(f"plugins.{name} must be a table of options")
 
 
 class HostBuilder:
@@ -428,11 +374,13 @@ class HostBuilder:
     def muxer(self, name: str, **options: Any) -> HostBuilder:
         return self._append("muxers", name, options)
 
-    def connection_manager(self, name: str = "default", **options: Any) -> HostBuilder:
+    def connection_manager(self, name: str | None = None, **options: Any) -> HostBuilder:
+        """The connection manager ``name`` (None: the default-enabled one) and options."""
         self._table["connection_manager"] = {"name": name, **options}
         return self
 
-    def peerstore(self, name: str = "memory", **options: Any) -> HostBuilder:
+    def peerstore(self, name: str | None = None, **options: Any) -> HostBuilder:
+        """The peerstore ``name`` (None: the default-enabled one) and its options."""
         self._table["peerstore"] = {"name": name, **options}
         return self
 

@@ -50,6 +50,7 @@ from p2pkit.limits import (
 from p2pkit.multistream import select_inbound, select_outbound, select_outbound_lazy
 from p2pkit.multistream.aio import LazyStream
 from p2pkit.peerstore import CONNECTED_ADDR_TTL, RECENTLY_CONNECTED_ADDR_TTL, MemoryPeerstore
+from p2pkit.plugins.select import choose_transport
 from p2pkit.plugins.spec import Components
 from p2pkit.upgrader import Upgraded, Upgrader
 
@@ -230,18 +231,8 @@ class Host:
     # -- listening ----------------------------------------------------------------------------
 
     def _transport_for(self, addr: Multiaddr, *, listen: bool) -> Transport:
-        for t in self.transports:
-            if t.can_listen(addr) if listen else t.can_dial(addr):
-                return t
-        names = ", ".join(t.name for t in self.transports) or "none"
-        hint = ""
-        protos = {p.name for p in addr.protocols()}
-        if "tcp" in protos and not any(t.name == "tcp" for t in self.transports):
-            hint = "; install the TCP transport: pip install p2pkit-tcp"
-        raise AddressError(
-            f"no installed transport can {'listen on' if listen else 'dial'} {addr} "
-            f"(transports: {names}){hint}"
-        )
+        installed = self.config.registry.specs("transport")
+        return choose_transport(self.transports, addr, listen=listen, installed=installed)
 
     async def listen(self, *addrs: Multiaddr | str) -> list[Multiaddr]:
         """Listen on more addresses; returns the addresses really bound."""

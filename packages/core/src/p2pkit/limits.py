@@ -15,17 +15,16 @@ Where each limit is enforced:
 * ``max_pending_inbound``: when an inbound socket is accepted;
 * ``max_inbound_streams_per_conn``: the host resets a new inbound stream beyond it;
   ``max_outbound_streams_per_conn``: ``new_stream`` raises before opening one;
-* ``max_muxer_memory_per_conn``: applied at configuration time to the muxer plugin
-  options that bound receive buffers (yamux ``max_session_receive_buffer``; mplex
-  ``max_streams * max_stream_buffer``), so the muxer enforces it on its own hot path.
+* ``max_muxer_memory_per_conn``: applied at configuration time through each muxer
+  spec's ``apply_memory_limit`` hook, which bounds the options that bound its receive
+  buffers, so the muxer enforces it on its own hot path.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from p2pkit.errors import ConfigError, ResourceLimitExceeded
 
@@ -68,22 +67,6 @@ class ResourceLimits:
                 continue
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"limits.{f.name} must be a positive integer or unset")
-
-    @classmethod
-    def from_table(cls, table: Mapping[str, Any] | ResourceLimits | None) -> ResourceLimits:
-        if table is None:
-            return cls()
-        if isinstance(table, ResourceLimits):
-            return table
-        if not isinstance(table, Mapping):
-            raise ConfigError("limits must be a table")
-        fields = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(table) - fields)
-        if unknown:
-            raise ConfigError(
-                f"unknown limit(s) {', '.join(unknown)}; valid: {', '.join(sorted(fields))}"
-            )
-        return cls(**dict(table))
 
 
 @dataclasses.dataclass
@@ -170,40 +153,28 @@ def check_stream(
 
 
 def apply_muxer_memory_limit(muxers: list[ResolvedPlugin], limit: int | None) -> None:
-    """Clamp the muxer options that bound per-connection receive memory to ``limit``.
+    """Bound each muxer's per-connection receive memory by ``limit`` bytes.
 
-    Muxers enforce the bound themselves (no per-byte work in the host).  A muxer whose
-    options expose no such bound cannot honour it: a warning says so.
+    Each muxer spec declares how (``PluginSpec.apply_memory_limit``: options in, bounded
+    options out) and enforces the bound itself on its own hot path; the host adds no
+    per-byte work.  A muxer without the hook cannot honour the limit: a warning says so.
     """
     if limit is None:
         return
     for plugin in muxers:
-        opts = plugin.options
-        if not dataclasses.is_dataclass(opts) or isinstance(opts, type):
+        hook = plugin.spec.apply_memory_limit
+        if hook is None:
+            log.warning(
+                "muxer %s declares no memory hook: "
+                "limits.max_muxer_memory_per_conn is not applied to it",
+                plugin.spec.name,
+            )
             continue
-        names = {f.name for f in dataclasses.fields(opts)}
         try:
-            if "max_session_receive_buffer" in names:  # yamux
-                value = min(opts.max_session_receive_buffer, limit)  # type: ignore[attr-defined]
-                plugin.options = dataclasses.replace(opts, max_session_receive_buffer=value)
-            elif {"max_stream_buffer", "max_streams"} <= names:  # mplex
-                per_stream = opts.max_stream_buffer  # type: ignore[attr-defined]
-                if per_stream > limit:
-                    raise ConfigError(
-                        f"limits.max_muxer_memory_per_conn={limit} is below "
-                        f"{plugin.spec.name}'s max_stream_buffer={per_stream}"
-                    )
-                streams = min(opts.max_streams, limit // per_stream)  # type: ignore[attr-defined]
-                plugin.options = dataclasses.replace(opts, max_streams=streams)
-            else:
-                log.warning(
-                    "muxer %s has no receive-buffer bound option: "
-                    "limits.max_muxer_memory_per_conn is not applied to it",
-                    plugin.spec.name,
-                )
+            plugin.options = hook(plugin.options, limit)
+        except ConfigError:
+            raise
         except (ValueError, TypeError) as exc:
-            if isinstance(exc, ConfigError):
-                raise
             raise ConfigError(
                 f"limits.max_muxer_memory_per_conn={limit} does not fit muxer "
                 f"{plugin.spec.name}: {exc}"

@@ -19,6 +19,8 @@ PERMANENT_ADDR_TTL = float("inf")
 CONNECTED_ADDR_TTL = 365 * 24 * 3600.0
 RECENTLY_CONNECTED_ADDR_TTL = 15 * 60.0
 TEMP_ADDR_TTL = 2 * 60.0
+#: Default bound on stored addresses per peer (every peerstore backend uses it).
+MAX_ADDRS_PER_PEER = 64
 
 
 #: Peers a store remembers at most (connected peers are never evicted): a node that
@@ -38,7 +40,7 @@ class MemoryPeerstore(Peerstore):
         self,
         *,
         clock: Callable[[], float] = time.monotonic,
-        max_addrs_per_peer: int = 64,
+        max_addrs_per_peer: int = MAX_ADDRS_PER_PEER,
         max_peers: int = DEFAULT_MAX_PEERS,
     ) -> None:
         self._clock = clock

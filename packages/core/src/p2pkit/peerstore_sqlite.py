@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from multiaddr import Multiaddr
 
 from p2pkit.abc import Peerstore
-from p2pkit.peerstore import DEFAULT_MAX_PEERS
+from p2pkit.peerstore import DEFAULT_MAX_PEERS, MAX_ADDRS_PER_PEER
 
 if TYPE_CHECKING:
     from p2pkit.crypto import PublicKey
@@ -62,7 +62,7 @@ class SqlitePeerstoreOptions:
     path: str = "peerstore.sqlite3"
     """Database file; created (with its directory) when missing.  A relative path is
     relative to the working directory.  ``:memory:`` works (nothing persists)."""
-    max_addrs_per_peer: int = 64
+    max_addrs_per_peer: int = MAX_ADDRS_PER_PEER
     """Bound on stored addresses per peer (soonest expiry dropped first)."""
     max_peers: int = DEFAULT_MAX_PEERS
     """Bound on remembered peers besides connected ones (see ``Peerstore.collect``)."""
@@ -84,7 +84,7 @@ class SqlitePeerstore(Peerstore):
         path: str | os.PathLike[str],
         *,
         clock: Callable[[], float] = time.time,
-        max_addrs_per_peer: int = 64,
+        max_addrs_per_peer: int = MAX_ADDRS_PER_PEER,
         max_peers: int = DEFAULT_MAX_PEERS,
     ) -> None:
         path = os.fspath(path)

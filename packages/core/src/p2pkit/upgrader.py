@@ -51,7 +51,7 @@ class Upgrader:
         security: Sequence[SecurityProtocol],
         muxers: Sequence[StreamMuxer],
         *,
-        timeout: float = 10.0,
+        timeout: float,
     ) -> None:
         if not security or not muxers:
             raise ValueError("the upgrader needs at least one security protocol and one muxer")

@@ -1,28 +1,36 @@
 """p2pkit_mplex: the mplex stream muxer (``/mplex/6.7.0``) for p2pkit.
 
-The sans-IO core (:class:`MplexSession`) is importable without asyncio machinery; the
-asyncio shell (:class:`MplexMuxer`) is imported lazily on first attribute access.
+Sans-IO core: :class:`MplexSession`; asyncio shell: :class:`MplexMuxer`.
+
+Every public name is imported on first use (PEP 562 ``__getattr__``), so that
+importing the package, or its entry-point module :mod:`p2pkit_mplex.plugin`, loads no
+implementation module (no cipher, no OpenSSL, no asyncio shell).
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
-from p2pkit_mplex.frames import MAX_MESSAGE_SIZE, PROTOCOL_ID, Flag, StreamKey, encode_frame
-from p2pkit_mplex.options import MplexOptions
-from p2pkit_mplex.session import (
-    DataReceived,
-    Event,
-    MplexFrameTooLarge,
-    MplexProtocolError,
-    MplexSession,
-    StreamEnded,
-    StreamOpened,
-    StreamReset,
-)
-
-if TYPE_CHECKING:
-    from p2pkit_mplex.shell import MplexConnection, MplexMuxer, MplexStream
+_EXPORTS: dict[str, str] = {
+    "PROTOCOL_ID": "p2pkit_mplex._ids",
+    "MAX_MESSAGE_SIZE": "p2pkit_mplex.frames",
+    "Flag": "p2pkit_mplex.frames",
+    "StreamKey": "p2pkit_mplex.frames",
+    "encode_frame": "p2pkit_mplex.frames",
+    "MplexOptions": "p2pkit_mplex.options",
+    "DataReceived": "p2pkit_mplex.session",
+    "Event": "p2pkit_mplex.session",
+    "MplexFrameTooLarge": "p2pkit_mplex.session",
+    "MplexProtocolError": "p2pkit_mplex.session",
+    "MplexSession": "p2pkit_mplex.session",
+    "StreamEnded": "p2pkit_mplex.session",
+    "StreamOpened": "p2pkit_mplex.session",
+    "StreamReset": "p2pkit_mplex.session",
+    "MplexConnection": "p2pkit_mplex.shell",
+    "MplexMuxer": "p2pkit_mplex.shell",
+    "MplexStream": "p2pkit_mplex.shell",
+}
 
 __all__ = [
     "MAX_MESSAGE_SIZE",
@@ -44,12 +52,40 @@ __all__ = [
     "encode_frame",
 ]
 
-_SHELL = {"MplexConnection", "MplexMuxer", "MplexStream"}
+if TYPE_CHECKING:
+    from p2pkit_mplex._ids import PROTOCOL_ID
+    from p2pkit_mplex.frames import (
+        MAX_MESSAGE_SIZE,
+        Flag,
+        StreamKey,
+        encode_frame,
+    )
+    from p2pkit_mplex.options import MplexOptions
+    from p2pkit_mplex.session import (
+        DataReceived,
+        Event,
+        MplexFrameTooLarge,
+        MplexProtocolError,
+        MplexSession,
+        StreamEnded,
+        StreamOpened,
+        StreamReset,
+    )
+    from p2pkit_mplex.shell import (
+        MplexConnection,
+        MplexMuxer,
+        MplexStream,
+    )
 
 
 def __getattr__(name: str) -> Any:
-    if name in _SHELL:
-        from p2pkit_mplex import shell
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'p2pkit_mplex' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
 
-        return getattr(shell, name)
-    raise AttributeError(f"module 'p2pkit_mplex' has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

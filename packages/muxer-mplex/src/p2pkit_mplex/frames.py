@@ -14,8 +14,6 @@ from typing import NamedTuple
 
 from p2pkit.varint import encode_uvarint
 
-PROTOCOL_ID = "/mplex/6.7.0"
-
 MAX_MESSAGE_SIZE = 1 << 20
 """go-mplex and js-libp2p refuse (and kill the connection on) a longer message."""
 

@@ -62,3 +62,19 @@ class MplexOptions:
         if self.slow_reader_timeout > 0:
             return 2 * self.max_stream_buffer
         return self.max_stream_buffer
+
+
+def apply_memory_limit(options: MplexOptions, limit: int) -> MplexOptions:
+    """The spec's memory hook: bound the session's receive memory by ``limit`` bytes.
+
+    mplex has no flow control: memory is at most ``max_streams * max_stream_buffer``,
+    so the number of streams is lowered to fit.  Raises ConfigError when one stream's
+    buffer alone exceeds ``limit``.
+    """
+    per_stream = options.max_stream_buffer
+    if per_stream > limit:
+        raise ConfigError(
+            f"limits.max_muxer_memory_per_conn={limit} is below mplex's "
+            f"max_stream_buffer={per_stream}"
+        )
+    return dataclasses.replace(options, max_streams=min(options.max_streams, limit // per_stream))

@@ -21,7 +21,8 @@ from collections.abc import Sequence
 from p2pkit.abc import Buffer, MuxedConnection, MuxedStream, SecureConnection, StreamMuxer
 from p2pkit.errors import ConnectionClosed, P2PError, StreamClosed, StreamReset
 from p2pkit.io import ReadBuffer
-from p2pkit_mplex.frames import PROTOCOL_ID, StreamKey
+from p2pkit_mplex._ids import PROTOCOL_ID
+from p2pkit_mplex.frames import StreamKey
 from p2pkit_mplex.options import MplexOptions
 from p2pkit_mplex.session import (
     DataReceived,

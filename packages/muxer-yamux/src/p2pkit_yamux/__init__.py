@@ -2,21 +2,27 @@
 
 Sans-IO core: :class:`YamuxSession` (+ events in :mod:`p2pkit_yamux.events`).
 asyncio shell: :class:`YamuxMuxer` -> :class:`YamuxConnection` -> :class:`YamuxStream`.
-The shell is imported lazily so that the sans-IO core stays importable without asyncio
-machinery being set up.
+
+Every public name is imported on first use (PEP 562 ``__getattr__``), so that
+importing the package, or its entry-point module :mod:`p2pkit_yamux.plugin`, loads no
+implementation module (no cipher, no OpenSSL, no asyncio shell).
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
-from p2pkit_yamux.errors import YamuxGoAway, YamuxProtocolError
-from p2pkit_yamux.options import YamuxOptions
-from p2pkit_yamux.plugin import PROTOCOL_ID
-from p2pkit_yamux.session import YamuxSession
-
-if TYPE_CHECKING:
-    from p2pkit_yamux.shell import YamuxConnection, YamuxMuxer, YamuxStream
+_EXPORTS: dict[str, str] = {
+    "PROTOCOL_ID": "p2pkit_yamux._ids",
+    "YamuxGoAway": "p2pkit_yamux.errors",
+    "YamuxProtocolError": "p2pkit_yamux.errors",
+    "YamuxOptions": "p2pkit_yamux.options",
+    "YamuxSession": "p2pkit_yamux.session",
+    "YamuxConnection": "p2pkit_yamux.shell",
+    "YamuxMuxer": "p2pkit_yamux.shell",
+    "YamuxStream": "p2pkit_yamux.shell",
+}
 
 __all__ = [
     "PROTOCOL_ID",
@@ -29,12 +35,29 @@ __all__ = [
     "YamuxStream",
 ]
 
-_SHELL = {"YamuxConnection", "YamuxMuxer", "YamuxStream"}
+if TYPE_CHECKING:
+    from p2pkit_yamux._ids import PROTOCOL_ID
+    from p2pkit_yamux.errors import (
+        YamuxGoAway,
+        YamuxProtocolError,
+    )
+    from p2pkit_yamux.options import YamuxOptions
+    from p2pkit_yamux.session import YamuxSession
+    from p2pkit_yamux.shell import (
+        YamuxConnection,
+        YamuxMuxer,
+        YamuxStream,
+    )
 
 
 def __getattr__(name: str) -> Any:
-    if name in _SHELL:
-        from p2pkit_yamux import shell
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'p2pkit_yamux' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
 
-        return getattr(shell, name)
-    raise AttributeError(f"module 'p2pkit_yamux' has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

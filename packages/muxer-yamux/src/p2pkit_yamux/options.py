@@ -89,3 +89,14 @@ class YamuxOptions:
             raise ConfigError("yamux close_timeout must be >= 0")
         if self.autotune_rtt_floor < 0:
             raise ConfigError("yamux autotune_rtt_floor must be >= 0")
+
+
+def apply_memory_limit(options: YamuxOptions, limit: int) -> YamuxOptions:
+    """The spec's memory hook: bound the session's receive memory by ``limit`` bytes.
+
+    ``max_session_receive_buffer`` bounds the sum of all stream windows, enforced by
+    the session itself (no per-byte work elsewhere).  Raises ConfigError when
+    ``limit`` is below ``initial_window`` (what every stream is promised).
+    """
+    value = min(options.max_session_receive_buffer, limit)
+    return dataclasses.replace(options, max_session_receive_buffer=value)

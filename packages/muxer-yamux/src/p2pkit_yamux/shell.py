@@ -28,9 +28,9 @@ from p2pkit.abc import (
 from p2pkit.errors import ConnectionClosed, StreamClosed, StreamReset
 from p2pkit.io import ReadBuffer
 from p2pkit_yamux import events as ev
+from p2pkit_yamux._ids import PROTOCOL_ID
 from p2pkit_yamux.frames import GO_AWAY_NORMAL
 from p2pkit_yamux.options import YamuxOptions
-from p2pkit_yamux.plugin import PROTOCOL_ID
 from p2pkit_yamux.session import YamuxSession
 
 log = logging.getLogger(__name__)

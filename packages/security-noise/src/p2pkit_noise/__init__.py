@@ -8,24 +8,40 @@ Public API:
 * the sans-IO cores :class:`NoiseHandshake`, :class:`FrameEncoder`, :class:`FrameDecoder`
   and the payload codec :class:`HandshakePayload` / :class:`NoiseExtensions`;
 * the error subclasses of :mod:`p2pkit_noise.errors`.
+
+Every public name is imported on first use (PEP 562 ``__getattr__``), so that
+importing the package, or its entry-point module :mod:`p2pkit_noise.plugin`, loads no
+implementation module (no cipher, no OpenSSL, no asyncio shell).
 """
 
-from p2pkit_noise.connection import PROTOCOL_ID, NoiseConnection
-from p2pkit_noise.errors import (
-    BadFrameLength,
-    DecryptError,
-    HandshakeTruncated,
-    InvalidHandshakePayload,
-    NoiseHandshakeError,
-    NoiseTransportError,
-    NoMuxerOverlap,
-    NonceExhausted,
-)
-from p2pkit_noise.framing import MAX_FRAME, MAX_PLAINTEXT, FrameDecoder, FrameEncoder
-from p2pkit_noise.handshake import HandshakeResult, NoiseHandshake, select_muxer
-from p2pkit_noise.options import NoiseOptions
-from p2pkit_noise.payload import HandshakePayload, NoiseExtensions
-from p2pkit_noise.security import NoiseSecurity
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS: dict[str, str] = {
+    "PROTOCOL_ID": "p2pkit_noise._ids",
+    "NoiseConnection": "p2pkit_noise.connection",
+    "BadFrameLength": "p2pkit_noise.errors",
+    "DecryptError": "p2pkit_noise.errors",
+    "HandshakeTruncated": "p2pkit_noise.errors",
+    "InvalidHandshakePayload": "p2pkit_noise.errors",
+    "NoiseHandshakeError": "p2pkit_noise.errors",
+    "NoiseTransportError": "p2pkit_noise.errors",
+    "NoMuxerOverlap": "p2pkit_noise.errors",
+    "NonceExhausted": "p2pkit_noise.errors",
+    "MAX_FRAME": "p2pkit_noise.framing",
+    "MAX_PLAINTEXT": "p2pkit_noise.framing",
+    "FrameDecoder": "p2pkit_noise.framing",
+    "FrameEncoder": "p2pkit_noise.framing",
+    "HandshakeResult": "p2pkit_noise.handshake",
+    "NoiseHandshake": "p2pkit_noise.handshake",
+    "select_muxer": "p2pkit_noise.handshake",
+    "NoiseOptions": "p2pkit_noise.options",
+    "HandshakePayload": "p2pkit_noise.payload",
+    "NoiseExtensions": "p2pkit_noise.payload",
+    "NoiseSecurity": "p2pkit_noise.security",
+}
 
 __all__ = [
     "MAX_FRAME",
@@ -50,3 +66,47 @@ __all__ = [
     "NonceExhausted",
     "select_muxer",
 ]
+
+if TYPE_CHECKING:
+    from p2pkit_noise._ids import PROTOCOL_ID
+    from p2pkit_noise.connection import NoiseConnection
+    from p2pkit_noise.errors import (
+        BadFrameLength,
+        DecryptError,
+        HandshakeTruncated,
+        InvalidHandshakePayload,
+        NoiseHandshakeError,
+        NoiseTransportError,
+        NoMuxerOverlap,
+        NonceExhausted,
+    )
+    from p2pkit_noise.framing import (
+        MAX_FRAME,
+        MAX_PLAINTEXT,
+        FrameDecoder,
+        FrameEncoder,
+    )
+    from p2pkit_noise.handshake import (
+        HandshakeResult,
+        NoiseHandshake,
+        select_muxer,
+    )
+    from p2pkit_noise.options import NoiseOptions
+    from p2pkit_noise.payload import (
+        HandshakePayload,
+        NoiseExtensions,
+    )
+    from p2pkit_noise.security import NoiseSecurity
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'p2pkit_noise' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

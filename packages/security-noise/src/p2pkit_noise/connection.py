@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 from p2pkit.abc import Buffer, RawConnection, Receiver, SecureConnection
 from p2pkit.errors import ConnectionClosed, P2PError
 from p2pkit.io import ReadBuffer
+from p2pkit_noise._ids import PROTOCOL_ID
 from p2pkit_noise.errors import NoiseTransportError
 from p2pkit_noise.framing import FrameDecoder, FrameEncoder
 
@@ -42,7 +43,6 @@ if TYPE_CHECKING:
     from p2pkit.peer import PeerId
     from p2pkit_noise.handshake import HandshakeResult
 
-PROTOCOL_ID = "/noise"
 PULL_HIGH_WATER = 1 << 20
 """Unread plaintext (pull mode) above which we stop reading the socket."""
 PULL_LOW_WATER = PULL_HIGH_WATER // 4

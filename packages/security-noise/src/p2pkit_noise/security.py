@@ -1,7 +1,8 @@
 """``/noise``: the :class:`~p2pkit.abc.SecurityProtocol` that runs the handshake.
 
 Drives :class:`~p2pkit_noise.handshake.NoiseHandshake` over the raw connection in pull
-mode, under one deadline for the whole handshake, then wraps the connection in a
+mode (bounded by the upgrader's deadline, or by ``NoiseOptions.handshake_timeout`` when
+set), then wraps the connection in a
 :class:`~p2pkit_noise.connection.NoiseConnection`.  On any failure the raw connection is
 reset before the (typed) error propagates: a failed handshake never leaves a socket
 open.
@@ -17,7 +18,8 @@ from p2pkit.abc import RawConnection, SecurityProtocol
 from p2pkit.crypto import PrivateKey
 from p2pkit.errors import HandshakeError, HandshakeTimeout, P2PError, ResourceLimitExceeded
 from p2pkit.peer import PeerId
-from p2pkit_noise.connection import PROTOCOL_ID, NoiseConnection
+from p2pkit_noise._ids import PROTOCOL_ID
+from p2pkit_noise.connection import NoiseConnection
 from p2pkit_noise.errors import HandshakeTruncated
 from p2pkit_noise.handshake import (
     MAX_MESSAGE,
@@ -69,7 +71,7 @@ class NoiseSecurity(SecurityProtocol):
         self, conn: RawConnection, muxers: Sequence[str] = ()
     ) -> NoiseConnection:
         limit = self.options.max_inbound_handshakes
-        if self._inbound >= limit:
+        if limit is not None and self._inbound >= limit:
             log.warning(
                 "noise: refusing inbound connection from %s: %d handshakes already in progress",
                 conn.remote_addr,
@@ -111,9 +113,9 @@ class NoiseSecurity(SecurityProtocol):
             return NoiseConnection(conn, hs.result, local_peer=self.peer_id, leftover=hs.leftover)
         except TimeoutError:
             conn.reset()
-            raise HandshakeTimeout(
-                f"noise handshake did not complete in {self.options.handshake_timeout} s"
-            ) from None
+            limit = self.options.handshake_timeout
+            within = f" in {limit} s" if limit is not None else ""
+            raise HandshakeTimeout(f"noise handshake did not complete{within}") from None
         except HandshakeError as exc:
             log.debug("noise handshake with %s failed: %s", conn.remote_addr, exc)
             conn.reset()

@@ -1,27 +1,38 @@
-"""p2pkit-tls: the libp2p TLS 1.3 security protocol (``/tls/1.0.0``) for p2pkit."""
+"""p2pkit-tls: the libp2p TLS 1.3 security protocol (``/tls/1.0.0``) for p2pkit.
+
+Every public name is imported on first use (PEP 562 ``__getattr__``), so that
+importing the package, or its entry-point module :mod:`p2pkit_tls.plugin`, loads no
+implementation module (no cipher, no OpenSSL, no asyncio shell).
+"""
 
 from __future__ import annotations
 
-from p2pkit_tls.certificate import (
-    EXTENSION_OID,
-    CertificateError,
-    CertificateExpired,
-    CertificateNotYetValid,
-    ExtensionSignatureInvalid,
-    HostCertificate,
-    InvalidCertificate,
-    MissingExtension,
-    TooManyCertificates,
-    UnknownCriticalExtension,
-    generate_certificate,
-    verify_certificate,
-    verify_certificate_chain,
-)
-from p2pkit_tls.connection import TlsConnection
-from p2pkit_tls.context import ALPN_LIBP2P, TlsIdentity
-from p2pkit_tls.handshake import TlsProtocolError, TlsSession
-from p2pkit_tls.options import TlsOptions
-from p2pkit_tls.protocol import PROTOCOL_ID, TlsSecurity
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS: dict[str, str] = {
+    "PROTOCOL_ID": "p2pkit_tls._ids",
+    "EXTENSION_OID": "p2pkit_tls.certificate",
+    "CertificateError": "p2pkit_tls.certificate",
+    "CertificateExpired": "p2pkit_tls.certificate",
+    "CertificateNotYetValid": "p2pkit_tls.certificate",
+    "ExtensionSignatureInvalid": "p2pkit_tls.certificate",
+    "HostCertificate": "p2pkit_tls.certificate",
+    "InvalidCertificate": "p2pkit_tls.certificate",
+    "MissingExtension": "p2pkit_tls.certificate",
+    "TooManyCertificates": "p2pkit_tls.certificate",
+    "UnknownCriticalExtension": "p2pkit_tls.certificate",
+    "generate_certificate": "p2pkit_tls.certificate",
+    "verify_certificate": "p2pkit_tls.certificate",
+    "verify_certificate_chain": "p2pkit_tls.certificate",
+    "TlsConnection": "p2pkit_tls.connection",
+    "ALPN_LIBP2P": "p2pkit_tls.context",
+    "TlsIdentity": "p2pkit_tls.context",
+    "TlsProtocolError": "p2pkit_tls.handshake",
+    "TlsSession": "p2pkit_tls.handshake",
+    "TlsOptions": "p2pkit_tls.options",
+    "TlsSecurity": "p2pkit_tls.protocol",
+}
 
 __all__ = [
     "ALPN_LIBP2P",
@@ -46,3 +57,45 @@ __all__ = [
     "verify_certificate",
     "verify_certificate_chain",
 ]
+
+if TYPE_CHECKING:
+    from p2pkit_tls._ids import PROTOCOL_ID
+    from p2pkit_tls.certificate import (
+        EXTENSION_OID,
+        CertificateError,
+        CertificateExpired,
+        CertificateNotYetValid,
+        ExtensionSignatureInvalid,
+        HostCertificate,
+        InvalidCertificate,
+        MissingExtension,
+        TooManyCertificates,
+        UnknownCriticalExtension,
+        generate_certificate,
+        verify_certificate,
+        verify_certificate_chain,
+    )
+    from p2pkit_tls.connection import TlsConnection
+    from p2pkit_tls.context import (
+        ALPN_LIBP2P,
+        TlsIdentity,
+    )
+    from p2pkit_tls.handshake import (
+        TlsProtocolError,
+        TlsSession,
+    )
+    from p2pkit_tls.options import TlsOptions
+    from p2pkit_tls.protocol import TlsSecurity
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'p2pkit_tls' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

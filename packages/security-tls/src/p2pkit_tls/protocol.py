@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from p2pkit.abc import RawConnection, SecureConnection, SecurityProtocol
 from p2pkit.crypto import PrivateKey
 from p2pkit.peer import PeerId
+from p2pkit_tls._ids import PROTOCOL_ID
 from p2pkit_tls.connection import TlsConnection, run_handshake
 from p2pkit_tls.context import TlsIdentity
 from p2pkit_tls.handshake import TlsSession
@@ -15,7 +16,6 @@ from p2pkit_tls.options import TlsOptions
 
 __all__ = ["PROTOCOL_ID", "TlsSecurity"]
 
-PROTOCOL_ID = "/tls/1.0.0"
 
 
 class TlsSecurity(SecurityProtocol):
@@ -50,7 +50,7 @@ class TlsSecurity(SecurityProtocol):
         return await self._secure(conn, session)
 
     async def _secure(self, conn: RawConnection, session: TlsSession) -> TlsConnection:
-        await run_handshake(conn, session, self.options.handshake_timeout)
+        await run_handshake(conn, session, self.options.handshake_timeout)  # None: the caller's
         return TlsConnection(
             conn, session, local_peer=self.local_peer, security_protocol=self.protocol_id
         )

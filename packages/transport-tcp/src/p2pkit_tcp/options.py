@@ -11,6 +11,9 @@ from p2pkit.errors import ConfigError
 class TcpOptions:
     """Configuration of :class:`~p2pkit_tcp.TcpTransport`.
 
+    ``dial_timeout``: None (the default) means the caller's: the host passes its
+    ``dial_timeout`` to every ``dial``; a number bounds a ``dial(timeout=None)`` (direct
+    users); with neither, the kernel's connect timeout applies.
     ``write_high_water``: bytes queued in asyncio's transport before ``write_paused``
     turns True (it turns False again at a quarter of it).  ``read_buffer_size``: the one
     preallocated receive buffer per connection; each socket read takes at most this much.
@@ -23,7 +26,7 @@ class TcpOptions:
     """
 
     nodelay: bool = True
-    dial_timeout: float = 10.0
+    dial_timeout: float | None = None
     backlog: int = 128
     write_high_water: int = 1 << 20
     read_buffer_size: int = 1 << 20
@@ -32,7 +35,7 @@ class TcpOptions:
     pull_buffer_limit: int = 1 << 20
 
     def __post_init__(self) -> None:
-        if self.dial_timeout <= 0:
+        if self.dial_timeout is not None and self.dial_timeout <= 0:
             raise ConfigError(f"tcp: dial_timeout must be > 0, got {self.dial_timeout}")
         if self.close_timeout <= 0:
             raise ConfigError(f"tcp: close_timeout must be > 0, got {self.close_timeout}")

@@ -12,23 +12,27 @@ from p2pkit.plugins.spec import Components, PluginSpec, hookimpl
 from p2pkit_tcp.options import TcpOptions
 
 if TYPE_CHECKING:
+    from p2pkit.abc import Transport
     from p2pkit_tcp.transport import TcpTransport
 
 
-def _factory(components: Components, options: TcpOptions) -> TcpTransport:
+def create(components: Components, options: TcpOptions) -> TcpTransport:
+    """Factory: one :class:`~p2pkit_tcp.TcpTransport` per host."""
     from p2pkit_tcp.transport import TcpTransport
 
     return TcpTransport(options)
 
 
 @hookimpl
-def p2pkit_transports() -> list[PluginSpec]:
+def p2pkit_transports() -> list[PluginSpec[Transport]]:
     return [
         PluginSpec(
             kind="transport",
             name="tcp",
-            factory=_factory,
+            factory=create,
             options=TcpOptions,
+            priority=100,
+            provides=("tcp",),
             description="TCP over IPv4/IPv6 (/ip4, /ip6, /dns, /dns4, /dns6 + /tcp)",
         )
     ]

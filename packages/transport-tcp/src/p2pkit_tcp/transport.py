@@ -68,7 +68,7 @@ class TcpTransport(Transport):
         if target.port == 0:
             raise AddressError(f"cannot dial port 0: {addr}")
         limit = self.options.dial_timeout if timeout is None else timeout
-        deadline = asyncio.get_running_loop().time() + limit
+        deadline = None if limit is None else asyncio.get_running_loop().time() + limit
         try:
             async with asyncio.timeout_at(deadline):
                 hosts = await self._resolve(addr, target)
@@ -81,9 +81,10 @@ class TcpTransport(Transport):
         self,
         addr: Multiaddr,
         endpoints: list[tuple[socket.AddressFamily, str, int]],
-        deadline: float,
+        deadline: float | None,
     ) -> TcpConnection:
-        """Connect to the first endpoint that answers, trying them in order, by ``deadline``.
+        """Connect to the first endpoint that answers, trying them in order, by ``deadline``
+        (None: no deadline of ours, the kernel's connect timeout applies).
 
         Every endpoint gets an equal share of the time left (the last one all of it), so
         one black-holed address of a name (say a dead IPv6 address before a live IPv4
@@ -96,14 +97,15 @@ class TcpTransport(Transport):
         for i, (family, host, port) in enumerate(endpoints):
             where: object = f"{host}:{port}" if len(endpoints) > 1 else addr
             conn = TcpConnection(self.options, is_initiator=True)
-            share = (deadline - loop.time()) / (len(endpoints) - i)
+            share = None if deadline is None else (deadline - loop.time()) / (len(endpoints) - i)
             try:
-                async with asyncio.timeout(max(share, 0.0)):
+                async with asyncio.timeout(None if share is None else max(share, 0.0)):
                     await loop.create_connection(
                         functools.partial(TcpProtocol, conn), host, port, family=family
                     )
             except TimeoutError:  # ours, or the kernel's ETIMEDOUT
-                errors.append((where, TimeoutError(f"no answer within {max(share, 0):.2f} s")))
+                waited = "" if share is None else f" within {max(share, 0):.2f} s"
+                errors.append((where, TimeoutError(f"no answer{waited}")))
             except OSError as exc:
                 errors.append((where, exc))
             else:

@@ -21,7 +21,8 @@ import pluggy
 
 from p2pkit.errors import PluginLoadError, PluginNotFound
 from p2pkit.plugins import hookspecs
-from p2pkit.plugins.spec import PluginKind, PluginSpec
+from p2pkit.plugins.hints import distribution_for_plugin
+from p2pkit.plugins.spec import PluginKind, PluginSpec, priority_order
 
 log = logging.getLogger(__name__)
 
@@ -38,15 +39,6 @@ _HOOKS: dict[PluginKind, str] = {
     "connection_manager": "p2pkit_connection_managers",
     "peerstore": "p2pkit_peerstores",
     "connection_gater": "p2pkit_connection_gaters",
-}
-
-#: Which distribution provides our own plugin names, for "pip install ..." hints.
-KNOWN_PACKAGES: dict[tuple[str, str], str] = {
-    ("transport", "tcp"): "p2pkit-tcp",
-    ("security", "noise"): "p2pkit-noise",
-    ("security", "tls"): "p2pkit-tls",
-    ("muxer", "yamux"): "p2pkit-yamux",
-    ("muxer", "mplex"): "p2pkit-mplex",
 }
 
 
@@ -73,7 +65,7 @@ class PluginRegistry:
         self._load_entry_points = load_entry_points
         self._entry_points_loaded = False
         self._packages: dict[int, tuple[str | None, str | None]] = {}
-        self._cache: dict[PluginKind, dict[str, PluginSpec]] | None = None
+        self._cache: dict[PluginKind, dict[str, PluginSpec[Any]]] | None = None
         self.broken: list[BrokenPlugin] = []
 
     # -- registration ------------------------------------------------------------------
@@ -83,11 +75,11 @@ class PluginRegistry:
         self._pm.register(plugin, name=name)
         self._cache = None
 
-    def add(self, *specs: PluginSpec) -> None:
+    def add(self, *specs: PluginSpec[Any]) -> None:
         """Register descriptors directly, without writing a hook module."""
 
         class _Direct:
-            def __init__(self, items: tuple[PluginSpec, ...]) -> None:
+            def __init__(self, items: tuple[PluginSpec[Any], ...]) -> None:
                 self.items = items
 
         holder = _Direct(specs)
@@ -122,11 +114,11 @@ class PluginRegistry:
 
     # -- lookup --------------------------------------------------------------------------
 
-    def _all(self) -> dict[PluginKind, dict[str, PluginSpec]]:
+    def _all(self) -> dict[PluginKind, dict[str, PluginSpec[Any]]]:
         if self._cache is not None:
             return self._cache
         self._ensure_entry_points()
-        table: dict[PluginKind, dict[str, PluginSpec]] = {k: {} for k in _HOOKS}
+        table: dict[PluginKind, dict[str, PluginSpec[Any]]] = {k: {} for k in _HOOKS}
         for kind, hook_name in _HOOKS.items():
             hook = getattr(self._pm.hook, hook_name)
             impls = hook.get_hookimpls()  # registration order
@@ -151,37 +143,44 @@ class PluginRegistry:
         self._cache = table
         return table
 
-    def specs(self, kind: PluginKind) -> list[PluginSpec]:
-        return list(self._all()[kind].values())
+    def specs(self, kind: PluginKind) -> list[PluginSpec[Any]]:
+        """Every spec of ``kind``, in priority order (higher first, ties by name)."""
+        return priority_order(list(self._all()[kind].values()))
 
     def names(self, kind: PluginKind) -> list[str]:
-        return list(self._all()[kind])
+        """Names of :meth:`specs`, in the same (priority) order."""
+        return [s.name for s in self.specs(kind)]
 
-    def get(self, kind: PluginKind, name: str) -> PluginSpec:
+    def defaults(self, kind: PluginKind) -> list[str]:
+        """The names enabled when the configuration names none of ``kind``: every
+        installed spec with ``default_enabled``, in priority order."""
+        return [s.name for s in self.specs(kind) if s.default_enabled]
+
+    def get(self, kind: PluginKind, name: str) -> PluginSpec[Any]:
         """The plugin ``name`` of ``kind``; PluginNotFound / PluginLoadError otherwise."""
         table = self._all()[kind]
         spec = table.get(name)
         if spec is not None:
             return spec
-        package = KNOWN_PACKAGES.get((kind, name))
+        package = distribution_for_plugin(kind, name)
         for broken in self.broken:
             if broken.name == name or (package and broken.package == package):
                 raise PluginLoadError(broken.describe())
         raise PluginNotFound(kind, name, sorted(table), package)
 
-    def by_protocol_id(self, kind: PluginKind, protocol_id: str) -> PluginSpec | None:
+    def by_protocol_id(self, kind: PluginKind, protocol_id: str) -> PluginSpec[Any] | None:
         for spec in self._all()[kind].values():
             if spec.protocol_id == protocol_id:
                 return spec
         return None
 
-    def all_specs(self) -> Iterable[PluginSpec]:
+    def all_specs(self) -> Iterable[PluginSpec[Any]]:
         for table in self._all().values():
             yield from table.values()
 
 
-def _make_hook(specs: list[PluginSpec]) -> Any:
-    def hook() -> list[PluginSpec]:
+def _make_hook(specs: list[PluginSpec[Any]]) -> Any:
+    def hook() -> list[PluginSpec[Any]]:
         return list(specs)
 
     return pluggy.HookimplMarker("p2pkit")(hook)

@@ -1,10 +1,18 @@
-"""Plugin descriptors and the pluggy markers (kept import-light: no plugin code here)."""
+"""Plugin descriptors and the pluggy markers (kept import-light: no plugin code here).
+
+Every plugin, of every kind, is described the same way (the "mould"): one
+:class:`PluginSpec` whose ``factory`` is a function ``create(components, options) -> T``
+and whose ``options`` is a frozen dataclass holding the plugin's defaults.  What the
+core needs to know about a plugin (its order, whether it is on by default, the
+addresses it handles, how it bounds its memory) is declared here, so the core never
+names a plugin.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 import pluggy
 
@@ -18,6 +26,8 @@ hookimpl = pluggy.HookimplMarker("p2pkit")
 PluginKind = Literal[
     "transport", "security", "muxer", "connection_manager", "peerstore", "connection_gater"
 ]
+
+T = TypeVar("T")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,22 +48,59 @@ class Components:
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
-@dataclasses.dataclass(frozen=True)
-class PluginSpec:
-    """Describes one implementation offered by a plugin.
+#: ``create(components, options) -> T``: the one factory signature of every kind.
+Factory = Callable[[Components, Any], T]
 
-    ``factory(components, options)`` builds the implementation; ``options`` is a
-    dataclass type whose fields (with defaults) are the plugin's typed configuration:
-    config dicts/TOML are validated against it before anything starts.
-    ``protocol_id`` is the wire id for security protocols and muxers.
-    ``package`` is filled in by the registry with the distribution that provided it.
+#: ``apply_memory_limit(options, limit) -> options``: returns the muxer's options with
+#: its per-connection receive memory bounded by ``limit`` bytes (raise ValueError if the
+#: options cannot fit; the configuration reports it as a ConfigError).
+MemoryLimitHook = Callable[[Any, int], Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class PluginSpec(Generic[T]):
+    """Describes one implementation offered by a plugin; ``T`` is what it builds.
+
+    ``factory(components, options)`` builds the implementation (a plugin package names
+    it ``create`` in its entry-point module and imports heavy modules inside it, so
+    that listing plugins stays cheap).  ``options`` is a dataclass type whose fields
+    (with defaults) are the plugin's typed configuration: config dicts/TOML are
+    validated against it before anything starts.
+
+    Capabilities, declared so that the core never names a plugin:
+
+    * ``protocol_id``: the wire id (security protocols, muxers).
+    * ``priority``: order within a kind, higher first, ties by name.  Transports: the
+      one chosen when several can handle an address.  Security protocols and muxers:
+      the preference order when the user names none.  Shipped plugins use 100 (tcp,
+      noise, yamux) and 50 (tls, mplex); third-party plugins default to 0.
+    * ``default_enabled``: enabled when the configuration names none of its kind
+      (every installed plugin of the kind, in priority order); False for plugins that
+      must be asked for by name (insecure plaintext).
+    * ``provides``: the multiaddr protocols a transport handles (``("tcp",)``), for
+      "enable this transport" hints.
+    * ``apply_memory_limit``: muxers only, how ``limits.max_muxer_memory_per_conn`` is
+      applied to the options (see :data:`MemoryLimitHook`); None = the muxer cannot
+      honour it (a warning says so).
+
+    ``package`` and ``version`` are filled in by the registry with the distribution
+    that provided the spec.
     """
 
     kind: PluginKind
     name: str
-    factory: Callable[[Components, Any], Any]
+    factory: Factory[T]
     options: type = NoOptions
     protocol_id: str | None = None
     description: str = ""
+    priority: int = 0
+    default_enabled: bool = True
+    provides: tuple[str, ...] = ()
+    apply_memory_limit: MemoryLimitHook | None = None
     package: str | None = None
     version: str | None = None
+
+
+def priority_order(specs: list[PluginSpec[Any]]) -> list[PluginSpec[Any]]:
+    """``specs`` sorted by the documented rule: priority, higher first; ties by name."""
+    return sorted(specs, key=lambda s: (-s.priority, s.name))

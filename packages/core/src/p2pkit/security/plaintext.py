@@ -32,7 +32,7 @@ MAX_EXCHANGE_SIZE = 16 * 1024  # RSA-8192 keys fit comfortably
 
 @dataclasses.dataclass(frozen=True)
 class PlaintextOptions:
-    handshake_timeout: float = 10.0
+    handshake_timeout: float | None = None  # None: the upgrader's deadline applies
 
 
 class PlaintextConnection(SecureConnection):

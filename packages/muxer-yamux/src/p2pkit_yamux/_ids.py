@@ -1,0 +1,4 @@
+"""The wire id of the yamux plugin: its one definition, imported by every other module of
+the package (import-free, so the entry-point module stays light)."""
+
+PROTOCOL_ID = "/yamux/1.0.0"
