@@ -8,6 +8,7 @@ an untyped exception.  The mangled OIDs below are the ones found by fuzzing.
 from __future__ import annotations
 
 import base64
+import logging
 import random
 from collections.abc import Callable
 
@@ -198,3 +199,36 @@ def test_mutated_keys_raise_only_typed_errors(name, decode, make):
             decode(bytes(data))
         except P2PError as exc:
             assert isinstance(exc, InvalidKey), repr(exc)
+
+
+@pytest.mark.parametrize("field", ["public_key", "signed_peer_record"])
+async def test_identify_with_mangled_key_is_typed(make_host, caplog, field):
+    """Over real hosts: an identify reply whose public key is undecodable is a typed
+    ProtocolError; a peer record signed by an undecodable key is ignored (logged with
+    its typed reason), as identify ignores every bad record."""
+    caplog.set_level(logging.INFO, logger="p2pkit")
+    server = await make_host()
+    client = await make_host(listen=False)
+    service = server.components.extra["identify"]
+    honest = service.local_info
+    key = rsa_key()
+
+    def hostile(conn):
+        info = honest(conn)
+        if field == "public_key":
+            info.public_key = _mangle(key.public_key.to_protobuf(), RSA_OID, RSA_OID_MANGLED)
+        else:
+            record = make_signed_peer_record(key, server.peer_id, [], 1)
+            info.signed_peer_record = _mangle(record, RSA_OID, RSA_OID_MANGLED)
+        return info
+
+    service.local_info = hostile
+    conn = await client.connect(server.addrs_with_peer_id[0])
+    identify = client.components.extra["identify"]
+    if field == "public_key":
+        with pytest.raises(ProtocolError) as info:
+            await identify.identify(conn)
+        assert isinstance(info.value.__cause__, InvalidKey)
+    else:
+        await identify.identify(conn)
+        assert "ignoring peer record: signed peer record: malformed envelope" in caplog.text
