@@ -153,17 +153,14 @@ async def cmd_listen(args: argparse.Namespace) -> int:
 
 
 def _report_perf(host: Any) -> None:
-    """Serve perf with a ``PERF {json}`` stdout line per stream: the bytes this server
-    received, so tests compare what arrived, not what the client meant to send."""
-    from p2pkit.protocols.perf import PROTOCOL_ID, PerfServed, handle_perf
+    """A ``PERF {json}`` stdout line per perf stream: the bytes this server received,
+    so tests compare what arrived, not what the client meant to send."""
+    from p2pkit.protocols.perf import PROTOCOL_ID, PerfServed, reporting_handler
 
     def report(served: PerfServed) -> None:
         print(f"PERF {json.dumps(dataclasses.asdict(served))}", flush=True)
 
-    async def handler(stream: Any) -> None:
-        await handle_perf(stream, report)
-
-    host.set_stream_handler(PROTOCOL_ID, handler)
+    host.set_stream_handler(PROTOCOL_ID, reporting_handler(report))
 
 
 async def _dial(host: Any, addr: str) -> tuple[Any, float]:

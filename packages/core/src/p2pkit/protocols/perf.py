@@ -11,7 +11,7 @@ import asyncio
 import dataclasses
 import struct
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from p2pkit.abc import MuxedStream
 from p2pkit.errors import ProtocolError
@@ -70,6 +70,17 @@ async def handle_perf(
         report(PerfServed(received, wanted))
     await _send(stream, wanted, IDLE_TIMEOUT)
     await stream.close_write()
+
+
+def reporting_handler(
+    report: Callable[[PerfServed], None],
+) -> Callable[[MuxedStream], Awaitable[None]]:
+    """A perf stream handler that gives each stream's server-side counts to ``report``."""
+
+    async def handler(stream: MuxedStream) -> None:
+        await handle_perf(stream, report)
+
+    return handler
 
 
 @dataclasses.dataclass
