@@ -9,6 +9,9 @@ drive all three alike:
 
 ``listen`` prints ``LISTEN <maddr>/p2p/<id>`` and serves /perf/1.0.0 (py-libp2p's own
 PerfService handler) and ping (py-libp2p's default handler) until SIGTERM/SIGINT.
+For each perf stream it prints ``PERF {"upload_bytes": N, "download_bytes": M}``, the
+bytes the server really read (counted under PerfService, which does not report them),
+so tests compare what arrived, not what the client meant to send.
 The clients print one JSON object with the same field names as ``p2pkit ... --json``.
 
 Why our own perf client instead of ``PerfService.measure_performance``: that one
@@ -74,6 +77,44 @@ def build_host(security: str, muxer: str) -> Any:
     return new_host(key_pair=key_pair, sec_opt=sec, muxer_opt=mux)
 
 
+class _CountingStream:
+    """Wraps a perf server stream: counts what PerfService reads, prints it at EOF."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self._header = b""
+        self._received = 0
+        self._reported = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    async def read(self, n: int | None = None) -> bytes:
+        try:
+            data: bytes = await self._inner.read(n)
+        except Exception:
+            self._report()
+            raise
+        if not data:
+            self._report()
+            return data
+        need = 8 - len(self._header)
+        if need > 0:
+            self._header += data[:need]
+            self._received += max(0, len(data) - need)
+        else:
+            self._received += len(data)
+        return data
+
+    def _report(self) -> None:
+        if self._reported or len(self._header) < 8:
+            return
+        self._reported = True
+        (wanted,) = struct.unpack(">Q", self._header)
+        line = json.dumps({"upload_bytes": self._received, "download_bytes": wanted})
+        print(f"PERF {line}", flush=True)
+
+
 async def cmd_listen(args: argparse.Namespace) -> None:
     from libp2p.perf.perf_service import PerfService
 
@@ -81,6 +122,12 @@ async def cmd_listen(args: argparse.Namespace) -> None:
     async with host.run(listen_addrs=[multiaddr.Multiaddr(args.listen)]):
         perf = PerfService(host)
         await perf.start()
+        serve = perf._handle_message
+
+        async def counting(stream: Any) -> None:
+            await serve(_CountingStream(stream))
+
+        host.set_stream_handler(PERF, counting)
         for addr in host.get_addrs():
             text = str(addr)
             if "/p2p/" not in text:

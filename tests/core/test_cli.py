@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import selectors
 import signal
 import subprocess
 import sys
@@ -21,8 +22,25 @@ def run(*args: str, timeout: float = 60) -> dict:
     return json.loads(out.stdout)
 
 
+def next_line(proc: subprocess.Popen[str], prefix: str, timeout: float = 30) -> str:
+    """The next stdout line starting with ``prefix`` (bounded in time)."""
+    assert proc.stdout is not None
+    deadline = time.monotonic() + timeout
+    with selectors.DefaultSelector() as sel:
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        while (left := deadline - time.monotonic()) > 0:
+            if not sel.select(left):
+                break
+            line = proc.stdout.readline()
+            if not line:
+                break
+            if line.startswith(prefix):
+                return line
+    raise AssertionError(f"no {prefix!r} line from the listener within {timeout} s")
+
+
 @pytest.fixture
-def listener(tmp_path) -> Iterator[tuple[str, str]]:
+def listener(tmp_path) -> Iterator[tuple[str, str, subprocess.Popen[str]]]:
     key = tmp_path / "id.pem"
     peer = run("id", "--out", str(key), "--json")["peer_id"]
     proc = subprocess.Popen(
@@ -37,7 +55,7 @@ def listener(tmp_path) -> Iterator[tuple[str, str]]:
         assert line.startswith("LISTEN "), proc.stderr.read() if proc.stderr else line
         addr = line.split()[1]
         assert addr.endswith(f"/p2p/{peer}")
-        yield addr, peer
+        yield addr, peer, proc
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -51,13 +69,16 @@ def listener(tmp_path) -> Iterator[tuple[str, str]]:
 
 
 def test_ping_echo_perf_identify(listener):
-    addr, peer = listener
+    addr, peer, proc = listener
     sec = ["--security", "plaintext"]
     ping = run("ping", addr, "--count", "3", "--json", *sec)
     assert len(ping["rtt_ms"]) == 3 and ping["median_ms"] > 0
     echo = run("echo", addr, "--streams", "10", "--bytes", "100000", "--json", *sec)
     assert echo["ok"] is True and echo["streams"] == 10 and echo["bytes"] == 100000
     perf = run("perf", addr, "--upload", "5000000", "--download", "7000000", "--json", *sec)
+    # What the server counted, not what the client was asked to send.
+    served = json.loads(next_line(proc, "PERF ").split(" ", 1)[1])
+    assert served == {"upload_bytes": 5000000, "download_bytes": 7000000}
     assert perf["upload_bytes"] == 5000000 and perf["download_bytes"] == 7000000
     assert perf["upload_MBps"] > 0 and perf["download_MBps"] > 0 and perf["connect_ms"] > 0
     ident = run("identify", addr, "--json", *sec)

@@ -11,6 +11,8 @@ from p2pkit.testing.security_suite import SecuritySuite
 class TestPlaintext(SecuritySuite):
     # Plaintext only claims an identity: it cannot prove key possession.
     authenticates = False
+    # Its exchange has no room for a muxer list.
+    negotiates_early_muxer = False
 
     @pytest.fixture
     def make_security(self):  # type: ignore[no-untyped-def]

@@ -9,9 +9,12 @@ js side reports it: its listener prints CONNECTION lines, its dialer returns
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
-from .harness import JsPeer, MiB, P2pkitListener, run_js, run_p2pkit
+import pytest
+
+from .harness import JsPeer, ListenerProcess, MiB, P2pkitListener, run_js, run_p2pkit
 
 SECURITY_IDS = {"noise": "/noise", "tls": "/tls/1.0.0", "plaintext": "/plaintext/2.0.0"}
 MUXER_IDS = {"yamux": "/yamux/1.0.0", "mplex": "/mplex/6.7.0"}
@@ -23,6 +26,25 @@ BIG_TIMEOUT = 150.0
 
 def _opts(security: str, muxer: str) -> list[str]:
     return ["--security", security, "--muxer", muxer]
+
+
+def served_perf(listener: ListenerProcess, before: int, timeout: float = 10.0) -> dict[str, Any]:
+    """The listener's `PERF {json}` line for the perf stream after the first `before`
+    ones: the byte counts the *server* saw (a client only knows what it meant to send)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = listener.events("PERF")
+        if len(found) > before:
+            return found[before]
+        time.sleep(0.02)
+    pytest.fail(f"{listener.name} printed no PERF line\n{listener.describe()}", pytrace=False)
+
+
+def assert_served(listener: ListenerProcess, before: int, up: int, down: int) -> None:
+    served = served_perf(listener, before)
+    assert (served["upload_bytes"], served["download_bytes"]) == (up, down), (
+        f"server counted {served}, the client sent {up} and asked for {down}"
+    )
 
 
 # ---------------------------------------------------------------- p2pkit dials js
@@ -67,7 +89,9 @@ def p2pkit_echo(
 
 
 def p2pkit_perf(js: JsPeer, security: str, muxer: str, up: int, down: int) -> dict[str, Any]:
+    before = len(js.events("PERF"))
     r = run_p2pkit(["perf", js.maddr, "--upload", up, "--download", down, *_opts(security, muxer)])
+    assert_served(js, before, up, down)
     assert r["upload_bytes"] == up
     assert r["download_bytes"] == down
     js_saw(js, security, muxer)
@@ -133,7 +157,9 @@ def js_transfer(
 
 
 def js_perf(p2p: P2pkitListener, security: str, muxer: str, up: int, down: int) -> dict[str, Any]:
+    before = len(p2p.events("PERF"))
     r = run_js("perf", p2p.maddr, "--upload", up, "--download", down, *_opts(security, muxer))
+    assert_served(p2p, before, up, down)
     assert (r["upload_bytes"], r["download_bytes"]) == (up, down)
     negotiated(r, security, muxer)
     p2p.assert_alive()

@@ -7,7 +7,8 @@ large dependency tree p2pkit must never share.  Its peer script is the one
 
 Every security protocol x muxer pair py-libp2p offers: TCP + {noise, tls, plaintext} x
 {yamux, mplex}.  Each way: pings on one stream, then perf (/perf/1.0.0) moving 2 MB up
-and 2 MB down, byte counts checked.  Without py-libp2p the tests are skipped locally and
+and 2 MB down, byte counts checked on the server side (the listener prints a ``PERF``
+line with the bytes it received).  Without py-libp2p the tests are skipped locally and
 fail when CI=true, as the js ones do.
 """
 
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from .checks import assert_served
 from .harness import ListenerProcess, P2pkitListener, in_ci, run, run_p2pkit
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
@@ -62,6 +64,7 @@ def test_p2pkit_dials_pylibp2p(pylibp2p: list[str], security: str, muxer: str) -
         r = run_p2pkit(
             ["perf", py.maddr, "--upload", NBYTES, "--download", NBYTES, *_opts(security, muxer)]
         )
+        assert_served(py, 0, NBYTES, NBYTES)
         assert (r["upload_bytes"], r["download_bytes"]) == (NBYTES, NBYTES)
 
 
@@ -83,5 +86,6 @@ def test_pylibp2p_dials_p2pkit(pylibp2p: list[str], security: str, muxer: str) -
             timeout=60,
             cwd=BENCHMARKS,
         ).json()
+        assert_served(p2p, 0, NBYTES, NBYTES)
         assert (r["upload_bytes"], r["download_bytes"]) == (NBYTES, NBYTES)
         p2p.assert_alive()

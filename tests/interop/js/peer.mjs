@@ -360,14 +360,21 @@ async function handleEcho (stream, conn, opts) {
   }
 }
 
-/** /perf/1.0.0 (libp2p/specs perf/perf.md): u64 BE n, drain upload to EOF, send n bytes, close. */
+/**
+ * /perf/1.0.0 (libp2p/specs perf/perf.md): u64 BE n, drain upload to EOF, send n bytes, close.
+ * Prints `PERF {"upload_bytes": received, "download_bytes": n}` once the upload is
+ * drained (before the download starts), so tests check what arrived here.
+ */
 async function handlePerf (stream, conn, opts) {
   const reader = readerFor(stream, conn, opts)
   try {
     const header = await reader.readExactly(8)
     const n = new DataView(header.buffer, header.byteOffset, 8).getBigUint64(0)
     if (n > BigInt(Number.MAX_SAFE_INTEGER)) throw new Error(`perf: download size ${n} too large`)
-    while ((await reader.read()) !== null) { /* drain the upload */ }
+    let received = 0
+    let chunk
+    while ((chunk = await reader.read()) !== null) received += chunk.byteLength
+    print('PERF ' + JSON.stringify({ upload_bytes: received, download_bytes: Number(n) }))
     await writeZeros(stream, Number(n))
     await stream.close()
   } catch (err) {

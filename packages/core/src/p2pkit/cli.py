@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import json
 import math
@@ -196,12 +197,24 @@ async def cmd_listen(args: argparse.Namespace) -> int:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     async with host:
+        _report_perf(host)
         if not host.listen_addrs:
             await host.listen(DEFAULT_LISTEN)
         for addr in host.listen_addrs:
             print(f"LISTEN {addr}/p2p/{host.peer_id}", flush=True)
         await stop.wait()
     return 0
+
+
+def _report_perf(host: Any) -> None:
+    """A ``PERF {json}`` stdout line per perf stream: the bytes this server received,
+    so tests compare what arrived, not what the client meant to send."""
+    from p2pkit.protocols.perf import PROTOCOL_ID, PerfServed, reporting_handler
+
+    def report(served: PerfServed) -> None:
+        print(f"PERF {json.dumps(dataclasses.asdict(served))}", flush=True)
+
+    host.set_stream_handler(PROTOCOL_ID, reporting_handler(report))
 
 
 async def _dial(host: Any, addr: str) -> tuple[Any, float]:

@@ -6,10 +6,13 @@ they expect:
 
 * when the number of connections goes above ``high_water`` the manager trims down to
   ``low_water``, at most once per ``silence_period`` (``trim()`` on demand ignores the
-  silence period);
+  silence period); the background check runs every ``silence_period`` by default and,
+  like go-libp2p's, trims at the first check that finds too many connections;
 * a peer first seen less than ``grace_period`` ago is never trimmed (its identify and
   first streams must get a chance to tag it);
-* a protected peer (``protect(peer, tag)``) is never trimmed;
+* a protected peer (``protect(peer, tag)``) is never trimmed; tags and protections
+  are kept per peer, whether it is connected or not, and read at trim time, so a
+  change (``unprotect``, ``untag_peer``) takes effect on the next trim;
 * the others are closed peer by peer, lowest score first (score = sum of the peer's
   tag weights plus its connections' ``tags``), fewest open streams first among equals.
 
@@ -113,13 +116,26 @@ def select_for_trim(
     return out
 
 
+@dataclasses.dataclass
+class _Connected:
+    """The manager's record of one connected peer: when first seen, and its connections.
+
+    Tags and protections are deliberately not here: they live in the manager's per-peer
+    tables (the single source of truth, also for peers not connected) and are joined
+    in at trim time.
+    """
+
+    first_seen: float
+    conns: list[HostConnection] = dataclasses.field(default_factory=list)
+
+
 class BasicConnectionManager(ConnectionManager):
     """The default :class:`~p2pkit.abc.ConnectionManager` (see the module docstring)."""
 
     def __init__(self, options: ConnManagerOptions | None = None) -> None:
         self.options = options or ConnManagerOptions()
         self._clock = self.options.clock or time.monotonic
-        self._peers: dict[PeerId, PeerInfo] = {}
+        self._peers: dict[PeerId, _Connected] = {}
         # Tags and protections may be set before (and survive) connections.
         self._tags: dict[PeerId, dict[str, int]] = {}
         self._protected: dict[PeerId, set[str]] = {}
@@ -129,6 +145,8 @@ class BasicConnectionManager(ConnectionManager):
         self._closing: set[int] = set()
         self.trimmed = 0
         """Connections closed by trims so far (for metrics and tests)."""
+        self.checks = 0
+        """Background checks run so far (for metrics and tests)."""
 
     # -- bookkeeping ----------------------------------------------------------------------
 
@@ -139,12 +157,7 @@ class BasicConnectionManager(ConnectionManager):
     def connected(self, conn: HostConnection) -> None:
         info = self._peers.get(conn.peer)
         if info is None:
-            info = PeerInfo(
-                first_seen=self._clock(),
-                tags=self._tags.setdefault(conn.peer, {}),
-                protected=self._protected.setdefault(conn.peer, set()),
-            )
-            self._peers[conn.peer] = info
+            info = self._peers[conn.peer] = _Connected(first_seen=self._clock())
         info.conns.append(conn)
         if self.connection_count > self.options.high_water:
             self._maybe_trim()
@@ -157,22 +170,17 @@ class BasicConnectionManager(ConnectionManager):
         info.conns.remove(conn)
         if not info.conns:
             del self._peers[conn.peer]
-            # Keep tags/protection only while someone cares (protection outlives conns).
-            if not self._tags.get(conn.peer):
-                self._tags.pop(conn.peer, None)
-            if not self._protected.get(conn.peer):
-                self._protected.pop(conn.peer, None)
 
     def protect(self, peer: PeerId, tag: str) -> None:
         self._protected.setdefault(peer, set()).add(tag)
-        if peer in self._peers:
-            self._peers[peer].protected = self._protected[peer]
 
     def unprotect(self, peer: PeerId, tag: str) -> bool:
         tags = self._protected.get(peer)
         if tags is None:
             return False
         tags.discard(tag)
+        if not tags:
+            del self._protected[peer]
         return bool(tags)
 
     def is_protected(self, peer: PeerId, tag: str | None = None) -> bool:
@@ -181,38 +189,40 @@ class BasicConnectionManager(ConnectionManager):
 
     def tag_peer(self, peer: PeerId, tag: str, weight: int) -> None:
         self._tags.setdefault(peer, {})[tag] = weight
-        if peer in self._peers:
-            self._peers[peer].tags = self._tags[peer]
 
     def untag_peer(self, peer: PeerId, tag: str) -> None:
         tags = self._tags.get(peer)
         if tags is not None:
             tags.pop(tag, None)
+            if not tags:
+                del self._tags[peer]
 
     def upsert_tag(self, peer: PeerId, tag: str, update: Callable[[int], int]) -> None:
         """Set a tag from its current weight (0 when absent), like go's ``UpsertTag``."""
         tags = self._tags.setdefault(peer, {})
         tags[tag] = update(tags.get(tag, 0))
-        if peer in self._peers:
-            self._peers[peer].tags = tags
 
     def tags(self, peer: PeerId) -> dict[str, int]:
         return dict(self._tags.get(peer, {}))
 
     def score(self, peer: PeerId) -> int:
-        info = self._peers.get(peer)
-        return info.score if info is not None else sum(self._tags.get(peer, {}).values())
+        return self._info(peer, self._peers.get(peer)).score
+
+    def _info(self, peer: PeerId, entry: _Connected | None) -> PeerInfo:
+        """A snapshot joining a peer's connections with its current tags and protection."""
+        conns = [c for c in entry.conns if id(c) not in self._closing] if entry else []
+        return PeerInfo(
+            first_seen=entry.first_seen if entry else self._clock(),
+            conns=conns,
+            tags=dict(self._tags.get(peer, {})),
+            protected=set(self._protected.get(peer, ())),
+        )
 
     # -- trimming ---------------------------------------------------------------------------
 
     def plan(self) -> list[HostConnection]:
         """The connections a trim would close now (pure, for inspection)."""
-        live = {
-            peer: dataclasses.replace(
-                info, conns=[c for c in info.conns if id(c) not in self._closing]
-            )
-            for peer, info in self._peers.items()
-        }
+        live = {peer: self._info(peer, entry) for peer, entry in self._peers.items()}
         return select_for_trim(
             live,
             low_water=self.options.low_water,
@@ -220,11 +230,17 @@ class BasicConnectionManager(ConnectionManager):
             now=self._clock(),
         )
 
-    def _maybe_trim(self) -> None:
-        """Schedule an automatic trim unless one ran within the silence period."""
+    def _maybe_trim(self, slack: float = 0.0) -> None:
+        """Schedule an automatic trim unless one ran within the silence period.
+
+        ``slack`` is the background check's tolerance: its checks are one interval
+        apart (by default the silence period itself), so a trim made just after one
+        check must not make the next check, a hair less than a period later, wait for
+        a third; go-libp2p trims at every check that finds too many connections.
+        """
         if self._trim_task is not None and not self._trim_task.done():
             return
-        if self._clock() - self._last_trim < self.options.silence_period:
+        if self._clock() - self._last_trim + slack < self.options.silence_period:
             return
         try:
             loop = asyncio.get_running_loop()
@@ -271,8 +287,9 @@ class BasicConnectionManager(ConnectionManager):
         interval = self.options.check_interval or self.options.silence_period or 1.0
         while True:
             await asyncio.sleep(interval)
+            self.checks += 1
             if self.connection_count > self.options.high_water:
-                self._maybe_trim()
+                self._maybe_trim(slack=interval / 2)
 
     async def close(self) -> None:
         tasks: Iterable[asyncio.Task[Any] | None] = (self._ticker, self._trim_task)

@@ -10,7 +10,7 @@ from cryptography.exceptions import InvalidSignature as _BadSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from p2pkit.crypto.keys import KeyType, PrivateKey, PublicKey
+from p2pkit.crypto.keys import KeyType, PrivateKey, PublicKey, decoding_key
 from p2pkit.errors import InvalidKey, UnsupportedKeyType
 
 __all__ = ["EcdsaPrivateKey", "EcdsaPublicKey"]
@@ -38,18 +38,17 @@ class EcdsaPublicKey(PublicKey):
 
     @classmethod
     def from_bytes(cls, data: bytes) -> EcdsaPublicKey:
-        try:
+        with decoding_key("invalid ECDSA public key DER"):
             key = serialization.load_der_public_key(bytes(data))
-        except (ValueError, TypeError) as exc:
-            raise InvalidKey(f"invalid ECDSA public key DER: {exc}") from exc
-        if not isinstance(key, ec.EllipticCurvePublicKey):
-            raise InvalidKey(f"ECDSA public key DER holds a {type(key).__name__}")
-        return cls(key)
+            if not isinstance(key, ec.EllipticCurvePublicKey):
+                raise InvalidKey(f"ECDSA public key DER holds a {type(key).__name__}")
+            decoded = cls(key)
+        return decoded
 
     def verify(self, data: bytes, signature: bytes) -> bool:
         try:
             self._key.verify(signature, data, _ECDSA_SHA256)
-        except (_BadSignature, ValueError):
+        except (_BadSignature, ValueError, TypeError):
             return False
         return True
 
@@ -75,13 +74,12 @@ class EcdsaPrivateKey(PrivateKey):
 
     @classmethod
     def from_bytes(cls, data: bytes) -> EcdsaPrivateKey:
-        try:
+        with decoding_key("invalid ECDSA private key DER"):
             key = serialization.load_der_private_key(bytes(data), password=None)
-        except (ValueError, TypeError) as exc:
-            raise InvalidKey(f"invalid ECDSA private key DER: {exc}") from exc
-        if not isinstance(key, ec.EllipticCurvePrivateKey):
-            raise InvalidKey(f"ECDSA private key DER holds a {type(key).__name__}")
-        return cls(key)
+            if not isinstance(key, ec.EllipticCurvePrivateKey):
+                raise InvalidKey(f"ECDSA private key DER holds a {type(key).__name__}")
+            decoded = cls(key)
+        return decoded
 
     @property
     def public_key(self) -> EcdsaPublicKey:

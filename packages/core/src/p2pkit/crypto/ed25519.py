@@ -12,7 +12,7 @@ from cryptography.exceptions import InvalidSignature as _BadSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519 as _ed
 
-from p2pkit.crypto.keys import KeyType, PrivateKey, PublicKey
+from p2pkit.crypto.keys import KeyType, PrivateKey, PublicKey, decoding_key
 from p2pkit.errors import InvalidKey
 
 __all__ = ["Ed25519PrivateKey", "Ed25519PublicKey"]
@@ -33,17 +33,16 @@ class Ed25519PublicKey(PublicKey):
     def from_bytes(cls, data: bytes) -> Ed25519PublicKey:
         if len(data) != 32:
             raise InvalidKey(f"Ed25519 public key must be 32 bytes, got {len(data)}")
-        try:
-            return cls(_ed.Ed25519PublicKey.from_public_bytes(bytes(data)))
-        except ValueError as exc:
-            raise InvalidKey(f"invalid Ed25519 public key: {exc}") from exc
+        with decoding_key("invalid Ed25519 public key"):
+            decoded = cls(_ed.Ed25519PublicKey.from_public_bytes(bytes(data)))
+        return decoded
 
     def verify(self, data: bytes, signature: bytes) -> bool:
         if len(signature) != 64:
             return False
         try:
             self._key.verify(signature, data)
-        except _BadSignature:
+        except (_BadSignature, ValueError, TypeError):
             return False
         return True
 
@@ -81,7 +80,8 @@ class Ed25519PrivateKey(PrivateKey):
             data = data[:64]
         if len(data) not in (32, 64):
             raise InvalidKey(f"Ed25519 private key must be 32, 64 or 96 bytes, got {len(data)}")
-        key = cls(_ed.Ed25519PrivateKey.from_private_bytes(data[:32]))
+        with decoding_key("invalid Ed25519 private key"):
+            key = cls(_ed.Ed25519PrivateKey.from_private_bytes(data[:32]))
         if len(data) == 64 and not hmac.compare_digest(data[32:], key._public.to_bytes()):
             raise InvalidKey("Ed25519 private key: embedded public key does not match the seed")
         return key

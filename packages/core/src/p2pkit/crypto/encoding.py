@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from p2pkit.crypto.ecdsa import EcdsaPrivateKey, EcdsaPublicKey
 from p2pkit.crypto.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from p2pkit.crypto.keys import KeyType, PrivateKey, PublicKey
+from p2pkit.crypto.keys import KeyType, PrivateKey, PublicKey, decoding_key
 from p2pkit.crypto.rsa import RsaPrivateKey, RsaPublicKey
 from p2pkit.crypto.secp256k1 import Secp256k1PrivateKey, Secp256k1PublicKey
 from p2pkit.errors import InvalidKey, ProtocolError, UnsupportedKeyType
@@ -105,15 +105,17 @@ def _decode_key_message(data: bytes, what: str) -> tuple[KeyType, bytes]:
 
 def public_key_from_protobuf(data: bytes) -> PublicKey:
     """Decode a libp2p ``PublicKey`` protobuf (as sent in Noise/TLS/identify)."""
-    key_type, key_data = _decode_key_message(bytes(data), "PublicKey")
-    key: PublicKey = _PUBLIC_DECODERS[key_type](key_data)
+    with decoding_key("PublicKey"):
+        key_type, key_data = _decode_key_message(bytes(data), "PublicKey")
+        key: PublicKey = _PUBLIC_DECODERS[key_type](key_data)
     return key
 
 
 def private_key_from_protobuf(data: bytes) -> PrivateKey:
     """Decode a libp2p ``PrivateKey`` protobuf (the go/js libp2p key file format)."""
-    key_type, key_data = _decode_key_message(bytes(data), "PrivateKey")
-    key: PrivateKey = _PRIVATE_DECODERS[key_type](key_data)
+    with decoding_key("PrivateKey"):
+        key_type, key_data = _decode_key_message(bytes(data), "PrivateKey")
+        key: PrivateKey = _PRIVATE_DECODERS[key_type](key_data)
     return key
 
 
@@ -171,7 +173,9 @@ def load_private_key(data: bytes) -> PrivateKey:
             raise InvalidKey(f"cannot load PEM private key: {exc}") from exc
         except (ValueError, UnsupportedAlgorithm) as exc:
             raise InvalidKey(f"invalid PEM private key: {exc}") from exc
-        return private_key_from_cryptography(obj)
+        with decoding_key("PEM private key"):
+            key = private_key_from_cryptography(obj)
+        return key
     return private_key_from_protobuf(data)
 
 

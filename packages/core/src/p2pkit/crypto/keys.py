@@ -10,15 +10,19 @@ construction, which makes equality, hashing and peer-id derivation cheap.
 from __future__ import annotations
 
 import abc
+import contextlib
 import enum
 import hmac
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 
+from p2pkit.errors import InvalidKey, P2PError, UnsupportedKeyType
 from p2pkit.protobuf import encode_bytes_field, encode_varint_field
 
-__all__ = ["KeyType", "PrivateKey", "PublicKey", "encode_key_protobuf"]
+__all__ = ["KeyType", "PrivateKey", "PublicKey", "decoding_key", "encode_key_protobuf"]
 
 
 class KeyType(enum.IntEnum):
@@ -33,6 +37,28 @@ class KeyType(enum.IntEnum):
 def encode_key_protobuf(key_type: KeyType, data: bytes) -> bytes:
     """Deterministic ``PublicKey``/``PrivateKey`` message: field 1 (Type), then field 2 (Data)."""
     return encode_varint_field(1, int(key_type)) + encode_bytes_field(2, data)
+
+
+@contextlib.contextmanager
+def decoding_key(what: str) -> Iterator[None]:
+    """Turn any library failure while decoding ``what`` into a typed :class:`InvalidKey`.
+
+    Key bytes come from the network and from disk, and ``cryptography`` raises a wide
+    and version-dependent set of exceptions on bad input (``ValueError``,
+    ``UnsupportedAlgorithm`` for an unknown algorithm or curve OID, ``TypeError``,
+    ...).  Callers (Noise, TLS, identify, signed peer records, plaintext) only catch
+    p2pkit's errors, so every decoding entry point runs under this guard: an
+    unexpected exception becomes ``InvalidKey`` (``UnsupportedKeyType`` for an
+    unsupported algorithm), chained to the original for debugging.
+    """
+    try:
+        yield
+    except P2PError:
+        raise
+    except UnsupportedAlgorithm as exc:
+        raise UnsupportedKeyType(f"{what}: unsupported algorithm: {exc}") from exc
+    except Exception as exc:
+        raise InvalidKey(f"{what}: {type(exc).__name__}: {exc}") from exc
 
 
 class PublicKey(abc.ABC):

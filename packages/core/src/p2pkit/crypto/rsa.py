@@ -12,7 +12,7 @@ from cryptography.exceptions import InvalidSignature as _BadSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from p2pkit.crypto.keys import KeyType, PrivateKey, PublicKey
+from p2pkit.crypto.keys import KeyType, PrivateKey, PublicKey, decoding_key
 from p2pkit.errors import InvalidKey
 
 __all__ = ["MAX_RSA_BITS", "MIN_RSA_BITS", "MIN_RSA_GENERATE_BITS", "RsaPrivateKey", "RsaPublicKey"]
@@ -43,18 +43,17 @@ class RsaPublicKey(PublicKey):
 
     @classmethod
     def from_bytes(cls, data: bytes) -> RsaPublicKey:
-        try:
+        with decoding_key("invalid RSA public key DER"):
             key = serialization.load_der_public_key(bytes(data))
-        except (ValueError, TypeError) as exc:
-            raise InvalidKey(f"invalid RSA public key DER: {exc}") from exc
-        if not isinstance(key, rsa.RSAPublicKey):
-            raise InvalidKey(f"RSA public key DER holds a {type(key).__name__}")
-        return cls(key)
+            if not isinstance(key, rsa.RSAPublicKey):
+                raise InvalidKey(f"RSA public key DER holds a {type(key).__name__}")
+            decoded = cls(key)
+        return decoded
 
     def verify(self, data: bytes, signature: bytes) -> bool:
         try:
             self._key.verify(signature, data, _PAD, _SHA256)
-        except (_BadSignature, ValueError):
+        except (_BadSignature, ValueError, TypeError):
             return False
         return True
 
@@ -85,13 +84,12 @@ class RsaPrivateKey(PrivateKey):
 
     @classmethod
     def from_bytes(cls, data: bytes) -> RsaPrivateKey:
-        try:
+        with decoding_key("invalid RSA private key DER"):
             key = serialization.load_der_private_key(bytes(data), password=None)
-        except (ValueError, TypeError) as exc:
-            raise InvalidKey(f"invalid RSA private key DER: {exc}") from exc
-        if not isinstance(key, rsa.RSAPrivateKey):
-            raise InvalidKey(f"RSA private key DER holds a {type(key).__name__}")
-        return cls(key)
+            if not isinstance(key, rsa.RSAPrivateKey):
+                raise InvalidKey(f"RSA private key DER holds a {type(key).__name__}")
+            decoded = cls(key)
+        return decoded
 
     @property
     def public_key(self) -> RsaPublicKey:

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
     encode_dss_signature,
 )
 
-from p2pkit.crypto.keys import KeyType, PrivateKey, PublicKey
+from p2pkit.crypto.keys import KeyType, PrivateKey, PublicKey, decoding_key
 from p2pkit.errors import InvalidKey
 
 __all__ = ["Secp256k1PrivateKey", "Secp256k1PublicKey"]
@@ -51,15 +51,14 @@ class Secp256k1PublicKey(PublicKey):
         ok = (len(data) == 33 and data[0] in (2, 3)) or (len(data) == 65 and data[0] == 4)
         if not ok:
             raise InvalidKey(f"secp256k1 public key must be a 33/65-byte SEC1 point ({len(data)})")
-        try:
-            return cls(ec.EllipticCurvePublicKey.from_encoded_point(_CURVE, data))
-        except ValueError as exc:
-            raise InvalidKey(f"invalid secp256k1 point: {exc}") from exc
+        with decoding_key("invalid secp256k1 point"):
+            decoded = cls(ec.EllipticCurvePublicKey.from_encoded_point(_CURVE, data))
+        return decoded
 
     def verify(self, data: bytes, signature: bytes) -> bool:
         try:
             self._key.verify(signature, data, _ECDSA_SHA256)
-        except (_BadSignature, ValueError):
+        except (_BadSignature, ValueError, TypeError):
             return False
         return True
 
@@ -86,12 +85,15 @@ class Secp256k1PrivateKey(PrivateKey):
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Secp256k1PrivateKey:
+        data = bytes(data)
         if len(data) != 32:
             raise InvalidKey(f"secp256k1 private key must be 32 bytes, got {len(data)}")
         scalar = int.from_bytes(data, "big")
         if not 0 < scalar < _N:
             raise InvalidKey("secp256k1 private key out of range")
-        return cls(ec.derive_private_key(scalar, _CURVE))
+        with decoding_key("invalid secp256k1 private key"):
+            decoded = cls(ec.derive_private_key(scalar, _CURVE))
+        return decoded
 
     @property
     def public_key(self) -> Secp256k1PublicKey:

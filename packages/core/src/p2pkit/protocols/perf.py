@@ -11,6 +11,7 @@ import asyncio
 import dataclasses
 import struct
 import time
+from collections.abc import Awaitable, Callable
 
 from p2pkit.abc import MuxedStream
 from p2pkit.errors import ProtocolError
@@ -42,16 +43,44 @@ async def _drain(stream: MuxedStream, idle: float | None = None) -> int:
         total += len(data)
 
 
-async def handle_perf(stream: MuxedStream) -> None:
+@dataclasses.dataclass(frozen=True)
+class PerfServed:
+    """What the server side of one perf stream counted."""
+
+    upload_bytes: int
+    """Bytes the client uploaded, as received here (up to its EOF)."""
+    download_bytes: int
+    """Bytes the client asked for (sent next)."""
+
+
+async def handle_perf(
+    stream: MuxedStream, report: Callable[[PerfServed], None] | None = None
+) -> None:
+    """Serve one perf stream; ``report`` (if any) gets the server's own byte counts
+    once the upload is drained, before the download starts, so a client's result can
+    be checked against what really arrived."""
     try:
         async with asyncio.timeout(IDLE_TIMEOUT):
             header = await stream.readexactly(8)
     except asyncio.IncompleteReadError as exc:
         raise ProtocolError("perf: stream ended before the 8-byte size") from exc
     (wanted,) = struct.unpack(">Q", header)
-    await _drain(stream, IDLE_TIMEOUT)
+    received = await _drain(stream, IDLE_TIMEOUT)
+    if report is not None:
+        report(PerfServed(received, wanted))
     await _send(stream, wanted, IDLE_TIMEOUT)
     await stream.close_write()
+
+
+def reporting_handler(
+    report: Callable[[PerfServed], None],
+) -> Callable[[MuxedStream], Awaitable[None]]:
+    """A perf stream handler that gives each stream's server-side counts to ``report``."""
+
+    async def handler(stream: MuxedStream) -> None:
+        await handle_perf(stream, report)
+
+    return handler
 
 
 @dataclasses.dataclass

@@ -15,12 +15,16 @@ subclassing in a test module and providing one fixture::
 
 Class attributes tune the suite: ``key_types`` (identity key types the protocol
 supports), ``authenticates`` (False for an insecure protocol that cannot prove key
-possession, like ``/plaintext/2.0.0``: the impersonation test is skipped).
+possession, like ``/plaintext/2.0.0``: the impersonation test is skipped),
+``negotiates_early_muxer`` (False for a protocol that cannot carry a muxer list in its
+handshake, like ``/plaintext/2.0.0``: then both sides must report none).
 
 Scenarios, each in both roles where it applies: handshake over loopback TCP with every
 identity key type, over the in-memory channel, without an expected peer id; both sides
-agree on the early muxer; a 10,000-chunk echo checked by hash; push mode delivers
-everything (including bytes buffered before ``start_push``); half-close; dialing an
+agree on the early muxer (and do negotiate one when both offer the same list); a
+10,000-chunk echo checked by hash; push mode delivers everything (including bytes
+buffered before ``start_push``), nothing while paused and all of it after resuming;
+half-close; dialing an
 expected peer id of another key (PeerIdMismatch); impersonation with someone else's
 public key; handshake timeout against a silent peer; random garbage then EOF; the peer
 resetting mid-handshake.  Every failure must be a typed error and leave the connection
@@ -118,9 +122,23 @@ class PushCollector:
         loop = asyncio.get_running_loop()
         self.eof: asyncio.Future[None] = loop.create_future()
         self.lost: asyncio.Future[BaseException | None] = loop.create_future()
+        self._grew = asyncio.Event()
 
     def data_received(self, data: memoryview) -> None:
         self.data += data
+        self._grew.set()
+
+    async def wait_for_bytes(self, n: int, what: str) -> None:
+        """Wait (bounded by :data:`STEP_TIMEOUT`) until at least ``n`` bytes arrived."""
+        try:
+            async with asyncio.timeout(STEP_TIMEOUT):
+                while len(self.data) < n:
+                    self._grew.clear()
+                    await self._grew.wait()
+        except TimeoutError:
+            raise AssertionError(
+                f"timed out waiting for {what}: {len(self.data)} of {n} bytes"
+            ) from None
 
     def eof_received(self) -> None:
         if not self.eof.done():
@@ -161,6 +179,8 @@ class SecuritySuite:
     key_types: ClassVar[Sequence[str]] = KEY_TYPES
     authenticates: ClassVar[bool] = True
     """False for protocols without proof of key possession (plaintext)."""
+    negotiates_early_muxer: ClassVar[bool] = True
+    """False for protocols whose handshake cannot carry muxers (plaintext)."""
 
     # -- fixtures ------------------------------------------------------------------
 
@@ -283,7 +303,14 @@ class SecuritySuite:
         client, server = await self.secure_pair(make_security, tcp_pair, muxers=MUXERS)
         try:
             assert client.early_muxer == server.early_muxer
-            assert client.early_muxer in (None, *MUXERS)
+            if self.negotiates_early_muxer:
+                # Both offered the same list: its first entry is everyone's choice.
+                assert client.early_muxer == MUXERS[0], (
+                    f"no early muxer negotiated (got {client.early_muxer!r}); set "
+                    "negotiates_early_muxer = False if the protocol cannot carry one"
+                )
+            else:
+                assert client.early_muxer is None
         finally:
             await _close_all(client, server)
 
@@ -353,7 +380,20 @@ class SecuritySuite:
             await asyncio.wait_for(reader.readexactly(10), STEP_TIMEOUT)
             collector = PushCollector()
             reader.start_push(collector)
-            pos = 1000
+            await collector.wait_for_bytes(990, "bytes buffered before push")
+            assert bytes(collector.data) == data[10:1000]
+            # Paused: the next bytes reach the reader's side but are not delivered.
+            reader.pause_reading()
+            writer.write_nowait(data[1000:201_000])
+            await asyncio.wait_for(writer.drain(), STEP_TIMEOUT)
+            await asyncio.sleep(0.1)  # proving an absence needs some time to pass
+            assert len(collector.data) == 990, (
+                f"{len(collector.data) - 990} bytes delivered while reading was paused"
+            )
+            reader.resume_reading()
+            await collector.wait_for_bytes(200_990, "bytes held back while paused")
+            assert bytes(collector.data) == data[10:201_000]
+            pos = 201_000
             while pos < len(data):
                 n = min(len(data) - pos, 100_000)
                 writer.write_nowait(data[pos : pos + n])
@@ -363,9 +403,7 @@ class SecuritySuite:
             await writer.close_write()
             await asyncio.wait_for(collector.eof, STEP_TIMEOUT)
             assert bytes(collector.data) == data[10:]
-            # Pause/resume in push mode: nothing lost.
-            reader.pause_reading()
-            reader.resume_reading()
+            assert not collector.lost.done() or collector.lost.result() is None
         finally:
             await _close_all(client, server)
 
@@ -437,8 +475,10 @@ class SecuritySuite:
             assert out.actual == peer_of(cached_key("ed25519", 1))
             assert tcp_pair[0].closed
             if isinstance(inb, SecureConnection):
-                # The listener may have completed: its connection must die.
-                assert await asyncio.wait_for(_drain_until_error(inb), STEP_TIMEOUT)
+                # The listener may have completed: the dialer's reset must end its
+                # connection with a typed error, not a clean EOF (or a hang).
+                ended = await asyncio.wait_for(_drain_until_error(inb), STEP_TIMEOUT)
+                assert ended, "the listener saw a clean EOF after the dialer's reset"
         finally:
             await _close_all(*(x for x in (out, inb) if isinstance(x, SecureConnection)))
 
@@ -540,10 +580,12 @@ def _chunk_size(rng: random.Random) -> int:
 
 
 async def _drain_until_error(conn: SecureConnection) -> bool:
-    """Read until EOF or an error; True when the connection ended."""
+    """Read until the connection ends: True when it ended with a typed connection error
+    (the peer reset it), False on a clean EOF.  Any other exception propagates (an
+    untyped error is a bug of its own)."""
     try:
         while await conn.read():
             pass
-    except Exception:
+    except (ConnectionClosed, ProtocolError, HandshakeError, OSError):
         return True
-    return True
+    return False

@@ -9,7 +9,21 @@ Two classes:
   :class:`~p2pkit.abc.Transport`) and ``listen_addr`` (a multiaddr to listen on, port
   0 or equivalent); optionally ``blackhole_addr`` (an address whose dial hangs, for
   the timeout and cancellation tests; the default skips them).  Its ``pair`` fixture
-  listens and dials, so every channel test also runs over the transport.
+  listens and dials, so every channel test also runs over the transport.  Optional
+  hooks: ``refused_addrs`` (addresses of *other* transports that ``can_dial`` and
+  ``can_listen`` must refuse; the default, :func:`default_refused_addrs`, derives
+  them from ``listen_addr``) and ``new_transport`` (a factory of fresh instances, by
+  default the transport's class called without arguments; override it if the
+  constructor needs some).
+
+Capability flags (class attributes, strict by default): ``signals_reset = False`` for a
+transport that cannot tell its peer about a reset (the peer then sees EOF or a reset).
+
+The transport checks that catch common plugin bugs are also plain functions
+(``check_*``), so a plugin's own tests can run one directly: write() must wait under
+backpressure, ``can_dial`` must not claim other transports' addresses, ``close()``
+must close listeners, write() must not keep the caller's buffer, and a listener must
+report resolved addresses.
 
 Example (this is how ``p2pkit-tcp`` runs it)::
 
@@ -39,21 +53,24 @@ import gc
 import hashlib
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING
 
 import pytest
+from multiaddr import Multiaddr
 
 from p2pkit.abc import Channel, RawConnection, Transport
 from p2pkit.errors import ConnectionClosed, DialError, StreamClosed
-
-if TYPE_CHECKING:
-    from multiaddr import Multiaddr
 
 __all__ = [
     "STEP",
     "ChannelSuite",
     "Collector",
     "TransportSuite",
+    "check_can_dial_refuses",
+    "check_close_closes_listeners",
+    "check_listener_reports_resolved_addrs",
+    "check_write_copies_caller_buffer",
+    "check_write_waits_under_backpressure",
+    "default_refused_addrs",
     "dispose",
     "open_pair",
     "read_all",
@@ -166,6 +183,9 @@ def _pattern(n: int, seed: int = 0) -> bytes:
 class ChannelSuite:
     """The :class:`~p2pkit.abc.Channel` contract on a connected pair."""
 
+    signals_reset: bool = True
+    """False for channels that cannot express a reset to the peer (it then sees EOF)."""
+
     @pytest.fixture
     async def pair(self) -> AsyncIterator[tuple[Channel, Channel]]:
         raise NotImplementedError("provide a `pair` fixture yielding (initiator, responder)")
@@ -256,11 +276,16 @@ class ChannelSuite:
             await a.read()
         with pytest.raises(ConnectionClosed):
             a.write_nowait(b"y")
-        with pytest.raises(ConnectionClosed):
+        try:
             async with asyncio.timeout(STEP):
                 while True:  # a reset may still let a little data through first
                     if not await b.read():
-                        raise AssertionError("peer saw EOF, not a reset")
+                        if self.signals_reset:
+                            raise AssertionError("peer saw EOF, not a reset")
+                        await b.close()
+                        break
+        except ConnectionClosed:
+            pass
         assert b.closed
         with pytest.raises(ConnectionClosed):
             b.write_nowait(b"z")
@@ -271,9 +296,13 @@ class ChannelSuite:
         col = Collector()
         b.start_push(col)
         a.reset()
+        if not self.signals_reset:
+            await col.wait_for(lambda c: c.eof or bool(c.lost), "EOF or connection_lost")
+            await b.close()
         await col.wait_for(lambda c: bool(c.lost), "connection_lost")
         assert len(col.lost) == 1
-        assert isinstance(col.lost[0], ConnectionError)
+        if self.signals_reset:
+            assert isinstance(col.lost[0], ConnectionError)
 
     async def test_close_delivers_queued_data(self, pair: tuple[Channel, Channel]) -> None:
         a, b = pair
@@ -424,6 +453,166 @@ async def _fill_until_paused(chan: Channel, limit: int = 256 << 20) -> int:
             return written
 
 
+# -- checks that catch broken transports (also usable one by one) -----------------------
+
+_FOREIGN_ADDRS = (
+    "/ip4/127.0.0.1/tcp/1",
+    "/dns4/localhost/tcp/1",
+    "/ip4/127.0.0.1/udp/1/quic-v1",
+    "/ip4/127.0.0.1/udp/1/quic-v1/webtransport",
+    "/ip6/::1/udp/1/webrtc-direct",
+    "/ip4/127.0.0.1/tcp/1/ws",
+    "/dns4/x/tcp/1/ws",
+    "/dns/x/tcp/1/wss",
+    "/ip4/127.0.0.1/tcp/1/tls/ws",
+    "/ip4/127.0.0.1/tcp/1/p2p/12D3KooWGC6TvWhfapngX6wvJHMYvKpDMXPb3ZnCZ6dMoaMtimQ5/p2p-circuit",
+    "/unix/x",
+    "/memory/1",
+)
+
+
+def _last_protocol(addr: Multiaddr) -> str:
+    names = [p.name for p in addr.protocols() if p.name != "p2p"]
+    return names[-1] if names else ""
+
+
+def default_refused_addrs(listen_addr: Multiaddr) -> list[Multiaddr]:
+    """Addresses of other transports: those whose last protocol (``/p2p`` aside)
+    differs from ``listen_addr``'s (a TCP transport must refuse ``.../tcp/1/ws`` and
+    ``/unix/x``; a Unix socket transport must refuse ``/ip4/.../tcp/1``)."""
+    own = _last_protocol(listen_addr)
+    out = []
+    for text in _FOREIGN_ADDRS:
+        addr = Multiaddr(text)
+        if _last_protocol(addr) != own:
+            out.append(addr)
+    return out
+
+
+def check_can_dial_refuses(transport: Transport, refused: list[Multiaddr]) -> None:
+    """``can_dial``/``can_listen`` must not claim another transport's addresses: the
+    host picks the first transport that claims an address, so a greedy one shadows
+    the right one."""
+    claimed = [str(a) for a in refused if transport.can_dial(a)]
+    assert not claimed, f"can_dial claims other transports' addresses: {claimed}"
+    claimed = [str(a) for a in refused if transport.can_listen(a)]
+    assert not claimed, f"can_listen claims other transports' addresses: {claimed}"
+
+
+async def check_listener_reports_resolved_addrs(
+    transport: Transport, listen_addr: Multiaddr
+) -> None:
+    """A listener reports at least one address, with the port actually bound (never
+    the ``0`` it was asked for), and each one is dialable by this transport."""
+    listener = await transport.listen(listen_addr, lambda c: c.reset())
+    try:
+        addrs = list(listener.addrs)
+        assert addrs, "listener reports no address"
+        for addr in addrs:
+            for proto, value in addr.items():
+                if proto.name in ("tcp", "udp", "sctp", "dccp"):
+                    assert value not in (None, "0"), f"unresolved port in {addr}"
+            assert transport.can_dial(addr), f"cannot dial its own listen address {addr}"
+    finally:
+        await listener.close()
+        await transport.close()
+
+
+async def check_write_waits_under_backpressure(
+    transport: Transport, listen_addr: Multiaddr, *, limit: int = 64 << 20
+) -> None:
+    """Against a peer that never reads, ``await write()`` must eventually block.
+
+    Writes 1 MiB at a time; a write pending for 0.5 s counts as blocked.  A transport
+    whose write() never waits lets one slow peer take all the memory: it fails once
+    ``limit`` bytes were accepted (bounded in time by :data:`STEP` as well).
+    """
+    conns: list[RawConnection] = []
+    accepted: asyncio.Queue[RawConnection] = asyncio.Queue()
+    listener = await transport.listen(listen_addr, _record(conns, accepted))
+    dialed: RawConnection | None = None
+    try:
+        dialed = await transport.dial(listener.addrs[0], timeout=STEP)
+        await asyncio.wait_for(accepted.get(), STEP)  # accepted, and never read
+        chunk = bytes(1 << 20)
+        written = 0
+        deadline = time.monotonic() + STEP
+        while True:
+            if written >= limit or time.monotonic() > deadline:
+                raise AssertionError(
+                    f"write() accepted {written >> 20} MiB from a peer that does not read "
+                    "without ever waiting: no backpressure"
+                )
+            try:
+                await asyncio.wait_for(dialed.write(chunk), 0.5)
+            except TimeoutError:
+                return  # blocked: the peer's window and the buffers are full
+            written += len(chunk)
+    finally:
+        await dispose(*([dialed] if dialed else []), *conns)
+        await listener.close()
+        await transport.close()
+
+
+async def check_write_copies_caller_buffer(
+    transport: Transport, listen_addr: Multiaddr, *, size: int = 4 << 20
+) -> None:
+    """After ``await write(buf)`` returns the caller may reuse ``buf``: the peer must
+    receive the bytes as they were at the call (a transport that queues a reference
+    to a ``bytearray`` sends whatever the caller wrote into it later)."""
+    a, b = await open_pair(transport, listen_addr)
+    try:
+        original = _pattern(size, 7)
+        reader = asyncio.ensure_future(read_all(b))
+        buf = bytearray(original)
+        for i in range(0, size, 1 << 20):
+            piece = bytearray(original[i : i + (1 << 20)])
+            await a.write(piece)
+            piece[:] = bytes(len(piece))  # reuse the buffer right away
+        await a.write(buf)
+        buf[:] = bytes(len(buf))
+        await a.close_write()
+        got = await reader
+        assert len(got) == 2 * size, f"peer received {len(got)} of {2 * size} bytes"
+        assert got[:size] == original and got[size:] == original, (
+            "the peer received bytes the caller wrote into its buffer after write() "
+            "returned: write() kept a reference instead of copying"
+        )
+    finally:
+        await dispose(a, b)
+        await transport.close()
+
+
+async def check_close_closes_listeners(
+    transport: Transport, listen_addr: Multiaddr, dialer: Transport
+) -> None:
+    """``Transport.close()`` closes the listeners it opened: a later dial (from another
+    transport instance, ``dialer``) fails."""
+    conns: list[RawConnection] = []
+    accepted: asyncio.Queue[RawConnection] = asyncio.Queue()
+    listener = await transport.listen(listen_addr, _record(conns, accepted))
+    addr = listener.addrs[0]
+    try:
+        first = await dialer.dial(addr, timeout=STEP)
+        conns.append(first)
+        await asyncio.wait_for(accepted.get(), STEP)
+        await transport.close()
+        await asyncio.sleep(0.01)
+        late: RawConnection | None = None
+        try:
+            late = await dialer.dial(addr, timeout=STEP)
+        except DialError:
+            pass
+        if late is not None:
+            conns.append(late)
+            raise AssertionError(f"{addr} still accepts connections after Transport.close()")
+    finally:
+        await dispose(*conns)
+        await listener.close()
+        await transport.close()
+        await dialer.close()
+
+
 # -- the transport contract ------------------------------------------------------------
 
 
@@ -442,6 +631,16 @@ class TransportSuite(ChannelSuite):
     def blackhole_addr(self) -> Multiaddr | None:
         """An address whose dial never completes (None: skip the timeout tests)."""
         return None
+
+    @pytest.fixture
+    def refused_addrs(self, listen_addr: Multiaddr) -> list[Multiaddr]:
+        """Addresses of other transports this one must not claim."""
+        return default_refused_addrs(listen_addr)
+
+    @pytest.fixture
+    def new_transport(self, transport: Transport) -> Callable[[], Transport]:
+        """Fresh instances (a second dialer); override if the constructor needs arguments."""
+        return type(transport)
 
     @pytest.fixture
     async def pair(
@@ -629,3 +828,32 @@ class TransportSuite(ChannelSuite):
             await dispose(*conns)
             await listener.close()
             await transport.close()
+
+    async def test_write_waits_under_backpressure(
+        self, transport: Transport, listen_addr: Multiaddr
+    ) -> None:
+        await check_write_waits_under_backpressure(transport, listen_addr)
+
+    async def test_can_dial_refuses_other_transports(
+        self, transport: Transport, refused_addrs: list[Multiaddr]
+    ) -> None:
+        check_can_dial_refuses(transport, refused_addrs)
+        await transport.close()
+
+    async def test_close_closes_listeners(
+        self,
+        transport: Transport,
+        listen_addr: Multiaddr,
+        new_transport: Callable[[], Transport],
+    ) -> None:
+        await check_close_closes_listeners(transport, listen_addr, new_transport())
+
+    async def test_write_copies_caller_buffer(
+        self, transport: Transport, listen_addr: Multiaddr
+    ) -> None:
+        await check_write_copies_caller_buffer(transport, listen_addr)
+
+    async def test_listener_reports_resolved_addrs(
+        self, transport: Transport, listen_addr: Multiaddr
+    ) -> None:
+        await check_listener_reports_resolved_addrs(transport, listen_addr)
