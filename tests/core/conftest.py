@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from p2pkit.config import HostBuilder
+from p2pkit.builder import HostBuilder
 from p2pkit.host import Host
 
 HostFactory = Callable[..., Awaitable[Host]]

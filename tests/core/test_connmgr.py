@@ -7,7 +7,8 @@ import dataclasses
 
 import pytest
 
-from p2pkit.config import HostBuilder, load_config
+from p2pkit.builder import HostBuilder
+from p2pkit.config import load_config
 from p2pkit.connmgr import BasicConnectionManager, ConnManagerOptions, PeerInfo, select_for_trim
 from p2pkit.crypto import generate_private_key
 from p2pkit.errors import ConfigError

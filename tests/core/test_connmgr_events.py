@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from p2pkit.config import HostBuilder
+from p2pkit.builder import HostBuilder
 from p2pkit.events import (
     Connected,
     Disconnected,
@@ -89,5 +89,5 @@ async def test_peerstore_filled_through_the_bus(make_host):
     b = await make_host(listen=False)
     conn = await b.connect(a.addrs_with_peer_id[0])
     # Connected -> key and dialed address recorded by the host's bus listener
-    assert b.peerstore.public_key(a.peer_id) == conn.secure.remote_public_key
+    assert b.peerstore.public_key(a.peer_id) == conn.remote_public_key
     assert conn.remote_addr in b.peerstore.addrs(a.peer_id)

@@ -76,7 +76,7 @@ async def test_three_addresses_two_dead_succeeds_fast(make_host, blackhole):
     assert len(client.connections()) == 1
     assert len(await ping(await conn.new_stream(PING), 1)) == 1
     # The hung attempt was cancelled: the dial left no pending work behind.
-    assert client._counts.pending_outbound == 0
+    assert client.swarm.counts.pending_outbound == 0
 
 
 async def test_aggregate_error_then_backoff(make_host, blackhole):
@@ -157,8 +157,8 @@ async def test_simultaneous_dial_keeps_working_connectivity(make_host):
         async with asyncio.timeout(5):
             while a.connections() or b.connections():
                 await asyncio.sleep(0.01)
-    assert a._counts.inbound == a._counts.outbound == 0
-    assert b._counts.inbound == b._counts.outbound == 0
+    assert a.swarm.counts.inbound == a.swarm.counts.outbound == 0
+    assert b.swarm.counts.inbound == b.swarm.counts.outbound == 0
 
 
 async def test_cancelled_connect_cancels_attempts(make_host, blackhole):
@@ -173,7 +173,7 @@ async def test_cancelled_connect_cancels_attempts(make_host, blackhole):
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert client._counts.pending_outbound == 0
-    assert client._dials == {}
+    assert client.swarm.counts.pending_outbound == 0
+    assert client.swarm.pending_dials == {}
     # The cancelled attempt is not a failure of the address: no backoff recorded.
     assert client.dialer.backoff.until(peer, blackhole) is None

@@ -10,7 +10,8 @@ import pytest
 from multiaddr import Multiaddr
 
 from p2pkit.abc import ConnectionGater
-from p2pkit.config import HostBuilder, load_config
+from p2pkit.builder import HostBuilder
+from p2pkit.config import load_config
 from p2pkit.crypto import generate_private_key
 from p2pkit.errors import ConfigError, GatedError, P2PError
 from p2pkit.gater import AllowDenyGater, ConnectionGated, GaterOptions, ip_of
@@ -80,7 +81,7 @@ async def test_outbound_checkpoints_refuse(deny_at):
         await asyncio.sleep(0.1)
         assert server.connections() == []  # nothing left behind on the other side
         if deny_at.startswith("dial"):
-            assert server._counts.inbound == 0
+            assert server.swarm.counts.inbound == 0
         # Gating one dial does not harm a later allowed one.
         cg.deny_at = None
         assert (await client.connect(server.addrs_with_peer_id[0])).peer == server.peer_id

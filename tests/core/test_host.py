@@ -21,7 +21,6 @@ from p2pkit.errors import (
     StreamReset,
 )
 from p2pkit.events import ClosedStream, Connected, Disconnected, OpenedStream, PeerIdentified
-from p2pkit.host import LazyMuxedStream
 from p2pkit.multistream import encode_message
 from p2pkit.peer import PeerId
 from p2pkit.protocols.echo import PROTOCOL_ID as ECHO
@@ -29,6 +28,7 @@ from p2pkit.protocols.perf import PROTOCOL_ID as PERF
 from p2pkit.protocols.perf import perf
 from p2pkit.protocols.ping import PROTOCOL_ID as PING
 from p2pkit.protocols.ping import ping
+from p2pkit.streams import LazyMuxedStream
 
 MUXERS = ["yamux", "mplex"]
 
@@ -126,7 +126,7 @@ async def test_connection_of_a_handled_stream(make_host):
     assert await s.read() == b""
     await s.close()
     async with asyncio.timeout(5):
-        while a._handled:  # forgotten once the handler's task is done
+        while a.router.handled:  # forgotten once the handler's task is done
             await asyncio.sleep(0.01)
 
 

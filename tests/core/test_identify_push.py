@@ -80,7 +80,7 @@ async def test_push_on_protocol_and_address_changes(make_host):
     a = await make_host()
     b = await make_host(listen=False)
     await b.connect(a.addrs_with_peer_id[0])
-    ident_a = a.components.extra["identify"]
+    ident_a = a.identify
     # both sides identified each other (a must know b supports push)
     await _until(lambda: PUSH_PROTOCOL_ID in a.peerstore.protocols(b.peer_id))
     await _until(lambda: PUSH_PROTOCOL_ID in b.peerstore.protocols(a.peer_id))
@@ -111,7 +111,7 @@ async def test_partial_push_keeps_absent_fields_and_bad_record_ignored(make_host
     b = await make_host(listen=False)
     conn = await b.connect(a.addrs_with_peer_id[0])
     await _until(lambda: b.peerstore.protocols(a.peer_id))
-    ident_b = b.components.extra["identify"]
+    ident_b = b.identify
     # a push carrying only protocols
     ident_b._apply(conn, IdentifyInfo(protocols=["/only/1.0.0"]), push=True)
     assert b.peerstore.protocols(a.peer_id) == ["/only/1.0.0"]

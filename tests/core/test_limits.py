@@ -8,7 +8,8 @@ import logging
 
 import pytest
 
-from p2pkit.config import HostBuilder, load_config
+from p2pkit.builder import HostBuilder
+from p2pkit.config import load_config
 from p2pkit.errors import ConfigError, P2PError, ResourceLimitExceeded
 from p2pkit.limits import (
     ConnectionCounts,

@@ -7,7 +7,8 @@ import asyncio
 import pytest
 from multiaddr import Multiaddr
 
-from p2pkit.config import HostBuilder, load_config
+from p2pkit.builder import HostBuilder
+from p2pkit.config import load_config
 from p2pkit.crypto import generate_private_key
 from p2pkit.errors import ConfigError
 from p2pkit.peer import PeerId

@@ -9,23 +9,25 @@ anything opens a socket; unknown names say what is installed and what to pip-ins
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import os
 import tomllib
 import types
 import typing
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from multiaddr import Multiaddr
+
+from p2pkit.crypto import PrivateKey, generate_private_key, read_private_key
 from p2pkit.dialer import DialerOptions
 from p2pkit.errors import ConfigError, PluginError
+from p2pkit.gater import build_gater
 from p2pkit.limits import ResourceLimits, apply_muxer_memory_limit
+from p2pkit.network import ConnectionGater
+from p2pkit.peer import PeerId
 from p2pkit.plugins.registry import PluginRegistry, default_registry
-from p2pkit.plugins.spec import PluginKind, PluginSpec
-
-if TYPE_CHECKING:
-    from p2pkit.abc import ConnectionGater
-    from p2pkit.crypto import PrivateKey
-    from p2pkit.host import Host
+from p2pkit.plugins.spec import Components, PluginKind, PluginSpec
 
 #: Preference order used when the user names no security protocols / muxers: the
 #: installed ones, in this order (insecure plaintext is never chosen by default).
@@ -41,6 +43,8 @@ DEFAULTS: dict[str, Any] = {
     "handshake_timeout": 10.0,  # whole upgrade (security + muxer negotiation)
     "negotiation_timeout": 10.0,  # multistream-select on each stream
     "dial_timeout": 10.0,
+    "close_timeout": 2.0,  # graceful close of one connection, then abort
+    "stop_timeout": 5.0,  # host stop: wait this long for its tasks after cancelling them
     "max_pending_inbound": 64,  # inbound connections still upgrading
     # V1Lazy multistream-select (proposal + data without waiting) for every single-protocol
     # stream.  Off by default: js-libp2p 3.3 may reset a stream whose proposal, data and
@@ -84,6 +88,8 @@ class HostConfig:
     negotiation_timeout: float
     dial_timeout: float
     max_pending_inbound: int
+    close_timeout: float
+    stop_timeout: float
     lazy_negotiation: bool
     agent_version: str
     protocol_version: str
@@ -92,7 +98,6 @@ class HostConfig:
     enable_echo: bool
     enable_perf: bool
     registry: PluginRegistry
-    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
     limits: ResourceLimits = dataclasses.field(default_factory=lambda: ResourceLimits())
     gater: ConnectionGater | None = None
     dialer: DialerOptions = dataclasses.field(default_factory=lambda: DialerOptions())
@@ -274,7 +279,13 @@ def validate(table: Mapping[str, Any], *, registry: PluginRegistry | None = None
             "no stream muxer configured or installed; install one: pip install p2pkit-yamux"
         )
 
-    for key in ("handshake_timeout", "negotiation_timeout", "dial_timeout"):
+    for key in (
+        "handshake_timeout",
+        "negotiation_timeout",
+        "dial_timeout",
+        "close_timeout",
+        "stop_timeout",
+    ):
         if not isinstance(v[key], int | float) or isinstance(v[key], bool) or v[key] <= 0:
             raise ConfigError(f"{key} must be a positive number of seconds")
     if not isinstance(v["max_pending_inbound"], int) or v["max_pending_inbound"] < 1:
@@ -287,14 +298,10 @@ def validate(table: Mapping[str, Any], *, registry: PluginRegistry | None = None
     if identity is not None and not hasattr(identity, "sign"):
         if not isinstance(identity, str | os.PathLike):
             raise ConfigError("identity must be a key file path or a PrivateKey")
-        from p2pkit.crypto import read_private_key
-
         try:
             identity = read_private_key(identity)
         except (OSError, ValueError) as exc:
             raise ConfigError(f"cannot load identity {identity}: {exc}") from exc
-
-    from multiaddr import Multiaddr
 
     for addr in listen:
         try:
@@ -326,9 +333,7 @@ def validate(table: Mapping[str, Any], *, registry: PluginRegistry | None = None
         limits_table = {"max_pending_inbound": v["max_pending_inbound"]}
     limits: ResourceLimits = table_options(ResourceLimits, limits_table, "limits")
     dialer: DialerOptions = table_options(DialerOptions, v["dialer"], "dialer")
-    from p2pkit.gater import build_gater
-
-    gater = build_gater(v["gater"], registry)
+    gater = _build_gater(v["gater"], registry)
     resolved_muxers = _resolve(registry, "muxer", muxers, plugin_options)
     apply_muxer_memory_limit(resolved_muxers, limits.max_muxer_memory_per_conn)
 
@@ -344,6 +349,8 @@ def validate(table: Mapping[str, Any], *, registry: PluginRegistry | None = None
         negotiation_timeout=float(v["negotiation_timeout"]),
         dial_timeout=float(v["dial_timeout"]),
         max_pending_inbound=v["max_pending_inbound"],
+        close_timeout=float(v["close_timeout"]),
+        stop_timeout=float(v["stop_timeout"]),
         lazy_negotiation=v["lazy_negotiation"],
         agent_version=str(v["agent_version"]),
         protocol_version=str(v["protocol_version"]),
@@ -358,78 +365,31 @@ def validate(table: Mapping[str, Any], *, registry: PluginRegistry | None = None
     )
 
 
-class HostBuilder:
-    """Fluent front door onto the same model as :func:`load_config`.
+def __getattr__(name: str) -> Any:
+    # HostBuilder moved to p2pkit.builder (it builds a Host, and the host module reads
+    # this one: keeping it here made an import cycle).  Old imports keep working.
+    if name == "HostBuilder":
+        return getattr(importlib.import_module("p2pkit.builder"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-    Order of ``.security()`` / ``.muxer()`` calls is preference order.  ``build()``
-    validates and returns an unstarted :class:`~p2pkit.host.Host` (use ``async with``
-    or ``await host.start()``).
-    """
 
-    def __init__(self, registry: PluginRegistry | None = None) -> None:
-        self._registry = registry
-        self._table: dict[str, Any] = {}
-        self._plugins: dict[str, dict[str, Any]] = {}
-
-    def _append(self, key: str, name: str, options: dict[str, Any]) -> HostBuilder:
-        self._table.setdefault(key, []).append(name)
-        if options:
-            self._plugins.setdefault(name, {}).update(options)
-        return self
-
-    def identity(self, key: PrivateKey | str | os.PathLike[str]) -> HostBuilder:
-        self._table["identity"] = key
-        return self
-
-    def listen(self, *addrs: str) -> HostBuilder:
-        self._table.setdefault("listen", []).extend(str(a) for a in addrs)
-        return self
-
-    def transport(self, name: str, **options: Any) -> HostBuilder:
-        return self._append("transports", name, options)
-
-    def security(self, name: str, **options: Any) -> HostBuilder:
-        return self._append("security", name, options)
-
-    def muxer(self, name: str, **options: Any) -> HostBuilder:
-        return self._append("muxers", name, options)
-
-    def connection_manager(self, name: str = "default", **options: Any) -> HostBuilder:
-        self._table["connection_manager"] = {"name": name, **options}
-        return self
-
-    def peerstore(self, name: str = "memory", **options: Any) -> HostBuilder:
-        self._table["peerstore"] = {"name": name, **options}
-        return self
-
-    def limits(self, **limits: Any) -> HostBuilder:
-        """Resource limits (fields of :class:`~p2pkit.limits.ResourceLimits`)."""
-        self._table.setdefault("limits", {}).update(limits)
-        return self
-
-    def gater(self, gater: ConnectionGater | None = None, **lists: Any) -> HostBuilder:
-        """A connection gater object, or the built-in one's allow/deny lists
-        (``deny_peers=[...]``, ``allow_cidrs=[...]``...)."""
-        self._table["gater"] = gater if gater is not None else lists
-        return self
-
-    def dialer(self, **options: Any) -> HostBuilder:
-        """Dialer options (fields of :class:`~p2pkit.dialer.DialerOptions`)."""
-        self._table.setdefault("dialer", {}).update(options)
-        return self
-
-    def option(self, **values: Any) -> HostBuilder:
-        """Set top-level options (``handshake_timeout=5.0``, ``enable_echo=True``...)."""
-        self._table.update(values)
-        return self
-
-    def config(self) -> HostConfig:
-        table = dict(self._table)
-        if self._plugins:
-            table["plugins"] = self._plugins
-        return validate(table, registry=self._registry)
-
-    def build(self) -> Host:
-        from p2pkit.host import Host
-
-        return Host(self.config())
+def _build_gater(value: Any, registry: PluginRegistry) -> ConnectionGater | None:
+    """The ``gater`` value -> a gater: ``{"name": <connection_gater plugin>, ...options}``
+    names an installed gater plugin (found like any other plugin); anything else is
+    handled by :func:`p2pkit.gater.build_gater`."""
+    if not (isinstance(value, Mapping) and "name" in value):
+        return build_gater(value)
+    opts = dict(value)
+    name = opts.pop("name")
+    try:
+        spec = registry.get("connection_gater", name)
+    except PluginError as exc:
+        raise ConfigError(str(exc)) from exc
+    # Gaters are built at validation time, before the host's identity exists: they
+    # get throwaway components (a gater decides on addresses and peer ids only).
+    key = generate_private_key("ed25519")
+    components = Components(private_key=key, peer_id=PeerId.from_public_key(key.public_key))
+    gater = spec.factory(components, build_options(spec, opts))
+    if not isinstance(gater, ConnectionGater):
+        raise ConfigError(f"connection_gater plugin {name!r} did not build a ConnectionGater")
+    return gater

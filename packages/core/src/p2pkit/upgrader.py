@@ -1,4 +1,4 @@
-"""The connection upgrader: raw connection -> secured -> muxed (DESIGN.md section 2).
+"""The connection upgrader: raw connection -> secured -> muxed.
 
 1. multistream-select the security protocol (our preference order);
 2. run its handshake (verifying the remote peer id when we dialed one);
@@ -18,7 +18,6 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from p2pkit.abc import (
-    MuxedConnection,
     RawConnection,
     SecureConnection,
     SecurityProtocol,
@@ -26,21 +25,18 @@ from p2pkit.abc import (
 )
 from p2pkit.errors import HandshakeTimeout, NegotiationError
 from p2pkit.multistream import select_inbound, select_outbound
+from p2pkit.network import MuxedTransportConnection
 
 if TYPE_CHECKING:
     from p2pkit.peer import PeerId
 
 
-@dataclasses.dataclass
-class Upgraded:
-    """What an upgrade produced."""
+@dataclasses.dataclass(kw_only=True)
+class Upgraded(MuxedTransportConnection):
+    """What an upgrade produced: a native-looking connection plus the layers below it."""
 
     raw: RawConnection
     secure: SecureConnection
-    muxed: MuxedConnection
-    security_protocol: str
-    muxer_protocol: str
-    early_muxer: bool
 
 
 class Upgrader:
@@ -108,7 +104,18 @@ class Upgrader:
         except BaseException:
             secure.reset()
             raise
-        return Upgraded(raw, secure, muxed, sec_id, mux_id, early is not None)
+        return Upgraded(
+            raw=raw,
+            secure=secure,
+            muxed=muxed,
+            remote_peer=secure.remote_peer,
+            remote_public_key=secure.remote_public_key,
+            local_addr=raw.local_addr,
+            remote_addr=raw.remote_addr,
+            security_protocol=sec_id,
+            muxer_protocol=mux_id,
+            early_muxer=early is not None,
+        )
 
 
 __all__ = ["Upgraded", "Upgrader"]
