@@ -12,12 +12,8 @@ from p2pkit.crypto import generate_private_key
 from p2pkit.errors import ProtocolError
 from p2pkit.events import PeerIdentified
 from p2pkit.peer import PeerId
-from p2pkit.protocols.identify import (
-    PUSH_PROTOCOL_ID,
-    IdentifyInfo,
-    make_signed_peer_record,
-    open_signed_peer_record,
-)
+from p2pkit.protocols.identify import PUSH_PROTOCOL_ID, IdentifyInfo
+from p2pkit.protocols.peer_record import make_signed_peer_record, open_signed_peer_record
 
 ADDRS = [Multiaddr("/ip4/1.2.3.4/tcp/4001"), Multiaddr("/ip6/::1/tcp/4002")]
 
