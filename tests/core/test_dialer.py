@@ -43,6 +43,28 @@ def test_backoff_grows_and_expires():
     assert b.until(None, V4[1]) is None
 
 
+def test_backoff_forgets_stale_entries_and_is_capped():
+    now = [0.0]
+    b = DialBackoff(5.0, 12.0, clock=lambda: now[0], max_entries=3)
+    b.failed(None, V4[0])
+    b.failed(None, V4[0])
+    now[0] = 10.0 + 12.0  # backoff ended 12 s (= maximum) ago: the entry is stale
+    assert b.until(None, V4[0]) is None
+    assert len(b) == 0  # forgotten ...
+    b.failed(None, V4[0])
+    assert b.until(None, V4[0]) == now[0] + 5.0  # ... so the count restarted
+    # at most max_entries: the least recently failed go first
+    for addr in [*V4[1:], *V6]:
+        b.failed(None, addr)
+    assert len(b) == 3
+    assert b.until(None, V4[0]) is None
+    assert b.until(None, V6[-1]) is not None
+    # stale entries go before fresh ones when the cap is hit
+    now[0] += 100.0
+    b.failed(None, DNS)
+    assert len(b) == 1 and b.until(None, DNS) is not None
+
+
 @pytest.fixture
 def blackhole() -> Iterator[Multiaddr]:
     """A TCP port that completes the TCP handshake (kernel backlog) and then never

@@ -125,3 +125,25 @@ async def test_partial_push_keeps_absent_fields_and_bad_record_ignored(make_host
     assert "ignoring peer record" in caplog.text
     assert b.peerstore.get_metadata(a.peer_id, "CertifiedAddrs") == before
     assert fake in b.peerstore.addrs(a.peer_id)
+
+
+async def test_identify_results_are_dropped_with_the_last_connection(make_host):
+    a = await make_host()
+    b = await make_host(listen=False)
+    ident_b = b.identify
+    conn = await b.connect(a.addrs_with_peer_id[0])
+    await _until(lambda: a.peer_id in ident_b.results)
+    await conn.close()
+    await _until(lambda: a.peer_id not in ident_b.results and not b.connections())
+
+
+async def test_identify_results_are_bounded(make_host):
+    hub = await make_host()
+    hub.identify.max_results = 1
+    x = await make_host(listen=False)
+    y = await make_host(listen=False)
+    await x.connect(hub.addrs_with_peer_id[0])
+    await _until(lambda: x.peer_id in hub.identify.results)
+    await y.connect(hub.addrs_with_peer_id[0])
+    await _until(lambda: y.peer_id in hub.identify.results)
+    assert list(hub.identify.results) == [y.peer_id]  # the oldest went

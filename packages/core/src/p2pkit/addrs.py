@@ -21,22 +21,32 @@ _PEER_PROTOCOLS = ("p2p", "ipfs")
 
 def to_multiaddr(value: Multiaddr | str | bytes) -> Multiaddr:
     """Parse ``value`` (text or binary form); AddressError when it is malformed or empty."""
-    if isinstance(value, Multiaddr):
-        addr = value
-    elif isinstance(value, str | bytes | bytearray):
-        try:
-            addr = Multiaddr(bytes(value) if isinstance(value, bytearray) else value)
-        except Exception as exc:  # py-multiaddr raises several unrelated types
-            raise AddressError(f"invalid multiaddr {value!r}: {exc}") from exc
-    else:
+    if not isinstance(value, Multiaddr | str | bytes | bytearray):
         raise AddressError(f"not a multiaddr: {type(value).__name__}")
-    if not list(addr.items()):
+    try:
+        if isinstance(value, Multiaddr):
+            addr = value
+        else:
+            addr = Multiaddr(bytes(value) if isinstance(value, bytearray) else value)
+        # The binary form is decoded lazily: walk it now so errors surface here.
+        empty = not list(addr.items())
+    except Exception as exc:  # py-multiaddr raises several unrelated types
+        raise AddressError(f"invalid multiaddr {value!r}: {exc}") from exc
+    if empty:
         raise AddressError("empty multiaddr")
     return addr
 
 
 def _join(parts: list[tuple[str, str | None]]) -> str:
-    return "".join(f"/{name}/{value}" if value is not None else f"/{name}" for name, value in parts)
+    out = []
+    for name, value in parts:
+        if not value:
+            out.append(f"/{name}")
+        elif value.startswith("/"):  # path-style (/unix/<absolute path>)
+            out.append(f"/{name}{value}")
+        else:
+            out.append(f"/{name}/{value}")
+    return "".join(out)
 
 
 def _parse_peer(text: str, addr: object) -> PeerId:

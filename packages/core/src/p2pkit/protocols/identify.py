@@ -153,6 +153,7 @@ class Identify:
     def __init__(self, host: Host) -> None:
         self.host = host
         self.results: dict[PeerId, IdentifyInfo] = {}
+        self.max_results = MAX_RESULTS
         self._record: tuple[tuple[Multiaddr, ...], bytes] | None = None
         self._seq = 0
         self._push_task: asyncio.Task[None] | None = None
@@ -281,7 +282,7 @@ class Identify:
         if not self.host.swarm.tracks(peer):
             return  # the peer is already gone: nothing would prune its entry
         self.results[peer] = info
-        while len(self.results) > MAX_RESULTS:
+        while len(self.results) > self.max_results:
             del self.results[next(iter(self.results))]
 
     def _apply(self, conn: Connection, info: IdentifyInfo, *, push: bool = False) -> None:
