@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from p2pkit.builder import HostBuilder
 from p2pkit.events import (
     Connected,
     Disconnected,
@@ -16,15 +15,13 @@ from p2pkit.events import (
 )
 from p2pkit.protocols.ping import PROTOCOL_ID as PING
 from p2pkit.protocols.ping import ping
+from p2pkit.testing.memory_muxed import memory_builder
 
 
 async def test_order_per_connection_across_trims_and_slow_subscriber(make_host, caplog):
     caplog.set_level(logging.WARNING, logger="p2pkit")
     server = (
-        HostBuilder()
-        .security("plaintext")
-        .muxer("yamux")
-        .transport("tcp")
+        memory_builder()
         .connection_manager(
             low_water=2, high_water=4, grace_period=0.0, silence_period=0.0, check_interval=0.05
         )
@@ -33,7 +30,7 @@ async def test_order_per_connection_across_trims_and_slow_subscriber(make_host, 
     slow = server.events.subscribe(Event, maxsize=3)  # never read
     events = server.events.subscribe(Connected, Disconnected, Listen, ListenClose)
     async with server:
-        bound = await server.listen("/ip4/127.0.0.1/tcp/0")
+        bound = await server.listen("/memory/0")
         ev = await events.get(5)
         assert isinstance(ev, Listen) and list(ev.addrs) == bound
         clients = [await make_host(listen=False) for _ in range(8)]

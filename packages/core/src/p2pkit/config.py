@@ -270,11 +270,13 @@ def validate(table: Mapping[str, Any], *, registry: PluginRegistry | None = None
         ]
     else:
         muxers = _names(v["muxers"], "muxers")
-    if not security:
+    # An explicitly empty list is allowed: a host whose transports all bring their own
+    # security and muxing (p2pkit.network.MuxedTransport) upgrades nothing.
+    if not security and v["security"] is None:
         raise ConfigError(
             "no security protocol configured or installed; install one: pip install p2pkit-noise"
         )
-    if not muxers:
+    if not muxers and v["muxers"] is None:
         raise ConfigError(
             "no stream muxer configured or installed; install one: pip install p2pkit-yamux"
         )

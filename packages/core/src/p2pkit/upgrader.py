@@ -49,8 +49,6 @@ class Upgrader:
         *,
         timeout: float = 10.0,
     ) -> None:
-        if not security or not muxers:
-            raise ValueError("the upgrader needs at least one security protocol and one muxer")
         self.security = {s.protocol_id: s for s in security}
         self.security_order = [s.protocol_id for s in security]
         self.muxers = {m.protocol_id: m for m in muxers}
@@ -66,6 +64,11 @@ class Upgrader:
     async def _run(
         self, raw: RawConnection, remote_peer: PeerId | None, *, outbound: bool
     ) -> Upgraded:
+        if not self.security or not self.muxers:
+            raw.reset()
+            raise NegotiationError(
+                "cannot upgrade a raw connection: no security protocol or no muxer configured"
+            )
         try:
             async with asyncio.timeout(self.timeout):
                 return await self._steps(raw, remote_peer, outbound)
