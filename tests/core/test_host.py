@@ -13,6 +13,7 @@ from p2pkit.abc import MuxedStream
 from p2pkit.crypto import generate_private_key
 from p2pkit.errors import (
     AddressError,
+    P2PError,
     PeerIdMismatch,
     ProtocolNotSupported,
     StreamReset,
@@ -238,3 +239,21 @@ async def test_idle_service_streams_are_reset(make_host, monkeypatch, protocol):
     assert loop.time() - start < 4
     # The connection is fine: a fresh ping still works.
     assert len(await ping(await b.new_stream(a.peer_id, PING), 1)) == 1
+
+
+async def test_cancelled_close_aborts_and_propagates(make_host):
+    """Closing a connection that waits for a stream can be cancelled: the cancellation
+    reaches the caller (it is not swallowed) and the connection is aborted."""
+    a = await make_host()
+    b = await make_host(listen=False)
+    conn = await b.connect(a.addrs_with_peer_id[0])
+    stream = await conn.new_stream(ECHO)  # open both ways: the graceful close waits
+    closing = asyncio.ensure_future(b.swarm.close_connection(conn))
+    await asyncio.sleep(0.05)
+    assert not closing.done()
+    closing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await closing
+    assert conn.is_closed
+    with pytest.raises(P2PError):
+        await stream.read()

@@ -26,7 +26,8 @@ from p2pkit.dialer import Dialer
 from p2pkit.errors import AddressError, DialError
 from p2pkit.events import Connected, Disconnected, Event, EventBus
 from p2pkit.gater import ConnectionGated, GatedSecurity
-from p2pkit.network import MuxedTransportConnection
+from p2pkit.limits import ResourceLimits
+from p2pkit.network import BaseTransport, MuxedTransportConnection
 from p2pkit.peer import PeerId
 from p2pkit.peerstore import CONNECTED_ADDR_TTL, RECENTLY_CONNECTED_ADDR_TTL, MemoryPeerstore
 from p2pkit.plugins.spec import Components
@@ -117,7 +118,7 @@ class Host:
     # -- the swarm's parts, for callers that knew them on the host -----------------------
 
     @property
-    def transports(self) -> list[Any]:
+    def transports(self) -> list[BaseTransport]:
         return self.swarm.transports
 
     @property
@@ -133,7 +134,7 @@ class Host:
         return self.swarm.upgrader
 
     @property
-    def limits(self) -> Any:
+    def limits(self) -> ResourceLimits:
         return self.swarm.limits
 
     # -- construction shortcuts ------------------------------------------------------------
