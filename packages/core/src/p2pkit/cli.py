@@ -1,4 +1,4 @@
-"""The ``p2pkit`` command line: the interop and benchmark contract (DESIGN.md section 7).
+"""The ``p2pkit`` command line: what the interop tests and benchmarks drive (docs/interop.md).
 
 Every command that dials or listens takes ``--security`` and ``--muxer`` (comma-separated
 preference lists; default: what the installed plugins offer, Noise and Yamux first).
