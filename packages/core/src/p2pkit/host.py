@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 
 
 class Host:
-    """A libp2p node.  Build with :class:`~p2pkit.config.HostBuilder` or :meth:`from_config`.
+    """A libp2p node.  Build with :class:`~p2pkit.builder.HostBuilder` or :meth:`from_config`.
 
     Use as ``async with host:`` (or ``await host.start()`` / ``await host.stop()``).
     """
