@@ -1,4 +1,5 @@
-"""Fixtures for host-level tests: real hosts on loopback TCP."""
+"""Fixtures for host-level tests: real hosts, by default over the in-memory native
+transport of :mod:`p2pkit.testing.memory_muxed` (no sockets, no plugins)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from p2pkit.config import HostBuilder
+from p2pkit.builder import HostBuilder
 from p2pkit.host import Host
+from p2pkit.testing.memory_muxed import memory_registry
 
 HostFactory = Callable[..., Awaitable[Host]]
 
@@ -17,24 +19,34 @@ HostFactory = Callable[..., Awaitable[Host]]
 async def make_host() -> AsyncIterator[HostFactory]:
     """Build and start hosts; all are stopped at teardown.
 
-    ``await make_host(security="plaintext", muxer="yamux", listen=True, **options)``
+    ``await make_host(transport="memory", security=None, muxer=None, listen=True, **options)``:
+    over ``memory`` nothing is upgraded (no security protocol or muxer unless named);
+    ``transport="tcp"`` gets plaintext + yamux unless named.
     """
     hosts: list[Host] = []
 
     async def factory(
-        security: str | list[str] = "plaintext",
-        muxer: str | list[str] = "yamux",
+        security: str | list[str] | None = None,
+        muxer: str | list[str] | None = None,
         listen: bool = True,
+        transport: str = "memory",
         **options: Any,
     ) -> Host:
-        b = HostBuilder()
-        for s in [security] if isinstance(security, str) else security:
+        b = HostBuilder(memory_registry())
+        if transport == "tcp":
+            security = security or "plaintext"
+            muxer = muxer or "yamux"
+        for s in [security] if isinstance(security, str) else security or []:
             b.security(s)
-        for m in [muxer] if isinstance(muxer, str) else muxer:
+        for m in [muxer] if isinstance(muxer, str) else muxer or []:
             b.muxer(m)
-        b.transport("tcp")
+        if not security:
+            options.setdefault("security", [])
+        if not muxer:
+            options.setdefault("muxers", [])
+        b.transport(transport)
         if listen:
-            b.listen("/ip4/127.0.0.1/tcp/0")
+            b.listen("/ip4/127.0.0.1/tcp/0" if transport == "tcp" else "/memory/0")
         b.option(enable_echo=True, enable_perf=True, **options)
         host = b.build()
         hosts.append(host)

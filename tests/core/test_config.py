@@ -6,7 +6,8 @@ import dataclasses
 
 import pytest
 
-from p2pkit.config import HostBuilder, build_options, load_config
+from p2pkit.builder import HostBuilder
+from p2pkit.config import build_options, load_config
 from p2pkit.crypto import generate_private_key, write_private_key
 from p2pkit.errors import ConfigError
 from p2pkit.host import Host

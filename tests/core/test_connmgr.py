@@ -7,11 +7,12 @@ import dataclasses
 
 import pytest
 
-from p2pkit.config import HostBuilder, load_config
+from p2pkit.config import load_config
 from p2pkit.connmgr import BasicConnectionManager, ConnManagerOptions, PeerInfo, select_for_trim
 from p2pkit.crypto import generate_private_key
 from p2pkit.errors import ConfigError
 from p2pkit.peer import PeerId
+from p2pkit.testing.memory_muxed import memory_builder
 
 
 class FakeClock:
@@ -148,11 +149,8 @@ async def _wait_for(predicate, timeout: float = 10.0) -> None:
 async def test_fifty_peers_trimmed_to_low_water_after_grace(make_host):
     clock = FakeClock()
     server = (
-        HostBuilder()
-        .security("plaintext")
-        .muxer("yamux")
-        .transport("tcp")
-        .listen("/ip4/127.0.0.1/tcp/0")
+        memory_builder()
+        .listen("/memory/0")
         .connection_manager(
             low_water=10,
             high_water=20,

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from p2pkit.config import HostBuilder
 from p2pkit.events import (
     Connected,
     Disconnected,
@@ -16,15 +15,13 @@ from p2pkit.events import (
 )
 from p2pkit.protocols.ping import PROTOCOL_ID as PING
 from p2pkit.protocols.ping import ping
+from p2pkit.testing.memory_muxed import memory_builder
 
 
 async def test_order_per_connection_across_trims_and_slow_subscriber(make_host, caplog):
     caplog.set_level(logging.WARNING, logger="p2pkit")
     server = (
-        HostBuilder()
-        .security("plaintext")
-        .muxer("yamux")
-        .transport("tcp")
+        memory_builder()
         .connection_manager(
             low_water=2, high_water=4, grace_period=0.0, silence_period=0.0, check_interval=0.05
         )
@@ -33,7 +30,7 @@ async def test_order_per_connection_across_trims_and_slow_subscriber(make_host, 
     slow = server.events.subscribe(Event, maxsize=3)  # never read
     events = server.events.subscribe(Connected, Disconnected, Listen, ListenClose)
     async with server:
-        bound = await server.listen("/ip4/127.0.0.1/tcp/0")
+        bound = await server.listen("/memory/0")
         ev = await events.get(5)
         assert isinstance(ev, Listen) and list(ev.addrs) == bound
         clients = [await make_host(listen=False) for _ in range(8)]
@@ -89,5 +86,5 @@ async def test_peerstore_filled_through_the_bus(make_host):
     b = await make_host(listen=False)
     conn = await b.connect(a.addrs_with_peer_id[0])
     # Connected -> key and dialed address recorded by the host's bus listener
-    assert b.peerstore.public_key(a.peer_id) == conn.secure.remote_public_key
+    assert b.peerstore.public_key(a.peer_id) == conn.remote_public_key
     assert conn.remote_addr in b.peerstore.addrs(a.peer_id)

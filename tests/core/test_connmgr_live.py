@@ -38,7 +38,7 @@ async def test_untag_and_unprotect_act_on_connected_peers(make_host):
     async with server:
         cm = server.connmgr
         assert isinstance(cm, BasicConnectionManager)
-        a, b, c, d = [await make_host(listen=False) for _ in range(4)]
+        a, b, c, d = [await make_host(listen=False, transport="tcp") for _ in range(4)]
         cm.tag_peer(a.peer_id, "useful", 50)  # before connecting
         cm.tag_peer(b.peer_id, "useful", 100)  # before connecting
         cm.protect(d.peer_id, "keep")  # before connecting
@@ -81,7 +81,7 @@ async def test_background_check_trims_at_the_first_check(make_host):
     async with server:
         cm = server.connmgr
         assert isinstance(cm, BasicConnectionManager)
-        clients = [await make_host(listen=False) for _ in range(4)]
+        clients = [await make_host(listen=False, transport="tcp") for _ in range(4)]
         for client in clients:
             cm.protect(client.peer_id, "connecting")
         addr = server.addrs_with_peer_id[0]

@@ -209,7 +209,7 @@ async def test_identify_with_mangled_key_is_typed(make_host, caplog, field):
     caplog.set_level(logging.INFO, logger="p2pkit")
     server = await make_host()
     client = await make_host(listen=False)
-    service = server.components.extra["identify"]
+    service = server.identify
     honest = service.local_info
     key = rsa_key()
 
@@ -224,7 +224,7 @@ async def test_identify_with_mangled_key_is_typed(make_host, caplog, field):
 
     service.local_info = hostile
     conn = await client.connect(server.addrs_with_peer_id[0])
-    identify = client.components.extra["identify"]
+    identify = client.identify
     if field == "public_key":
         with pytest.raises(ProtocolError) as info:
             await identify.identify(conn)

@@ -12,12 +12,8 @@ from p2pkit.crypto import generate_private_key
 from p2pkit.errors import ProtocolError
 from p2pkit.events import PeerIdentified
 from p2pkit.peer import PeerId
-from p2pkit.protocols.identify import (
-    PUSH_PROTOCOL_ID,
-    IdentifyInfo,
-    make_signed_peer_record,
-    open_signed_peer_record,
-)
+from p2pkit.protocols.identify import PUSH_PROTOCOL_ID, IdentifyInfo
+from p2pkit.protocols.peer_record import make_signed_peer_record, open_signed_peer_record
 
 ADDRS = [Multiaddr("/ip4/1.2.3.4/tcp/4001"), Multiaddr("/ip6/::1/tcp/4002")]
 
@@ -80,7 +76,7 @@ async def test_push_on_protocol_and_address_changes(make_host):
     a = await make_host()
     b = await make_host(listen=False)
     await b.connect(a.addrs_with_peer_id[0])
-    ident_a = a.components.extra["identify"]
+    ident_a = a.identify
     # both sides identified each other (a must know b supports push)
     await _until(lambda: PUSH_PROTOCOL_ID in a.peerstore.protocols(b.peer_id))
     await _until(lambda: PUSH_PROTOCOL_ID in b.peerstore.protocols(a.peer_id))
@@ -98,7 +94,7 @@ async def test_push_on_protocol_and_address_changes(make_host):
     a.remove_stream_handler("/new/1.0.0")
     await _until(lambda: "/new/1.0.0" not in b.peerstore.protocols(a.peer_id))
 
-    new = await a.listen("/ip4/127.0.0.1/tcp/0")
+    new = await a.listen("/memory/0")
     await _until(lambda: set(new) <= set(b.peerstore.addrs(a.peer_id)))
     certified = b.peerstore.get_metadata(a.peer_id, "CertifiedAddrs")
     assert isinstance(certified, list) and str(new[0]) in certified
@@ -111,7 +107,7 @@ async def test_partial_push_keeps_absent_fields_and_bad_record_ignored(make_host
     b = await make_host(listen=False)
     conn = await b.connect(a.addrs_with_peer_id[0])
     await _until(lambda: b.peerstore.protocols(a.peer_id))
-    ident_b = b.components.extra["identify"]
+    ident_b = b.identify
     # a push carrying only protocols
     ident_b._apply(conn, IdentifyInfo(protocols=["/only/1.0.0"]), push=True)
     assert b.peerstore.protocols(a.peer_id) == ["/only/1.0.0"]
@@ -129,3 +125,25 @@ async def test_partial_push_keeps_absent_fields_and_bad_record_ignored(make_host
     assert "ignoring peer record" in caplog.text
     assert b.peerstore.get_metadata(a.peer_id, "CertifiedAddrs") == before
     assert fake in b.peerstore.addrs(a.peer_id)
+
+
+async def test_identify_results_are_dropped_with_the_last_connection(make_host):
+    a = await make_host()
+    b = await make_host(listen=False)
+    ident_b = b.identify
+    conn = await b.connect(a.addrs_with_peer_id[0])
+    await _until(lambda: a.peer_id in ident_b.results)
+    await conn.close()
+    await _until(lambda: a.peer_id not in ident_b.results and not b.connections())
+
+
+async def test_identify_results_are_bounded(make_host):
+    hub = await make_host()
+    hub.identify.max_results = 1
+    x = await make_host(listen=False)
+    y = await make_host(listen=False)
+    await x.connect(hub.addrs_with_peer_id[0])
+    await _until(lambda: x.peer_id in hub.identify.results)
+    await y.connect(hub.addrs_with_peer_id[0])
+    await _until(lambda: y.peer_id in hub.identify.results)
+    assert list(hub.identify.results) == [y.peer_id]  # the oldest went

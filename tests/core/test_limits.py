@@ -8,7 +8,7 @@ import logging
 
 import pytest
 
-from p2pkit.config import HostBuilder, load_config
+from p2pkit.config import load_config
 from p2pkit.errors import ConfigError, P2PError, ResourceLimitExceeded
 from p2pkit.limits import (
     ConnectionCounts,
@@ -22,6 +22,7 @@ from p2pkit.limits import (
 from p2pkit.protocols.echo import PROTOCOL_ID as ECHO
 from p2pkit.protocols.ping import PROTOCOL_ID as PING
 from p2pkit.protocols.ping import ping
+from p2pkit.testing.memory_muxed import memory_builder
 
 
 def test_pure_checks():
@@ -84,10 +85,10 @@ def test_config_tables_and_muxer_memory(tmp_path):
 
 
 def _host(listen: bool = True, **limits):
-    b = HostBuilder().security("plaintext").muxer("yamux").transport("tcp").limits(**limits)
+    b = memory_builder().limits(**limits)
     b.option(enable_echo=True)
     if listen:
-        b.listen("/ip4/127.0.0.1/tcp/0")
+        b.listen("/memory/0")
     return b.build()
 
 

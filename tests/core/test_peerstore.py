@@ -7,12 +7,13 @@ import asyncio
 import pytest
 from multiaddr import Multiaddr
 
-from p2pkit.config import HostBuilder, load_config
+from p2pkit.config import load_config
 from p2pkit.crypto import generate_private_key
 from p2pkit.errors import ConfigError
 from p2pkit.peer import PeerId
 from p2pkit.peerstore import MemoryPeerstore
 from p2pkit.peerstore_sqlite import SqlitePeerstore
+from p2pkit.testing.memory_muxed import memory_builder
 
 
 class FakeClock:
@@ -211,16 +212,9 @@ def test_config_selects_sqlite(tmp_path):
 
 
 def _sqlite_host(path, key, listen: bool):
-    b = (
-        HostBuilder()
-        .identity(key)
-        .security("plaintext")
-        .muxer("yamux")
-        .transport("tcp")
-        .peerstore("sqlite", path=str(path))
-    )
+    b = memory_builder().identity(key).peerstore("sqlite", path=str(path))
     if listen:
-        b.listen("/ip4/127.0.0.1/tcp/0")
+        b.listen("/memory/0")
     return b.build()
 
 

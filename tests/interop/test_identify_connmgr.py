@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from p2pkit.config import HostBuilder
+from p2pkit.builder import HostBuilder
 from p2pkit.events import PeerIdentified
 
 from .harness import JsPeer, strip_p2p
@@ -75,7 +75,7 @@ async def test_signed_peer_records_both_ways_and_no_push_without_support(js: JsP
         # The pinned js peer runs no identify-push service (it does not announce
         # /ipfs/id/push/1.0.0), so a local change must not try to push to it.
         assert "/ipfs/id/push/1.0.0" not in ev.protocols
-        ident = host.components.extra["identify"]
+        ident = host.identify
 
         async def handler(stream: Any) -> None:
             await stream.close()

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from p2pkit.config import HostBuilder
+from p2pkit.builder import HostBuilder
 from p2pkit.crypto import generate_private_key
 from p2pkit.errors import P2PError
 from p2pkit.host import Host

@@ -236,6 +236,6 @@ def test_import_p2pkit_loads_nothing_else() -> None:
     _run(
         "import sys, p2pkit\n"
         "assert [m for m in sys.modules if m.startswith('p2pkit')] == ['p2pkit']\n"
-        "assert p2pkit.HostBuilder.__module__ == 'p2pkit.config'\n"
+        "assert p2pkit.HostBuilder.__module__ == 'p2pkit.builder'\n"
     )
 

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any
 
 import pytest
 from multiaddr import Multiaddr
+
+from p2pkit.builder import HostBuilder
+from p2pkit.host import Host
 
 
 def _blackhole(family: socket.AddressFamily, host: str) -> Iterator[Multiaddr]:
@@ -38,3 +42,24 @@ def blackhole_v4() -> Iterator[Multiaddr]:
 @pytest.fixture
 def blackhole_v6() -> Iterator[Multiaddr]:
     yield from _blackhole(socket.AF_INET6, "::1")
+
+
+@pytest.fixture
+async def make_host() -> AsyncIterator[Callable[..., Awaitable[Host]]]:
+    """Build and start TCP hosts (plaintext + yamux unless named); stopped at teardown."""
+    hosts: list[Host] = []
+
+    async def factory(
+        security: str = "plaintext", muxer: str = "yamux", listen: bool = True, **options: Any
+    ) -> Host:
+        b = HostBuilder().security(security).muxer(muxer).transport("tcp")
+        if listen:
+            b.listen("/ip4/127.0.0.1/tcp/0")
+        b.option(enable_echo=True, enable_perf=True, **options)
+        host = b.build()
+        hosts.append(host)
+        return await host.start()
+
+    yield factory
+    for h in hosts:
+        await h.stop()

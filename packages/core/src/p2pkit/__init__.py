@@ -17,7 +17,7 @@ __version__ = "0.1.0"
 _EXPORTS: dict[str, str] = {
     "Host": "p2pkit.host",
     "Connection": "p2pkit.connection",
-    "HostBuilder": "p2pkit.config",
+    "HostBuilder": "p2pkit.builder",
     "HostConfig": "p2pkit.config",
     "load_config": "p2pkit.config",
     "PeerId": "p2pkit.peer",
@@ -74,7 +74,8 @@ __all__ = [
 if TYPE_CHECKING:
     from typing import Any
 
-    from p2pkit.config import HostBuilder, HostConfig, load_config
+    from p2pkit.builder import HostBuilder
+    from p2pkit.config import HostConfig, load_config
     from p2pkit.connection import Connection
     from p2pkit.connmgr import BasicConnectionManager, ConnManagerOptions
     from p2pkit.crypto import (

@@ -183,50 +183,6 @@ class SecureConnection(Channel):
     or None when the muxer must be negotiated with multistream-select."""
 
 
-# -- transports --------------------------------------------------------------------
-
-ConnectionHandler = Callable[[RawConnection], None]
-
-
-class Listener(abc.ABC):
-    """A listening socket (or several) created by :meth:`Transport.listen`."""
-
-    @property
-    @abc.abstractmethod
-    def addrs(self) -> list[Multiaddr]:
-        """The addresses really bound (port 0 resolved)."""
-
-    @abc.abstractmethod
-    async def close(self) -> None:
-        """Stop accepting.  Connections already accepted are not closed."""
-
-
-class Transport(abc.ABC):
-    """Dials and listens for raw connections on some multiaddrs."""
-
-    name: str
-
-    @abc.abstractmethod
-    def can_dial(self, addr: Multiaddr) -> bool: ...
-
-    @abc.abstractmethod
-    def can_listen(self, addr: Multiaddr) -> bool: ...
-
-    @abc.abstractmethod
-    async def dial(self, addr: Multiaddr, *, timeout: float | None = None) -> RawConnection:
-        """Open a raw connection; ``/p2p/...`` suffixes are ignored here.
-
-        Raises DialError (refused, unreachable, timeout) or AddressError.
-        """
-
-    @abc.abstractmethod
-    async def listen(self, addr: Multiaddr, handler: ConnectionHandler) -> Listener:
-        """Listen; ``handler`` is called synchronously with each new connection."""
-
-    async def close(self) -> None:  # noqa: B027 - optional hook
-        """Release transport-wide resources."""
-
-
 # -- security ----------------------------------------------------------------------
 
 
@@ -374,100 +330,41 @@ class Peerstore(abc.ABC):
 StreamHandler = Callable[[MuxedStream], Awaitable[None]]
 
 
-# -- connection management (appended: connection manager and gater) ------------------
+# The network-layer interfaces live in p2pkit.network; re-exported here.
+from p2pkit.network import (  # noqa: E402
+    BaseTransport,
+    ConnectionGater,
+    ConnectionHandler,
+    ConnectionManager,
+    HostConnection,
+    Listener,
+    MuxedConnectionHandler,
+    MuxedTransport,
+    MuxedTransportConnection,
+    Transport,
+)
 
-
-class ConnectionManager(abc.ABC):
-    """Keeps the number of connections between watermarks (libp2p connections spec,
-    "state management").  The host reports every connection it adds and removes; the
-    manager decides which to close.  Replaceable through the ``connection_manager``
-    plugin kind.
-    """
-
-    @abc.abstractmethod
-    def connected(self, conn: HostConnection) -> None:
-        """A connection was added (after the Connected event)."""
-
-    @abc.abstractmethod
-    def disconnected(self, conn: HostConnection) -> None:
-        """A connection was removed (after the Disconnected event)."""
-
-    @abc.abstractmethod
-    def protect(self, peer: PeerId, tag: str) -> None:
-        """Never trim ``peer`` while at least one protection tag remains."""
-
-    @abc.abstractmethod
-    def unprotect(self, peer: PeerId, tag: str) -> bool:
-        """Remove one protection tag; True if the peer is still protected by another."""
-
-    @abc.abstractmethod
-    def is_protected(self, peer: PeerId, tag: str | None = None) -> bool: ...
-
-    @abc.abstractmethod
-    def tag_peer(self, peer: PeerId, tag: str, weight: int) -> None:
-        """Set the weight of one tag; the peer's score is the sum of its tag weights."""
-
-    @abc.abstractmethod
-    def untag_peer(self, peer: PeerId, tag: str) -> None: ...
-
-    @abc.abstractmethod
-    async def trim(self) -> int:
-        """Trim down to the low watermark now; returns the number of connections closed."""
-
-    async def start(self) -> None:  # noqa: B027 - optional hook
-        """Called when the host starts (start background work here)."""
-
-    async def close(self) -> None:  # noqa: B027 - optional hook
-        """Called when the host stops."""
-
-
-class HostConnection(Protocol):
-    """What the connection manager and the gater may see of a host connection."""
-
-    tags: dict[str, int]
-
-    @property
-    def peer(self) -> PeerId: ...
-
-    @property
-    def direction(self) -> str:
-        """``"inbound"`` or ``"outbound"``."""
-
-    @property
-    def remote_addr(self) -> Multiaddr | None: ...
-
-    @property
-    def opened_at(self) -> float: ...
-
-    @property
-    def streams(self) -> Sequence[MuxedStream]: ...
-
-    @property
-    def is_closed(self) -> bool: ...
-
-    async def close(self) -> None: ...
-
-
-class ConnectionGater(abc.ABC):
-    """go-libp2p's five checkpoints; return False to refuse.  The default allows all.
-
-    Checkpoints, in connection order: ``allow_dial_peer`` (before dialing a peer id),
-    ``allow_dial_addr`` (before dialing each address), ``allow_accept`` (inbound socket,
-    before any handshake), ``allow_secured`` (after the security handshake, peer id
-    known, both directions), ``allow_upgraded`` (after the muxer, before the host uses it).
-    """
-
-    def allow_dial_peer(self, peer: PeerId) -> bool:
-        return True
-
-    def allow_dial_addr(self, peer: PeerId | None, addr: Multiaddr) -> bool:
-        return True
-
-    def allow_accept(self, local_addr: Multiaddr | None, remote_addr: Multiaddr | None) -> bool:
-        return True
-
-    def allow_secured(self, direction: str, peer: PeerId, remote_addr: Multiaddr | None) -> bool:
-        return True
-
-    def allow_upgraded(self, conn: HostConnection) -> bool:
-        return True
+__all__ = [
+    "BaseTransport",
+    "Buffer",
+    "ByteStream",
+    "Channel",
+    "ConnectionGater",
+    "ConnectionHandler",
+    "ConnectionManager",
+    "HostConnection",
+    "Listener",
+    "MuxedConnection",
+    "MuxedConnectionHandler",
+    "MuxedStream",
+    "MuxedTransport",
+    "MuxedTransportConnection",
+    "Peerstore",
+    "RawConnection",
+    "Receiver",
+    "SecureConnection",
+    "SecurityProtocol",
+    "StreamHandler",
+    "StreamMuxer",
+    "Transport",
+]

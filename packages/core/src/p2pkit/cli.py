@@ -1,4 +1,4 @@
-"""The ``p2pkit`` command line: the interop and benchmark contract (DESIGN.md section 7).
+"""The ``p2pkit`` command line: what the interop tests and benchmarks drive (docs/interop.md).
 
 Every command that dials or listens takes ``--security`` and ``--muxer`` (comma-separated
 preference lists; default: what the installed plugins offer, Noise and Yamux first).
@@ -23,7 +23,17 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from p2pkit.config import load_config
+from p2pkit.crypto import generate_private_key, write_private_key
 from p2pkit.errors import P2PError
+from p2pkit.host import Host
+from p2pkit.peer import PeerId
+from p2pkit.plugins.registry import default_registry
+from p2pkit.protocols.echo import PROTOCOL_ID as ECHO
+from p2pkit.protocols.perf import PROTOCOL_ID as PERF
+from p2pkit.protocols.perf import PerfServed, perf, reporting_handler
+from p2pkit.protocols.ping import PROTOCOL_ID as PING
+from p2pkit.protocols.ping import ping
 
 DEFAULT_LISTEN = "/ip4/127.0.0.1/tcp/0"
 
@@ -146,8 +156,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _host(args: argparse.Namespace, *, listen: Sequence[str] = (), serve: bool = False) -> Any:
-    from p2pkit.config import load_config
-    from p2pkit.host import Host
 
     overrides: dict[str, Any] = {}
     if args.security:
@@ -178,8 +186,6 @@ def _emit(args: argparse.Namespace, obj: dict[str, Any], text: str) -> None:
 
 
 def cmd_id(args: argparse.Namespace) -> int:
-    from p2pkit.crypto import generate_private_key, write_private_key
-    from p2pkit.peer import PeerId
 
     key = generate_private_key(args.key_type)
     peer = PeerId.from_public_key(key.public_key)
@@ -209,12 +215,10 @@ async def cmd_listen(args: argparse.Namespace) -> int:
 def _report_perf(host: Any) -> None:
     """A ``PERF {json}`` stdout line per perf stream: the bytes this server received,
     so tests compare what arrived, not what the client meant to send."""
-    from p2pkit.protocols.perf import PROTOCOL_ID, PerfServed, reporting_handler
-
     def report(served: PerfServed) -> None:
         print(f"PERF {json.dumps(dataclasses.asdict(served))}", flush=True)
 
-    host.set_stream_handler(PROTOCOL_ID, reporting_handler(report))
+    host.set_stream_handler(PERF, reporting_handler(report))
 
 
 async def _dial(host: Any, addr: str) -> tuple[Any, float]:
@@ -224,11 +228,9 @@ async def _dial(host: Any, addr: str) -> tuple[Any, float]:
 
 
 async def cmd_ping(args: argparse.Namespace) -> int:
-    from p2pkit.protocols.ping import PROTOCOL_ID, ping
-
     async with _host(args) as host:
         conn, connect_ms = await _dial(host, args.addr)
-        stream = await conn.new_stream([PROTOCOL_ID], lazy=True)  # writes, then reads
+        stream = await conn.new_stream([PING], lazy=True)  # writes, then reads
         rtts = [r * 1000 for r in await ping(stream, args.count)]
     med = statistics.median(rtts)
     _emit(
@@ -244,9 +246,7 @@ async def cmd_ping(args: argparse.Namespace) -> int:
 
 
 async def _echo_one(conn: Any, nbytes: int) -> None:
-    from p2pkit.protocols.echo import PROTOCOL_ID
-
-    stream = await conn.new_stream([PROTOCOL_ID])
+    stream = await conn.new_stream([ECHO])
     payload = os.urandom(nbytes)
     want = hashlib.sha256(payload).digest()
 
@@ -296,11 +296,10 @@ async def cmd_echo(args: argparse.Namespace) -> int:
 
 
 async def cmd_perf(args: argparse.Namespace) -> int:
-    from p2pkit.protocols.perf import PROTOCOL_ID, perf
 
     async with _host(args) as host:
         conn, connect_ms = await _dial(host, args.addr)
-        stream = await conn.new_stream([PROTOCOL_ID])
+        stream = await conn.new_stream([PERF])
         result = await perf(stream, args.upload, args.download)
     obj = {**result.as_dict(), "connect_ms": round(connect_ms, 3)}
     _emit(
@@ -316,7 +315,7 @@ async def cmd_perf(args: argparse.Namespace) -> int:
 async def cmd_identify(args: argparse.Namespace) -> int:
     async with _host(args) as host:
         conn, _ = await _dial(host, args.addr)
-        service = host.components.extra.get("identify")
+        service = host.identify
         if service is None:
             raise P2PError("identify is disabled in this configuration")
         info = await service.identify(conn)
@@ -337,7 +336,6 @@ async def cmd_identify(args: argparse.Namespace) -> int:
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
-    from p2pkit.plugins.registry import default_registry
 
     reg = default_registry()
     rows = []
@@ -371,10 +369,6 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 
 async def cmd_demo(args: argparse.Namespace) -> int:
-    from p2pkit.protocols.perf import PROTOCOL_ID as PERF
-    from p2pkit.protocols.perf import perf
-    from p2pkit.protocols.ping import PROTOCOL_ID as PING
-    from p2pkit.protocols.ping import ping
 
     server = _host(args, listen=[DEFAULT_LISTEN], serve=True)
     client = _host(args)
@@ -390,7 +384,9 @@ async def cmd_demo(args: argparse.Namespace) -> int:
         out["connect_ms"] = round(connect_ms, 3)
         rtts = await ping(await conn.new_stream([PING], lazy=True), 5)
         out["ping_median_ms"] = round(statistics.median(rtts) * 1000, 3)
-        info = await client.components.extra["identify"].identify(conn)
+        if client.identify is None:
+            raise P2PError("identify is disabled in this configuration")
+        info = await client.identify.identify(conn)
         out["identify"] = {"agent_version": info.agent_version, "protocols": info.protocols}
         result = await perf(await conn.new_stream([PERF]), args.bytes, args.bytes)
         out["perf"] = result.as_dict()

@@ -21,23 +21,25 @@ protocols and muxers keep the order given, their preference order on the wire.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import os
 import tomllib
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from multiaddr import Multiaddr
+
+from p2pkit.crypto import PrivateKey, generate_private_key, read_private_key
 from p2pkit.dialer import DialerOptions
 from p2pkit.errors import ConfigError, PluginError
+from p2pkit.gater import build_gater
 from p2pkit.limits import ResourceLimits, apply_muxer_memory_limit
+from p2pkit.network import ConnectionGater
+from p2pkit.peer import PeerId
 from p2pkit.plugins.hints import distribution_for_kind
 from p2pkit.plugins.options import build_options, check_plugin_tables, table_options, value_fits
 from p2pkit.plugins.registry import PluginRegistry, default_registry
-from p2pkit.plugins.spec import PluginKind, PluginSpec, priority_order
-
-if TYPE_CHECKING:
-    from p2pkit.abc import ConnectionGater
-    from p2pkit.crypto import PrivateKey
-    from p2pkit.host import Host
+from p2pkit.plugins.spec import Components, PluginKind, PluginSpec, priority_order
 
 DEFAULTS: dict[str, Any] = {
     "listen": [],
@@ -48,8 +50,8 @@ DEFAULTS: dict[str, Any] = {
     "handshake_timeout": 10.0,  # whole upgrade (security + muxer negotiation)
     "negotiation_timeout": 10.0,  # multistream-select on each stream
     "dial_timeout": 10.0,  # socket connect of one dial attempt (the transport's part)
-    "close_timeout": 5.0,  # host stop: how long to wait for its tasks to finish
-    "task_cancel_timeout": 2.0,  # host stop: how long to wait for cancelled tasks
+    "close_timeout": 2.0,  # graceful close of one connection, then abort
+    "stop_timeout": 5.0,  # host stop: wait this long for its tasks after cancelling them
     # Inbound connections still upgrading: shorthand for limits.max_pending_inbound
     # (None = that limit's default, in p2pkit.limits.ResourceLimits).
     "max_pending_inbound": None,
@@ -76,7 +78,7 @@ _TIMEOUTS = (
     "negotiation_timeout",
     "dial_timeout",
     "close_timeout",
-    "task_cancel_timeout",
+    "stop_timeout",
 )
 
 
@@ -107,7 +109,7 @@ class HostConfig:
     negotiation_timeout: float
     dial_timeout: float
     close_timeout: float
-    task_cancel_timeout: float
+    stop_timeout: float
     lazy_negotiation: bool
     agent_version: str
     protocol_version: str
@@ -128,7 +130,6 @@ class HostConfig:
 
 __all__ = [
     "DEFAULTS",
-    "HostBuilder",
     "HostConfig",
     "ResolvedPlugin",
     "build_options",
@@ -229,8 +230,10 @@ def validate(table: Mapping[str, Any], *, registry: PluginRegistry | None = None
     security = _chosen(registry, "security", v["security"], "security")
     muxers = _chosen(registry, "muxer", v["muxers"], "muxers")
     required: tuple[tuple[PluginKind, list[str]], ...] = (("security", security), ("muxer", muxers))
+    # An explicitly empty list is allowed: a host whose transports all bring their own
+    # security and muxing (p2pkit.network.MuxedTransport) upgrades nothing.
     for kind, names in required:
-        if not names:
+        if not names and v["security" if kind == "security" else "muxers"] is None:
             dist = distribution_for_kind(kind)
             hint = f"; install one: pip install {dist}" if dist else ""
             raise ConfigError(f"no {kind} plugin configured or installed{hint}")
@@ -252,14 +255,10 @@ def validate(table: Mapping[str, Any], *, registry: PluginRegistry | None = None
     if identity is not None and not hasattr(identity, "sign"):
         if not isinstance(identity, str | os.PathLike):
             raise ConfigError("identity must be a key file path or a PrivateKey")
-        from p2pkit.crypto import read_private_key
-
         try:
             identity = read_private_key(identity)
         except (OSError, ValueError) as exc:
             raise ConfigError(f"cannot load identity {identity}: {exc}") from exc
-
-    from multiaddr import Multiaddr
 
     for addr in listen:
         try:
@@ -288,8 +287,10 @@ def validate(table: Mapping[str, Any], *, registry: PluginRegistry | None = None
                 if opts:
                     raise ConfigError(f"{kind} options given but no {kind} plugin is named")
                 return None
+            # Single-choice plugins take their options in their own table (above), not
+            # in [plugins.<name>]: that table may belong to a plugin of another kind
+            # with the same name (the "memory" peerstore and a "memory" transport).
             name = defaults[0]
-            opts = opts or plugin_options.get(name)
         try:
             spec = registry.get(kind, name)
         except PluginError as exc:
@@ -301,12 +302,10 @@ def validate(table: Mapping[str, Any], *, registry: PluginRegistry | None = None
         limits_table = {"max_pending_inbound": pending, **(limits_table or {})}
     limits: ResourceLimits = table_options(ResourceLimits, limits_table, "limits")
     dialer: DialerOptions = table_options(DialerOptions, v["dialer"], "dialer")
-    from p2pkit.gater import build_gater
-
     gater_value = v["gater"]
     if gater_value is None and registry.defaults("connection_gater"):
         gater_value = {"name": registry.defaults("connection_gater")[0]}
-    gater = build_gater(gater_value, registry)
+    gater = _build_gater(gater_value, registry)
     resolved_muxers = _resolve(registry, "muxer", muxers, plugin_options)
     check_plugin_tables(registry, plugin_options)
     apply_muxer_memory_limit(resolved_muxers, limits.max_muxer_memory_per_conn)
@@ -323,7 +322,7 @@ def validate(table: Mapping[str, Any], *, registry: PluginRegistry | None = None
         negotiation_timeout=float(v["negotiation_timeout"]),
         dial_timeout=float(v["dial_timeout"]),
         close_timeout=float(v["close_timeout"]),
-        task_cancel_timeout=float(v["task_cancel_timeout"]),
+        stop_timeout=float(v["stop_timeout"]),
         lazy_negotiation=v["lazy_negotiation"],
         agent_version=str(v["agent_version"]),
         protocol_version=str(v["protocol_version"]),
@@ -338,80 +337,31 @@ def validate(table: Mapping[str, Any], *, registry: PluginRegistry | None = None
     )
 
 
-class HostBuilder:
-    """Fluent front door onto the same model as :func:`load_config`.
+def __getattr__(name: str) -> Any:
+    # HostBuilder moved to p2pkit.builder (it builds a Host, and the host module reads
+    # this one: keeping it here made an import cycle).  Old imports keep working.
+    if name == "HostBuilder":
+        return getattr(importlib.import_module("p2pkit.builder"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-    Order of ``.security()`` / ``.muxer()`` calls is preference order.  ``build()``
-    validates and returns an unstarted :class:`~p2pkit.host.Host` (use ``async with``
-    or ``await host.start()``).
-    """
 
-    def __init__(self, registry: PluginRegistry | None = None) -> None:
-        self._registry = registry
-        self._table: dict[str, Any] = {}
-        self._plugins: dict[str, dict[str, Any]] = {}
-
-    def _append(self, key: str, name: str, options: dict[str, Any]) -> HostBuilder:
-        self._table.setdefault(key, []).append(name)
-        if options:
-            self._plugins.setdefault(name, {}).update(options)
-        return self
-
-    def identity(self, key: PrivateKey | str | os.PathLike[str]) -> HostBuilder:
-        self._table["identity"] = key
-        return self
-
-    def listen(self, *addrs: str) -> HostBuilder:
-        self._table.setdefault("listen", []).extend(str(a) for a in addrs)
-        return self
-
-    def transport(self, name: str, **options: Any) -> HostBuilder:
-        return self._append("transports", name, options)
-
-    def security(self, name: str, **options: Any) -> HostBuilder:
-        return self._append("security", name, options)
-
-    def muxer(self, name: str, **options: Any) -> HostBuilder:
-        return self._append("muxers", name, options)
-
-    def connection_manager(self, name: str | None = None, **options: Any) -> HostBuilder:
-        """The connection manager ``name`` (None: the default-enabled one) and options."""
-        self._table["connection_manager"] = {"name": name, **options}
-        return self
-
-    def peerstore(self, name: str | None = None, **options: Any) -> HostBuilder:
-        """The peerstore ``name`` (None: the default-enabled one) and its options."""
-        self._table["peerstore"] = {"name": name, **options}
-        return self
-
-    def limits(self, **limits: Any) -> HostBuilder:
-        """Resource limits (fields of :class:`~p2pkit.limits.ResourceLimits`)."""
-        self._table.setdefault("limits", {}).update(limits)
-        return self
-
-    def gater(self, gater: ConnectionGater | None = None, **lists: Any) -> HostBuilder:
-        """A connection gater object, or the built-in one's allow/deny lists
-        (``deny_peers=[...]``, ``allow_cidrs=[...]``...)."""
-        self._table["gater"] = gater if gater is not None else lists
-        return self
-
-    def dialer(self, **options: Any) -> HostBuilder:
-        """Dialer options (fields of :class:`~p2pkit.dialer.DialerOptions`)."""
-        self._table.setdefault("dialer", {}).update(options)
-        return self
-
-    def option(self, **values: Any) -> HostBuilder:
-        """Set top-level options (``handshake_timeout=5.0``, ``enable_echo=True``...)."""
-        self._table.update(values)
-        return self
-
-    def config(self) -> HostConfig:
-        table = dict(self._table)
-        if self._plugins:
-            table["plugins"] = self._plugins
-        return validate(table, registry=self._registry)
-
-    def build(self) -> Host:
-        from p2pkit.host import Host
-
-        return Host(self.config())
+def _build_gater(value: Any, registry: PluginRegistry) -> ConnectionGater | None:
+    """The ``gater`` value -> a gater: ``{"name": <connection_gater plugin>, ...options}``
+    names an installed gater plugin (found like any other plugin); anything else is
+    handled by :func:`p2pkit.gater.build_gater`."""
+    if not (isinstance(value, Mapping) and "name" in value):
+        return build_gater(value)
+    opts = dict(value)
+    name = opts.pop("name")
+    try:
+        spec = registry.get("connection_gater", name)
+    except PluginError as exc:
+        raise ConfigError(str(exc)) from exc
+    # Gaters are built at validation time, before the host's identity exists: they
+    # get throwaway components (a gater decides on addresses and peer ids only).
+    key = generate_private_key("ed25519")
+    components = Components(private_key=key, peer_id=PeerId.from_public_key(key.public_key))
+    gater = spec.factory(components, build_options(spec, opts))
+    if not isinstance(gater, ConnectionGater):
+        raise ConfigError(f"connection_gater plugin {name!r} did not build a ConnectionGater")
+    return gater

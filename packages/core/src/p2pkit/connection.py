@@ -1,41 +1,54 @@
-"""The host-level view of one upgraded connection."""
+"""The swarm's view of one secured, muxed connection (upgraded or native)."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Literal
+from collections.abc import Awaitable, Sequence
+from typing import TYPE_CHECKING, Literal, Protocol
 
 if TYPE_CHECKING:
     from multiaddr import Multiaddr
 
-    from p2pkit.abc import MuxedStream
-    from p2pkit.host import Host
+    from p2pkit.abc import MuxedStream, SecureConnection
+    from p2pkit.crypto import PublicKey
+    from p2pkit.network import MuxedTransportConnection
     from p2pkit.peer import PeerId
-    from p2pkit.upgrader import Upgraded
 
 Direction = Literal["inbound", "outbound"]
 
 
+class StreamOpener(Protocol):
+    """Opens a stream on a connection and negotiates its protocol
+    (:class:`p2pkit.streams.StreamOpener` is the implementation)."""
+
+    def open(
+        self, conn: Connection, protocols: Sequence[str] | str, *, lazy: bool | None = None
+    ) -> Awaitable[MuxedStream]: ...
+
+
 class Connection:
-    """A secured, muxed connection to one peer, as the host tracks it.
+    """A secured, muxed connection to one peer, as the swarm tracks it.
 
     Attributes: ``peer``, ``direction``, ``opened_at`` (monotonic seconds),
-    ``remote_addr``/``local_addr``, ``security_protocol``, ``muxer_protocol``,
-    ``early_muxer`` (True when the muxer was agreed inside the security handshake),
-    ``tags`` (connection-manager tags: name -> weight).
+    ``remote_addr``/``local_addr``, ``remote_public_key``, ``security_protocol``,
+    ``muxer_protocol``, ``early_muxer`` (True when the muxer was agreed inside the
+    security handshake), ``tags`` (connection-manager tags: name -> weight), ``secure``
+    (the secured channel; None for a transport with built-in security).
     """
 
-    def __init__(self, host: Host, upgraded: Upgraded, direction: Direction) -> None:
-        self._host = host
+    def __init__(
+        self, upgraded: MuxedTransportConnection, direction: Direction, opener: StreamOpener
+    ) -> None:
+        self._opener = opener
         self.upgraded = upgraded
-        self.secure = upgraded.secure
+        self.secure: SecureConnection | None = getattr(upgraded, "secure", None)
         self.muxed = upgraded.muxed
-        self.peer: PeerId = upgraded.secure.remote_peer
+        self.peer: PeerId = upgraded.remote_peer
+        self.remote_public_key: PublicKey = upgraded.remote_public_key
         self.direction: Direction = direction
         self.opened_at = time.monotonic()
-        self.remote_addr: Multiaddr | None = upgraded.raw.remote_addr
-        self.local_addr: Multiaddr | None = upgraded.raw.local_addr
+        self.remote_addr: Multiaddr | None = upgraded.remote_addr
+        self.local_addr: Multiaddr | None = upgraded.local_addr
         self.security_protocol = upgraded.security_protocol
         self.muxer_protocol = upgraded.muxer_protocol
         self.early_muxer = upgraded.early_muxer
@@ -54,7 +67,7 @@ class Connection:
     ) -> MuxedStream:
         """Open a stream on this connection and negotiate one of ``protocols``
         (``lazy``: see :meth:`p2pkit.host.Host.new_stream`)."""
-        return await self._host._open_stream_on(self, protocols, lazy=lazy)
+        return await self._opener.open(self, protocols, lazy=lazy)
 
     async def close(self) -> None:
         await self.muxed.close()

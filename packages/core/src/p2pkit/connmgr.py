@@ -270,10 +270,11 @@ class BasicConnectionManager(ConnectionManager):
         try:
             async with asyncio.timeout(self.options.close_timeout):
                 await conn.close()
-        except BaseException:
-            muxed: Any = getattr(conn, "muxed", None)
-            if muxed is not None:
-                muxed.abort()
+        except asyncio.CancelledError:
+            _abort(conn)
+            raise
+        except Exception:
+            _abort(conn)
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -300,6 +301,13 @@ class BasicConnectionManager(ConnectionManager):
                     await task
         self._ticker = None
         self._trim_task = None
+
+
+def _abort(conn: HostConnection) -> None:
+    """Tear down a connection that did not close in time (host connections only)."""
+    muxed: Any = getattr(conn, "muxed", None)
+    if muxed is not None:
+        muxed.abort()
 
 
 def connection_manager_factory(components: Components, options: Any) -> BasicConnectionManager:

@@ -95,20 +95,51 @@ def rank_addrs(addrs: Sequence[Multiaddr], *, prefer_ipv6: bool = True) -> list[
 
 
 class DialBackoff:
-    """Per (peer, address) exponential backoff with an injectable clock (pure)."""
+    """Per (peer, address) exponential backoff with an injectable clock (pure).
+
+    Bounded: an entry is forgotten ``maximum`` seconds after its backoff ended (the
+    failure count restarts from one), and at most ``max_entries`` are kept, the entries
+    that failed least recently being dropped first.
+    """
 
     def __init__(
-        self, base: float, maximum: float, clock: Callable[[], float] = time.monotonic
+        self,
+        base: float,
+        maximum: float,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        max_entries: int = 4096,
     ) -> None:
         self.base = base
         self.maximum = maximum
         self.clock = clock
+        self.max_entries = max_entries
+        # Insertion order = order of the last failure (failed() re-inserts).
         self._entries: dict[tuple[PeerId | None, Multiaddr], tuple[int, float]] = {}
 
+    def __len__(self) -> int:
+        return len(self._entries)
+
     def failed(self, peer: PeerId | None, addr: Multiaddr) -> None:
-        failures = self._entries.get((peer, addr), (0, 0.0))[0] + 1
+        key = (peer, addr)
+        now = self.clock()
+        entry = self._entries.pop(key, None)
+        failures = 1 if entry is None or self._stale(entry, now) else entry[0] + 1
         delay = min(self.base * 2 ** (failures - 1), self.maximum)
-        self._entries[(peer, addr)] = (failures, self.clock() + delay)
+        self._entries[key] = (failures, now + delay)
+        if len(self._entries) > self.max_entries:
+            self.evict()
+
+    def _stale(self, entry: tuple[int, float], now: float) -> bool:
+        return entry[1] + self.maximum <= now
+
+    def evict(self) -> None:
+        """Drop stale entries, then the oldest ones beyond ``max_entries``."""
+        now = self.clock()
+        for key in [k for k, e in self._entries.items() if self._stale(e, now)]:
+            del self._entries[key]
+        while len(self._entries) > self.max_entries:
+            del self._entries[next(iter(self._entries))]
 
     def succeeded(self, peer: PeerId | None, addr: Multiaddr) -> None:
         self._entries.pop((peer, addr), None)
@@ -118,7 +149,11 @@ class DialBackoff:
         entry = self._entries.get((peer, addr))
         if entry is None:
             return None
-        if entry[1] <= self.clock():
+        now = self.clock()
+        if self._stale(entry, now):
+            del self._entries[(peer, addr)]
+            return None
+        if entry[1] <= now:
             return None
         return entry[1]
 

@@ -28,11 +28,10 @@ from typing import TYPE_CHECKING, Any, Literal
 from p2pkit.abc import ConnectionGater, HostConnection, RawConnection, SecureConnection
 from p2pkit.abc import SecurityProtocol as _SecurityProtocol
 from p2pkit.errors import ConfigError, GatedError
+from p2pkit.peer import PeerId
 
 if TYPE_CHECKING:
     from multiaddr import Multiaddr
-
-    from p2pkit.peer import PeerId
 
 log = logging.getLogger(__name__)
 
@@ -100,8 +99,6 @@ class AllowDenyGater(ConnectionGater):
 
     @classmethod
     def from_options(cls, options: GaterOptions) -> AllowDenyGater:
-        from p2pkit.peer import PeerId
-
         def peers(values: list[str], what: str) -> list[PeerId]:
             out = []
             for v in values:
@@ -170,34 +167,12 @@ class AllowDenyGater(ConnectionGater):
         return self.peer_allowed(conn.peer)
 
 
-def build_gater(value: Any, registry: Any = None) -> ConnectionGater | None:
-    """Config value -> gater: None, a ConnectionGater instance, a GaterOptions table
-    (the built-in allow/deny gater), or ``{"name": <connection_gater plugin>, ...options}``
-    naming an installed gater plugin (found like any other plugin)."""
+def build_gater(value: Any) -> ConnectionGater | None:
+    """Config value -> gater: None, a ConnectionGater instance or a GaterOptions table
+    (the built-in allow/deny gater).  A gater plugin (``{"name": ...}``) is built by
+    :mod:`p2pkit.config`, which knows the registry."""
     if value is None or isinstance(value, ConnectionGater):
         return value
-    if isinstance(value, dict) and "name" in value:
-        from p2pkit.config import build_options
-        from p2pkit.crypto import generate_private_key
-        from p2pkit.errors import PluginError
-        from p2pkit.peer import PeerId
-        from p2pkit.plugins.registry import default_registry
-        from p2pkit.plugins.spec import Components
-
-        opts = dict(value)
-        name = opts.pop("name")
-        try:
-            spec = (registry or default_registry()).get("connection_gater", name)
-        except PluginError as exc:
-            raise ConfigError(str(exc)) from exc
-        # Gaters are built at validation time, before the host's identity exists: they
-        # get throwaway components (a gater decides on addresses and peer ids only).
-        key = generate_private_key("ed25519")
-        components = Components(private_key=key, peer_id=PeerId.from_public_key(key.public_key))
-        gater = spec.factory(components, build_options(spec, opts))
-        if not isinstance(gater, ConnectionGater):
-            raise ConfigError(f"connection_gater plugin {name!r} did not build a ConnectionGater")
-        return gater
     if isinstance(value, GaterOptions):
         return AllowDenyGater.from_options(value)
     if isinstance(value, dict):

@@ -26,11 +26,11 @@ from typing import TYPE_CHECKING, Any
 from multiaddr import Multiaddr
 
 from p2pkit.abc import Peerstore
+from p2pkit.crypto import PublicKey, public_key_from_protobuf
+from p2pkit.peer import PeerId
 from p2pkit.peerstore import DEFAULT_MAX_PEERS, MAX_ADDRS_PER_PEER
 
 if TYPE_CHECKING:
-    from p2pkit.crypto import PublicKey
-    from p2pkit.peer import PeerId
     from p2pkit.plugins.spec import Components
 
 SCHEMA_VERSION = 2
@@ -181,8 +181,6 @@ class SqlitePeerstore(Peerstore):
         )
 
     def public_key(self, peer: PeerId) -> PublicKey | None:
-        from p2pkit.crypto import public_key_from_protobuf
-
         row = self.db.execute("SELECT key FROM keys WHERE peer=?", (peer.to_bytes(),)).fetchone()
         if row is not None:
             try:
@@ -220,8 +218,6 @@ class SqlitePeerstore(Peerstore):
         return json.loads(row[0]) if row is not None else None
 
     def peers(self) -> list[PeerId]:
-        from p2pkit.peer import PeerId
-
         rows = self.db.execute(
             "SELECT peer FROM keys UNION SELECT peer FROM addrs "
             "UNION SELECT peer FROM protocols UNION SELECT peer FROM metadata"
@@ -235,8 +231,6 @@ class SqlitePeerstore(Peerstore):
                 self.db.execute(f"DELETE FROM {table} WHERE peer=?", (key,))
 
     def collect(self, keep: Callable[[PeerId], bool]) -> int:
-        from p2pkit.peer import PeerId
-
         db = self.db
         db.execute("DELETE FROM addrs WHERE expires IS NOT NULL AND expires<=?", (self._clock(),))
         # Latest expiry per peer with a live address (NULL = permanent sorts last).

@@ -1,4 +1,4 @@
-"""The connection upgrader: raw connection -> secured -> muxed (DESIGN.md section 2).
+"""The connection upgrader: raw connection -> secured -> muxed.
 
 1. multistream-select the security protocol (our preference order);
 2. run its handshake (verifying the remote peer id when we dialed one);
@@ -18,7 +18,6 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from p2pkit.abc import (
-    MuxedConnection,
     RawConnection,
     SecureConnection,
     SecurityProtocol,
@@ -26,21 +25,18 @@ from p2pkit.abc import (
 )
 from p2pkit.errors import HandshakeTimeout, NegotiationError
 from p2pkit.multistream import select_inbound, select_outbound
+from p2pkit.network import MuxedTransportConnection
 
 if TYPE_CHECKING:
     from p2pkit.peer import PeerId
 
 
-@dataclasses.dataclass
-class Upgraded:
-    """What an upgrade produced."""
+@dataclasses.dataclass(kw_only=True)
+class Upgraded(MuxedTransportConnection):
+    """What an upgrade produced: a native-looking connection plus the layers below it."""
 
     raw: RawConnection
     secure: SecureConnection
-    muxed: MuxedConnection
-    security_protocol: str
-    muxer_protocol: str
-    early_muxer: bool
 
 
 class Upgrader:
@@ -53,8 +49,6 @@ class Upgrader:
         *,
         timeout: float,
     ) -> None:
-        if not security or not muxers:
-            raise ValueError("the upgrader needs at least one security protocol and one muxer")
         self.security = {s.protocol_id: s for s in security}
         self.security_order = [s.protocol_id for s in security]
         self.muxers = {m.protocol_id: m for m in muxers}
@@ -70,6 +64,11 @@ class Upgrader:
     async def _run(
         self, raw: RawConnection, remote_peer: PeerId | None, *, outbound: bool
     ) -> Upgraded:
+        if not self.security or not self.muxers:
+            raw.reset()
+            raise NegotiationError(
+                "cannot upgrade a raw connection: no security protocol or no muxer configured"
+            )
         try:
             async with asyncio.timeout(self.timeout):
                 return await self._steps(raw, remote_peer, outbound)
@@ -108,7 +107,18 @@ class Upgrader:
         except BaseException:
             secure.reset()
             raise
-        return Upgraded(raw, secure, muxed, sec_id, mux_id, early is not None)
+        return Upgraded(
+            raw=raw,
+            secure=secure,
+            muxed=muxed,
+            remote_peer=secure.remote_peer,
+            remote_public_key=secure.remote_public_key,
+            local_addr=raw.local_addr,
+            remote_addr=raw.remote_addr,
+            security_protocol=sec_id,
+            muxer_protocol=mux_id,
+            early_muxer=early is not None,
+        )
 
 
 __all__ = ["Upgraded", "Upgrader"]

@@ -18,6 +18,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from p2pkit.crypto import PrivateKey
+    from p2pkit.events import EventBus
     from p2pkit.peer import PeerId
 
 hookspec = pluggy.HookspecMarker("p2pkit")
@@ -40,12 +41,14 @@ class Components:
     """What the host hands to every plugin factory (js-libp2p's "components").
 
     Plugins read what they need and ignore the rest, so new components can be added
-    without breaking factories.
+    without breaking factories.  Every field is typed (no string-keyed extras): a
+    component that is not available where the factory runs is None (``events`` for a
+    gater built at configuration time).
     """
 
     private_key: PrivateKey
     peer_id: PeerId
-    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+    events: EventBus | None = None
 
 
 #: ``create(components, options) -> T``: the one factory signature of every kind.

@@ -23,21 +23,27 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from multiaddr import Multiaddr
 
 from p2pkit.abc import MuxedStream
+from p2pkit.addrs import split_peer
+from p2pkit.crypto import PublicKey, public_key_from_protobuf
 from p2pkit.errors import P2PError, ProtocolError
-from p2pkit.events import PeerIdentified
+from p2pkit.events import Connected, Disconnected, Event, PeerIdentified
+from p2pkit.peer import PeerId
+from p2pkit.peerstore import CONNECTED_ADDR_TTL
+from p2pkit.protobuf import encode_bytes_field, iter_fields
+from p2pkit.protocols.peer_record import (
+    make_signed_peer_record,
+    open_signed_peer_record,
+)
 from p2pkit.varint import decode_uvarint, encode_uvarint
 
 if TYPE_CHECKING:
     from p2pkit.connection import Connection
-    from p2pkit.crypto import PrivateKey, PublicKey
     from p2pkit.host import Host
-    from p2pkit.peer import PeerId
 
 log = logging.getLogger(__name__)
 
@@ -47,84 +53,9 @@ MAX_MESSAGE_SIZE = 64 * 1024
 TIMEOUT = 10.0
 PUSH_DELAY = 0.05
 """Seconds during which local changes are coalesced into one push."""
-
-#: RFC 0003 peer record: signature domain and envelope payload type (multicodec 0x0301,
-#: written as the two bytes go- and js-libp2p use).
-PEER_RECORD_DOMAIN = b"libp2p-peer-record"
-PEER_RECORD_PAYLOAD_TYPE = b"\x03\x01"
-
-
-# -- signed peer records (RFC 0002 envelopes, RFC 0003 peer records) --------------------
-
-
-def _signing_bytes(domain: bytes, payload_type: bytes, payload: bytes) -> bytes:
-    return b"".join(encode_uvarint(len(x)) + x for x in (domain, payload_type, payload))
-
-
-def make_signed_peer_record(
-    key: PrivateKey, peer: PeerId, addrs: Sequence[Multiaddr], seq: int
-) -> bytes:
-    """Encode a signed envelope holding our peer record."""
-    from p2pkit.protobuf import encode_bytes_field, encode_varint_field
-
-    record = encode_bytes_field(1, peer.to_bytes()) + encode_varint_field(2, seq)
-    for addr in addrs:
-        record += encode_bytes_field(3, encode_bytes_field(1, addr.to_bytes()))
-    signature = key.sign(_signing_bytes(PEER_RECORD_DOMAIN, PEER_RECORD_PAYLOAD_TYPE, record))
-    return (
-        encode_bytes_field(1, key.public_key.to_protobuf())
-        + encode_bytes_field(2, PEER_RECORD_PAYLOAD_TYPE)
-        + encode_bytes_field(3, record)
-        + encode_bytes_field(5, signature)
-    )
-
-
-@dataclasses.dataclass
-class PeerRecord:
-    peer: PeerId
-    seq: int
-    addrs: list[Multiaddr]
-
-
-def open_signed_peer_record(envelope: bytes) -> PeerRecord:
-    """Verify an envelope and decode its peer record; ProtocolError when invalid."""
-    from p2pkit.crypto import public_key_from_protobuf
-    from p2pkit.peer import PeerId
-    from p2pkit.protobuf import decode_fields
-
-    try:
-        env = decode_fields(envelope)
-        key_raw, ptype, payload, sig = (env[i][-1] for i in (1, 2, 3, 5))
-        if not all(isinstance(x, bytes) for x in (key_raw, ptype, payload, sig)):
-            raise ValueError("wrong wire types")
-        assert isinstance(key_raw, bytes) and isinstance(ptype, bytes)
-        assert isinstance(payload, bytes) and isinstance(sig, bytes)
-        key = public_key_from_protobuf(key_raw)
-    except (KeyError, ValueError, P2PError) as exc:
-        raise ProtocolError(f"signed peer record: malformed envelope: {exc}") from exc
-    if ptype != PEER_RECORD_PAYLOAD_TYPE:
-        raise ProtocolError(f"signed peer record: payload type {ptype.hex()} is not 0301")
-    if not key.verify(_signing_bytes(PEER_RECORD_DOMAIN, ptype, payload), sig):
-        raise ProtocolError("signed peer record: bad signature")
-    try:
-        rec = decode_fields(payload)
-        peer_raw = rec[1][-1]
-        seq = rec.get(2, [0])[-1]
-        if not isinstance(peer_raw, bytes) or not isinstance(seq, int):
-            raise ValueError("wrong wire types")
-        peer = PeerId.from_bytes(peer_raw)
-        addrs = []
-        for info in rec.get(3, []):
-            if isinstance(info, bytes):
-                raw = decode_fields(info).get(1, [b""])[-1]
-                if isinstance(raw, bytes):
-                    with contextlib.suppress(Exception):
-                        addrs.append(Multiaddr(raw))
-    except (KeyError, ValueError, P2PError) as exc:
-        raise ProtocolError(f"signed peer record: malformed record: {exc}") from exc
-    if PeerId.from_public_key(key) != peer:
-        raise ProtocolError("signed peer record: signer is not the record's peer")
-    return PeerRecord(peer, seq, addrs)
+MAX_RESULTS = 10_000
+"""At most this many peers' results are kept (the oldest go first); a peer's result is
+dropped anyway when its last connection closes."""
 
 
 @dataclasses.dataclass
@@ -138,8 +69,6 @@ class IdentifyInfo:
     signed_peer_record: bytes | None = None
 
     def encode(self) -> bytes:
-        from p2pkit.protobuf import encode_bytes_field
-
         out = bytearray()
         if self.public_key is not None:
             out += encode_bytes_field(1, self.public_key)
@@ -156,8 +85,6 @@ class IdentifyInfo:
         return bytes(out)
 
     def merge(self, data: bytes) -> None:
-        from p2pkit.protobuf import iter_fields
-
         for field, wire, value in iter_fields(data):
             if wire != 2 or not isinstance(value, bytes):
                 continue
@@ -190,8 +117,6 @@ class IdentifyInfo:
             addr = Multiaddr(self.observed_addr)
         except Exception:
             return None
-        from p2pkit.host import split_peer
-
         with contextlib.suppress(Exception):
             stripped, _ = split_peer(addr)  # js appends /p2p/<id>: strip it
             return stripped
@@ -227,7 +152,8 @@ class Identify:
 
     def __init__(self, host: Host) -> None:
         self.host = host
-        self.results: dict[object, IdentifyInfo] = {}
+        self.results: dict[PeerId, IdentifyInfo] = {}
+        self.max_results = MAX_RESULTS
         self._record: tuple[tuple[Multiaddr, ...], bytes] | None = None
         self._seq = 0
         self._push_task: asyncio.Task[None] | None = None
@@ -236,9 +162,8 @@ class Identify:
     def install(self) -> None:
         self.host.set_stream_handler(PROTOCOL_ID, self._handle_identify)
         self.host.set_stream_handler(PUSH_PROTOCOL_ID, self._handle_push)
-        self.host.on_connection(self._on_connection)
+        self.host.events.add_listener(self._on_event, Connected, Disconnected)
         self.host.on_local_change(self._schedule_push)
-        self.host.components.extra["identify"] = self
 
     def local_info(self, conn: Connection | None) -> IdentifyInfo:
         host = self.host
@@ -287,7 +212,7 @@ class Identify:
             return
         if not self.host.connections():
             return
-        self._push_task = self.host._spawn(self._push_later(), name="p2pkit-identify-push")
+        self._push_task = self.host.tasks.spawn(self._push_later(), name="p2pkit-identify-push")
 
     async def _push_later(self) -> None:
         await asyncio.sleep(PUSH_DELAY)
@@ -325,8 +250,12 @@ class Identify:
     def _conn_of(self, stream: MuxedStream) -> Connection | None:
         return self.host.connection_of(stream)
 
-    def _on_connection(self, conn: Connection) -> None:
-        self.host._spawn(self._identify_safe(conn), name="p2pkit-identify")
+    def _on_event(self, event: Event) -> None:
+        """Identify every new connection; forget a peer once its last one is gone."""
+        if isinstance(event, Connected):
+            self.host.tasks.spawn(self._identify_safe(event.connection), name="p2pkit-identify")
+        elif isinstance(event, Disconnected) and not self.host.swarm.tracks(event.peer):
+            self.results.pop(event.peer, None)
 
     async def _identify_safe(self, conn: Connection) -> None:
         try:
@@ -347,11 +276,16 @@ class Identify:
         self._apply(conn, info)
         return info
 
-    def _apply(self, conn: Connection, info: IdentifyInfo, *, push: bool = False) -> None:
-        from p2pkit.crypto import public_key_from_protobuf
-        from p2pkit.peer import PeerId
-        from p2pkit.peerstore import CONNECTED_ADDR_TTL
+    def _keep(self, peer: PeerId, info: IdentifyInfo) -> None:
+        """Remember ``info`` while ``peer`` is connected (bounded, oldest dropped first)."""
+        self.results.pop(peer, None)  # re-insert: the dict stays in age order
+        if not self.host.swarm.tracks(peer):
+            return  # the peer is already gone: nothing would prune its entry
+        self.results[peer] = info
+        while len(self.results) > self.max_results:
+            del self.results[next(iter(self.results))]
 
+    def _apply(self, conn: Connection, info: IdentifyInfo, *, push: bool = False) -> None:
         store = self.host.peerstore
         if info.public_key is not None:
             try:
@@ -392,7 +326,7 @@ class Identify:
                 listen_addrs=info.listen_addrs or old.listen_addrs,
                 public_key=info.public_key or old.public_key,
             )
-        self.results[conn.peer] = info
+        self._keep(conn.peer, info)
         self.host.events.emit(
             PeerIdentified(
                 conn.peer,

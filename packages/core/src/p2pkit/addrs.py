@@ -1,0 +1,117 @@
+"""Multiaddr helpers of the connection path: parse, split off ``/p2p/<id>``, expand.
+
+Every address a user hands the host goes through :func:`to_multiaddr` and
+:func:`split_peer`, so a malformed one is one typed error (:class:`AddressError`)
+whatever its form (string, binary ``bytes``, :class:`Multiaddr`), and the ``/p2p/``
+suffix is split off -- and therefore verified by the security handshake -- for every
+transport, path-style ones (``/unix/<path>``) included.
+"""
+
+from __future__ import annotations
+
+import socket
+
+from multiaddr import Multiaddr
+
+from p2pkit.errors import AddressError, InvalidPeerId
+from p2pkit.peer import PeerId
+
+_PEER_PROTOCOLS = ("p2p", "ipfs")
+
+
+def to_multiaddr(value: Multiaddr | str | bytes) -> Multiaddr:
+    """Parse ``value`` (text or binary form); AddressError when it is malformed or empty."""
+    if not isinstance(value, Multiaddr | str | bytes | bytearray):
+        raise AddressError(f"not a multiaddr: {type(value).__name__}")
+    try:
+        if isinstance(value, Multiaddr):
+            addr = value
+        else:
+            addr = Multiaddr(bytes(value) if isinstance(value, bytearray) else value)
+        # The binary form is decoded lazily: walk it now so errors surface here.
+        empty = not list(addr.items())
+    except Exception as exc:  # py-multiaddr raises several unrelated types
+        raise AddressError(f"invalid multiaddr {value!r}: {exc}") from exc
+    if empty:
+        raise AddressError("empty multiaddr")
+    return addr
+
+
+def _join(parts: list[tuple[str, str | None]]) -> str:
+    out = []
+    for name, value in parts:
+        if not value:
+            out.append(f"/{name}")
+        elif value.startswith("/"):  # path-style (/unix/<absolute path>)
+            out.append(f"/{name}{value}")
+        else:
+            out.append(f"/{name}/{value}")
+    return "".join(out)
+
+
+def _parse_peer(text: str, addr: object) -> PeerId:
+    try:
+        return PeerId.from_string(text)
+    except (InvalidPeerId, ValueError) as exc:
+        raise AddressError(f"invalid peer id in {addr}: {exc}") from exc
+
+
+def split_peer(addr: Multiaddr) -> tuple[Multiaddr | None, PeerId | None]:
+    """Split ``<transport address>/p2p/<id>`` into the transport part and the peer id.
+
+    A path-style last component (``/unix/<path>``) swallows the rest of the address
+    when parsed, so its value is searched for the suffix too.  A second ``/p2p/`` is an
+    AddressError (relay addresses are not supported yet).
+    """
+    parts: list[tuple[str, str | None]] = [
+        (p.name, None if v is None else str(v)) for p, v in addr.items()
+    ]
+    peer: PeerId | None = None
+    if parts and parts[-1][0] in _PEER_PROTOCOLS:
+        peer = _parse_peer(str(parts[-1][1]), addr)
+        parts = parts[:-1]
+    elif parts and parts[-1][1] is not None:
+        name, value = parts[-1]
+        assert value is not None
+        for proto in _PEER_PROTOCOLS:
+            head, sep, tail = value.rpartition(f"/{proto}/")
+            if sep and tail and "/" not in tail:
+                peer = _parse_peer(tail, addr)
+                parts = [*parts[:-1], (name, head)]
+                break
+    names = [n for n, _ in parts]
+    values = [v or "" for _, v in parts]
+    if any(n in _PEER_PROTOCOLS for n in names) or any(
+        f"/{p}/" in v for p in _PEER_PROTOCOLS for v in values
+    ):
+        raise AddressError(f"{addr} names more than one peer (relay addresses unsupported)")
+    if not parts:
+        return None, peer
+    try:
+        return Multiaddr(_join(parts)), peer
+    except Exception as exc:
+        raise AddressError(f"invalid transport address in {addr}: {exc}") from exc
+
+
+def expand_unspecified(addr: Multiaddr) -> list[Multiaddr]:
+    """``0.0.0.0`` / ``::`` listen addresses -> loopback plus this host's addresses."""
+    parts = list(addr.items())
+    if not parts or parts[0][0].name not in ("ip4", "ip6"):
+        return [addr]
+    family, ip = parts[0][0].name, str(parts[0][1])
+    if ip not in ("0.0.0.0", "::"):
+        return [addr]
+    rest = "".join(f"/{p.name}/{v}" for p, v in parts[1:])
+    ips = ["127.0.0.1"] if family == "ip4" else ["::1"]
+    try:
+        fam = socket.AF_INET if family == "ip4" else socket.AF_INET6
+        for info in socket.getaddrinfo(socket.gethostname(), None, fam):
+            candidate = str(info[4][0]).split("%")[0]
+            if candidate not in ips:
+                ips.append(candidate)
+    except OSError:
+        pass
+    return [Multiaddr(f"/{family}/{ip_}{rest}") for ip_ in ips]
+
+
+__all__ = ["expand_unspecified", "split_peer", "to_multiaddr"]

@@ -1,0 +1,222 @@
+"""The network-layer interfaces: transports, listeners, the connection manager, the gater.
+
+Split from :mod:`p2pkit.abc` (which re-exports every name here) so that each module
+stays short.  A transport hands the swarm either a :class:`~p2pkit.abc.RawConnection`
+(which the swarm upgrades: security, then a muxer) or a
+:class:`MuxedTransportConnection`: a connection the transport already authenticated and
+multiplexed itself (QUIC, WebTransport, WebRTC).  Both meet the same limits, gater
+checkpoints, events and connection manager.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from multiaddr import Multiaddr
+
+    from p2pkit.abc import MuxedConnection, MuxedStream, RawConnection
+    from p2pkit.crypto import PublicKey
+    from p2pkit.peer import PeerId
+
+
+@dataclasses.dataclass(kw_only=True)
+class MuxedTransportConnection:
+    """A connection that is already authenticated and multiplexed.
+
+    What a transport with built-in security and muxing (QUIC, WebTransport, WebRTC)
+    returns from :meth:`Transport.dial` or hands to its listen handler; the swarm does
+    not upgrade it.  The swarm's upgrader produces the same shape (a subclass) for raw
+    connections, so everything after the upgrade treats both alike.
+    """
+
+    muxed: MuxedConnection
+    remote_peer: PeerId
+    remote_public_key: PublicKey
+    local_addr: Multiaddr | None
+    remote_addr: Multiaddr | None
+    security_protocol: str
+    muxer_protocol: str
+    early_muxer: bool = False
+    """True when the muxer was agreed inside the security handshake."""
+
+
+# -- transports --------------------------------------------------------------------
+
+ConnectionHandler = Callable[["RawConnection"], None]
+"""Called synchronously with each connection a :class:`Transport` accepts."""
+MuxedConnectionHandler = Callable[[MuxedTransportConnection], None]
+"""Called synchronously with each connection a :class:`MuxedTransport` accepts."""
+
+
+class Listener(abc.ABC):
+    """A listening socket (or several) created by a transport's ``listen``."""
+
+    @property
+    @abc.abstractmethod
+    def addrs(self) -> list[Multiaddr]:
+        """The addresses really bound (port 0 resolved)."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Stop accepting.  Connections already accepted are not closed."""
+
+
+class BaseTransport(abc.ABC):
+    """What every transport kind shares: a name and the addresses it handles.
+
+    Subclass :class:`Transport` (raw connections, upgraded by the swarm) or
+    :class:`MuxedTransport` (security and muxing built in); the ``transport`` plugin
+    kind accepts both.
+    """
+
+    name: str
+
+    @abc.abstractmethod
+    def can_dial(self, addr: Multiaddr) -> bool: ...
+
+    @abc.abstractmethod
+    def can_listen(self, addr: Multiaddr) -> bool: ...
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release transport-wide resources."""
+
+
+class Transport(BaseTransport):
+    """Dials and listens for raw connections on some multiaddrs."""
+
+    @abc.abstractmethod
+    async def dial(self, addr: Multiaddr, *, timeout: float | None = None) -> RawConnection:
+        """Open a raw connection; ``/p2p/...`` suffixes are ignored here.
+
+        Raises DialError (refused, unreachable, timeout) or AddressError.
+        """
+
+    @abc.abstractmethod
+    async def listen(self, addr: Multiaddr, handler: ConnectionHandler) -> Listener:
+        """Listen; ``handler`` is called synchronously with each new connection."""
+
+
+class MuxedTransport(BaseTransport):
+    """A transport with built-in security and muxing (QUIC, WebTransport, WebRTC).
+
+    Its connections skip the swarm's upgrader.  ``dial`` need not check the expected
+    peer id (it is not given): the swarm compares it with ``remote_peer`` and raises
+    PeerIdMismatch.
+    """
+
+    @abc.abstractmethod
+    async def dial(
+        self, addr: Multiaddr, *, timeout: float | None = None
+    ) -> MuxedTransportConnection:
+        """Open an authenticated, multiplexed connection; ``/p2p/...`` suffixes ignored.
+
+        Raises DialError (refused, unreachable, timeout), AddressError or a
+        HandshakeError.
+        """
+
+    @abc.abstractmethod
+    async def listen(self, addr: Multiaddr, handler: MuxedConnectionHandler) -> Listener:
+        """Listen; ``handler`` is called synchronously with each new connection."""
+
+
+# -- connection management -----------------------------------------------------------
+
+
+class ConnectionManager(abc.ABC):
+    """Keeps the number of connections between watermarks (libp2p connections spec,
+    "state management").  The host reports every connection it adds and removes; the
+    manager decides which to close.  Replaceable through the ``connection_manager``
+    plugin kind.
+    """
+
+    @abc.abstractmethod
+    def connected(self, conn: HostConnection) -> None:
+        """A connection was added (after the Connected event)."""
+
+    @abc.abstractmethod
+    def disconnected(self, conn: HostConnection) -> None:
+        """A connection was removed (after the Disconnected event)."""
+
+    @abc.abstractmethod
+    def protect(self, peer: PeerId, tag: str) -> None:
+        """Never trim ``peer`` while at least one protection tag remains."""
+
+    @abc.abstractmethod
+    def unprotect(self, peer: PeerId, tag: str) -> bool:
+        """Remove one protection tag; True if the peer is still protected by another."""
+
+    @abc.abstractmethod
+    def is_protected(self, peer: PeerId, tag: str | None = None) -> bool: ...
+
+    @abc.abstractmethod
+    def tag_peer(self, peer: PeerId, tag: str, weight: int) -> None:
+        """Set the weight of one tag; the peer's score is the sum of its tag weights."""
+
+    @abc.abstractmethod
+    def untag_peer(self, peer: PeerId, tag: str) -> None: ...
+
+    @abc.abstractmethod
+    async def trim(self) -> int:
+        """Trim down to the low watermark now; returns the number of connections closed."""
+
+    async def start(self) -> None:  # noqa: B027 - optional hook
+        """Called when the host starts (start background work here)."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Called when the host stops."""
+
+
+class HostConnection(Protocol):
+    """What the connection manager and the gater may see of a host connection."""
+
+    tags: dict[str, int]
+
+    @property
+    def peer(self) -> PeerId: ...
+
+    @property
+    def direction(self) -> str:
+        """``"inbound"`` or ``"outbound"``."""
+
+    @property
+    def remote_addr(self) -> Multiaddr | None: ...
+
+    @property
+    def opened_at(self) -> float: ...
+
+    @property
+    def streams(self) -> Sequence[MuxedStream]: ...
+
+    @property
+    def is_closed(self) -> bool: ...
+
+    async def close(self) -> None: ...
+
+
+class ConnectionGater(abc.ABC):
+    """go-libp2p's five checkpoints; return False to refuse.  The default allows all.
+
+    Checkpoints, in connection order: ``allow_dial_peer`` (before dialing a peer id),
+    ``allow_dial_addr`` (before dialing each address), ``allow_accept`` (inbound socket,
+    before any handshake), ``allow_secured`` (after the security handshake, peer id
+    known, both directions), ``allow_upgraded`` (after the muxer, before the host uses it).
+    """
+
+    def allow_dial_peer(self, peer: PeerId) -> bool:
+        return True
+
+    def allow_dial_addr(self, peer: PeerId | None, addr: Multiaddr) -> bool:
+        return True
+
+    def allow_accept(self, local_addr: Multiaddr | None, remote_addr: Multiaddr | None) -> bool:
+        return True
+
+    def allow_secured(self, direction: str, peer: PeerId, remote_addr: Multiaddr | None) -> bool:
+        return True
+
+    def allow_upgraded(self, conn: HostConnection) -> bool:
+        return True

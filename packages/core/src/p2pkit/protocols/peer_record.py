@@ -1,0 +1,98 @@
+"""Signed peer records: RFC 0002 envelopes holding RFC 0003 peer records.
+
+Identify carries one (our listen addresses, signed with our key), as go- and js-libp2p
+do; a received one is verified (signature, signer = record's peer) before its addresses
+are trusted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import Sequence
+
+from multiaddr import Multiaddr
+
+from p2pkit.crypto import PrivateKey, public_key_from_protobuf
+from p2pkit.errors import P2PError, ProtocolError
+from p2pkit.peer import PeerId
+from p2pkit.protobuf import decode_fields, encode_bytes_field, encode_varint_field
+from p2pkit.varint import encode_uvarint
+
+#: RFC 0003 peer record: signature domain and envelope payload type (multicodec 0x0301,
+#: written as the two bytes go- and js-libp2p use).
+PEER_RECORD_DOMAIN = b"libp2p-peer-record"
+PEER_RECORD_PAYLOAD_TYPE = b"\x03\x01"
+
+
+def _signing_bytes(domain: bytes, payload_type: bytes, payload: bytes) -> bytes:
+    return b"".join(encode_uvarint(len(x)) + x for x in (domain, payload_type, payload))
+
+
+def make_signed_peer_record(
+    key: PrivateKey, peer: PeerId, addrs: Sequence[Multiaddr], seq: int
+) -> bytes:
+    """Encode a signed envelope holding our peer record."""
+    record = encode_bytes_field(1, peer.to_bytes()) + encode_varint_field(2, seq)
+    for addr in addrs:
+        record += encode_bytes_field(3, encode_bytes_field(1, addr.to_bytes()))
+    signature = key.sign(_signing_bytes(PEER_RECORD_DOMAIN, PEER_RECORD_PAYLOAD_TYPE, record))
+    return (
+        encode_bytes_field(1, key.public_key.to_protobuf())
+        + encode_bytes_field(2, PEER_RECORD_PAYLOAD_TYPE)
+        + encode_bytes_field(3, record)
+        + encode_bytes_field(5, signature)
+    )
+
+
+@dataclasses.dataclass
+class PeerRecord:
+    peer: PeerId
+    seq: int
+    addrs: list[Multiaddr]
+
+
+def open_signed_peer_record(envelope: bytes) -> PeerRecord:
+    """Verify an envelope and decode its peer record; ProtocolError when invalid."""
+    try:
+        env = decode_fields(envelope)
+        key_raw, ptype, payload, sig = (env[i][-1] for i in (1, 2, 3, 5))
+        if not all(isinstance(x, bytes) for x in (key_raw, ptype, payload, sig)):
+            raise ValueError("wrong wire types")
+        assert isinstance(key_raw, bytes) and isinstance(ptype, bytes)
+        assert isinstance(payload, bytes) and isinstance(sig, bytes)
+        key = public_key_from_protobuf(key_raw)
+    except (KeyError, ValueError, P2PError) as exc:
+        raise ProtocolError(f"signed peer record: malformed envelope: {exc}") from exc
+    if ptype != PEER_RECORD_PAYLOAD_TYPE:
+        raise ProtocolError(f"signed peer record: payload type {ptype.hex()} is not 0301")
+    if not key.verify(_signing_bytes(PEER_RECORD_DOMAIN, ptype, payload), sig):
+        raise ProtocolError("signed peer record: bad signature")
+    try:
+        rec = decode_fields(payload)
+        peer_raw = rec[1][-1]
+        seq = rec.get(2, [0])[-1]
+        if not isinstance(peer_raw, bytes) or not isinstance(seq, int):
+            raise ValueError("wrong wire types")
+        peer = PeerId.from_bytes(peer_raw)
+        addrs = []
+        for info in rec.get(3, []):
+            if isinstance(info, bytes):
+                raw = decode_fields(info).get(1, [b""])[-1]
+                if isinstance(raw, bytes):
+                    with contextlib.suppress(Exception):
+                        addrs.append(Multiaddr(raw))
+    except (KeyError, ValueError, P2PError) as exc:
+        raise ProtocolError(f"signed peer record: malformed record: {exc}") from exc
+    if PeerId.from_public_key(key) != peer:
+        raise ProtocolError("signed peer record: signer is not the record's peer")
+    return PeerRecord(peer, seq, addrs)
+
+
+__all__ = [
+    "PEER_RECORD_DOMAIN",
+    "PEER_RECORD_PAYLOAD_TYPE",
+    "PeerRecord",
+    "make_signed_peer_record",
+    "open_signed_peer_record",
+]

@@ -1,0 +1,362 @@
+"""The swarm: transports, listeners, dialing, upgrading, admission and the connection table.
+
+As go-libp2p's swarm under its basic host: the swarm turns addresses into connections
+and tracks them; it knows nothing of protocols.  Each new connection's inbound streams
+go to one callback (the host's stream router).  Connection lifecycle is published on the
+event bus only (:class:`~p2pkit.events.Connected`, :class:`~p2pkit.events.Disconnected`);
+the connection manager, the peerstore bookkeeping and identify listen there.
+
+A transport may yield a raw connection (upgraded here: security, then muxer) or a
+:class:`~p2pkit.network.MuxedTransportConnection` that is already secured and muxed;
+the swarm treats both alike from the ``allow_secured`` checkpoint on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
+
+from multiaddr import Multiaddr
+
+from p2pkit.abc import ConnectionGater, Listener, MuxedStream, RawConnection
+from p2pkit.addrs import expand_unspecified
+from p2pkit.connection import Connection, Direction, StreamOpener
+from p2pkit.dialer import Dialer
+from p2pkit.errors import ConnectionClosed, P2PError, PeerIdMismatch
+from p2pkit.events import Connected, Disconnected, EventBus, Listen, ListenClose
+from p2pkit.gater import ConnectionGated
+from p2pkit.limits import (
+    ConnectionCounts,
+    ResourceLimits,
+    check_accept,
+    check_dial,
+    check_established,
+    check_stream,
+)
+from p2pkit.network import BaseTransport, MuxedTransport, MuxedTransportConnection, Transport
+from p2pkit.peer import PeerId
+from p2pkit.plugins.select import choose_transport
+from p2pkit.plugins.spec import PluginSpec
+from p2pkit.tasks import TaskSet
+from p2pkit.upgrader import Upgrader
+
+log = logging.getLogger(__name__)
+
+InboundStreamHandler = Callable[[Connection, MuxedStream], Coroutine[Any, Any, None]]
+
+
+class Swarm:
+    """Owns the transports, listeners, dialer, upgrader, admission and connections."""
+
+    def __init__(
+        self,
+        *,
+        transports: Sequence[BaseTransport],
+        upgrader: Upgrader,
+        dialer: Dialer[MuxedTransportConnection],
+        gater: ConnectionGater,
+        limits: ResourceLimits,
+        events: EventBus,
+        tasks: TaskSet,
+        opener: StreamOpener,
+        on_stream: InboundStreamHandler,
+        dial_timeout: float,
+        close_timeout: float,
+        installed_transports: Sequence[PluginSpec[Any]] = (),
+    ) -> None:
+        for t in transports:
+            if not isinstance(t, Transport | MuxedTransport):
+                raise TypeError(f"{t!r} is neither a Transport nor a MuxedTransport")
+        self.transports = list(transports)
+        self.upgrader = upgrader
+        self.dialer = dialer
+        self.gater = gater
+        self.limits = limits
+        self.events = events
+        self.tasks = tasks
+        self.opener = opener
+        self.on_stream = on_stream
+        self.dial_timeout = dial_timeout
+        self.close_timeout = close_timeout
+        # The registry's transport specs: "no transport for this address" names what to
+        # enable or install.
+        self.installed_transports = list(installed_transports)
+        self.counts = ConnectionCounts()
+        self.listeners: list[Listener] = []
+        self._conns: dict[PeerId, list[Connection]] = {}
+        self.pending_dials: dict[PeerId, asyncio.Future[Connection]] = {}
+        self.closing = False
+
+    # -- listening ----------------------------------------------------------------------
+
+    async def listen(self, addrs: Sequence[Multiaddr]) -> list[Multiaddr]:
+        bound: list[Multiaddr] = []
+        for addr in addrs:
+            transport = choose_transport(
+                self.transports, addr, listen=True, installed=self.installed_transports
+            )
+            if isinstance(transport, Transport):
+                listener = await transport.listen(addr, self._on_inbound)
+            else:
+                assert isinstance(transport, MuxedTransport)  # checked in __init__
+                listener = await transport.listen(addr, self._on_inbound)
+            self.listeners.append(listener)
+            bound.extend(listener.addrs)
+        self.events.emit(Listen(tuple(bound)))
+        return bound
+
+    @property
+    def listen_addrs(self) -> list[Multiaddr]:
+        """Dialable addresses: unspecified ones (0.0.0.0, ::) expanded to local ones."""
+        out: list[Multiaddr] = []
+        for listener in self.listeners:
+            for addr in listener.addrs:
+                for expanded in expand_unspecified(addr):
+                    if expanded not in out:
+                        out.append(expanded)
+        return out
+
+    # -- inbound admission ----------------------------------------------------------------
+
+    def _on_inbound(self, conn: RawConnection | MuxedTransportConnection) -> None:
+        refusal: P2PError | None = None
+        if self.closing:
+            refusal = ConnectionClosed("host is stopping")
+        elif not self.gater.allow_accept(conn.local_addr, conn.remote_addr):
+            refusal = ConnectionGated("accept", None, conn.remote_addr)
+            log.info("%s", refusal)
+        else:
+            refusal = check_accept(self.limits, self.counts)
+            if refusal is not None:
+                log.warning("refusing inbound connection from %s: %s", conn.remote_addr, refusal)
+        if refusal is not None:
+            if isinstance(conn, MuxedTransportConnection):
+                conn.muxed.abort(refusal)
+            else:
+                conn.reset()
+            return
+        if isinstance(conn, MuxedTransportConnection):
+            self._admit_native(conn, "inbound")
+            return
+        self.counts.pending_inbound += 1
+        self.tasks.spawn(self._upgrade_inbound(conn), name="p2pkit-upgrade-inbound")
+
+    def _admit_native(self, conn: MuxedTransportConnection, direction: Direction) -> None:
+        """The ``allow_secured`` checkpoint for a transport that secured the connection."""
+        if not self.gater.allow_secured(direction, conn.remote_peer, conn.remote_addr):
+            refusal = ConnectionGated("secured", conn.remote_peer, conn.remote_addr)
+            conn.muxed.abort(refusal)
+            if direction == "outbound":
+                raise refusal
+            log.info("%s", refusal)
+            return
+        if direction == "inbound":
+            with contextlib.suppress(P2PError):
+                self.add_connection(conn, "inbound")
+
+    async def _upgrade_inbound(self, raw: RawConnection) -> None:
+        try:
+            upgraded = await self.upgrader.upgrade_inbound(raw)
+        except Exception as exc:
+            log.info(
+                "inbound upgrade from %s failed: %s: %s", raw.remote_addr, type(exc).__name__, exc
+            )
+            return
+        finally:
+            self.counts.pending_inbound -= 1
+        with contextlib.suppress(P2PError):  # logged and aborted by add_connection
+            self.add_connection(upgraded, "inbound")
+
+    # -- the connection table ---------------------------------------------------------------
+
+    def add_connection(
+        self, upgraded: MuxedTransportConnection, direction: Direction
+    ) -> Connection:
+        """Admit a secured, muxed connection (limits, ``allow_upgraded``) and serve it."""
+        if self.closing:
+            closed = ConnectionClosed("host is stopping")
+            upgraded.muxed.abort(closed)  # never leak a connection that finished late
+            raise closed
+        conn = Connection(upgraded, direction, self.opener)
+        existing = sum(1 for c in self._conns.get(conn.peer, ()) if not c.is_closed)
+        refusal: P2PError | None = check_established(self.limits, self.counts, direction, existing)
+        if refusal is None and not self.gater.allow_upgraded(conn):
+            refusal = ConnectionGated("upgraded", conn.peer, conn.remote_addr)
+        if refusal is not None:
+            log.info("%s connection to %s refused: %s", direction, conn.peer, refusal)
+            upgraded.muxed.abort(refusal)
+            raise refusal
+        self.counts.add(direction, 1)
+        self._conns.setdefault(conn.peer, []).append(conn)
+        self.events.emit(Connected(conn.peer, conn))
+        self.tasks.spawn(self._serve_connection(conn), name=f"p2pkit-conn-{conn.peer}")
+        return conn
+
+    async def _serve_connection(self, conn: Connection) -> None:
+        """The one task per connection: accept inbound streams until the session ends."""
+        try:
+            while True:
+                try:
+                    stream = await conn.muxed.accept_stream()
+                except (ConnectionClosed, P2PError, OSError):
+                    break
+                limit = self.limits.max_inbound_streams_per_conn
+                if limit is not None:
+                    n = sum(1 for s in conn.streams if s is not stream and not s.is_initiator)
+                    refusal = check_stream(limit, n, "inbound")
+                    if refusal is not None:
+                        log.info("resetting inbound stream from %s: %s", conn.peer, refusal)
+                        stream.reset()
+                        continue
+                self.tasks.spawn(self.on_stream(conn, stream), name="p2pkit-stream")
+        finally:
+            # accept_stream ends when no new streams can come (GoAway, EOF, abort);
+            # the connection counts until its last stream is done.
+            with contextlib.suppress(Exception):
+                await conn.muxed.wait_closed()
+            self._remove_connection(conn)
+
+    def _remove_connection(self, conn: Connection) -> None:
+        conns = self._conns.get(conn.peer)
+        if conns and conn in conns:
+            conns.remove(conn)
+            self.counts.add(conn.direction, -1)
+            if not conns:
+                del self._conns[conn.peer]
+            self.events.emit(Disconnected(conn.peer, conn))
+
+    def connections(self, peer: PeerId | None = None) -> list[Connection]:
+        """Open connections (to ``peer``, or to everyone)."""
+        if peer is None:
+            return [c for cs in self._conns.values() for c in cs if not c.is_closed]
+        return [c for c in self._conns.get(peer, ()) if not c.is_closed]
+
+    def tracks(self, peer: PeerId) -> bool:
+        """True while any connection to ``peer`` is in the table (closing ones too)."""
+        return peer in self._conns
+
+    async def close_connection(self, conn: Connection, *, close_streams: bool = False) -> None:
+        """Graceful close bounded by ``close_timeout``, then abort.
+
+        ``close_streams`` (shutdown): close our side of every open stream first, so
+        the muxer does not wait for streams the application left open.
+        """
+        try:
+            async with asyncio.timeout(self.close_timeout):
+                if close_streams:
+                    for stream in list(conn.streams):
+                        with contextlib.suppress(Exception):
+                            await stream.close()
+                await conn.muxed.close()
+        except asyncio.CancelledError:
+            conn.muxed.abort()
+            raise
+        except Exception:
+            conn.muxed.abort()
+
+    async def disconnect(self, peer: PeerId) -> None:
+        conns = list(self._conns.get(peer, ()))
+        await asyncio.gather(*(self.close_connection(c) for c in conns), return_exceptions=True)
+
+    async def close(self) -> None:
+        """Stop listening and close every connection (the host stops its services)."""
+        self.closing = True
+        for listener in self.listeners:
+            with contextlib.suppress(Exception):
+                await listener.close()
+        if self.listeners:
+            self.events.emit(ListenClose(tuple(a for lst in self.listeners for a in lst.addrs)))
+        self.listeners.clear()
+        conns = [c for cs in self._conns.values() for c in cs]
+        if conns:
+            await asyncio.gather(
+                *(self.close_connection(c, close_streams=True) for c in conns),
+                return_exceptions=True,
+            )
+
+    async def close_transports(self) -> None:
+        for transport in self.transports:
+            with contextlib.suppress(Exception):
+                await transport.close()
+
+    # -- dialing -------------------------------------------------------------------------
+
+    async def dial_peer(
+        self, peer: PeerId | None, addrs: Sequence[Multiaddr], *, use_backoff: bool
+    ) -> Connection:
+        """One connection to ``peer`` over ``addrs``: reuses an open connection and
+        shares a dial already in flight (``peer`` None: just dial)."""
+        if peer is None:
+            return await self._dial_addrs(addrs, None, use_backoff=False)
+        existing = self.connections(peer)
+        if existing:
+            return existing[0]
+        pending = self.pending_dials.get(peer)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        fut: asyncio.Future[Connection] = asyncio.get_running_loop().create_future()
+        self.pending_dials[peer] = fut
+        try:
+            conn = await self._dial_addrs(addrs, peer, use_backoff=use_backoff)
+        except BaseException as exc:
+            if not fut.done():
+                fut.set_exception(exc)
+                fut.exception()  # mark retrieved
+            raise
+        else:
+            fut.set_result(conn)
+            return conn
+        finally:
+            self.pending_dials.pop(peer, None)
+
+    async def _dial_addrs(
+        self, addrs: Sequence[Multiaddr], peer: PeerId | None, *, use_backoff: bool
+    ) -> Connection:
+        """Dial through the happy-eyeballs dialer (p2pkit.dialer); one connection results."""
+        refusal = check_dial(self.limits, self.counts)
+        if refusal is not None:
+            log.warning("not dialing %s: %s", peer or addrs, refusal)
+            raise refusal
+        self.counts.pending_outbound += 1
+        try:
+            upgraded, _ = await self.dialer.dial(
+                peer,
+                addrs,
+                lambda addr: self._dial_one(addr, peer),
+                _abort_upgraded,
+                use_backoff=use_backoff,
+            )
+        finally:
+            self.counts.pending_outbound -= 1
+        return self.add_connection(upgraded, "outbound")
+
+    async def _dial_one(self, addr: Multiaddr, peer: PeerId | None) -> MuxedTransportConnection:
+        """One dial attempt: gater, transport, upgrade (the dialer races several)."""
+        if not self.gater.allow_dial_addr(peer, addr):
+            raise ConnectionGated("dial_addr", peer, addr)
+        transport = choose_transport(
+            self.transports, addr, listen=False, installed=self.installed_transports
+        )
+        if isinstance(transport, Transport):
+            raw = await transport.dial(addr, timeout=self.dial_timeout)
+            return await self.upgrader.upgrade_outbound(raw, peer)
+        assert isinstance(transport, MuxedTransport)  # checked in __init__
+        conn = await transport.dial(addr, timeout=self.dial_timeout)
+        # A transport with built-in security: verify whom we reached, as the upgrader does.
+        if peer is not None and conn.remote_peer != peer:
+            error = PeerIdMismatch(peer, conn.remote_peer)
+            conn.muxed.abort(error)
+            raise error
+        self._admit_native(conn, "outbound")
+        return conn
+
+
+def _abort_upgraded(upgraded: MuxedTransportConnection) -> None:
+    """Dispose of a dial attempt that lost the happy-eyeballs race."""
+    upgraded.muxed.abort()
+
+
+__all__ = ["InboundStreamHandler", "Swarm"]
