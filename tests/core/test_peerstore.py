@@ -310,3 +310,33 @@ def test_remove_peer(store_and_clock):
     store.set_protocols(peer, ["/x"])
     store.remove_peer(peer)
     assert peer not in store.peers() and store.addrs(peer) == [] and store.protocols(peer) == []
+
+
+async def test_host_forgets_departed_peers(make_host):
+    """Churn from strangers leaves no per-peer state: inbound peers that leave (no address
+    to redial them by) are forgotten at once, keys and identify results included; the
+    peers the host dialled are kept within the store's cap."""
+    server = await make_host(peerstore={"name": "memory", "max_peers": 5})
+    for _ in range(30):
+        client = await make_host(listen=False)
+        conn = await client.connect(server.addrs_with_peer_id[0])
+        assert server.identify is not None and client.identify is not None
+        await client.identify.identify(conn)
+        await client.stop()
+    async with asyncio.timeout(10):
+        while server.connections() or len(server.peerstore.peers()) > 1:
+            await asyncio.sleep(0.01)
+    assert server.peerstore.peers() == [server.peer_id]
+    assert not server.identify.results
+
+    # Dialled peers keep their address (recently-connected TTL), up to max_peers.
+    dialer = await make_host(listen=False, peerstore={"name": "memory", "max_peers": 5})
+    targets = [await make_host() for _ in range(12)]
+    for t in targets:
+        conn = await dialer.connect(t.addrs_with_peer_id[0])
+        await conn.close()
+    async with asyncio.timeout(10):
+        while dialer.connections():
+            await asyncio.sleep(0.01)
+    dialer.peerstore.collect(lambda p: p == dialer.peer_id)
+    assert len(dialer.peerstore.peers()) <= 6

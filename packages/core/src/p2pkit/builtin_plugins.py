@@ -14,6 +14,7 @@ from p2pkit.plugins.spec import Components, PluginSpec, hookimpl
 
 if TYPE_CHECKING:
     from p2pkit.abc import ConnectionGater, ConnectionManager, Peerstore, SecurityProtocol
+    from p2pkit.peerstore import MemoryPeerstoreOptions
 
 #: Priority of the built-in default of a single-choice kind (third-party: 0 unless set).
 BUILTIN_PRIORITY = 100
@@ -28,7 +29,8 @@ def create_plaintext(components: Components, options: Any) -> SecurityProtocol:
 def create_memory_peerstore(components: Components, options: Any) -> Peerstore:
     from p2pkit.peerstore import MemoryPeerstore
 
-    return MemoryPeerstore()
+    opts: MemoryPeerstoreOptions = options  # validated by the registry's options path
+    return MemoryPeerstore(max_peers=opts.max_peers, max_addrs_per_peer=opts.max_addrs_per_peer)
 
 
 def create_sqlite_peerstore(components: Components, options: Any) -> Peerstore:
@@ -68,6 +70,7 @@ def p2pkit_security_protocols() -> list[PluginSpec[SecurityProtocol]]:
 
 @hookimpl
 def p2pkit_peerstores() -> list[PluginSpec[Peerstore]]:
+    from p2pkit.peerstore import MemoryPeerstoreOptions
     from p2pkit.peerstore_sqlite import SqlitePeerstoreOptions
 
     return [
@@ -75,6 +78,7 @@ def p2pkit_peerstores() -> list[PluginSpec[Peerstore]]:
             kind="peerstore",
             name="memory",
             factory=create_memory_peerstore,
+            options=MemoryPeerstoreOptions,
             priority=BUILTIN_PRIORITY,
             description="in-memory peerstore (the default)",
         ),

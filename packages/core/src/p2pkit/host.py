@@ -43,6 +43,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+#: Collect the whole peerstore once per this many peer departures (amortised: each
+#: departure forgets its own peer at once when nothing is left to redial it by).
+COLLECT_EVERY = 64
+
+
 class Host:
     """A libp2p node.  Build with :class:`~p2pkit.builder.HostBuilder` or :meth:`from_config`.
 
@@ -72,6 +77,7 @@ class Host:
         else:
             self.connmgr = BasicConnectionManager()
         self._local_change_hooks: list[Callable[[], None]] = []
+        self._departures = 0  # peers whose last connection closed (peerstore collection)
         self._stopping = False
         self._started = False
         self.router = StreamRouter(
@@ -211,6 +217,21 @@ class Host:
                 self.peerstore.update_addrs(
                     conn.peer, CONNECTED_ADDR_TTL, RECENTLY_CONNECTED_ADDR_TTL
                 )
+                self._forget_if_gone(conn.peer)
+
+    def _forget_if_gone(self, peer: PeerId) -> None:
+        """Per-peer state is bounded (go-libp2p's peerstore GC): a peer whose last
+        connection closed with no address left to redial is forgotten now; every
+        :data:`COLLECT_EVERY` such departures the whole store is collected (expired
+        addresses, the remembered-peer cap)."""
+        if not self.peerstore.addrs(peer):
+            self.peerstore.remove_peer(peer)
+        self._departures += 1
+        if self._departures % COLLECT_EVERY == 0:
+            self.peerstore.collect(self._keep_peer)
+
+    def _keep_peer(self, peer: PeerId) -> bool:
+        return peer == self.peer_id or self.swarm.tracks(peer)
 
     def _notify_connmgr(self, event: Event) -> None:
         if isinstance(event, Connected):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
@@ -26,6 +27,19 @@ MAX_ADDRS_PER_PEER = 64
 #: Peers a store remembers at most (connected peers are never evicted): a node that
 #: meets thousands of strangers a day keeps what it needs to redial recent ones.
 DEFAULT_MAX_PEERS = 1000
+
+
+@dataclasses.dataclass
+class MemoryPeerstoreOptions:
+    """Options of the ``memory`` peerstore plugin (``peerstore = {name = "memory", ...}``)."""
+
+    max_peers: int = DEFAULT_MAX_PEERS
+    """Bound on remembered peers besides connected ones (see ``Peerstore.collect``)."""
+    max_addrs_per_peer: int = MAX_ADDRS_PER_PEER
+
+    def __post_init__(self) -> None:
+        if self.max_peers < 0 or self.max_addrs_per_peer < 1:
+            raise ValueError("max_peers must be >= 0 and max_addrs_per_peer >= 1")
 
 
 class MemoryPeerstore(Peerstore):
