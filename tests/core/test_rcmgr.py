@@ -9,9 +9,9 @@ import logging
 import pytest
 
 from p2pkit.crypto import generate_private_key
-from p2pkit.limits import LimitExceeded
+from p2pkit.limits import LimitExceeded, ResourceLimits, memory_budget
 from p2pkit.peer import PeerId
-from p2pkit.rcmgr import Limits, ResourceManager, ScopeLimit, default_limits
+from p2pkit.rcmgr import Limits, ResourceManager, ScopeLimit, limits_from
 
 
 def peer() -> PeerId:
@@ -123,10 +123,9 @@ def test_refusals_logged_at_bounded_rate(caplog: pytest.LogCaptureFixture) -> No
     assert rm.tracked_scopes == 0  # refused strangers leave no state
 
 
-def test_defaults_scale_with_memory() -> None:
-    small_box = default_limits(2 << 30)
-    big_box = default_limits(64 << 30)
-    assert small_box.system.memory is not None and big_box.system.memory is not None
-    assert big_box.system.memory == 32 * small_box.system.memory
-    assert small_box.ip.conns == 8 and small_box.ip.pending == 8
-    assert default_limits(1 << 20).system.memory == 128 << 20  # floor
+def test_limits_from_the_config_table() -> None:
+    table = ResourceLimits(max_connections_per_ip=3, max_muxer_memory_per_conn=1 << 20)
+    limits = limits_from(table)
+    assert limits.ip.conns == 3 and limits.ip.pending == 8
+    assert limits.peer.conns == 8 and limits.conn.memory == 1 << 20
+    assert limits.system.memory == memory_budget() >= 128 << 20

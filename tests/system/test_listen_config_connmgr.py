@@ -144,7 +144,16 @@ async def test_sqlite_peerstore_from_toml_persists(tmp_path):
     db = tmp_path / "state" / "peers.db"
     cfg = tmp_path / "node.toml"
     cfg.write_text(BASE + f'peerstore = "sqlite"\n[p2pkit.plugins.sqlite]\npath = "{db}"\n')
-    h = client()
+    # A peer that listens: identify gives the listener an address to redial it by, so
+    # the store keeps it after it leaves (a peer with none is forgotten, as go does).
+    h = (
+        HostBuilder()
+        .security("plaintext")
+        .muxer("yamux")
+        .transport("tcp")
+        .listen("/ip4/127.0.0.1/tcp/0")
+        .build()
+    )
     async with listener(cfg) as addr:
         await h.start()
         try:

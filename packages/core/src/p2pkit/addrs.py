@@ -114,4 +114,17 @@ def expand_unspecified(addr: Multiaddr) -> list[Multiaddr]:
     return [Multiaddr(f"/{family}/{ip_}{rest}") for ip_ in ips]
 
 
-__all__ = ["expand_unspecified", "split_peer", "to_multiaddr"]
+def ip_of(addr: Multiaddr | None) -> str | None:
+    """The IP address of an ``/ip4`` or ``/ip6`` multiaddr (None for other kinds)."""
+    if addr is None:
+        return None
+    try:
+        first = next(iter(addr.items()), None)
+    except Exception:  # a multiaddr this library cannot walk: no IP scope
+        return None
+    if first is None or first[0].name not in ("ip4", "ip6"):
+        return None
+    return str(first[1])
+
+
+__all__ = ["expand_unspecified", "ip_of", "split_peer", "to_multiaddr"]

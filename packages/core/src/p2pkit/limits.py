@@ -23,7 +23,9 @@ Where each limit is enforced:
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import logging
+import os
 from typing import TYPE_CHECKING, Literal
 
 from p2pkit.errors import ConfigError, ResourceLimitExceeded
@@ -47,26 +49,57 @@ class LimitExceeded(ResourceLimitExceeded):
         )
 
 
+def memory_budget() -> int:
+    """The node's default memory budget: an eighth of this machine's RAM, at least
+    128 MiB (4 GiB of RAM assumed where the platform cannot tell)."""
+    try:
+        ram = int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        ram = 4 << 30
+    return max(ram // 8, 128 << 20)
+
+
 @dataclasses.dataclass
 class ResourceLimits:
-    """The ``[p2pkit.limits]`` table.  ``None`` means unlimited."""
+    """The ``[p2pkit.limits]`` table.  ``None`` means unlimited.
+
+    The per-IP limits follow go-libp2p's resource manager: 8 connections (and 8
+    handshakes in flight) per IPv4 /32 or IPv6 /56, loopback exempt.
+    """
 
     max_connections: int | None = None
     max_inbound_connections: int | None = None
     max_outbound_connections: int | None = None
     max_connections_per_peer: int | None = 8
     max_pending_inbound: int = 64
+    max_connections_per_ip: int | None = 8
+    max_pending_per_ip: int | None = 8
     max_inbound_streams_per_conn: int | None = None
     max_outbound_streams_per_conn: int | None = None
     max_muxer_memory_per_conn: int | None = None
+    max_memory: int | None = dataclasses.field(default_factory=memory_budget)
+    ip4_prefix: int = 32
+    ip6_prefix: int = 56
+    unlimited_networks: list[str] = dataclasses.field(
+        default_factory=lambda: ["127.0.0.0/8", "::1/128"]
+    )
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
+            if f.name == "unlimited_networks":
+                try:
+                    for net in value:
+                        ipaddress.ip_network(net)
+                except (TypeError, ValueError) as exc:
+                    raise ConfigError(f"limits.unlimited_networks: {exc}") from exc
+                continue
             if value is None and f.name != "max_pending_inbound":
                 continue
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"limits.{f.name} must be a positive integer or unset")
+        if self.ip4_prefix > 32 or self.ip6_prefix > 128:
+            raise ConfigError("limits.ip4_prefix must be <= 32 and ip6_prefix <= 128")
 
 
 @dataclasses.dataclass

@@ -25,13 +25,12 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import logging
-import os
 import time
 from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Literal, NoReturn
 
-from p2pkit.limits import LimitExceeded
+from p2pkit.limits import LimitExceeded, ResourceLimits
 
 if TYPE_CHECKING:
     from p2pkit.peer import PeerId
@@ -42,8 +41,6 @@ Direction = Literal["inbound", "outbound"]
 
 #: Seconds between two log lines about refusals of the same ``scope.limit``.
 LOG_INTERVAL = 10.0
-
-MiB = 1 << 20
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,39 +74,20 @@ class Limits:
     unlimited_networks: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
 
 
-def physical_memory() -> int:
-    """Bytes of RAM on this machine (4 GiB when the platform cannot tell)."""
-    try:
-        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
-    except (ValueError, OSError, AttributeError):
-        return 4 << 30
-
-
-def default_limits(memory: int | None = None) -> Limits:
-    """Defaults scaled to the machine: the node may use an eighth of its RAM.
-
-    ============  =====================================================================
-    scope         limits (M = the node's memory budget, RAM / 8, at least 128 MiB)
-    ============  =====================================================================
-    system        memory M; connections M / 64 KiB (>= 1024); 256 pending handshakes;
-                  streams 64 per connection's worth
-    ip prefix     8 connections, 8 pending handshakes (go-libp2p's per-/32 default);
-                  memory M / 8
-    peer          8 connections; 1024 streams (512 inbound); memory min(M / 16, 256 MiB)
-    connection    1 connection; 1024 streams (512 inbound); memory 64 MiB
-    stream        memory 16 MiB (one auto-tuned yamux window)
-    ============  =====================================================================
-    """
-    budget = max((memory if memory is not None else physical_memory()) // 8, 128 * MiB)
-    conns = max(budget // (64 * 1024), 1024)
+def limits_from(table: ResourceLimits) -> Limits:
+    """The scopes' limits from the ``[p2pkit.limits]`` table (one table for users)."""
     return Limits(
-        system=ScopeLimit(conns=conns, pending=256, streams=conns * 64, memory=budget),
-        ip=ScopeLimit(conns=8, pending=8, memory=budget // 8),
-        peer=ScopeLimit(
-            conns=8, streams=1024, streams_inbound=512, memory=min(budget // 16, 256 * MiB)
+        system=ScopeLimit(memory=table.max_memory),
+        ip=ScopeLimit(conns=table.max_connections_per_ip, pending=table.max_pending_per_ip),
+        peer=ScopeLimit(conns=table.max_connections_per_peer),
+        conn=ScopeLimit(
+            streams_inbound=table.max_inbound_streams_per_conn,
+            memory=table.max_muxer_memory_per_conn,
         ),
-        conn=ScopeLimit(conns=1, streams=1024, streams_inbound=512, memory=64 * MiB),
-        stream=ScopeLimit(memory=16 * MiB),
+        stream=UNLIMITED,
+        ip4_prefix=table.ip4_prefix,
+        ip6_prefix=table.ip6_prefix,
+        unlimited_networks=tuple(table.unlimited_networks),
     )
 
 
@@ -201,7 +179,7 @@ class ResourceManager:
     def __init__(
         self, limits: Limits | None = None, *, clock: Callable[[], float] = time.monotonic
     ) -> None:
-        self.limits = limits or default_limits()
+        self.limits = limits or limits_from(ResourceLimits())
         self.system = Scope("system", self.limits.system)
         self._ips: dict[str, Scope] = {}
         self._peers: dict[PeerId, Scope] = {}
@@ -255,24 +233,23 @@ class ResourceManager:
     # -- refusals ---------------------------------------------------------------------
 
     def refuse(self, scope: Scope, what: str, value: int | None, detail: str = "") -> NoReturn:
-        kind = scope.name.split(":", 1)[0]
-        key = f"{kind}.{what}"
+        key = f"{scope.name.split(':', 1)[0]}.{what}"
+        error = LimitExceeded(key, value if value is not None else 0, scope.name)
+        self.record(key, f"{error}{f' ({detail})' if detail else ''}")
+        raise error
+
+    def record(self, key: str, message: str) -> None:
+        """Count one refusal under ``key``; log it unless ``key`` was logged less than
+        :data:`LOG_INTERVAL` seconds ago (then say how many were not)."""
         self.refusals[key] += 1
         now = self._clock()
         last, suppressed = self._logged.get(key, (-LOG_INTERVAL, 0))
-        if now - last >= LOG_INTERVAL:
-            log.warning(
-                "resource limit %s=%s reached in %s%s%s",
-                key,
-                value,
-                scope.name,
-                f" ({detail})" if detail else "",
-                f"; {suppressed} more refusals since the last report" if suppressed else "",
-            )
-            self._logged[key] = (now, 0)
-        else:
+        if now - last < LOG_INTERVAL:
             self._logged[key] = (last, suppressed + 1)
-        raise LimitExceeded(key, value if value is not None else 0, scope.name)
+            return
+        more = f"; {suppressed} more refusals since the last report" if suppressed else ""
+        log.warning("refused: %s%s", message, more)
+        self._logged[key] = (now, 0)
 
     # -- entry points -----------------------------------------------------------------
 
@@ -425,6 +402,5 @@ __all__ = [
     "Scope",
     "ScopeLimit",
     "StreamScope",
-    "default_limits",
-    "physical_memory",
+    "limits_from",
 ]

@@ -22,7 +22,7 @@ from typing import Any
 from multiaddr import Multiaddr
 
 from p2pkit.abc import ConnectionGater, Listener, MuxedStream, RawConnection
-from p2pkit.addrs import expand_unspecified
+from p2pkit.addrs import expand_unspecified, ip_of
 from p2pkit.connection import Connection, Direction, StreamOpener
 from p2pkit.dialer import Dialer
 from p2pkit.errors import ConnectionClosed, P2PError, PeerIdMismatch
@@ -30,16 +30,17 @@ from p2pkit.events import Connected, Disconnected, EventBus, Listen, ListenClose
 from p2pkit.gater import ConnectionGated
 from p2pkit.limits import (
     ConnectionCounts,
+    LimitExceeded,
     ResourceLimits,
     check_accept,
     check_dial,
     check_established,
-    check_stream,
 )
 from p2pkit.network import BaseTransport, MuxedTransport, MuxedTransportConnection, Transport
 from p2pkit.peer import PeerId
 from p2pkit.plugins.select import choose_transport
 from p2pkit.plugins.spec import PluginSpec
+from p2pkit.rcmgr import ConnectionScope, ResourceManager, StreamScope, limits_from
 from p2pkit.tasks import TaskSet
 from p2pkit.upgrader import Upgrader
 
@@ -85,8 +86,12 @@ class Swarm:
         # enable or install.
         self.installed_transports = list(installed_transports)
         self.counts = ConnectionCounts()
+        # Per-IP, per-peer and per-connection scopes (the system-wide connection counts
+        # above are checked first: the cheapest refusal).
+        self.rcmgr = ResourceManager(limits_from(limits))
         self.listeners: list[Listener] = []
         self._conns: dict[PeerId, list[Connection]] = {}
+        self._scopes: dict[Connection, ConnectionScope] = {}
         self.pending_dials: dict[PeerId, asyncio.Future[Connection]] = {}
         self.closing = False
 
@@ -131,36 +136,50 @@ class Swarm:
         else:
             refusal = check_accept(self.limits, self.counts)
             if refusal is not None:
-                log.warning("refusing inbound connection from %s: %s", conn.remote_addr, refusal)
+                where = f"inbound {conn.remote_addr}"
+                self.rcmgr.record(f"system.{refusal.limit}", f"{where}: {refusal}")
+        scope: ConnectionScope | None = None
+        if refusal is None:
+            try:
+                scope = self.rcmgr.open_connection("inbound", ip_of(conn.remote_addr))
+            except LimitExceeded as exc:  # counted and logged (rate-limited) by rcmgr
+                refusal = exc
         if refusal is not None:
             if isinstance(conn, MuxedTransportConnection):
                 conn.muxed.abort(refusal)
             else:
                 conn.reset()
             return
+        assert scope is not None
         if isinstance(conn, MuxedTransportConnection):
-            self._admit_native(conn, "inbound")
+            self._admit_native(conn, "inbound", scope)
             return
         self.counts.pending_inbound += 1
-        self.tasks.spawn(self._upgrade_inbound(conn), name="p2pkit-upgrade-inbound")
+        self.tasks.spawn(self._upgrade_inbound(conn, scope), name="p2pkit-upgrade-inbound")
 
-    def _admit_native(self, conn: MuxedTransportConnection, direction: Direction) -> None:
+    def _admit_native(
+        self, conn: MuxedTransportConnection, direction: Direction, scope: ConnectionScope
+    ) -> None:
         """The ``allow_secured`` checkpoint for a transport that secured the connection."""
         if not self.gater.allow_secured(direction, conn.remote_peer, conn.remote_addr):
             refusal = ConnectionGated("secured", conn.remote_peer, conn.remote_addr)
             conn.muxed.abort(refusal)
+            scope.close()
             if direction == "outbound":
                 raise refusal
             log.info("%s", refusal)
             return
         if direction == "inbound":
             with contextlib.suppress(P2PError):
-                self.add_connection(conn, "inbound")
+                self.add_connection(conn, "inbound", scope)
 
-    async def _upgrade_inbound(self, raw: RawConnection) -> None:
+    async def _upgrade_inbound(self, raw: RawConnection, scope: ConnectionScope) -> None:
         try:
             upgraded = await self.upgrader.upgrade_inbound(raw)
-        except Exception as exc:
+        except BaseException as exc:
+            scope.close()
+            if not isinstance(exc, Exception):
+                raise
             log.info(
                 "inbound upgrade from %s failed: %s: %s", raw.remote_addr, type(exc).__name__, exc
             )
@@ -168,27 +187,35 @@ class Swarm:
         finally:
             self.counts.pending_inbound -= 1
         with contextlib.suppress(P2PError):  # logged and aborted by add_connection
-            self.add_connection(upgraded, "inbound")
+            self.add_connection(upgraded, "inbound", scope)
 
     # -- the connection table ---------------------------------------------------------------
 
     def add_connection(
-        self, upgraded: MuxedTransportConnection, direction: Direction
+        self, upgraded: MuxedTransportConnection, direction: Direction, scope: ConnectionScope
     ) -> Connection:
         """Admit a secured, muxed connection (limits, ``allow_upgraded``) and serve it."""
         if self.closing:
             closed = ConnectionClosed("host is stopping")
             upgraded.muxed.abort(closed)  # never leak a connection that finished late
+            scope.close()
             raise closed
         conn = Connection(upgraded, direction, self.opener)
         existing = sum(1 for c in self._conns.get(conn.peer, ()) if not c.is_closed)
         refusal: P2PError | None = check_established(self.limits, self.counts, direction, existing)
         if refusal is None and not self.gater.allow_upgraded(conn):
             refusal = ConnectionGated("upgraded", conn.peer, conn.remote_addr)
+        if refusal is None:
+            try:
+                scope.set_peer(conn.peer)
+            except LimitExceeded as exc:
+                refusal = exc
         if refusal is not None:
             log.info("%s connection to %s refused: %s", direction, conn.peer, refusal)
             upgraded.muxed.abort(refusal)
+            scope.close()
             raise refusal
+        self._scopes[conn] = scope
         self.counts.add(direction, 1)
         self._conns.setdefault(conn.peer, []).append(conn)
         self.events.emit(Connected(conn.peer, conn))
@@ -203,15 +230,12 @@ class Swarm:
                     stream = await conn.muxed.accept_stream()
                 except (ConnectionClosed, P2PError, OSError):
                     break
-                limit = self.limits.max_inbound_streams_per_conn
-                if limit is not None:
-                    n = sum(1 for s in conn.streams if s is not stream and not s.is_initiator)
-                    refusal = check_stream(limit, n, "inbound")
-                    if refusal is not None:
-                        log.info("resetting inbound stream from %s: %s", conn.peer, refusal)
-                        stream.reset()
-                        continue
-                self.tasks.spawn(self.on_stream(conn, stream), name="p2pkit-stream")
+                try:
+                    stream_scope = self._scopes[conn].open_stream("inbound")
+                except LimitExceeded:  # counted and logged (rate-limited) by rcmgr
+                    stream.reset()
+                    continue
+                self.tasks.spawn(self._run_stream(conn, stream, stream_scope), name="p2pkit-stream")
         finally:
             # accept_stream ends when no new streams can come (GoAway, EOF, abort);
             # the connection counts until its last stream is done.
@@ -219,7 +243,16 @@ class Swarm:
                 await conn.muxed.wait_closed()
             self._remove_connection(conn)
 
+    async def _run_stream(self, conn: Connection, stream: MuxedStream, scope: StreamScope) -> None:
+        try:
+            await self.on_stream(conn, stream)
+        finally:
+            scope.close()
+
     def _remove_connection(self, conn: Connection) -> None:
+        scope = self._scopes.pop(conn, None)
+        if scope is not None:
+            scope.close()
         conns = self._conns.get(conn.peer)
         if conns and conn in conns:
             conns.remove(conn)
@@ -320,20 +353,28 @@ class Swarm:
         if refusal is not None:
             log.warning("not dialing %s: %s", peer or addrs, refusal)
             raise refusal
+        # Outbound connections count in the system and peer scopes, not per IP (the IP
+        # limits are about strangers reaching us).
+        scope = self.rcmgr.open_connection("outbound", None)
         self.counts.pending_outbound += 1
         try:
             upgraded, _ = await self.dialer.dial(
                 peer,
                 addrs,
-                lambda addr: self._dial_one(addr, peer),
+                lambda addr: self._dial_one(addr, peer, scope),
                 _abort_upgraded,
                 use_backoff=use_backoff,
             )
+        except BaseException:
+            scope.close()
+            raise
         finally:
             self.counts.pending_outbound -= 1
-        return self.add_connection(upgraded, "outbound")
+        return self.add_connection(upgraded, "outbound", scope)
 
-    async def _dial_one(self, addr: Multiaddr, peer: PeerId | None) -> MuxedTransportConnection:
+    async def _dial_one(
+        self, addr: Multiaddr, peer: PeerId | None, scope: ConnectionScope
+    ) -> MuxedTransportConnection:
         """One dial attempt: gater, transport, upgrade (the dialer races several)."""
         if not self.gater.allow_dial_addr(peer, addr):
             raise ConnectionGated("dial_addr", peer, addr)
@@ -350,7 +391,7 @@ class Swarm:
             error = PeerIdMismatch(peer, conn.remote_peer)
             conn.muxed.abort(error)
             raise error
-        self._admit_native(conn, "outbound")
+        self._admit_native(conn, "outbound", scope)
         return conn
 
 
