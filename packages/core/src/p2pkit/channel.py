@@ -358,9 +358,6 @@ class LayeredChannel(ChannelBase):
     def _raw_write(self, data: Buffer) -> None:
         self.raw.write_nowait(data)
 
-    def _raw_write_many(self, parts: Sequence[Buffer]) -> None:
-        self.raw.write_many(parts)
-
     async def _raw_close_write(self) -> None:
         await self.raw.close_write()
 
