@@ -1,0 +1,118 @@
+"""Two real hosts ping each other over /unix: built with the builder, from TOML, by the CLI."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from p2pkit.config import HostBuilder
+from p2pkit.crypto import generate_private_key
+from p2pkit.host import Host
+from p2pkit.peer import PeerId
+from p2pkit.protocols.ping import PROTOCOL_ID as PING
+from p2pkit.protocols.ping import ping
+
+CLI = [sys.executable, "-m", "p2pkit"]
+
+
+async def _ping_over_unix(server: Host, client: Host, addr: str) -> None:
+    async with server, client:
+        conn = await client.connect(addr)
+        assert conn.peer == server.peer_id
+        rtts = await ping(await conn.new_stream(PING), 3)
+        assert len(rtts) == 3 and all(r > 0 for r in rtts)
+
+
+async def test_builder_hosts_ping_over_unix(sock_dir: str) -> None:
+    addr = f"/unix{sock_dir}/a.sock"
+
+    def builder() -> HostBuilder:
+        return HostBuilder().transport("unix").security("noise").muxer("yamux")
+
+    server = builder().listen(addr).build()
+    client = builder().build()
+    await _ping_over_unix(server, client, addr)
+
+
+async def test_toml_hosts_ping_over_unix(sock_dir: str) -> None:
+    addr = f"/unix{sock_dir}/b.sock"
+    common = 'transports = ["unix"]\nsecurity = ["noise"]\nmuxers = ["mplex"]\n'
+    server_toml = Path(sock_dir) / "server.toml"
+    server_toml.write_text(
+        f'[p2pkit]\n{common}listen = ["{addr}"]\n\n[p2pkit.plugins.unix]\nclose_linger = 0.1\n'
+    )
+    client_toml = Path(sock_dir) / "client.toml"
+    client_toml.write_text(f"[p2pkit]\n{common}")
+    server = Host.from_config(str(server_toml))
+    client = Host.from_config(str(client_toml))
+    await _ping_over_unix(server, client, addr)
+
+
+class _CliListener:
+    """``p2pkit listen --listen /unix/...`` in a subprocess; ``addr`` ends in /p2p/<id>."""
+
+    def __init__(self, listen: str) -> None:
+        self.proc = subprocess.Popen(
+            [*CLI, "listen", "--listen", listen, "--transport", "unix"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line.startswith(f"LISTEN {listen}/p2p/"):
+            self.stop()
+            raise AssertionError(line or (self.proc.stderr.read() if self.proc.stderr else ""))
+        self.addr = line.split()[1]
+
+    def stop(self) -> None:
+        proc = self.proc
+        proc.send_signal(signal.SIGTERM)
+        try:
+            assert proc.wait(10) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            for f in (proc.stdout, proc.stderr):
+                if f:
+                    f.close()
+
+
+def _cli_ping(addr: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*CLI, "ping", addr, "--count", "2", "--json", "--transport", "unix"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_cli_listen_and_ping_over_unix(sock_dir: str) -> None:
+    listener = _CliListener(f"/unix{sock_dir}/c.sock")
+    try:
+        out = _cli_ping(listener.addr)
+        assert out.returncode == 0, out.stderr
+        result = json.loads(out.stdout)
+        assert len(result["rtt_ms"]) == 2 and all(r > 0 for r in result["rtt_ms"])
+    finally:
+        listener.stop()
+
+
+@pytest.mark.xfail(
+    reason="the host does not yet split /p2p/<id> off path-style addresses, so the id "
+    "of a /unix address is not verified (issue 10, path-style multiaddrs)",
+    strict=False,
+)
+def test_cli_ping_with_a_wrong_peer_id_fails(sock_dir: str) -> None:
+    listener = _CliListener(f"/unix{sock_dir}/d.sock")
+    try:
+        wrong = str(PeerId.from_public_key(generate_private_key().public_key))
+        out = _cli_ping(listener.addr.rsplit("/p2p/", 1)[0] + f"/p2p/{wrong}")
+        assert out.returncode != 0
+    finally:
+        listener.stop()
