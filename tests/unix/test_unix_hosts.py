@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
-import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -53,34 +54,23 @@ async def test_toml_hosts_ping_over_unix(sock_dir: str) -> None:
     await _ping_over_unix(server, client, addr)
 
 
-class _CliListener:
-    """``p2pkit listen --listen /unix/...`` in a subprocess; ``addr`` ends in /p2p/<id>."""
-
-    def __init__(self, listen: str) -> None:
-        self.proc = subprocess.Popen(
-            [*CLI, "listen", "--listen", listen, "--transport", "unix"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if not line.startswith(f"LISTEN {listen}/p2p/"):
-            self.stop()
-            raise AssertionError(line or (self.proc.stderr.read() if self.proc.stderr else ""))
-        self.addr = line.split()[1]
-
-    def stop(self) -> None:
-        proc = self.proc
-        proc.send_signal(signal.SIGTERM)
+@contextlib.contextmanager
+def _cli_listener(listen: str) -> Iterator[str]:
+    """``p2pkit listen --listen /unix/...`` in a subprocess; yields its /p2p/ address."""
+    argv = [*CLI, "listen", "--listen", listen, "--transport", "unix"]
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
         try:
-            assert proc.wait(10) == 0
+            assert proc.stdout is not None and proc.stderr is not None
+            line = proc.stdout.readline()
+            assert line.startswith(f"LISTEN {listen}/p2p/"), line or proc.stderr.read()
+            yield line.split()[1]
         finally:
-            if proc.poll() is None:
-                proc.kill()
-            for f in (proc.stdout, proc.stderr):
-                if f:
-                    f.close()
+            proc.terminate()  # SIGTERM: the CLI stops the host and exits 0
+            try:
+                assert proc.wait(10) == 0
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
 
 
 def _cli_ping(addr: str) -> subprocess.CompletedProcess[str]:
@@ -93,14 +83,11 @@ def _cli_ping(addr: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_cli_listen_and_ping_over_unix(sock_dir: str) -> None:
-    listener = _CliListener(f"/unix{sock_dir}/c.sock")
-    try:
-        out = _cli_ping(listener.addr)
-        assert out.returncode == 0, out.stderr
-        result = json.loads(out.stdout)
-        assert len(result["rtt_ms"]) == 2 and all(r > 0 for r in result["rtt_ms"])
-    finally:
-        listener.stop()
+    with _cli_listener(f"/unix{sock_dir}/c.sock") as addr:
+        out = _cli_ping(addr)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert len(result["rtt_ms"]) == 2 and all(r > 0 for r in result["rtt_ms"])
 
 
 @pytest.mark.xfail(
@@ -109,10 +96,7 @@ def test_cli_listen_and_ping_over_unix(sock_dir: str) -> None:
     strict=False,
 )
 def test_cli_ping_with_a_wrong_peer_id_fails(sock_dir: str) -> None:
-    listener = _CliListener(f"/unix{sock_dir}/d.sock")
-    try:
-        wrong = str(PeerId.from_public_key(generate_private_key().public_key))
-        out = _cli_ping(listener.addr.rsplit("/p2p/", 1)[0] + f"/p2p/{wrong}")
-        assert out.returncode != 0
-    finally:
-        listener.stop()
+    wrong = str(PeerId.from_public_key(generate_private_key().public_key))
+    with _cli_listener(f"/unix{sock_dir}/d.sock") as addr:
+        out = _cli_ping(addr.rsplit("/p2p/", 1)[0] + f"/p2p/{wrong}")
+    assert out.returncode != 0

@@ -12,7 +12,8 @@ A subclass supplies only the raw side:
 
 * hooks it implements: ``_raw_write(data)`` (and ``_raw_write_many(parts)`` when it
   can do better than one call per part), ``_raw_close_write()``, ``_raw_close()``,
-  ``_raw_abort()``, ``_set_reading(on)``, and the two address properties;
+  ``_raw_abort()``, ``_set_reading(on)``; it sets ``_local`` / ``_remote`` (the
+  addresses reported) when it knows them;
 * calls it makes when something happens below: ``_feed(data)``, ``_feed_eof()``,
   ``_feed_lost(exc)``, ``_fail(exc)`` (a fatal error of its own, such as a failed
   decryption), ``_pause_writing()`` / ``_resume_writing()``.
@@ -66,6 +67,8 @@ class ChannelBase(Channel):
         self._closed = False
         self._no_write = False  # any of: write-closed, closed, lost, failed (one hot check)
         self._close_done: asyncio.Future[None] | None = None
+        self._local: Multiaddr | None = None  # what local_addr/remote_addr report;
+        self._remote: Multiaddr | None = None  # a subclass sets them when it knows them
 
     # -- hooks for subclasses ----------------------------------------------------------
 
@@ -89,6 +92,14 @@ class ChannelBase(Channel):
         """Start (True) or stop (False) taking bytes from below; must be idempotent."""
 
     # -- state ---------------------------------------------------------------------------
+
+    @property
+    def local_addr(self) -> Multiaddr | None:
+        return self._local
+
+    @property
+    def remote_addr(self) -> Multiaddr | None:
+        return self._remote
 
     @property
     def closed(self) -> bool:

@@ -102,8 +102,6 @@ class StreamSocketConnection(ChannelBase, RawConnection):
         super().__init__(is_initiator=is_initiator, pull_high_water=options.pull_buffer_limit)
         self._options = options
         self._transport: asyncio.Transport | None = None
-        self._local: Multiaddr | None = None
-        self._remote: Multiaddr | None = None
         self._recv = memoryview(bytearray(options.read_buffer_size))
         self._lost_waiter: asyncio.Future[None] | None = None
         self._peer_done: asyncio.Future[None] | None = None  # close(): peer's EOF or loss
@@ -121,15 +119,7 @@ class StreamSocketConnection(ChannelBase, RawConnection):
         """Bytes the kernel still holds unacknowledged; ``close()`` waits for 0."""
         return 0
 
-    # -- properties --------------------------------------------------------------------
-
-    @property
-    def local_addr(self) -> Multiaddr | None:
-        return self._local
-
-    @property
-    def remote_addr(self) -> Multiaddr | None:
-        return self._remote
+    # -- the socket ----------------------------------------------------------------------
 
     def _socket(self) -> Any:
         """The transport's socket (an asyncio TransportSocket wrapper), or None."""
@@ -150,6 +140,13 @@ class StreamSocketConnection(ChannelBase, RawConnection):
         if t is None:
             raise ConnectionClosed(f"{self.transport_name} connection is closed")
         t.write(data)
+
+    def _raw_write_many(self, parts: Sequence[Buffer]) -> None:
+        t = self._transport
+        if t is None:
+            raise ConnectionClosed(f"{self.transport_name} connection is closed")
+        for part in parts:  # one call per muxer frame, not one per part
+            t.write(part)
 
     def _set_reading(self, on: bool) -> None:
         t = self._transport

@@ -85,14 +85,6 @@ class MemoryConnection(ChannelBase, RawConnection):
         self._eof_sent = False
 
     @property
-    def local_addr(self) -> Multiaddr | None:
-        return self._local
-
-    @property
-    def remote_addr(self) -> Multiaddr | None:
-        return self._remote
-
-    @property
     def closed(self) -> bool:
         return super().closed or self._incoming_exc is not None
 
