@@ -158,12 +158,17 @@ async def test_backpressure_write_paused_and_drain() -> None:
     client, server = new_security(), new_security()
     ca, cb = await handshake(client, server, a, b)
     assert isinstance(ca, TlsConnection) and isinstance(cb, TlsConnection)
-    ca.write_nowait(b"z" * 200_000)
+    # The reader's TLS layer decrypts up to its pull-buffer limit (1 MiB) ahead of
+    # read(); beyond that the bytes stay in the raw connection and the writer waits.
+    total = 0
+    while total < 3 << 20:
+        ca.write_nowait(b"z" * 200_000)
+        total += 200_000
     assert ca.write_paused  # the peer has not read anything yet
     drained = asyncio.create_task(ca.drain())
-    await asyncio.sleep(0.01)
+    await asyncio.sleep(0.05)
     assert not drained.done()
-    assert len(await cb.readexactly(200_000)) == 200_000
+    assert len(await cb.readexactly(total)) == total
     await asyncio.wait_for(drained, 5)
     assert not ca.write_paused
     await ca.close()
@@ -175,7 +180,7 @@ async def test_tcp_eof_without_close_notify_is_eof() -> None:
     rx = Collector()
     cb.start_push(rx)
     await ca.write(b"last words")
-    await ca._raw.close_write()  # bypass TLS: a bare TCP FIN
+    await ca.raw.close_write()  # bypass TLS: a bare TCP FIN
     await rx.wait_for(lambda: rx.eof)
     assert bytes(rx.data) == b"last words"
     await ca.close()
@@ -186,7 +191,7 @@ async def test_corrupted_record_fails_the_connection() -> None:
     ca, cb = await secure_pair("tcp")
     rx = Collector()
     cb.start_push(rx)
-    ca._raw.write_nowait(b"\x17\x03\x03\x00\x20" + b"\x00" * 32)  # bogus application record
+    ca.raw.write_nowait(b"\x17\x03\x03\x00\x20" + b"\x00" * 32)  # bogus application record
     await rx.wait_for(lambda: rx.lost)
     assert rx.lost and isinstance(rx.lost[0], Exception)
     assert cb.closed

@@ -40,11 +40,19 @@ _EXPORTS: dict[str, str] = {
     "PluginSpec": "p2pkit.plugins.spec",
     "PluginRegistry": "p2pkit.plugins.registry",
     "hookimpl": "p2pkit.plugins.spec",
+    "ChannelBase": "p2pkit.channel",
+    "LayeredChannel": "p2pkit.channel",
+    "StreamSocketConnection": "p2pkit.stream_socket",
+    "StreamSocketOptions": "p2pkit.stream_socket",
+    "ServerListener": "p2pkit.stream_socket",
+    "dial_stream": "p2pkit.stream_socket",
+    "listen_stream": "p2pkit.stream_socket",
 }
 
 __all__ = [
     "AllowDenyGater",
     "BasicConnectionManager",
+    "ChannelBase",
     "ConnManagerOptions",
     "Connection",
     "ConnectionGated",
@@ -54,6 +62,7 @@ __all__ = [
     "HostBuilder",
     "HostConfig",
     "KeyType",
+    "LayeredChannel",
     "LimitExceeded",
     "MemoryPeerstore",
     "PeerId",
@@ -62,10 +71,15 @@ __all__ = [
     "PrivateKey",
     "PublicKey",
     "ResourceLimits",
+    "ServerListener",
     "SqlitePeerstore",
+    "StreamSocketConnection",
+    "StreamSocketOptions",
     "__version__",
+    "dial_stream",
     "generate_private_key",
     "hookimpl",
+    "listen_stream",
     "load_config",
     "read_private_key",
     "write_private_key",
@@ -75,6 +89,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from p2pkit.builder import HostBuilder
+    from p2pkit.channel import ChannelBase, LayeredChannel
     from p2pkit.config import HostConfig, load_config
     from p2pkit.connection import Connection
     from p2pkit.connmgr import BasicConnectionManager, ConnManagerOptions
@@ -96,6 +111,13 @@ if TYPE_CHECKING:
     from p2pkit.peerstore_sqlite import SqlitePeerstore
     from p2pkit.plugins.registry import PluginRegistry
     from p2pkit.plugins.spec import PluginSpec, hookimpl
+    from p2pkit.stream_socket import (
+        ServerListener,
+        StreamSocketConnection,
+        StreamSocketOptions,
+        dial_stream,
+        listen_stream,
+    )
 
 
 def __getattr__(name: str) -> Any:

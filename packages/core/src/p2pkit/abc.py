@@ -1,31 +1,21 @@
 """The interfaces every implementation (ours and third parties') speaks.
 
-All interfaces are :class:`abc.ABC` subclasses: implementations inherit them, so a
-missing method is an error at construction time and mypy checks the signatures.
+Every :class:`ByteStream`: ``close_write()`` half-closes (a later write raises
+:class:`~p2pkit.errors.StreamClosed`); ``close()`` is graceful and idempotent;
+``reset()`` aborts now and never raises.  After a reset, reads and writes on both ends
+raise :class:`~p2pkit.errors.StreamReset` on a muxed stream and
+:class:`~p2pkit.errors.ConnectionClosed` on a :class:`Channel` (as the compliance suites
+check).  Reads return ``b""`` at EOF, after all buffered data.
 
-Close semantics (the same for every :class:`ByteStream`):
-
-* ``close_write()`` -- half-close: the peer reads EOF after the data we wrote; we can
-  still read.  Writing afterwards raises :class:`~p2pkit.errors.StreamClosed`.
-* ``close()`` -- graceful full close: half-close our side, stop reading, release
-  resources.  Data already written is still delivered.  Idempotent.
-* ``reset()`` -- abort now: queued data is dropped, the peer sees an error
-  (:class:`~p2pkit.errors.StreamReset`), our pending and later reads/writes raise
-  :class:`~p2pkit.errors.StreamReset`.  Synchronous, idempotent, never raises.
-
-Reads return ``b""`` at EOF (after the peer's half-close and all buffered data).
-
-Connection-level byte pipes (:class:`Channel`: raw TCP, secured) have two modes.
-*Pull* mode (``read``) is used for handshakes and negotiation.  A muxer then switches
-the channel to *push* mode with :meth:`Channel.start_push`: bytes are handed to a
-:class:`Receiver` in the same call chain that received them (no task, no queue per
-layer), and the muxer writes with :meth:`Channel.write_nowait` and waits for the
-socket with :meth:`Channel.drain`.  This is what makes the data path fast.
+A :class:`Channel` is in pull mode (``read``: handshakes, negotiation) until a muxer
+calls ``start_push``; then bytes go to a :class:`Receiver` in the call chain that
+received them.  :class:`p2pkit.channel.ChannelBase` implements that state machine once.
 """
 
 from __future__ import annotations
 
 import abc
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
@@ -43,42 +33,24 @@ class ByteStream(abc.ABC):
 
     @abc.abstractmethod
     async def read(self, max_bytes: int = -1) -> bytes:
-        """Return up to ``max_bytes`` (any amount available if -1); ``b""`` at EOF.
-
-        Waits while nothing is buffered.  Raises StreamReset / ConnectionClosed on abort.
-        """
+        """Up to ``max_bytes`` (any amount if -1); waits while nothing is buffered."""
 
     @abc.abstractmethod
     async def write(self, data: Buffer) -> None:
-        """Send all of ``data``; waits under backpressure (flow-control window, socket).
-
-        The caller may reuse ``data`` once this returns.
-        """
+        """Send all of ``data``, waiting under backpressure; ``data`` may then be reused."""
 
     @abc.abstractmethod
-    async def close_write(self) -> None:
-        """Half-close: the peer sees EOF after what we wrote.  Idempotent."""
-
+    async def close_write(self) -> None: ...
     @abc.abstractmethod
-    async def close(self) -> None:
-        """Graceful full close.  Idempotent."""
-
+    async def close(self) -> None: ...
     @abc.abstractmethod
-    def reset(self) -> None:
-        """Abort now; the peer sees an error.  Idempotent, never raises."""
-
+    def reset(self) -> None: ...
     @abc.abstractmethod
     def unread(self, data: bytes) -> None:
-        """Put ``data`` back in front of the read buffer.
-
-        Negotiation (multistream-select) reads whole chunks and may read past its last
-        message; it hands the surplus back with this so nothing is lost.
-        """
+        """Put ``data`` back in front of the read buffer (negotiation read too far)."""
 
     async def readexactly(self, n: int) -> bytes:
         """Read exactly ``n`` bytes; raises :class:`asyncio.IncompleteReadError` at EOF."""
-        import asyncio
-
         parts: list[bytes] = []
         got = 0
         while got < n:
@@ -91,76 +63,43 @@ class ByteStream(abc.ABC):
 
 
 class Receiver(Protocol):
-    """Consumer of a channel in push mode.
-
-    ``data`` passed to :meth:`data_received` is only valid during the call (the
-    producer reuses its buffer): copy what you keep.
-    """
+    """Consumer of a channel in push mode; ``data`` is valid only during the call."""
 
     def data_received(self, data: memoryview) -> None: ...
-
     def eof_received(self) -> None: ...
-
     def connection_lost(self, exc: BaseException | None) -> None: ...
 
 
 class Channel(ByteStream):
-    """A connection-level byte pipe: a raw transport connection or a secured one."""
+    """A connection-level byte pipe (raw or secured).  ``start_push``: from then on
+    bytes, EOF and loss (also those already there) go to the receiver.  ``write_nowait``
+    data must not be mutated afterwards; ``write_many`` takes one muxer frame's parts.
+    ``drain`` waits while ``write_paused``.  Both raise ConnectionClosed once closed."""
 
     is_initiator: bool
 
     @property
     @abc.abstractmethod
     def local_addr(self) -> Multiaddr | None: ...
-
     @property
     @abc.abstractmethod
     def remote_addr(self) -> Multiaddr | None: ...
-
     @property
     @abc.abstractmethod
     def closed(self) -> bool: ...
-
-    @abc.abstractmethod
-    def start_push(self, receiver: Receiver) -> None:
-        """Switch to push mode: from now on every byte goes to ``receiver``.
-
-        Bytes already buffered (including unread ones) are delivered first, inside this
-        call.  ``read()`` must not be used afterwards.  EOF and loss are delivered too
-        (also if they already happened).
-        """
-
-    @abc.abstractmethod
-    def write_nowait(self, data: Buffer) -> None:
-        """Queue ``data`` for sending without waiting.
-
-        The caller must not mutate ``data`` afterwards (transports may keep a reference
-        until it is sent: CPython 3.12+ does).  Raises ConnectionClosed when closed.
-        """
-
-    def write_many(self, parts: Sequence[Buffer]) -> None:
-        """:meth:`write_nowait` of each part, in order (same rules).
-
-        Muxers hand over a frame's header and payload together through this, so a
-        layer that transforms bytes can do it once for all of them (Noise encrypts
-        them into one buffer: one socket write instead of one per part).
-        """
-        for part in parts:
-            self.write_nowait(part)
-
     @property
     @abc.abstractmethod
-    def write_paused(self) -> bool:
-        """True while the layer below asks writers to wait (high-water mark)."""
-
+    def write_paused(self) -> bool: ...
     @abc.abstractmethod
-    async def drain(self) -> None:
-        """Wait until ``write_paused`` is False; raises ConnectionClosed if closed."""
-
+    def start_push(self, receiver: Receiver) -> None: ...
     @abc.abstractmethod
-    def pause_reading(self) -> None:
-        """Stop delivering bytes (push mode) until :meth:`resume_reading`."""
-
+    def write_nowait(self, data: Buffer) -> None: ...
+    @abc.abstractmethod
+    def write_many(self, parts: Sequence[Buffer]) -> None: ...
+    @abc.abstractmethod
+    async def drain(self) -> None: ...
+    @abc.abstractmethod
+    def pause_reading(self) -> None: ...
     @abc.abstractmethod
     def resume_reading(self) -> None: ...
 
@@ -178,9 +117,7 @@ class SecureConnection(Channel):
     remote_peer: PeerId
     remote_public_key: PublicKey
     security_protocol: str
-    early_muxer: str | None
-    """The muxer protocol id agreed during the handshake (early muxer negotiation),
-    or None when the muxer must be negotiated with multistream-select."""
+    early_muxer: str | None  # agreed during the handshake (early negotiation), or None
 
 
 # -- security ----------------------------------------------------------------------

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import socket
 from collections.abc import Callable
@@ -12,38 +11,20 @@ from multiaddr import Multiaddr
 
 from p2pkit.abc import ConnectionHandler, Listener, RawConnection, Transport
 from p2pkit.errors import AddressError, DialError, TransportError
+from p2pkit.stream_socket import ServerListener, dial_stream, listen_stream
 from p2pkit_tcp.addresses import TcpTarget, from_sockaddr, is_tcp, parse
-from p2pkit_tcp.connection import TcpConnection, TcpProtocol
+from p2pkit_tcp.connection import TcpConnection
 from p2pkit_tcp.options import TcpOptions
 
 log = logging.getLogger(__name__)
 
 
-class TcpListener(Listener):
+class TcpListener(ServerListener):
     """One ``asyncio.Server`` (one socket, or one per resolved address for ``/dns*``)."""
 
-    def __init__(self, server: asyncio.Server, on_close: Callable[[TcpListener], None]) -> None:
-        self._server = server
-        self._on_close = on_close
+    def __init__(self, server: asyncio.Server, on_close: Callable[[ServerListener], None]) -> None:
         addrs = (from_sockaddr(s.getsockname()) for s in server.sockets)
-        self._addrs = [a for a in addrs if a is not None]
-
-    @property
-    def addrs(self) -> list[Multiaddr]:
-        return list(self._addrs)
-
-    async def close(self) -> None:
-        """Stop accepting now; accepted connections live on.
-
-        ``Server.wait_closed`` is not awaited on purpose: on Python 3.12+ it also waits
-        for every accepted connection to end.
-        """
-        if self._server.is_serving() or self._server.sockets:
-            self._server.close()
-        self._on_close(self)
-
-    def __repr__(self) -> str:
-        return f"<TcpListener {[str(a) for a in self._addrs]}>"
+        super().__init__(server, [a for a in addrs if a is not None], on_close)
 
 
 class TcpTransport(Transport):
@@ -53,7 +34,7 @@ class TcpTransport(Transport):
 
     def __init__(self, options: TcpOptions | None = None) -> None:
         self.options = options or TcpOptions()
-        self._listeners: set[TcpListener] = set()
+        self._listeners: set[ServerListener] = set()
 
     def can_dial(self, addr: Multiaddr) -> bool:
         return is_tcp(addr)
@@ -100,9 +81,7 @@ class TcpTransport(Transport):
             share = None if deadline is None else (deadline - loop.time()) / (len(endpoints) - i)
             try:
                 async with asyncio.timeout(None if share is None else max(share, 0.0)):
-                    await loop.create_connection(
-                        functools.partial(TcpProtocol, conn), host, port, family=family
-                    )
+                    await dial_stream(conn, loop.create_connection, host, port, family=family)
             except TimeoutError:  # ours, or the kernel's ETIMEDOUT
                 waited = "" if share is None else f" within {max(share, 0):.2f} s"
                 errors.append((where, TimeoutError(f"no answer{waited}")))
@@ -142,21 +121,11 @@ class TcpTransport(Transport):
         target = parse(addr)
         loop = asyncio.get_running_loop()
         options = self.options
-
-        def on_made(conn: TcpConnection) -> None:
-            # A failing handler must not take the listener down: drop that connection.
-            try:
-                handler(conn)
-            except Exception:
-                log.exception("tcp: connection handler failed for %r; resetting it", conn)
-                conn.reset()
-
-        def factory() -> TcpProtocol:
-            return TcpProtocol(TcpConnection(options, is_initiator=False), on_made)
-
         try:
-            server = await loop.create_server(
-                factory,
+            server = await listen_stream(
+                lambda: TcpConnection(options, is_initiator=False),
+                handler,
+                loop.create_server,
                 target.host,
                 target.port,
                 family=target.family,

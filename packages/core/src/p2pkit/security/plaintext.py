@@ -15,13 +15,12 @@ import dataclasses
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from p2pkit.abc import Buffer, RawConnection, Receiver, SecureConnection, SecurityProtocol
+from p2pkit.abc import Buffer, RawConnection, SecureConnection, SecurityProtocol
+from p2pkit.channel import LayeredChannel
 from p2pkit.errors import HandshakeError, HandshakeTimeout, PeerIdMismatch, ProtocolError
 from p2pkit.varint import decode_uvarint, encode_uvarint
 
 if TYPE_CHECKING:
-    from multiaddr import Multiaddr
-
     from p2pkit.crypto import PrivateKey, PublicKey
     from p2pkit.peer import PeerId
     from p2pkit.plugins.spec import Components
@@ -35,73 +34,28 @@ class PlaintextOptions:
     handshake_timeout: float | None = None  # None: the upgrader's deadline applies
 
 
-class PlaintextConnection(SecureConnection):
+class PlaintextConnection(LayeredChannel, SecureConnection):
     """The raw connection, labelled with the (unauthenticated) remote identity.
 
-    Every call is delegated to the raw connection: no layer on the data path.
+    A :class:`~p2pkit.channel.LayeredChannel` that transforms nothing: bytes pass
+    through in both directions; the raw connection's flow control is ours.
     """
+
+    _copy_writes = True  # writes go to the raw connection's write_nowait unchanged
 
     def __init__(
         self, raw: RawConnection, local: PeerId, remote: PeerId, remote_key: PublicKey
     ) -> None:
-        self.raw = raw
-        self.is_initiator = raw.is_initiator
+        super().__init__(raw)
         self.local_peer = local
         self.remote_peer = remote
         self.remote_public_key = remote_key
         self.security_protocol = PROTOCOL_ID
         self.early_muxer = None
-        # The muxer's hot write path calls the raw connection directly.
-        self.write_nowait = raw.write_nowait  # type: ignore[method-assign]
+        self._start_below()
 
-    @property
-    def local_addr(self) -> Multiaddr | None:
-        return self.raw.local_addr
-
-    @property
-    def remote_addr(self) -> Multiaddr | None:
-        return self.raw.remote_addr
-
-    @property
-    def closed(self) -> bool:
-        return self.raw.closed
-
-    async def read(self, max_bytes: int = -1) -> bytes:
-        return await self.raw.read(max_bytes)
-
-    async def write(self, data: Buffer) -> None:
-        await self.raw.write(data)
-
-    def write_nowait(self, data: Buffer) -> None:
-        self.raw.write_nowait(data)
-
-    async def close_write(self) -> None:
-        await self.raw.close_write()
-
-    async def close(self) -> None:
-        await self.raw.close()
-
-    def reset(self) -> None:
-        self.raw.reset()
-
-    def unread(self, data: bytes) -> None:
-        self.raw.unread(data)
-
-    def start_push(self, receiver: Receiver) -> None:
-        self.raw.start_push(receiver)
-
-    @property
-    def write_paused(self) -> bool:
-        return self.raw.write_paused
-
-    async def drain(self) -> None:
-        await self.raw.drain()
-
-    def pause_reading(self) -> None:
-        self.raw.pause_reading()
-
-    def resume_reading(self) -> None:
-        self.raw.resume_reading()
+    def _raw_write_many(self, parts: Sequence[Buffer]) -> None:
+        self.raw.write_many(parts)  # nothing to transform: one call for all parts
 
 
 class PlaintextSecurity(SecurityProtocol):

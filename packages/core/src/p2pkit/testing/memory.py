@@ -26,29 +26,39 @@ so each end reports a *fake* ``/ip4/127.0.0.1/tcp/<n>`` address (``n`` counts up
 40000 per pair).  Nothing listens there: do not dial it.
 
 :func:`tcp_channel_pair` returns the same thing over a real loopback TCP connection made
-with the ``p2pkit-tcp`` plugin (imported lazily: the core does not depend on it).
+with the core's :mod:`p2pkit.stream_socket` (no transport plugin involved).
+
+The channel state machine (pull/push modes, EOF, loss, write gate) is
+:class:`~p2pkit.channel.ChannelBase`'s; this module only models the "kernel" between
+the two ends: held-back bytes, scheduled delivery and the writer's flow control.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import socket
 from collections import deque
-from typing import TYPE_CHECKING
+from typing import Any
 
-from p2pkit.abc import Buffer, RawConnection, Receiver
-from p2pkit.errors import ConnectionClosed, StreamClosed
-from p2pkit.io import ReadBuffer, WriteGate
+from multiaddr import Multiaddr
 
-if TYPE_CHECKING:
-    from multiaddr import Multiaddr
+from p2pkit.abc import Buffer, RawConnection
+from p2pkit.channel import ChannelBase
+from p2pkit.errors import ConnectionClosed
+from p2pkit.stream_socket import (
+    StreamSocketConnection,
+    StreamSocketOptions,
+    dial_stream,
+    listen_stream,
+)
 
 __all__ = ["MemoryConnection", "channel_pair", "tcp_channel_pair"]
 
 _fake_ports = itertools.count(40000)
 
 
-class MemoryConnection(RawConnection):
+class MemoryConnection(ChannelBase, RawConnection):
     """One end of an in-process connection (see the module docstring)."""
 
     transport_name = "memory"
@@ -56,198 +66,125 @@ class MemoryConnection(RawConnection):
     def __init__(
         self, *, is_initiator: bool, high_water: int, local_addr: str, remote_addr: str
     ) -> None:
-        self.is_initiator = is_initiator
+        super().__init__(is_initiator=is_initiator)
         self._high_water = high_water
         self._low_water = high_water // 4
-        self._local_addr_s = local_addr
-        self._remote_addr_s = remote_addr
+        self._local = Multiaddr(local_addr)
+        self._remote = Multiaddr(remote_addr)
         self._peer: MemoryConnection | None = None
-
-        # Receive side: pull mode reads from _buf; bytes the reader cannot take yet
-        # (push mode, or paused) wait in _pending, like bytes in a kernel buffer.
-        self._buf = ReadBuffer(on_consume=self._consumed)
+        # Bytes the reader cannot take yet (push mode: until the scheduled delivery;
+        # paused: until resumed) wait here, like bytes in a kernel buffer.
         self._pending: deque[bytes] = deque()
         self._pending_size = 0
         self._incoming_eof = False
-        self._eof_delivered = False
         self._incoming_exc: BaseException | None = None
-        self._receiver: Receiver | None = None
-        self._reading_paused = False
+        self._reading = True
         self._flush_scheduled = False
-        self._lost_delivered = False
-
-        # Send side.
-        self._gate = WriteGate()
-        self._write_closed = False
-        self._closed = False
-
-    # -- properties --------------------------------------------------------------------
-
-    @property
-    def local_addr(self) -> Multiaddr | None:
-        from multiaddr import Multiaddr
-
-        return Multiaddr(self._local_addr_s)
-
-    @property
-    def remote_addr(self) -> Multiaddr | None:
-        from multiaddr import Multiaddr
-
-        return Multiaddr(self._remote_addr_s)
+        self._loss_scheduled = False  # deliver _feed_lost(_loss_exc) at the next flush
+        self._loss_exc: BaseException | None = None
+        self._eof_sent = False
 
     @property
     def closed(self) -> bool:
-        return self._closed or self._incoming_exc is not None
-
-    @property
-    def write_paused(self) -> bool:
-        return self._gate.paused
+        return super().closed or self._incoming_exc is not None
 
     def _queued(self) -> int:
         """Bytes received here that the application has not consumed yet."""
-        return self._buf.size + self._pending_size
+        return self._rbuf.size + self._pending_size
 
-    # -- pull mode ---------------------------------------------------------------------
+    # -- raw hooks ---------------------------------------------------------------------
 
-    async def read(self, max_bytes: int = -1) -> bytes:
-        if self._receiver is not None:
-            raise RuntimeError("read() after start_push()")
-        return await self._buf.read(max_bytes)
-
-    def unread(self, data: bytes) -> None:
-        if self._receiver is not None:
-            raise RuntimeError("unread() after start_push()")
-        self._buf.unread(data)
-
-    # -- push mode ---------------------------------------------------------------------
-
-    def start_push(self, receiver: Receiver) -> None:
-        if self._receiver is not None:
-            raise RuntimeError("start_push() called twice")
-        self._receiver = receiver
-        exc = self._buf.exception
-        if exc is None:
-            data = self._buf.read_nowait(-1)
-            if data:
-                receiver.data_received(memoryview(data))
-                data = self._buf.read_nowait(-1)
-            if data == b"":
-                # EOF was already fed to the buffer: nothing is pending behind it.
-                self._eof_delivered = True
-                receiver.eof_received()
-        # Held-back bytes, a later EOF and loss go through the normal scheduled path.
-        self._schedule_flush()
-
-    def pause_reading(self) -> None:
-        self._reading_paused = True
-
-    def resume_reading(self) -> None:
-        if self._reading_paused:
-            self._reading_paused = False
-            self._schedule_flush()
-
-    # -- send side ---------------------------------------------------------------------
-
-    def write_nowait(self, data: Buffer) -> None:
-        if self.closed:
-            raise ConnectionClosed("memory connection is closed")
-        if self._write_closed:
-            raise StreamClosed("write after close_write()")
+    def _raw_write(self, data: Buffer) -> None:
         if not data:
             return
         peer = self._peer
         assert peer is not None
         peer._receive(bytes(data))
         if peer._queued() > self._high_water and not peer._closed:
-            self._gate.pause()
+            self._pause_writing()
 
-    async def write(self, data: Buffer) -> None:
-        self.write_nowait(data)
-        if self._gate.paused:
-            await self.drain()
+    async def _raw_close_write(self) -> None:
+        self._send_eof()
 
-    async def drain(self) -> None:
-        if self.closed:
-            raise ConnectionClosed("memory connection is closed")
-        await self._gate.wait()
-
-    async def close_write(self) -> None:
-        self._close_write()
-
-    def _close_write(self) -> None:
-        if self._write_closed or self.closed:
-            return
-        self._write_closed = True
-        assert self._peer is not None
-        self._peer._receive_eof()
-
-    async def close(self) -> None:
-        if self._closed:
-            return
-        self._close_write()
-        self._closed = True
+    async def _raw_close(self) -> None:
+        """Instant: the peer already holds every byte written."""
+        self._send_eof()
         self._drop_received()
-        self._buf.feed_eof()
-        self._gate.close(ConnectionClosed("memory connection is closed"))
-        self._schedule_flush()  # connection_lost(None) to a push receiver
+        self._lose_later(None)
 
-    def reset(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        self._write_closed = True
-        self._drop_received()
-        self._buf.fail(ConnectionClosed("memory connection was reset locally"))
-        self._gate.close(ConnectionClosed("memory connection was reset locally"))
+    def _raw_abort(self) -> None:
+        self._eof_sent = True
         assert self._peer is not None
         self._peer._receive_reset(ConnectionClosed("memory connection reset by peer"))
-        self._schedule_flush()
+        self._drop_received()
+        self._lose_later(None)
+
+    def _set_reading(self, on: bool) -> None:
+        self._reading = on
+        if on:
+            self._schedule_flush()
+
+    def _consumed(self, n: int) -> None:
+        super()._consumed(n)
+        self._release_peer_writer()
 
     # -- called by the peer ------------------------------------------------------------
 
     def _receive(self, data: bytes) -> None:
-        if self._closed or self._incoming_exc is not None or self._incoming_eof:
+        if self._closed or self._gone or self._incoming_exc is not None or self._incoming_eof:
             return  # we stopped reading: the bytes are dropped, as by a kernel
-        if self._receiver is None and not self._reading_paused and not self._pending:
-            self._buf.feed(data)
+        if self._receiver is None and self._reading and not self._pending:
+            self._feed(memoryview(data))
             return
         self._pending.append(data)
         self._pending_size += len(data)
         self._schedule_flush()
 
     def _receive_eof(self) -> None:
-        if self._closed or self._incoming_exc is not None:
+        if self._closed or self._gone or self._incoming_exc is not None:
             return
         self._incoming_eof = True
-        if self._receiver is None and not self._reading_paused and not self._pending:
-            self._buf.feed_eof()
+        if self._receiver is None and self._reading and not self._pending:
+            self._feed_eof()
         else:
             self._schedule_flush()
 
     def _receive_reset(self, exc: BaseException) -> None:
-        if self._closed or self._incoming_exc is not None:
+        if self._closed or self._gone or self._incoming_exc is not None:
             return
         self._incoming_exc = exc
-        self._drop_received()
-        self._buf.fail(exc)
+        self._no_write = True
         self._gate.close(exc)
-        self._schedule_flush()
+        self._drop_received()
+        if self._receiver is None:
+            self._rbuf.fail(exc)  # a reset drops what was not read yet
+            self._feed_lost(exc)
+        else:
+            self._lose_later(exc)  # never inside the peer's reset() call
 
     # -- internals ---------------------------------------------------------------------
+
+    def _send_eof(self) -> None:
+        if not self._eof_sent:
+            self._eof_sent = True
+            assert self._peer is not None
+            self._peer._receive_eof()
+
+    def _lose_later(self, exc: BaseException | None) -> None:
+        self._loss_scheduled = True
+        self._loss_exc = exc
+        self._schedule_flush()
 
     def _drop_received(self) -> None:
         self._pending.clear()
         self._pending_size = 0
         self._release_peer_writer()
 
-    def _consumed(self, _n: int) -> None:
-        self._release_peer_writer()
-
     def _release_peer_writer(self) -> None:
         peer = self._peer
         if peer is not None and peer._gate.paused:
             if self._closed or self._queued() <= self._low_water:
-                peer._gate.resume()
+                peer._resume_writing()
 
     def _schedule_flush(self) -> None:
         if not self._flush_scheduled:
@@ -257,33 +194,19 @@ class MemoryConnection(RawConnection):
     def _flush(self) -> None:
         """Deliver what the reader can take now (runs from the event loop, like a socket)."""
         self._flush_scheduled = False
-        receiver = self._receiver
-        if receiver is None:
-            if self._reading_paused or self._closed:
-                return
-            while self._pending:
-                self._buf.feed(self._pending.popleft())
-            self._pending_size = 0
-            if self._incoming_eof:
-                self._buf.feed_eof()
+        if self._loss_scheduled:
+            self._loss_scheduled = False
+            self._feed_lost(self._loss_exc)
             return
-        if self._closed or self._incoming_exc is not None:
-            if not self._lost_delivered:
-                self._lost_delivered = True
-                receiver.connection_lost(None if self._closed else self._incoming_exc)
-            return
-        while self._pending and not self._reading_paused and self._receiver is not None:
+        while self._pending and self._reading:
             chunk = self._pending.popleft()
             self._pending_size -= len(chunk)
-            receiver.data_received(memoryview(chunk))
-            if self._closed or self._incoming_exc is not None:
-                # The receiver closed or reset us from inside the callback.
-                return
+            self._feed(memoryview(chunk))
+            if self._closed or self._gone or self._loss_scheduled:
+                return  # the receiver closed or reset us from inside the callback
         self._release_peer_writer()
-        if self._incoming_eof and not self._pending and not self._reading_paused:
-            if not self._eof_delivered:
-                self._eof_delivered = True
-                receiver.eof_received()
+        if self._incoming_eof and not self._pending and self._reading:
+            self._feed_eof()
 
 
 def channel_pair(*, high_water: int = 1 << 20) -> tuple[RawConnection, RawConnection]:
@@ -301,17 +224,26 @@ def channel_pair(*, high_water: int = 1 << 20) -> tuple[RawConnection, RawConnec
     return a, b
 
 
+class _LoopbackTcp(StreamSocketConnection):
+    """A loopback TCP connection for tests (the core's stream socket, no plugin)."""
+
+    transport_name = "tcp"
+
+    def _to_multiaddr(self, sockaddr: Any) -> Multiaddr | None:
+        return Multiaddr(f"/ip4/{sockaddr[0]}/tcp/{sockaddr[1]}") if sockaddr else None
+
+    def _setup_socket(self, sock: Any) -> None:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
 async def tcp_channel_pair() -> tuple[RawConnection, RawConnection]:
-    """Two connected TCP connections over 127.0.0.1 (dialer first), via ``p2pkit-tcp``.
+    """Two connected TCP connections over 127.0.0.1 (dialer first).
 
     The caller closes both connections.
     """
-    from multiaddr import Multiaddr
-
-    from p2pkit_tcp import TcpOptions, TcpTransport
-
-    transport = TcpTransport(TcpOptions())
-    accepted: asyncio.Future[RawConnection] = asyncio.get_running_loop().create_future()
+    loop = asyncio.get_running_loop()
+    options = StreamSocketOptions()
+    accepted: asyncio.Future[RawConnection] = loop.create_future()
 
     def on_conn(conn: RawConnection) -> None:
         if not accepted.done():
@@ -319,15 +251,22 @@ async def tcp_channel_pair() -> tuple[RawConnection, RawConnection]:
         else:  # pragma: no cover - nobody else knows the port
             conn.reset()
 
-    listener = await transport.listen(Multiaddr("/ip4/127.0.0.1/tcp/0"), on_conn)
+    server = await listen_stream(
+        lambda: _LoopbackTcp(options, is_initiator=False),
+        on_conn,
+        loop.create_server,
+        "127.0.0.1",
+        0,
+    )
     try:
-        dialed = await transport.dial(listener.addrs[0])
+        port = server.sockets[0].getsockname()[1]
+        conn = _LoopbackTcp(options, is_initiator=True)
+        dialed = await dial_stream(conn, loop.create_connection, "127.0.0.1", port)
         try:
             inbound = await asyncio.wait_for(accepted, 10.0)
         except BaseException:
             dialed.reset()
             raise
     finally:
-        await listener.close()
-        await transport.close()
+        server.close()
     return dialed, inbound
