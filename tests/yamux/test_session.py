@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from p2pkit.abc import Buffer
 from p2pkit.errors import ConnectionClosed, MuxerError, ResourceLimitExceeded, StreamClosed
 from p2pkit_yamux import frames as fr
-from p2pkit_yamux.errors import YamuxGoAway, YamuxProtocolError
+from p2pkit_yamux.errors import YamuxControlFlood, YamuxGoAway, YamuxProtocolError
 from p2pkit_yamux.events import (
     ConnectionTerminated,
     DataReceived,
@@ -26,7 +26,7 @@ from p2pkit_yamux.events import (
     WindowUpdated,
 )
 from p2pkit_yamux.options import YamuxOptions
-from p2pkit_yamux.session import YamuxSession
+from p2pkit_yamux.session import MAX_QUEUED_REPLIES, YamuxSession
 
 KiB = 1024
 
@@ -478,6 +478,45 @@ def test_outstanding_pings_are_bounded() -> None:
     assert c.receive_data(fr.ping(values[-1], fr.FLAG_ACK), now=100.0) == [
         PongReceived(values[-1], 61.0)
     ]
+
+
+def test_ping_values_are_random_and_only_outstanding_ones_count() -> None:
+    c, _ = pair()
+    values = {c.ping(0.0)[0] for _ in range(16)}
+    assert len(values) == 16 and values != set(range(1, 17))
+    # a blind ACK of a counter value is ignored
+    guesses = b"".join(fr.ping(v, fr.FLAG_ACK) for v in range(1, 17) if v not in values)
+    assert c.receive_data(guesses, now=1.0) == []
+
+
+def test_ping_replies_per_batch_are_bounded() -> None:
+    _, s = pair()
+    flood = fr.ping(5, fr.FLAG_SYN) * (MAX_QUEUED_REPLIES + 500)
+    assert len(s.receive_data(flood)) == MAX_QUEUED_REPLIES + 500  # PingReceived each
+    assert s.data_to_send() == fr.ping(5, fr.FLAG_ACK) * MAX_QUEUED_REPLIES
+    assert s.dropped_pings == 500
+    # the cap is per batch: the next one is answered again
+    assert s.receive_data(fr.ping(6, fr.FLAG_SYN)) == [PingReceived(6)]
+    assert s.data_to_send() == fr.ping(6, fr.FLAG_ACK)
+
+
+def test_pings_not_answered_while_the_caller_says_so() -> None:
+    _, s = pair()
+    s.answer_pings = False
+    s.receive_data(fr.ping(1, fr.FLAG_SYN) * 3)
+    assert s.data_to_send() == b"" and s.dropped_pings == 3
+
+
+def test_refused_syn_flood_in_one_batch_ends_the_session() -> None:
+    _, s = pair(accept_backlog=1)
+    wire = b"".join(
+        hdr(fr.TYPE_WINDOW_UPDATE, fr.FLAG_SYN, 2 * i + 1, 0) for i in range(MAX_QUEUED_REPLIES + 2)
+    )
+    err = terminated(s.receive_data(wire))
+    assert isinstance(err, YamuxControlFlood) and err.reason == "control-flood"
+    out = s.data_to_send()
+    assert len(out) == (MAX_QUEUED_REPLIES + 1) * fr.HEADER_SIZE  # RSTs, then GoAway(1)
+    assert out.endswith(fr.go_away(fr.GO_AWAY_PROTOCOL_ERROR))
 
 
 def test_consecutive_data_frames_of_a_stream_are_joined() -> None:

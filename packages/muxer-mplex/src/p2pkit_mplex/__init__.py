@@ -13,6 +13,7 @@ from p2pkit_mplex.options import MplexOptions
 from p2pkit_mplex.session import (
     DataReceived,
     Event,
+    MplexControlFlood,
     MplexFrameTooLarge,
     MplexProtocolError,
     MplexSession,
@@ -31,6 +32,7 @@ __all__ = [
     "Event",
     "Flag",
     "MplexConnection",
+    "MplexControlFlood",
     "MplexFrameTooLarge",
     "MplexMuxer",
     "MplexOptions",

@@ -39,6 +39,7 @@ from p2pkit_mplex.options import MplexOptions
 __all__ = [
     "DataReceived",
     "Event",
+    "MplexControlFlood",
     "MplexFrameTooLarge",
     "MplexProtocolError",
     "MplexSession",
@@ -49,6 +50,11 @@ __all__ = [
 
 
 _ONE_BYTE = [bytes((i,)) for i in range(128)]
+
+#: Refusals (Reset of a NewStream we cannot take) queued between two ``data_to_send``
+#: calls; one more is a flood (:class:`MplexControlFlood`): one large read of tiny
+#: NewStream frames must not turn into a megabyte of replies.
+MAX_QUEUED_REPLIES = 1024
 
 
 def _len_varint(n: int) -> bytes:
@@ -61,6 +67,11 @@ class MplexProtocolError(MuxerError):
 
 class MplexFrameTooLarge(MplexProtocolError, MessageTooLarge):
     """An incoming frame announced more than ``max_message_size`` bytes."""
+
+
+class MplexControlFlood(MplexProtocolError):
+    """The peer kept making us reply (e.g. NewStream beyond ``max_streams``, each answered
+    with a Reset) while not reading our replies (``max_blocked_control_frames``)."""
 
 
 # -- events ---------------------------------------------------------------------------
@@ -144,6 +155,10 @@ class MplexSession:
         self._congested: set[StreamKey] = set()
         self._hard_limit = self.options.hard_stream_buffer
         self._outbox: list[bytes] = []
+        self._replies = 0  # refusals in _outbox (bounded by MAX_QUEUED_REPLIES)
+        self.replies_queued = 0
+        """Frames queued for :meth:`data_to_send` so far (resets the session sent on its
+        own): the shell bounds how many pile up while the peer does not read."""
         self._error: MplexProtocolError | None = None
         self._closed = False
         # Parser state.
@@ -290,6 +305,7 @@ class MplexSession:
             return b""
         out = b"".join(self._outbox)
         self._outbox.clear()
+        self._replies = 0
         return out
 
     # -- receiving ---------------------------------------------------------------------
@@ -440,7 +456,14 @@ class MplexSession:
         if flag == Flag.NEW_STREAM:
             self._max_remote_id = max(self._max_remote_id, key.id)
             if self._closed or self._n_inbound >= self.options.max_streams:
+                if self._replies >= MAX_QUEUED_REPLIES:
+                    raise MplexControlFlood(
+                        f"mplex: more than {MAX_QUEUED_REPLIES} refused NewStream frames"
+                        " in one batch"
+                    )
                 self._outbox.append(encode_frame(key.id, Flag.RESET_RECEIVER))
+                self._replies += 1
+                self.replies_queued += 1
                 return
             self._streams[key] = _Stream(key)
             self._n_inbound += 1
@@ -462,6 +485,7 @@ class MplexSession:
     def _reset_slow(self, key: StreamKey, events: list[Event], reason: str) -> None:
         self._remove(key)
         self._outbox.append(encode_frame(key.id, outgoing_flag(key, Flag.RESET_RECEIVER)))
+        self.replies_queued += 1
         events.append(
             StreamReset(key, by_remote=False, reason=f"{reason} (mplex has no flow control)")
         )

@@ -26,6 +26,7 @@ from p2pkit_mplex.options import MplexOptions
 from p2pkit_mplex.session import (
     DataReceived,
     Event,
+    MplexControlFlood,
     MplexSession,
     StreamEnded,
     StreamOpened,
@@ -176,6 +177,7 @@ class MplexConnection(MuxedConnection):
         self._accept_waiters: list[asyncio.Future[None]] = []
         self._ended = False
         self._end_exc: BaseException | None = None
+        self._abort_exc: BaseException | None = None
         self._closed_event = asyncio.Event()
         self._close_task: asyncio.Task[None] | None = None
         self._out: list[bytes] = []  # small frames not yet written (see _send)
@@ -183,6 +185,8 @@ class MplexConnection(MuxedConnection):
         self._flush_handle: asyncio.Handle | None = None
         self._paused = False  # reading paused for a slow reader
         self._slow_timer: asyncio.TimerHandle | None = None
+        self._blocked_control = 0  # replies queued while write_paused (see _blocked)
+        self._replies_seen = 0
         channel.start_push(self)
 
     def __repr__(self) -> str:
@@ -193,6 +197,13 @@ class MplexConnection(MuxedConnection):
     @property
     def is_closed(self) -> bool:
         return self._ended
+
+    @property
+    def ended_by(self) -> BaseException | None:
+        """Why the session ended: the error it was aborted with (a typed error such as
+        :class:`MplexControlFlood`), else the reset it ended with; None while it is open
+        or after a clean end."""
+        return self._abort_exc or self._end_exc
 
     @property
     def streams(self) -> Sequence[MuxedStream]:
@@ -245,6 +256,8 @@ class MplexConnection(MuxedConnection):
 
     def abort(self, exc: BaseException | None = None) -> None:
         reason = f"mplex session aborted: {exc!r}" if exc is not None else "mplex session aborted"
+        if not self._ended:
+            self._abort_exc = exc
         self._out.clear()
         self._out_size = 0
         self._end(StreamReset(reason))
@@ -267,9 +280,30 @@ class MplexConnection(MuxedConnection):
         self._handle(events)
         out = session.data_to_send()
         if out:
+            if self._channel.write_paused:
+                if self._blocked():
+                    return
+            else:
+                self._blocked_control = 0
+                self._replies_seen = session.replies_queued
             self._send_control(out)
         if session.congested and not self._paused and not self._ended:
             self._pause()
+
+    def _blocked(self) -> bool:
+        """Count replies queued while the peer does not read ours; beyond
+        ``max_blocked_control_frames`` abort with :class:`MplexControlFlood` (True)."""
+        replies = self._session.replies_queued
+        self._blocked_control += replies - self._replies_seen
+        self._replies_seen = replies
+        if self._blocked_control <= self.options.max_blocked_control_frames:
+            return False
+        self.abort(
+            MplexControlFlood(
+                f"mplex: {self._blocked_control} replies queued while the peer did not read"
+            )
+        )
+        return True
 
     def _handle(self, events: list[Event]) -> None:
         session = self._session

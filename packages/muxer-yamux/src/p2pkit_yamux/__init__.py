@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from p2pkit_yamux.errors import YamuxGoAway, YamuxProtocolError
+from p2pkit_yamux.errors import YamuxControlFlood, YamuxGoAway, YamuxProtocolError
 from p2pkit_yamux.options import YamuxOptions
 from p2pkit_yamux.plugin import PROTOCOL_ID
 from p2pkit_yamux.session import YamuxSession
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 __all__ = [
     "PROTOCOL_ID",
     "YamuxConnection",
+    "YamuxControlFlood",
     "YamuxGoAway",
     "YamuxMuxer",
     "YamuxOptions",

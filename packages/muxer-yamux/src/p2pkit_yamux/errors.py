@@ -24,3 +24,18 @@ class YamuxGoAway(MuxerError):
         self.code = code
         names = {1: "protocol error", 2: "internal error"}
         super().__init__(f"peer sent yamux GoAway({code}: {names.get(code, 'unknown code')})")
+
+
+class YamuxControlFlood(YamuxProtocolError):
+    """The peer kept sending control frames (pings, SYNs) while not reading our replies.
+
+    ``reason`` is ``"control-flood"``: more replies due at once than the session
+    queues (``session.MAX_QUEUED_REPLIES``), or more control frames while our writes
+    were blocked than ``YamuxOptions.max_blocked_control_frames``.
+    """
+
+    def __init__(self, frames: int) -> None:
+        super().__init__(
+            "control-flood",
+            f"{frames} control frames received while the peer did not read our replies",
+        )

@@ -18,10 +18,12 @@ data after FIN.
 
 from __future__ import annotations
 
+import secrets
+
 from p2pkit.abc import Buffer
 from p2pkit.errors import ConnectionClosed, ResourceLimitExceeded, StreamClosed
 from p2pkit_yamux import frames as fr
-from p2pkit_yamux.errors import YamuxGoAway, YamuxProtocolError
+from p2pkit_yamux.errors import YamuxControlFlood, YamuxGoAway, YamuxProtocolError
 from p2pkit_yamux.events import (
     ConnectionTerminated,
     DataReceived,
@@ -51,12 +53,21 @@ COALESCE_LIMIT = 16 * 1024
 #: Pings awaiting their ACK that we remember (older ones are forgotten, their ACK ignored).
 MAX_OUTSTANDING_PINGS = 16
 
+#: Replies (ping ACKs, RSTs of refused SYNs) queued between two ``data_to_send`` calls.
+#: Beyond it ping replies are dropped and a refused SYN is a flood (YamuxControlFlood):
+#: one large read of tiny frames must not turn into a megabyte of replies.
+MAX_QUEUED_REPLIES = 1024
+
 
 class _Fatal(Exception):
     """Internal: unwinds the parser on a protocol error."""
 
     def __init__(self, error: YamuxProtocolError) -> None:
         self.error = error
+
+
+def _flood() -> _Fatal:
+    return _Fatal(YamuxControlFlood(MAX_QUEUED_REPLIES))
 
 
 def _fatal(reason: str, message: str) -> _Fatal:
@@ -113,6 +124,7 @@ class YamuxSession:
         self._next_id = 1 if is_client else 2
         self._remote_parity = 0 if is_client else 1
         self._outbox: list[bytes] = []
+        self._replies = 0  # frames in _outbox (bounded by MAX_QUEUED_REPLIES)
         self._budget = WindowBudget(opts.max_session_receive_buffer)
         self._extra_window = opts.initial_window - INITIAL_WINDOW
         self._inbound_pending = 0  # inbound SYNs not yet accepted by the application
@@ -120,7 +132,12 @@ class YamuxSession:
         self._unacked = 0  # outbound SYNs not yet ACKed
         self._peer_acked = False  # has the peer ACKed any of our streams yet?
         self._pings: dict[int, float] = {}
-        self._ping_counter = 0
+        self.answer_pings = True
+        """False: Ping(SYN) frames are counted in :attr:`dropped_pings`, not answered.
+        The shell clears it while the peer does not read what we send (go-yamux drops
+        a ping reply when its send queue is full), so a ping flood cannot grow our
+        output queue."""
+        self.dropped_pings = 0
         # parser state
         self._hdr = bytearray()
         self._left = 0  # payload bytes of the current Data frame still to come
@@ -172,6 +189,7 @@ class YamuxSession:
             return b""
         out = b"".join(self._outbox)
         self._outbox.clear()
+        self._replies = 0
         return out
 
     # -- sending ---------------------------------------------------------------------
@@ -273,11 +291,16 @@ class YamuxSession:
         return _pack(0, fr.TYPE_WINDOW_UPDATE, 0, stream_id, delta)
 
     def ping(self, now: float, value: int | None = None) -> tuple[int, bytes]:
-        """A PING|SYN frame; its ACK yields :class:`PongReceived` with the RTT."""
-        if value is None:
-            self._ping_counter = (self._ping_counter + 1) & fr.MAX_U32
-            value = self._ping_counter
+        """A PING|SYN frame; its ACK yields :class:`PongReceived` with the RTT.
+
+        The default value is random (32 bits, not one of the outstanding ones): a peer
+        that does not read our pings cannot ACK them blindly to keep the session alive.
+        """
         pings = self._pings
+        if value is None:
+            value = secrets.randbits(32)
+            while value in pings:
+                value = secrets.randbits(32)
         if len(pings) >= MAX_OUTSTANDING_PINGS:  # a peer that never answers: forget the oldest
             del pings[next(iter(pings))]
         pings[value] = now
@@ -390,7 +413,11 @@ class YamuxSession:
             self._stream_frame(ftype, flags, sid, length, events, now)
         elif ftype == fr.TYPE_PING:
             if flags & fr.FLAG_SYN:
-                self._outbox.append(fr.ping(length, fr.FLAG_ACK))
+                if self.answer_pings and self._replies < MAX_QUEUED_REPLIES:
+                    self._outbox.append(fr.ping(length, fr.FLAG_ACK))
+                    self._replies += 1
+                else:
+                    self.dropped_pings += 1
                 events.append(PingReceived(length))
             elif flags & fr.FLAG_ACK:
                 sent = self._pings.pop(length, None)
@@ -436,7 +463,10 @@ class YamuxSession:
                 or self._inbound_open >= opts.max_streams
                 or not self._budget.has_room(opts.initial_window)
             ):
+                if self._replies >= MAX_QUEUED_REPLIES:
+                    raise _flood()
                 self._outbox.append(_pack(0, fr.TYPE_WINDOW_UPDATE, fr.FLAG_RST, sid, 0))
+                self._replies += 1
                 if is_data:
                     self._skip(length)
                 return
