@@ -28,7 +28,7 @@ from p2pkit_mplex import (
     StreamReset,
     encode_frame,
 )
-from p2pkit_mplex.session import MAX_QUEUED_REPLIES
+from p2pkit_mplex.session import JOIN_LIMIT, MAX_QUEUED_REPLIES
 
 MiB = 1 << 20
 
@@ -421,3 +421,13 @@ def test_refusals_per_batch_are_bounded() -> None:
     )
     with pytest.raises(MplexControlFlood):
         s.receive_data(flood)
+
+
+def test_send_data_parts_split_at_join_limit() -> None:
+    """The shell sends writes up to JOIN_LIMIT with send_data and larger ones as the
+    (header, payload) pairs of send_data_parts: the two must agree on the limit."""
+    a, _ = pair()
+    key, _ = a.open_stream()
+    assert len(a.send_data_parts(key, bytes(JOIN_LIMIT))) == 1
+    parts = a.send_data_parts(key, bytes(JOIN_LIMIT + 1))
+    assert len(parts) == 2 and len(parts[1]) == JOIN_LIMIT + 1

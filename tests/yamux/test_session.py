@@ -37,20 +37,22 @@ def hdr(ftype: int, flags: int, sid: int, length: int) -> bytes:
 
 def pair(**kw: object) -> tuple[YamuxSession, YamuxSession]:
     opts = YamuxOptions(**kw)  # type: ignore[arg-type]
-    return YamuxSession(True, opts), YamuxSession(False, opts)
+    return YamuxSession(is_initiator=True, options=opts), YamuxSession(
+        is_initiator=False, options=opts
+    )
 
 
 def joined(parts: Sequence[Buffer]) -> bytes:
     return b"".join(bytes(p) for p in parts)
 
 
-def terminated(events: Sequence[object]) -> YamuxProtocolError:
-    assert events, "expected a termination event"
-    last = events[-1]
-    assert isinstance(last, ConnectionTerminated)
-    assert isinstance(last.error, YamuxProtocolError)
-    assert isinstance(last.error, MuxerError)
-    return last.error
+def raised(session: YamuxSession, wire: bytes) -> YamuxProtocolError:
+    """Feed ``wire``: it must raise a YamuxProtocolError (a MuxerError), kept on the session."""
+    with pytest.raises(YamuxProtocolError) as info:
+        session.receive_data(wire)
+    assert isinstance(info.value, MuxerError)
+    assert session.error is info.value and session.terminated is not None
+    return info.value
 
 
 # -- byte vectors --------------------------------------------------------------------
@@ -255,11 +257,13 @@ def test_late_frames_after_both_fins() -> None:
     ],
 )
 def test_protocol_errors_send_go_away_1(wire: bytes, reason: str) -> None:
-    c = YamuxSession(True)  # the client: the peer (server) uses even ids
-    err = terminated(c.receive_data(wire))
+    c = YamuxSession(is_initiator=True)  # the initiator: the peer (server) uses even ids
+    err = raised(c, wire)
     assert err.reason == reason and reason in str(err)
     assert c.data_to_send() == fr.go_away(1)
-    assert c.receive_data(hdr(1, fr.FLAG_SYN, 4, 0)) == []  # everything after is ignored
+    with pytest.raises(YamuxProtocolError) as again:  # the session is dead
+        c.receive_data(hdr(1, fr.FLAG_SYN, 4, 0))
+    assert again.value is err
     with pytest.raises(ConnectionClosed):
         c.open_stream()
 
@@ -271,7 +275,7 @@ def test_window_overrun_across_frames() -> None:
     assert s.receive_data(hdr(0, 0, sid, 256 * KiB) + bytes(256 * KiB))[-1] == DataReceived(
         sid, bytes(256 * KiB)
     )
-    assert terminated(s.receive_data(hdr(0, 0, sid, 1) + b"x")).reason == "window-overrun"
+    assert raised(s, hdr(0, 0, sid, 1) + b"x").reason == "window-overrun"
 
 
 # -- backlog and limits ----------------------------------------------------------------
@@ -437,10 +441,13 @@ def test_initial_window_option_rides_on_syn_and_ack() -> None:
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.binary(max_size=64), max_size=8), st.booleans())
-def test_random_bytes_never_raise_untyped(chunks: list[bytes], is_client: bool) -> None:
-    sess = YamuxSession(is_client)
+def test_random_bytes_never_raise_untyped(chunks: list[bytes], is_initiator: bool) -> None:
+    sess = YamuxSession(is_initiator=is_initiator)
     for chunk in chunks:
-        events = sess.receive_data(chunk, now=1.0)
+        try:
+            events = sess.receive_data(chunk, now=1.0)
+        except MuxerError:
+            break
         for e in events:
             if isinstance(e, ConnectionTerminated):
                 assert isinstance(e.error, MuxerError)
@@ -458,13 +465,17 @@ header_st = st.builds(
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(header_st, max_size=12), st.booleans())
-def test_random_frames_never_raise_untyped(headers: list[bytes], is_client: bool) -> None:
-    sess = YamuxSession(is_client)
+def test_random_frames_never_raise_untyped(headers: list[bytes], is_initiator: bool) -> None:
+    sess = YamuxSession(is_initiator=is_initiator)
     sess.open_stream()
     for h in headers:
         length = struct.unpack(">BBHII", h)[4]
         wire = h + bytes(min(length, 4096)) if h[1] == 0 else h
-        for e in sess.receive_data(wire, now=0.5):
+        try:
+            events = sess.receive_data(wire, now=0.5)
+        except MuxerError:
+            break
+        for e in events:
             if isinstance(e, ConnectionTerminated):
                 assert isinstance(e.error, MuxerError)
         for sid in list(sess.streams):
@@ -512,7 +523,7 @@ def test_refused_syn_flood_in_one_batch_ends_the_session() -> None:
     wire = b"".join(
         hdr(fr.TYPE_WINDOW_UPDATE, fr.FLAG_SYN, 2 * i + 1, 0) for i in range(MAX_QUEUED_REPLIES + 2)
     )
-    err = terminated(s.receive_data(wire))
+    err = raised(s, wire)
     assert isinstance(err, YamuxControlFlood) and err.reason == "control-flood"
     out = s.data_to_send()
     assert len(out) == (MAX_QUEUED_REPLIES + 1) * fr.HEADER_SIZE  # RSTs, then GoAway(1)

@@ -51,6 +51,11 @@ __all__ = [
 
 _ONE_BYTE = [bytes((i,)) for i in range(128)]
 
+#: Writes up to this size are framed as one joined ``bytes`` (:meth:`MplexSession.send_data`
+#: and :meth:`MplexSession.send_data_parts` alike); larger ones as header/payload pairs
+#: (no copy of an immutable payload).  The shell relies on that split (it imports this).
+JOIN_LIMIT = 64 * 1024
+
 #: Refusals (Reset of a NewStream we cannot take) queued between two ``data_to_send``
 #: calls; one more is a flood (:class:`MplexControlFlood`): one large read of tiny
 #: NewStream frames must not turn into a megabyte of replies.
@@ -173,6 +178,12 @@ class MplexSession:
     # -- inspection ----------------------------------------------------------------------
 
     @property
+    def error(self) -> MplexProtocolError | None:
+        """The protocol error :meth:`receive_data` raised, if any (raised again by every
+        later call)."""
+        return self._error
+
+    @property
     def closed(self) -> bool:
         """True after :meth:`close` or a protocol error: no new streams."""
         return self._closed
@@ -235,9 +246,10 @@ class MplexSession:
     def send_data_parts(self, key: StreamKey, data: Buffer) -> list[Buffer]:
         """Frames carrying ``data``, as header/payload pieces to write in order.
 
-        ``data`` is split into messages of at most ``max_message_size`` bytes.  Small
-        payloads are joined with their header (one write); large ones are returned as
-        memoryview slices of ``data`` (no copy: the caller copies mutable buffers
+        ``data`` is split into messages of at most ``max_message_size`` bytes.  Up to
+        :data:`JOIN_LIMIT` bytes (and one message) give one part, payload joined with
+        its header (one write); anything larger gives (header, payload) pairs, the
+        payloads memoryview slices of ``data`` (no copy: the caller copies mutable buffers
         before handing them to a transport that keeps references).
         """
         st = self._streams.get(key)
@@ -250,7 +262,7 @@ class MplexSession:
             return []
         prefix = st.msg_prefix
         limit = self.options.max_message_size
-        if n <= limit and n <= 16384:
+        if n <= limit and n <= JOIN_LIMIT:
             return [b"".join((prefix, _len_varint(n), data))]
         mv = memoryview(data).cast("B")
         parts: list[Buffer] = []

@@ -24,6 +24,7 @@ from p2pkit.io import ReadBuffer
 from p2pkit_mplex.frames import PROTOCOL_ID, StreamKey
 from p2pkit_mplex.options import MplexOptions
 from p2pkit_mplex.session import (
+    JOIN_LIMIT,
     DataReceived,
     Event,
     MplexControlFlood,
@@ -34,10 +35,6 @@ from p2pkit_mplex.session import (
 from p2pkit_mplex.session import StreamReset as StreamResetEvent
 
 __all__ = ["MplexConnection", "MplexMuxer", "MplexStream"]
-
-_JOIN_LIMIT = 64 * 1024
-"""Writes up to this size are sent as one joined frame; larger ones as header +
-payload slices (no copy of an immutable payload)."""
 
 _COALESCE_LIMIT = 64 * 1024
 """Small frames queued during one event-loop iteration go to the channel in one write,
@@ -92,7 +89,7 @@ class MplexStream(MuxedStream):
         channel = self._conn._channel
         session = self._session
         try:
-            if n <= _JOIN_LIMIT:
+            if n <= JOIN_LIMIT:  # else send_data_parts gives (header, payload) pairs
                 self._conn._send(session.send_data(self.key, data))
             else:
                 # Slices of immutable bytes may be handed over as they are.

@@ -6,7 +6,10 @@ shell in :mod:`p2pkit_yamux.shell` drives it; tests drive it directly.
 
 Frames the session must send on its own while parsing (ping answers, RST for SYNs it
 refuses, GoAway(1) on a protocol error) are queued; fetch them with
-:meth:`YamuxSession.data_to_send` after each :meth:`YamuxSession.receive_data`.
+:meth:`YamuxSession.data_to_send` after each :meth:`YamuxSession.receive_data`.  A
+protocol error of the peer raises :class:`~p2pkit_yamux.errors.YamuxProtocolError`
+from ``receive_data`` (GoAway(1) already queued); the session is dead afterwards.
+The conventions shared with the other sans-IO machines are in ``docs/sansio.md``.
 
 What we tolerate, because real peers do it (see INTEROP-NOTES): frames for unknown or
 closed stream ids (Data payload discarded), window updates after close, unknown GoAway
@@ -59,19 +62,8 @@ MAX_OUTSTANDING_PINGS = 16
 MAX_QUEUED_REPLIES = 1024
 
 
-class _Fatal(Exception):
-    """Internal: unwinds the parser on a protocol error."""
-
-    def __init__(self, error: YamuxProtocolError) -> None:
-        self.error = error
-
-
-def _flood() -> _Fatal:
-    return _Fatal(YamuxControlFlood(MAX_QUEUED_REPLIES))
-
-
-def _fatal(reason: str, message: str) -> _Fatal:
-    return _Fatal(YamuxProtocolError(reason, message))
+def _fatal(reason: str, message: str) -> YamuxProtocolError:
+    return YamuxProtocolError(reason, message)
 
 
 def _flush(events: list[Event], stream_id: int, pieces: list[memoryview]) -> None:
@@ -109,11 +101,11 @@ class StreamState:
 class YamuxSession:
     """One side of a yamux session.
 
-    ``is_client``: the side that dialed (odd stream ids); the listener uses even ids.
+    ``is_initiator``: the side that dialed (odd stream ids); the listener uses even ids.
     """
 
-    def __init__(self, is_client: bool, options: YamuxOptions | None = None) -> None:
-        self.is_client = is_client
+    def __init__(self, *, is_initiator: bool, options: YamuxOptions | None = None) -> None:
+        self.is_initiator = is_initiator
         self.options = opts = options or YamuxOptions()
         self.streams: dict[int, StreamState] = {}
         self.rtt: float | None = None
@@ -121,8 +113,13 @@ class YamuxSession:
         self.goaway_sent: int | None = None
         self.goaway_received: int | None = None
         self.terminated: ConnectionTerminated | None = None
-        self._next_id = 1 if is_client else 2
-        self._remote_parity = 0 if is_client else 1
+        """Set when the session is over: GoAway with an error code (either way) or a
+        protocol error of the peer (then :attr:`error` is set too)."""
+        self.error: YamuxProtocolError | None = None
+        """The protocol error :meth:`receive_data` raised, if any (raised again by
+        every later call)."""
+        self._next_id = 1 if is_initiator else 2
+        self._remote_parity = 0 if is_initiator else 1
         self._outbox: list[bytes] = []
         self._replies = 0  # frames in _outbox (bounded by MAX_QUEUED_REPLIES)
         self._budget = WindowBudget(opts.max_session_receive_buffer)
@@ -320,11 +317,16 @@ class YamuxSession:
     def receive_data(self, data: Buffer, now: float | None = None) -> list[Event]:
         """Parse bytes from the peer.  ``data`` is only read during the call.
 
-        Never raises for bad input: a protocol error ends the list with
-        :class:`ConnectionTerminated` (and queues GoAway(1)); later input is ignored.
+        Raises :class:`~p2pkit_yamux.errors.YamuxProtocolError` (a ``MuxerError``)
+        when the peer broke the protocol, with GoAway(1) queued in
+        :meth:`data_to_send`; events of the same call are dropped (the session is
+        over) and every later call raises the same error.  After a GoAway with an
+        error code (:class:`ConnectionTerminated`) later input is ignored.
         """
         events: list[Event] = []
         if self.terminated is not None:
+            if self.error is not None:
+                raise self.error
             return events
         mv = memoryview(data)
         if mv.format != "B" or mv.ndim != 1:
@@ -387,14 +389,12 @@ class YamuxSession:
                     break
             if pieces:
                 _flush(events, piece_sid, pieces)
-        except _Fatal as exc:
-            if pieces:
-                _flush(events, piece_sid, pieces)
+        except YamuxProtocolError as exc:
             self._outbox.append(fr.go_away(fr.GO_AWAY_PROTOCOL_ERROR))
             self.goaway_sent = fr.GO_AWAY_PROTOCOL_ERROR
-            term = ConnectionTerminated(exc.error.reason, exc.error)
-            self.terminated = term
-            events.append(term)
+            self.error = exc
+            self.terminated = ConnectionTerminated(exc.reason, exc)
+            raise
         return events
 
     def _frame(
@@ -464,7 +464,7 @@ class YamuxSession:
                 or not self._budget.has_room(opts.initial_window)
             ):
                 if self._replies >= MAX_QUEUED_REPLIES:
-                    raise _flood()
+                    raise YamuxControlFlood(MAX_QUEUED_REPLIES)
                 self._outbox.append(_pack(0, fr.TYPE_WINDOW_UPDATE, fr.FLAG_RST, sid, 0))
                 self._replies += 1
                 if is_data:

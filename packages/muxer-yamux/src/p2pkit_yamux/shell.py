@@ -28,7 +28,7 @@ from p2pkit.abc import (
 from p2pkit.errors import ConnectionClosed, StreamClosed, StreamReset
 from p2pkit.io import ReadBuffer
 from p2pkit_yamux import events as ev
-from p2pkit_yamux.errors import YamuxControlFlood
+from p2pkit_yamux.errors import YamuxControlFlood, YamuxProtocolError
 from p2pkit_yamux.frames import GO_AWAY_NORMAL, HEADER_SIZE
 from p2pkit_yamux.options import YamuxOptions
 from p2pkit_yamux.plugin import PROTOCOL_ID
@@ -201,7 +201,7 @@ class YamuxConnection(MuxedConnection):
         self._channel = channel
         self.options = options
         self.is_initiator = is_initiator
-        self._session = YamuxSession(is_initiator, options)
+        self._session = YamuxSession(is_initiator=is_initiator, options=options)
         self._streams: dict[int, YamuxStream] = {}
         self._accept_queue: deque[YamuxStream] = deque()
         self._accept_waiter: asyncio.Future[None] | None = None
@@ -346,7 +346,12 @@ class YamuxConnection(MuxedConnection):
         blocked = self._channel.write_paused
         session.answer_pings = not blocked
         dropped = session.dropped_pings if blocked else 0
-        events = session.receive_data(data, self._loop.time())
+        try:
+            events = session.receive_data(data, self._loop.time())
+        except YamuxProtocolError as exc:
+            self._send(session.data_to_send())  # GoAway(1)
+            self._end(exc, graceful=False)
+            return
         streams = self._streams
         for e in events:
             if type(e) is _DataReceived:
@@ -409,10 +414,7 @@ class YamuxConnection(MuxedConnection):
         elif isinstance(e, ev.GoAwayReceived):
             self._wake_accept()
             self._fail_openers(ConnectionClosed(f"peer sent GoAway({e.code})"))
-        elif isinstance(e, ev.ConnectionTerminated):
-            out = self._session.data_to_send()  # GoAway(1) for a protocol error
-            if out:
-                self._send(out)
+        elif isinstance(e, ev.ConnectionTerminated):  # the peer's GoAway with an error
             self._end(e.error, graceful=False)
 
     def eof_received(self) -> None:
