@@ -22,7 +22,12 @@ from p2pkit_noise.errors import (
     NonceExhausted,
 )
 from p2pkit_noise.framing import MAX_FRAME, MAX_PLAINTEXT, FrameDecoder, FrameEncoder
-from p2pkit_noise.handshake import HandshakeResult, NoiseHandshake, select_muxer
+from p2pkit_noise.handshake import (
+    HandshakeCompleted,
+    HandshakeResult,
+    NoiseHandshake,
+    select_muxer,
+)
 from p2pkit_noise.options import NoiseOptions
 from p2pkit_noise.payload import HandshakePayload, NoiseExtensions
 from p2pkit_noise.security import NoiseSecurity
@@ -35,6 +40,7 @@ __all__ = [
     "DecryptError",
     "FrameDecoder",
     "FrameEncoder",
+    "HandshakeCompleted",
     "HandshakePayload",
     "HandshakeResult",
     "HandshakeTruncated",
