@@ -34,8 +34,10 @@ class YamuxControlFlood(YamuxProtocolError):
     were blocked than ``YamuxOptions.max_blocked_control_frames``.
     """
 
-    def __init__(self, frames: int) -> None:
-        super().__init__(
-            "control-flood",
-            f"{frames} control frames received while the peer did not read our replies",
-        )
+    def __init__(self, frames: int, *, in_one_batch: bool = False) -> None:
+        self.frames = frames
+        if in_one_batch:
+            message = f"more than {frames} replies due for one batch of received bytes"
+        else:
+            message = f"{frames} control frames received while the peer did not read ours"
+        super().__init__("control-flood", message)

@@ -464,7 +464,7 @@ class YamuxSession:
                 or not self._budget.has_room(opts.initial_window)
             ):
                 if self._replies >= MAX_QUEUED_REPLIES:
-                    raise YamuxControlFlood(MAX_QUEUED_REPLIES)
+                    raise YamuxControlFlood(MAX_QUEUED_REPLIES, in_one_batch=True)
                 self._outbox.append(_pack(0, fr.TYPE_WINDOW_UPDATE, fr.FLAG_RST, sid, 0))
                 self._replies += 1
                 if is_data:
