@@ -26,9 +26,9 @@ from p2pkit_tcp import TcpOptions, TcpTransport
 
 HIGH_WATER = 64 * 1024
 OPTIONS = MplexOptions(max_streams=4)
-#: A Reset for stream ids below 2**21 is at most 4 bytes; the listener queues at most its
-#: high-water mark, one batch of replies and the replies it sends while blocked.
-BOUND = HIGH_WATER + (MAX_QUEUED_REPLIES + OPTIONS.max_blocked_control_frames) * 4
+#: A Reset for a stream id below 2**25 is at most 5 bytes; the listener queues at most
+#: its high-water mark, one batch of replies and the replies it sends while blocked.
+BOUND = HIGH_WATER + (MAX_QUEUED_REPLIES + OPTIONS.max_blocked_control_frames) * 5
 
 
 @dataclass
