@@ -122,10 +122,12 @@ async def test_refused_stream_flood_without_reading_is_bounded_then_closed(
     # A small kernel send buffer, so replies queue in asyncio within a few batches.
     transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
     peak = 0
+    received = 0
     receive = session.data_received
 
     def measured(data: memoryview) -> None:  # the queue right after each reply batch
-        nonlocal peak
+        nonlocal peak, received
+        received += len(data)
         receive(data)
         peak = max(peak, transport.get_write_buffer_size())
 
@@ -134,10 +136,17 @@ async def test_refused_stream_flood_without_reading_is_bounded_then_closed(
     sent = 0
     try:
         async with asyncio.timeout(30):
-            for _ in range(1000):  # at most 500k NewStream frames
-                chunk = b"".join(encode_frame(i, Flag.NEW_STREAM) for i in range(sent, sent + 500))
+            written = 0
+            for _ in range(1000):  # at most 200k NewStream frames, 200 at a time
+                chunk = b"".join(encode_frame(i, Flag.NEW_STREAM) for i in range(sent, sent + 200))
                 await loop.sock_sendall(sock, chunk)
-                sent += 500
+                sent += 200
+                written += len(chunk)
+                # Let the listener read each burst on its own: every read then refuses
+                # fewer streams than one batch may (MAX_QUEUED_REPLIES), and it is the
+                # bound on replies queued while we do not read that must end the flood.
+                while received < written and not session.is_closed:
+                    await asyncio.sleep(0)
                 if session.is_closed:
                     break
             while not session.is_closed:  # in flight: the listener reads it (or times out)
@@ -149,6 +158,7 @@ async def test_refused_stream_flood_without_reading_is_bounded_then_closed(
     assert peak < BOUND, (peak, BOUND)
     assert session.is_closed, f"not closed after {sent} NewStream frames, {peak} bytes queued"
     assert isinstance(session.ended_by, MplexControlFlood), session.ended_by
+    assert "did not read" in str(session.ended_by)  # the write-blocked bound, not a batch
     assert await _good_echo(listener, b"after" * 1000) == b"after" * 1000
 
 

@@ -147,6 +147,7 @@ async def test_ping_flood_without_reading_is_bounded_then_closed(listener: Liste
     assert peak < BOUND, (peak, BOUND)
     assert session.is_closed, f"not closed after {sent} pings, {peak} bytes queued"
     assert isinstance(session.ended_by, YamuxControlFlood), session.ended_by
+    assert "did not read" in str(session.ended_by)  # the write-blocked bound, not a batch
     assert session.session.dropped_pings > 0
     # the good peer is still served
     assert await _good_echo(listener, b"after" * 1000) == b"after" * 1000
