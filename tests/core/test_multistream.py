@@ -14,7 +14,11 @@ from p2pkit.multistream import (
     PROTOCOL_ID,
     Initiator,
     ListRequest,
+    ListRequested,
     MessageReader,
+    ProtocolRefused,
+    ProtocolSelected,
+    ProtocolsListed,
     Responder,
     decode_ls_response,
     encode_ls_response,
@@ -27,15 +31,21 @@ NOISE = "/noise"
 YAMUX = "/yamux/1.0.0"
 
 
+def step(machine: Initiator | Responder | ListRequest, data: bytes) -> bytes:
+    """Feed ``data``; return what the machine has to send then."""
+    machine.receive_data(data)
+    return machine.data_to_send()
+
+
 def pump(a: Initiator, b: Responder) -> None:
     """Exchange bytes between the two machines until neither has anything to say."""
-    to_b = a.initial_bytes()
-    to_a = b.initial_bytes()
+    to_b = a.data_to_send()
+    to_a = b.data_to_send()
     for _ in range(100):
         if not to_a and not to_b:
             return
-        nxt_b = a.receive_data(to_a) if to_a else b""
-        nxt_a = b.receive_data(to_b) if to_b else b""
+        nxt_b = step(a, to_a) if to_a else b""
+        nxt_a = step(b, to_b) if to_b else b""
         to_a, to_b = nxt_a, nxt_b
     raise AssertionError("no convergence")
 
@@ -67,15 +77,15 @@ def test_ls_response_vector() -> None:
 
 def test_list_request() -> None:
     req = ListRequest()
-    assert req.initial_bytes() == HEADER + LS_MESSAGE
+    assert req.data_to_send() == HEADER + LS_MESSAGE
     big = [f"/proto/{i:04d}/" + "y" * 100 for i in range(200)]  # > 1024 bytes: allowed here
     answer = HEADER + encode_ls_response(big) + b"rest"
     for i in range(len(answer)):
-        req.receive_data(answer[i : i + 1])
+        step(req, answer[i : i + 1])
     assert req.done and req.protocols == big
-    assert req.leftover() == b"rest"
+    assert req.leftover == b"rest"
     req = ListRequest()
-    req.receive_data(HEADER + NA_MESSAGE)
+    step(req, HEADER + NA_MESSAGE)
     assert req.done and req.protocols is None
     with pytest.raises(MessageTooLarge):
         ListRequest(max_response_size=100).receive_data(HEADER + encode_uvarint(101))
@@ -85,46 +95,46 @@ def test_list_request() -> None:
 
 def test_initiator_first_write_is_header_plus_proposal() -> None:
     init = Initiator([NOISE, "/tls/1.0.0"])
-    assert init.initial_bytes() == HEADER + b"\x07/noise\n"
+    assert init.data_to_send() == HEADER + b"\x07/noise\n"
     assert not init.done and init.selected is None
-    assert init.receive_data(HEADER + b"\x07/noise\n") == b""
+    assert step(init, HEADER + b"\x07/noise\n") == b""
     assert init.done and init.selected == NOISE
-    assert init.leftover() == b""
+    assert init.leftover == b""
 
 
 def test_responder_answers_header_then_echo() -> None:
     resp = Responder([NOISE])
-    assert resp.initial_bytes() == b""
-    assert resp.receive_data(HEADER) == HEADER
+    assert resp.data_to_send() == b""
+    assert step(resp, HEADER) == HEADER
     assert not resp.done
-    assert resp.receive_data(b"\x07/noise\n") == b"\x07/noise\n"
+    assert step(resp, b"\x07/noise\n") == b"\x07/noise\n"
     assert resp.done and resp.selected == NOISE
 
 
 def test_responder_header_and_proposal_in_one_packet() -> None:
     resp = Responder([NOISE])
-    assert resp.receive_data(HEADER + b"\x07/noise\n") == HEADER + b"\x07/noise\n"
+    assert step(resp, HEADER + b"\x07/noise\n") == HEADER + b"\x07/noise\n"
     assert resp.done and resp.selected == NOISE
 
 
 def test_responder_eager_header() -> None:
     resp = Responder([NOISE], eager_header=True)
-    assert resp.initial_bytes() == HEADER
-    assert resp.receive_data(HEADER + b"\x07/noise\n") == b"\x07/noise\n"
+    assert resp.data_to_send() == HEADER
+    assert step(resp, HEADER + b"\x07/noise\n") == b"\x07/noise\n"
 
 
 def test_byte_by_byte_both_roles() -> None:
     init = Initiator(["/x", NOISE])
     resp = Responder([NOISE])
-    to_resp = init.initial_bytes()
+    to_resp = init.data_to_send()
     to_init = b""
     for _ in range(20):
         nxt_init = b""
         for i in range(len(to_resp)):
-            nxt_init += resp.receive_data(to_resp[i : i + 1])
+            nxt_init += step(resp, to_resp[i : i + 1])
         nxt_resp = b""
         for i in range(len(to_init)):
-            nxt_resp += init.receive_data(to_init[i : i + 1])
+            nxt_resp += step(init, to_init[i : i + 1])
         to_init, to_resp = nxt_init, nxt_resp
         if init.done and resp.done:
             break
@@ -134,14 +144,14 @@ def test_byte_by_byte_both_roles() -> None:
 def test_several_proposals_with_na() -> None:
     init = Initiator(["/tls/1.0.0", "/secio/1.0.0", NOISE])
     resp = Responder([NOISE])
-    first = init.initial_bytes()
+    first = init.data_to_send()
     assert first == HEADER + encode_message("/tls/1.0.0")
-    assert resp.receive_data(first) == HEADER + NA_MESSAGE
-    assert init.receive_data(HEADER + NA_MESSAGE) == encode_message("/secio/1.0.0")
-    assert resp.receive_data(encode_message("/secio/1.0.0")) == NA_MESSAGE
-    assert init.receive_data(NA_MESSAGE) == encode_message(NOISE)
-    assert resp.receive_data(encode_message(NOISE)) == encode_message(NOISE)
-    assert init.receive_data(encode_message(NOISE)) == b""
+    assert step(resp, first) == HEADER + NA_MESSAGE
+    assert step(init, HEADER + NA_MESSAGE) == encode_message("/secio/1.0.0")
+    assert step(resp, encode_message("/secio/1.0.0")) == NA_MESSAGE
+    assert step(init, NA_MESSAGE) == encode_message(NOISE)
+    assert step(resp, encode_message(NOISE)) == encode_message(NOISE)
+    assert step(init, encode_message(NOISE)) == b""
     assert init.selected == resp.selected == NOISE
 
 
@@ -155,43 +165,64 @@ def test_all_refused() -> None:
 
 def test_ls_with_and_without_list() -> None:
     resp = Responder(lambda p: p == NOISE, supported=[NOISE, YAMUX])
-    out = resp.receive_data(HEADER + LS_MESSAGE)
+    out = step(resp, HEADER + LS_MESSAGE)
     assert out == HEADER + encode_ls_response([NOISE, YAMUX])
     assert not resp.done
     resp2 = Responder(lambda p: p == NOISE)
-    assert resp2.receive_data(HEADER + LS_MESSAGE) == HEADER + NA_MESSAGE
+    assert step(resp2, HEADER + LS_MESSAGE) == HEADER + NA_MESSAGE
     # A sequence doubles as the ls list.
     resp3 = Responder([YAMUX])
-    assert resp3.receive_data(HEADER + LS_MESSAGE) == HEADER + encode_ls_response([YAMUX])
+    assert step(resp3, HEADER + LS_MESSAGE) == HEADER + encode_ls_response([YAMUX])
 
 
 def test_surplus_bytes_preserved_both_roles() -> None:
     resp = Responder([NOISE])
-    assert resp.receive_data(HEADER + encode_message(NOISE) + b"APP") == HEADER + encode_message(
+    assert step(resp, HEADER + encode_message(NOISE) + b"APP") == HEADER + encode_message(
         NOISE
     )
-    resp.receive_data(b"MORE")  # after done: kept, not parsed
-    assert resp.leftover() == b"APPMORE"
+    step(resp, b"MORE")  # after done: kept, not parsed
+    assert resp.leftover == b"APPMORE"
     init = Initiator([NOISE])
-    init.initial_bytes()
+    init.data_to_send()
     # Application data that happens to look like a multistream message stays intact.
-    assert init.receive_data(HEADER + encode_message(NOISE) + NA_MESSAGE + b"\xff") == b""
-    assert init.leftover() == NA_MESSAGE + b"\xff"
+    assert step(init, HEADER + encode_message(NOISE) + NA_MESSAGE + b"\xff") == b""
+    assert init.leftover == NA_MESSAGE + b"\xff"
 
 
 def test_lazy_success_and_na() -> None:
     init = Initiator([NOISE], lazy=True)
     assert init.selected == NOISE and not init.done
-    assert init.initial_bytes() == HEADER + encode_message(NOISE)
-    init.receive_data(HEADER + encode_message(NOISE) + b"data")
-    assert init.done and init.leftover() == b"data"
+    assert init.data_to_send() == HEADER + encode_message(NOISE)
+    step(init, HEADER + encode_message(NOISE) + b"data")
+    assert init.done and init.leftover == b"data"
 
     init = Initiator([NOISE], lazy=True)
-    init.initial_bytes()
+    init.data_to_send()
     with pytest.raises(ProtocolNotSupported):
-        init.receive_data(HEADER + NA_MESSAGE)
+        step(init, HEADER + NA_MESSAGE)
     with pytest.raises(ValueError):
         Initiator(["/a", "/b"], lazy=True)
+
+
+def test_events_and_dead_after_error() -> None:
+    init = Initiator(["/a", NOISE])
+    resp = Responder([NOISE])
+    assert resp.receive_data(init.data_to_send()) == [ProtocolRefused("/a")]
+    assert init.receive_data(resp.data_to_send()) == [ProtocolRefused("/a")]
+    assert resp.receive_data(init.data_to_send()) == [ProtocolSelected(NOISE)]
+    assert init.receive_data(resp.data_to_send()) == [ProtocolSelected(NOISE)]
+    assert resp.receive_data(HEADER) == [] and resp.leftover == HEADER  # after done
+    lister = Responder([NOISE])
+    assert lister.receive_data(HEADER + LS_MESSAGE) == [ListRequested()]
+    req = ListRequest()
+    assert req.receive_data(lister.data_to_send()) == [ProtocolsListed((NOISE,))]
+    bad = Responder([NOISE])
+    with pytest.raises(NegotiationError) as info:
+        bad.receive_data(b"\x02x\n")
+    assert bad.error is info.value
+    with pytest.raises(NegotiationError) as again:
+        bad.receive_data(HEADER)
+    assert again.value is info.value
 
 
 # -- limits and malformed input -------------------------------------------------------
@@ -200,17 +231,17 @@ def test_lazy_success_and_na() -> None:
 def test_overlong_prefix_rejected_before_body() -> None:
     resp = Responder([NOISE])
     with pytest.raises(MessageTooLarge):
-        resp.receive_data(encode_uvarint(10 * 1024 * 1024))
+        step(resp, encode_uvarint(10 * 1024 * 1024))
     # Even a partial prefix that can only mean "too large" is refused at once.
     resp = Responder([NOISE])
     with pytest.raises(MessageTooLarge):
-        resp.receive_data(b"\x80\x80")
+        step(resp, b"\x80\x80")
     resp = Responder([NOISE])
-    resp.receive_data(b"\x80")  # could still be small: wait for more
+    step(resp, b"\x80")  # could still be small: wait for more
     init = Initiator([NOISE])
-    init.initial_bytes()
+    init.data_to_send()
     with pytest.raises(MessageTooLarge):
-        init.receive_data(encode_uvarint(1025))
+        step(init, encode_uvarint(1025))
 
 
 def test_max_size_boundary() -> None:
@@ -234,39 +265,39 @@ def test_max_size_boundary() -> None:
 def test_malformed_messages(frame: bytes) -> None:
     resp = Responder([NOISE])
     with pytest.raises(NegotiationError):
-        resp.receive_data(HEADER + frame)
+        step(resp, HEADER + frame)
     init = Initiator([NOISE])
-    init.initial_bytes()
+    init.data_to_send()
     with pytest.raises(NegotiationError):
-        init.receive_data(HEADER + frame)
+        step(init, HEADER + frame)
 
 
 def test_wrong_header() -> None:
     with pytest.raises(NegotiationError):
         Responder([NOISE]).receive_data(encode_message("/multistream/2.0.0"))
     init = Initiator([NOISE])
-    init.initial_bytes()
+    init.data_to_send()
     with pytest.raises(NegotiationError):
-        init.receive_data(encode_message(NOISE))
+        step(init, encode_message(NOISE))
 
 
 def test_unexpected_answer() -> None:
     init = Initiator([NOISE])
-    init.initial_bytes()
+    init.data_to_send()
     with pytest.raises(NegotiationError):
-        init.receive_data(HEADER + encode_message("/other"))
+        step(init, HEADER + encode_message("/other"))
 
 
 def test_proposal_limit() -> None:
     resp = Responder([NOISE], max_proposals=5)
-    out = resp.receive_data(HEADER + encode_messages(*[f"/p{i}" for i in range(5)]))
+    out = step(resp, HEADER + encode_messages(*[f"/p{i}" for i in range(5)]))
     assert out == HEADER + NA_MESSAGE * 5
     with pytest.raises(NegotiationError):
-        resp.receive_data(encode_message("/p5"))
+        step(resp, encode_message("/p5"))
     # ls counts too.
     resp = Responder([NOISE], max_proposals=2)
     with pytest.raises(NegotiationError):
-        resp.receive_data(HEADER + LS_MESSAGE * 3)
+        step(resp, HEADER + LS_MESSAGE * 3)
 
 
 def test_local_protocol_ids_validated() -> None:
@@ -281,7 +312,7 @@ def test_local_protocol_ids_validated() -> None:
 
 def test_na_and_header_are_never_accepted() -> None:
     resp = Responder(lambda p: True)
-    assert resp.receive_data(HEADER + NA_MESSAGE + HEADER) == HEADER + NA_MESSAGE * 2
+    assert step(resp, HEADER + NA_MESSAGE + HEADER) == HEADER + NA_MESSAGE * 2
     assert not resp.done
 
 
@@ -296,9 +327,9 @@ def test_fuzz_responder_only_typed_errors(prefix: bool, parts: list[bytes]) -> N
     resp = Responder([NOISE, YAMUX], max_proposals=10)
     try:
         if prefix:
-            resp.receive_data(HEADER)
+            step(resp, HEADER)
         for part in parts:
-            out = resp.receive_data(part)
+            out = step(resp, part)
             assert isinstance(out, bytes)
     except P2PError:
         pass
@@ -308,12 +339,12 @@ def test_fuzz_responder_only_typed_errors(prefix: bool, parts: list[bytes]) -> N
 @given(prefix=st.booleans(), lazy=st.booleans(), parts=chunks)
 def test_fuzz_initiator_only_typed_errors(prefix: bool, lazy: bool, parts: list[bytes]) -> None:
     init = Initiator([NOISE], lazy=True) if lazy else Initiator([NOISE, YAMUX])
-    init.initial_bytes()
+    init.data_to_send()
     try:
         if prefix:
-            init.receive_data(HEADER)
+            step(init, HEADER)
         for part in parts:
-            init.receive_data(part)
+            step(init, part)
     except P2PError:
         pass
 
@@ -338,13 +369,13 @@ def test_fuzz_roundtrip_any_split(protocols: list[str], cut: int) -> None:
     target = protocols[-1]
     init = Initiator(protocols)
     resp = Responder([target])
-    to_resp, to_init = init.initial_bytes(), b""
+    to_resp, to_init = init.data_to_send(), b""
     for _ in range(50):
         nxt_init = b"".join(
-            resp.receive_data(to_resp[i : i + cut]) for i in range(0, len(to_resp), cut)
+            step(resp, to_resp[i : i + cut]) for i in range(0, len(to_resp), cut)
         )
         nxt_resp = b"".join(
-            init.receive_data(to_init[i : i + cut]) for i in range(0, len(to_init), cut)
+            step(init, to_init[i : i + cut]) for i in range(0, len(to_init), cut)
         )
         to_init, to_resp = nxt_init, nxt_resp
         if init.done and resp.done:

@@ -17,6 +17,7 @@ from p2pkit.errors import (
 from p2pkit_mplex import (
     DataReceived,
     Flag,
+    MplexControlFlood,
     MplexFrameTooLarge,
     MplexOptions,
     MplexProtocolError,
@@ -27,6 +28,7 @@ from p2pkit_mplex import (
     StreamReset,
     encode_frame,
 )
+from p2pkit_mplex.session import JOIN_LIMIT, MAX_QUEUED_REPLIES
 
 MiB = 1 << 20
 
@@ -406,3 +408,26 @@ def test_non_minimal_two_byte_header_is_rejected() -> None:
     s = MplexSession(is_initiator=False)
     with pytest.raises(MplexProtocolError):
         s.receive_data(b"\x80\x00\x00\x00")  # id 0 NewStream, header padded to 2 bytes
+
+
+def test_refusals_per_batch_are_bounded() -> None:
+    s = MplexSession(is_initiator=False, options=MplexOptions(max_streams=1))
+    batch = b"".join(encode_frame(i, Flag.NEW_STREAM) for i in range(MAX_QUEUED_REPLIES + 1))
+    assert len(s.receive_data(batch)) == 1  # one accepted, the rest refused
+    assert s.data_to_send().count(b"\x00") == MAX_QUEUED_REPLIES  # one Reset each
+    assert s.replies_queued == MAX_QUEUED_REPLIES
+    flood = b"".join(
+        encode_frame(i, Flag.NEW_STREAM) for i in range(2000, 2002 + MAX_QUEUED_REPLIES)
+    )
+    with pytest.raises(MplexControlFlood):
+        s.receive_data(flood)
+
+
+def test_send_data_parts_split_at_join_limit() -> None:
+    """The shell sends writes up to JOIN_LIMIT with send_data and larger ones as the
+    (header, payload) pairs of send_data_parts: the two must agree on the limit."""
+    a, _ = pair()
+    key, _ = a.open_stream()
+    assert len(a.send_data_parts(key, bytes(JOIN_LIMIT))) == 1
+    parts = a.send_data_parts(key, bytes(JOIN_LIMIT + 1))
+    assert len(parts) == 2 and len(parts[1]) == JOIN_LIMIT + 1

@@ -12,6 +12,7 @@ from p2pkit.crypto import PrivateKey
 from p2pkit.errors import HandshakeError, InvalidSignature, PeerIdMismatch
 from p2pkit.peer import PeerId
 from p2pkit_noise import (
+    HandshakeCompleted,
     InvalidHandshakePayload,
     NoiseHandshake,
     NoiseHandshakeError,
@@ -30,14 +31,22 @@ def pid(key: PrivateKey) -> PeerId:
     return PeerId.from_public_key(key.public_key)
 
 
+def step(hs: NoiseHandshake, data: bytes) -> bytes:
+    """Feed ``data``; return what the machine has to send then."""
+    hs.receive_data(data)
+    return hs.data_to_send()
+
+
 def run(i: NoiseHandshake, r: NoiseHandshake) -> tuple[NoiseHandshake, NoiseHandshake]:
-    m1 = i.start()
-    assert r.start() == b""
-    m2 = r.receive_data(m1)
-    m3 = i.receive_data(m2)
-    assert i.complete
-    assert r.receive_data(m3) == b""
-    assert r.complete
+    m1 = i.data_to_send()
+    assert r.data_to_send() == b""
+    m2 = step(r, m1)
+    [done] = i.receive_data(m2)
+    assert done == HandshakeCompleted(i.result)
+    m3 = i.data_to_send()
+    assert i.done
+    assert step(r, m3) == b""
+    assert r.done
     return i, r
 
 
@@ -51,8 +60,8 @@ def pair(
     expected: PeerId | None = None,
 ) -> tuple[NoiseHandshake, NoiseHandshake]:
     a, b = identity(ikey, 0), identity(rkey, 1)
-    i = NoiseHandshake(initiator=True, identity=a, muxers=imux, expected_peer=expected)
-    r = NoiseHandshake(initiator=False, identity=b, muxers=rmux)
+    i = NoiseHandshake(is_initiator=True, identity=a, muxers=imux, expected_peer=expected)
+    r = NoiseHandshake(is_initiator=False, identity=b, muxers=rmux)
     return i, r
 
 
@@ -73,10 +82,10 @@ def test_every_key_type_both_roles(identity: Identity, key_type: str) -> None:
 
 def test_message_sizes_and_framing(identity: Identity) -> None:
     i, r = pair(identity)
-    m1 = i.start()
+    m1 = i.data_to_send()
     # Message 1 is the 32-byte ephemeral key, empty payload, 2-byte BE length.
     assert m1[:2] == b"\x00\x20" and len(m1) == 34
-    m2 = r.receive_data(m1)
+    m2 = step(r, m1)
     assert int.from_bytes(m2[:2], "big") == len(m2) - 2
     # e (32) + encrypted s (32 + 16) + encrypted payload (+16).
     assert len(m2) - 2 > 32 + 48 + 16
@@ -94,13 +103,13 @@ def test_transport_keys_work_with_the_framer(identity: Identity) -> None:
 
 def test_byte_at_a_time_and_leftover(identity: Identity) -> None:
     i, r = pair(identity)
-    m1 = i.start()
-    m2 = b"".join(r.receive_data(m1[k : k + 1]) for k in range(len(m1)))
-    m3 = b"".join(i.receive_data(m2[k : k + 1]) for k in range(len(m2)))
-    assert i.complete
+    m1 = i.data_to_send()
+    m2 = b"".join(step(r, m1[k : k + 1]) for k in range(len(m1)))
+    m3 = b"".join(step(i, m2[k : k + 1]) for k in range(len(m2)))
+    assert i.done
     extra = FrameEncoder(i.result.send_key).encrypt(b"early data")
-    assert r.receive_data(m3 + extra) == b""
-    assert r.complete
+    assert step(r, m3 + extra) == b""
+    assert r.done
     assert r.leftover == bytes(extra)
     assert bytes(FrameDecoder(r.result.recv_key).feed(r.leftover)) == b"early data"
 
@@ -108,46 +117,49 @@ def test_byte_at_a_time_and_leftover(identity: Identity) -> None:
 def test_peer_id_mismatch(identity: Identity) -> None:
     other = pid(identity("ed25519", 2))
     i, r = pair(identity, expected=other)
-    m2 = r.receive_data(i.start())
+    m2 = step(r, i.data_to_send())
     with pytest.raises(PeerIdMismatch) as info:
-        i.receive_data(m2)
+        step(i, m2)
     assert info.value.expected == other
     assert info.value.actual == pid(identity("ed25519", 1))
-    assert not i.complete
-    with pytest.raises(NoiseHandshakeError):
-        i.receive_data(b"more")
+    assert not i.done and i.error is info.value
+    with pytest.raises(PeerIdMismatch) as again:  # dead: the same error again
+        step(i, b"more")
+    assert again.value is info.value
 
 
 def test_tampered_message_2_fails(identity: Identity) -> None:
     i, r = pair(identity)
-    m2 = bytearray(r.receive_data(i.start()))
+    m2 = bytearray(step(r, i.data_to_send()))
     m2[-5] ^= 0x40
     with pytest.raises(NoiseHandshakeError):
-        i.receive_data(bytes(m2))
+        step(i, bytes(m2))
 
 
 def test_tampered_message_3_fails(identity: Identity) -> None:
     i, r = pair(identity)
-    m3 = bytearray(i.receive_data(r.receive_data(i.start())))
+    m3 = bytearray(step(i, step(r, i.data_to_send())))
     m3[40] ^= 1
     with pytest.raises(NoiseHandshakeError):
-        r.receive_data(bytes(m3))
+        step(r, bytes(m3))
 
 
 def test_bad_signature_rejected(identity: Identity) -> None:
-    i = NoiseHandshake(initiator=True, identity=identity("ed25519", 0))
-    r = NoiseHandshake(initiator=False, identity=identity("ed25519", 1), identity_sig=b"\x01" * 64)
+    i = NoiseHandshake(is_initiator=True, identity=identity("ed25519", 0))
+    r = NoiseHandshake(
+        is_initiator=False, identity=identity("ed25519", 1), identity_sig=b"\x01" * 64
+    )
     with pytest.raises(InvalidSignature):
-        i.receive_data(r.receive_data(i.start()))
+        step(i, step(r, i.data_to_send()))
 
 
 def test_signature_for_another_static_key_rejected(identity: Identity) -> None:
     # A valid signature, but over a static key that is not the one in the handshake.
-    donor = NoiseHandshake(initiator=False, identity=identity("ed25519", 1))
-    i = NoiseHandshake(initiator=True, identity=identity("ed25519", 0))
-    r = NoiseHandshake(initiator=False, identity=identity("ed25519", 1), identity_sig=donor._sig)
+    donor = NoiseHandshake(is_initiator=False, identity=identity("ed25519", 1))
+    i = NoiseHandshake(is_initiator=True, identity=identity("ed25519", 0))
+    r = NoiseHandshake(is_initiator=False, identity=identity("ed25519", 1), identity_sig=donor._sig)
     with pytest.raises(InvalidSignature):
-        i.receive_data(r.receive_data(i.start()))
+        step(i, step(r, i.data_to_send()))
 
 
 class _FakeIdentity:
@@ -160,10 +172,10 @@ class _FakeIdentity:
 
 
 def test_unknown_key_type_rejected(identity: Identity) -> None:
-    i = NoiseHandshake(initiator=True, identity=identity("ed25519", 0))
-    r = NoiseHandshake(initiator=False, identity=_FakeIdentity(), identity_sig=b"sig")  # type: ignore[arg-type]
+    i = NoiseHandshake(is_initiator=True, identity=identity("ed25519", 0))
+    r = NoiseHandshake(is_initiator=False, identity=_FakeIdentity(), identity_sig=b"sig")  # type: ignore[arg-type]
     with pytest.raises(InvalidHandshakePayload):
-        i.receive_data(r.receive_data(i.start()))
+        step(i, step(r, i.data_to_send()))
 
 
 @pytest.mark.parametrize(
@@ -175,24 +187,24 @@ def test_unknown_key_type_rejected(identity: Identity) -> None:
     ],
 )
 def test_garbage_message_1(identity: Identity, garbage: bytes) -> None:
-    r = NoiseHandshake(initiator=False, identity=identity("ed25519", 1))
-    r.start()
+    r = NoiseHandshake(is_initiator=False, identity=identity("ed25519", 1))
+    r.data_to_send()
     with pytest.raises(NoiseHandshakeError):
-        r.receive_data(garbage)
+        step(r, garbage)
 
 
 def test_garbage_message_2(identity: Identity) -> None:
-    i = NoiseHandshake(initiator=True, identity=identity("ed25519", 0))
-    i.start()
+    i = NoiseHandshake(is_initiator=True, identity=identity("ed25519", 0))
+    i.data_to_send()
     with pytest.raises(HandshakeError):
-        i.receive_data(b"\x00\x60" + bytes(range(96)))
+        step(i, b"\x00\x60" + bytes(range(96)))
 
 
 def test_responder_message_without_payload(identity: Identity) -> None:
     import noise.connection as nc
 
-    i = NoiseHandshake(initiator=True, identity=identity("ed25519", 0))
-    m1 = i.start()
+    i = NoiseHandshake(is_initiator=True, identity=identity("ed25519", 0))
+    m1 = i.data_to_send()
     # A raw Noise responder that sends no libp2p payload at all.
     raw = nc.NoiseConnection.from_name(b"Noise_XX_25519_ChaChaPoly_SHA256")
     raw.set_as_responder()
@@ -201,7 +213,7 @@ def test_responder_message_without_payload(identity: Identity) -> None:
     raw.read_message(m1[2:])
     m2 = bytes(raw.write_message(b""))
     with pytest.raises(InvalidHandshakePayload):
-        i.receive_data(len(m2).to_bytes(2, "big") + m2)
+        step(i, len(m2).to_bytes(2, "big") + m2)
 
 
 # -- early muxer negotiation ----------------------------------------------------------
@@ -237,9 +249,9 @@ def test_early_muxer_matrix(
 
 def test_early_muxer_no_overlap_fails_before_message_3(identity: Identity) -> None:
     i, r = pair(identity, imux=[YAMUX], rmux=[MPLEX])
-    m2 = r.receive_data(i.start())
+    m2 = step(r, i.data_to_send())
     with pytest.raises(NoMuxerOverlap) as info:
-        i.receive_data(m2)
+        step(i, m2)
     assert info.value.ours == [YAMUX]
     assert info.value.theirs == [MPLEX]
 
@@ -251,14 +263,14 @@ def test_early_muxer_no_overlap_detected_by_responder(
     import p2pkit_noise.handshake as hs_mod
 
     i, r = pair(identity, imux=[YAMUX], rmux=[MPLEX])
-    m2 = r.receive_data(i.start())
+    m2 = step(r, i.data_to_send())
     with monkeypatch.context() as m:
         m.setattr(hs_mod, "select_muxer", lambda a, b: None)
-        m3 = i.receive_data(m2)
-    assert i.complete
+        m3 = step(i, m2)
+    assert i.done
     with pytest.raises(NoMuxerOverlap):
-        r.receive_data(m3)
-    assert not r.complete
+        step(r, m3)
+    assert not r.done
 
 
 def test_select_muxer_rule() -> None:
@@ -275,11 +287,11 @@ def test_random_bytes_only_raise_handshake_errors(
     identity: Identity, chunks: list[bytes], initiator: bool
 ) -> None:
     """Whatever a peer sends, the machine waits, answers, or raises a HandshakeError."""
-    hs = NoiseHandshake(initiator=initiator, identity=identity("ed25519", 0))
-    hs.start()
+    hs = NoiseHandshake(is_initiator=initiator, identity=identity("ed25519", 0))
+    hs.data_to_send()
     try:
         for chunk in chunks:
-            hs.receive_data(chunk)
+            step(hs, chunk)
     except HandshakeError:
         pass
-    assert not hs.complete  # nothing random can carry a valid signed payload
+    assert not hs.done  # nothing random can carry a valid signed payload

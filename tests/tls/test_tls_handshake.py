@@ -113,8 +113,8 @@ async def test_alpn_early_muxer_matrix(
 async def test_alpn_offer_has_libp2p_last() -> None:
     # What goes on the wire: read the client's ALPN list through the server's callback.
     client, server = new_security(), new_security()
-    cs = TlsSession(client.identity, is_client=True, muxers=[YAMUX, MPLEX])
-    ss = TlsSession(server.identity, is_client=False, muxers=[MPLEX])
+    cs = TlsSession(client.identity, is_initiator=True, muxers=[YAMUX, MPLEX])
+    ss = TlsSession(server.identity, is_initiator=False, muxers=[MPLEX])
     assert cs.alpn_protocols == [YAMUX.encode(), MPLEX.encode(), b"libp2p"]
     for _ in range(4):
         cs.do_handshake()
@@ -353,13 +353,13 @@ def _drive(cs: TlsSession, ss: TlsSession) -> None:
 
 def test_no_sni_sent_and_sni_ignored() -> None:
     client, server = new_security(), new_security()
-    cs = TlsSession(client.identity, is_client=True)
-    ss = TlsSession(server.identity, is_client=False)
+    cs = TlsSession(client.identity, is_initiator=True)
+    ss = TlsSession(server.identity, is_initiator=False)
     _drive(cs, ss)
     assert ss._conn.get_servername() is None  # spec: clients MUST NOT send SNI
     # A (future-version) client that sends SNI is not refused: servers MUST ignore it.
-    cs = TlsSession(client.identity, is_client=True)
+    cs = TlsSession(client.identity, is_initiator=True)
     cs._conn.set_tlsext_host_name(b"future.example")
-    ss = TlsSession(server.identity, is_client=False)
+    ss = TlsSession(server.identity, is_initiator=False)
     _drive(cs, ss)
     assert ss.remote_peer == client.local_peer

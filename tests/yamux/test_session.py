@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from p2pkit.abc import Buffer
 from p2pkit.errors import ConnectionClosed, MuxerError, ResourceLimitExceeded, StreamClosed
 from p2pkit_yamux import frames as fr
-from p2pkit_yamux.errors import YamuxGoAway, YamuxProtocolError
+from p2pkit_yamux.errors import YamuxControlFlood, YamuxGoAway, YamuxProtocolError
 from p2pkit_yamux.events import (
     ConnectionTerminated,
     DataReceived,
@@ -26,7 +26,7 @@ from p2pkit_yamux.events import (
     WindowUpdated,
 )
 from p2pkit_yamux.options import YamuxOptions
-from p2pkit_yamux.session import YamuxSession
+from p2pkit_yamux.session import MAX_QUEUED_REPLIES, YamuxSession
 
 KiB = 1024
 
@@ -37,20 +37,22 @@ def hdr(ftype: int, flags: int, sid: int, length: int) -> bytes:
 
 def pair(**kw: object) -> tuple[YamuxSession, YamuxSession]:
     opts = YamuxOptions(**kw)  # type: ignore[arg-type]
-    return YamuxSession(True, opts), YamuxSession(False, opts)
+    return YamuxSession(is_initiator=True, options=opts), YamuxSession(
+        is_initiator=False, options=opts
+    )
 
 
 def joined(parts: Sequence[Buffer]) -> bytes:
     return b"".join(bytes(p) for p in parts)
 
 
-def terminated(events: Sequence[object]) -> YamuxProtocolError:
-    assert events, "expected a termination event"
-    last = events[-1]
-    assert isinstance(last, ConnectionTerminated)
-    assert isinstance(last.error, YamuxProtocolError)
-    assert isinstance(last.error, MuxerError)
-    return last.error
+def raised(session: YamuxSession, wire: bytes) -> YamuxProtocolError:
+    """Feed ``wire``: it must raise a YamuxProtocolError (a MuxerError), kept on the session."""
+    with pytest.raises(YamuxProtocolError) as info:
+        session.receive_data(wire)
+    assert isinstance(info.value, MuxerError)
+    assert session.error is info.value and session.terminated is not None
+    return info.value
 
 
 # -- byte vectors --------------------------------------------------------------------
@@ -255,11 +257,13 @@ def test_late_frames_after_both_fins() -> None:
     ],
 )
 def test_protocol_errors_send_go_away_1(wire: bytes, reason: str) -> None:
-    c = YamuxSession(True)  # the client: the peer (server) uses even ids
-    err = terminated(c.receive_data(wire))
+    c = YamuxSession(is_initiator=True)  # the initiator: the peer (server) uses even ids
+    err = raised(c, wire)
     assert err.reason == reason and reason in str(err)
     assert c.data_to_send() == fr.go_away(1)
-    assert c.receive_data(hdr(1, fr.FLAG_SYN, 4, 0)) == []  # everything after is ignored
+    with pytest.raises(YamuxProtocolError) as again:  # the session is dead
+        c.receive_data(hdr(1, fr.FLAG_SYN, 4, 0))
+    assert again.value is err
     with pytest.raises(ConnectionClosed):
         c.open_stream()
 
@@ -271,7 +275,7 @@ def test_window_overrun_across_frames() -> None:
     assert s.receive_data(hdr(0, 0, sid, 256 * KiB) + bytes(256 * KiB))[-1] == DataReceived(
         sid, bytes(256 * KiB)
     )
-    assert terminated(s.receive_data(hdr(0, 0, sid, 1) + b"x")).reason == "window-overrun"
+    assert raised(s, hdr(0, 0, sid, 1) + b"x").reason == "window-overrun"
 
 
 # -- backlog and limits ----------------------------------------------------------------
@@ -437,10 +441,13 @@ def test_initial_window_option_rides_on_syn_and_ack() -> None:
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.binary(max_size=64), max_size=8), st.booleans())
-def test_random_bytes_never_raise_untyped(chunks: list[bytes], is_client: bool) -> None:
-    sess = YamuxSession(is_client)
+def test_random_bytes_never_raise_untyped(chunks: list[bytes], is_initiator: bool) -> None:
+    sess = YamuxSession(is_initiator=is_initiator)
     for chunk in chunks:
-        events = sess.receive_data(chunk, now=1.0)
+        try:
+            events = sess.receive_data(chunk, now=1.0)
+        except MuxerError:
+            break
         for e in events:
             if isinstance(e, ConnectionTerminated):
                 assert isinstance(e.error, MuxerError)
@@ -458,13 +465,17 @@ header_st = st.builds(
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(header_st, max_size=12), st.booleans())
-def test_random_frames_never_raise_untyped(headers: list[bytes], is_client: bool) -> None:
-    sess = YamuxSession(is_client)
+def test_random_frames_never_raise_untyped(headers: list[bytes], is_initiator: bool) -> None:
+    sess = YamuxSession(is_initiator=is_initiator)
     sess.open_stream()
     for h in headers:
         length = struct.unpack(">BBHII", h)[4]
         wire = h + bytes(min(length, 4096)) if h[1] == 0 else h
-        for e in sess.receive_data(wire, now=0.5):
+        try:
+            events = sess.receive_data(wire, now=0.5)
+        except MuxerError:
+            break
+        for e in events:
             if isinstance(e, ConnectionTerminated):
                 assert isinstance(e.error, MuxerError)
         for sid in list(sess.streams):
@@ -478,6 +489,45 @@ def test_outstanding_pings_are_bounded() -> None:
     assert c.receive_data(fr.ping(values[-1], fr.FLAG_ACK), now=100.0) == [
         PongReceived(values[-1], 61.0)
     ]
+
+
+def test_ping_values_are_random_and_only_outstanding_ones_count() -> None:
+    c, _ = pair()
+    values = {c.ping(0.0)[0] for _ in range(16)}
+    assert len(values) == 16 and values != set(range(1, 17))
+    # a blind ACK of a counter value is ignored
+    guesses = b"".join(fr.ping(v, fr.FLAG_ACK) for v in range(1, 17) if v not in values)
+    assert c.receive_data(guesses, now=1.0) == []
+
+
+def test_ping_replies_per_batch_are_bounded() -> None:
+    _, s = pair()
+    flood = fr.ping(5, fr.FLAG_SYN) * (MAX_QUEUED_REPLIES + 500)
+    assert len(s.receive_data(flood)) == MAX_QUEUED_REPLIES + 500  # PingReceived each
+    assert s.data_to_send() == fr.ping(5, fr.FLAG_ACK) * MAX_QUEUED_REPLIES
+    assert s.dropped_pings == 500
+    # the cap is per batch: the next one is answered again
+    assert s.receive_data(fr.ping(6, fr.FLAG_SYN)) == [PingReceived(6)]
+    assert s.data_to_send() == fr.ping(6, fr.FLAG_ACK)
+
+
+def test_pings_not_answered_while_the_caller_says_so() -> None:
+    _, s = pair()
+    s.answer_pings = False
+    s.receive_data(fr.ping(1, fr.FLAG_SYN) * 3)
+    assert s.data_to_send() == b"" and s.dropped_pings == 3
+
+
+def test_refused_syn_flood_in_one_batch_ends_the_session() -> None:
+    _, s = pair(accept_backlog=1)
+    wire = b"".join(
+        hdr(fr.TYPE_WINDOW_UPDATE, fr.FLAG_SYN, 2 * i + 1, 0) for i in range(MAX_QUEUED_REPLIES + 2)
+    )
+    err = raised(s, wire)
+    assert isinstance(err, YamuxControlFlood) and err.reason == "control-flood"
+    out = s.data_to_send()
+    assert len(out) == (MAX_QUEUED_REPLIES + 1) * fr.HEADER_SIZE  # RSTs, then GoAway(1)
+    assert out.endswith(fr.go_away(fr.GO_AWAY_PROTOCOL_ERROR))
 
 
 def test_consecutive_data_frames_of_a_stream_are_joined() -> None:

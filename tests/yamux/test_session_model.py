@@ -63,8 +63,8 @@ def test_random_operations_keep_sessions_consistent(
     script: list[tuple[str, bool, int, int]],
 ) -> None:
     opts = YamuxOptions(max_stream_window=1 << 20)
-    a = Side(YamuxSession(True, opts))
-    b = Side(YamuxSession(False, opts))
+    a = Side(YamuxSession(is_initiator=True, options=opts))
+    b = Side(YamuxSession(is_initiator=False, options=opts))
     a.session.rtt = b.session.rtt = 0.5
     now = 0.0
     for op, which, idx, size in script:

@@ -36,7 +36,7 @@ class RawPeer:
 
     def __init__(self, chan: RawConnection, options: YamuxOptions = QUIET) -> None:
         self.chan = chan
-        self.session = YamuxSession(False, options)
+        self.session = YamuxSession(is_initiator=False, options=options)
         self.events: list[ev.Event] = []
 
     async def send(self, data: bytes) -> None:

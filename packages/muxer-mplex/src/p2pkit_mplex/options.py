@@ -44,6 +44,14 @@ class MplexOptions:
     connection is closed as hostile.  Late frames for streams we closed or reset do
     not count (they are normal after a reset)."""
 
+    max_blocked_control_frames: int = 1024
+    """Frames the session sends on its own in reply to the peer (resets of refused or
+    overflowing streams) while the peer does not read what we send (our channel's
+    ``write_paused``).  Beyond it the peer is flooding and the connection is aborted
+    with :class:`~p2pkit_mplex.session.MplexControlFlood`; the counter restarts each
+    time the peer reads again.  So such replies grow our output queue by a bounded
+    amount beyond the channel's high-water mark."""
+
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)

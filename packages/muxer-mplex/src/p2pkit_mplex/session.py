@@ -39,6 +39,7 @@ from p2pkit_mplex.options import MplexOptions
 __all__ = [
     "DataReceived",
     "Event",
+    "MplexControlFlood",
     "MplexFrameTooLarge",
     "MplexProtocolError",
     "MplexSession",
@@ -49,6 +50,16 @@ __all__ = [
 
 
 _ONE_BYTE = [bytes((i,)) for i in range(128)]
+
+#: Writes up to this size are framed as one joined ``bytes`` (:meth:`MplexSession.send_data`
+#: and :meth:`MplexSession.send_data_parts` alike); larger ones as header/payload pairs
+#: (no copy of an immutable payload).  The shell relies on that split (it imports this).
+JOIN_LIMIT = 64 * 1024
+
+#: Refusals (Reset of a NewStream we cannot take) queued between two ``data_to_send``
+#: calls; one more is a flood (:class:`MplexControlFlood`): one large read of tiny
+#: NewStream frames must not turn into a megabyte of replies.
+MAX_QUEUED_REPLIES = 1024
 
 
 def _len_varint(n: int) -> bytes:
@@ -61,6 +72,11 @@ class MplexProtocolError(MuxerError):
 
 class MplexFrameTooLarge(MplexProtocolError, MessageTooLarge):
     """An incoming frame announced more than ``max_message_size`` bytes."""
+
+
+class MplexControlFlood(MplexProtocolError):
+    """The peer kept making us reply (e.g. NewStream beyond ``max_streams``, each answered
+    with a Reset) while not reading our replies (``max_blocked_control_frames``)."""
 
 
 # -- events ---------------------------------------------------------------------------
@@ -144,6 +160,10 @@ class MplexSession:
         self._congested: set[StreamKey] = set()
         self._hard_limit = self.options.hard_stream_buffer
         self._outbox: list[bytes] = []
+        self._replies = 0  # refusals in _outbox (bounded by MAX_QUEUED_REPLIES)
+        self.replies_queued = 0
+        """Frames queued for :meth:`data_to_send` so far (resets the session sent on its
+        own): the shell bounds how many pile up while the peer does not read."""
         self._error: MplexProtocolError | None = None
         self._closed = False
         # Parser state.
@@ -156,6 +176,12 @@ class MplexSession:
         self._name = bytearray()
 
     # -- inspection ----------------------------------------------------------------------
+
+    @property
+    def error(self) -> MplexProtocolError | None:
+        """The protocol error :meth:`receive_data` raised, if any (raised again by every
+        later call)."""
+        return self._error
 
     @property
     def closed(self) -> bool:
@@ -220,9 +246,10 @@ class MplexSession:
     def send_data_parts(self, key: StreamKey, data: Buffer) -> list[Buffer]:
         """Frames carrying ``data``, as header/payload pieces to write in order.
 
-        ``data`` is split into messages of at most ``max_message_size`` bytes.  Small
-        payloads are joined with their header (one write); large ones are returned as
-        memoryview slices of ``data`` (no copy: the caller copies mutable buffers
+        ``data`` is split into messages of at most ``max_message_size`` bytes.  Up to
+        :data:`JOIN_LIMIT` bytes (and one message) give one part, payload joined with
+        its header (one write); anything larger gives (header, payload) pairs, the
+        payloads memoryview slices of ``data`` (no copy: the caller copies mutable buffers
         before handing them to a transport that keeps references).
         """
         st = self._streams.get(key)
@@ -235,7 +262,7 @@ class MplexSession:
             return []
         prefix = st.msg_prefix
         limit = self.options.max_message_size
-        if n <= limit and n <= 16384:
+        if n <= limit and n <= JOIN_LIMIT:
             return [b"".join((prefix, _len_varint(n), data))]
         mv = memoryview(data).cast("B")
         parts: list[Buffer] = []
@@ -290,6 +317,7 @@ class MplexSession:
             return b""
         out = b"".join(self._outbox)
         self._outbox.clear()
+        self._replies = 0
         return out
 
     # -- receiving ---------------------------------------------------------------------
@@ -440,7 +468,14 @@ class MplexSession:
         if flag == Flag.NEW_STREAM:
             self._max_remote_id = max(self._max_remote_id, key.id)
             if self._closed or self._n_inbound >= self.options.max_streams:
+                if self._replies >= MAX_QUEUED_REPLIES:
+                    raise MplexControlFlood(
+                        f"mplex: more than {MAX_QUEUED_REPLIES} refused NewStream frames"
+                        " in one batch"
+                    )
                 self._outbox.append(encode_frame(key.id, Flag.RESET_RECEIVER))
+                self._replies += 1
+                self.replies_queued += 1
                 return
             self._streams[key] = _Stream(key)
             self._n_inbound += 1
@@ -462,6 +497,7 @@ class MplexSession:
     def _reset_slow(self, key: StreamKey, events: list[Event], reason: str) -> None:
         self._remove(key)
         self._outbox.append(encode_frame(key.id, outgoing_flag(key, Flag.RESET_RECEIVER)))
+        self.replies_queued += 1
         events.append(
             StreamReset(key, by_remote=False, reason=f"{reason} (mplex has no flow control)")
         )

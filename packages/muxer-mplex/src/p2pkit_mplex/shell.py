@@ -25,8 +25,10 @@ from p2pkit_mplex._ids import PROTOCOL_ID
 from p2pkit_mplex.frames import StreamKey
 from p2pkit_mplex.options import MplexOptions
 from p2pkit_mplex.session import (
+    JOIN_LIMIT,
     DataReceived,
     Event,
+    MplexControlFlood,
     MplexSession,
     StreamEnded,
     StreamOpened,
@@ -34,10 +36,6 @@ from p2pkit_mplex.session import (
 from p2pkit_mplex.session import StreamReset as StreamResetEvent
 
 __all__ = ["MplexConnection", "MplexMuxer", "MplexStream"]
-
-_JOIN_LIMIT = 64 * 1024
-"""Writes up to this size are sent as one joined frame; larger ones as header +
-payload slices (no copy of an immutable payload)."""
 
 _COALESCE_LIMIT = 64 * 1024
 """Small frames queued during one event-loop iteration go to the channel in one write,
@@ -92,7 +90,7 @@ class MplexStream(MuxedStream):
         channel = self._conn._channel
         session = self._session
         try:
-            if n <= _JOIN_LIMIT:
+            if n <= JOIN_LIMIT:  # else send_data_parts gives (header, payload) pairs
                 self._conn._send(session.send_data(self.key, data))
             else:
                 # Slices of immutable bytes may be handed over as they are.
@@ -177,6 +175,7 @@ class MplexConnection(MuxedConnection):
         self._accept_waiters: list[asyncio.Future[None]] = []
         self._ended = False
         self._end_exc: BaseException | None = None
+        self._abort_exc: BaseException | None = None
         self._closed_event = asyncio.Event()
         self._close_task: asyncio.Task[None] | None = None
         self._out: list[bytes] = []  # small frames not yet written (see _send)
@@ -184,6 +183,8 @@ class MplexConnection(MuxedConnection):
         self._flush_handle: asyncio.Handle | None = None
         self._paused = False  # reading paused for a slow reader
         self._slow_timer: asyncio.TimerHandle | None = None
+        self._blocked_control = 0  # replies queued while write_paused (see _blocked)
+        self._replies_seen = 0
         channel.start_push(self)
 
     def __repr__(self) -> str:
@@ -194,6 +195,13 @@ class MplexConnection(MuxedConnection):
     @property
     def is_closed(self) -> bool:
         return self._ended
+
+    @property
+    def ended_by(self) -> BaseException | None:
+        """Why the session ended: the error it was aborted with (a typed error such as
+        :class:`MplexControlFlood`), else the reset it ended with; None while it is open
+        or after a clean end."""
+        return self._abort_exc or self._end_exc
 
     @property
     def streams(self) -> Sequence[MuxedStream]:
@@ -246,6 +254,8 @@ class MplexConnection(MuxedConnection):
 
     def abort(self, exc: BaseException | None = None) -> None:
         reason = f"mplex session aborted: {exc!r}" if exc is not None else "mplex session aborted"
+        if not self._ended:
+            self._abort_exc = exc
         self._out.clear()
         self._out_size = 0
         self._end(StreamReset(reason))
@@ -268,9 +278,30 @@ class MplexConnection(MuxedConnection):
         self._handle(events)
         out = session.data_to_send()
         if out:
+            if self._channel.write_paused:
+                if self._blocked():
+                    return
+            else:
+                self._blocked_control = 0
+                self._replies_seen = session.replies_queued
             self._send_control(out)
         if session.congested and not self._paused and not self._ended:
             self._pause()
+
+    def _blocked(self) -> bool:
+        """Count replies queued while the peer does not read ours; beyond
+        ``max_blocked_control_frames`` abort with :class:`MplexControlFlood` (True)."""
+        replies = self._session.replies_queued
+        self._blocked_control += replies - self._replies_seen
+        self._replies_seen = replies
+        if self._blocked_control <= self.options.max_blocked_control_frames:
+            return False
+        self.abort(
+            MplexControlFlood(
+                f"mplex: {self._blocked_control} replies queued while the peer did not read"
+            )
+        )
+        return True
 
     def _handle(self, events: list[Event]) -> None:
         session = self._session

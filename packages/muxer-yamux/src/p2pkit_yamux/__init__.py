@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 _EXPORTS: dict[str, str] = {
     "PROTOCOL_ID": "p2pkit_yamux._ids",
+    "YamuxControlFlood": "p2pkit_yamux.errors",
     "YamuxGoAway": "p2pkit_yamux.errors",
     "YamuxProtocolError": "p2pkit_yamux.errors",
     "YamuxOptions": "p2pkit_yamux.options",
@@ -27,6 +28,7 @@ _EXPORTS: dict[str, str] = {
 __all__ = [
     "PROTOCOL_ID",
     "YamuxConnection",
+    "YamuxControlFlood",
     "YamuxGoAway",
     "YamuxMuxer",
     "YamuxOptions",

@@ -56,6 +56,13 @@ class YamuxOptions:
     ping_on_start: bool = True
     """Send one ping right after the session starts (like js) to measure the RTT that
     window auto-tuning needs."""
+    max_blocked_control_frames: int = 1024
+    """Control frames (pings, SYNs we refuse) the peer may send while it does not read
+    what we send (our channel's ``write_paused``).  Meanwhile ping replies are dropped,
+    as go-yamux does when its send queue is full; beyond this bound the session ends
+    with :class:`~p2pkit_yamux.errors.YamuxControlFlood`.  The counter restarts each
+    time the peer reads again.  So our output queue grows by at most this many 12-byte
+    replies beyond the channel's high-water mark."""
     close_timeout: float = 5.0
     """``close()`` waits at most this long for open streams to finish."""
     autotune_rtt_floor: float = 0.002
@@ -80,6 +87,7 @@ class YamuxOptions:
             "early_outbound_unacked",
             "max_streams",
             "max_frame_size",
+            "max_blocked_control_frames",
         ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"yamux {name} must be >= 1")

@@ -6,7 +6,10 @@ shell in :mod:`p2pkit_yamux.shell` drives it; tests drive it directly.
 
 Frames the session must send on its own while parsing (ping answers, RST for SYNs it
 refuses, GoAway(1) on a protocol error) are queued; fetch them with
-:meth:`YamuxSession.data_to_send` after each :meth:`YamuxSession.receive_data`.
+:meth:`YamuxSession.data_to_send` after each :meth:`YamuxSession.receive_data`.  A
+protocol error of the peer raises :class:`~p2pkit_yamux.errors.YamuxProtocolError`
+from ``receive_data`` (GoAway(1) already queued); the session is dead afterwards.
+The conventions shared with the other sans-IO machines are in ``docs/sansio.md``.
 
 What we tolerate, because real peers do it (see INTEROP-NOTES): frames for unknown or
 closed stream ids (Data payload discarded), window updates after close, unknown GoAway
@@ -18,10 +21,12 @@ data after FIN.
 
 from __future__ import annotations
 
+import secrets
+
 from p2pkit.abc import Buffer
 from p2pkit.errors import ConnectionClosed, ResourceLimitExceeded, StreamClosed
 from p2pkit_yamux import frames as fr
-from p2pkit_yamux.errors import YamuxGoAway, YamuxProtocolError
+from p2pkit_yamux.errors import YamuxControlFlood, YamuxGoAway, YamuxProtocolError
 from p2pkit_yamux.events import (
     ConnectionTerminated,
     DataReceived,
@@ -51,16 +56,14 @@ COALESCE_LIMIT = 16 * 1024
 #: Pings awaiting their ACK that we remember (older ones are forgotten, their ACK ignored).
 MAX_OUTSTANDING_PINGS = 16
 
-
-class _Fatal(Exception):
-    """Internal: unwinds the parser on a protocol error."""
-
-    def __init__(self, error: YamuxProtocolError) -> None:
-        self.error = error
+#: Replies (ping ACKs, RSTs of refused SYNs) queued between two ``data_to_send`` calls.
+#: Beyond it ping replies are dropped and a refused SYN is a flood (YamuxControlFlood):
+#: one large read of tiny frames must not turn into a megabyte of replies.
+MAX_QUEUED_REPLIES = 1024
 
 
-def _fatal(reason: str, message: str) -> _Fatal:
-    return _Fatal(YamuxProtocolError(reason, message))
+def _fatal(reason: str, message: str) -> YamuxProtocolError:
+    return YamuxProtocolError(reason, message)
 
 
 def _flush(events: list[Event], stream_id: int, pieces: list[memoryview]) -> None:
@@ -98,11 +101,11 @@ class StreamState:
 class YamuxSession:
     """One side of a yamux session.
 
-    ``is_client``: the side that dialed (odd stream ids); the listener uses even ids.
+    ``is_initiator``: the side that dialed (odd stream ids); the listener uses even ids.
     """
 
-    def __init__(self, is_client: bool, options: YamuxOptions | None = None) -> None:
-        self.is_client = is_client
+    def __init__(self, *, is_initiator: bool, options: YamuxOptions | None = None) -> None:
+        self.is_initiator = is_initiator
         self.options = opts = options or YamuxOptions()
         self.streams: dict[int, StreamState] = {}
         self.rtt: float | None = None
@@ -110,9 +113,15 @@ class YamuxSession:
         self.goaway_sent: int | None = None
         self.goaway_received: int | None = None
         self.terminated: ConnectionTerminated | None = None
-        self._next_id = 1 if is_client else 2
-        self._remote_parity = 0 if is_client else 1
+        """Set when the session is over: GoAway with an error code (either way) or a
+        protocol error of the peer (then :attr:`error` is set too)."""
+        self.error: YamuxProtocolError | None = None
+        """The protocol error :meth:`receive_data` raised, if any (raised again by
+        every later call)."""
+        self._next_id = 1 if is_initiator else 2
+        self._remote_parity = 0 if is_initiator else 1
         self._outbox: list[bytes] = []
+        self._replies = 0  # frames in _outbox (bounded by MAX_QUEUED_REPLIES)
         self._budget = WindowBudget(opts.max_session_receive_buffer)
         self._extra_window = opts.initial_window - INITIAL_WINDOW
         self._inbound_pending = 0  # inbound SYNs not yet accepted by the application
@@ -120,7 +129,12 @@ class YamuxSession:
         self._unacked = 0  # outbound SYNs not yet ACKed
         self._peer_acked = False  # has the peer ACKed any of our streams yet?
         self._pings: dict[int, float] = {}
-        self._ping_counter = 0
+        self.answer_pings = True
+        """False: Ping(SYN) frames are counted in :attr:`dropped_pings`, not answered.
+        The shell clears it while the peer does not read what we send (go-yamux drops
+        a ping reply when its send queue is full), so a ping flood cannot grow our
+        output queue."""
+        self.dropped_pings = 0
         # parser state
         self._hdr = bytearray()
         self._left = 0  # payload bytes of the current Data frame still to come
@@ -172,6 +186,7 @@ class YamuxSession:
             return b""
         out = b"".join(self._outbox)
         self._outbox.clear()
+        self._replies = 0
         return out
 
     # -- sending ---------------------------------------------------------------------
@@ -273,11 +288,16 @@ class YamuxSession:
         return _pack(0, fr.TYPE_WINDOW_UPDATE, 0, stream_id, delta)
 
     def ping(self, now: float, value: int | None = None) -> tuple[int, bytes]:
-        """A PING|SYN frame; its ACK yields :class:`PongReceived` with the RTT."""
-        if value is None:
-            self._ping_counter = (self._ping_counter + 1) & fr.MAX_U32
-            value = self._ping_counter
+        """A PING|SYN frame; its ACK yields :class:`PongReceived` with the RTT.
+
+        The default value is random (32 bits, not one of the outstanding ones): a peer
+        that does not read our pings cannot ACK them blindly to keep the session alive.
+        """
         pings = self._pings
+        if value is None:
+            value = secrets.randbits(32)
+            while value in pings:
+                value = secrets.randbits(32)
         if len(pings) >= MAX_OUTSTANDING_PINGS:  # a peer that never answers: forget the oldest
             del pings[next(iter(pings))]
         pings[value] = now
@@ -297,11 +317,16 @@ class YamuxSession:
     def receive_data(self, data: Buffer, now: float | None = None) -> list[Event]:
         """Parse bytes from the peer.  ``data`` is only read during the call.
 
-        Never raises for bad input: a protocol error ends the list with
-        :class:`ConnectionTerminated` (and queues GoAway(1)); later input is ignored.
+        Raises :class:`~p2pkit_yamux.errors.YamuxProtocolError` (a ``MuxerError``)
+        when the peer broke the protocol, with GoAway(1) queued in
+        :meth:`data_to_send`; events of the same call are dropped (the session is
+        over) and every later call raises the same error.  After a GoAway with an
+        error code (:class:`ConnectionTerminated`) later input is ignored.
         """
         events: list[Event] = []
         if self.terminated is not None:
+            if self.error is not None:
+                raise self.error
             return events
         mv = memoryview(data)
         if mv.format != "B" or mv.ndim != 1:
@@ -364,14 +389,12 @@ class YamuxSession:
                     break
             if pieces:
                 _flush(events, piece_sid, pieces)
-        except _Fatal as exc:
-            if pieces:
-                _flush(events, piece_sid, pieces)
+        except YamuxProtocolError as exc:
             self._outbox.append(fr.go_away(fr.GO_AWAY_PROTOCOL_ERROR))
             self.goaway_sent = fr.GO_AWAY_PROTOCOL_ERROR
-            term = ConnectionTerminated(exc.error.reason, exc.error)
-            self.terminated = term
-            events.append(term)
+            self.error = exc
+            self.terminated = ConnectionTerminated(exc.reason, exc)
+            raise
         return events
 
     def _frame(
@@ -390,7 +413,11 @@ class YamuxSession:
             self._stream_frame(ftype, flags, sid, length, events, now)
         elif ftype == fr.TYPE_PING:
             if flags & fr.FLAG_SYN:
-                self._outbox.append(fr.ping(length, fr.FLAG_ACK))
+                if self.answer_pings and self._replies < MAX_QUEUED_REPLIES:
+                    self._outbox.append(fr.ping(length, fr.FLAG_ACK))
+                    self._replies += 1
+                else:
+                    self.dropped_pings += 1
                 events.append(PingReceived(length))
             elif flags & fr.FLAG_ACK:
                 sent = self._pings.pop(length, None)
@@ -436,7 +463,10 @@ class YamuxSession:
                 or self._inbound_open >= opts.max_streams
                 or not self._budget.has_room(opts.initial_window)
             ):
+                if self._replies >= MAX_QUEUED_REPLIES:
+                    raise YamuxControlFlood(MAX_QUEUED_REPLIES, in_one_batch=True)
                 self._outbox.append(_pack(0, fr.TYPE_WINDOW_UPDATE, fr.FLAG_RST, sid, 0))
+                self._replies += 1
                 if is_data:
                     self._skip(length)
                 return

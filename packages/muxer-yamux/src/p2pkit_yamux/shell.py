@@ -29,7 +29,8 @@ from p2pkit.errors import ConnectionClosed, StreamClosed, StreamReset
 from p2pkit.io import ReadBuffer
 from p2pkit_yamux import events as ev
 from p2pkit_yamux._ids import PROTOCOL_ID
-from p2pkit_yamux.frames import GO_AWAY_NORMAL
+from p2pkit_yamux.errors import YamuxControlFlood, YamuxProtocolError
+from p2pkit_yamux.frames import GO_AWAY_NORMAL, HEADER_SIZE
 from p2pkit_yamux.options import YamuxOptions
 from p2pkit_yamux.session import YamuxSession
 
@@ -200,7 +201,7 @@ class YamuxConnection(MuxedConnection):
         self._channel = channel
         self.options = options
         self.is_initiator = is_initiator
-        self._session = YamuxSession(is_initiator, options)
+        self._session = YamuxSession(is_initiator=is_initiator, options=options)
         self._streams: dict[int, YamuxStream] = {}
         self._accept_queue: deque[YamuxStream] = deque()
         self._accept_waiter: asyncio.Future[None] | None = None
@@ -214,6 +215,7 @@ class YamuxConnection(MuxedConnection):
         self._updates: list[bytes] | None = None  # batched window updates (see _consumed)
         self._keepalive_value: int | None = None
         self._keepalive_timer: asyncio.TimerHandle | None = None
+        self._blocked_control = 0  # control frames received while write_paused (_blocked)
         channel.start_push(self)
         if self._ended is None:
             if options.ping_on_start:
@@ -237,6 +239,12 @@ class YamuxConnection(MuxedConnection):
     @property
     def is_closed(self) -> bool:
         return self._ended is not None
+
+    @property
+    def ended_by(self) -> BaseException | None:
+        """Why the session ended (a typed error such as :class:`YamuxControlFlood`, or
+        ConnectionClosed for an ordinary end); None while it is open."""
+        return self._ended
 
     @property
     def streams(self) -> Sequence[YamuxStream]:
@@ -334,7 +342,16 @@ class YamuxConnection(MuxedConnection):
 
     def data_received(self, data: memoryview) -> None:
         session = self._session
-        events = session.receive_data(data, self._loop.time())
+        # A peer that does not read our output gets no ping replies (see _blocked).
+        blocked = self._channel.write_paused
+        session.answer_pings = not blocked
+        dropped = session.dropped_pings if blocked else 0
+        try:
+            events = session.receive_data(data, self._loop.time())
+        except YamuxProtocolError as exc:
+            self._send(session.data_to_send())  # GoAway(1)
+            self._end(exc, graceful=False)
+            return
         streams = self._streams
         for e in events:
             if type(e) is _DataReceived:
@@ -351,10 +368,30 @@ class YamuxConnection(MuxedConnection):
             else:
                 self._event(e)
         out = session.data_to_send()
+        if blocked:
+            if self._blocked(session.dropped_pings - dropped, out):
+                return
+        elif self._blocked_control:
+            self._blocked_control = 0
         if out:
             self._send(out)
         if self._open_waiters and session.can_open:
             self._wake_openers()
+
+    def _blocked(self, dropped: int, out: bytes) -> bool:
+        """Count control frames received while the peer does not read ours.
+
+        Ping replies were dropped; replies that cannot be dropped (RST for a refused SYN,
+        GoAway) are counted too.  Beyond ``max_blocked_control_frames`` the peer is
+        flooding: abort with :class:`YamuxControlFlood` (True: the session is over).
+        """
+        self._blocked_control += dropped + len(out) // HEADER_SIZE
+        if self._blocked_control <= self.options.max_blocked_control_frames:
+            return False
+        if self._ended is None:
+            log.debug("yamux: peer floods control frames without reading; aborting")
+            self.abort(YamuxControlFlood(self._blocked_control))
+        return True
 
     def _event(self, e: ev.Event) -> None:
         if isinstance(e, ev.StreamOpened):
@@ -377,10 +414,7 @@ class YamuxConnection(MuxedConnection):
         elif isinstance(e, ev.GoAwayReceived):
             self._wake_accept()
             self._fail_openers(ConnectionClosed(f"peer sent GoAway({e.code})"))
-        elif isinstance(e, ev.ConnectionTerminated):
-            out = self._session.data_to_send()  # GoAway(1) for a protocol error
-            if out:
-                self._send(out)
+        elif isinstance(e, ev.ConnectionTerminated):  # the peer's GoAway with an error
             self._end(e.error, graceful=False)
 
     def eof_received(self) -> None:

@@ -12,7 +12,11 @@ allocates new ``bytes`` for every message, while ``cryptography``'s ``encrypt_in
 ``decrypt_into`` write straight into our buffers.  DESIGN.md section 3 measured that as
 a factor of two or more.
 
-No sockets, no asyncio, no clock here: bytes in, bytes out.
+No sockets, no asyncio, no clock here: bytes in, bytes out.  These two are codecs on
+the data path, not protocol machines, so they keep their own verbs (``encrypt`` /
+``seal``, ``feed`` / ``feed_eof``) and return buffers instead of events; errors follow
+the common rule of ``docs/sansio.md`` (typed, kept in ``error``, the decoder dead
+afterwards).
 """
 
 from __future__ import annotations

@@ -9,13 +9,16 @@
 The Noise cryptography (DH, HKDF, handshake AEAD) is done by the ``noiseprotocol``
 package; this module adds what libp2p puts on top: the 2-byte big-endian framing of
 each message, the signed identity payload, the peer id check and early muxer
-negotiation.  Bytes in (:meth:`NoiseHandshake.receive_data`), bytes out, no I/O: the
-asyncio shell (:mod:`p2pkit_noise.connection`) moves them and owns the timeout.
+negotiation.  Bytes in (:meth:`NoiseHandshake.receive_data`, which returns events),
+bytes out (:meth:`NoiseHandshake.data_to_send`), no I/O: the asyncio side
+(:mod:`p2pkit_noise.security`) moves them and owns the timeout.  The conventions are
+those of every p2pkit sans-IO machine (``docs/sansio.md``).
 
-When the handshake is complete, :attr:`NoiseHandshake.result` holds the two transport
-keys taken out of ``noiseprotocol``'s cipher states (the transport encryption is ours,
-see :mod:`p2pkit_noise.framing`) and :attr:`NoiseHandshake.leftover` any bytes that
-arrived after the last handshake message (the first transport frames).
+When the handshake is :attr:`~NoiseHandshake.done` (event :class:`HandshakeCompleted`),
+:attr:`NoiseHandshake.result` holds the two transport keys taken out of
+``noiseprotocol``'s cipher states (the transport encryption is ours, see
+:mod:`p2pkit_noise.framing`) and :attr:`NoiseHandshake.leftover` any bytes that arrived
+after the last handshake message (the first transport frames).
 """
 
 from __future__ import annotations
@@ -79,6 +82,8 @@ def select_muxer(initiator: Sequence[str], responder: Sequence[str]) -> str | No
 
 @dataclasses.dataclass(frozen=True)
 class HandshakeResult:
+    """What a completed handshake established: the peer and the transport keys."""
+
     remote_peer: PeerId
     remote_public_key: PublicKey
     remote_extensions: NoiseExtensions | None
@@ -89,8 +94,17 @@ class HandshakeResult:
     recv_nonce: int = 0
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class HandshakeCompleted:
+    """The handshake is done: the peer is authenticated, ``result`` holds the keys."""
+
+    result: HandshakeResult
+
+
+Event = HandshakeCompleted
+
+
 class _Step(enum.Enum):
-    SEND_1 = "send message 1"
     READ_1 = "read message 1"
     READ_2 = "read message 2"
     READ_3 = "read message 3"
@@ -101,10 +115,13 @@ class _Step(enum.Enum):
 class NoiseHandshake:
     """One side of one handshake.
 
-    Usage: ``out = hs.start()`` (initiator: message 1; responder: ``b""``), then feed
-    every received byte to :meth:`receive_data` and send what it returns, until
-    :attr:`complete`.  Any exception leaves the machine failed; the connection must be
-    closed.
+    Usage: send :meth:`data_to_send` (the initiator's message 1 is queued by the
+    constructor; the responder has nothing to say first), then feed every received
+    byte to :meth:`receive_data` and send :meth:`data_to_send`, until :attr:`done`
+    (:class:`HandshakeCompleted`).  Errors are typed
+    (:class:`~p2pkit.errors.HandshakeError`, :class:`~p2pkit.errors.PeerIdMismatch`,
+    ...) and raised from :meth:`receive_data`; the machine is dead then (every later
+    call raises the same error) and the connection must be closed.
 
     ``muxers``: our stream muxers for early negotiation, or None to not take part.
     ``expected_peer``: for the initiator, the peer id we dialed (mismatch raises
@@ -117,14 +134,14 @@ class NoiseHandshake:
     def __init__(
         self,
         *,
-        initiator: bool,
+        is_initiator: bool,
         identity: PrivateKey,
         muxers: Sequence[str] | None = None,
         expected_peer: PeerId | None = None,
         static_key: bytes | None = None,
         identity_sig: bytes | None = None,
     ) -> None:
-        self.initiator = initiator
+        self.is_initiator = is_initiator
         self._identity = identity
         self._muxers = tuple(muxers) if muxers else ()
         self._expected = expected_peer
@@ -136,7 +153,7 @@ class NoiseHandshake:
             else identity.sign(SIGNATURE_PREFIX + self._static_public)
         )
         state = _NoiseState.from_name(PROTOCOL_NAME)
-        if initiator:
+        if is_initiator:
             state.set_as_initiator()
         else:
             state.set_as_responder()
@@ -147,15 +164,21 @@ class NoiseHandshake:
         # Keep our own reference: noiseprotocol deletes its handshake state (and with
         # it the remote static key) as soon as the last message is processed.
         self._hs: Any = state.noise_protocol.handshake_state
-        self._step = _Step.SEND_1 if initiator else _Step.READ_1
+        self._step = _Step.READ_2 if is_initiator else _Step.READ_1
         self._buf = bytearray()
+        self._outbox = bytearray()
         self._result: HandshakeResult | None = None
         self._remote: tuple[PublicKey, PeerId, NoiseExtensions | None] | None = None
+        self.error: Exception | None = None
+        """The error :meth:`receive_data` raised, if any (raised again by every later call)."""
+        if is_initiator:
+            self._outbox += self._write(b"")  # message 1
 
     # -- public API ------------------------------------------------------------------
 
     @property
-    def complete(self) -> bool:
+    def done(self) -> bool:
+        """True once the handshake completed (:attr:`result` is available)."""
         return self._step is _Step.DONE
 
     @property
@@ -167,33 +190,37 @@ class NoiseHandshake:
     @property
     def leftover(self) -> bytes:
         """Bytes received after the final handshake message (transport frames)."""
-        return bytes(self._buf) if self.complete else b""
+        return bytes(self._buf) if self.done else b""
 
-    def start(self) -> bytes:
-        """Begin: the initiator's message 1 (framed), or ``b""`` for the responder."""
-        if self._step is _Step.SEND_1:
-            self._step = _Step.READ_2
-            return self._write(b"")
-        return b""
+    def data_to_send(self) -> bytes:
+        """Handshake messages (framed) to send now (``b""`` when there are none)."""
+        out = bytes(self._outbox)
+        self._outbox.clear()
+        return out
 
-    def receive_data(self, data: bytes | bytearray | memoryview) -> bytes:
-        """Feed received bytes; return the bytes to send now (possibly empty)."""
-        if self._step is _Step.FAILED:
-            raise NoiseHandshakeError("handshake already failed")
-        if self._step is _Step.SEND_1:
-            raise RuntimeError("call start() first")
+    def receive_data(self, data: bytes | bytearray | memoryview) -> list[Event]:
+        """Feed received bytes; returns ``[HandshakeCompleted(result)]`` when they
+        complete the handshake, else ``[]``.  Bytes after the last handshake message
+        are kept in :attr:`leftover`."""
+        if self.error is not None:
+            raise self.error
         self._buf += data
-        out = bytearray()
+        events: list[Event] = []
+        if self.done:
+            return events
         try:
-            while self._step is not _Step.DONE:
+            while not self.done:
                 msg = self._next_message()
                 if msg is None:
                     break
-                out += self._handle(msg)
-        except BaseException:
+                self._outbox += self._handle(msg)
+        except Exception as exc:
             self._step = _Step.FAILED
+            self.error = exc
             raise
-        return bytes(out)
+        if self._result is not None:  # completed by this call
+            events.append(HandshakeCompleted(self._result))
+        return events
 
     # -- internals -------------------------------------------------------------------
 
@@ -267,7 +294,7 @@ class NoiseHandshake:
         assert self._remote is not None and self._state.handshake_finished
         key, peer, ext = self._remote
         theirs = ext.stream_muxers if ext else ()
-        if self.initiator:
+        if self.is_initiator:
             muxer = select_muxer(self._muxers, theirs)
         else:
             muxer = select_muxer(theirs, self._muxers)

@@ -65,7 +65,7 @@ class NoiseSecurity(SecurityProtocol):
     async def secure_outbound(
         self, conn: RawConnection, remote_peer: PeerId | None, muxers: Sequence[str] = ()
     ) -> NoiseConnection:
-        return await self._run(conn, initiator=True, remote_peer=remote_peer, muxers=muxers)
+        return await self._run(conn, is_initiator=True, remote_peer=remote_peer, muxers=muxers)
 
     async def secure_inbound(
         self, conn: RawConnection, muxers: Sequence[str] = ()
@@ -81,7 +81,7 @@ class NoiseSecurity(SecurityProtocol):
             raise ResourceLimitExceeded(f"noise: {limit} inbound handshakes already in progress")
         self._inbound += 1
         try:
-            return await self._run(conn, initiator=False, remote_peer=None, muxers=muxers)
+            return await self._run(conn, is_initiator=False, remote_peer=None, muxers=muxers)
         finally:
             self._inbound -= 1
 
@@ -95,12 +95,12 @@ class NoiseSecurity(SecurityProtocol):
         self,
         conn: RawConnection,
         *,
-        initiator: bool,
+        is_initiator: bool,
         remote_peer: PeerId | None,
         muxers: Sequence[str],
     ) -> NoiseConnection:
         hs = NoiseHandshake(
-            initiator=initiator,
+            is_initiator=is_initiator,
             identity=self.private_key,
             muxers=muxers if self.options.early_muxer_negotiation else None,
             expected_peer=remote_peer,
@@ -131,13 +131,14 @@ class NoiseSecurity(SecurityProtocol):
 
 
 async def _exchange(conn: RawConnection, hs: NoiseHandshake) -> None:
-    out = hs.start()
+    out = hs.data_to_send()
     if out:
         await conn.write(out)
-    while not hs.complete:
+    while not hs.done:
         data = await conn.read(MAX_MESSAGE + 2)
         if not data:
             raise HandshakeTruncated("peer closed the connection during the noise handshake")
-        out = hs.receive_data(data)
+        hs.receive_data(data)
+        out = hs.data_to_send()
         if out:
             await conn.write(out)

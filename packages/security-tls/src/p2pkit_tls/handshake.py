@@ -46,11 +46,11 @@ class TlsSession:
         self,
         identity: TlsIdentity,
         *,
-        is_client: bool,
+        is_initiator: bool,
         muxers: Sequence[str] = (),
         expected_peer: PeerId | None = None,
     ) -> None:
-        self.is_client = is_client
+        self.is_initiator = is_initiator
         self.expected_peer = expected_peer
         self._muxers = list(muxers)
         self.alpn_protocols = [m.encode() for m in self._muxers] + [ALPN_LIBP2P.encode()]
@@ -58,7 +58,7 @@ class TlsSession:
         # Read by the context's verify and ALPN callbacks (see context.py); cleared when
         # the handshake ends so that the OpenSSL connection does not keep us alive.
         self._conn.set_app_data(self)
-        if is_client:
+        if is_initiator:
             # No SNI (spec: clients of this version MUST NOT send one).
             self._conn.set_alpn_protos(self.alpn_protocols)
             self._conn.set_connect_state()
@@ -93,7 +93,7 @@ class TlsSession:
             return False
         if self._verified is None:
             try:
-                if self.is_client:
+                if self.is_initiator:
                     # On the client side OpenSSL exposes the whole chain sent by the server.
                     chain = conn.get_peer_cert_chain() or []
                     if len(chain) != 1:
@@ -156,7 +156,7 @@ class TlsSession:
             raise self._verify_error
         if self._verified is None:
             raise HandshakeError("peer presented no certificate")
-        if not self.is_client:
+        if not self.is_initiator:
             # The server side of OpenSSL does not count the leaf in the peer chain.
             extra = self._conn.get_peer_cert_chain() or []
             if extra:

@@ -39,14 +39,14 @@ class TlsSecurity(SecurityProtocol):
         self, conn: RawConnection, remote_peer: PeerId | None, muxers: Sequence[str] = ()
     ) -> SecureConnection:
         session = TlsSession(
-            self.identity, is_client=True, muxers=muxers, expected_peer=remote_peer
+            self.identity, is_initiator=True, muxers=muxers, expected_peer=remote_peer
         )
         return await self._secure(conn, session)
 
     async def secure_inbound(
         self, conn: RawConnection, muxers: Sequence[str] = ()
     ) -> SecureConnection:
-        session = TlsSession(self.identity, is_client=False, muxers=muxers)
+        session = TlsSession(self.identity, is_initiator=False, muxers=muxers)
         return await self._secure(conn, session)
 
     async def _secure(self, conn: RawConnection, session: TlsSession) -> TlsConnection:

@@ -1,7 +1,8 @@
 """multistream-select 1.0: agree on the protocol spoken next on a connection or stream.
 
-``sansio`` holds the pure state machines (:class:`Initiator`, :class:`Responder`,
-:class:`MessageReader`); ``aio`` drives them over a :class:`~p2pkit.abc.ByteStream`.
+``messages`` holds the wire format (:class:`MessageReader`, encoders), ``sansio`` the
+pure state machines (:class:`Initiator`, :class:`Responder`, :class:`ListRequest`) and
+their events; ``aio`` drives them over a :class:`~p2pkit.abc.ByteStream`.
 """
 
 from p2pkit.multistream.aio import (
@@ -12,7 +13,7 @@ from p2pkit.multistream.aio import (
     select_outbound,
     select_outbound_lazy,
 )
-from p2pkit.multistream.sansio import (
+from p2pkit.multistream.messages import (
     HEADER,
     LS,
     LS_MESSAGE,
@@ -22,15 +23,22 @@ from p2pkit.multistream.sansio import (
     NA,
     NA_MESSAGE,
     PROTOCOL_ID,
-    Initiator,
-    ListRequest,
     MessageReader,
-    Responder,
     decode_ls_response,
     encode_ls_response,
     encode_message,
     encode_messages,
     parse_message,
+)
+from p2pkit.multistream.sansio import (
+    Event,
+    Initiator,
+    ListRequest,
+    ListRequested,
+    ProtocolRefused,
+    ProtocolSelected,
+    ProtocolsListed,
+    Responder,
 )
 
 __all__ = [
@@ -44,10 +52,15 @@ __all__ = [
     "NA",
     "NA_MESSAGE",
     "PROTOCOL_ID",
+    "Event",
     "Initiator",
     "LazyStream",
     "ListRequest",
+    "ListRequested",
     "MessageReader",
+    "ProtocolRefused",
+    "ProtocolSelected",
+    "ProtocolsListed",
     "Responder",
     "decode_ls_response",
     "encode_ls_response",

@@ -24,26 +24,27 @@ DEFAULT_TIMEOUT = 10.0
 async def _run(
     stream: ByteStream,
     machine: Initiator | Responder | ListRequest,
-    first: bytes,
     limit: float | None,
 ) -> None:
     """Drive ``machine`` until done, under one deadline for the whole exchange."""
     try:
         async with asyncio.timeout(limit) as deadline:
-            if first:
-                await stream.write(first)
+            out = machine.data_to_send()
+            if out:
+                await stream.write(out)
             while not machine.done:
                 data = await stream.read()
                 if not data:
                     raise NegotiationError("stream closed during multistream-select")
-                out = machine.receive_data(data)
+                machine.receive_data(data)
+                out = machine.data_to_send()
                 if out:
                     await stream.write(out)
     except TimeoutError as exc:
         if isinstance(exc, P2PError) or not deadline.expired():
             raise
         raise HandshakeTimeout(f"multistream-select did not finish within {limit} s") from exc
-    rest = machine.leftover()
+    rest = machine.leftover
     if rest:
         stream.unread(rest)
 
@@ -59,7 +60,7 @@ async def select_outbound(
     Raises ProtocolNotSupported when the peer refuses all of them.
     """
     init = Initiator(protocols)
-    await _run(stream, init, init.initial_bytes(), timeout)
+    await _run(stream, init, timeout)
     selected = init.selected
     assert selected is not None
     return selected
@@ -76,7 +77,7 @@ async def select_inbound(
     ``supported``: the ids we speak (also the answer to ``ls``) or a predicate.
     """
     resp = Responder(supported)
-    await _run(stream, resp, resp.initial_bytes(), timeout)
+    await _run(stream, resp, timeout)
     selected = resp.selected
     assert selected is not None
     return selected
@@ -92,7 +93,7 @@ async def list_protocols(
     A probe: the stream is then in the middle of a negotiation, close or reset it.
     """
     req = ListRequest()
-    await _run(stream, req, req.initial_bytes(), timeout)
+    await _run(stream, req, timeout)
     return req.protocols
 
 
@@ -135,7 +136,7 @@ class LazyStream(ByteStream):
             if init is None:
                 return
             try:
-                await _run(self.inner, init, b"", self._timeout)
+                await _run(self.inner, init, self._timeout)
             except (P2PError, TimeoutError) as exc:
                 self._error = exc
                 self.inner.reset()  # a stream whose protocol was refused is of no use
@@ -180,5 +181,5 @@ async def select_outbound_lazy(
     shows up at the first read, after our application data was already sent.
     """
     init = Initiator([protocol], lazy=True)
-    await stream.write(init.initial_bytes())
+    await stream.write(init.data_to_send())
     return LazyStream(stream, init, timeout)
