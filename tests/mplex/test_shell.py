@@ -409,3 +409,34 @@ async def test_small_writes_are_coalesced_and_ordered() -> None:
     assert got == b"".join(b"%03d" % i for i in range(100)) + b"x" + big + b"y"
     await sa.close()
     await sb.close()
+
+
+async def test_at_most_ten_streams_before_the_peer_speaks() -> None:
+    """js-libp2p resets every stream once more than 10 arrive before it listens
+    (maxEarlyStreams): the 11th ``open_stream`` waits for the peer's first frame."""
+    a, b = channel_pair()
+    sa = MplexMuxer().new_session(secure(a), is_initiator=True)
+    b.pause_reading()  # a silent peer: nothing comes back yet
+    streams = [await asyncio.wait_for(sa.open_stream(), 5) for _ in range(10)]
+    eleventh = asyncio.ensure_future(sa.open_stream())
+    await asyncio.sleep(0.05)
+    assert not eleventh.done()
+    # The peer speaks (a frame on one of our streams): the bound is lifted.
+    await b.write(encode_frame(streams[0].key.id, Flag.MESSAGE_RECEIVER, b"hi"))
+    more = await asyncio.wait_for(eleventh, 5)
+    assert more.stream_id == 10
+    extra = [await asyncio.wait_for(sa.open_stream(), 5) for _ in range(20)]
+    assert len(extra) == 20
+    sa.abort()
+
+
+async def test_waiting_for_the_peer_ends_with_the_session() -> None:
+    a, _b = channel_pair()
+    sa = MplexMuxer().new_session(secure(a), is_initiator=True)
+    for _ in range(10):
+        await sa.open_stream()
+    waiting = asyncio.ensure_future(sa.open_stream())
+    await asyncio.sleep(0.01)
+    sa.abort()
+    with pytest.raises(ConnectionClosed):
+        await asyncio.wait_for(waiting, 5)

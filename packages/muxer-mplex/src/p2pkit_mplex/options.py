@@ -52,6 +52,13 @@ class MplexOptions:
     time the peer reads again.  So such replies grow our output queue by a bounded
     amount beyond the channel's high-water mark."""
 
+    early_outbound_streams: int = 10
+    """Streams ``open_stream`` opens before the peer has sent anything on the connection;
+    more wait for its first frame.  js-libp2p resets every stream of a connection when
+    more than 10 arrive before its upgrader listens (``maxEarlyStreams``); mplex has no
+    ACK, and the peer's first frame shows it listens.  Costs at most one round trip,
+    once per connection, and only to a dialer opening more than 10 streams at once."""
+
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)

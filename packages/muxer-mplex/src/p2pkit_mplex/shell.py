@@ -185,6 +185,10 @@ class MplexConnection(MuxedConnection):
         self._slow_timer: asyncio.TimerHandle | None = None
         self._blocked_control = 0  # replies queued while write_paused (see _blocked)
         self._replies_seen = 0
+        # Streams opened before the peer sent anything (see open_stream).
+        self._heard = False
+        self._early_opened = 0
+        self._early_waiters: list[asyncio.Future[None]] = []
         channel.start_push(self)
 
     def __repr__(self) -> str:
@@ -208,8 +212,23 @@ class MplexConnection(MuxedConnection):
         return list(self._streams.values())
 
     async def open_stream(self) -> MuxedStream:
+        # js-libp2p resets every stream of a connection once more than 10 arrive before
+        # its upgrader listens (maxEarlyStreams, for mplex as for yamux).  mplex has no
+        # ACK, so the first frame the peer sends (it listens by then) lifts the bound.
+        while not self._heard and self._early_opened >= self.options.early_outbound_streams:
+            if self._ended:
+                break
+            fut = asyncio.get_running_loop().create_future()
+            self._early_waiters.append(fut)
+            try:
+                await fut
+            finally:
+                if fut in self._early_waiters:
+                    self._early_waiters.remove(fut)
         if self._ended:
             raise ConnectionClosed("mplex session is closed") from self._end_exc
+        if not self._heard:
+            self._early_opened += 1
         key, frame = self._session.open_stream()
         stream = MplexStream(self, key, str(key.id))
         self._streams[key] = stream
@@ -269,6 +288,9 @@ class MplexConnection(MuxedConnection):
     def data_received(self, data: memoryview) -> None:
         if self._ended:
             return
+        if not self._heard:
+            self._heard = True
+            self._wake_early()
         session = self._session
         try:
             events = session.receive_data(data)
@@ -451,7 +473,14 @@ class MplexConnection(MuxedConnection):
                 stream._on_session_end(exc)
             self._backlog.clear()
         self._wake_acceptors()
+        self._wake_early()
         self._closed_event.set()
+
+    def _wake_early(self) -> None:
+        waiters, self._early_waiters = self._early_waiters, []
+        for fut in waiters:
+            if not fut.done():
+                fut.set_result(None)
 
     async def _close_channel(self) -> None:
         try:
