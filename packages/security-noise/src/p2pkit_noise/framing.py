@@ -9,8 +9,8 @@ the associated data is empty.
 We do the transport encryption ourselves (instead of through the ``noiseprotocol``
 package's ``encrypt``/``decrypt``) because the data path is the hot path: the package
 allocates new ``bytes`` for every message, while ``cryptography``'s ``encrypt_into`` /
-``decrypt_into`` write straight into our buffers.  DESIGN.md section 3 measured that as
-a factor of two or more.
+``decrypt_into`` write straight into our buffers.  That was measured as a
+factor of two or more (see "The data path" in docs/architecture.md).
 
 No sockets, no asyncio, no clock here: bytes in, bytes out.  These two are codecs on
 the data path, not protocol machines, so they keep their own verbs (``encrypt`` /
