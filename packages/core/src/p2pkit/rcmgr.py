@@ -94,17 +94,8 @@ def limits_from(table: ResourceLimits) -> Limits:
 class Scope:
     """Counters of one scope and the limits they are checked against."""
 
-    __slots__ = (
-        "name",
-        "limit",
-        "conns_in",
-        "conns_out",
-        "pending",
-        "streams_in",
-        "streams_out",
-        "memory",
-        "peer",
-    )
+    __slots__ = ("name", "limit", "conns_in", "conns_out", "pending", "streams_in",
+                 "streams_out", "memory", "peer")  # fmt: skip
 
     def __init__(self, name: str, limit: ScopeLimit) -> None:
         self.name = name
@@ -115,14 +106,9 @@ class Scope:
 
     @property
     def empty(self) -> bool:
-        return not (
-            self.conns_in
-            or self.conns_out
-            or self.pending
-            or self.streams_in
-            or self.streams_out
-            or self.memory
-        )
+        counts = (self.conns_in, self.conns_out, self.pending, self.streams_in,
+                  self.streams_out, self.memory)  # fmt: skip
+        return not any(counts)
 
     def refusal_conn(self, direction: Direction, pending: bool) -> str | None:
         lim = self.limit

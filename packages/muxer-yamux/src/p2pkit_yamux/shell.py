@@ -1,7 +1,7 @@
 """asyncio shell around :class:`~p2pkit_yamux.session.YamuxSession`.
 
-Data path (docs/architecture.md, "The data path"): the channel runs in push mode; ``data_received`` parses
-the bytes in place and copies each payload once into its stream's
+Data path (docs/architecture.md, "The data path"): the channel runs in push mode;
+``data_received`` parses the bytes in place and copies each payload once into its stream's
 :class:`~p2pkit.io.ReadBuffer` (the only copy).  No task per stream and no reader task:
 timers (keepalive) are ``loop.call_later`` handles; the one background task a session
 may have closes the channel at the end.  Writers frame straight into
