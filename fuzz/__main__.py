@@ -59,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=int, default=0, help="inputs per batch (default: auto)")
     p.add_argument("--seed", type=int, default=0, help="base seed (batches derive theirs)")
     p.add_argument("--json", help="write the per-target results to this file")
+    p.add_argument("--progress", action="store_true", help="a line per finished batch")
     p.add_argument("--list", action="store_true", help="list the targets and exit")
     p.add_argument("--repro", nargs=2, metavar=("TARGET", "HEX"), help="run one input")
     args = p.parse_args(argv)
@@ -91,8 +92,16 @@ def main(argv: list[str] | None = None) -> int:
             jobs.append((n, batch_seed(args.seed, n, i), min(batch, count - off)))
     totals = {n: Stats(n) for n in names}
     with multiprocessing.get_context("fork").Pool(args.jobs, _init, (seeds,)) as pool:
-        for stats in pool.imap_unordered(_batch, jobs):
+        for done, stats in enumerate(pool.imap_unordered(_batch, jobs), 1):
             totals[stats.target].add(stats)
+            if args.progress:
+                t = totals[stats.target]
+                print(
+                    f"[{done}/{len(jobs)} batches, {time.perf_counter() - start:.0f} s] "
+                    f"{t.target}: {t.inputs} inputs, {len(t.findings)} untyped site(s)",
+                    file=sys.stderr,
+                    flush=True,
+                )
     wall = time.perf_counter() - start
 
     findings = 0
