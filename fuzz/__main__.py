@@ -13,6 +13,7 @@ import json
 import logging
 import multiprocessing
 import os
+import signal
 import sys
 import time
 import warnings
@@ -83,6 +84,9 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"unknown targets {unknown}; --list shows them")
 
     _quiet()
+    # SIGTERM ends the run like Ctrl-C: the pool's `with` then terminates the workers
+    # (killed by default, the parent would leave them running to the end of their batch).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     start = time.perf_counter()
     seeds = {n: TARGETS[n].seeds() for n in names}
     batch = args.batch or max(1000, min(50_000, count // 4))
