@@ -45,6 +45,26 @@ def _batch(job: tuple[str, int, int]) -> Stats:
     return fuzz(TARGETS[name], _SEEDS[name], seed, count)
 
 
+def self_check() -> None:
+    """The engine must report what it exists to report: a canary target that raises an
+    untyped exception on some inputs gives a finding, typed errors are only counted."""
+    import random
+
+    from p2pkit.errors import ProtocolError
+
+    from .targets import Target
+
+    def canary(data: bytes, rng: random.Random) -> None:
+        if data[:1] == b"\x00":
+            raise ProtocolError("typed")
+        if data[:1] == b"\x01":
+            raise KeyError("untyped")
+
+    stats = fuzz(Target("canary", canary, lambda: []), [], seed=1, count=2000)
+    assert stats.inputs == 2000 and stats.typed > 0, stats
+    assert [f.exception for f in stats.findings.values()] == ["builtins.KeyError"], stats
+
+
 def batch_seed(base: int, name: str, index: int) -> int:
     return int.from_bytes(hashlib.sha256(f"{base}:{name}:{index}".encode()).digest()[:8], "big")
 
@@ -84,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"unknown targets {unknown}; --list shows them")
 
     _quiet()
+    self_check()
     # SIGTERM ends the run like Ctrl-C: the pool's `with` then terminates the workers
     # (killed by default, the parent would leave them running to the end of their batch).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
