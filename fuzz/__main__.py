@@ -69,6 +69,31 @@ def batch_seed(base: int, name: str, index: int) -> int:
     return int.from_bytes(hashlib.sha256(f"{base}:{name}:{index}".encode()).digest()[:8], "big")
 
 
+def report(names: list[str], totals: dict[str, Stats]) -> int:
+    """Print the per-target table, every finding and the known ones; the finding count."""
+    findings = 0
+    print(f"{'target':28} {'inputs':>10} {'typed err':>10} {'known':>7} {'untyped':>8} {'in/s':>7}")
+    for n in names:
+        s = totals[n]
+        untyped = sum(f.count for f in s.findings.values())
+        findings += len(s.findings)
+        rate = s.inputs / s.seconds if s.seconds else 0.0
+        known = sum(s.known.values())
+        print(f"{n:28} {s.inputs:10} {s.typed:10} {known:7} {untyped:8} {rate:7.0f}")
+    for n in names:
+        for key, f in totals[n].findings.items():
+            print(f"\nFINDING [{n}] {key}: {f.count} inputs; first (batch seed {f.seed}):")
+            print(f"  python -m fuzz --repro {n} {f.input_hex}")
+            print("  " + f.traceback.replace("\n", "\n  "))
+    for names_, exc, why in KNOWN:
+        hits = sum(totals[n].known[exc] for n in names if n in names_)
+        print(f"known: {exc}: {hits} inputs ({why})")
+        for n in names:
+            if n in names_ and exc in totals[n].known_example:
+                print(f"  e.g. python -m fuzz --repro {n} {totals[n].known_example[exc]}")
+    return findings
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m fuzz", description=__doc__)
     size = p.add_mutually_exclusive_group()
@@ -128,27 +153,7 @@ def main(argv: list[str] | None = None) -> int:
                     flush=True,
                 )
     wall = time.perf_counter() - start
-
-    findings = 0
-    print(f"{'target':28} {'inputs':>10} {'typed err':>10} {'known':>7} {'untyped':>8} {'in/s':>7}")
-    for n in names:
-        s = totals[n]
-        untyped = sum(f.count for f in s.findings.values())
-        findings += len(s.findings)
-        rate = s.inputs / s.seconds if s.seconds else 0.0
-        known = sum(s.known.values())
-        print(f"{n:28} {s.inputs:10} {s.typed:10} {known:7} {untyped:8} {rate:7.0f}")
-    for n in names:
-        for key, f in totals[n].findings.items():
-            print(f"\nFINDING [{n}] {key}: {f.count} inputs; first (batch seed {f.seed}):")
-            print(f"  python -m fuzz --repro {n} {f.input_hex[:400]}")
-            print("  " + f.traceback.replace("\n", "\n  "))
-    for names_, exc, why in KNOWN:
-        hits = sum(totals[n].known[exc] for n in names if n in names_)
-        print(f"known: {exc}: {hits} inputs ({why})")
-        for n in names:
-            if n in names_ and exc in totals[n].known_example:
-                print(f"  e.g. python -m fuzz --repro {n} {totals[n].known_example[exc][:400]}")
+    findings = report(names, totals)
     total = sum(s.inputs for s in totals.values())
     print(
         f"{total} inputs over {len(names)} targets in {wall:.1f} s with {args.jobs} processes; "
