@@ -108,6 +108,7 @@ def multiaddrs() -> list[bytes]:
     out = [a.to_bytes() for a in ADDRS]
     for k in keys().values():
         out.append(f"/ip4/10.0.0.1/tcp/1/p2p/{peer_of(k)}".encode())
+        out.append(f"/ip4/10.0.0.1/tcp/1/p2p/{peer_of(k).to_cid()}".encode())
     out += [b"/dns4/example.com/tcp/443/wss", b"/ip6/::1/tcp/0"]
     return out
 
