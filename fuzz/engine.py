@@ -4,7 +4,8 @@ An input is random bytes (one in ten) or a valid seed with 1-8 mutations: bit fl
 interesting byte values, inserted/deleted/duplicated ranges, truncation, splices with
 another seed, and oversized varints or 32-bit lengths written over a position (the
 length fields every decoder here trusts first).  The generator is ``random.Random(seed)``
-per batch, so a batch is reproducible from (target, seed) alone.
+per batch; the seeds hold keys generated per run, so runs differ where inputs derive from
+key material: a finding is reproduced from its printed input (``--repro``).
 """
 
 from __future__ import annotations
