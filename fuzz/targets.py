@@ -19,8 +19,8 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from p2pkit.crypto import private_key_from_protobuf, public_key_from_protobuf
 from p2pkit.addrs import split_peer, to_multiaddr
+from p2pkit.crypto import private_key_from_protobuf, public_key_from_protobuf
 from p2pkit.multistream import messages as msg
 from p2pkit.multistream import sansio as ms
 from p2pkit.peer import PeerId
