@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import gc
 import hashlib
 import os
 import random
@@ -59,6 +60,8 @@ def _seed() -> int:
 
 
 SEED = _seed()
+#: proxy port -> the transfer it carried, to name the transfer behind a leaked socket
+PROXY_PLANS: dict[int, Plan] = {}
 
 
 @dataclass(frozen=True)
@@ -238,6 +241,7 @@ async def _echo(
 async def run_transfer(plan: Plan, pair: Pair) -> Outcome:
     payload = random.Random(SEED * 1_000_003 + plan.index).randbytes(plan.size)
     proxy = await FaultProxy(pair.server_port, plan.cut).start()
+    PROXY_PLANS[proxy.port] = plan
     inject = Injector(plan, pair, proxy)
     outcome: Outcome
     try:
@@ -306,6 +310,34 @@ def _fds() -> tuple[int, int]:
     return fds, sockets
 
 
+def _state(o: object) -> str:
+    keys = ("_closed", "_gone", "_failed", "_eof", "_close_done", "_ended", "_closing",
+            "_closer", "_done", "_receiver", "_write_closed", "_no_write")
+    return f"{type(o).__name__}" + str({k: getattr(o, k) for k in keys if hasattr(o, k)})
+
+
+def _chain(c: object) -> str:
+    out = [_state(c)]
+    for r in gc.get_referrers(c):
+        if hasattr(r, "raw") or hasattr(r, "_channel"):
+            out.append("  above: " + _state(r))
+            for r2 in gc.get_referrers(r):
+                if hasattr(r2, "_channel"):
+                    out.append("    above: " + _state(r2))
+    return "\n".join(out)
+
+
+def _open_transports() -> list[str]:
+    """The asyncio transports still open, with their protocols (to name a leak)."""
+    return [
+        f"{t!r} {getattr(t.get_protocol(), 'conn', t.get_protocol())!r} "
+        f"(transfer {PROXY_PLANS.get(t.get_extra_info('peername')[1])})"
+        f"\n{_chain(getattr(t.get_protocol(), 'conn', None))}"
+        for t in gc.get_objects()
+        if isinstance(t, asyncio.Transport) and not t.is_closing()
+    ][:10]
+
+
 def _tasks(own: set[asyncio.Task[object]]) -> set[asyncio.Task[object]]:
     return {t for t in asyncio.all_tasks() if not t.done()} - own
 
@@ -337,7 +369,9 @@ async def _check_nothing_left(
     assert not left, f"{label}: tasks left behind: {sorted(map(repr, left))[:5]}"
     await _wait_for(lambda: _fds()[0] <= base_fds + FD_SLACK and _fds()[1] <= base_socks, 10.0)
     fds, socks = _fds()
-    assert socks <= base_socks, f"{label}: {socks - base_socks} sockets left behind"
+    assert socks <= base_socks, (
+        f"{label}: {socks - base_socks} sockets left behind: {_open_transports()}"
+    )
     assert fds <= base_fds + FD_SLACK, f"{label}: {fds - base_fds} descriptors left behind"
 
 
