@@ -25,7 +25,7 @@ import gc
 import hashlib
 import os
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pytest
@@ -46,7 +46,7 @@ KINDS = ["none", "proxy_rst", "proxy_close", "host_rst", "abort", "stream_reset"
 PARTS = 5  # test functions (each well inside pytest's per-test timeout)
 BATCHES_PER_PART = 2
 BATCH = 100  # transfers per batch: 5 x 2 x 100 = 1,000 transfers
-CONCURRENCY = 6
+CONCURRENCY = 16
 MIN_SIZE, MAX_SIZE = 1 << 10, 2 << 20
 CHUNK = 64 * 1024
 TRANSFER_TIMEOUT = 30.0  # a transfer still running after this is a hang (a failure)
@@ -152,28 +152,47 @@ async def _wait_for(cond: Callable[[], object], timeout: float) -> bool:
 
 
 class Injector:
-    """Fires one host-side fault when the client's progress reaches the plan's trigger."""
+    """Fires one host-side fault when the client's progress reaches the plan's trigger.
+
+    Its targets (the connection and stream of the planned side) are found when the
+    transfer starts, while the server's echo stream surely exists; by the trigger it
+    may be finished already (then the fault hits a closed stream: the transfer is ok).
+    """
 
     def __init__(self, plan: Plan, pair: Pair, proxy: FaultProxy) -> None:
         self.plan, self.pair, self.proxy = plan, pair, proxy
-        self.conn: Connection | None = None
+        self.conn: Connection | None = None  # the client's, set by run_transfer
         self.stream: MuxedStream | None = None
         self.fired = plan.kind not in ("host_rst", "abort", "stream_reset")
+        self._target: tuple[Connection, MuxedStream | None] | None = None
+
+    async def start(self) -> None:
+        """Find the targets (bounded: a missing one leaves the fault unfired)."""
+        if self.fired:
+            return
+        if self.plan.side == "client":
+            assert self.conn is not None
+            self._target = (self.conn, self.stream)
+            return
+        found: list[Connection] = []
+
+        def server_ready() -> bool:
+            conn = found[0] if found else _server_conn(self.pair, self.proxy)
+            if conn is not None and not found:
+                found.append(conn)
+            return conn is not None and (_echo_stream(conn) is not None or conn.is_closed)
+
+        await _wait_for(server_ready, 5.0)
+        if found:
+            self._target = (found[0], _echo_stream(found[0]))
 
     async def __call__(self, progress: int) -> None:
         if self.fired or progress < self.plan.trigger:
             return
         self.fired = True
-        conn, stream = self.conn, self.stream
-        if self.plan.side == "server":
-            conn = await self._server_side_conn()
-            if conn is None:
-                return
-            stream = None
-            if self.plan.kind == "stream_reset":
-                await _wait_for(lambda: _echo_stream(conn) or conn.is_closed, 5.0)
-                stream = _echo_stream(conn)
-        assert conn is not None
+        if self._target is None:
+            return
+        conn, stream = self._target
         if self.plan.kind == "host_rst":
             raw = getattr(conn.upgraded, "raw", None)
             assert raw is not None, "a TCP connection keeps its raw connection"
@@ -183,26 +202,12 @@ class Injector:
         elif stream is not None:
             stream.reset()
 
-    async def _server_side_conn(self) -> Connection | None:
-        found: list[Connection] = []
-
-        def look() -> bool:
-            conn = _server_conn(self.pair, self.proxy)
-            if conn is not None:
-                found.append(conn)
-            return bool(found) or self.proxy.cut_done
-
-        await _wait_for(look, 5.0)
-        return found[0] if found else None
-
 
 def _echo_stream(conn: Connection) -> MuxedStream | None:
     return next((s for s in conn.streams if s.protocol == ECHO), None)
 
 
-async def _echo(
-    stream: MuxedStream, payload: bytes, fire: Callable[[int], Awaitable[None]]
-) -> tuple[int, bytes]:
+async def _echo(stream: MuxedStream, payload: bytes, fire: Injector) -> tuple[int, bytes]:
     """Write ``payload`` while reading the echo; returns (bytes read, their SHA-256).
     Any error of the writer or the reader is raised (the reader's first)."""
     progress = 0
@@ -216,6 +221,7 @@ async def _echo(
             await fire(progress)
         await stream.close_write()
 
+    await fire.start()
     await fire(0)
     wtask = asyncio.create_task(writer())
     digest = hashlib.sha256()
@@ -310,29 +316,11 @@ def _fds() -> tuple[int, int]:
     return fds, sockets
 
 
-def _state(o: object) -> str:
-    keys = ("_closed", "_gone", "_failed", "_eof", "_close_done", "_ended", "_closing",
-            "_closer", "_done", "_receiver", "_write_closed", "_no_write")
-    return f"{type(o).__name__}" + str({k: getattr(o, k) for k in keys if hasattr(o, k)})
-
-
-def _chain(c: object) -> str:
-    out = [_state(c)]
-    for r in gc.get_referrers(c):
-        if hasattr(r, "raw") or hasattr(r, "_channel"):
-            out.append("  above: " + _state(r))
-            for r2 in gc.get_referrers(r):
-                if hasattr(r2, "_channel"):
-                    out.append("    above: " + _state(r2))
-    return "\n".join(out)
-
-
 def _open_transports() -> list[str]:
     """The asyncio transports still open, with their protocols (to name a leak)."""
     return [
         f"{t!r} {getattr(t.get_protocol(), 'conn', t.get_protocol())!r} "
-        f"(transfer {PROXY_PLANS.get(t.get_extra_info('peername')[1])})"
-        f"\n{_chain(getattr(t.get_protocol(), 'conn', None))}"
+        f"(transfer {PROXY_PLANS.get((t.get_extra_info('peername') or (0, 0))[1])})"
         for t in gc.get_objects()
         if isinstance(t, asyncio.Transport) and not t.is_closing()
     ][:10]
