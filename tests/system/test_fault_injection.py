@@ -26,7 +26,7 @@ import hashlib
 import os
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pytest
 
@@ -382,7 +382,7 @@ async def test_transfers_killed_at_random_points(part: int) -> None:
     for kind in KINDS:
         row = {o: n for (k, o), n in sorted(counts.items()) if k == kind}
         print(f"  {kind:13} {sum(row.values()):4}  {row}")
-    assert not failures, (
-        f"seed {SEED}: {len(failures)} transfers failed:\n" + "\n".join(failures[:20])
+    assert not failures, f"seed {SEED}: {len(failures)} transfers failed:\n" + "\n".join(
+        failures[:20]
     )
     assert sum(counts.values()) == BATCHES_PER_PART * BATCH
