@@ -180,7 +180,10 @@ class StreamSocketConnection(ChannelBase, RawConnection):
     async def _raw_close_write(self) -> None:
         t = self._transport
         if t is not None and t.can_write_eof():
-            t.write_eof()  # EOF goes out after the queued data
+            try:
+                t.write_eof()  # EOF goes out after the queued data
+            except OSError as exc:  # shutdown() of a socket the peer already reset
+                raise ConnectionClosed(f"cannot half-close: {exc}") from exc
 
     async def _raw_close(self) -> None:
         """EOF after the queued data, wait until it is sent, close.
@@ -200,9 +203,9 @@ class StreamSocketConnection(ChannelBase, RawConnection):
         deadline = loop.time() + self._options.close_timeout
         self._user_paused = self._pull_paused = False
         self._set_reading(True)
-        if t.can_write_eof():
-            t.write_eof()  # no-op if close_write() already did it
         try:
+            if t.can_write_eof():
+                t.write_eof()  # no-op if close_write() already did it
             await self._wait_sent(t, deadline)
             await self._linger(deadline)
             if not self._gone:
@@ -212,7 +215,12 @@ class StreamSocketConnection(ChannelBase, RawConnection):
         except TimeoutError:
             log.debug("%r: close timed out after %ss, aborting", self, self._options.close_timeout)
             self._raw_abort()
-        except asyncio.CancelledError:
+        except OSError as exc:
+            # shutdown() raises ENOTCONN once the peer has reset the connection: the socket
+            # must still be closed, or it stays open (registered, reading) for good.
+            log.debug("%r: close failed (%s), aborting", self, exc)
+            self._raw_abort()
+        except BaseException:
             self._raw_abort()
             raise
 

@@ -58,6 +58,7 @@ class MplexStream(MuxedStream):
         self._write_closed = False
         self._read_closed = False
         self._exc: BaseException | None = None  # reset or connection failure
+        self._remote_closed = False  # the peer's Close arrived (our reads end with EOF)
 
     def __repr__(self) -> str:
         side = "out" if self.is_initiator else "in"
@@ -149,9 +150,13 @@ class MplexStream(MuxedStream):
         self._conn._forget(self)
 
     def _on_session_end(self, exc: BaseException | None) -> None:
-        """The session ended: ``exc`` None means a clean end (buffered data, then EOF)."""
+        """The session ended: ``exc`` None means a bare EOF below us.  A stream the peer
+        had closed returns its buffered data, then EOF.  Any other stream never got its
+        end, so its reads fail: a stream cut short must not look complete."""
         if self._exc is not None:
             return
+        if exc is None and not (self._remote_closed or self._read_closed):
+            exc = ConnectionClosed("mplex connection ended before the peer closed the stream")
         if exc is None:
             self._buf.feed_eof()
             self._exc = ConnectionClosed("mplex session ended")
@@ -343,6 +348,7 @@ class MplexConnection(MuxedConnection):
             elif type(ev) is StreamEnded:
                 stream = streams.get(ev.key)
                 if stream is not None:
+                    stream._remote_closed = True
                     stream._buf.feed_eof()
                     self._forget_if_done(stream)
             elif type(ev) is StreamResetEvent:

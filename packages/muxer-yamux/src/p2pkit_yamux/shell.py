@@ -184,7 +184,12 @@ class YamuxStream(MuxedStream):
             self._conn._forget(self)
 
     def _session_ended(self, exc: BaseException) -> None:
-        """Bare EOF below us: buffered data then EOF for readers; writers fail."""
+        """Bare EOF below us; writers fail.  A stream the peer had finished (FIN) returns
+        its buffered data, then EOF.  Any other stream never got its end, so its reads
+        fail too: a stream cut short must not look complete to the application."""
+        if not (self._remote_eof or self._read_closed):
+            self._fail(exc)
+            return
         self._error = exc
         self._remote_eof = True
         self._buf.feed_eof()
