@@ -132,9 +132,7 @@ def _round(addr: str, total: int, procs: int, pid: int, timeout: float) -> tuple
 def measure(conns: int, procs: int, timeout: float) -> dict[str, Any]:
     _raise_nofile(conns + 256)
     argv = [sys.executable, "-m", "p2pkit", "listen"]
-    listener = subprocess.Popen(
-        argv, stdout=subprocess.PIPE, text=True, start_new_session=True
-    )
+    listener = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, start_new_session=True)
     try:
         assert listener.stdout is not None
         line = listener.stdout.readline()

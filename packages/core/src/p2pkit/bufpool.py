@@ -14,10 +14,13 @@ paid per connection for a speed only busy connections use.  Here instead:
   loops) and gives it back right after the bytes were handed on -- those bytes are only
   valid during that call anyway (the :class:`~p2pkit.channel.ChannelBase` contract).
   Between reads a connection holds no buffer at all, only its size: that starts at
-  :data:`MIN_SIZE`, doubles (up to the connection's maximum) after each read that filled
-  the buffer, and halves after :data:`SHRINK_AFTER` reads in a row that used at most a
-  quarter of it.  So a quiet connection reads into a few KiB, a bulk transfer into the
-  maximum, and no per-connection timer is needed to shrink anything.
+  :data:`MIN_SIZE`, grows fourfold (up to the connection's maximum) after each read
+  that filled the buffer, and halves after :data:`SHRINK_AFTER` reads in a row that used
+  at most an eighth of it.  So a quiet connection reads into a few KiB, a bulk transfer
+  into the maximum, and no per-connection timer is needed to shrink anything.  Growth
+  is fast and shrinking slow on purpose: a read that fills the buffer usually means
+  another read (one more event-loop iteration) for the rest, while a buffer larger
+  than the read costs nothing (it is only lent).
 
 Nothing is lent before the first read, so a connection that is refused right after it
 was accepted (before the event loop ever reads it) never had a buffer.
@@ -31,8 +34,8 @@ __all__ = ["MIN_SIZE", "SHRINK_AFTER", "BufferPool", "ReceiveBuffer", "thread_po
 
 MIN_SIZE = 4096
 """A connection's first reads, and its reads once it is quiet, take at most this much."""
-SHRINK_AFTER = 4
-"""Reads in a row using at most a quarter of the buffer after which its size halves."""
+SHRINK_AFTER = 8
+"""Reads in a row using at most an eighth of the buffer after which its size halves."""
 POOL_MAX_BYTES = 8 << 20
 """Bytes a thread's pool keeps at most (plus one buffer of a larger size, if that is all
 it holds: a ``read_buffer_size`` above this still reads without allocating)."""
@@ -120,7 +123,7 @@ class ReceiveBuffer:
         self.lends = 0
         """Buffers lent so far (0: this connection never had a receive buffer)."""
         self._pool = pool
-        self._small = 0  # reads in a row that used at most a quarter of the buffer
+        self._small = 0  # reads in a row that used at most an eighth of the buffer
         self._lent: memoryview | None = None
 
     @property
@@ -150,9 +153,9 @@ class ReceiveBuffer:
             return
         size = len(lent)
         if nbytes >= size:
-            self.size = min(size * 2, self.max_size)
+            self.size = min(size << 2, self.max_size)
             self._small = 0
-        elif nbytes <= size >> 2 and size > MIN_SIZE:
+        elif nbytes <= size >> 3 and size > MIN_SIZE:
             self._small += 1
             if self._small >= SHRINK_AFTER:
                 self.size = max(size >> 1, MIN_SIZE)

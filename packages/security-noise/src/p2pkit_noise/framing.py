@@ -239,6 +239,11 @@ class FrameDecoder(_Cipher):
         return self._error
 
     @property
+    def held(self) -> int:
+        """Bytes of pooled buffers this decoder holds now (0 between reads once released)."""
+        return sum(len(b) for b in (self._out, self._partial) if b is not None)
+
+    @property
     def pending(self) -> int:
         """Bytes of an incomplete frame held back (0 between whole frames)."""
         return self._plen
