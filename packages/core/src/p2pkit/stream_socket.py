@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from p2pkit.abc import Buffer, ConnectionHandler, Listener, RawConnection
-from p2pkit.bufpool import ReceiveBuffer
+from p2pkit.bufpool import ReceiveBuffer, connections
 from p2pkit.channel import ChannelBase
 from p2pkit.errors import ConfigError, ConnectionClosed
 
@@ -142,8 +142,7 @@ class StreamSocketConnection(ChannelBase, RawConnection):
 
     def _socket(self) -> Any:
         """The transport's socket (an asyncio TransportSocket wrapper), or None."""
-        t = self._transport
-        return None if t is None else t.get_extra_info("socket")
+        return None if self._transport is None else self._transport.get_extra_info("socket")
 
     def get_socket_option(self, level: int, option: int) -> int:
         """``getsockopt`` on the underlying socket (for tests and diagnostics)."""
@@ -259,6 +258,7 @@ class StreamSocketConnection(ChannelBase, RawConnection):
 
     def _connection_made(self, transport: asyncio.Transport) -> None:
         self._transport = transport
+        connections.opened()
         transport.set_write_buffer_limits(high=self._options.write_high_water)
         sock = self._socket()
         if sock is not None:
@@ -280,6 +280,7 @@ class StreamSocketConnection(ChannelBase, RawConnection):
         self._wake(self._lost_waiter)
         self._wake(self._peer_done)
         self._transport = None
+        connections.closed()
 
     @staticmethod
     def _wake(w: asyncio.Future[None] | None) -> None:
