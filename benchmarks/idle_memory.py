@@ -10,8 +10,9 @@ Yamux) in its own process, warms it up with a few connections, then reads its RS
 from a distinct identity (one host per connection), handshake (Noise + Yamux, identify)
 complete, then idle; RSS again (with N); then the dialers close everything and RSS is
 read a third time (after close).  RSS readings wait until the figure is stable.
+``--rounds N`` repeats the hold-and-close N times (memory kept must not grow).
 
-    python benchmarks/idle_memory.py --conns 1000 --procs 4 [--json]
+    python benchmarks/idle_memory.py --conns 1000 --procs 4 [--rounds 3] [--json]
 """
 
 from __future__ import annotations
@@ -129,7 +130,7 @@ def _round(addr: str, total: int, procs: int, pid: int, timeout: float) -> tuple
                 d.wait()
 
 
-def measure(conns: int, procs: int, timeout: float) -> dict[str, Any]:
+def measure(conns: int, procs: int, timeout: float, rounds: int = 1) -> dict[str, Any]:
     _raise_nofile(conns + 256)
     argv = [sys.executable, "-m", "p2pkit", "listen"]
     listener = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, start_new_session=True)
@@ -143,9 +144,13 @@ def measure(conns: int, procs: int, timeout: float) -> dict[str, Any]:
         start_rss = stable_rss(pid)
         _round(addr, WARMUP, 1, pid, timeout)
         baseline = stable_rss(pid)
-        held, took = _round(addr, conns, procs, pid, timeout)
-        time.sleep(1.0)  # closes linger briefly on the listener's side
-        after = stable_rss(pid)
+        helds, afters = [], []
+        for _ in range(rounds):
+            held, took = _round(addr, conns, procs, pid, timeout)
+            time.sleep(2.0)  # closes linger briefly; the listener trims after a second
+            helds.append(held)
+            afters.append(stable_rss(pid))
+        held, after = helds[0], afters[0]
     finally:
         try:
             os.killpg(listener.pid, signal.SIGTERM)
@@ -164,6 +169,8 @@ def measure(conns: int, procs: int, timeout: float) -> dict[str, Any]:
         "after_close_over_baseline_kib": after - baseline,
         "returned": after <= baseline * 1.10 + 5 * 1024,
         "connect_seconds": round(took, 2),
+        "rounds_with_conns_kib": helds,
+        "rounds_after_close_kib": afters,
     }
 
 
@@ -171,17 +178,18 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--conns", type=int, default=200, help="idle connections held (default 200)")
     p.add_argument("--procs", type=int, default=2, help="dialer processes (default 2)")
+    p.add_argument("--rounds", type=int, default=1, help="hold and close N times (default 1)")
     p.add_argument("--timeout", type=float, default=300.0, help="per-phase timeout, seconds")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--dialer", metavar="MADDR", help=argparse.SUPPRESS)
     args = p.parse_args()
-    if args.conns < 1 or not 1 <= args.procs <= 64:
-        p.error("--conns >= 1 and 1 <= --procs <= 64")
+    if args.conns < 1 or not 1 <= args.procs <= 64 or args.rounds < 1:
+        p.error("--conns >= 1, 1 <= --procs <= 64, --rounds >= 1")
     if args.dialer:
         _raise_nofile(args.conns + 256)
         asyncio.run(_dialer(args.dialer, args.conns))
         return 0
-    r = measure(args.conns, args.procs, args.timeout)
+    r = measure(args.conns, args.procs, args.timeout, args.rounds)
     if args.json:
         print(json.dumps(r))
     else:
@@ -193,6 +201,9 @@ def main() -> int:
             f"({'returned' if r['returned'] else 'NOT returned'}: "
             f"{r['after_close_over_baseline_kib']:+d} KiB over baseline)"
         )
+        if args.rounds > 1:
+            per_round = [round(k / 1024, 1) for k in r["rounds_after_close_kib"]]
+            print(f"after close, per round: {per_round} MiB")
     return 0
 
 
