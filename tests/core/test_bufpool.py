@@ -7,7 +7,16 @@ exactly as ``get_buffer`` / ``buffer_updated`` drive them.
 
 from __future__ import annotations
 
-from p2pkit.bufpool import MIN_SIZE, SHRINK_AFTER, BufferPool, ReceiveBuffer, thread_pool
+import asyncio
+
+from p2pkit.bufpool import (
+    MIN_SIZE,
+    SHRINK_AFTER,
+    BufferPool,
+    ConnectionTally,
+    ReceiveBuffer,
+    thread_pool,
+)
 
 MAX = 1 << 20
 
@@ -132,3 +141,25 @@ def test_many_connections_share_a_thread_pool_bounded_however_many_read() -> Non
     assert all(rx.held == 0 for rx in conns)
     assert pool.held_bytes <= pool.max_bytes
     assert pool.held_count <= pool.max_per_size * 9  # sizes MIN_SIZE .. 1 MiB
+
+
+async def test_memory_is_given_back_once_per_halving_of_the_connections() -> None:
+    tally = ConnectionTally(min_drop=4, delay=0.01)
+    for _ in range(20):
+        tally.opened()
+    for _ in range(9):
+        tally.closed()
+    assert tally.live == 11 and tally.trims == 0
+    tally.closed()  # 10 of 20: a trim is scheduled (one, however many close meanwhile)
+    for _ in range(6):
+        tally.closed()
+    async with asyncio.timeout(5):
+        while tally.trims < 1:
+            await asyncio.sleep(0.01)
+    assert tally.trims == 1 and tally.live == 4
+    for _ in range(2):  # peak now 5 (the last halving): 5 -> 2 is fewer than min_drop
+        tally.closed()
+    await asyncio.sleep(0.05)
+    assert tally.trims == 1
+    tally.trim()
+    assert tally.trims == 2

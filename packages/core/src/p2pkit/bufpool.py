@@ -206,16 +206,17 @@ class ConnectionTally:
     connection.
     """
 
-    __slots__ = ("_pending", "_trim", "live", "min_drop", "peak", "trims")
+    __slots__ = ("_pending_on", "_trim", "delay", "live", "min_drop", "peak", "trims")
 
-    def __init__(self, min_drop: int = 32) -> None:
+    def __init__(self, min_drop: int = 32, delay: float = TRIM_DELAY) -> None:
         self.live = 0
         self.peak = 0
         self.min_drop = min_drop
+        self.delay = delay
         self.trims = 0
-        """Trims done (or that would have been done, where there is no ``malloc_trim``)."""
+        """Trims done (gc.collect; malloc_trim too where the C library has it)."""
         self._trim = _malloc_trim()
-        self._pending: asyncio.TimerHandle | None = None
+        self._pending_on: asyncio.AbstractEventLoop | None = None  # loop a trim waits on
 
     def opened(self) -> None:
         self.live += 1
@@ -226,17 +227,18 @@ class ConnectionTally:
         self.live -= 1
         if self.live <= self.peak // 2 and self.peak - self.live >= self.min_drop:
             self.peak = self.live
-            if self._pending is None:
-                try:
-                    loop = asyncio.get_running_loop()
-                except RuntimeError:
-                    self.trim()
-                else:
-                    self._pending = loop.call_later(TRIM_DELAY, self.trim)
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                self.trim()
+                return
+            if self._pending_on is not loop:  # (a trim pending on a dead loop never runs)
+                self._pending_on = loop
+                loop.call_later(self.delay, self.trim)
 
     def trim(self) -> None:
         """Collect cyclic garbage and return the C heap's free pages to the system now."""
-        self._pending = None
+        self._pending_on = None
         self.trims += 1
         gc.collect()
         if self._trim is not None:
