@@ -35,8 +35,7 @@ if TYPE_CHECKING:
 
 
 class ListenerSet:
-    """The listeners a transport opened, so that its ``close()`` can close them all
-    (the transport suite checks that ``Transport.close()`` stops every listener)."""
+    """The listeners a transport opened, so that its ``close()`` can close them all."""
 
     def __init__(self) -> None:
         self._open: set[ServerListener] = set()
@@ -111,6 +110,7 @@ class StreamSocketOptions:
 
 class StreamSocketConnection(ChannelBase, RawConnection):
     """A raw connection over an asyncio stream socket (see the module docstring).
+
     Subclasses set ``transport_name`` and override :meth:`_to_multiaddr` (socket
     address -> multiaddr), and if needed :meth:`_setup_socket` and :meth:`_unsent_bytes`.
     """
