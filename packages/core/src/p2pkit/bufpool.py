@@ -215,7 +215,7 @@ class ConnectionTally:
         self.delay = delay
         self.trims = 0
         """Trims done (gc.collect; malloc_trim too where the C library has it)."""
-        self._trim = _malloc_trim()
+        self._trim: Callable[[int], int] | bool | None = False  # False: not looked up yet
         self._pending_on: asyncio.AbstractEventLoop | None = None  # loop a trim waits on
 
     def opened(self) -> None:
@@ -241,12 +241,18 @@ class ConnectionTally:
         self._pending_on = None
         self.trims += 1
         gc.collect()
-        if self._trim is not None:
+        if self._trim is False:
+            self._trim = _malloc_trim()
+        if callable(self._trim):
             self._trim(0)
 
 
 def _malloc_trim() -> Callable[[int], int] | None:
-    """glibc's ``malloc_trim``, or None (another C library, or no ctypes)."""
+    """glibc's ``malloc_trim``, or None (another C library, or no ctypes).
+
+    ``ctypes`` is imported here, at the first trim, not at import time: it is optional
+    (not in every Python build) and costs import time most processes never need.
+    """
     try:
         import ctypes
 
