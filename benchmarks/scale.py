@@ -72,6 +72,8 @@ def listener_argv(impl: Impl, log_dir: Path, conns: int) -> list[str]:
     if impl.name == "p2pkit":
         cfg = p2pkit_listener_config(log_dir, conns)
         return [*impl.base, "listen", "--listen", "/ip4/127.0.0.1/tcp/0", "--config", str(cfg)]
+    if impl.name == "py-libp2p":
+        return [*impl.listen_argv(STACK), "--max-connections", str(max(conns, 1) * 2 + 1000)]
     return impl.listen_argv(STACK)
 
 
@@ -481,7 +483,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument(
         "--min-available-mib",
         type=int,
-        default=2048,
+        default=4096,
         help="abort a ramp when the machine's MemAvailable drops below this",
     )
     ap.add_argument("--out", type=Path, default=RESULTS)
