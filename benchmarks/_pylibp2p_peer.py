@@ -75,11 +75,26 @@ def build_host(security: str, muxer: str, max_connections: int | None = None) ->
     extra: dict[str, Any] = {}
     if max_connections is not None:
         # scale.py holds up to 10,000 connections: py-libp2p's connection manager would
-        # prune above its defaults (high watermark 200, at most 300 connections).
+        # prune above its defaults (high watermark 200, at most 300 connections) and its
+        # resource manager refuses more than 256 established inbound connections (1000
+        # in all).  Only these counts are raised; everything else keeps its defaults.
         from libp2p.network.config import ConnectionConfig
+        from libp2p.rcmgr import new_resource_manager
+        from libp2p.rcmgr.connection_limits import ConnectionLimits
+        from libp2p.rcmgr.manager import ResourceLimits
 
-        extra["connection_config"] = ConnectionConfig(
-            max_connections=max_connections, high_watermark=max_connections
+        n = max_connections
+        extra["connection_config"] = ConnectionConfig(max_connections=n, high_watermark=n)
+        extra["resource_manager"] = new_resource_manager(
+            limits=ResourceLimits(max_connections=n, max_streams=max(10_000, 4 * n)),
+            connection_limits=ConnectionLimits(
+                max_pending_inbound=64,
+                max_pending_outbound=64,
+                max_established_inbound=n,
+                max_established_outbound=n,
+                max_established_per_peer=8,
+                max_established_total=n,
+            ),
         )
     return new_host(key_pair=key_pair, sec_opt=sec, muxer_opt=mux, **extra)
 

@@ -343,6 +343,25 @@ def merge_counts(dicts: Any) -> dict[str, int]:
     return out
 
 
+def shortfall(name: str, res: dict[str, Any]) -> str | None:
+    """Why a measurement did not do all it should (its figures are kept, flagged)."""
+    if name == "idle":
+        n = res["conns"]
+        if res["connected"] < n or res["sockets_held"] < n or res["ping_ok"] < n:
+            return (
+                f"{res['connected']} of {n} connected, {res['sockets_held']} sockets held, "
+                f"{res['ping_ok']} answered the ping; errors {res['dial_errors']} "
+                f"{res['ping_errors']}"
+            )[:400]
+    elif name in ("churn", "setup") and res["failed"]:
+        return f"{res['failed']} of {res['count']} visits failed: {res['errors']}"[:400]
+    elif name == "echo":
+        errors = [e for v in res.values() if isinstance(v, dict) for e in v["errors"]]
+        if errors:
+            return "; ".join(errors)[:400]
+    return None
+
+
 def wait_until(cond: Callable[[], bool], timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -428,6 +447,10 @@ def run_scenario(
                 res = scenario_echo(args, impl, log_dir, clients)
             record["results"][impl_name] = res
             print("   " + json.dumps(res)[:600], flush=True)
+            short = shortfall(name, res)
+            if short:
+                record["errors"][impl_name] = f"incomplete: {short}"
+                print(f"   INCOMPLETE: {short}", flush=True)
         except (PeerError, OSError, KeyError, ValueError) as exc:
             record["errors"][impl_name] = f"{type(exc).__name__}: {exc}"[:500]
             print(f"   FAILED: {exc}", flush=True)
