@@ -195,7 +195,7 @@ def scenario_churn(args: argparse.Namespace, impl: Impl, log_dir: Path) -> dict[
     if checkpoints[-1] != m:
         checkpoints.append(m)
     out: dict[str, Any] = {"count": m}
-    with Served(impl, log_dir, 16, "churn") as srv:
+    with Served(impl, log_dir, m, "churn") as srv:
         time.sleep(args.settle)
         out["baseline_kib"] = srv.rss()
         d = LineProc(
