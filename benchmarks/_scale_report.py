@@ -180,6 +180,8 @@ def render_markdown(result: dict[str, Any]) -> str:
             f"{rec['mem_available_mib_start']} MiB at start"
             + (" (**--quick** sizes, not figures to quote)" if rec.get("quick") else "")
         )
+        for impl, when in rec.get("carried_over", {}).items():
+            lines.append(f"  - {impl}: figures from an earlier run, {when}")
         for impl, err in rec.get("errors", {}).items():
             lines.append(f"  - {impl} failed: {err}")
         for note in rec.get("notes", []):

@@ -362,6 +362,23 @@ def shortfall(name: str, res: dict[str, Any]) -> str | None:
     return None
 
 
+def carry_over(previous: dict[str, Any], records: dict[str, Any]) -> dict[str, Any]:
+    """Keep earlier results of listeners this run did not measure in the same scenario
+    and size (e.g. a js-only re-run keeps p2pkit's figures), each marked with its date."""
+    out = {}
+    for key, rec in records.items():
+        old = previous.get(key)
+        if old is not None:
+            for impl, res in old.get("results", {}).items():
+                if impl not in rec["results"] and impl not in rec["errors"]:
+                    rec["results"][impl] = res
+                    rec.setdefault("carried_over", {})[impl] = old.get("carried_over", {}).get(
+                        impl, old["date"]
+                    )
+        out[key] = rec
+    return out
+
+
 def wait_until(cond: Callable[[], bool], timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -513,7 +530,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument(
         "--fresh",
         action="store_true",
-        help="do not keep other scenarios' records from the previous results file",
+        help="do not keep earlier records (other scenarios, sizes or listeners) from the "
+        "previous results file",
     )
     args = ap.parse_args(argv)
     if args.quick:
@@ -566,7 +584,7 @@ def main(argv: list[str] | None = None) -> int:
             previous = json.loads(out_json.read_text()).get("scenarios", {})
     result = {
         "machine": machine_info(py_version),
-        "scenarios": {**previous, **records},
+        "scenarios": {**previous, **carry_over(previous, records)},
     }
     args.out.mkdir(parents=True, exist_ok=True)
     out_json.write_text(json.dumps(result, indent=1) + "\n")
