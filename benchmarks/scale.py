@@ -363,18 +363,19 @@ def shortfall(name: str, res: dict[str, Any]) -> str | None:
 
 
 def carry_over(previous: dict[str, Any], records: dict[str, Any]) -> dict[str, Any]:
-    """Keep earlier results of listeners this run did not measure in the same scenario
-    and size (e.g. a js-only re-run keeps p2pkit's figures), each marked with its date."""
+    """Keep earlier figures (and failures) of listeners this run did not measure in the
+    same scenario and size (a js-only re-run keeps p2pkit's), each marked with its date."""
     out = {}
     for key, rec in records.items():
         old = previous.get(key)
         if old is not None:
-            for impl, res in old.get("results", {}).items():
-                if impl not in rec["results"] and impl not in rec["errors"]:
-                    rec["results"][impl] = res
-                    rec.setdefault("carried_over", {})[impl] = old.get("carried_over", {}).get(
-                        impl, old["date"]
-                    )
+            measured = set(rec["results"]) | set(rec["errors"])
+            when = old.get("carried_over", {})
+            for field in ("results", "errors"):
+                for impl, value in old.get(field, {}).items():
+                    if impl not in measured:
+                        rec[field][impl] = value
+                        rec.setdefault("carried_over", {})[impl] = when.get(impl, old["date"])
         out[key] = rec
     return out
 
