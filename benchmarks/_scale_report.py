@@ -183,7 +183,7 @@ def render_markdown(result: dict[str, Any]) -> str:
         for impl, when in rec.get("carried_over", {}).items():
             lines.append(f"  - {impl}: figures from an earlier run, {when}")
         for impl, err in rec.get("errors", {}).items():
-            lines.append(f"  - {impl} failed: {err}")
+            lines.append(f"  - {impl} failed: {' '.join(str(err).split())}")
         for note in rec.get("notes", []):
             lines.append(f"  - note: {note}")
     return "\n".join(lines) + "\n"

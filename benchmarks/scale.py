@@ -470,7 +470,7 @@ def run_scenario(
                 record["errors"][impl_name] = f"incomplete: {short}"
                 print(f"   INCOMPLETE: {short}", flush=True)
         except (PeerError, OSError, KeyError, ValueError) as exc:
-            record["errors"][impl_name] = f"{type(exc).__name__}: {exc}"[:500]
+            record["errors"][impl_name] = " ".join(f"{type(exc).__name__}: {exc}".split())[:500]
             print(f"   FAILED: {exc}", flush=True)
     record["load_end"] = round(os.getloadavg()[0], 2)
     record["duration_s"] = round((dt.datetime.now(dt.UTC) - started).total_seconds(), 1)
