@@ -181,7 +181,7 @@ def render_markdown(result: dict[str, Any]) -> str:
             + (" (**--quick** sizes, not figures to quote)" if rec.get("quick") else "")
         )
         for impl, when in rec.get("carried_over", {}).items():
-            lines.append(f"  - {impl}: figures from an earlier run, {when}")
+            lines.append(f"  - {impl}: from an earlier run, {when}")
         for impl, err in rec.get("errors", {}).items():
             lines.append(f"  - {impl} failed: {' '.join(str(err).split())}")
         for note in rec.get("notes", []):

@@ -214,12 +214,15 @@ def scenario_churn(args: argparse.Namespace, impl: Impl, log_dir: Path) -> dict[
         try:
             curve: list[list[int]] = []
             guard = memory_guard(args.min_available_mib, srv)
-            for c in checkpoints:
-                d.expect("AT", args.ramp_timeout + step * 2.0, guard)
-                time.sleep(args.churn_settle)
-                curve.append([c, srv.rss()])
-                d.send("go")
-            done = d.expect("DONE", 60)
+            try:
+                for c in checkpoints:
+                    d.expect("AT", args.ramp_timeout + step * 2.0, guard)
+                    time.sleep(args.churn_settle)
+                    curve.append([c, srv.rss()])
+                    d.send("go")
+                done = d.expect("DONE", 60)
+            except PeerError as exc:
+                raise PeerError(f"after {curve[-1:]} [visits, RSS KiB]: {exc}") from exc
         finally:
             d.close()
         out["curve_kib"] = curve
