@@ -581,7 +581,9 @@ def main(argv: list[str] | None = None) -> int:
         key = scenario_key(name, args)
         records[key] = run_scenario(name, args, listeners, impls, log_dir)
         records[key]["notes"] = notes
-    out_json = args.out / "scale-latest.json"
+    # A smoke run must not mix its small sizes into the figures that are quoted.
+    stem = "scale-quick" if args.quick else "scale-latest"
+    out_json = args.out / f"{stem}.json"
     previous: dict[str, Any] = {}
     if out_json.exists() and not args.fresh:
         with contextlib.suppress(ValueError, OSError):
@@ -593,7 +595,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     out_json.write_text(json.dumps(result, indent=1) + "\n")
     md = render_markdown(result)
-    (args.out / "scale-latest.md").write_text(md)
+    (args.out / f"{stem}.md").write_text(md)
     print()
     print(md)
     return 0 if all(not r["errors"] for r in records.values()) else 1
