@@ -6,6 +6,7 @@ drive all three alike:
     python _pylibp2p_peer.py listen --security noise --muxer yamux
     python _pylibp2p_peer.py perf <maddr> --upload B --download B --security noise --muxer yamux
     python _pylibp2p_peer.py ping <maddr> --count 1 --security noise --muxer yamux
+    python _pylibp2p_peer.py listen --max-connections 20000   # scale.py: hold many
 
 ``listen`` prints ``LISTEN <maddr>/p2p/<id>`` and serves /perf/1.0.0 (py-libp2p's own
 PerfService handler) and ping (py-libp2p's default handler) until SIGTERM/SIGINT.
@@ -44,7 +45,7 @@ PERF = "/perf/1.0.0"
 PING = "/ipfs/ping/1.0.0"
 
 
-def build_host(security: str, muxer: str) -> Any:
+def build_host(security: str, muxer: str, max_connections: int | None = None) -> Any:
     from libp2p import new_host
     from libp2p.crypto.ed25519 import create_new_key_pair
     from libp2p.crypto.x25519 import create_new_key_pair as create_x25519
@@ -74,7 +75,31 @@ def build_host(security: str, muxer: str) -> Any:
         mux = {TProtocol(MPLEX_PROTOCOL_ID): Mplex}
     else:
         raise SystemExit(f"error: unknown muxer {muxer!r}")
-    return new_host(key_pair=key_pair, sec_opt=sec, muxer_opt=mux)
+    extra: dict[str, Any] = {}
+    if max_connections is not None:
+        # scale.py holds up to 10,000 connections: py-libp2p's connection manager would
+        # prune above its defaults (high watermark 200, at most 300 connections) and its
+        # resource manager refuses more than 256 established inbound connections (1000
+        # in all).  Only these counts are raised; everything else keeps its defaults.
+        from libp2p.network.config import ConnectionConfig
+        from libp2p.rcmgr import new_resource_manager
+        from libp2p.rcmgr.connection_limits import ConnectionLimits
+        from libp2p.rcmgr.manager import ResourceLimits
+
+        n = max_connections
+        extra["connection_config"] = ConnectionConfig(max_connections=n, high_watermark=n)
+        extra["resource_manager"] = new_resource_manager(
+            limits=ResourceLimits(max_connections=n, max_streams=max(10_000, 4 * n)),
+            connection_limits=ConnectionLimits(
+                max_pending_inbound=64,
+                max_pending_outbound=64,
+                max_established_inbound=n,
+                max_established_outbound=n,
+                max_established_per_peer=8,
+                max_established_total=n,
+            ),
+        )
+    return new_host(key_pair=key_pair, sec_opt=sec, muxer_opt=mux, **extra)
 
 
 class _CountingStream:
@@ -118,7 +143,7 @@ class _CountingStream:
 async def cmd_listen(args: argparse.Namespace) -> None:
     from libp2p.perf.perf_service import PerfService
 
-    host = build_host(args.security, args.muxer)
+    host = build_host(args.security, args.muxer, args.max_connections)
     async with host.run(listen_addrs=[multiaddr.Multiaddr(args.listen)]):
         perf = PerfService(host)
         await perf.start()
@@ -230,6 +255,12 @@ def main() -> None:
     ap.add_argument("--count", type=int, default=1)
     ap.add_argument("--timeout", type=float, default=60.0)
     ap.add_argument("--json", action="store_true", help="accepted; output is always JSON")
+    ap.add_argument(
+        "--max-connections",
+        type=int,
+        default=None,
+        help="listen: raise py-libp2p's connection limits to this (default: its own)",
+    )
     args = ap.parse_args()
     logging.basicConfig(level=logging.CRITICAL)
     if args.op == "listen":
