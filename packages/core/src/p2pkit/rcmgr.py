@@ -78,8 +78,12 @@ def limits_from(table: ResourceLimits) -> Limits:
     """The scopes' limits from the ``[p2pkit.limits]`` table (one table for users)."""
     return Limits(
         system=ScopeLimit(memory=table.max_memory),
-        ip=ScopeLimit(conns=table.max_connections_per_ip, pending=table.max_pending_per_ip),
-        peer=ScopeLimit(conns=table.max_connections_per_peer),
+        ip=ScopeLimit(
+            conns=table.max_connections_per_ip,
+            pending=table.max_pending_per_ip,
+            memory=table.max_memory_per_ip,
+        ),
+        peer=ScopeLimit(conns=table.max_connections_per_peer, memory=table.max_memory_per_peer),
         conn=ScopeLimit(
             streams_inbound=table.max_inbound_streams_per_conn,
             memory=table.max_muxer_memory_per_conn,
@@ -269,17 +273,23 @@ class ResourceManager:
 
 
 class _Reserving:
-    """Memory reservations checked against a chain of scopes (innermost first)."""
+    """Memory reservations checked against a chain of scopes (innermost first).
+
+    Muxers reserve what a peer makes them buffer (``p2pkit.abc.MemoryScope``).  Once the
+    scope is closed (its memory released in one go), both calls do nothing: a muxer
+    settling its last streams after that must not count twice.
+    """
 
     manager: ResourceManager
     scope: Scope
+    done: bool
 
     def _chain(self) -> list[Scope]:
         raise NotImplementedError
 
     def reserve_memory(self, n: int) -> None:
         """Reserve ``n`` bytes in this scope and every scope above, or raise LimitExceeded."""
-        if n <= 0:
+        if n <= 0 or self.done:
             return
         chain = self._chain()
         for scope in chain:
@@ -289,7 +299,7 @@ class _Reserving:
             scope.memory += n
 
     def release_memory(self, n: int) -> None:
-        if n <= 0:
+        if n <= 0 or self.done:
             return
         for scope in self._chain():
             scope.memory -= n
