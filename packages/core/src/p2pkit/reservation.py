@@ -11,10 +11,11 @@ a call chain through every scope on the hot path; instead the muxer keeps one in
   came on);
 * ``held < release_below``: call :meth:`BufferReservation.shrink`.
 
-The reservation moves in :data:`CHUNK` steps and keeps one to two chunks of headroom, so
-a stream whose application keeps up costs at most a call per chunk received, and a
-session whose buffers are empty keeps at most ``2 * CHUNK`` reserved.  Without a scope
-the thresholds are never crossed (the same comparison, nothing else).
+The reservation moves in :data:`CHUNK` steps and keeps :data:`HEADROOM` to twice that
+beyond ``held``, so only swings of more than :data:`HEADROOM` in what is buffered cost a
+call (a reader that keeps up: none, or one per large frame), and a session whose buffers
+are empty keeps at most :data:`IDLE_MAX` reserved.  Without a scope the thresholds are
+never crossed (the same comparison, nothing else).
 """
 
 from __future__ import annotations
@@ -26,6 +27,10 @@ if TYPE_CHECKING:
 
 #: Granularity of reservations (bytes).
 CHUNK = 64 * 1024
+#: Reserved beyond what is held after a call (and up to twice this before a release).
+HEADROOM = 4 * CHUNK
+#: The most a session whose buffers are empty keeps reserved.
+IDLE_MAX = 2 * HEADROOM
 _NEVER = 1 << 62
 
 
@@ -46,21 +51,21 @@ class BufferReservation:
         scope = self.scope
         if scope is None:
             return
-        target = (self.held // CHUNK + 2) * CHUNK
+        target = -(-(self.held + HEADROOM) // CHUNK) * CHUNK
         scope.reserve_memory(target - self.reserved)
         self.reserved = target
-        self.release_below = target - 3 * CHUNK
+        self.release_below = target - 2 * HEADROOM
 
     def shrink(self) -> None:
         """Give back what ``held`` no longer needs (keeping the headroom)."""
         scope = self.scope
         if scope is None:
             return
-        target = (max(self.held, 0) // CHUNK + 2) * CHUNK
+        target = -(-(max(self.held, 0) + HEADROOM) // CHUNK) * CHUNK
         if target < self.reserved:
             scope.release_memory(self.reserved - target)
             self.reserved = target
-        self.release_below = target - 3 * CHUNK
+        self.release_below = target - 2 * HEADROOM
 
     def close(self) -> None:
         """The session ended: release everything; from now on nothing is accounted."""
@@ -71,4 +76,4 @@ class BufferReservation:
         self.release_below = -_NEVER
 
 
-__all__ = ["CHUNK", "BufferReservation"]
+__all__ = ["CHUNK", "HEADROOM", "IDLE_MAX", "BufferReservation"]
