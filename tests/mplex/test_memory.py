@@ -98,7 +98,9 @@ async def test_session_end_releases_everything(sessions: Pair) -> None:
     assert rm.system.memory >= 300 * KiB
     part = await accepted.read(100 * KiB)
     assert len(part) == 100 * KiB
-    accepted.unread(part)  # put back: not counted twice
+    assert server._memory.held == 200 * KiB
+    accepted.unread(part)  # put back (as negotiation does): held, so counted again
+    assert server._memory.held == 300 * KiB and rm.system.memory >= 300 * KiB
     await accepted.close()  # discards what is buffered
     assert rm.system.memory <= IDLE_MAX
     await stream.write(b"n" * (100 * KiB))

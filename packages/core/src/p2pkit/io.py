@@ -52,7 +52,6 @@ class ReadBuffer:
             self._chunks.clear()
             self._head = 0
             self._size = 0
-            self._returned = 0
         self._wake()
 
     def unread(self, data: bytes) -> None:
@@ -78,12 +77,6 @@ class ReadBuffer:
     def size(self) -> int:
         """Bytes buffered and not yet read."""
         return self._size
-
-    @property
-    def unreported(self) -> int:
-        """Bytes fed and not yet reported to ``on_consume`` (``size`` less the bytes put
-        back with ``unread``): what a muxer accounts as the peer's data still buffered."""
-        return self._size - self._returned
 
     @property
     def at_eof(self) -> bool:

@@ -79,6 +79,7 @@ class MplexStream(MuxedStream):
         self._write_closed = False
         self._read_closed = False
         self._exc: BaseException | None = None  # reset or connection failure
+        self._returned = 0  # bytes put back with unread() and not read again (accounted)
 
     def __repr__(self) -> str:
         side = "out" if self.is_initiator else "in"
@@ -97,10 +98,31 @@ class MplexStream(MuxedStream):
     # -- ByteStream --------------------------------------------------------------------
 
     async def read(self, max_bytes: int = -1) -> bytes:
-        return await self._buf.read(max_bytes)
+        data = await self._buf.read(max_bytes)
+        if self._returned:  # only after unread(): read first, not reported to _on_consume
+            n = min(self._returned, len(data))
+            self._returned -= n
+            self._on_held_less(n)
+        return data
 
     def unread(self, data: bytes) -> None:
+        """Bytes put back (negotiation read ahead) are held again: accounted again."""
         self._buf.unread(data)
+        if data and self._exc is None:
+            self._returned += len(data)
+            memory = self._conn._memory
+            memory.held += len(data)
+            if memory.held > memory.reserved:
+                try:
+                    memory.grow()
+                except ResourceLimitExceeded as exc:  # counted, logged by rcmgr
+                    self._reset_by_limit(exc)
+
+    def _on_held_less(self, n: int) -> None:
+        memory = self._conn._memory
+        memory.held -= n
+        if memory.held < memory.release_below:
+            memory.shrink()
 
     def _check_writable(self) -> None:
         if self._exc is not None:
@@ -150,7 +172,8 @@ class MplexStream(MuxedStream):
         await self.close_write()
         if not self._read_closed:
             self._read_closed = True
-            self._conn._memory.held -= self._buf.unreported  # discarded below, unreported
+            self._on_held_less(self._buf.size)  # discarded below, unreported
+            self._returned = 0
             self._buf.on_consume = None
             self._session.consumed(self.key, self._buf.size)
             if self._exc is None:
@@ -179,7 +202,8 @@ class MplexStream(MuxedStream):
     def _on_reset(self, exc: BaseException) -> None:
         if self._exc is None:
             self._exc = exc
-            self._conn._memory.held -= self._buf.unreported  # dropped unread
+            self._conn._memory.held -= self._buf.size  # dropped unread
+            self._returned = 0
             self._buf.fail(exc)
         self._conn._forget(self)
 
@@ -192,7 +216,8 @@ class MplexStream(MuxedStream):
             self._exc = ConnectionClosed("mplex session ended")
         else:
             self._exc = exc
-            self._conn._memory.held -= self._buf.unreported
+            self._conn._memory.held -= self._buf.size
+            self._returned = 0
             self._buf.fail(exc)
 
 

@@ -88,6 +88,7 @@ class YamuxStream(MuxedStream):
         self._error: BaseException | None = None  # why reads/writes fail
         self._window_waiter: asyncio.Future[None] | None = None
         self._writing = False
+        self._returned = 0  # bytes put back with unread() and not read again (accounted)
 
     def __repr__(self) -> str:
         return f"<YamuxStream {self.stream_id} {'out' if self.is_initiator else 'in'}>"
@@ -95,10 +96,29 @@ class YamuxStream(MuxedStream):
     # -- reading ---------------------------------------------------------------------
 
     async def read(self, max_bytes: int = -1) -> bytes:
-        return await self._buf.read(max_bytes)
+        data = await self._buf.read(max_bytes)
+        if self._returned:  # only after unread(): read first, not reported to _on_consume
+            n = min(self._returned, len(data))
+            self._returned -= n
+            self._on_held_less(n)
+        return data
 
     def unread(self, data: bytes) -> None:
+        """Bytes put back (negotiation read ahead) are held again: accounted again, as
+        their window credit has gone back to the peer."""
         self._buf.unread(data)
+        if data and self._error is None:
+            self._returned += len(data)
+            memory = self._conn._memory
+            memory.held += len(data)
+            if memory.held > memory.reserved:
+                self._conn._reserve(self)
+
+    def _on_held_less(self, n: int) -> None:
+        memory = self._conn._memory
+        memory.held -= n
+        if memory.held < memory.release_below:
+            memory.shrink()
 
     def _on_consume(self, n: int) -> None:
         conn = self._conn
@@ -181,6 +201,8 @@ class YamuxStream(MuxedStream):
         if self._error is None:
             # Stop reading: drop what is buffered (crediting it back, so the peer is
             # never stuck on a window we will not drain) and discard later data.
+            self._on_held_less(self._returned)  # the rest goes through _on_consume
+            self._returned = 0
             while self._buf.size:
                 self._buf.read_nowait()
             self._buf.feed_eof()
@@ -196,7 +218,8 @@ class YamuxStream(MuxedStream):
 
     def _fail(self, exc: BaseException) -> None:
         self._error = exc
-        self._conn._memory.held -= self._buf.unreported  # dropped unread
+        self._conn._memory.held -= self._buf.size  # dropped unread
+        self._returned = 0
         self._buf.fail(exc)
         w = self._window_waiter
         if w is not None and not w.done():
