@@ -85,3 +85,17 @@ async def test_host_connect_checks_the_peer_id_of_every_form(make_host):
             await b.connect(form)
     conn = await b.connect(good.to_bytes())
     assert conn.peer == a.peer_id
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # Found by fuzz/: a /p2p/ value that parses but is no peer id made every later
+        # use of the address raise the multiaddr library's own (untyped) error.
+        "/ip4/1.2.3.4/tcp/1/p2p/bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi",
+        "/ip4/1.2.3.4/tcp/1/p2p/3yZe7d",
+    ],
+)
+def test_p2p_value_that_is_no_peer_id_is_an_address_error(text: str) -> None:
+    with pytest.raises(AddressError):
+        to_multiaddr(text)

@@ -1,4 +1,4 @@
-"""The command line contract (DESIGN.md section 7), run as a user would: subprocesses."""
+"""The command line contract (the top README, "Command line"), run as a user would: subprocesses."""
 
 from __future__ import annotations
 

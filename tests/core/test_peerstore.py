@@ -259,7 +259,10 @@ async def test_host_downgrades_addresses_when_the_last_connection_closes(make_ho
     async with asyncio.timeout(5):
         while b.connections(a.peer_id):
             await asyncio.sleep(0.01)
-    await asyncio.sleep(0.05)  # the Disconnected event is handled
+    table = b.peerstore._addrs[a.peer_id]  # type: ignore[attr-defined]
+    async with asyncio.timeout(5):  # the Disconnected event is handled: TTL downgraded
+        while table[dialed][1] != RECENTLY_CONNECTED_ADDR_TTL:
+            await asyncio.sleep(0.01)
     clock.now += RECENTLY_CONNECTED_ADDR_TTL - 1
     assert dialed in b.peerstore.addrs(a.peer_id)
     clock.now += 2

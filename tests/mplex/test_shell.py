@@ -275,17 +275,27 @@ async def test_protocol_error_from_raw_peer_aborts() -> None:
     raw.reset()
 
 
-async def test_bare_eof_gives_buffered_data_then_eof() -> None:
+async def test_bare_eof_ends_closed_streams_with_eof_and_others_with_an_error() -> None:
+    """A stream the peer closed keeps its data, then EOF; a stream the peer never closed
+    was cut short, so its reads fail: it must not look complete."""
     a, raw = channel_pair()
     sa = MplexMuxer().new_session(secure(a), is_initiator=True)
     await raw.write(
-        encode_frame(7, Flag.NEW_STREAM, b"x") + encode_frame(7, Flag.MESSAGE_INITIATOR, b"data")
+        encode_frame(7, Flag.NEW_STREAM, b"x")
+        + encode_frame(7, Flag.MESSAGE_INITIATOR, b"data")
+        + encode_frame(7, Flag.CLOSE_INITIATOR)
+        + encode_frame(8, Flag.NEW_STREAM, b"y")
+        + encode_frame(8, Flag.MESSAGE_INITIATOR, b"cut short")
     )
     await raw.close_write()
     r = await asyncio.wait_for(sa.accept_stream(), 5)
     assert r.stream_id == 7
+    unfinished = await asyncio.wait_for(sa.accept_stream(), 5)
+    await asyncio.wait_for(sa.wait_closed(), 5)
     assert await asyncio.wait_for(r.read(), 5) == b"data"
     assert await r.read() == b""
+    with pytest.raises(ConnectionClosed):
+        await unfinished.read()
     with pytest.raises(ConnectionClosed):
         await r.write(b"no")
     await asyncio.wait_for(sa.wait_closed(), 5)
@@ -367,7 +377,9 @@ async def test_reset_after_session_end_drops_buffered_data() -> None:
     a, raw = channel_pair()
     sa = MplexMuxer().new_session(secure(a), is_initiator=True)
     await raw.write(
-        encode_frame(0, Flag.NEW_STREAM) + encode_frame(0, Flag.MESSAGE_INITIATOR, b"data")
+        encode_frame(0, Flag.NEW_STREAM)
+        + encode_frame(0, Flag.MESSAGE_INITIATOR, b"data")
+        + encode_frame(0, Flag.CLOSE_INITIATOR)
     )
     await raw.close_write()
     r = await asyncio.wait_for(sa.accept_stream(), 5)

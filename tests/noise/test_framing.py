@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from p2pkit.bufpool import thread_pool
 from p2pkit.errors import ProtocolError
 from p2pkit_noise import (
     MAX_PLAINTEXT,
@@ -235,6 +236,30 @@ def test_many_frames_per_feed_and_buffer_reuse() -> None:
     stream = b"".join(bytes(enc.encrypt(bytes([i]) * 100)) for i in range(50))
     view = dec.feed(stream)
     assert bytes(view) == b"".join(bytes([i]) * 100 for i in range(50))
+
+
+def test_decoder_holds_buffers_only_while_in_use() -> None:
+    """An idle connection's decoder holds no buffer: the output goes back to the pool on
+    release(), a split frame's buffer once the frame is complete."""
+    enc, dec = FrameEncoder(KEY), FrameDecoder(KEY)
+    assert dec.held == 0
+    big = bytes(enc.encrypt(os.urandom(MAX_PLAINTEXT)))
+    assert len(dec.feed(big[:1000])) == 0
+    assert dec.pending == 1000
+    dec.release()
+    assert dec.held == len(big)  # only the split frame's buffer (full-frame size)
+    assert len(dec.feed(big[1000:])) == MAX_PLAINTEXT
+    dec.release()
+    assert dec.held == 0 and dec.pending == 0
+    # Bytes from the same pool again: no allocation per read for a busy connection.
+    pool = thread_pool()
+    counts = []
+    for _ in range(3):
+        frame = bytes(enc.encrypt(b"x" * 5000))
+        assert bytes(dec.feed(frame)) == b"x" * 5000
+        dec.release()
+        counts.append((pool.held_count, pool.held_bytes))
+    assert dec.held == 0 and counts[0] == counts[1] == counts[2]
 
 
 def test_good_frames_before_a_bad_one_are_returned() -> None:

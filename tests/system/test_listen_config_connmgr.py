@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sqlite3
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -119,25 +120,47 @@ async def test_connection_manager_from_toml_trims(tmp_path):
     cfg.write_text(
         BASE
         + "[p2pkit.connection_manager]\nlow_water = 2\nhigh_water = 4\n"
-        # The grace period covers the time the 6 clients take to connect: with none, a
-        # trim could run after the 5th connection (5 -> 2) and the 6th would leave 3,
-        # which is not above high water: no second trim (go-libp2p semantics).
-        + "grace_period = 1.0\nsilence_period = 0.0\ncheck_interval = 0.05\n"
+        + "grace_period = 0.0\nsilence_period = 0.0\ncheck_interval = 0.05\n"
     )
+    # Five clients, one after another: the count goes above high water only when the
+    # fifth is in, whatever the machine's speed, and then the trim leaves low water (2).
+    # (Six at once raced with the trim: 5 -> 2, then the sixth made 3, not above high
+    # water, so no second trim; a grace period only hid the race on an idle machine.)
     async with listener(cfg) as addr:
-        hosts = [client() for _ in range(6)]
+        hosts = [client() for _ in range(5)]
         try:
             for h in hosts:
                 await h.start()
-            await asyncio.gather(*(h.connect(addr) for h in hosts))
-            async with asyncio.timeout(10):
+                await h.connect(addr)
+            async with asyncio.timeout(20):
                 while sum(1 for h in hosts if h.connections()) > 2:
                     await asyncio.sleep(0.05)
-            await asyncio.sleep(0.3)
+            await asyncio.sleep(0.3)  # and no further trim follows
             assert sum(1 for h in hosts if h.connections()) == 2
         finally:
             for h in hosts:
                 await h.stop()
+
+
+def _identify_stored(db: Path, peer: PeerId) -> bool:
+    """Whether the listener's store already holds ``peer``'s identify results (read-only:
+    the listener's connection keeps writing; WAL lets a reader in meanwhile)."""
+    if not db.exists():
+        return False
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        rows = [
+            con.execute(sql, (peer.to_bytes(),)).fetchone()
+            for sql in (
+                "SELECT 1 FROM protocols WHERE peer=?",
+                "SELECT 1 FROM metadata WHERE peer=? AND key='AgentVersion'",
+            )
+        ]
+    except sqlite3.OperationalError:  # tables not created yet
+        return False
+    finally:
+        con.close()
+    return all(r is not None for r in rows)
 
 
 async def test_sqlite_peerstore_from_toml_persists(tmp_path):
@@ -158,8 +181,10 @@ async def test_sqlite_peerstore_from_toml_persists(tmp_path):
         await h.start()
         try:
             await h.connect(addr)
-            # the listener identifies us and stores what it learned
-            await asyncio.sleep(0.5)
+            # the listener identifies us and stores what it learned: wait until it has
+            async with asyncio.timeout(20):
+                while not _identify_stored(db, h.peer_id):
+                    await asyncio.sleep(0.05)
         finally:
             await h.stop()
     store = SqlitePeerstore(db)

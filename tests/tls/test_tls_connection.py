@@ -232,7 +232,10 @@ async def test_reset_from_inside_data_received_stops_delivery() -> None:
     rx = Resetter()
     cb.start_push(rx)
     ca.write_nowait(b"r" * 100_000)  # several records arrive in one batch
-    await asyncio.sleep(0.05)
+    async with asyncio.timeout(5):
+        while not calls:
+            await asyncio.sleep(0.01)
+    await asyncio.sleep(0.05)  # room for a (wrong) second delivery
     assert len(calls) == 1
     ca.reset()
 

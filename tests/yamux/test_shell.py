@@ -263,8 +263,10 @@ async def test_ping_on_start_gives_rtt() -> None:
     conn, peer = await make_pair(YamuxOptions(keepalive_interval=0))
     ping = await peer.wait_for(ev.PingReceived)
     assert isinstance(ping, ev.PingReceived)
-    await asyncio.sleep(0.05)
-    assert conn.session.rtt is not None and 0 < conn.session.rtt < 5
+    async with asyncio.timeout(5):  # the pong reaches conn
+        while conn.session.rtt is None:
+            await asyncio.sleep(0.01)
+    assert 0 < conn.session.rtt < 5
 
 
 async def test_peer_ping_is_answered(pair: tuple[YamuxConnection, RawPeer]) -> None:
@@ -301,18 +303,27 @@ async def test_keepalive_answered_keeps_session() -> None:
 # -- ends of a session -------------------------------------------------------------------
 
 
-async def test_bare_eof_gives_buffered_data_then_eof(
+async def test_bare_eof_ends_finished_streams_with_eof_and_others_with_an_error(
     pair: tuple[YamuxConnection, RawPeer],
 ) -> None:
+    """A stream the peer finished (FIN) keeps its data, then EOF; a stream the peer never
+    finished was cut short, so its reads fail: it must not look complete."""
     conn, peer = pair
     sid, syn = peer.session.open_stream()
-    await peer.send(syn + fr.data_frame(sid, b"last words"))
+    await peer.send(syn + fr.data_frame(sid, b"last words", fr.FLAG_FIN))
     stream = await conn.accept_stream()
+    sid2, syn2 = peer.session.open_stream()
+    await peer.send(syn2 + fr.data_frame(sid2, b"cut short"))
+    unfinished = await conn.accept_stream()
     mine = await conn.open_stream()
     await peer.chan.close_write()  # go's Session.Close(): no GoAway, just EOF
+    await asyncio.wait_for(conn.wait_closed(), 2)
     assert await stream.read() == b"last words"
     assert await stream.read() == b""
-    assert await mine.read() == b""
+    with pytest.raises(ConnectionClosed):
+        await unfinished.read()
+    with pytest.raises(ConnectionClosed):
+        await mine.read()
     with pytest.raises(ConnectionClosed):
         await stream.write(b"x")
     with pytest.raises(ConnectionClosed):

@@ -171,8 +171,10 @@ async function createNode (opts, { listen, identifyOnConnect = true }) {
     } else {
       const { mplex } = await import('@libp2p/mplex')
       // disconnectThreshold: js stock aborts a connection on > 5 new streams/s
-      // (or > 5 frames/s for unknown streams).
-      muxers.push(raised ? mplex({ disconnectThreshold: 1_000_000 }) : mplex())
+      // (or > 5 frames/s for unknown streams).  maxEarlyStreams: as for yamux, js
+      // aborts the muxer when more than 10 streams arrive before its upgrader
+      // listens for them (mplex has no ACK a dialer could wait for).
+      muxers.push(raised ? mplex({ disconnectThreshold: 1_000_000, maxEarlyStreams: 256 }) : mplex())
     }
   }
   const limits = raised ? { maxInboundStreams: MAX_STREAMS, maxOutboundStreams: MAX_STREAMS } : {}

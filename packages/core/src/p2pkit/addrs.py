@@ -28,8 +28,12 @@ def to_multiaddr(value: Multiaddr | str | bytes) -> Multiaddr:
             addr = value
         else:
             addr = Multiaddr(bytes(value) if isinstance(value, bytearray) else value)
-        # The binary form is decoded lazily: walk it now so errors surface here.
+        # The binary form is decoded lazily: walk it now so errors surface here; and
+        # render it: a /p2p/ value that is no peer id (another CID, base58 text that is
+        # no multihash) parses but fails on every later use (found by fuzz/).
         empty = not list(addr.items())
+        str(addr)
+        addr.to_bytes()
     except Exception as exc:  # py-multiaddr raises several unrelated types
         raise AddressError(f"invalid multiaddr {value!r}: {exc}") from exc
     if empty:

@@ -14,7 +14,6 @@ import contextlib
 import dataclasses
 import hashlib
 import json
-import math
 import os
 import signal
 import statistics
@@ -23,6 +22,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from p2pkit.cliargs import DEFAULT_LISTEN, build_parser
 from p2pkit.config import load_config
 from p2pkit.crypto import generate_private_key, write_private_key
 from p2pkit.errors import P2PError
@@ -34,125 +34,6 @@ from p2pkit.protocols.perf import PROTOCOL_ID as PERF
 from p2pkit.protocols.perf import PerfServed, perf, reporting_handler
 from p2pkit.protocols.ping import PROTOCOL_ID as PING
 from p2pkit.protocols.ping import ping
-
-DEFAULT_LISTEN = "/ip4/127.0.0.1/tcp/0"
-
-#: The perf protocol sends the download size as a u64; uploads are counted the same way.
-MAX_PERF_BYTES = 2**64 - 1
-#: ``echo`` keeps each stream's payload in memory to check it: bounded to 1 GiB per stream.
-MAX_ECHO_BYTES = 1 << 30
-MAX_ECHO_STREAMS = 10_000
-MAX_PING_COUNT = 100_000
-
-
-def _int_in(low: int, high: int) -> Any:
-    """argparse type: an integer in [low, high] (rejected before anything is dialled)."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text, 0)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"{value} is out of range [{low}, {high}]")
-        return value
-
-    return parse
-
-
-def _seconds(text: str) -> float:
-    """argparse type: a finite, positive number of seconds."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number of seconds > 0")
-    return value
-
-
-def _name_list(text: str) -> str:
-    """argparse type: a comma-separated list with at least one name."""
-    if not [n for n in text.split(",") if n.strip()]:
-        raise argparse.ArgumentTypeError(f"{text!r} names nothing (expected e.g. noise,tls)")
-    return text
-
-
-def _address(text: str) -> str:
-    """argparse type: a non-empty multiaddr string (parsed fully when dialled)."""
-    if not text.strip():
-        raise argparse.ArgumentTypeError("the address is empty (expected e.g. /ip4/.../p2p/...)")
-    return text
-
-
-def _add_stack_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--security", type=_name_list, help="comma-separated security protocols, preferred first"
-    )
-    p.add_argument(
-        "--muxer", type=_name_list, help="comma-separated stream muxers, preferred first"
-    )
-    p.add_argument(
-        "--transport", type=_name_list, help="comma-separated transports (default: all installed)"
-    )
-    p.add_argument("--identity", help="private key file (PEM or libp2p protobuf)")
-    p.add_argument("--config", help="TOML configuration file ([p2pkit] table)")
-    p.add_argument("--timeout", type=_seconds, default=60.0, help="overall time limit in seconds")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="p2pkit", description="libp2p connection stack for Python"
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    p = sub.add_parser("id", help="generate an identity and print its peer id")
-    p.add_argument(
-        "--key-type", default="ed25519", choices=["ed25519", "secp256k1", "ecdsa", "rsa"]
-    )
-    p.add_argument("--out", help="write the private key to this file (PEM)")
-    p.add_argument("--format", default="pem", choices=["pem", "protobuf"])
-    p.add_argument("--json", action="store_true")
-
-    p = sub.add_parser("listen", help="listen and serve ping, identify, echo and perf")
-    p.add_argument(
-        "--listen", action="append", help=f"multiaddr to listen on (default {DEFAULT_LISTEN})"
-    )
-    _add_stack_args(p)
-
-    p = sub.add_parser("ping", help="ping a peer")
-    p.add_argument("addr", type=_address)
-    p.add_argument("--count", type=_int_in(1, MAX_PING_COUNT), default=5)
-    p.add_argument("--json", action="store_true")
-    _add_stack_args(p)
-
-    p = sub.add_parser("echo", help="echo data through /echo/1.0.0 and check it")
-    p.add_argument("addr", type=_address)
-    p.add_argument("--streams", type=_int_in(1, MAX_ECHO_STREAMS), default=1)
-    p.add_argument("--bytes", type=_int_in(0, MAX_ECHO_BYTES), default=1024)
-    p.add_argument("--json", action="store_true")
-    _add_stack_args(p)
-
-    p = sub.add_parser("perf", help="measure throughput with /perf/1.0.0")
-    p.add_argument("addr", type=_address)
-    p.add_argument("--upload", type=_int_in(0, MAX_PERF_BYTES), default=0)
-    p.add_argument("--download", type=_int_in(0, MAX_PERF_BYTES), default=0)
-    p.add_argument("--json", action="store_true")
-    _add_stack_args(p)
-
-    p = sub.add_parser("identify", help="run identify against a peer")
-    p.add_argument("addr", type=_address)
-    p.add_argument("--json", action="store_true")
-    _add_stack_args(p)
-
-    p = sub.add_parser("plugins", help="list installed plugins")
-    p.add_argument("--json", action="store_true")
-
-    p = sub.add_parser("demo", help="two hosts on loopback: connect, ping, identify, perf")
-    p.add_argument("--bytes", type=_int_in(0, MAX_PERF_BYTES), default=32 * 1024 * 1024)
-    p.add_argument("--json", action="store_true")
-    _add_stack_args(p)
-    return parser
 
 
 def _host(args: argparse.Namespace, *, listen: Sequence[str] = (), serve: bool = False) -> Any:

@@ -79,7 +79,7 @@ def limits_from(table: ResourceLimits) -> Limits:
     return Limits(
         system=ScopeLimit(memory=table.max_memory),
         ip=ScopeLimit(
-            conns=table.max_connections_per_ip,
+            table.max_connections_per_ip,
             pending=table.max_pending_per_ip,
             memory=table.max_memory_per_ip,
         ),
@@ -98,17 +98,8 @@ def limits_from(table: ResourceLimits) -> Limits:
 class Scope:
     """Counters of one scope and the limits they are checked against."""
 
-    __slots__ = (
-        "name",
-        "limit",
-        "conns_in",
-        "conns_out",
-        "pending",
-        "streams_in",
-        "streams_out",
-        "memory",
-        "peer",
-    )
+    __slots__ = ("name", "limit", "conns_in", "conns_out", "pending", "streams_in",
+                 "streams_out", "memory", "peer")  # fmt: skip
 
     def __init__(self, name: str, limit: ScopeLimit) -> None:
         self.name = name
@@ -119,14 +110,9 @@ class Scope:
 
     @property
     def empty(self) -> bool:
-        return not (
-            self.conns_in
-            or self.conns_out
-            or self.pending
-            or self.streams_in
-            or self.streams_out
-            or self.memory
-        )
+        counts = (self.conns_in, self.conns_out, self.pending, self.streams_in,
+                  self.streams_out, self.memory)  # fmt: skip
+        return not any(counts)
 
     def refusal_conn(self, direction: Direction, pending: bool) -> str | None:
         lim = self.limit
@@ -273,12 +259,9 @@ class ResourceManager:
 
 
 class _Reserving:
-    """Memory reservations checked against a chain of scopes (innermost first).
-
-    Muxers reserve what a peer makes them buffer (``p2pkit.abc.MemoryScope``).  Once the
-    scope is closed (its memory released in one go), both calls do nothing: a muxer
-    settling its last streams after that must not count twice.
-    """
+    """Memory reservations checked against a chain of scopes (innermost first); muxers
+    reserve what a peer makes them buffer (``p2pkit.abc.MemoryScope``).  Once the scope
+    is closed (its memory released at once), both calls do nothing."""
 
     manager: ResourceManager
     scope: Scope

@@ -6,10 +6,10 @@ and dials and listens with :func:`dial_stream` / :func:`listen_stream` around
 ``loop.create_connection`` / ``create_server`` / ``create_unix_connection`` /
 ``create_unix_server``.
 
-Receive path: the socket is read straight into one preallocated ``bytearray``
-(:class:`asyncio.BufferedProtocol`).  In push mode the filled slice goes to the
-receiver in the same call (no task, no queue, no copy); in pull mode (handshakes,
-negotiation) it is copied into the :class:`~p2pkit.channel.ChannelBase` read buffer.
+Receive path (:class:`asyncio.BufferedProtocol`): each read goes straight into a buffer
+lent for it by a :class:`~p2pkit.bufpool.ReceiveBuffer` (none between reads).  In push
+mode the filled slice goes to the receiver in the same call (no task, no queue, no
+copy); in pull mode (handshakes, negotiation) it is copied into the read buffer.
 Send path: ``write_nowait`` is ``transport.write``; asyncio's ``pause_writing`` /
 ``resume_writing`` drive the write gate.  ``close_write`` is ``write_eof`` (half-close);
 ``reset`` aborts with ``SO_LINGER`` 0 (a TCP RST) where the socket supports it.
@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from p2pkit.abc import Buffer, ConnectionHandler, Listener, RawConnection
+from p2pkit.bufpool import ReceiveBuffer, connections
 from p2pkit.channel import ChannelBase
 from p2pkit.errors import ConfigError, ConnectionClosed
 
@@ -34,8 +35,7 @@ if TYPE_CHECKING:
 
 
 class ListenerSet:
-    """The listeners a transport opened, so that its ``close()`` can close them all
-    (the transport suite checks that ``Transport.close()`` stops every listener)."""
+    """The listeners a transport opened, so that its ``close()`` can close them all."""
 
     def __init__(self) -> None:
         self._open: set[ServerListener] = set()
@@ -70,8 +70,9 @@ class StreamSocketOptions:
     """Settings of :class:`StreamSocketConnection` and of the helpers' dial and listen.
 
     ``write_high_water``: bytes queued in asyncio's transport before ``write_paused``
-    turns True (it turns False again at a quarter of it).  ``read_buffer_size``: the one
-    preallocated receive buffer per connection; each socket read takes at most this much.
+    turns True (it turns False again at a quarter of it).  ``read_buffer_size``: the
+    largest socket read (the receive buffer grows to it only while reads fill it, and is
+    lent from a per-thread pool for each read: an idle connection holds none).
     ``close_timeout``: how long a graceful ``close()`` waits for queued data to go out
     before aborting the connection.  ``close_linger``: once our data is sent, how long
     ``close()`` keeps draining the socket waiting for the peer's EOF (so a peer still
@@ -121,7 +122,7 @@ class StreamSocketConnection(ChannelBase, RawConnection):
         super().__init__(is_initiator=is_initiator, pull_high_water=options.pull_buffer_limit)
         self._options = options
         self._transport: asyncio.Transport | None = None
-        self._recv = memoryview(bytearray(options.read_buffer_size))
+        self.receive_buffer = ReceiveBuffer(options.read_buffer_size)
         self._lost_waiter: asyncio.Future[None] | None = None
         self._peer_done: asyncio.Future[None] | None = None  # close(): peer's EOF or loss
 
@@ -129,7 +130,6 @@ class StreamSocketConnection(ChannelBase, RawConnection):
 
     def _to_multiaddr(self, sockaddr: Any) -> Multiaddr | None:
         """The multiaddr of a socket address (``getsockname``/``getpeername`` form)."""
-        return None
 
     def _setup_socket(self, sock: Any) -> None:
         """Set socket options once connected (TCP: ``TCP_NODELAY``)."""
@@ -142,8 +142,7 @@ class StreamSocketConnection(ChannelBase, RawConnection):
 
     def _socket(self) -> Any:
         """The transport's socket (an asyncio TransportSocket wrapper), or None."""
-        t = self._transport
-        return None if t is None else t.get_extra_info("socket")
+        return None if self._transport is None else self._transport.get_extra_info("socket")
 
     def get_socket_option(self, level: int, option: int) -> int:
         """``getsockopt`` on the underlying socket (for tests and diagnostics)."""
@@ -180,7 +179,10 @@ class StreamSocketConnection(ChannelBase, RawConnection):
     async def _raw_close_write(self) -> None:
         t = self._transport
         if t is not None and t.can_write_eof():
-            t.write_eof()  # EOF goes out after the queued data
+            try:
+                t.write_eof()  # EOF goes out after the queued data
+            except OSError as exc:  # shutdown() of a socket the peer already reset
+                raise ConnectionClosed(f"cannot half-close: {exc}") from exc
 
     async def _raw_close(self) -> None:
         """EOF after the queued data, wait until it is sent, close.
@@ -200,9 +202,9 @@ class StreamSocketConnection(ChannelBase, RawConnection):
         deadline = loop.time() + self._options.close_timeout
         self._user_paused = self._pull_paused = False
         self._set_reading(True)
-        if t.can_write_eof():
-            t.write_eof()  # no-op if close_write() already did it
         try:
+            if t.can_write_eof():
+                t.write_eof()  # no-op if close_write() already did it
             await self._wait_sent(t, deadline)
             await self._linger(deadline)
             if not self._gone:
@@ -212,7 +214,12 @@ class StreamSocketConnection(ChannelBase, RawConnection):
         except TimeoutError:
             log.debug("%r: close timed out after %ss, aborting", self, self._options.close_timeout)
             self._raw_abort()
-        except asyncio.CancelledError:
+        except OSError as exc:
+            # shutdown() raises ENOTCONN once the peer has reset the connection: the socket
+            # must still be closed, or it stays open (registered, reading) for good.
+            log.debug("%r: close failed (%s), aborting", self, exc)
+            self._raw_abort()
+        except BaseException:
             self._raw_abort()
             raise
 
@@ -259,6 +266,7 @@ class StreamSocketConnection(ChannelBase, RawConnection):
 
     def _connection_made(self, transport: asyncio.Transport) -> None:
         self._transport = transport
+        connections.opened()
         transport.set_write_buffer_limits(high=self._options.write_high_water)
         sock = self._socket()
         if sock is not None:
@@ -270,14 +278,17 @@ class StreamSocketConnection(ChannelBase, RawConnection):
         self._remote = self._to_multiaddr(transport.get_extra_info("peername"))
 
     def _eof_received(self) -> None:
+        self.receive_buffer.release()
         self._wake(self._peer_done)
         self._feed_eof()
 
     def _connection_lost(self, exc: Exception | None) -> None:
+        self.receive_buffer.release()
         self._feed_lost(exc)
         self._wake(self._lost_waiter)
         self._wake(self._peer_done)
         self._transport = None
+        connections.closed()
 
     @staticmethod
     def _wake(w: asyncio.Future[None] | None) -> None:
@@ -305,11 +316,14 @@ class StreamSocketProtocol(asyncio.BufferedProtocol):
             self._on_made(self.conn)
 
     def get_buffer(self, sizehint: int) -> memoryview:
-        return self.conn._recv
+        return self.conn.receive_buffer.get()
 
     def buffer_updated(self, nbytes: int) -> None:
-        conn = self.conn
-        conn._feed(conn._recv[:nbytes])
+        rx = self.conn.receive_buffer
+        try:
+            self.conn._feed(rx.filled(nbytes))
+        finally:
+            rx.done(nbytes)
 
     def eof_received(self) -> bool:
         self.conn._eof_received()

@@ -9,8 +9,9 @@ implementation module (no cipher, no OpenSSL, no asyncio shell).
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from p2pkit.lazy import lazy_exports
 
 _EXPORTS: dict[str, str] = {
     "PROTOCOL_ID": "p2pkit_mplex._ids",
@@ -80,14 +81,4 @@ if TYPE_CHECKING:
     )
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'p2pkit_mplex' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

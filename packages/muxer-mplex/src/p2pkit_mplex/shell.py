@@ -80,6 +80,7 @@ class MplexStream(MuxedStream):
         self._read_closed = False
         self._exc: BaseException | None = None  # reset or connection failure
         self._returned = 0  # bytes put back with unread() and not read again (accounted)
+        self._remote_closed = False  # the peer's Close arrived (our reads end with EOF)
 
     def __repr__(self) -> str:
         side = "out" if self.is_initiator else "in"
@@ -208,9 +209,13 @@ class MplexStream(MuxedStream):
         self._conn._forget(self)
 
     def _on_session_end(self, exc: BaseException | None) -> None:
-        """The session ended: ``exc`` None means a clean end (buffered data, then EOF)."""
+        """The session ended: ``exc`` None means a bare EOF below us.  A stream the peer
+        had closed returns its buffered data, then EOF.  Any other stream never got its
+        end, so its reads fail: a stream cut short must not look complete."""
         if self._exc is not None:
             return
+        if exc is None and not (self._remote_closed or self._read_closed):
+            exc = ConnectionClosed("mplex connection ended before the peer closed the stream")
         if exc is None:
             self._buf.feed_eof()
             self._exc = ConnectionClosed("mplex session ended")
@@ -419,6 +424,7 @@ class MplexConnection(MuxedConnection):
             elif type(ev) is StreamEnded:
                 stream = streams.get(ev.key)
                 if stream is not None:
+                    stream._remote_closed = True
                     stream._buf.feed_eof()
                     self._forget_if_done(stream)
             elif type(ev) is StreamResetEvent:
@@ -578,6 +584,4 @@ class MplexMuxer(StreamMuxer):
     def new_session(
         self, conn: SecureConnection, *, is_initiator: bool, memory: MemoryScope | None = None
     ) -> MplexConnection:
-        return MplexConnection(
-            conn, is_initiator=is_initiator, options=self.options, memory=memory
-        )
+        return MplexConnection(conn, is_initiator=is_initiator, options=self.options, memory=memory)

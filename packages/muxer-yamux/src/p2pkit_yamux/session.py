@@ -11,7 +11,7 @@ protocol error of the peer raises :class:`~p2pkit_yamux.errors.YamuxProtocolErro
 from ``receive_data`` (GoAway(1) already queued); the session is dead afterwards.
 The conventions shared with the other sans-IO machines are in ``docs/sansio.md``.
 
-What we tolerate, because real peers do it (see INTEROP-NOTES): frames for unknown or
+What we tolerate, because real peers do it (see docs/interop.md): frames for unknown or
 closed stream ids (Data payload discarded), window updates after close, unknown GoAway
 codes, unsolicited ping ACKs (ignored, never answered), data before the ACK of our SYN.
 What ends the session with GoAway(1): bad version, unknown type, SYN for an id in use,

@@ -1,7 +1,7 @@
 """asyncio shell around :class:`~p2pkit_yamux.session.YamuxSession`.
 
-Data path (DESIGN.md section 3): the channel runs in push mode; ``data_received`` parses
-the bytes in place and copies each payload once into its stream's
+Data path (docs/architecture.md, "The data path"): the channel runs in push mode;
+``data_received`` parses the bytes in place and copies each payload once into its stream's
 :class:`~p2pkit.io.ReadBuffer` (the only copy).  No task per stream and no reader task:
 timers (keepalive) are ``loop.call_later`` handles; the one background task a session
 may have closes the channel at the end.  Writers frame straight into
@@ -66,9 +66,7 @@ class YamuxMuxer(StreamMuxer):
     def new_session(
         self, conn: SecureConnection, *, is_initiator: bool, memory: MemoryScope | None = None
     ) -> YamuxConnection:
-        return YamuxConnection(
-            conn, is_initiator=is_initiator, options=self.options, memory=memory
-        )
+        return YamuxConnection(conn, is_initiator=is_initiator, options=self.options, memory=memory)
 
 
 class YamuxStream(MuxedStream):
@@ -241,7 +239,12 @@ class YamuxStream(MuxedStream):
             self._conn._forget(self)
 
     def _session_ended(self, exc: BaseException) -> None:
-        """Bare EOF below us: buffered data then EOF for readers; writers fail."""
+        """Bare EOF below us; writers fail.  A stream the peer had finished (FIN) returns
+        its buffered data, then EOF.  Any other stream never got its end, so its reads
+        fail too: a stream cut short must not look complete to the application."""
+        if not (self._remote_eof or self._read_closed):
+            self._fail(exc)
+            return
         self._error = exc
         self._remote_eof = True
         self._buf.feed_eof()

@@ -101,8 +101,11 @@ class NoiseConnection(LayeredChannel, SecureConnection):
         except NoiseTransportError as exc:
             self._fail(exc)
             return
-        if plain:
-            self._feed(plain)
+        try:
+            if plain:
+                self._feed(plain)
+        finally:
+            self._decoder.release()  # the plaintext buffer goes back to the pool
         if self._decoder.error is not None:
             # Good frames came before a bad one: they were delivered above.
             self._fail(self._decoder.error)

@@ -9,8 +9,8 @@ the associated data is empty.
 We do the transport encryption ourselves (instead of through the ``noiseprotocol``
 package's ``encrypt``/``decrypt``) because the data path is the hot path: the package
 allocates new ``bytes`` for every message, while ``cryptography``'s ``encrypt_into`` /
-``decrypt_into`` write straight into our buffers.  DESIGN.md section 3 measured that as
-a factor of two or more.
+``decrypt_into`` write straight into our buffers.  That was measured as a
+factor of two or more (see "The data path" in docs/architecture.md).
 
 No sockets, no asyncio, no clock here: bytes in, bytes out.  These two are codecs on
 the data path, not protocol machines, so they keep their own verbs (``encrypt`` /
@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
+from p2pkit.bufpool import thread_pool
 from p2pkit_noise.errors import BadFrameLength, DecryptError, NonceExhausted
 
 Buffer = bytes | bytearray | memoryview
@@ -72,6 +73,9 @@ def frames_size(size: int) -> int:
     """Bytes on the wire for ``size`` bytes of plaintext (full frames, then the rest)."""
     return size + -(-size // MAX_PLAINTEXT) * (HEADER_LEN + TAG_LEN)
 
+
+_MIN_OUT = 4096
+"""Smallest plaintext output buffer taken from the pool."""
 
 POOL_MIN = 64 * 1024
 """Outputs at least this large come from the buffer pool (smaller ones are cheap to
@@ -202,10 +206,16 @@ class FrameDecoder(_Cipher):
     """Decrypts incoming ciphertext bytes, chunked in any way, into plaintext.
 
     :meth:`feed` takes whatever the socket delivered (a part of a frame, many frames,
-    or both), decrypts every complete frame straight from the input into one reused
-    output buffer (no copy of the ciphertext except for a frame split across reads),
-    and returns the plaintext as a memoryview of that buffer.  The view is valid until
-    the next :meth:`feed`: copy what you keep.
+    or both), decrypts every complete frame straight from the input into an output
+    buffer (no copy of the ciphertext except for a frame split across reads), and
+    returns the plaintext as a memoryview of that buffer.  The view is valid until the
+    next :meth:`feed` or :meth:`release`: copy what you keep.
+
+    Memory: the output buffer and the buffer that collects a frame split across reads
+    come from the thread's :class:`~p2pkit.bufpool.BufferPool` and go back to it as soon
+    as they are free (:meth:`release` after the plaintext was used; a split frame once it
+    is complete), so an idle connection's decoder holds no buffer and a busy one
+    allocates none per read.
 
     Errors: when a chunk holds good frames followed by a bad one, :meth:`feed` returns
     the plaintext of the good frames and records the error in :attr:`error` (check it
@@ -218,11 +228,12 @@ class FrameDecoder(_Cipher):
 
     def __init__(self, key: bytes, nonce: int = 0) -> None:
         super().__init__(key, nonce)
-        # A frame split across reads is collected here: one fixed buffer, so a split
-        # costs one copy of its bytes and no allocation.
-        self._partial = bytearray(HEADER_LEN + MAX_FRAME)
+        # A frame split across reads is collected in a pooled buffer of the largest
+        # frame's size, held only while the frame is incomplete: a split costs one copy
+        # of its bytes and no allocation.
+        self._partial: memoryview | None = None
         self._plen = 0
-        self._out = bytearray(MAX_PLAINTEXT)
+        self._out: memoryview | None = None  # pooled, held from feed() to release()
         self._error: Exception | None = None
         self._good = 0  # plaintext bytes produced so far by the current feed()
 
@@ -230,6 +241,11 @@ class FrameDecoder(_Cipher):
     def error(self) -> Exception | None:
         """The error that killed the decoder, if any."""
         return self._error
+
+    @property
+    def held(self) -> int:
+        """Bytes of pooled buffers this decoder holds now (0 between reads once released)."""
+        return sum(len(b) for b in (self._out, self._partial) if b is not None)
 
     @property
     def pending(self) -> int:
@@ -246,9 +262,23 @@ class FrameDecoder(_Cipher):
         except (DecryptError, BadFrameLength, NonceExhausted) as exc:
             self._error = exc
             self._plen = 0
-            if not self._good:
+            self._give_partial()
+            if not self._good or self._out is None:
                 raise
-            return memoryview(self._out)[: self._good]
+            return self._out[: self._good]
+
+    def release(self) -> None:
+        """The plaintext of the last :meth:`feed` is no longer used: free its buffer."""
+        out = self._out
+        if out is not None:
+            self._out = None
+            thread_pool().give(out)
+
+    def _give_partial(self) -> None:
+        partial = self._partial
+        if partial is not None:
+            self._partial = None
+            thread_pool().give(partial)
 
     def feed_eof(self) -> None:
         """The ciphertext stream ended: raise if it ended inside a frame."""
@@ -265,10 +295,13 @@ class FrameDecoder(_Cipher):
         if src.ndim != 1 or src.itemsize != 1:
             src = src.cast("B")
         total = len(src)
-        # Plaintext is always shorter than the ciphertext it came from.
-        if len(self._out) < self._plen + total:
-            self._out = bytearray(self._plen + total)
-        out = memoryview(self._out)
+        # Plaintext is always shorter than the ciphertext it came from; sizes are powers
+        # of two (few distinct sizes for the pool to keep).
+        need = self._plen + total
+        out = self._out
+        if out is None or len(out) < need:
+            self.release()
+            out = self._out = thread_pool().take(max(_MIN_OUT, 1 << (need - 1).bit_length()))
         o = 0
         pos = 0
         if self._plen:
@@ -289,7 +322,10 @@ class FrameDecoder(_Cipher):
             pos = end
         if pos < total:
             rest = total - pos
-            self._partial[:rest] = src[pos:]
+            partial = self._partial
+            if partial is None:
+                partial = self._partial = thread_pool().take(HEADER_LEN + MAX_FRAME)
+            partial[:rest] = src[pos:]
             self._plen = rest
         return out[:o]
 
@@ -299,6 +335,7 @@ class FrameDecoder(_Cipher):
         Returns (bytes of ``src`` consumed, plaintext bytes written to ``out``).
         """
         partial = self._partial
+        assert partial is not None
         plen = self._plen
         pos = 0
         total = len(src)
@@ -321,8 +358,10 @@ class FrameDecoder(_Cipher):
         if plen < HEADER_LEN + flen:
             return pos, 0
         self._plen = 0
-        with memoryview(partial) as pv:
-            n = self._decrypt(pv[HEADER_LEN:plen], out[: flen - TAG_LEN])
+        try:
+            n = self._decrypt(partial[HEADER_LEN:plen], out[: flen - TAG_LEN])
+        finally:
+            self._give_partial()
         return pos, n
 
     def _decrypt(self, frame: memoryview, dst: memoryview) -> int:
