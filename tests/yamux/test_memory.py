@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from p2pkit.abc import StreamMuxer
+from p2pkit.abc import MuxedStream, StreamMuxer
 from p2pkit.crypto import generate_private_key
 from p2pkit.errors import StreamReset, StreamResetByLimit
 from p2pkit.limits import LimitExceeded
@@ -190,3 +190,38 @@ async def test_upgrader_passes_the_scope_only_to_muxers_that_take_it(
         server.muxed.abort()
         scope.close()
     assert rm.system.memory == 0
+
+
+async def test_host_reserves_per_peer_and_releases_on_disconnect() -> None:
+    """Real hosts over loopback TCP (Noise + yamux): the swarm hands the connection scope
+    to the muxer; a peer's parked data hits ``max_memory_per_peer``, which resets only the
+    streams that did not fit; when the peer goes, the system scope returns to 0."""
+    from p2pkit.config import HostBuilder
+
+    parked = asyncio.Event()
+
+    async def park(stream: MuxedStream) -> None:  # never reads
+        await parked.wait()
+
+    server = (
+        HostBuilder()
+        .listen("/ip4/127.0.0.1/tcp/0")
+        .security("noise")
+        .muxer("yamux")
+        .limits(max_memory_per_peer=1 << 20)
+        .build()
+    )
+    client = HostBuilder().security("noise").muxer("yamux").build()
+    server.set_stream_handler("/park/1", park)
+    async with server, client, asyncio.timeout(30):
+        rm = server.swarm.rcmgr
+        conn = await client.connect(server.addrs_with_peer_id[0])
+        streams = [await conn.new_stream(["/park/1"]) for _ in range(8)]
+        for s in streams:
+            await s.write(b"p" * (200 * KiB))  # within the window: returns at once
+        await until(lambda: rm.refusals["peer.memory"] > 0)
+        assert rm.system.memory <= 1 << 20
+        assert not conn.is_closed
+        await client.disconnect(conn.peer)
+        await until(lambda: rm.system.memory == 0 and rm.tracked_scopes == 0)
+        parked.set()
