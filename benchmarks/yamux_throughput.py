@@ -10,6 +10,9 @@ cipher.  MB = 10**6 bytes; the receiver times from its first payload byte to EOF
 Scenarios: ``fixed`` (one stream, 256 KiB window, no auto-tuning), ``auto`` (one stream,
 window auto-tuned up to 16 MiB), ``streams`` (``--streams`` concurrent streams sharing
 the same total).  Prints one line per run and the median per scenario.
+
+The receiver accounts its buffered bytes in a resource-manager connection scope with the
+default limits, as in a host (``--no-scope``: no accounting).
 """
 
 from __future__ import annotations
@@ -38,6 +41,9 @@ from _throughput import (
 from multiaddr import Multiaddr
 
 from p2pkit.abc import MuxedStream
+from p2pkit.crypto.ed25519 import Ed25519PrivateKey
+from p2pkit.peer import PeerId
+from p2pkit.rcmgr import ResourceManager
 from p2pkit_tcp import TcpOptions, TcpTransport
 from p2pkit_yamux import YamuxMuxer, YamuxOptions
 
@@ -58,14 +64,19 @@ def options_for(scenario: str) -> YamuxOptions:
 
 
 async def _receiver(
-    pipe: Connection, scenario: str, n_streams: int, profile: bool, read_buffer: int
+    pipe: Connection, scenario: str, n_streams: int, profile: bool, read_buffer: int, scope: bool
 ) -> None:
     transport = TcpTransport(TcpOptions(read_buffer_size=read_buffer))
     conn = await accept_one(transport, pipe)
-    session = YamuxMuxer(options_for(scenario)).new_session(
-        conn,  # type: ignore[arg-type]  # a raw channel is enough for the muxer
-        is_initiator=False,
-    )
+    memory = ResourceManager().open_connection("inbound", None) if scope else None
+    if memory is not None:
+        memory.set_peer(PeerId.from_public_key(Ed25519PrivateKey.generate().public_key))
+    muxer = YamuxMuxer(options_for(scenario))
+    session = (
+        muxer.new_session(conn, is_initiator=False, memory=memory)  # type: ignore[arg-type]
+        if memory is not None
+        else muxer.new_session(conn, is_initiator=False)  # type: ignore[arg-type]
+    )  # a raw channel is enough for the muxer
     first: list[float] = []
     cpu: list[float] = []
     received = 0
@@ -117,9 +128,9 @@ async def _receiver(
 
 
 def receiver_main(
-    pipe: Connection, scenario: str, n_streams: int, profile: bool, read_buffer: int
+    pipe: Connection, scenario: str, n_streams: int, profile: bool, read_buffer: int, scope: bool
 ) -> None:
-    asyncio.run(_receiver(pipe, scenario, n_streams, profile, read_buffer))
+    asyncio.run(_receiver(pipe, scenario, n_streams, profile, read_buffer, scope))
 
 
 # -- sender (this process) ----------------------------------------------------------------
@@ -163,11 +174,11 @@ async def _send(addr: str, scenario: str, total: int, n_streams: int, profile: b
 
 
 def run_once(
-    scenario: str, total: int, n_streams: int, profile: str, read_buffer: int
+    scenario: str, total: int, n_streams: int, profile: str, read_buffer: int, scope: bool = True
 ) -> dict[str, Any]:
     send_cpu, result = spawn_pair(
         receiver_main,
-        (scenario, n_streams, profile == "recv", read_buffer),
+        (scenario, n_streams, profile == "recv", read_buffer, scope),
         lambda addr: _send(addr, scenario, total, n_streams, profile == "send"),
     )
     result["send_cpu"] = send_cpu
@@ -188,6 +199,7 @@ def main() -> None:
         help="receiver's TCP read buffer (default: p2pkit-tcp's read_buffer_size)",
     )
     ap.add_argument("--profile", choices=["send", "recv"], default="")
+    ap.add_argument("--no-scope", action="store_true", help="receiver accounts no memory")
     ap.add_argument("--json", action="store_true", help="one JSON object at the end")
     args = ap.parse_args()
     total = parse_size(args.bytes)
@@ -197,7 +209,7 @@ def main() -> None:
         n_streams = args.streams if scenario == "streams" else 1
         rates, times = [], []
         for i in range(args.runs):
-            r = run_once(scenario, total, n_streams, args.profile, read_buffer)
+            r = run_once(scenario, total, n_streams, args.profile, read_buffer, not args.no_scope)
             rates.append(r["MBps"])
             times.append(r["seconds"])
             print(

@@ -17,7 +17,7 @@ from __future__ import annotations
 import abc
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 if TYPE_CHECKING:
     from multiaddr import Multiaddr
@@ -191,14 +191,38 @@ class MuxedConnection(abc.ABC):
         """Streams currently open (not fully closed or reset)."""
 
 
+class MemoryScope(Protocol):
+    """Where a muxer accounts the memory a peer makes it hold (the connection's
+    resource-manager scope, :class:`p2pkit.rcmgr.ConnectionScope`).
+
+    ``reserve_memory(n)`` either reserves ``n`` bytes or raises
+    :class:`~p2pkit.errors.ResourceLimitExceeded` having reserved nothing;
+    ``release_memory(n)`` gives back bytes reserved earlier.  Neither blocks.
+    """
+
+    def reserve_memory(self, n: int) -> None: ...
+    def release_memory(self, n: int) -> None: ...
+
+
 class StreamMuxer(abc.ABC):
     """Factory of muxed sessions for one muxer protocol."""
 
     protocol_id: str
+    accepts_memory_scope: ClassVar[bool] = False
+    """True if ``new_session`` takes ``memory=``: the upgrader passes the connection's
+    :class:`MemoryScope` only then, so muxers written without it keep working."""
 
     @abc.abstractmethod
-    def new_session(self, conn: SecureConnection, *, is_initiator: bool) -> MuxedConnection:
-        """Start a session over ``conn`` (switching it to push mode)."""
+    def new_session(
+        self, conn: SecureConnection, *, is_initiator: bool, memory: MemoryScope | None = None
+    ) -> MuxedConnection:
+        """Start a session over ``conn`` (switching it to push mode).
+
+        ``memory`` (only if :attr:`accepts_memory_scope`): reserve there what grows with
+        the peer's behaviour (data received and not yet read); a refusal resets the
+        stream it was for (:class:`~p2pkit.errors.StreamResetByLimit`), and everything
+        reserved is released when the stream or the session ends.
+        """
 
 
 # -- peerstore and connection manager ---------------------------------------------
@@ -291,6 +315,7 @@ __all__ = [
     "ConnectionManager",
     "HostConnection",
     "Listener",
+    "MemoryScope",
     "MuxedConnection",
     "MuxedConnectionHandler",
     "MuxedStream",

@@ -145,5 +145,11 @@ class ResourceLimitExceeded(P2PError):
     """A configured limit refused a new connection or stream; existing ones are untouched."""
 
 
+class StreamResetByLimit(StreamReset, ResourceLimitExceeded):
+    """A stream reset because a resource limit refused memory for data the peer sent on
+    it (the peer was sent a reset too).  ``__cause__`` is the refusal, e.g.
+    :class:`~p2pkit.limits.LimitExceeded`; the connection and its other streams go on."""
+
+
 class GatedError(P2PError):
     """The connection gater denied this connection at one of its checkpoints."""

@@ -17,7 +17,12 @@ Where each limit is enforced:
   ``max_outbound_streams_per_conn``: ``new_stream`` raises before opening one;
 * ``max_muxer_memory_per_conn``: applied at configuration time through each muxer
   spec's ``apply_memory_limit`` hook, which bounds the options that bound its receive
-  buffers, so the muxer enforces it on its own hot path.
+  buffers, so the muxer enforces it on its own hot path; and, with the memory limits
+  below, by the resource manager (``p2pkit.rcmgr``);
+* ``max_memory_per_peer``, ``max_memory_per_ip``, ``max_memory``: memory a muxer that
+  accounts it (``StreamMuxer.accepts_memory_scope``) reserves for data received and not
+  yet read, per peer, per IP prefix (loopback exempt) and for the whole node; a refusal
+  resets the stream the data came on (:class:`~p2pkit.errors.StreamResetByLimit`).
 """
 
 from __future__ import annotations
@@ -64,7 +69,10 @@ class ResourceLimits:
     """The ``[p2pkit.limits]`` table.  ``None`` means unlimited.
 
     The per-IP limits follow go-libp2p's resource manager: 8 connections (and 8
-    handshakes in flight) per IPv4 /32 or IPv6 /56, loopback exempt.
+    handshakes in flight) per IPv4 /32 or IPv6 /56, loopback exempt.  Memory: 64 MiB
+    per peer (room for several auto-tuned yamux windows a slow application left
+    full), 128 MiB per IP prefix (a few peers behind one address), an eighth of RAM for
+    the node.
     """
 
     max_connections: int | None = None
@@ -77,6 +85,8 @@ class ResourceLimits:
     max_inbound_streams_per_conn: int | None = None
     max_outbound_streams_per_conn: int | None = None
     max_muxer_memory_per_conn: int | None = None
+    max_memory_per_peer: int | None = 64 << 20
+    max_memory_per_ip: int | None = 128 << 20
     max_memory: int | None = dataclasses.field(default_factory=memory_budget)
     ip4_prefix: int = 32
     ip6_prefix: int = 56

@@ -78,8 +78,12 @@ def limits_from(table: ResourceLimits) -> Limits:
     """The scopes' limits from the ``[p2pkit.limits]`` table (one table for users)."""
     return Limits(
         system=ScopeLimit(memory=table.max_memory),
-        ip=ScopeLimit(conns=table.max_connections_per_ip, pending=table.max_pending_per_ip),
-        peer=ScopeLimit(conns=table.max_connections_per_peer),
+        ip=ScopeLimit(
+            table.max_connections_per_ip,
+            pending=table.max_pending_per_ip,
+            memory=table.max_memory_per_ip,
+        ),
+        peer=ScopeLimit(conns=table.max_connections_per_peer, memory=table.max_memory_per_peer),
         conn=ScopeLimit(
             streams_inbound=table.max_inbound_streams_per_conn,
             memory=table.max_muxer_memory_per_conn,
@@ -255,17 +259,20 @@ class ResourceManager:
 
 
 class _Reserving:
-    """Memory reservations checked against a chain of scopes (innermost first)."""
+    """Memory reservations checked against a chain of scopes (innermost first); muxers
+    reserve what a peer makes them buffer (``p2pkit.abc.MemoryScope``).  Once the scope
+    is closed (its memory released at once), both calls do nothing."""
 
     manager: ResourceManager
     scope: Scope
+    done: bool
 
     def _chain(self) -> list[Scope]:
         raise NotImplementedError
 
     def reserve_memory(self, n: int) -> None:
         """Reserve ``n`` bytes in this scope and every scope above, or raise LimitExceeded."""
-        if n <= 0:
+        if n <= 0 or self.done:
             return
         chain = self._chain()
         for scope in chain:
@@ -275,7 +282,7 @@ class _Reserving:
             scope.memory += n
 
     def release_memory(self, n: int) -> None:
-        if n <= 0:
+        if n <= 0 or self.done:
             return
         for scope in self._chain():
             scope.memory -= n

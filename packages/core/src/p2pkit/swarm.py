@@ -175,7 +175,7 @@ class Swarm:
 
     async def _upgrade_inbound(self, raw: RawConnection, scope: ConnectionScope) -> None:
         try:
-            upgraded = await self.upgrader.upgrade_inbound(raw)
+            upgraded = await self.upgrader.upgrade_inbound(raw, memory=scope)
         except BaseException as exc:
             scope.close()
             if not isinstance(exc, Exception):
@@ -383,7 +383,7 @@ class Swarm:
         )
         if isinstance(transport, Transport):
             raw = await transport.dial(addr, timeout=self.dial_timeout)
-            return await self.upgrader.upgrade_outbound(raw, peer)
+            return await self.upgrader.upgrade_outbound(raw, peer, memory=scope)
         assert isinstance(transport, MuxedTransport)  # checked in __init__
         conn = await transport.dial(addr, timeout=self.dial_timeout)
         # A transport with built-in security: verify whom we reached, as the upgrader does.

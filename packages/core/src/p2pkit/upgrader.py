@@ -4,7 +4,8 @@
 2. run its handshake (verifying the remote peer id when we dialed one);
 3. take the muxer agreed during the handshake (early muxer negotiation) or
    multistream-select one over the secured channel;
-4. start the muxer session.
+4. start the muxer session, handing it the connection's memory scope (resource
+   manager) when the muxer says it accounts memory (``StreamMuxer.accepts_memory_scope``).
 
 The whole upgrade runs under one timeout; on any failure the raw connection is reset
 and a typed error raised, so a bad peer costs us one socket and nothing else.
@@ -18,6 +19,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from p2pkit.abc import (
+    MemoryScope,
     RawConnection,
     SecureConnection,
     SecurityProtocol,
@@ -55,14 +57,27 @@ class Upgrader:
         self.muxer_order = [m.protocol_id for m in muxers]
         self.timeout = timeout
 
-    async def upgrade_outbound(self, raw: RawConnection, remote_peer: PeerId | None) -> Upgraded:
-        return await self._run(raw, remote_peer, outbound=True)
+    async def upgrade_outbound(
+        self,
+        raw: RawConnection,
+        remote_peer: PeerId | None,
+        *,
+        memory: MemoryScope | None = None,
+    ) -> Upgraded:
+        return await self._run(raw, remote_peer, outbound=True, memory=memory)
 
-    async def upgrade_inbound(self, raw: RawConnection) -> Upgraded:
-        return await self._run(raw, None, outbound=False)
+    async def upgrade_inbound(
+        self, raw: RawConnection, *, memory: MemoryScope | None = None
+    ) -> Upgraded:
+        return await self._run(raw, None, outbound=False, memory=memory)
 
     async def _run(
-        self, raw: RawConnection, remote_peer: PeerId | None, *, outbound: bool
+        self,
+        raw: RawConnection,
+        remote_peer: PeerId | None,
+        *,
+        outbound: bool,
+        memory: MemoryScope | None,
     ) -> Upgraded:
         if not self.security or not self.muxers:
             raw.reset()
@@ -71,7 +86,7 @@ class Upgrader:
             )
         try:
             async with asyncio.timeout(self.timeout):
-                return await self._steps(raw, remote_peer, outbound)
+                return await self._steps(raw, remote_peer, outbound, memory)
         except TimeoutError as exc:
             raw.reset()
             if isinstance(exc, HandshakeTimeout):
@@ -84,7 +99,11 @@ class Upgrader:
             raise
 
     async def _steps(
-        self, raw: RawConnection, remote_peer: PeerId | None, outbound: bool
+        self,
+        raw: RawConnection,
+        remote_peer: PeerId | None,
+        outbound: bool,
+        memory: MemoryScope | None,
     ) -> Upgraded:
         # No per-step timeout here: the whole upgrade is bounded by self.timeout.
         if outbound:
@@ -103,7 +122,11 @@ class Upgrader:
                 mux_id = await select_outbound(secure, self.muxer_order, timeout=None)
             else:
                 mux_id = await select_inbound(secure, self.muxer_order, timeout=None)
-            muxed = self.muxers[mux_id].new_session(secure, is_initiator=outbound)
+            muxer = self.muxers[mux_id]
+            if memory is not None and getattr(muxer, "accepts_memory_scope", False):
+                muxed = muxer.new_session(secure, is_initiator=outbound, memory=memory)
+            else:
+                muxed = muxer.new_session(secure, is_initiator=outbound)
         except BaseException:
             secure.reset()
             raise

@@ -11,6 +11,13 @@ mplex has no flow control: when a stream's reader falls ``max_stream_buffer`` by
 behind, the connection stops reading (TCP backpressure slows the sender) until the
 reader catches up; after ``slow_reader_timeout`` seconds the stream is reset instead,
 as go-mplex does (see the README).
+
+Memory: bytes received and not yet read are reserved in the connection's memory scope
+(``new_session(memory=...)``, the resource manager) through
+:class:`~p2pkit.reservation.BufferReservation`: one integer comparison per frame, a
+reservation call per 256 KiB swing of what is buffered.  A refusal resets the stream the
+data came on (:class:`~p2pkit.errors.StreamResetByLimit` here, a reset to the peer); the session
+goes on.
 """
 
 from __future__ import annotations
@@ -18,9 +25,24 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-from p2pkit.abc import Buffer, MuxedConnection, MuxedStream, SecureConnection, StreamMuxer
-from p2pkit.errors import ConnectionClosed, P2PError, StreamClosed, StreamReset
+from p2pkit.abc import (
+    Buffer,
+    MemoryScope,
+    MuxedConnection,
+    MuxedStream,
+    SecureConnection,
+    StreamMuxer,
+)
+from p2pkit.errors import (
+    ConnectionClosed,
+    P2PError,
+    ResourceLimitExceeded,
+    StreamClosed,
+    StreamReset,
+    StreamResetByLimit,
+)
 from p2pkit.io import ReadBuffer
+from p2pkit.reservation import BufferReservation
 from p2pkit_mplex._ids import PROTOCOL_ID
 from p2pkit_mplex.frames import StreamKey
 from p2pkit_mplex.options import MplexOptions
@@ -58,6 +80,7 @@ class MplexStream(MuxedStream):
         self._write_closed = False
         self._read_closed = False
         self._exc: BaseException | None = None  # reset or connection failure
+        self._returned = 0  # bytes put back with unread() and not read again (accounted)
         self._remote_closed = False  # the peer's Close arrived (our reads end with EOF)
 
     def __repr__(self) -> str:
@@ -65,6 +88,11 @@ class MplexStream(MuxedStream):
         return f"<MplexStream {self.stream_id}/{side} protocol={self.protocol!r}>"
 
     def _on_consume(self, n: int) -> None:
+        memory = self._conn._memory
+        held = memory.held - n
+        memory.held = held
+        if held < memory.release_below:
+            memory.shrink()
         self._session.consumed(self.key, n)
         if self._conn._paused:
             self._conn._maybe_resume()
@@ -72,10 +100,31 @@ class MplexStream(MuxedStream):
     # -- ByteStream --------------------------------------------------------------------
 
     async def read(self, max_bytes: int = -1) -> bytes:
-        return await self._buf.read(max_bytes)
+        data = await self._buf.read(max_bytes)
+        if self._returned:  # only after unread(): read first, not reported to _on_consume
+            n = min(self._returned, len(data))
+            self._returned -= n
+            self._on_held_less(n)
+        return data
 
     def unread(self, data: bytes) -> None:
+        """Bytes put back (negotiation read ahead) are held again: accounted again."""
         self._buf.unread(data)
+        if data and self._exc is None:
+            self._returned += len(data)
+            memory = self._conn._memory
+            memory.held += len(data)
+            if memory.held > memory.reserved:
+                try:
+                    memory.grow()
+                except ResourceLimitExceeded as exc:  # counted, logged by rcmgr
+                    self._reset_by_limit(exc)
+
+    def _on_held_less(self, n: int) -> None:
+        memory = self._conn._memory
+        memory.held -= n
+        if memory.held < memory.release_below:
+            memory.shrink()
 
     def _check_writable(self) -> None:
         if self._exc is not None:
@@ -125,6 +174,8 @@ class MplexStream(MuxedStream):
         await self.close_write()
         if not self._read_closed:
             self._read_closed = True
+            self._on_held_less(self._buf.size)  # discarded below, unreported
+            self._returned = 0
             self._buf.on_consume = None
             self._session.consumed(self.key, self._buf.size)
             if self._exc is None:
@@ -143,9 +194,18 @@ class MplexStream(MuxedStream):
 
     # -- called by the connection --------------------------------------------------------
 
+    def _reset_by_limit(self, refusal: ResourceLimitExceeded) -> None:
+        """No memory for what the peer sent on this stream: reset it (both ways)."""
+        error = StreamResetByLimit(f"mplex stream {self.stream_id} reset: {refusal}")
+        error.__cause__ = refusal
+        self._conn._send_control(self._session.reset_stream(self.key))
+        self._on_reset(error)
+
     def _on_reset(self, exc: BaseException) -> None:
         if self._exc is None:
             self._exc = exc
+            self._conn._memory.held -= self._buf.size  # dropped unread
+            self._returned = 0
             self._buf.fail(exc)
         self._conn._forget(self)
 
@@ -162,6 +222,8 @@ class MplexStream(MuxedStream):
             self._exc = ConnectionClosed("mplex session ended")
         else:
             self._exc = exc
+            self._conn._memory.held -= self._buf.size
+            self._returned = 0
             self._buf.fail(exc)
 
 
@@ -169,8 +231,15 @@ class MplexConnection(MuxedConnection):
     """An mplex session over one secure channel (it is the channel's push receiver)."""
 
     def __init__(
-        self, channel: SecureConnection, *, is_initiator: bool, options: MplexOptions
+        self,
+        channel: SecureConnection,
+        *,
+        is_initiator: bool,
+        options: MplexOptions,
+        memory: MemoryScope | None = None,
     ) -> None:
+        # Received, unread bytes of every stream, reserved in ``memory`` (see module doc).
+        self._memory = BufferReservation(memory)
         self._channel = channel
         self.is_initiator = is_initiator
         self.options = options
@@ -333,13 +402,21 @@ class MplexConnection(MuxedConnection):
     def _handle(self, events: list[Event]) -> None:
         session = self._session
         streams = self._streams
+        memory = self._memory
         for ev in events:
             if type(ev) is DataReceived:
                 stream = streams.get(ev.key)
                 if stream is None or stream._read_closed:
                     session.consumed(ev.key, len(ev.data))
                 else:
-                    stream._buf.feed(ev.data)
+                    data = ev.data
+                    stream._buf.feed(data)
+                    memory.held += len(data)
+                    if memory.held > memory.reserved:
+                        try:
+                            memory.grow()
+                        except ResourceLimitExceeded as exc:  # counted, logged by rcmgr
+                            stream._reset_by_limit(exc)
             elif type(ev) is StreamOpened:
                 stream = MplexStream(self, ev.key, ev.name)
                 streams[ev.key] = stream
@@ -478,6 +555,7 @@ class MplexConnection(MuxedConnection):
             for stream in self._backlog.values():
                 stream._on_session_end(exc)
             self._backlog.clear()
+        self._memory.close()  # what streams still buffer after a clean end is not counted
         self._wake_acceptors()
         self._wake_early()
         self._closed_event.set()
@@ -499,9 +577,12 @@ class MplexMuxer(StreamMuxer):
     """The ``/mplex/6.7.0`` stream muxer (factory of :class:`MplexConnection`)."""
 
     protocol_id = PROTOCOL_ID
+    accepts_memory_scope = True
 
     def __init__(self, options: MplexOptions | None = None) -> None:
         self.options = options or MplexOptions()
 
-    def new_session(self, conn: SecureConnection, *, is_initiator: bool) -> MplexConnection:
-        return MplexConnection(conn, is_initiator=is_initiator, options=self.options)
+    def new_session(
+        self, conn: SecureConnection, *, is_initiator: bool, memory: MemoryScope | None = None
+    ) -> MplexConnection:
+        return MplexConnection(conn, is_initiator=is_initiator, options=self.options, memory=memory)

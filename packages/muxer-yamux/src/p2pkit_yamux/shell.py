@@ -7,6 +7,13 @@ timers (keepalive) are ``loop.call_later`` handles; the one background task a se
 may have closes the channel at the end.  Writers frame straight into
 ``channel.write_nowait`` and wait only for their own send window or for the channel's
 write gate, so a slow reader throttles its own sender and nobody else.
+
+Memory: bytes received and not yet read are reserved in the connection's memory scope
+(``new_session(memory=...)``, the resource manager) through
+:class:`~p2pkit.reservation.BufferReservation`: one integer comparison per frame, a
+reservation call per 256 KiB swing of what is buffered.  A refusal resets the stream the
+data came on (:class:`~p2pkit.errors.StreamResetByLimit` here, RST to the peer); the session
+goes on.
 """
 
 from __future__ import annotations
@@ -20,13 +27,21 @@ from collections.abc import Sequence
 from p2pkit.abc import (
     Buffer,
     Channel,
+    MemoryScope,
     MuxedConnection,
     MuxedStream,
     SecureConnection,
     StreamMuxer,
 )
-from p2pkit.errors import ConnectionClosed, StreamClosed, StreamReset
+from p2pkit.errors import (
+    ConnectionClosed,
+    ResourceLimitExceeded,
+    StreamClosed,
+    StreamReset,
+    StreamResetByLimit,
+)
 from p2pkit.io import ReadBuffer
+from p2pkit.reservation import BufferReservation
 from p2pkit_yamux import events as ev
 from p2pkit_yamux._ids import PROTOCOL_ID
 from p2pkit_yamux.errors import YamuxControlFlood, YamuxProtocolError
@@ -44,12 +59,15 @@ class YamuxMuxer(StreamMuxer):
     """Factory of yamux sessions (``/yamux/1.0.0``)."""
 
     protocol_id = PROTOCOL_ID
+    accepts_memory_scope = True
 
     def __init__(self, options: YamuxOptions | None = None) -> None:
         self.options = options or YamuxOptions()
 
-    def new_session(self, conn: SecureConnection, *, is_initiator: bool) -> YamuxConnection:
-        return YamuxConnection(conn, is_initiator=is_initiator, options=self.options)
+    def new_session(
+        self, conn: SecureConnection, *, is_initiator: bool, memory: MemoryScope | None = None
+    ) -> YamuxConnection:
+        return YamuxConnection(conn, is_initiator=is_initiator, options=self.options, memory=memory)
 
 
 class YamuxStream(MuxedStream):
@@ -69,6 +87,7 @@ class YamuxStream(MuxedStream):
         self._error: BaseException | None = None  # why reads/writes fail
         self._window_waiter: asyncio.Future[None] | None = None
         self._writing = False
+        self._returned = 0  # bytes put back with unread() and not read again (accounted)
 
     def __repr__(self) -> str:
         return f"<YamuxStream {self.stream_id} {'out' if self.is_initiator else 'in'}>"
@@ -76,13 +95,38 @@ class YamuxStream(MuxedStream):
     # -- reading ---------------------------------------------------------------------
 
     async def read(self, max_bytes: int = -1) -> bytes:
-        return await self._buf.read(max_bytes)
+        data = await self._buf.read(max_bytes)
+        if self._returned:  # only after unread(): read first, not reported to _on_consume
+            n = min(self._returned, len(data))
+            self._returned -= n
+            self._on_held_less(n)
+        return data
 
     def unread(self, data: bytes) -> None:
+        """Bytes put back (negotiation read ahead) are held again: accounted again, as
+        their window credit has gone back to the peer."""
         self._buf.unread(data)
+        if data and self._error is None:
+            self._returned += len(data)
+            memory = self._conn._memory
+            memory.held += len(data)
+            if memory.held > memory.reserved:
+                self._conn._reserve(self)
+
+    def _on_held_less(self, n: int) -> None:
+        memory = self._conn._memory
+        memory.held -= n
+        if memory.held < memory.release_below:
+            memory.shrink()
 
     def _on_consume(self, n: int) -> None:
-        self._conn._consumed(self.stream_id, n)
+        conn = self._conn
+        memory = conn._memory
+        held = memory.held - n
+        memory.held = held
+        if held < memory.release_below:
+            memory.shrink()
+        conn._consumed(self.stream_id, n)
 
     # -- writing ---------------------------------------------------------------------
 
@@ -156,6 +200,8 @@ class YamuxStream(MuxedStream):
         if self._error is None:
             # Stop reading: drop what is buffered (crediting it back, so the peer is
             # never stuck on a window we will not drain) and discard later data.
+            self._on_held_less(self._returned)  # the rest goes through _on_consume
+            self._returned = 0
             while self._buf.size:
                 self._buf.read_nowait()
             self._buf.feed_eof()
@@ -171,11 +217,21 @@ class YamuxStream(MuxedStream):
 
     def _fail(self, exc: BaseException) -> None:
         self._error = exc
+        self._conn._memory.held -= self._buf.size  # dropped unread
+        self._returned = 0
         self._buf.fail(exc)
         w = self._window_waiter
         if w is not None and not w.done():
             w.set_exception(exc)
         self._conn._forget(self)
+
+    def _reset_by_limit(self, refusal: ResourceLimitExceeded) -> None:
+        """No memory for what the peer sent on this stream: reset it (RST to the peer)."""
+        error = StreamResetByLimit(f"yamux stream {self.stream_id} reset: {refusal}")
+        error.__cause__ = refusal
+        if self._error is None:
+            self._conn._send(self._conn._session.reset_stream(self.stream_id))
+        self._fail(error)
 
     def _on_remote_eof(self) -> None:
         self._remote_eof = True
@@ -201,8 +257,17 @@ class YamuxStream(MuxedStream):
 class YamuxConnection(MuxedConnection):
     """A yamux session over a channel (see the module docstring)."""
 
-    def __init__(self, channel: Channel, *, is_initiator: bool, options: YamuxOptions) -> None:
+    def __init__(
+        self,
+        channel: Channel,
+        *,
+        is_initiator: bool,
+        options: YamuxOptions,
+        memory: MemoryScope | None = None,
+    ) -> None:
         self._loop = asyncio.get_running_loop()
+        # Received, unread bytes of every stream, reserved in ``memory`` (see module doc).
+        self._memory = BufferReservation(memory)
         self._channel = channel
         self.options = options
         self.is_initiator = is_initiator
@@ -358,6 +423,7 @@ class YamuxConnection(MuxedConnection):
             self._end(exc, graceful=False)
             return
         streams = self._streams
+        memory = self._memory
         for e in events:
             if type(e) is _DataReceived:
                 stream = streams.get(e.stream_id)
@@ -365,7 +431,11 @@ class YamuxConnection(MuxedConnection):
                     if stream._read_closed:
                         self._consumed(e.stream_id, len(e.data))
                     else:
-                        stream._buf.feed(e.data)
+                        payload = e.data
+                        stream._buf.feed(payload)
+                        memory.held += len(payload)
+                        if memory.held > memory.reserved:
+                            self._reserve(stream)
             elif type(e) is _WindowUpdated:
                 stream = streams.get(e.stream_id)
                 if stream is not None:
@@ -382,6 +452,12 @@ class YamuxConnection(MuxedConnection):
             self._send(out)
         if self._open_waiters and session.can_open:
             self._wake_openers()
+
+    def _reserve(self, stream: YamuxStream) -> None:
+        try:
+            self._memory.grow()
+        except ResourceLimitExceeded as exc:  # counted and logged by the resource manager
+            stream._reset_by_limit(exc)
 
     def _blocked(self, dropped: int, out: bytes) -> bool:
         """Count control frames received while the peer does not read ours.
@@ -557,6 +633,7 @@ class YamuxConnection(MuxedConnection):
                 stream._session_ended(exc)
             elif stream._error is None:
                 stream._fail(stream_exc or exc)
+        self._memory.close()  # what graceful streams still buffer is no longer counted
         if self._accept_waiter is not None and not self._accept_waiter.done():
             self._accept_waiter.set_result(None)  # it re-checks and raises ConnectionClosed
         self._fail_openers(ConnectionClosed(f"yamux session is closed: {exc}"))

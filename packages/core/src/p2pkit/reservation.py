@@ -1,0 +1,79 @@
+"""A muxer's received-but-unread bytes, reserved in a memory scope in whole chunks.
+
+A peer decides how much a muxer buffers for it (data on streams the application does not
+read yet), so that memory is reserved in the connection's
+:class:`~p2pkit.abc.MemoryScope` (the resource manager).  Reserving per frame would put
+a call chain through every scope on the hot path; instead the muxer keeps one integer,
+``held``, and compares it with two thresholds:
+
+* ``held > reserved``: call :meth:`BufferReservation.grow` (may raise
+  :class:`~p2pkit.errors.ResourceLimitExceeded`: the muxer resets the stream the data
+  came on);
+* ``held < release_below``: call :meth:`BufferReservation.shrink`.
+
+The reservation moves in :data:`CHUNK` steps and keeps :data:`HEADROOM` to twice that
+beyond ``held``, so only swings of more than :data:`HEADROOM` in what is buffered cost a
+call (a reader that keeps up: none, or one per large frame), and a session whose buffers
+are empty keeps at most :data:`IDLE_MAX` reserved.  Without a scope the thresholds are
+never crossed (the same comparison, nothing else).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from p2pkit.abc import MemoryScope
+
+#: Granularity of reservations (bytes).
+CHUNK = 64 * 1024
+#: Reserved beyond what is held after a call (and up to twice this before a release).
+HEADROOM = 4 * CHUNK
+#: The most a session whose buffers are empty keeps reserved.
+IDLE_MAX = 2 * HEADROOM
+_NEVER = 1 << 62
+
+
+class BufferReservation:
+    """Bytes held for one session's peer (``held``) and what is reserved for them."""
+
+    __slots__ = ("scope", "held", "reserved", "release_below")
+
+    def __init__(self, scope: MemoryScope | None) -> None:
+        self.scope = scope
+        self.held = 0
+        self.reserved = 0 if scope is not None else _NEVER
+        self.release_below = -_NEVER
+
+    def grow(self) -> None:
+        """Reserve enough for ``held`` plus headroom, or raise ResourceLimitExceeded
+        (then nothing more is reserved: the caller drops the data that did not fit)."""
+        scope = self.scope
+        if scope is None:
+            return
+        target = -(-(self.held + HEADROOM) // CHUNK) * CHUNK
+        scope.reserve_memory(target - self.reserved)
+        self.reserved = target
+        self.release_below = target - 2 * HEADROOM
+
+    def shrink(self) -> None:
+        """Give back what ``held`` no longer needs (keeping the headroom)."""
+        scope = self.scope
+        if scope is None:
+            return
+        target = -(-(max(self.held, 0) + HEADROOM) // CHUNK) * CHUNK
+        if target < self.reserved:
+            scope.release_memory(self.reserved - target)
+            self.reserved = target
+        self.release_below = target - 2 * HEADROOM
+
+    def close(self) -> None:
+        """The session ended: release everything; from now on nothing is accounted."""
+        scope, self.scope = self.scope, None
+        if scope is not None and self.reserved:
+            scope.release_memory(self.reserved)
+        self.reserved = _NEVER
+        self.release_below = -_NEVER
+
+
+__all__ = ["CHUNK", "HEADROOM", "IDLE_MAX", "BufferReservation"]

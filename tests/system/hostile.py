@@ -1,0 +1,257 @@
+"""Hostile and good peers for ``test_hostile_peers.py``, run as separate processes.
+
+``python hostile.py ATTACK HOST PORT PEER_ID --seconds S`` runs one attack against a
+listener for ``S`` seconds and prints one JSON line of what it did; ``good`` is the good
+peer: it keeps connecting (a fresh connection each round), pinging and transferring
+through perf, and reports every round.  Every loop is bounded by the deadline and by a
+count.  The attacks speak the real stack where they need to (Noise + Yamux, as the
+listener's defaults), and raw TCP where the point is to never get that far.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import random
+import struct
+import sys
+import time
+from typing import Any
+
+from p2pkit.config import HostBuilder
+from p2pkit.errors import P2PError
+from p2pkit.host import Host
+from p2pkit.protocols.echo import PROTOCOL_ID as ECHO
+from p2pkit.protocols.perf import PROTOCOL_ID as PERF
+from p2pkit.protocols.perf import perf
+from p2pkit.protocols.ping import PROTOCOL_ID as PING
+from p2pkit.protocols.ping import ping
+
+YAMUX = struct.Struct(">BBHII")  # version, type, flags, stream id, length
+PING_SYN = YAMUX.pack(0, 2, 0x1, 0, 7)
+MAX_ROUNDS = 100_000
+
+
+def client() -> Host:
+    return HostBuilder().security("noise").muxer("yamux").transport("tcp").build()
+
+
+async def ping_flood(target: str, deadline: float) -> dict[str, Any]:
+    """Ping(SYN) frames without ever reading the replies (reading paused)."""
+    frames = 0
+    connections = 0
+    batch = PING_SYN * 256
+    async with client() as host:
+        while time.monotonic() < deadline and connections < 50:
+            connections += 1
+            try:
+                conn = await host.connect(target)
+            except (P2PError, OSError):
+                await asyncio.sleep(0.05)
+                continue
+            conn.secure.pause_reading()
+            try:
+                for _ in range(MAX_ROUNDS):
+                    if time.monotonic() >= deadline:
+                        break
+                    conn.secure.write_nowait(batch)
+                    frames += 256
+                    async with asyncio.timeout(max(0.01, deadline - time.monotonic())):
+                        await conn.secure.drain()
+            except (P2PError, OSError, TimeoutError):
+                pass
+            conn.muxed.abort()
+    return {"frames": frames, "connections": connections}
+
+
+async def syn_flood(target: str, deadline: float) -> dict[str, Any]:
+    """New yamux streams (WindowUpdate SYN), never negotiated, never read."""
+    opened = 0
+    connections = 0
+    async with client() as host:
+        while time.monotonic() < deadline and connections < 50:
+            connections += 1
+            try:
+                conn = await host.connect(target)
+            except (P2PError, OSError):
+                await asyncio.sleep(0.05)
+                continue
+            conn.secure.pause_reading()
+            stream_id = 10_001  # odd: ours, far above what the session used
+            try:
+                for _ in range(MAX_ROUNDS):
+                    if time.monotonic() >= deadline:
+                        break
+                    frames = b"".join(
+                        YAMUX.pack(0, 1, 0x1, stream_id + 2 * i, 0) for i in range(64)
+                    )
+                    stream_id += 128
+                    conn.secure.write_nowait(frames)
+                    opened += 64
+                    async with asyncio.timeout(max(0.01, deadline - time.monotonic())):
+                        await conn.secure.drain()
+            except (P2PError, OSError, TimeoutError):
+                pass
+            conn.muxed.abort()
+    return {"streams": opened, "connections": connections}
+
+
+async def parked_streams(target: str, deadline: float) -> dict[str, Any]:
+    """Echo streams that send a lot and never read the echo back."""
+    streams: list[Any] = []
+    payload = os.urandom(1 << 20)
+    async with client() as host:
+        try:
+            conn = await host.connect(target)
+        except (P2PError, OSError) as exc:
+            return {"streams": 0, "error": type(exc).__name__}
+
+        async def park() -> None:
+            stream = await conn.new_stream([ECHO])
+            streams.append(stream)
+            with contextlib.suppress(P2PError, OSError):
+                await stream.write(payload)
+
+        tasks = []
+        for _ in range(1000):
+            if time.monotonic() >= deadline or conn.is_closed:
+                break
+            tasks.append(asyncio.ensure_future(park()))
+            await asyncio.sleep(0)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(max(0.01, deadline - time.monotonic())):
+                await asyncio.gather(*tasks, return_exceptions=True)
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        conn.muxed.abort()
+    return {"streams": len(streams)}
+
+
+async def _raw_connections(host: str, port: int, n: int) -> list[asyncio.StreamWriter]:
+    writers = []
+    for _ in range(n):
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 2.0)
+        except (OSError, TimeoutError):
+            continue
+        writers.append(writer)
+    return writers
+
+
+async def silent(host: str, port: int, deadline: float) -> dict[str, Any]:
+    """300 TCP connections from one address that never say anything."""
+    writers = await _raw_connections(host, port, 300)
+    held = len(writers)
+    await asyncio.sleep(max(0.0, deadline - time.monotonic()))
+    alive = sum(1 for w in writers if not w.transport.is_closing())
+    for w in writers:
+        w.transport.abort()
+    return {"opened": held, "still_open_at_end": alive}
+
+
+async def slowloris(host: str, port: int, deadline: float) -> dict[str, Any]:
+    """Connections that send the multistream header one byte every 0.5 s."""
+    writers = await _raw_connections(host, port, 50)
+    header = b"\x13/multistream/1.0.0\n"
+    sent = 0
+    for i in range(len(header)):
+        if time.monotonic() >= deadline:
+            break
+        for w in writers:
+            if not w.transport.is_closing():
+                w.write(header[i : i + 1])
+                sent += 1
+        await asyncio.sleep(0.5)
+    for w in writers:
+        w.transport.abort()
+    return {"connections": len(writers), "bytes": sent}
+
+
+async def garbage(host: str, port: int, deadline: float) -> dict[str, Any]:
+    """Connections that send random bytes, again and again."""
+    rng = random.Random(7)
+    rounds = 0
+    for _ in range(MAX_ROUNDS):
+        if time.monotonic() >= deadline:
+            break
+        writers = await _raw_connections(host, port, 10)
+        for w in writers:
+            w.write(rng.randbytes(rng.randrange(1, 70_000)))
+        await asyncio.sleep(0.05)
+        for w in writers:
+            w.transport.abort()
+        rounds += 1
+    return {"rounds": rounds}
+
+
+async def oversize(target: str, deadline: float) -> dict[str, Any]:
+    """Yamux data frames far beyond the receive window, and a huge multistream message."""
+    attempts = 0
+    async with client() as host:
+        for _ in range(200):
+            if time.monotonic() >= deadline:
+                break
+            attempts += 1
+            try:
+                conn = await host.connect(target)
+                if attempts % 2:
+                    conn.secure.write_nowait(YAMUX.pack(0, 0, 0x1, 20_001, 0x7FFF_FFFF))
+                    conn.secure.write_nowait(b"\0" * 65536)
+                else:
+                    stream = await conn.muxed.open_stream()
+                    await stream.write(b"\xff\xff\xff\x7f" + b"a" * 65536)
+                async with asyncio.timeout(2.0):
+                    await conn.muxed.wait_closed()
+            except (P2PError, OSError, TimeoutError):
+                pass
+            with contextlib.suppress(Exception):
+                conn.muxed.abort()
+    return {"attempts": attempts}
+
+
+async def good(target: str, deadline: float) -> dict[str, Any]:
+    """The good peer: fresh connection, ping, 1 MB each way, disconnect; every round."""
+    rounds: list[dict[str, Any]] = []
+    for _ in range(10_000):
+        if time.monotonic() >= deadline:
+            break
+        start = time.monotonic()
+        entry: dict[str, Any] = {"t": round(start, 3)}
+        try:
+            async with asyncio.timeout(10.0), client() as host:
+                conn = await host.connect(target)
+                rtt = await ping(await conn.new_stream([PING], lazy=True), 1)
+                result = await perf(await conn.new_stream([PERF]), 1_000_000, 1_000_000)
+                entry.update(ok=True, rtt_ms=round(rtt[0] * 1000, 2),
+                             download=result.download_bytes)
+        except (P2PError, OSError, TimeoutError) as exc:
+            entry.update(ok=False, error=f"{type(exc).__name__}: {exc}")
+        entry["seconds"] = round(time.monotonic() - start, 3)
+        rounds.append(entry)
+        await asyncio.sleep(0.2)
+    return {"rounds": rounds}
+
+
+async def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("attack")
+    p.add_argument("host")
+    p.add_argument("port", type=int)
+    p.add_argument("peer_id")
+    p.add_argument("--seconds", type=float, default=5.0)
+    args = p.parse_args()
+    target = f"/ip4/{args.host}/tcp/{args.port}/p2p/{args.peer_id}"
+    deadline = time.monotonic() + args.seconds
+    if args.attack in ("silent", "slowloris", "garbage"):
+        out = await globals()[args.attack](args.host, args.port, deadline)
+    else:
+        out = await globals()[args.attack](target, deadline)
+    print(json.dumps({"attack": args.attack, **out}), flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
