@@ -10,6 +10,7 @@ transport, path-style ones (``/unix/<path>``) included.
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterable
 
 from multiaddr import Multiaddr
 
@@ -131,4 +132,14 @@ def ip_of(addr: Multiaddr | None) -> str | None:
     return str(first[1])
 
 
-__all__ = ["expand_unspecified", "ip_of", "split_peer", "to_multiaddr"]
+def dialable(addrs: Iterable[Multiaddr]) -> list[Multiaddr]:
+    """``addrs`` with unspecified ones expanded (:func:`expand_unspecified`), no repeats."""
+    out: list[Multiaddr] = []
+    for addr in addrs:
+        for expanded in expand_unspecified(addr):
+            if expanded not in out:
+                out.append(expanded)
+    return out
+
+
+__all__ = ["dialable", "expand_unspecified", "ip_of", "split_peer", "to_multiaddr"]

@@ -12,10 +12,11 @@ a call chain through every scope on the hot path; instead the muxer keeps one in
 * ``held < release_below``: call :meth:`BufferReservation.shrink`.
 
 The reservation moves in :data:`CHUNK` steps and keeps :data:`HEADROOM` to twice that
-beyond ``held``, so only swings of more than :data:`HEADROOM` in what is buffered cost a
-call (a reader that keeps up: none, or one per large frame), and a session whose buffers
-are empty keeps at most :data:`IDLE_MAX` reserved.  Without a scope the thresholds are
-never crossed (the same comparison, nothing else).
+beyond ``held`` while data is buffered, so only swings of more than :data:`HEADROOM` cost
+a call; once the buffers are empty everything is released (a reader that keeps up pays
+one reserve and one release per burst it drains).  An idle session reserves nothing: a
+node holding 10,000 quiet connections must not have its memory budget spent on them.
+Without a scope the thresholds are never crossed (the same comparison, nothing else).
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ if TYPE_CHECKING:
 CHUNK = 64 * 1024
 #: Reserved beyond what is held after a call (and up to twice this before a release).
 HEADROOM = 4 * CHUNK
-#: The most a session whose buffers are empty keeps reserved.
-IDLE_MAX = 2 * HEADROOM
+#: What a session whose buffers are empty keeps reserved.
+IDLE_MAX = 0
 _NEVER = 1 << 62
 
 
@@ -54,18 +55,25 @@ class BufferReservation:
         target = -(-(self.held + HEADROOM) // CHUNK) * CHUNK
         scope.reserve_memory(target - self.reserved)
         self.reserved = target
-        self.release_below = target - 2 * HEADROOM
+        self.release_below = self._release_below(target)
 
     def shrink(self) -> None:
         """Give back what ``held`` no longer needs (keeping the headroom)."""
         scope = self.scope
         if scope is None:
             return
-        target = -(-(max(self.held, 0) + HEADROOM) // CHUNK) * CHUNK
+        held = max(self.held, 0)
+        target = 0 if held == 0 else -(-(held + HEADROOM) // CHUNK) * CHUNK
         if target < self.reserved:
             scope.release_memory(self.reserved - target)
             self.reserved = target
-        self.release_below = target - 2 * HEADROOM
+        self.release_below = self._release_below(target)
+
+    @staticmethod
+    def _release_below(target: int) -> int:
+        """Shrink when ``held`` falls this low: to empty (1) for a small reservation,
+        else once more than twice the headroom is no longer needed."""
+        return max(target - 2 * HEADROOM, 1) if target else -_NEVER
 
     def close(self) -> None:
         """The session ended: release everything; from now on nothing is accounted."""

@@ -22,7 +22,7 @@ from typing import Any
 from multiaddr import Multiaddr
 
 from p2pkit.abc import ConnectionGater, Listener, MuxedStream, RawConnection
-from p2pkit.addrs import expand_unspecified, ip_of
+from p2pkit.addrs import dialable, ip_of
 from p2pkit.connection import Connection, Direction, StreamOpener
 from p2pkit.dialer import Dialer
 from p2pkit.errors import ConnectionClosed, P2PError, PeerIdMismatch
@@ -116,13 +116,7 @@ class Swarm:
     @property
     def listen_addrs(self) -> list[Multiaddr]:
         """Dialable addresses: unspecified ones (0.0.0.0, ::) expanded to local ones."""
-        out: list[Multiaddr] = []
-        for listener in self.listeners:
-            for addr in listener.addrs:
-                for expanded in expand_unspecified(addr):
-                    if expanded not in out:
-                        out.append(expanded)
-        return out
+        return dialable(a for listener in self.listeners for a in listener.addrs)
 
     # -- inbound admission ----------------------------------------------------------------
 
