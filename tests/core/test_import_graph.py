@@ -24,13 +24,6 @@ ALLOWED_LOCAL: dict[tuple[str, str], str] = {
     ("p2pkit.builtin_plugins", "p2pkit.gater"): "lazy plugin hook",
     # Optional (not in every Python build), needed only after many connections closed.
     ("p2pkit.bufpool", "ctypes"): "malloc_trim, looked up at the first heap trim",
-    # Owned by other work in progress (channel classes); to be moved there.
-    ("p2pkit.abc", "asyncio"): "ByteStream.readexactly",
-    ("p2pkit.security.plaintext", "p2pkit.peer"): "channel classes",
-    ("p2pkit.security.plaintext", "p2pkit.protobuf"): "channel classes",
-    ("p2pkit.security.plaintext", "p2pkit.crypto"): "channel classes",
-    ("p2pkit.testing.memory", "multiaddr"): "channel classes",
-    ("p2pkit.testing.memory", "p2pkit_tcp"): "optional plugin",
 }
 
 

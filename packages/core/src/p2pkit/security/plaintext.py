@@ -17,12 +17,13 @@ from typing import TYPE_CHECKING
 
 from p2pkit.abc import Buffer, RawConnection, SecureConnection, SecurityProtocol
 from p2pkit.channel import LayeredChannel
+from p2pkit.crypto import PrivateKey, PublicKey, public_key_from_protobuf
 from p2pkit.errors import HandshakeError, HandshakeTimeout, PeerIdMismatch, ProtocolError
+from p2pkit.peer import PeerId
+from p2pkit.protobuf import encode_bytes_field, iter_fields
 from p2pkit.varint import decode_uvarint, encode_uvarint
 
 if TYPE_CHECKING:
-    from p2pkit.crypto import PrivateKey, PublicKey
-    from p2pkit.peer import PeerId
     from p2pkit.plugins.spec import Components
 
 PROTOCOL_ID = "/plaintext/2.0.0"
@@ -64,25 +65,17 @@ class PlaintextSecurity(SecurityProtocol):
     protocol_id = PROTOCOL_ID
 
     def __init__(self, private_key: PrivateKey, options: PlaintextOptions | None = None) -> None:
-        from p2pkit.peer import PeerId
-
         self.private_key = private_key
         self.peer_id = PeerId.from_public_key(private_key.public_key)
         self.options = options or PlaintextOptions()
 
     def _exchange_message(self) -> bytes:
-        from p2pkit.protobuf import encode_bytes_field
-
         body = encode_bytes_field(1, self.peer_id.to_bytes()) + encode_bytes_field(
             2, self.private_key.public_key.to_protobuf()
         )
         return encode_uvarint(len(body)) + body
 
     async def _read_exchange(self, conn: RawConnection) -> tuple[PeerId, PublicKey]:
-        from p2pkit.crypto import public_key_from_protobuf
-        from p2pkit.peer import PeerId
-        from p2pkit.protobuf import iter_fields
-
         buf = b""
         while True:
             decoded = decode_uvarint(buf)
