@@ -16,12 +16,12 @@ at about 45 MiB.  The costliest attack is the parked streams (1000 ``/echo/1.0.0
 streams on one connection, each sending 1 MiB and never reading the echo).  What the
 muxer buffers for that peer, received and not yet read, is reserved against
 ``max_memory_per_peer`` = 64 MiB (streams beyond it are reset); each echo handler holds
-at most 64 KiB it read while it waits to write it back (``protocols.echo.CHUNK``), for
-at most 1000 streams (yamux ``max_streams``): 62.5 MiB.  So at most about 45 + 64 + 62.5
-= 172 MiB is live at once (tracemalloc saw a Python heap peak near 50 MiB above the
-baseline).  The process's RSS peaks higher, at 190 to 260 MiB in our runs: payload
-blocks freed by the reset streams stay with the allocator.  300 MiB leaves room for
-that; before the memory limits, this attack alone took the listener past 500 MiB.  The
+at most 16 KiB it read while it waits to write it back (``protocols.echo.CHUNK``), for
+at most 1000 streams (yamux ``max_streams``): 15.6 MiB.  So at most about 45 + 64 + 16
+= 125 MiB is live at once.  The process's RSS peaks higher, at 144 to 170 MiB in our
+runs: payload blocks freed by the reset streams stay with the allocator.  300 MiB leaves
+room for that (with 64 KiB echo reads the peaks were 190 to 301 MiB); before the memory
+limits, this attack alone took the listener past 500 MiB.  The
 300 silent connections must cost no receive buffer before admission, and the floods
 are bounded by the muxers' control-frame limits.
 """

@@ -12,8 +12,9 @@ from p2pkit.abc import MuxedStream
 PROTOCOL_ID = "/echo/1.0.0"
 #: Bytes read (and held while written back) at a time.  A peer that sends and never
 #: reads the echo parks that much per stream in the handler, where no muxer accounts
-#: it: 64 KiB keeps 1000 parked streams under 64 MiB (1 MiB allowed 256 MiB).
-CHUNK = 64 << 10
+#: it: 16 KiB keeps 1000 parked streams under 16 MiB (1 MiB allowed 256 MiB, 64 KiB
+#: left the hostile-peer test's listener within a few MiB of its bound).
+CHUNK = 16 << 10
 #: A read or a write that waits this long ends the stream (the host resets it), so a
 #: peer cannot park echo streams forever.
 IDLE_TIMEOUT = 60.0
