@@ -10,10 +10,10 @@ write gate, so a slow reader throttles its own sender and nobody else.
 
 Memory: bytes received and not yet read are reserved in the connection's memory scope
 (``new_session(memory=...)``, the resource manager) through
-:class:`~p2pkit.reservation.BufferReservation`: one integer comparison per frame, a
-reservation call per 256 KiB swing of what is buffered.  A refusal resets the stream the
-data came on (:class:`~p2pkit.errors.StreamResetByLimit` here, RST to the peer); the session
-goes on.
+:class:`~p2pkit.reservation.BufferReservation`: one integer comparison per frame; a
+reservation call when buffering starts or swings by 256 KiB, a release once drained.  A
+refusal resets the stream the data came on (:class:`~p2pkit.errors.StreamResetByLimit`
+here, RST to the peer); the session goes on.
 """
 
 from __future__ import annotations
