@@ -17,7 +17,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from p2pkit.addrs import split_peer, to_multiaddr
 from p2pkit.crypto import private_key_from_protobuf, public_key_from_protobuf
@@ -90,9 +90,22 @@ def mplex_receive(data: bytes, rng: random.Random, is_initiator: bool) -> None:
 # -- multistream-select ------------------------------------------------------------------
 
 
-def ms_initiator(data: bytes, rng: random.Random) -> None:
-    lazy = rng.random() < 0.3
-    m = ms.Initiator(PROTOCOLS[:1] if lazy else PROTOCOLS, lazy=lazy)
+class _Machine(Protocol):
+    """What every sans-IO machine with a finite exchange offers (docs/sansio.md)."""
+
+    @property
+    def done(self) -> bool: ...
+
+    @property
+    def leftover(self) -> bytes: ...
+
+    def receive_data(self, data: bytes) -> object: ...
+
+    def data_to_send(self) -> bytes: ...
+
+
+def drive(m: _Machine, data: bytes, rng: random.Random) -> None:
+    """Feed ``data`` in socket-like chunks until the exchange is done, as a shell would."""
     m.data_to_send()
     for chunk in chunks(data, rng):
         if m.done:
@@ -100,26 +113,19 @@ def ms_initiator(data: bytes, rng: random.Random) -> None:
         m.receive_data(chunk)
         m.data_to_send()
     _ = m.leftover
+
+
+def ms_initiator(data: bytes, rng: random.Random) -> None:
+    lazy = rng.random() < 0.3
+    drive(ms.Initiator(PROTOCOLS[:1] if lazy else PROTOCOLS, lazy=lazy), data, rng)
 
 
 def ms_responder(data: bytes, rng: random.Random) -> None:
-    m = ms.Responder(lambda p: p in PROTOCOLS, eager_header=rng.random() < 0.5)
-    m.data_to_send()
-    for chunk in chunks(data, rng):
-        if m.done:
-            break
-        m.receive_data(chunk)
-        m.data_to_send()
-    _ = m.leftover
+    drive(ms.Responder(lambda p: p in PROTOCOLS, eager_header=rng.random() < 0.5), data, rng)
 
 
 def ms_ls(data: bytes, rng: random.Random) -> None:
-    m = ms.ListRequest()
-    m.data_to_send()
-    for chunk in chunks(data, rng):
-        if m.done:
-            break
-        m.receive_data(chunk)
+    drive(ms.ListRequest(), data, rng)
 
 
 def ms_messages(data: bytes, rng: random.Random) -> None:
@@ -158,13 +164,7 @@ def _noise_machine(initiator: bool) -> NoiseHandshake:
 
 
 def noise_handshake(data: bytes, rng: random.Random, initiator: bool) -> None:
-    hs = _noise_machine(initiator)
-    hs.data_to_send()
-    for chunk in chunks(data, rng):
-        if hs.done:
-            break
-        hs.receive_data(chunk)
-        hs.data_to_send()
+    drive(_noise_machine(initiator), data, rng)
 
 
 def noise_payload(data: bytes, rng: random.Random) -> None:

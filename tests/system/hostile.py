@@ -13,12 +13,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import random
 import struct
 import sys
 import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from p2pkit.config import HostBuilder
@@ -39,11 +41,14 @@ def client() -> Host:
     return HostBuilder().security("noise").muxer("yamux").transport("tcp").build()
 
 
-async def ping_flood(target: str, deadline: float) -> dict[str, Any]:
-    """Ping(SYN) frames without ever reading the replies (reading paused)."""
-    frames = 0
+async def _flood(
+    target: str, deadline: float, batches: Callable[[], Iterator[tuple[bytes, int]]]
+) -> dict[str, Any]:
+    """Write ``batches()`` (raw yamux frames, and how many) on fresh connections whose
+    reading is paused, until the deadline; a connection the listener closes is replaced
+    (at most 50)."""
+    sent = 0
     connections = 0
-    batch = PING_SYN * 256
     async with client() as host:
         while time.monotonic() < deadline and connections < 50:
             connections += 1
@@ -54,49 +59,34 @@ async def ping_flood(target: str, deadline: float) -> dict[str, Any]:
                 continue
             conn.secure.pause_reading()
             try:
-                for _ in range(MAX_ROUNDS):
+                for frames, count in itertools.islice(batches(), MAX_ROUNDS):
                     if time.monotonic() >= deadline:
                         break
-                    conn.secure.write_nowait(batch)
-                    frames += 256
+                    conn.secure.write_nowait(frames)
+                    sent += count
                     async with asyncio.timeout(max(0.01, deadline - time.monotonic())):
                         await conn.secure.drain()
             except (P2PError, OSError, TimeoutError):
                 pass
             conn.muxed.abort()
-    return {"frames": frames, "connections": connections}
+    return {"frames": sent, "connections": connections}
+
+
+async def ping_flood(target: str, deadline: float) -> dict[str, Any]:
+    """Ping(SYN) frames without ever reading the replies (reading paused)."""
+    return await _flood(target, deadline, lambda: itertools.repeat((PING_SYN * 256, 256)))
+
+
+def _syn_batches() -> Iterator[tuple[bytes, int]]:
+    """New yamux streams (WindowUpdate SYN), 64 per batch, from stream id 10,001 (odd:
+    ours, far above what the session used)."""
+    for first in itertools.count(10_001, 128):
+        yield b"".join(YAMUX.pack(0, 1, 0x1, first + 2 * i, 0) for i in range(64)), 64
 
 
 async def syn_flood(target: str, deadline: float) -> dict[str, Any]:
-    """New yamux streams (WindowUpdate SYN), never negotiated, never read."""
-    opened = 0
-    connections = 0
-    async with client() as host:
-        while time.monotonic() < deadline and connections < 50:
-            connections += 1
-            try:
-                conn = await host.connect(target)
-            except (P2PError, OSError):
-                await asyncio.sleep(0.05)
-                continue
-            conn.secure.pause_reading()
-            stream_id = 10_001  # odd: ours, far above what the session used
-            try:
-                for _ in range(MAX_ROUNDS):
-                    if time.monotonic() >= deadline:
-                        break
-                    frames = b"".join(
-                        YAMUX.pack(0, 1, 0x1, stream_id + 2 * i, 0) for i in range(64)
-                    )
-                    stream_id += 128
-                    conn.secure.write_nowait(frames)
-                    opened += 64
-                    async with asyncio.timeout(max(0.01, deadline - time.monotonic())):
-                        await conn.secure.drain()
-            except (P2PError, OSError, TimeoutError):
-                pass
-            conn.muxed.abort()
-    return {"streams": opened, "connections": connections}
+    """New yamux streams, never negotiated, never read."""
+    return await _flood(target, deadline, _syn_batches)
 
 
 async def parked_streams(target: str, deadline: float) -> dict[str, Any]:

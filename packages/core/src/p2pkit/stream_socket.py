@@ -136,6 +136,19 @@ class StreamSocketConnection(ChannelBase, RawConnection):
             raise ConnectionClosed(f"{self.transport_name} connection is closed")
         return int(sock.getsockopt(level, option))
 
+    def set_socket_option(self, level: int, option: int, value: int) -> None:
+        """``setsockopt`` on the underlying socket (for tests and diagnostics)."""
+        sock = self._socket()
+        if sock is None:
+            raise ConnectionClosed(f"{self.transport_name} connection is closed")
+        sock.setsockopt(level, option, value)
+
+    @property
+    def queued_bytes(self) -> int:
+        """Bytes asyncio holds for the socket, not yet handed to the kernel."""
+        t = self._transport
+        return 0 if t is None else t.get_write_buffer_size()
+
     # -- raw hooks -----------------------------------------------------------------------
 
     def _raw_write(self, data: Buffer) -> None:
