@@ -78,5 +78,5 @@ async def test_simultaneous_dial_keeps_working_connectivity(make_host):
         async with asyncio.timeout(5):
             while a.connections() or b.connections():
                 await asyncio.sleep(0.01)
-    assert a.swarm.counts.inbound == a.swarm.counts.outbound == 0
-    assert b.swarm.counts.inbound == b.swarm.counts.outbound == 0
+    assert a.swarm.rcmgr.system.empty
+    assert b.swarm.rcmgr.system.empty

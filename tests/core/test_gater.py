@@ -82,7 +82,7 @@ async def test_outbound_checkpoints_refuse(deny_at):
             while server.connections():
                 await asyncio.sleep(0.01)
         if deny_at.startswith("dial"):
-            assert server.swarm.counts.inbound == 0
+            assert server.swarm.rcmgr.system.conns_in == 0
         # Gating one dial does not harm a later allowed one.
         cg.deny_at = None
         assert (await client.connect(server.addrs_with_peer_id[0])).peer == server.peer_id

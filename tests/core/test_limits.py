@@ -9,48 +9,58 @@ import logging
 import pytest
 
 from p2pkit.config import load_config
+from p2pkit.crypto import generate_private_key
 from p2pkit.errors import ConfigError, P2PError, ResourceLimitExceeded
-from p2pkit.limits import (
-    ConnectionCounts,
-    LimitExceeded,
-    ResourceLimits,
-    check_accept,
-    check_dial,
-    check_established,
-    check_stream,
-)
+from p2pkit.limits import Direction, LimitExceeded, ResourceLimits, check_stream
+from p2pkit.peer import PeerId
 from p2pkit.protocols.echo import PROTOCOL_ID as ECHO
 from p2pkit.protocols.ping import PROTOCOL_ID as PING
 from p2pkit.protocols.ping import ping
+from p2pkit.rcmgr import ResourceManager, limits_from
 from p2pkit.testing.memory_muxed import memory_builder
 
 
-def test_pure_checks():
-    lim = ResourceLimits(
-        max_connections=3,
-        max_inbound_connections=2,
-        max_outbound_connections=2,
-        max_connections_per_peer=1,
-        max_pending_inbound=2,
-    )
-    c = ConnectionCounts()
-    assert check_accept(lim, c) is None and check_dial(lim, c) is None
-    c.pending_inbound = 2
-    assert check_accept(lim, c).limit == "max_pending_inbound"
-    c = ConnectionCounts(inbound=1, pending_inbound=1)
-    assert check_accept(lim, c).limit == "max_inbound_connections"
-    c = ConnectionCounts(inbound=1, outbound=1, pending_outbound=1)
-    assert check_accept(lim, c).limit == "max_connections"
-    assert check_dial(lim, c).limit == "max_connections"
-    c = ConnectionCounts(outbound=2)
-    assert check_dial(lim, c).limit == "max_outbound_connections"
-    assert check_established(lim, ConnectionCounts(), "inbound", 1).limit == (
-        "max_connections_per_peer"
-    )
-    assert check_established(lim, ConnectionCounts(inbound=2), "inbound", 0).limit == (
-        "max_inbound_connections"
-    )
-    assert check_established(lim, ConnectionCounts(inbound=2), "outbound", 0) is None
+def _refused(rm: ResourceManager, direction: Direction) -> str:
+    with pytest.raises(LimitExceeded) as info:
+        rm.open_connection(direction, "127.0.0.1" if direction == "inbound" else None)
+    return info.value.limit
+
+
+def test_table_limits_in_the_resource_manager():
+    """The ``[p2pkit.limits]`` connection limits, enforced by the resource manager and
+    named in refusals as the user configured them."""
+    rm = ResourceManager(limits_from(ResourceLimits(max_pending_inbound=2)))
+    first, second = (rm.open_connection("inbound", "127.0.0.1") for _ in range(2))
+    assert _refused(rm, "inbound") == "max_pending_inbound"  # both still handshaking
+    rm.open_connection("outbound", None).close()  # our dials are no pending handshakes
+    peer = PeerId.from_public_key(generate_private_key("ed25519").public_key)
+    first.set_peer(peer)
+    rm.open_connection("inbound", "127.0.0.1").close()  # a handshake slot came free
+
+    rm = ResourceManager(limits_from(ResourceLimits(max_connections_per_peer=1)))
+    first, second = (rm.open_connection("inbound", "127.0.0.1") for _ in range(2))
+    first.set_peer(peer)
+    with pytest.raises(LimitExceeded) as info:
+        second.set_peer(peer)
+    assert info.value.limit == "max_connections_per_peer"
+
+    lim = ResourceLimits(max_connections=3, max_inbound_connections=2, max_outbound_connections=2)
+    rm = ResourceManager(limits_from(lim))
+    inbound = [rm.open_connection("inbound", "127.0.0.1") for _ in range(2)]
+    assert _refused(rm, "inbound") == "max_inbound_connections"
+    outbound = rm.open_connection("outbound", None)
+    assert _refused(rm, "outbound") == "max_connections"
+    assert _refused(rm, "inbound") == "max_connections"
+    for scope in (*inbound, outbound):
+        scope.close()
+    outbound_two = [rm.open_connection("outbound", None) for _ in range(2)]
+    assert _refused(rm, "outbound") == "max_outbound_connections"
+    for scope in outbound_two:
+        scope.close()
+    assert rm.system.empty and rm.tracked_scopes == 0
+
+
+def test_stream_check():
     assert check_stream(None, 10**6, "inbound") is None
     err = check_stream(4, 4, "outbound")
     assert isinstance(err, ResourceLimitExceeded) and err.limit == "max_outbound_streams_per_conn"

@@ -2,17 +2,16 @@
 streams per connection, muxer receive memory per connection.
 
 A limit never harms what exists: it refuses only the *new* connection or stream, with a
-typed, logged :class:`LimitExceeded` naming the limit.  The checks are pure functions of
-counts the host already keeps (no per-byte work, no extra task).
+typed, logged :class:`LimitExceeded` naming the limit.  This module is the table; the
+resource manager (``p2pkit.rcmgr``) keeps the counts and enforces it, scope by scope.
 
 Where each limit is enforced:
 
-* ``max_connections`` / ``max_inbound_connections``: when an inbound socket is
-  accepted (established + handshakes pending, before any crypto: cheapest refusal) and
-  again once the upgrade is done; ``max_outbound_connections`` / ``max_connections``
-  before dialing (established + dials in flight);
+* ``max_connections`` / ``max_inbound_connections`` / ``max_pending_inbound`` and the
+  per-IP ``max_connections_per_ip`` / ``max_pending_per_ip``: when an inbound socket is
+  accepted (handshakes in flight count as connections: the cheapest refusal, before any
+  crypto); ``max_outbound_connections`` / ``max_connections`` before dialing;
 * ``max_connections_per_peer``: once the peer is known (after the security handshake);
-* ``max_pending_inbound``: when an inbound socket is accepted;
 * ``max_inbound_streams_per_conn``: the host resets a new inbound stream beyond it;
   ``max_outbound_streams_per_conn``: ``new_stream`` raises before opening one;
 * ``max_muxer_memory_per_conn``: applied at configuration time through each muxer
@@ -112,80 +111,6 @@ class ResourceLimits:
             raise ConfigError("limits.ip4_prefix must be <= 32 and ip6_prefix <= 128")
 
 
-@dataclasses.dataclass
-class ConnectionCounts:
-    """Counts the host keeps; the checks read them."""
-
-    inbound: int = 0
-    outbound: int = 0
-    pending_inbound: int = 0
-    pending_outbound: int = 0
-
-    @property
-    def total(self) -> int:
-        return self.inbound + self.outbound
-
-    def add(self, direction: Direction, delta: int) -> None:
-        if direction == "inbound":
-            self.inbound += delta
-        else:
-            self.outbound += delta
-
-
-def check_accept(limits: ResourceLimits, counts: ConnectionCounts) -> LimitExceeded | None:
-    """May a new inbound socket start its handshake?"""
-    if counts.pending_inbound >= limits.max_pending_inbound:
-        return LimitExceeded("max_pending_inbound", limits.max_pending_inbound)
-    in_flight = counts.total + counts.pending_inbound + counts.pending_outbound
-    if limits.max_connections is not None and in_flight >= limits.max_connections:
-        return LimitExceeded("max_connections", limits.max_connections)
-    if (
-        limits.max_inbound_connections is not None
-        and counts.inbound + counts.pending_inbound >= limits.max_inbound_connections
-    ):
-        return LimitExceeded("max_inbound_connections", limits.max_inbound_connections)
-    return None
-
-
-def check_dial(limits: ResourceLimits, counts: ConnectionCounts) -> LimitExceeded | None:
-    """May we start one more outbound dial?"""
-    in_flight = counts.total + counts.pending_inbound + counts.pending_outbound
-    if limits.max_connections is not None and in_flight >= limits.max_connections:
-        return LimitExceeded("max_connections", limits.max_connections)
-    if (
-        limits.max_outbound_connections is not None
-        and counts.outbound + counts.pending_outbound >= limits.max_outbound_connections
-    ):
-        return LimitExceeded("max_outbound_connections", limits.max_outbound_connections)
-    return None
-
-
-def check_established(
-    limits: ResourceLimits, counts: ConnectionCounts, direction: Direction, peer_conns: int
-) -> LimitExceeded | None:
-    """May an upgraded connection join the host?  ``counts`` excludes it (its pending
-    slot has been released); ``peer_conns`` is the peer's existing connections."""
-    if (
-        limits.max_connections_per_peer is not None
-        and peer_conns >= limits.max_connections_per_peer
-    ):
-        return LimitExceeded("max_connections_per_peer", limits.max_connections_per_peer)
-    if limits.max_connections is not None and counts.total >= limits.max_connections:
-        return LimitExceeded("max_connections", limits.max_connections)
-    if direction == "inbound":
-        if (
-            limits.max_inbound_connections is not None
-            and counts.inbound >= limits.max_inbound_connections
-        ):
-            return LimitExceeded("max_inbound_connections", limits.max_inbound_connections)
-    elif (
-        limits.max_outbound_connections is not None
-        and counts.outbound >= limits.max_outbound_connections
-    ):
-        return LimitExceeded("max_outbound_connections", limits.max_outbound_connections)
-    return None
-
-
 def check_stream(
     limit: int | None, open_streams: int, direction: Direction
 ) -> LimitExceeded | None:
@@ -225,12 +150,8 @@ def apply_muxer_memory_limit(muxers: list[ResolvedPlugin], limit: int | None) ->
 
 
 __all__ = [
-    "ConnectionCounts",
     "LimitExceeded",
     "ResourceLimits",
     "apply_muxer_memory_limit",
-    "check_accept",
-    "check_dial",
-    "check_established",
     "check_stream",
 ]

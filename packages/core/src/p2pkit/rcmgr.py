@@ -27,7 +27,7 @@ import ipaddress
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Literal, NoReturn
 
 from p2pkit.limits import LimitExceeded, ResourceLimits
@@ -72,12 +72,37 @@ class Limits:
     ip4_prefix: int = 32
     ip6_prefix: int = 56
     unlimited_networks: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
+    names: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    """``scope.limit`` -> the name the user configured it by, for refusal messages."""
+
+
+#: What each ``[p2pkit.limits]`` field limits, as ``scope.limit``.
+TABLE_NAMES = {
+    "system.conns": "max_connections",
+    "system.conns_inbound": "max_inbound_connections",
+    "system.conns_outbound": "max_outbound_connections",
+    "system.pending": "max_pending_inbound",
+    "system.memory": "max_memory",
+    "ip.conns": "max_connections_per_ip",
+    "ip.pending": "max_pending_per_ip",
+    "ip.memory": "max_memory_per_ip",
+    "peer.conns": "max_connections_per_peer",
+    "peer.memory": "max_memory_per_peer",
+    "conn.streams_inbound": "max_inbound_streams_per_conn",
+    "conn.memory": "max_muxer_memory_per_conn",
+}
 
 
 def limits_from(table: ResourceLimits) -> Limits:
     """The scopes' limits from the ``[p2pkit.limits]`` table (one table for users)."""
     return Limits(
-        system=ScopeLimit(memory=table.max_memory),
+        system=ScopeLimit(
+            conns=table.max_connections,
+            conns_inbound=table.max_inbound_connections,
+            conns_outbound=table.max_outbound_connections,
+            pending=table.max_pending_inbound,
+            memory=table.max_memory,
+        ),
         ip=ScopeLimit(
             table.max_connections_per_ip,
             pending=table.max_pending_per_ip,
@@ -92,6 +117,7 @@ def limits_from(table: ResourceLimits) -> Limits:
         ip4_prefix=table.ip4_prefix,
         ip6_prefix=table.ip6_prefix,
         unlimited_networks=tuple(table.unlimited_networks),
+        names=TABLE_NAMES,
     )
 
 
@@ -224,7 +250,8 @@ class ResourceManager:
 
     def refuse(self, scope: Scope, what: str, value: int | None, detail: str = "") -> NoReturn:
         key = f"{scope.name.split(':', 1)[0]}.{what}"
-        error = LimitExceeded(key, value if value is not None else 0, scope.name)
+        name = self.limits.names.get(key, key)
+        error = LimitExceeded(name, value if value is not None else 0, scope.name)
         self.record(key, f"{error}{f' ({detail})' if detail else ''}")
         raise error
 
@@ -250,7 +277,7 @@ class ResourceManager:
         for scope in (self.system, ip):
             if scope is None:
                 continue
-            what = scope.refusal_conn(direction, pending=True)
+            what = scope.refusal_conn(direction, pending=direction == "inbound")
             if what is not None:
                 if ip is not None:
                     self.release_if_empty(ip)
@@ -298,11 +325,13 @@ class ConnectionScope(_Reserving):
         self.ip = ip
         self.peer: Scope | None = None
         self.done = False
-        self.pending = True
+        # Handshakes in flight are limited for inbound connections only: strangers start
+        # those; our own dials are bounded by the dialer.
+        self.pending = direction == "inbound"
         self.streams: set[StreamScope] = set()
         for scope in self._counted():
             scope.add_conn(direction, 1)
-            scope.pending += 1
+            scope.pending += self.pending
 
     def _counted(self) -> list[Scope]:
         return [s for s in (self.scope, self.ip, self.manager.system) if s is not None]

@@ -28,14 +28,7 @@ from p2pkit.dialer import Dialer
 from p2pkit.errors import ConnectionClosed, P2PError, PeerIdMismatch
 from p2pkit.events import Connected, Disconnected, EventBus, Listen, ListenClose
 from p2pkit.gater import ConnectionGated
-from p2pkit.limits import (
-    ConnectionCounts,
-    LimitExceeded,
-    ResourceLimits,
-    check_accept,
-    check_dial,
-    check_established,
-)
+from p2pkit.limits import LimitExceeded, ResourceLimits
 from p2pkit.network import BaseTransport, MuxedTransport, MuxedTransportConnection, Transport
 from p2pkit.peer import PeerId
 from p2pkit.plugins.select import choose_transport
@@ -85,9 +78,7 @@ class Swarm:
         # The registry's transport specs: "no transport for this address" names what to
         # enable or install.
         self.installed_transports = list(installed_transports)
-        self.counts = ConnectionCounts()
-        # Per-IP, per-peer and per-connection scopes (the system-wide connection counts
-        # above are checked first: the cheapest refusal).
+        # Every admission count and limit: system, IP prefix, peer, connection, stream.
         self.rcmgr = ResourceManager(limits_from(limits))
         self.listeners: list[Listener] = []
         self._conns: dict[PeerId, list[Connection]] = {}
@@ -127,11 +118,6 @@ class Swarm:
         elif not self.gater.allow_accept(conn.local_addr, conn.remote_addr):
             refusal = ConnectionGated("accept", None, conn.remote_addr)
             log.info("%s", refusal)
-        else:
-            refusal = check_accept(self.limits, self.counts)
-            if refusal is not None:
-                where = f"inbound {conn.remote_addr}"
-                self.rcmgr.record(f"system.{refusal.limit}", f"{where}: {refusal}")
         scope: ConnectionScope | None = None
         if refusal is None:
             try:
@@ -148,7 +134,6 @@ class Swarm:
         if isinstance(conn, MuxedTransportConnection):
             self._admit_native(conn, "inbound", scope)
             return
-        self.counts.pending_inbound += 1
         self.tasks.spawn(self._upgrade_inbound(conn, scope), name="p2pkit-upgrade-inbound")
 
     def _admit_native(
@@ -178,8 +163,6 @@ class Swarm:
                 "inbound upgrade from %s failed: %s: %s", raw.remote_addr, type(exc).__name__, exc
             )
             return
-        finally:
-            self.counts.pending_inbound -= 1
         with contextlib.suppress(P2PError):  # logged and aborted by add_connection
             self.add_connection(upgraded, "inbound", scope)
 
@@ -195,9 +178,8 @@ class Swarm:
             scope.close()
             raise closed
         conn = Connection(upgraded, direction, self.opener)
-        existing = sum(1 for c in self._conns.get(conn.peer, ()) if not c.is_closed)
-        refusal: P2PError | None = check_established(self.limits, self.counts, direction, existing)
-        if refusal is None and not self.gater.allow_upgraded(conn):
+        refusal: P2PError | None = None
+        if not self.gater.allow_upgraded(conn):
             refusal = ConnectionGated("upgraded", conn.peer, conn.remote_addr)
         if refusal is None:
             try:
@@ -210,7 +192,6 @@ class Swarm:
             scope.close()
             raise refusal
         self._scopes[conn] = scope
-        self.counts.add(direction, 1)
         self._conns.setdefault(conn.peer, []).append(conn)
         self.events.emit(Connected(conn.peer, conn))
         self.tasks.spawn(self._serve_connection(conn), name=f"p2pkit-conn-{conn.peer}")
@@ -250,7 +231,6 @@ class Swarm:
         conns = self._conns.get(conn.peer)
         if conns and conn in conns:
             conns.remove(conn)
-            self.counts.add(conn.direction, -1)
             if not conns:
                 del self._conns[conn.peer]
             self.events.emit(Disconnected(conn.peer, conn))
@@ -343,14 +323,9 @@ class Swarm:
         self, addrs: Sequence[Multiaddr], peer: PeerId | None, *, use_backoff: bool
     ) -> Connection:
         """Dial through the happy-eyeballs dialer (p2pkit.dialer); one connection results."""
-        refusal = check_dial(self.limits, self.counts)
-        if refusal is not None:
-            log.warning("not dialing %s: %s", peer or addrs, refusal)
-            raise refusal
         # Outbound connections count in the system and peer scopes, not per IP (the IP
-        # limits are about strangers reaching us).
+        # limits are about strangers reaching us).  A refusal is logged by the manager.
         scope = self.rcmgr.open_connection("outbound", None)
-        self.counts.pending_outbound += 1
         try:
             upgraded, _ = await self.dialer.dial(
                 peer,
@@ -362,8 +337,6 @@ class Swarm:
         except BaseException:
             scope.close()
             raise
-        finally:
-            self.counts.pending_outbound -= 1
         return self.add_connection(upgraded, "outbound", scope)
 
     async def _dial_one(
