@@ -11,12 +11,12 @@ import pytest
 from p2pkit.config import load_config
 from p2pkit.crypto import generate_private_key
 from p2pkit.errors import ConfigError, P2PError, ResourceLimitExceeded
-from p2pkit.limits import Direction, LimitExceeded, ResourceLimits, check_stream
+from p2pkit.limits import Direction, LimitExceeded, ResourceLimits, check_stream, limits_from
 from p2pkit.peer import PeerId
 from p2pkit.protocols.echo import PROTOCOL_ID as ECHO
 from p2pkit.protocols.ping import PROTOCOL_ID as PING
 from p2pkit.protocols.ping import ping
-from p2pkit.rcmgr import ResourceManager, limits_from
+from p2pkit.rcmgr import ResourceManager
 from p2pkit.testing.memory_muxed import memory_builder
 
 

@@ -9,9 +9,16 @@ import logging
 import pytest
 
 from p2pkit.crypto import generate_private_key
-from p2pkit.limits import LimitExceeded, ResourceLimits, memory_budget
+from p2pkit.limits import (
+    LimitExceeded,
+    Limits,
+    ResourceLimits,
+    ScopeLimit,
+    limits_from,
+    memory_budget,
+)
 from p2pkit.peer import PeerId
-from p2pkit.rcmgr import Limits, ResourceManager, ScopeLimit, limits_from
+from p2pkit.rcmgr import ResourceManager
 
 
 def peer() -> PeerId:

@@ -15,8 +15,8 @@ import pytest
 
 from p2pkit.abc import SecureConnection
 from p2pkit.errors import StreamReset, StreamResetByLimit
-from p2pkit.limits import LimitExceeded
-from p2pkit.rcmgr import UNLIMITED, ConnectionScope, Limits, ResourceManager, ScopeLimit
+from p2pkit.limits import UNLIMITED, LimitExceeded, Limits, ScopeLimit
+from p2pkit.rcmgr import ConnectionScope, ResourceManager
 from p2pkit.reservation import IDLE_MAX
 from p2pkit.testing.memory import tcp_channel_pair
 from p2pkit_mplex import MplexConnection, MplexMuxer, MplexStream

@@ -153,7 +153,7 @@ def test_listener_serves_good_peer_through_attacks(net: Net, tmp_path: Path) -> 
         assert peak < RSS_BOUND_MIB, (peak, baseline, reports)
         log.flush()
         # The parked streams were stopped by the per-peer memory limit (not by luck).
-        assert "peer.memory" in (tmp_path / "listener.log").read_text()
+        assert "max_memory_per_peer" in (tmp_path / "listener.log").read_text()
     finally:
         for p in procs:
             if p.poll() is None:

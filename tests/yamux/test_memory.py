@@ -16,8 +16,8 @@ import pytest
 from p2pkit.abc import MuxedStream, StreamMuxer
 from p2pkit.crypto import generate_private_key
 from p2pkit.errors import StreamReset, StreamResetByLimit
-from p2pkit.limits import LimitExceeded
-from p2pkit.rcmgr import UNLIMITED, ConnectionScope, Limits, ResourceManager, ScopeLimit
+from p2pkit.limits import UNLIMITED, LimitExceeded, Limits, ScopeLimit
+from p2pkit.rcmgr import ConnectionScope, ResourceManager
 from p2pkit.reservation import HEADROOM, IDLE_MAX
 from p2pkit.security.plaintext import PlaintextSecurity
 from p2pkit.testing.memory import channel_pair

@@ -30,6 +30,7 @@ import dataclasses
 import ipaddress
 import logging
 import os
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Literal
 
 from p2pkit.errors import ConfigError, ResourceLimitExceeded
@@ -111,6 +112,84 @@ class ResourceLimits:
             raise ConfigError("limits.ip4_prefix must be <= 32 and ip6_prefix <= 128")
 
 
+@dataclasses.dataclass(frozen=True)
+class ScopeLimit:
+    """Limits of one scope; ``None`` is unlimited."""
+
+    conns: int | None = None
+    conns_inbound: int | None = None
+    conns_outbound: int | None = None
+    pending: int | None = None
+    streams: int | None = None
+    streams_inbound: int | None = None
+    streams_outbound: int | None = None
+    memory: int | None = None
+
+
+UNLIMITED = ScopeLimit()
+
+
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    """The whole table: one :class:`ScopeLimit` per scope kind, plus IP grouping."""
+
+    system: ScopeLimit
+    ip: ScopeLimit
+    peer: ScopeLimit
+    conn: ScopeLimit
+    stream: ScopeLimit
+    ip4_prefix: int = 32
+    ip6_prefix: int = 56
+    unlimited_networks: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
+    names: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    """``scope.limit`` -> the name the user configured it by, for refusal messages."""
+
+
+#: What each ``[p2pkit.limits]`` field limits, as ``scope.limit``.
+TABLE_NAMES = {
+    "system.conns": "max_connections",
+    "system.conns_inbound": "max_inbound_connections",
+    "system.conns_outbound": "max_outbound_connections",
+    "system.pending": "max_pending_inbound",
+    "system.memory": "max_memory",
+    "ip.conns": "max_connections_per_ip",
+    "ip.pending": "max_pending_per_ip",
+    "ip.memory": "max_memory_per_ip",
+    "peer.conns": "max_connections_per_peer",
+    "peer.memory": "max_memory_per_peer",
+    "conn.streams_inbound": "max_inbound_streams_per_conn",
+    "conn.memory": "max_muxer_memory_per_conn",
+}
+
+
+def limits_from(table: ResourceLimits) -> Limits:
+    """The scopes' limits from the ``[p2pkit.limits]`` table (one table for users)."""
+    return Limits(
+        system=ScopeLimit(
+            conns=table.max_connections,
+            conns_inbound=table.max_inbound_connections,
+            conns_outbound=table.max_outbound_connections,
+            pending=table.max_pending_inbound,
+            memory=table.max_memory,
+        ),
+        ip=ScopeLimit(
+            table.max_connections_per_ip,
+            pending=table.max_pending_per_ip,
+            memory=table.max_memory_per_ip,
+        ),
+        peer=ScopeLimit(conns=table.max_connections_per_peer, memory=table.max_memory_per_peer),
+        conn=ScopeLimit(
+            streams_inbound=table.max_inbound_streams_per_conn,
+            memory=table.max_muxer_memory_per_conn,
+        ),
+        stream=UNLIMITED,
+        ip4_prefix=table.ip4_prefix,
+        ip6_prefix=table.ip6_prefix,
+        unlimited_networks=tuple(table.unlimited_networks),
+        names=TABLE_NAMES,
+    )
+
+
 def check_stream(
     limit: int | None, open_streams: int, direction: Direction
 ) -> LimitExceeded | None:
@@ -150,8 +229,13 @@ def apply_muxer_memory_limit(muxers: list[ResolvedPlugin], limit: int | None) ->
 
 
 __all__ = [
+    "TABLE_NAMES",
+    "UNLIMITED",
     "LimitExceeded",
+    "Limits",
     "ResourceLimits",
+    "ScopeLimit",
     "apply_muxer_memory_limit",
     "check_stream",
+    "limits_from",
 ]

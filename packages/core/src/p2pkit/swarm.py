@@ -28,12 +28,12 @@ from p2pkit.dialer import Dialer
 from p2pkit.errors import ConnectionClosed, P2PError, PeerIdMismatch
 from p2pkit.events import Connected, Disconnected, EventBus, Listen, ListenClose
 from p2pkit.gater import ConnectionGated
-from p2pkit.limits import LimitExceeded, ResourceLimits
+from p2pkit.limits import LimitExceeded, ResourceLimits, limits_from
 from p2pkit.network import BaseTransport, MuxedTransport, MuxedTransportConnection, Transport
 from p2pkit.peer import PeerId
 from p2pkit.plugins.select import choose_transport
 from p2pkit.plugins.spec import PluginSpec
-from p2pkit.rcmgr import ConnectionScope, ResourceManager, StreamScope, limits_from
+from p2pkit.rcmgr import ConnectionScope, ResourceManager, StreamScope
 from p2pkit.tasks import TaskSet
 from p2pkit.upgrader import Upgrader
 
