@@ -187,9 +187,13 @@ async def test_slow_reader_pauses_then_reset_after_timeout(kind: str) -> None:
             r_slow = await sb.accept_stream()
             r_other = await sb.accept_stream()
             start = loop.time()
+            chunk = bytes(256 * 1024)
             with pytest.raises(StreamReset):
-                for _ in range(64):
-                    await slow.write(bytes(256 * 1024))
+                # 64 MiB at most: more than loopback socket buffers and the channel's
+                # high-water mark can absorb (about 12 MiB here), so the writer blocks
+                # until the reset comes back (16 MiB was sometimes all absorbed).
+                for _ in range(256):
+                    await slow.write(chunk)
                     await asyncio.sleep(0)
             assert loop.time() - start >= 0.25
             with pytest.raises(StreamReset):
