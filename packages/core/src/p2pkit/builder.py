@@ -78,6 +78,12 @@ class HostBuilder:
         self._table.setdefault("dialer", {}).update(options)
         return self
 
+    def metrics(self, name: str, **options: Any) -> HostBuilder:
+        """Record metrics with the ``metrics`` plugin ``name`` and its options
+        (``.metrics("prometheus", address="127.0.0.1:9464")``); off unless called."""
+        self._table["metrics"] = {"name": name, **options}
+        return self
+
     def option(self, **values: Any) -> HostBuilder:
         """Set top-level options (``handshake_timeout=5.0``, ``enable_echo=True``...)."""
         self._table.update(values)

@@ -71,6 +71,9 @@ DEFAULTS: dict[str, Any] = {
     "limits": None,  # table of p2pkit.limits.ResourceLimits fields; None = defaults
     "gater": None,  # table of allow/deny lists (p2pkit.gater.GaterOptions) or a gater object
     "dialer": None,  # table of p2pkit.dialer.DialerOptions fields; None = defaults
+    # A metrics plugin's name (options in [plugins.<name>]) or a table with "name"; None
+    # = off (no shipped metrics plugin is default_enabled, so none is used unless named).
+    "metrics": None,
 }
 
 _TIMEOUTS = (
@@ -121,6 +124,7 @@ class HostConfig:
     limits: ResourceLimits = dataclasses.field(default_factory=lambda: ResourceLimits())
     gater: ConnectionGater | None = None
     dialer: DialerOptions = dataclasses.field(default_factory=lambda: DialerOptions())
+    metrics: ResolvedPlugin | None = None
 
     @property
     def max_pending_inbound(self) -> int:
@@ -334,6 +338,7 @@ def validate(table: Mapping[str, Any], *, registry: PluginRegistry | None = None
         limits=limits,
         gater=gater,
         dialer=dialer,
+        metrics=single("metrics", v["metrics"]),
     )
 
 

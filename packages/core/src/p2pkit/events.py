@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -101,6 +102,7 @@ class Subscription:
             self._overflowing = False
         except asyncio.QueueFull:
             self.dropped += 1
+            self._bus.dropped[type(event).__name__] += 1
             if not self._overflowing:
                 self._overflowing = True
                 log.warning(
@@ -144,6 +146,9 @@ class EventBus:
         self._subs: set[Subscription] = set()
         self._listeners: list[tuple[tuple[type[Event], ...], Callable[[Event], None]]] = []
         self.default_queue_size = default_queue_size
+        # Events dropped for slow subscribers, by event type, over the bus's life (the
+        # subscriptions' own counts go with them): read by metrics.
+        self.dropped: Counter[str] = Counter()
 
     def add_listener(
         self, callback: Callable[[Event], None], *types: type[Event]

@@ -26,7 +26,9 @@ from p2pkit.dialer import Dialer
 from p2pkit.errors import AddressError, DialError
 from p2pkit.events import Connected, Disconnected, Event, EventBus
 from p2pkit.gater import ConnectionGated, GatedSecurity
+from p2pkit.host_metrics import HostMetrics, Sources
 from p2pkit.limits import ResourceLimits
+from p2pkit.metrics import Metrics
 from p2pkit.network import BaseTransport, MuxedTransportConnection
 from p2pkit.peer import PeerId
 from p2pkit.peerstore import CONNECTED_ADDR_TTL, RECENTLY_CONNECTED_ADDR_TTL, MemoryPeerstore
@@ -91,6 +93,7 @@ class Host:
         self.events.add_listener(self._record_peer, Connected, Disconnected)
         self.events.add_listener(self._notify_connmgr, Connected, Disconnected)
         self.identify: Identify | None = install_builtin_protocols(self)
+        self.metrics: Metrics | None = self._build_metrics(config)
 
     def _build_swarm(self, config: HostConfig) -> Swarm:
         transports = [p.spec.factory(self.components, p.options) for p in config.transports]
@@ -121,6 +124,26 @@ class Host:
             close_timeout=config.close_timeout,
             installed_transports=config.registry.specs("transport"),
         )
+
+    def _build_metrics(self, config: HostConfig) -> Metrics | None:
+        """The configured metrics plugin, wired to the host (nothing when none is)."""
+        if config.metrics is None:
+            return None
+        metrics = config.metrics.spec.factory(self.components, config.metrics.options)
+        if not isinstance(metrics, Metrics):
+            raise TypeError(f"metrics plugin {config.metrics.spec.name!r} built no Metrics")
+        identify, opener = self.identify, self.swarm.opener
+        assert isinstance(opener, StreamOpener)  # built by _build_swarm
+        sources = Sources(
+            swarm=self.swarm,
+            opener=opener,
+            router=self.router,
+            events=self.events,
+            connmgr=self.connmgr,
+            identify_failures=lambda: identify.failures if identify is not None else {},
+        )
+        HostMetrics(metrics, sources).attach()
+        return metrics
 
     # -- the swarm's parts, for callers that knew them on the host -----------------------
 
@@ -157,9 +180,16 @@ class Host:
         if self._started:
             return self
         self._started = True
-        await self.connmgr.start()
-        if self.config.listen:
-            await self.listen(*self.config.listen)
+        if self.metrics is not None:
+            await self.metrics.start()
+        try:
+            await self.connmgr.start()
+            if self.config.listen:
+                await self.listen(*self.config.listen)
+        except BaseException:
+            if self.metrics is not None:  # e.g. the port is taken: free the endpoint
+                await self.metrics.stop()
+            raise
         return self
 
     async def stop(self) -> None:
@@ -174,6 +204,9 @@ class Host:
         await self.swarm.close_transports()
         with contextlib.suppress(Exception):
             self.peerstore.close()
+        if self.metrics is not None:
+            with contextlib.suppress(Exception):
+                await self.metrics.stop()
 
     async def __aenter__(self) -> Host:
         return await self.start()

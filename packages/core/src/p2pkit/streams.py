@@ -25,6 +25,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: Called with each stream whose protocol was agreed, and that protocol (metrics count
+#: its bytes, p2pkit.host_metrics); None, the default, costs nothing.
+StreamHook = Callable[[MuxedStream, str], None]
+
 
 class StreamOpener:
     """Opens outbound streams: per-connection stream limit, muxer slot, negotiation."""
@@ -41,6 +45,7 @@ class StreamOpener:
         self.events = events
         self.negotiation_timeout = negotiation_timeout
         self.lazy_negotiation = lazy_negotiation
+        self.stream_hook: StreamHook | None = None
 
     async def open(
         self, conn: Connection, protocols: Sequence[str] | str, *, lazy: bool | None = None
@@ -79,6 +84,8 @@ class StreamOpener:
             raise
         stream.protocol = protocol
         negotiated.protocol = protocol
+        if self.stream_hook is not None:
+            self.stream_hook(negotiated, protocol)
         self.events.emit(OpenedStream(conn.peer, protocol, stream.stream_id, False))
         return negotiated
 
@@ -99,6 +106,7 @@ class StreamRouter:
         self._matchers: list[tuple[str, Callable[[str], bool], StreamHandler]] = []
         # Inbound streams whose handler is running -> their connection (connection_of).
         self.handled: dict[MuxedStream, Connection] = {}
+        self.stream_hook: StreamHook | None = None
 
     def set_handler(
         self, protocol_id: str, handler: StreamHandler, match: Callable[[str], bool] | None
@@ -145,6 +153,8 @@ class StreamRouter:
             stream.reset()
             return
         stream.protocol = protocol
+        if self.stream_hook is not None:
+            self.stream_hook(stream, protocol)
         self.events.emit(OpenedStream(conn.peer, protocol, stream.stream_id, True))
         self.handled[stream] = conn
         try:

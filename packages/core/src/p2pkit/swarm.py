@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Coroutine, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from multiaddr import Multiaddr
 
@@ -36,6 +36,9 @@ from p2pkit.plugins.spec import PluginSpec
 from p2pkit.rcmgr import ConnectionScope, ResourceManager, StreamScope
 from p2pkit.tasks import TaskSet
 from p2pkit.upgrader import Upgrader
+
+if TYPE_CHECKING:
+    from p2pkit.host_metrics import SwarmMetrics
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +88,8 @@ class Swarm:
         self._scopes: dict[Connection, ConnectionScope] = {}
         self.pending_dials: dict[PeerId, asyncio.Future[Connection]] = {}
         self.closing = False
+        # Handshake and dial metrics (p2pkit.host_metrics); None: nothing is recorded.
+        self.observer: SwarmMetrics | None = None
 
     # -- listening ----------------------------------------------------------------------
 
@@ -153,8 +158,11 @@ class Swarm:
                 self.add_connection(conn, "inbound", scope)
 
     async def _upgrade_inbound(self, raw: RawConnection, scope: ConnectionScope) -> None:
+        pending = self.upgrader.upgrade_inbound(raw, memory=scope)
+        if self.observer is not None:
+            pending = self.observer.upgrade("inbound", pending)
         try:
-            upgraded = await self.upgrader.upgrade_inbound(raw, memory=scope)
+            upgraded = await pending
         except BaseException as exc:
             scope.close()
             if not isinstance(exc, Exception):
@@ -343,6 +351,13 @@ class Swarm:
         self, addr: Multiaddr, peer: PeerId | None, scope: ConnectionScope
     ) -> MuxedTransportConnection:
         """One dial attempt: gater, transport, upgrade (the dialer races several)."""
+        if self.observer is not None:
+            return await self.observer.dial(addr, self._attempt(addr, peer, scope))
+        return await self._attempt(addr, peer, scope)
+
+    async def _attempt(
+        self, addr: Multiaddr, peer: PeerId | None, scope: ConnectionScope
+    ) -> MuxedTransportConnection:
         if not self.gater.allow_dial_addr(peer, addr):
             raise ConnectionGated("dial_addr", peer, addr)
         transport = choose_transport(
@@ -350,7 +365,10 @@ class Swarm:
         )
         if isinstance(transport, Transport):
             raw = await transport.dial(addr, timeout=self.dial_timeout)
-            return await self.upgrader.upgrade_outbound(raw, peer, memory=scope)
+            pending = self.upgrader.upgrade_outbound(raw, peer, memory=scope)
+            if self.observer is not None:
+                pending = self.observer.upgrade("outbound", pending)
+            return await pending
         assert isinstance(transport, MuxedTransport)  # checked in __init__
         conn = await transport.dial(addr, timeout=self.dial_timeout)
         # A transport with built-in security: verify whom we reached, as the upgrader does.

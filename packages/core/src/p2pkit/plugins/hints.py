@@ -17,6 +17,7 @@ PLUGIN_DISTRIBUTIONS: dict[tuple[PluginKind, str], str] = {
     ("security", "tls"): "p2pkit-tls",
     ("muxer", "yamux"): "p2pkit-yamux",
     ("muxer", "mplex"): "p2pkit-mplex",
+    ("metrics", "prometheus"): "p2pkit-prometheus",
 }
 
 #: Distribution providing a transport for a multiaddr protocol (``/tcp/...``).
@@ -29,6 +30,7 @@ KIND_DISTRIBUTIONS: dict[PluginKind, str] = {
     "transport": "p2pkit-tcp",
     "security": "p2pkit-noise",
     "muxer": "p2pkit-yamux",
+    "metrics": "p2pkit-prometheus",
 }
 
 

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
         StreamMuxer,
         Transport,
     )
+    from p2pkit.metrics import Metrics
 
 
 @hookspec
@@ -50,3 +51,8 @@ def p2pkit_peerstores() -> list[PluginSpec[Peerstore]]:  # type: ignore[empty-bo
 @hookspec
 def p2pkit_connection_gaters() -> list[PluginSpec[ConnectionGater]]:  # type: ignore[empty-body]
     """Connection gaters offered (kind ``connection_gater``)."""
+
+
+@hookspec
+def p2pkit_metrics() -> list[PluginSpec[Metrics]]:  # type: ignore[empty-body]
+    """Metrics backends offered (kind ``metrics``); none is used unless named."""

@@ -39,6 +39,7 @@ _HOOKS: dict[PluginKind, str] = {
     "connection_manager": "p2pkit_connection_managers",
     "peerstore": "p2pkit_peerstores",
     "connection_gater": "p2pkit_connection_gaters",
+    "metrics": "p2pkit_metrics",
 }
 
 

@@ -25,7 +25,13 @@ hookspec = pluggy.HookspecMarker("p2pkit")
 hookimpl = pluggy.HookimplMarker("p2pkit")
 
 PluginKind = Literal[
-    "transport", "security", "muxer", "connection_manager", "peerstore", "connection_gater"
+    "transport",
+    "security",
+    "muxer",
+    "connection_manager",
+    "peerstore",
+    "connection_gater",
+    "metrics",
 ]
 
 T = TypeVar("T")

@@ -23,6 +23,7 @@ import contextlib
 import dataclasses
 import logging
 import time
+from collections import Counter
 from typing import TYPE_CHECKING
 
 from multiaddr import Multiaddr
@@ -158,6 +159,8 @@ class Identify:
         self._seq = 0
         self._push_task: asyncio.Task[None] | None = None
         self.pushes_sent = 0
+        #: Identifications of new connections that failed, by error class (metrics).
+        self.failures: Counter[str] = Counter()
 
     def install(self) -> None:
         self.host.set_stream_handler(PROTOCOL_ID, self._handle_identify)
@@ -261,6 +264,7 @@ class Identify:
         try:
             await self.identify(conn)
         except (P2PError, OSError, TimeoutError) as exc:
+            self.failures[type(exc).__name__] += 1
             log.debug("identify with %s failed: %s", conn.peer, exc)
 
     async def identify(self, conn: Connection) -> IdentifyInfo:
