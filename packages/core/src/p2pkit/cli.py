@@ -25,9 +25,10 @@ from typing import Any
 from p2pkit.cliargs import DEFAULT_LISTEN, build_parser
 from p2pkit.config import load_config
 from p2pkit.crypto import generate_private_key, write_private_key
-from p2pkit.errors import P2PError
+from p2pkit.errors import ConfigError, P2PError
 from p2pkit.host import Host
 from p2pkit.peer import PeerId
+from p2pkit.plugins.hints import distribution_for_kind
 from p2pkit.plugins.registry import default_registry
 from p2pkit.protocols.echo import PROTOCOL_ID as ECHO
 from p2pkit.protocols.perf import PROTOCOL_ID as PERF
@@ -49,11 +50,22 @@ def _host(args: argparse.Namespace, *, listen: Sequence[str] = (), serve: bool =
         overrides["identity"] = args.identity
     if listen:
         overrides["listen"] = list(listen)
+    if getattr(args, "metrics", None):
+        overrides["metrics"] = _metrics_table(args.metrics)
     if serve:
         overrides["enable_echo"] = True
         overrides["enable_perf"] = True
     source: Any = args.config if args.config else {}
     return Host(load_config(source, overrides=overrides))
+
+
+def _metrics_table(address: str) -> dict[str, Any]:
+    """``--metrics HOST:PORT``: the first installed metrics plugin, serving there."""
+    names = default_registry().names("metrics")
+    if not names:
+        dist = distribution_for_kind("metrics")
+        raise ConfigError(f"--metrics: no metrics plugin installed; pip install {dist}")
+    return {"name": names[0], "address": address}
 
 
 def _emit(args: argparse.Namespace, obj: dict[str, Any], text: str) -> None:
@@ -89,6 +101,8 @@ async def cmd_listen(args: argparse.Namespace) -> int:
             await host.listen(DEFAULT_LISTEN)
         for addr in host.listen_addrs:
             print(f"LISTEN {addr}/p2p/{host.peer_id}", flush=True)
+        if host.metrics is not None and host.metrics.endpoint:
+            print(f"METRICS {host.metrics.endpoint}", flush=True)
         await stop.wait()
     return 0
 

@@ -91,6 +91,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--listen", action="append", help=f"multiaddr to listen on (default {DEFAULT_LISTEN})"
     )
     _add_stack_args(p)
+    p.add_argument(
+        "--metrics",
+        metavar="HOST:PORT",
+        help="serve metrics over HTTP there (the installed metrics plugin, e.g. prometheus)",
+    )
 
     p = sub.add_parser("ping", help="ping a peer")
     p.add_argument("addr", type=_address)
