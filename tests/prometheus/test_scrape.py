@@ -99,9 +99,13 @@ async def test_listener_metrics_over_http() -> None:
         .metrics("prometheus", address="127.0.0.1:0")
         .build()
     )
-    client = HostBuilder().security("noise").muxer("yamux").metrics(
-        "prometheus", address="127.0.0.1:0"
-    ).build()
+    client = (
+        HostBuilder()
+        .security("noise")
+        .muxer("yamux")
+        .metrics("prometheus", address="127.0.0.1:0")
+        .build()
+    )
     async with listener, client:
         target = str(listener.addrs_with_peer_id[0])
         slow = listener.events.subscribe(maxsize=1)  # never read: drops events
@@ -114,7 +118,9 @@ async def test_listener_metrics_over_http() -> None:
             await stream.write(payload)
             assert await stream.readexactly(PING_SIZE) == payload
         await echo(client, target, ECHO_BYTES)
-        await until(lambda: client.peer_id in (listener.identify.results if listener.identify else {}))
+        identify = listener.identify
+        assert identify is not None
+        await until(lambda: client.peer_id in identify.results)
 
         # Refused by the resource manager: a second connection from the same peer.
         twin = HostBuilder().identity(client.private_key).security("noise").muxer("yamux").build()
@@ -128,8 +134,10 @@ async def test_listener_metrics_over_http() -> None:
 
         got = await wait_scrape(
             listener,
-            lambda s: s.value("p2pkit_rcmgr_refusals_total") >= 1
-            and s.value("p2pkit_handshake_failures_total") >= 1,
+            lambda s: (
+                s.value("p2pkit_rcmgr_refusals_total") >= 1
+                and s.value("p2pkit_handshake_failures_total") >= 1
+            ),
         )
         conns = got.value("p2pkit_connections", direction="inbound", **STACK)
         assert conns == 1
