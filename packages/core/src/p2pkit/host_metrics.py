@@ -215,10 +215,11 @@ class HostMetrics:
             gauge.set(n, *key)
         for protocol, cell in self._bytes.items():
             received, sent = cell
-            cell[0] = cell[1] = 0
-            if received > 0:
+            if received > 0:  # below 0 after an unread(): kept until read again
+                cell[0] = 0
                 f["p2pkit_stream_bytes_received_total"].inc(protocol, amount=received)
             if sent > 0:
+                cell[1] = 0
                 f["p2pkit_stream_bytes_sent_total"].inc(protocol, amount=sent)
         for key, n in self._deltas["rcmgr"].grown(src.swarm.rcmgr.refusals):
             scope, _, limit = str(key).partition(".")
