@@ -11,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 
-def _get(url: str, path: str | None = None, method: str = "GET") -> tuple[int, str, str]:
+def sync_get(url: str, path: str | None = None, method: str = "GET") -> tuple[int, str, str]:
     parts = urllib.parse.urlsplit(url)
     conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=10)
     try:
@@ -24,7 +24,7 @@ def _get(url: str, path: str | None = None, method: str = "GET") -> tuple[int, s
 
 async def get(url: str, path: str | None = None, method: str = "GET") -> tuple[int, str, str]:
     """(status, content type, body) of one request to the metrics endpoint."""
-    return await asyncio.to_thread(_get, url, path, method)
+    return await asyncio.to_thread(sync_get, url, path, method)
 
 
 class Scrape:

@@ -14,7 +14,7 @@ from p2pkit.config import load_config
 from p2pkit.errors import ConfigError
 from p2pkit.host import Host
 from tests.core.test_cli import CLI
-from tests.prometheus.scrape import get, scrape
+from tests.prometheus.scrape import get, scrape, sync_get
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -98,7 +98,7 @@ def test_cli_listen_serves_metrics_until_stopped() -> None:
         lines = [proc.stdout.readline() for _ in range(2)]
         assert lines[0].startswith("LISTEN ") and lines[1].startswith("METRICS "), lines
         url = lines[1].split()[1]
-        status, ctype, body = _sync_get(url)
+        status, ctype, body = sync_get(url)
         assert status == 200 and ctype.startswith("text/plain")
         assert "# TYPE p2pkit_connections gauge" in body
     finally:
@@ -112,13 +112,7 @@ def test_cli_listen_serves_metrics_until_stopped() -> None:
                 if f:
                     f.close()
     with pytest.raises(OSError):
-        _sync_get(url)
-
-
-def _sync_get(url: str) -> tuple[int, str, str]:
-    from tests.prometheus.scrape import _get
-
-    return _get(url)
+        sync_get(url)
 
 
 async def test_get_helper_is_async() -> None:
