@@ -34,6 +34,7 @@ from p2pkit.dialer import DialerOptions
 from p2pkit.errors import ConfigError, PluginError
 from p2pkit.gater import build_gater
 from p2pkit.limits import ResourceLimits, apply_muxer_memory_limit
+from p2pkit.loops import check_event_loop
 from p2pkit.network import ConnectionGater
 from p2pkit.peer import PeerId
 from p2pkit.plugins.hints import distribution_for_kind
@@ -71,6 +72,7 @@ DEFAULTS: dict[str, Any] = {
     "limits": None,  # table of p2pkit.limits.ResourceLimits fields; None = defaults
     "gater": None,  # table of allow/deny lists (p2pkit.gater.GaterOptions) or a gater object
     "dialer": None,  # table of p2pkit.dialer.DialerOptions fields; None = defaults
+    "event_loop": "asyncio",  # or "uvloop": the loop p2pkit.loops.run starts
 }
 
 _TIMEOUTS = (
@@ -121,6 +123,7 @@ class HostConfig:
     limits: ResourceLimits = dataclasses.field(default_factory=lambda: ResourceLimits())
     gater: ConnectionGater | None = None
     dialer: DialerOptions = dataclasses.field(default_factory=lambda: DialerOptions())
+    event_loop: str = "asyncio"
 
     @property
     def max_pending_inbound(self) -> int:
@@ -251,6 +254,7 @@ def validate(table: Mapping[str, Any], *, registry: PluginRegistry | None = None
         if not isinstance(v[key], bool):
             raise ConfigError(f"{key} must be true or false")
 
+    event_loop = check_event_loop(v["event_loop"])
     identity = v["identity"]
     if identity is not None and not hasattr(identity, "sign"):
         if not isinstance(identity, str | os.PathLike):
@@ -334,6 +338,7 @@ def validate(table: Mapping[str, Any], *, registry: PluginRegistry | None = None
         limits=limits,
         gater=gater,
         dialer=dialer,
+        event_loop=event_loop,
     )
 
 
