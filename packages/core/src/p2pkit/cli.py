@@ -251,7 +251,8 @@ def _perf_text(result: PerfResult, connect_ms: float, via: str) -> str:
         ("download", result.download_bytes, result.download_seconds),
     ):
         if nbytes or not (result.upload_bytes or result.download_bytes):
-            lines.append(f"{name} {megabytes(nbytes)} in {millis(seconds)}: {rate(nbytes, seconds)}")
+            size, took = megabytes(nbytes), millis(seconds)
+            lines.append(f"{name} {size} in {took}: {rate(nbytes, seconds)}")
     return "\n".join(lines)
 
 
