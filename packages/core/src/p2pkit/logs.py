@@ -113,7 +113,7 @@ class RepeatLimiter:
         if held:
             msg, args = _with_count(msg % args if args else msg, held, self.window), ()
             extra = {**(extra or {}), "repeated": held}
-        logger.log(level, msg, *args, extra=extra)
+        logger.log(level, msg, *args, extra=extra, stacklevel=2)  # the caller's line
         return True
 
 
