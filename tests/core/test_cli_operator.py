@@ -155,9 +155,8 @@ def test_argument_errors() -> None:
         ["--direction", "upload"],
         ["--duration", "-1"],
     ):
-        out = subprocess.run(
-            [*CLI, "perf", "/ip4/127.0.0.1/tcp/1", *args], capture_output=True, text=True, timeout=60
-        )
+        argv = [*CLI, "perf", "/ip4/127.0.0.1/tcp/1", *args]
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=60)
         assert out.returncode == 2 and "usage:" in out.stderr, (args, out.stderr)
     out = subprocess.run(
         [*CLI, "ping", "/ip4/127.0.0.1/tcp/1", "--log-format", "xml"],
