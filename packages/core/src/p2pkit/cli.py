@@ -24,7 +24,16 @@ from collections.abc import Sequence
 from typing import Any
 
 from p2pkit.cliargs import DEFAULT_LISTEN, build_parser, check_perf_args
-from p2pkit.cliprogress import megabytes, millis, progress_line, rate, stack, wants_progress
+from p2pkit.cliprogress import (
+    PerfProgress,
+    megabytes,
+    millis,
+    perf_text,
+    progress_line,
+    rate,
+    stack,
+    wants_progress,
+)
 from p2pkit.config import load_config
 from p2pkit.crypto import generate_private_key, write_private_key
 from p2pkit.errors import P2PError
@@ -202,26 +211,8 @@ async def cmd_echo(args: argparse.Namespace) -> int:
     return 0
 
 
-class _PerfProgress:
-    """The perf client's progress: the phase running, its bytes so far, its start."""
-
-    def __init__(self) -> None:
-        self.phase = "upload"
-        self.nbytes = 0
-        self.start = time.perf_counter()
-
-    def __call__(self, phase: str, nbytes: int) -> None:
-        if phase != self.phase:
-            self.phase, self.start = phase, time.perf_counter()
-        self.nbytes = nbytes
-
-    def render(self) -> str:
-        seconds = time.perf_counter() - self.start
-        return f"perf {self.phase}: {megabytes(self.nbytes)}, {rate(self.nbytes, seconds)}"
-
-
 async def cmd_perf(args: argparse.Namespace) -> int:
-    progress = _PerfProgress()
+    progress = PerfProgress()
     async with _host(args) as host:
         conn, connect_ms = await _dial(host, args.addr)
         stream = await conn.new_stream([PERF])
@@ -230,30 +221,18 @@ async def cmd_perf(args: argparse.Namespace) -> int:
             result = await _run_perf(args, stream, progress)
         via = stack(conn)
     obj = {**result.as_dict(), "connect_ms": round(connect_ms, 3)}
-    _emit(args, obj, _perf_text(result, connect_ms, via))
+    _emit(args, obj, perf_text(result, connect_ms, via))
     return 0
 
 
 async def _run_perf(
-    args: argparse.Namespace, stream: Any, progress: _PerfProgress
+    args: argparse.Namespace, stream: Any, progress: PerfProgress
 ) -> PerfResult:
     if args.duration is None:
         return await perf(stream, args.upload or 0, args.download or 0, progress=progress)
     up = args.duration if args.direction in ("both", "upload") else 0.0
     down = args.duration if args.direction in ("both", "download") else 0.0
     return await perf_timed(stream, up, down, progress=progress)
-
-
-def _perf_text(result: PerfResult, connect_ms: float, via: str) -> str:
-    lines = [f"connected in {connect_ms:.2f} ms over {via}"]
-    for name, nbytes, seconds in (
-        ("upload  ", result.upload_bytes, result.upload_seconds),
-        ("download", result.download_bytes, result.download_seconds),
-    ):
-        if nbytes or not (result.upload_bytes or result.download_bytes):
-            size, took = megabytes(nbytes), millis(seconds)
-            lines.append(f"{name} {size} in {took}: {rate(nbytes, seconds)}")
-    return "\n".join(lines)
 
 
 async def cmd_identify(args: argparse.Namespace) -> int:

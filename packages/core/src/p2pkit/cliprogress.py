@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, TextIO
 
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
     from multiaddr import Multiaddr
 
     from p2pkit.connection import Connection
+    from p2pkit.protocols.perf import PerfResult
 
 #: Seconds between two redraws of the progress line.
 INTERVAL = 0.25
@@ -103,10 +105,47 @@ def stack(conn: Connection) -> str:
     )
 
 
+# -- perf ---------------------------------------------------------------------------------
+
+
+class PerfProgress:
+    """The perf client's progress: the phase running, its bytes so far, its start."""
+
+    def __init__(self) -> None:
+        self.phase = "upload"
+        self.nbytes = 0
+        self.start = time.perf_counter()
+
+    def __call__(self, phase: str, nbytes: int) -> None:
+        if phase != self.phase:
+            self.phase, self.start = phase, time.perf_counter()
+        self.nbytes = nbytes
+
+    def render(self) -> str:
+        seconds = time.perf_counter() - self.start
+        return f"perf {self.phase}: {megabytes(self.nbytes)}, {rate(self.nbytes, seconds)}"
+
+
+def perf_text(result: PerfResult, connect_ms: float, via: str) -> str:
+    """The human perf result: the stack, then each direction that ran, with units (a
+    timed download-only run has no upload line)."""
+    lines = [f"connected in {connect_ms:.2f} ms over {via}"]
+    for name, nbytes, seconds in (
+        ("upload  ", result.upload_bytes, result.upload_seconds),
+        ("download", result.download_bytes, result.download_seconds),
+    ):
+        if nbytes or not (result.upload_bytes or result.download_bytes):
+            size, took = megabytes(nbytes), millis(seconds)
+            lines.append(f"{name} {size} in {took}: {rate(nbytes, seconds)}")
+    return "\n".join(lines)
+
+
 __all__ = [
     "INTERVAL",
+    "PerfProgress",
     "megabytes",
     "millis",
+    "perf_text",
     "progress_line",
     "rate",
     "stack",
