@@ -12,6 +12,10 @@ the loop under test:
 * **1000-stream echo**: 1000 concurrent ``/echo/1.0.0`` streams of 1 KiB on one
   connection, each written, echoed and read back (ms for all of them).
 
+Each figure also comes as CPU time, of the client and the listener together (CPU s per GB
+moved, CPU ms per connection, CPU ms for the 1000 streams): on a shared machine CPU time
+moves less than wall-clock time.
+
 Prints per-run figures, then the medians over runs and the uvloop / asyncio ratios, both
 as the ratio of the medians and as the median of each run's ratio (the two loops of a
 run ran back to back); above 1 is better for uvloop on throughput, below 1 on the
@@ -23,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -39,7 +44,30 @@ STREAM_BYTES = 1024
 # -- the child: one loop, one listener, every measurement ------------------------------------
 
 
-async def measure(addr: str, nbytes: int, setups: int) -> dict[str, Any]:
+def listener_cpu(pid: int) -> float:
+    """CPU seconds (user + system) the listener process has used so far (Linux /proc)."""
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Cpu:
+    """CPU seconds of both processes (this client and the listener) over a block: less
+    moved by other jobs on the machine than wall-clock time."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.seconds = 0.0
+
+    def __enter__(self) -> Cpu:
+        self._start = time.process_time() + listener_cpu(self.pid)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.seconds += time.process_time() + listener_cpu(self.pid) - self._start
+
+
+async def measure(addr: str, pid: int, nbytes: int, setups: int) -> dict[str, Any]:
     from p2pkit.builder import HostBuilder  # in the child only (the parent stays light)
     from p2pkit.loops import running_loop_name
     from p2pkit.protocols.echo import PROTOCOL_ID as ECHO
@@ -55,7 +83,10 @@ async def measure(addr: str, nbytes: int, setups: int) -> dict[str, Any]:
     async with client() as host:  # a warm-up connection first: imports, key material
         conn = await host.connect(addr)
         await ping(await conn.new_stream([PING], lazy=True), 1)
-        result = await perf(await conn.new_stream([PERF]), nbytes, nbytes)
+        stream = await conn.new_stream([PERF])
+        with Cpu(pid) as cpu:
+            result = await perf(stream, nbytes, nbytes)
+        out["perf_cpu_s_per_GB"] = cpu.seconds / (2 * nbytes / 1e9)
         out["upload_MBps"] = result.upload_bytes / result.upload_seconds / 1e6
         out["download_MBps"] = result.download_bytes / result.download_seconds / 1e6
 
@@ -69,18 +100,23 @@ async def measure(addr: str, nbytes: int, setups: int) -> dict[str, Any]:
             assert got == STREAM_BYTES, got
             await stream.close()
 
-        start = time.perf_counter()
-        await asyncio.gather(*(echo_one() for _ in range(STREAMS)))
-        out["echo_1000_ms"] = (time.perf_counter() - start) * 1000
+        with Cpu(pid) as cpu:
+            start = time.perf_counter()
+            await asyncio.gather(*(echo_one() for _ in range(STREAMS)))
+            out["echo_1000_ms"] = (time.perf_counter() - start) * 1000
+        out["echo_cpu_ms"] = cpu.seconds * 1000
         await conn.close()
     times = []
+    cpu = Cpu(pid)
     for _ in range(setups):  # a fresh host per connection: nothing reused but the listener
         async with client() as host:
-            start = time.perf_counter()
-            conn = await host.connect(addr)
-            await ping(await conn.new_stream([PING], lazy=True), 1)
-            times.append((time.perf_counter() - start) * 1000)
+            with cpu:
+                start = time.perf_counter()
+                conn = await host.connect(addr)
+                await ping(await conn.new_stream([PING], lazy=True), 1)
+                times.append((time.perf_counter() - start) * 1000)
     out["setup_ms"] = statistics.median(times)
+    out["setup_cpu_ms"] = cpu.seconds * 1000 / setups  # the listener's closing work too
     return out
 
 
@@ -92,7 +128,8 @@ def child(nbytes: int, setups: int) -> None:
         line = listener.stdout.readline()
         if not line.startswith("LISTEN "):
             raise SystemExit(f"listener did not start: {line!r}")
-        print(json.dumps(run(measure(line.split()[1], nbytes, setups))), flush=True)
+        result = run(measure(line.split()[1], listener.pid, nbytes, setups))
+        print(json.dumps(result), flush=True)
     finally:
         listener.terminate()
         try:
@@ -106,7 +143,15 @@ def child(nbytes: int, setups: int) -> None:
 
 # -- the parent: alternate the loops, medians and ratios ------------------------------------
 
-KEYS = ("upload_MBps", "download_MBps", "setup_ms", "echo_1000_ms")
+KEYS = (
+    "upload_MBps",
+    "download_MBps",
+    "setup_ms",
+    "echo_1000_ms",
+    "perf_cpu_s_per_GB",
+    "setup_cpu_ms",
+    "echo_cpu_ms",
+)
 
 
 def one(loop: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -141,12 +186,7 @@ def main() -> None:
         for loop in order:
             r = one(loop, args)
             runs[loop].append(r)
-            print(
-                f"run {i + 1} {loop:7}: upload {r['upload_MBps']:7.1f} MB/s, download "
-                f"{r['download_MBps']:7.1f} MB/s, set-up {r['setup_ms']:6.2f} ms, "
-                f"{STREAMS}-stream echo {r['echo_1000_ms']:7.1f} ms",
-                flush=True,
-            )
+            print(f"run {i + 1} {loop:7}: {_figures(r)}", flush=True)
     medians = {
         loop: {k: statistics.median(r[k] for r in rs) for k in KEYS} for loop, rs in runs.items()
     }
@@ -156,18 +196,22 @@ def main() -> None:
     pairs = list(zip(runs["uvloop"], runs["asyncio"], strict=True))
     paired = {k: statistics.median(u[k] / a[k] for u, a in pairs) for k in KEYS}
     for loop in CHOICES:
-        m = medians[loop]
-        print(
-            f"median {loop:7}: upload {m['upload_MBps']:7.1f} MB/s, download "
-            f"{m['download_MBps']:7.1f} MB/s, set-up {m['setup_ms']:6.2f} ms, "
-            f"{STREAMS}-stream echo {m['echo_1000_ms']:7.1f} ms"
-        )
+        print(f"median {loop:7}: {_figures(medians[loop])}")
     print("uvloop / asyncio, ratio of medians: " + _ratios(ratios))
     print("uvloop / asyncio, median of per-run ratios: " + _ratios(paired))
     if args.json:
         summary = {"runs": args.runs, "bytes": args.bytes, "setups": args.setups}
         figures = {"medians": medians, "ratios": ratios, "paired_ratios": paired}
         print(json.dumps({**summary, **figures, "all": runs}))
+
+
+def _figures(r: dict[str, Any]) -> str:
+    return (
+        f"upload {r['upload_MBps']:7.1f} MB/s, download {r['download_MBps']:7.1f} MB/s "
+        f"(CPU {r['perf_cpu_s_per_GB']:.2f} s/GB), set-up {r['setup_ms']:6.2f} ms "
+        f"(CPU {r['setup_cpu_ms']:.2f} ms), {STREAMS}-stream echo {r['echo_1000_ms']:7.1f} ms "
+        f"(CPU {r['echo_cpu_ms']:.0f} ms)"
+    )
 
 
 def _ratios(ratios: dict[str, float]) -> str:
