@@ -102,14 +102,16 @@ def _add_operator_args(p: argparse.ArgumentParser, *, event_loop: bool = True) -
 
 
 def _add_perf_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--upload", type=_int_in(0, MAX_PERF_BYTES), default=None, help="bytes to send")
     p.add_argument(
-        "--download", type=_int_in(0, MAX_PERF_BYTES), default=None, help="bytes to receive"
+        "--upload", type=_int_in(0, MAX_PERF_BYTES), metavar="BYTES", help="bytes to send"
+    )
+    p.add_argument(
+        "--download", type=_int_in(0, MAX_PERF_BYTES), metavar="BYTES", help="bytes to receive"
     )
     p.add_argument(
         "--duration",
         type=_seconds,
-        default=None,
+        metavar="SECONDS",
         help="run each direction for SECONDS instead of a byte count",
     )
     p.add_argument(
