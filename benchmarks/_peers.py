@@ -12,6 +12,8 @@ import os
 import sys
 from pathlib import Path
 
+from _loop import cli_args
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 JS_DIR = ROOT / "tests" / "interop" / "js"
@@ -67,7 +69,13 @@ class Impl:
             stack.security,
             "--muxer",
             stack.muxer,
+            *self.loop_args,
         ]
+
+    @property
+    def loop_args(self) -> list[str]:
+        """p2pkit runs on the benchmark's event loop (``--event-loop``, ``_loop.py``)."""
+        return cli_args() if self.name == "p2pkit" else []
 
     def perf_argv(
         self, stack: Stack, addr: str, upload: int, download: int, timeout: float
@@ -98,6 +106,7 @@ class Impl:
             stack.muxer,
             "--timeout",
             str(int(timeout)),
+            *self.loop_args,
         ]
         return argv + (["--json"] if self.name == "p2pkit" else [])
 
@@ -114,6 +123,7 @@ class Impl:
             stack.muxer,
             "--timeout",
             str(int(timeout)),
+            *self.loop_args,
         ]
         return argv + (["--json"] if self.name == "p2pkit" else [])
 

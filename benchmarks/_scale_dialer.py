@@ -40,6 +40,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from _loop import run
 from _scale_proc import raise_nofile
 
 from p2pkit.config import HostConfig, load_config
@@ -289,7 +290,7 @@ def main() -> None:
     args = ap.parse_args()
     raise_nofile()
     op = {"hold": cmd_hold, "churn": cmd_churn, "setup": cmd_setup}[args.op]
-    asyncio.run(op(args))
+    run(op(args))  # the loop scale.py was asked for (inherited, _loop.py)
 
 
 if __name__ == "__main__":

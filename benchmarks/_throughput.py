@@ -22,6 +22,8 @@ from collections.abc import Callable, Coroutine
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from _loop import add_event_loop_arg, run, select
+
 if TYPE_CHECKING:  # compare.py imports this module too and needs no p2pkit in its process
     from p2pkit.abc import RawConnection, Transport
 
@@ -96,7 +98,7 @@ def spawn_pair(
     child.close()  # only the child holds its end: if it dies, recv() raises EOFError
     try:
         addr = parent.recv()
-        mine = asyncio.run(here(addr))
+        mine = run(here(addr))
         theirs: dict[str, Any] = parent.recv()
     finally:
         proc.join(60)
@@ -172,9 +174,11 @@ def serve_and_send_main(
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--chunk-kib", type=int, default=256)
     p.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    add_event_loop_arg(p)
     args = p.parse_args()
+    select(args.event_loop)
     if args.serve:
-        asyncio.run(serve(args.runs))
+        run(serve(args.runs))
         return
     child = subprocess.Popen(
         [sys.executable, script, "--serve", "--runs", str(args.runs)],
@@ -187,7 +191,7 @@ def serve_and_send_main(
         total = args.mib << 20
         rates = []
         for _ in range(args.runs):
-            elapsed, got = asyncio.run(send(addr, total, args.chunk_kib << 10))
+            elapsed, got = run(send(addr, total, args.chunk_kib << 10))
             assert got >= total, (got, total)
             rates.append(got / elapsed / 1e6)
         child.wait(30)
@@ -201,6 +205,7 @@ def serve_and_send_main(
         "bench": bench,
         "python": sys.version.split()[0],
         "mib": args.mib,
+        "event_loop": args.event_loop,
         "chunk_kib": args.chunk_kib,
         "runs_MBps": [round(r, 1) for r in rates],
         "median_MBps": round(statistics.median(rates), 1),

@@ -32,6 +32,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _go import build_go
+from _loop import add_event_loop_arg, current, select
 from _peers import (
     HERE,
     JS_DIR,
@@ -114,6 +115,7 @@ def machine_info(py_version: str | None) -> dict[str, Any]:
         "cpu": _cpu_model(),
         "platform": platform.platform(),
         "python": platform.python_version(),
+        "event_loop": current(),  # p2pkit's (--event-loop)
         "node": _version(["node", "--version"]),
         "p2pkit": p2pkit_version,
         "js-libp2p": js_version,
@@ -454,7 +456,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--out", type=Path, default=RESULTS, help="directory for latest.json / latest.md"
     )
+    add_event_loop_arg(ap)
     args = ap.parse_args(argv)
+    select(args.event_loop)
     # SIGTERM (e.g. from `timeout`) unwinds like Ctrl-C, so every peer process is killed.
     signal.signal(signal.SIGTERM, _exit_on_signal)
     if args.quick:

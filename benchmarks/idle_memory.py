@@ -28,6 +28,8 @@ import sys
 import time
 from typing import Any
 
+from _loop import add_event_loop_arg, cli_args, run, select
+
 WARMUP = 4
 """Connections opened and closed before the baseline (first-use imports and caches)."""
 
@@ -132,7 +134,7 @@ def _round(addr: str, total: int, procs: int, pid: int, timeout: float) -> tuple
 
 def measure(conns: int, procs: int, timeout: float, rounds: int = 1) -> dict[str, Any]:
     _raise_nofile(conns + 256)
-    argv = [sys.executable, "-m", "p2pkit", "listen"]
+    argv = [sys.executable, "-m", "p2pkit", "listen", *cli_args()]
     listener = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, start_new_session=True)
     try:
         assert listener.stdout is not None
@@ -182,12 +184,14 @@ def main() -> int:
     p.add_argument("--timeout", type=float, default=300.0, help="per-phase timeout, seconds")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--dialer", metavar="MADDR", help=argparse.SUPPRESS)
+    add_event_loop_arg(p)
     args = p.parse_args()
+    select(args.event_loop)
     if args.conns < 1 or not 1 <= args.procs <= 64 or args.rounds < 1:
         p.error("--conns >= 1, 1 <= --procs <= 64, --rounds >= 1")
     if args.dialer:
         _raise_nofile(args.conns + 256)
-        asyncio.run(_dialer(args.dialer, args.conns))
+        run(_dialer(args.dialer, args.conns))
         return 0
     r = measure(args.conns, args.procs, args.timeout, args.rounds)
     if args.json:

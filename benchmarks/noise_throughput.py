@@ -27,7 +27,6 @@ are meaningless while other jobs share the cores).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import cProfile
 import json
 import os
@@ -37,6 +36,7 @@ import time
 from multiprocessing.connection import Connection
 from typing import Any
 
+from _loop import add_event_loop_arg, run, select
 from _throughput import (
     Counter,
     KiB,
@@ -180,7 +180,7 @@ def listener_main(
     cpu: int | None,
 ) -> None:
     pin_to(cpu)
-    asyncio.run(_listener(pipe, role, scenario, total, profile, read_buffer))
+    run(_listener(pipe, role, scenario, total, profile, read_buffer))
 
 
 # -- dialer (this process) ----------------------------------------------------------------
@@ -246,7 +246,9 @@ def main() -> None:
         action="store_true",
         help="pin the dialer to CPU 0 and the listener to CPU 1 (Linux)",
     )
+    add_event_loop_arg(ap)
     args = ap.parse_args()
+    select(args.event_loop)
     if args.pin:
         pin_to(0)
     total = parse_size(args.bytes)

@@ -30,6 +30,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _loop import add_event_loop_arg, select
 from _peers import HERE, JS_DIR, Impl, Stack, child_env, js_impl, p2pkit_impl
 from _procs import Listener, PeerError, run_json
 from _scale_proc import (
@@ -71,7 +72,8 @@ def p2pkit_listener_config(log_dir: Path, conns: int) -> Path:
 def listener_argv(impl: Impl, log_dir: Path, conns: int) -> list[str]:
     if impl.name == "p2pkit":
         cfg = p2pkit_listener_config(log_dir, conns)
-        return [*impl.base, "listen", "--listen", "/ip4/127.0.0.1/tcp/0", "--config", str(cfg)]
+        return [*impl.base, "listen", "--listen", "/ip4/127.0.0.1/tcp/0", "--config", str(cfg),
+                *impl.loop_args]
     if impl.name == "py-libp2p":
         return [*impl.listen_argv(STACK), "--max-connections", str(max(conns, 1) * 2 + 1000)]
     return impl.listen_argv(STACK)
@@ -537,7 +539,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="do not keep earlier records (other scenarios, sizes or listeners) from the "
         "previous results file",
     )
+    add_event_loop_arg(ap)
     args = ap.parse_args(argv)
+    select(args.event_loop)
     if args.quick:
         args.conns, args.churn, args.setup = min(args.conns, 100), min(args.churn, 100), 10
         args.echo_runs, args.import_runs, args.idle_seconds, args.settle = 1, 3, 2.0, 1.0

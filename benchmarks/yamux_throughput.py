@@ -27,6 +27,7 @@ import time
 from multiprocessing.connection import Connection
 from typing import Any
 
+from _loop import add_event_loop_arg, run, select
 from _throughput import (
     KiB,
     MiB,
@@ -130,7 +131,7 @@ async def _receiver(
 def receiver_main(
     pipe: Connection, scenario: str, n_streams: int, profile: bool, read_buffer: int, scope: bool
 ) -> None:
-    asyncio.run(_receiver(pipe, scenario, n_streams, profile, read_buffer, scope))
+    run(_receiver(pipe, scenario, n_streams, profile, read_buffer, scope))
 
 
 # -- sender (this process) ----------------------------------------------------------------
@@ -201,7 +202,9 @@ def main() -> None:
     ap.add_argument("--profile", choices=["send", "recv"], default="")
     ap.add_argument("--no-scope", action="store_true", help="receiver accounts no memory")
     ap.add_argument("--json", action="store_true", help="one JSON object at the end")
+    add_event_loop_arg(ap)
     args = ap.parse_args()
+    select(args.event_loop)
     total = parse_size(args.bytes)
     read_buffer = parse_size(args.read_buffer)
     summary: dict[str, Any] = {}

@@ -7,13 +7,17 @@ validates it with :func:`p2pkit.config.validate`).
 from __future__ import annotations
 
 import os
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from p2pkit.config import HostConfig, validate
 from p2pkit.crypto import PrivateKey
 from p2pkit.host import Host
+from p2pkit.loops import run
 from p2pkit.network import ConnectionGater
 from p2pkit.plugins.registry import PluginRegistry
+
+T = TypeVar("T")
 
 
 class HostBuilder:
@@ -89,6 +93,11 @@ class HostBuilder:
         self._table.update(values)
         return self
 
+    def event_loop(self, name: str) -> HostBuilder:
+        """The event loop :meth:`run` starts: ``"asyncio"`` (default) or ``"uvloop"``."""
+        self._table["event_loop"] = name
+        return self
+
     def config(self) -> HostConfig:
         table = dict(self._table)
         if self._plugins:
@@ -97,6 +106,17 @@ class HostBuilder:
 
     def build(self) -> Host:
         return Host(self.config())
+
+    def run(self, main: Callable[[Host], Awaitable[T]]) -> T:
+        """Build the host, start the configured event loop, and run ``main(host)`` with
+        the host started (stopped again when ``main`` returns or raises)."""
+        host = self.build()
+
+        async def hosted() -> T:
+            async with host:
+                return await main(host)
+
+        return run(hosted(), host.config.event_loop)
 
 
 __all__ = ["HostBuilder"]

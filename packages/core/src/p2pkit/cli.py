@@ -19,20 +19,34 @@ import signal
 import statistics
 import sys
 import time
+import tomllib
 from collections.abc import Sequence
 from typing import Any
 
-from p2pkit.cliargs import DEFAULT_LISTEN, build_parser
+from p2pkit.cliargs import DEFAULT_LISTEN, build_parser, check_perf_args
+from p2pkit.cliprogress import (
+    PerfProgress,
+    megabytes,
+    millis,
+    perf_text,
+    progress_line,
+    rate,
+    stack,
+    wants_progress,
+)
 from p2pkit.config import load_config
 from p2pkit.crypto import generate_private_key, write_private_key
 from p2pkit.errors import ConfigError, P2PError
 from p2pkit.host import Host
+from p2pkit.logfmt import configure_logging
+from p2pkit.loops import DEFAULT_EVENT_LOOP
+from p2pkit.loops import run as run_loop
 from p2pkit.peer import PeerId
 from p2pkit.plugins.hints import distribution_for_kind
 from p2pkit.plugins.registry import default_registry
 from p2pkit.protocols.echo import PROTOCOL_ID as ECHO
 from p2pkit.protocols.perf import PROTOCOL_ID as PERF
-from p2pkit.protocols.perf import PerfServed, perf, reporting_handler
+from p2pkit.protocols.perf import PerfResult, PerfServed, perf, perf_timed, reporting_handler
 from p2pkit.protocols.ping import PROTOCOL_ID as PING
 from p2pkit.protocols.ping import ping
 
@@ -48,6 +62,8 @@ def _host(args: argparse.Namespace, *, listen: Sequence[str] = (), serve: bool =
         overrides["transports"] = args.transport
     if args.identity:
         overrides["identity"] = args.identity
+    if getattr(args, "event_loop", None):
+        overrides["event_loop"] = args.event_loop
     if listen:
         overrides["listen"] = list(listen)
     if getattr(args, "metrics", None):
@@ -140,7 +156,7 @@ async def cmd_ping(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _echo_one(conn: Any, nbytes: int) -> None:
+async def _echo_one(conn: Any, nbytes: int, moved: list[int] | None = None) -> None:
     stream = await conn.new_stream([ECHO])
     payload = os.urandom(nbytes)
     want = hashlib.sha256(payload).digest()
@@ -160,6 +176,8 @@ async def _echo_one(conn: Any, nbytes: int) -> None:
                 break
             h.update(data)
             got += len(data)
+            if moved is not None:
+                moved[0] += len(data)
         if got != nbytes:
             raise P2PError(f"echo: sent {nbytes} bytes, got {got} back")
         return h.digest()
@@ -168,14 +186,29 @@ async def _echo_one(conn: Any, nbytes: int) -> None:
     await stream.close()
     if digest != want:
         raise P2PError("echo: data came back different")
+    if moved is not None:
+        moved[1] += 1
 
 
 async def cmd_echo(args: argparse.Namespace) -> int:
+    moved = [0, 0]  # bytes echoed back so far, streams done (for the progress line)
     async with _host(args) as host:
         conn, connect_ms = await _dial(host, args.addr)
         start = time.perf_counter()
-        await asyncio.gather(*(_echo_one(conn, args.bytes) for _ in range(args.streams)))
+
+        def render() -> str:
+            return (
+                f"echo: {moved[1]}/{args.streams} streams done, {megabytes(moved[0])} back, "
+                f"{rate(moved[0], time.perf_counter() - start)}"
+            )
+
+        async with progress_line(render, wants_progress(args.json)):
+            await asyncio.gather(
+                *(_echo_one(conn, args.bytes, moved) for _ in range(args.streams))
+            )
         seconds = time.perf_counter() - start
+        via = stack(conn)
+    total = args.streams * args.bytes
     _emit(
         args,
         {
@@ -185,26 +218,35 @@ async def cmd_echo(args: argparse.Namespace) -> int:
             "seconds": round(seconds, 6),
             "connect_ms": round(connect_ms, 3),
         },
-        f"echo ok: {args.streams} stream(s) x {args.bytes} bytes in {seconds:.3f} s",
+        f"connected in {connect_ms:.2f} ms over {via}\n"
+        f"echo ok: {args.streams} stream(s) x {args.bytes} bytes in {millis(seconds)} "
+        f"({megabytes(total)} each way, {rate(total, seconds)})",
     )
     return 0
 
 
 async def cmd_perf(args: argparse.Namespace) -> int:
-
+    progress = PerfProgress()
     async with _host(args) as host:
         conn, connect_ms = await _dial(host, args.addr)
         stream = await conn.new_stream([PERF])
-        result = await perf(stream, args.upload, args.download)
+        progress.start = time.perf_counter()
+        async with progress_line(progress.render, wants_progress(args.json)):
+            result = await _run_perf(args, stream, progress)
+        via = stack(conn)
     obj = {**result.as_dict(), "connect_ms": round(connect_ms, 3)}
-    _emit(
-        args,
-        obj,
-        f"upload {obj['upload_bytes']} B in {obj['upload_seconds']} s ({obj['upload_MBps']} MB/s); "
-        f"download {obj['download_bytes']} B in {obj['download_seconds']} s "
-        f"({obj['download_MBps']} MB/s)",
-    )
+    _emit(args, obj, perf_text(result, connect_ms, via))
     return 0
+
+
+async def _run_perf(
+    args: argparse.Namespace, stream: Any, progress: PerfProgress
+) -> PerfResult:
+    if args.duration is None:
+        return await perf(stream, args.upload or 0, args.download or 0, progress=progress)
+    up = args.duration if args.direction in ("both", "upload") else 0.0
+    down = args.duration if args.direction in ("both", "download") else 0.0
+    return await perf_timed(stream, up, down, progress=progress)
 
 
 async def cmd_identify(args: argparse.Namespace) -> int:
@@ -315,18 +357,45 @@ async def _with_timeout(args: argparse.Namespace) -> int:
     coro = ASYNC[args.command](args)
     if args.command == "listen":
         return await coro
-    async with asyncio.timeout(args.timeout):
+    limit = args.timeout
+    if getattr(args, "duration", None) is not None:
+        limit += 2 * args.duration  # --timeout bounds what is not the timed run
+    async with asyncio.timeout(limit):
         return await coro
 
 
+# -- operator options: logs and the event loop -------------------------------------------
+
+
+def _event_loop(args: argparse.Namespace) -> str:
+    """``--event-loop``, else ``event_loop`` in the ``--config`` file, else asyncio.  A
+    file that cannot be read is reported by the configuration, not here."""
+    if args.event_loop:
+        return str(args.event_loop)
+    if args.config:
+        try:
+            with open(args.config, "rb") as fh:
+                data = tomllib.load(fh)
+        except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
+            return DEFAULT_EVENT_LOOP
+        table = data.get("p2pkit", data)
+        if isinstance(table, dict) and isinstance(table.get("event_loop"), str):
+            return str(table["event_loop"])
+    return DEFAULT_EVENT_LOOP
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "perf":
+        check_perf_args(parser, args)
+    configure_logging(args.log_level, args.log_format)
     try:
         if args.command == "id":
             return cmd_id(args)
         if args.command == "plugins":
             return cmd_plugins(args)
-        return asyncio.run(_with_timeout(args))
+        return run_loop(_with_timeout(args), _event_loop(args))
     except KeyboardInterrupt:
         return 130
     except TimeoutError:

@@ -70,6 +70,64 @@ def _add_stack_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--identity", help="private key file (PEM or libp2p protobuf)")
     p.add_argument("--config", help="TOML configuration file ([p2pkit] table)")
     p.add_argument("--timeout", type=_seconds, default=60.0, help="overall time limit in seconds")
+    _add_operator_args(p)
+
+
+# -- operator options (logs, event loop): one block, kept apart from the stack options ----
+
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+LOG_FORMATS = ("text", "json")
+EVENT_LOOPS = ("asyncio", "uvloop")
+
+
+def _add_operator_args(p: argparse.ArgumentParser, *, event_loop: bool = True) -> None:
+    """``--log-level``, ``--log-format`` and (commands that run a loop) ``--event-loop``."""
+    p.add_argument(
+        "--log-level", choices=LOG_LEVELS, default="warning", help="p2pkit log level (stderr)"
+    )
+    p.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        default="text",
+        help="log lines as text or as one JSON object per line",
+    )
+    if event_loop:
+        p.add_argument(
+            "--event-loop",
+            choices=EVENT_LOOPS,
+            default=None,
+            help="asyncio (default) or uvloop (pip install \"p2pkit[uvloop]\"); "
+            "default: event_loop from --config, else asyncio",
+        )
+
+
+def _add_perf_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--upload", type=_int_in(0, MAX_PERF_BYTES), metavar="BYTES", help="bytes to send"
+    )
+    p.add_argument(
+        "--download", type=_int_in(0, MAX_PERF_BYTES), metavar="BYTES", help="bytes to receive"
+    )
+    p.add_argument(
+        "--duration",
+        type=_seconds,
+        metavar="SECONDS",
+        help="run each direction for SECONDS instead of a byte count",
+    )
+    p.add_argument(
+        "--direction",
+        choices=("both", "upload", "download"),
+        default="both",
+        help="with --duration: which directions to run (default both)",
+    )
+
+
+def check_perf_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Byte counts and ``--duration`` are two ways to size a run: one at a time."""
+    if args.duration is not None and (args.upload is not None or args.download is not None):
+        parser.error("perf: give --duration or byte counts (--upload/--download), not both")
+    if args.duration is None and args.direction != "both":
+        parser.error("perf: --direction goes with --duration")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -85,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="write the private key to this file (PEM)")
     p.add_argument("--format", default="pem", choices=["pem", "protobuf"])
     p.add_argument("--json", action="store_true")
+    _add_operator_args(p, event_loop=False)
 
     p = sub.add_parser("listen", help="listen and serve ping, identify, echo and perf")
     p.add_argument(
@@ -112,8 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("perf", help="measure throughput with /perf/1.0.0")
     p.add_argument("addr", type=_address)
-    p.add_argument("--upload", type=_int_in(0, MAX_PERF_BYTES), default=0)
-    p.add_argument("--download", type=_int_in(0, MAX_PERF_BYTES), default=0)
+    _add_perf_args(p)
     p.add_argument("--json", action="store_true")
     _add_stack_args(p)
 
@@ -124,6 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("plugins", help="list installed plugins")
     p.add_argument("--json", action="store_true")
+    _add_operator_args(p, event_loop=False)
 
     p = sub.add_parser("demo", help="two hosts on loopback: connect, ping, identify, perf")
     p.add_argument("--bytes", type=_int_in(0, MAX_PERF_BYTES), default=32 * 1024 * 1024)

@@ -34,6 +34,7 @@ from p2pkit.dialer import DialerOptions
 from p2pkit.errors import ConfigError, PluginError
 from p2pkit.gater import build_gater
 from p2pkit.limits import ResourceLimits, apply_muxer_memory_limit
+from p2pkit.loops import check_event_loop
 from p2pkit.network import ConnectionGater
 from p2pkit.peer import PeerId
 from p2pkit.plugins.hints import distribution_for_kind
@@ -74,6 +75,7 @@ DEFAULTS: dict[str, Any] = {
     # A metrics plugin's name (options in [plugins.<name>]) or a table with "name"; None
     # = off (no shipped metrics plugin is default_enabled, so none is used unless named).
     "metrics": None,
+    "event_loop": "asyncio",  # or "uvloop": the loop p2pkit.loops.run starts
 }
 
 _TIMEOUTS = (
@@ -125,6 +127,7 @@ class HostConfig:
     gater: ConnectionGater | None = None
     dialer: DialerOptions = dataclasses.field(default_factory=lambda: DialerOptions())
     metrics: ResolvedPlugin | None = None
+    event_loop: str = "asyncio"
 
     @property
     def max_pending_inbound(self) -> int:
@@ -255,6 +258,7 @@ def validate(table: Mapping[str, Any], *, registry: PluginRegistry | None = None
         if not isinstance(v[key], bool):
             raise ConfigError(f"{key} must be true or false")
 
+    event_loop = check_event_loop(v["event_loop"])
     identity = v["identity"]
     if identity is not None and not hasattr(identity, "sign"):
         if not isinstance(identity, str | os.PathLike):
@@ -339,6 +343,7 @@ def validate(table: Mapping[str, Any], *, registry: PluginRegistry | None = None
         gater=gater,
         dialer=dialer,
         metrics=single("metrics", v["metrics"]),
+        event_loop=event_loop,
     )
 
 

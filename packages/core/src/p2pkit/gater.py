@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from p2pkit.abc import ConnectionGater, HostConnection, RawConnection, SecureConnection
 from p2pkit.abc import SecurityProtocol as _SecurityProtocol
 from p2pkit.errors import ConfigError, GatedError
+from p2pkit.logs import RepeatLimiter
 from p2pkit.peer import PeerId
 
 if TYPE_CHECKING:
@@ -194,6 +195,8 @@ class GatedSecurity(_SecurityProtocol):
     handshake (the upgrader need not know about gating)."""
 
     def __init__(self, inner: _SecurityProtocol, gater: ConnectionGater) -> None:
+        # Lines a peer can trigger again and again are collapsed (p2pkit.logs).
+        self._repeats = RepeatLimiter()
         self.inner = inner
         self.gater = gater
         self.protocol_id = inner.protocol_id
@@ -216,7 +219,7 @@ class GatedSecurity(_SecurityProtocol):
         if not self.gater.allow_secured(direction, secure.remote_peer, raw.remote_addr):
             secure.reset()
             exc = ConnectionGated("secured", secure.remote_peer, raw.remote_addr)
-            log.info("%s", exc)
+            self._repeats.log(log, logging.INFO, "gated-secured", "%s", exc)
             raise exc
 
 

@@ -23,7 +23,7 @@ import logging
 import socket
 import struct
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 
 from p2pkit.abc import Buffer, ConnectionHandler, RawConnection
 from p2pkit.bufpool import ReceiveBuffer, connections
@@ -308,8 +308,9 @@ class StreamSocketProtocol(asyncio.BufferedProtocol):
         self._on_made = on_made
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.conn._connection_made(transport)
+        # Not an isinstance check: uvloop's transports implement asyncio.Transport's
+        # interface without subclassing it (event_loop = "uvloop", p2pkit.loops).
+        self.conn._connection_made(cast(asyncio.Transport, transport))
         if self._on_made is not None:
             self._on_made(self.conn)
 

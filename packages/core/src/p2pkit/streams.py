@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from p2pkit.abc import MuxedStream, StreamHandler
 from p2pkit.events import ClosedStream, EventBus, OpenedStream
 from p2pkit.limits import ResourceLimits, check_stream
+from p2pkit.logs import RepeatLimiter, peer_extra, short_peer
 from p2pkit.multistream import select_inbound, select_outbound, select_outbound_lazy
 from p2pkit.multistream.aio import LazyStream
 
@@ -59,7 +60,12 @@ class StreamOpener:
             n = sum(1 for s in conn.streams if s.is_initiator)
             refusal = check_stream(limit, n, "outbound")
             if refusal is not None:
-                log.info("not opening a stream to %s: %s", conn.peer, refusal)
+                log.info(
+                    "not opening a stream to %s: %s",
+                    short_peer(conn.peer),
+                    refusal,
+                    extra=peer_extra(conn.peer),
+                )
                 raise refusal
         # The muxer may make us wait for a free slot (yamux: the peer's ACKs): bounded
         # like the negotiation that follows.
@@ -99,6 +105,8 @@ class StreamRouter:
     def __init__(
         self, events: EventBus, *, negotiation_timeout: float, on_change: Callable[[], None]
     ) -> None:
+        # Lines a peer can trigger again and again are collapsed (p2pkit.logs).
+        self._repeats = RepeatLimiter()
         self.events = events
         self.negotiation_timeout = negotiation_timeout
         self._on_change = on_change
@@ -145,7 +153,15 @@ class StreamRouter:
                 stream, lambda p: self.find(p) is not None, timeout=self.negotiation_timeout
             )
         except Exception as exc:
-            log.debug("stream negotiation with %s failed: %s", conn.peer, exc)
+            self._repeats.log(
+                log,
+                logging.DEBUG,
+                "negotiation",
+                "stream negotiation with %s failed: %s",
+                short_peer(conn.peer),
+                exc,
+                extra=peer_extra(conn.peer),
+            )
             stream.reset()
             return
         handler = self.find(protocol)
@@ -160,7 +176,17 @@ class StreamRouter:
         try:
             await handler(stream)
         except Exception as exc:
-            log.debug("handler for %s failed: %s: %s", protocol, type(exc).__name__, exc)
+            self._repeats.log(
+                log,
+                logging.DEBUG,
+                ("handler", protocol),
+                "handler for %s from %s failed: %s: %s",
+                protocol,
+                short_peer(conn.peer),
+                type(exc).__name__,
+                exc,
+                extra=peer_extra(conn.peer),
+            )
             stream.reset()
         else:
             with contextlib.suppress(Exception):

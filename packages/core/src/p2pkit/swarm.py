@@ -29,6 +29,7 @@ from p2pkit.errors import ConnectionClosed, P2PError, PeerIdMismatch
 from p2pkit.events import Connected, Disconnected, EventBus, Listen, ListenClose
 from p2pkit.gater import ConnectionGated
 from p2pkit.limits import LimitExceeded, ResourceLimits, limits_from
+from p2pkit.logs import RepeatLimiter, peer_extra, short_peer
 from p2pkit.network import BaseTransport, MuxedTransport, MuxedTransportConnection, Transport
 from p2pkit.peer import PeerId
 from p2pkit.plugins.select import choose_transport
@@ -64,6 +65,8 @@ class Swarm:
         close_timeout: float,
         installed_transports: Sequence[PluginSpec[Any]] = (),
     ) -> None:
+        # Lines a peer can trigger again and again are collapsed (p2pkit.logs).
+        self._repeats = RepeatLimiter()
         for t in transports:
             if not isinstance(t, Transport | MuxedTransport):
                 raise TypeError(f"{t!r} is neither a Transport nor a MuxedTransport")
@@ -122,7 +125,7 @@ class Swarm:
             refusal = ConnectionClosed("host is stopping")
         elif not self.gater.allow_accept(conn.local_addr, conn.remote_addr):
             refusal = ConnectionGated("accept", None, conn.remote_addr)
-            log.info("%s", refusal)
+            self._repeats.log(log, logging.INFO, "gated-accept", "%s", refusal)
         scope: ConnectionScope | None = None
         if refusal is None:
             try:
@@ -151,7 +154,7 @@ class Swarm:
             scope.close()
             if direction == "outbound":
                 raise refusal
-            log.info("%s", refusal)
+            self._repeats.log(log, logging.INFO, "gated-secured", "%s", refusal)
             return
         if direction == "inbound":
             with contextlib.suppress(P2PError):
@@ -167,8 +170,14 @@ class Swarm:
             scope.close()
             if not isinstance(exc, Exception):
                 raise
-            log.info(
-                "inbound upgrade from %s failed: %s: %s", raw.remote_addr, type(exc).__name__, exc
+            self._repeats.log(
+                log,
+                logging.INFO,
+                ("upgrade", type(exc).__name__),
+                "inbound upgrade from %s failed: %s: %s",
+                raw.remote_addr,
+                type(exc).__name__,
+                exc,
             )
             return
         with contextlib.suppress(P2PError):  # logged and aborted by add_connection
@@ -195,7 +204,16 @@ class Swarm:
             except LimitExceeded as exc:
                 refusal = exc
         if refusal is not None:
-            log.info("%s connection to %s refused: %s", direction, conn.peer, refusal)
+            self._repeats.log(
+                log,
+                logging.INFO,
+                ("refused", direction, type(refusal).__name__),
+                "%s connection to %s refused: %s",
+                direction,
+                short_peer(conn.peer),
+                refusal,
+                extra=peer_extra(conn.peer),
+            )
             upgraded.muxed.abort(refusal)
             scope.close()
             raise refusal

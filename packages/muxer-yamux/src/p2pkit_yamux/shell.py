@@ -41,6 +41,7 @@ from p2pkit.errors import (
     StreamResetByLimit,
 )
 from p2pkit.io import ReadBuffer
+from p2pkit.logs import RepeatLimiter, get_logger
 from p2pkit.reservation import BufferReservation
 from p2pkit_yamux import events as ev
 from p2pkit_yamux._ids import PROTOCOL_ID
@@ -49,7 +50,9 @@ from p2pkit_yamux.frames import GO_AWAY_NORMAL, HEADER_SIZE
 from p2pkit_yamux.options import YamuxOptions
 from p2pkit_yamux.session import YamuxSession
 
-log = logging.getLogger(__name__)
+log = get_logger("yamux")  # p2pkit.yamux (p2pkit.logs)
+#: Lines a peer can trigger again and again are collapsed (p2pkit.logs).
+_repeats = RepeatLimiter()
 
 _DataReceived = ev.DataReceived
 _WindowUpdated = ev.WindowUpdated
@@ -470,7 +473,12 @@ class YamuxConnection(MuxedConnection):
         if self._blocked_control <= self.options.max_blocked_control_frames:
             return False
         if self._ended is None:
-            log.debug("yamux: peer floods control frames without reading; aborting")
+            _repeats.log(
+                log,
+                logging.DEBUG,
+                "control-flood",
+                "yamux: peer floods control frames without reading; aborting",
+            )
             self.abort(YamuxControlFlood(self._blocked_control))
         return True
 

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 
 from p2pkit.abc import Buffer, RawConnection, SecureConnection
 from p2pkit.channel import LayeredChannel
+from p2pkit.logs import RepeatLimiter, get_logger, peer_extra, short_peer
 from p2pkit_noise._ids import PROTOCOL_ID
 from p2pkit_noise.errors import NoiseTransportError
 from p2pkit_noise.framing import FrameDecoder, FrameEncoder
@@ -43,7 +44,9 @@ if TYPE_CHECKING:
 PULL_HIGH_WATER = 1 << 20
 """Unread plaintext (pull mode) above which we stop reading the socket."""
 
-log = logging.getLogger("p2pkit.noise")
+log = get_logger("noise")
+#: Lines a peer can trigger again and again are collapsed (p2pkit.logs).
+_repeats = RepeatLimiter()
 
 
 class NoiseConnection(LayeredChannel, SecureConnection):
@@ -123,5 +126,13 @@ class NoiseConnection(LayeredChannel, SecureConnection):
     def _fail(self, exc: BaseException) -> None:
         """A transport error: abort the raw connection, report ``exc`` to our reader."""
         if self._failed is None:
-            log.warning("noise: closing connection to %s: %s", self.remote_peer, exc)
+            _repeats.log(
+                log,
+                logging.WARNING,
+                ("transport-error", type(exc).__name__),
+                "noise: closing connection to %s: %s",
+                short_peer(self.remote_peer),
+                exc,
+                extra=peer_extra(self.remote_peer),
+            )
         super()._fail(exc)

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from p2pkit.abc import RawConnection, SecurityProtocol
 from p2pkit.crypto import PrivateKey
 from p2pkit.errors import HandshakeError, HandshakeTimeout, P2PError, ResourceLimitExceeded
+from p2pkit.logs import RepeatLimiter, get_logger
 from p2pkit.peer import PeerId
 from p2pkit_noise._ids import PROTOCOL_ID
 from p2pkit_noise.connection import NoiseConnection
@@ -30,7 +31,7 @@ from p2pkit_noise.handshake import (
 from p2pkit_noise.options import NoiseOptions
 from p2pkit_noise.payload import SIGNATURE_PREFIX
 
-log = logging.getLogger("p2pkit.noise")
+log = get_logger("noise")
 
 
 class NoiseSecurity(SecurityProtocol):
@@ -56,6 +57,8 @@ class NoiseSecurity(SecurityProtocol):
         self._static_key = generate_static_key()
         self._static_sig: bytes | None = None
         self._inbound = 0
+        # Lines a peer can trigger again and again are collapsed (p2pkit.logs).
+        self._repeats = RepeatLimiter()
 
     @property
     def inbound_handshakes(self) -> int:
@@ -72,7 +75,10 @@ class NoiseSecurity(SecurityProtocol):
     ) -> NoiseConnection:
         limit = self.options.max_inbound_handshakes
         if limit is not None and self._inbound >= limit:
-            log.warning(
+            self._repeats.log(
+                log,
+                logging.WARNING,
+                "handshake-cap",
                 "noise: refusing inbound connection from %s: %d handshakes already in progress",
                 conn.remote_addr,
                 self._inbound,
@@ -117,7 +123,14 @@ class NoiseSecurity(SecurityProtocol):
             within = f" in {limit} s" if limit is not None else ""
             raise HandshakeTimeout(f"noise handshake did not complete{within}") from None
         except HandshakeError as exc:
-            log.debug("noise handshake with %s failed: %s", conn.remote_addr, exc)
+            self._repeats.log(
+                log,
+                logging.DEBUG,
+                ("failed", type(exc).__name__),
+                "noise handshake with %s failed: %s",
+                conn.remote_addr,
+                exc,
+            )
             conn.reset()
             raise
         except (P2PError, OSError) as exc:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import socket
 from collections.abc import Callable
 
@@ -11,12 +10,13 @@ from multiaddr import Multiaddr
 
 from p2pkit.abc import ConnectionHandler, Listener, RawConnection, Transport
 from p2pkit.errors import AddressError, DialError, TransportError
+from p2pkit.logs import get_logger
 from p2pkit.stream_socket import ServerListener, dial_stream, listen_stream
 from p2pkit_tcp.addresses import TcpTarget, from_sockaddr, is_tcp, parse
 from p2pkit_tcp.connection import TcpConnection
 from p2pkit_tcp.options import TcpOptions
 
-log = logging.getLogger(__name__)
+log = get_logger("tcp")  # p2pkit.tcp (p2pkit.logs)
 
 
 class TcpListener(ServerListener):

@@ -33,6 +33,7 @@ from p2pkit.addrs import split_peer
 from p2pkit.crypto import PublicKey, public_key_from_protobuf
 from p2pkit.errors import P2PError, ProtocolError
 from p2pkit.events import Connected, Disconnected, Event, PeerIdentified
+from p2pkit.logs import RepeatLimiter, get_logger, peer_extra, short_peer
 from p2pkit.peer import PeerId
 from p2pkit.peerstore import CONNECTED_ADDR_TTL
 from p2pkit.protobuf import encode_bytes_field, iter_fields
@@ -46,7 +47,7 @@ if TYPE_CHECKING:
     from p2pkit.connection import Connection
     from p2pkit.host import Host
 
-log = logging.getLogger(__name__)
+log = get_logger("identify")  # p2pkit.identify (p2pkit.logs)
 
 PROTOCOL_ID = "/ipfs/id/1.0.0"
 PUSH_PROTOCOL_ID = "/ipfs/id/push/1.0.0"
@@ -152,6 +153,8 @@ class Identify:
     """The identify service of one host."""
 
     def __init__(self, host: Host) -> None:
+        # Lines a peer can trigger again and again are collapsed (p2pkit.logs).
+        self._repeats = RepeatLimiter()
         self.host = host
         self.results: dict[PeerId, IdentifyInfo] = {}
         self.max_results = MAX_RESULTS
@@ -247,7 +250,15 @@ class Identify:
                 finally:
                     await stream.close()
         except (P2PError, OSError, TimeoutError) as exc:
-            log.debug("identify push to %s failed: %s", conn.peer, exc)
+            self._repeats.log(
+                log,
+                logging.DEBUG,
+                "push-failed",
+                "identify push to %s failed: %s",
+                short_peer(conn.peer),
+                exc,
+                extra=peer_extra(conn.peer),
+            )
             raise
 
     def _conn_of(self, stream: MuxedStream) -> Connection | None:
@@ -265,7 +276,15 @@ class Identify:
             await self.identify(conn)
         except (P2PError, OSError, TimeoutError) as exc:
             self.failures[type(exc).__name__] += 1
-            log.debug("identify with %s failed: %s", conn.peer, exc)
+            self._repeats.log(
+                log,
+                logging.DEBUG,
+                "failed",
+                "identify with %s failed: %s",
+                short_peer(conn.peer),
+                exc,
+                extra=peer_extra(conn.peer),
+            )
 
     async def identify(self, conn: Connection) -> IdentifyInfo:
         """Ask the peer of ``conn`` who it is; fills the peerstore."""
@@ -306,7 +325,15 @@ class Identify:
                 if record.peer != conn.peer:
                     raise ProtocolError("signed peer record is for another peer")
             except ProtocolError as exc:
-                log.info("identify from %s: ignoring peer record: %s", conn.peer, exc)
+                self._repeats.log(
+                    log,
+                    logging.INFO,
+                    "bad-record",
+                    "identify from %s: ignoring peer record: %s",
+                    short_peer(conn.peer),
+                    exc,
+                    extra=peer_extra(conn.peer),
+                )
             else:
                 store.put_metadata(conn.peer, "CertifiedAddrs", [str(a) for a in record.addrs])
                 store.put_metadata(conn.peer, "PeerRecordSeq", record.seq)

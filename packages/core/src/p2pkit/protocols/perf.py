@@ -24,16 +24,29 @@ _ZEROS = bytes(BLOCK)
 IDLE_TIMEOUT = 60.0
 
 
-async def _send(stream: MuxedStream, n: int, idle: float | None = None) -> None:
+#: ``progress(phase, nbytes)``: the bytes moved so far in phase "upload" or "download",
+#: called at most once per block (for a progress display; never per frame).
+Progress = Callable[[str, int], None]
+
+
+async def _send(
+    stream: MuxedStream, n: int, idle: float | None = None, progress: Progress | None = None
+) -> None:
     view = memoryview(_ZEROS)
+    sent = 0
     while n > 0:
         k = min(n, BLOCK)
         async with asyncio.timeout(idle):
             await stream.write(view[:k])
         n -= k
+        if progress is not None:
+            sent += k
+            progress("upload", sent)
 
 
-async def _drain(stream: MuxedStream, idle: float | None = None) -> int:
+async def _drain(
+    stream: MuxedStream, idle: float | None = None, progress: Progress | None = None
+) -> int:
     total = 0
     while True:
         async with asyncio.timeout(idle):
@@ -41,6 +54,8 @@ async def _drain(stream: MuxedStream, idle: float | None = None) -> int:
         if not data:
             return total
         total += len(data)
+        if progress is not None:
+            progress("download", total)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,7 +119,9 @@ class PerfResult:
         }
 
 
-async def perf(stream: MuxedStream, upload: int, download: int) -> PerfResult:
+async def perf(
+    stream: MuxedStream, upload: int, download: int, *, progress: Progress | None = None
+) -> PerfResult:
     """Run the perf client on ``stream``.
 
     Upload time runs from the first byte written to the close of our side; download
@@ -112,12 +129,62 @@ async def perf(stream: MuxedStream, upload: int, download: int) -> PerfResult:
     """
     start = time.perf_counter()
     await stream.write(struct.pack(">Q", download))
-    await _send(stream, upload)
+    await _send(stream, upload, progress=progress)
     await stream.close_write()
     mid = time.perf_counter()
-    got = await _drain(stream)
+    got = await _drain(stream, progress=progress)
     end = time.perf_counter()
     await stream.close()
     if got != download:
         raise ProtocolError(f"perf: asked for {download} bytes, received {got}")
     return PerfResult(upload, mid - start, got, end - mid)
+
+
+#: What a timed download asks for: more than any run moves (the protocol has no "stop").
+UNBOUNDED = 2**64 - 1
+
+
+async def perf_timed(
+    stream: MuxedStream,
+    upload_seconds: float,
+    download_seconds: float,
+    *,
+    progress: Progress | None = None,
+) -> PerfResult:
+    """Run the perf client for a time instead of a byte count: upload whole blocks for
+    ``upload_seconds``, then download for ``download_seconds`` (0: skip that phase).
+
+    The protocol fixes the download size up front, so a timed download asks for
+    :data:`UNBOUNDED` bytes and resets the stream when its time is up (the server sees
+    a reset stream, as when any client goes away).
+    """
+    start = time.perf_counter()
+    await stream.write(struct.pack(">Q", UNBOUNDED if download_seconds > 0 else 0))
+    view = memoryview(_ZEROS)
+    sent = 0
+    deadline = start + upload_seconds
+    while upload_seconds > 0 and time.perf_counter() < deadline:
+        await stream.write(view)  # whole blocks: the count is exactly what was sent
+        sent += BLOCK
+        if progress is not None:
+            progress("upload", sent)
+    await stream.close_write()
+    mid = time.perf_counter()
+    got = 0
+    if download_seconds > 0:
+        try:
+            async with asyncio.timeout(download_seconds):
+                while data := await stream.read(BLOCK):
+                    got += len(data)
+                    if progress is not None:
+                        progress("download", got)
+        except TimeoutError:
+            pass
+        end = time.perf_counter()
+        stream.reset()
+    else:
+        if await _drain(stream):
+            raise ProtocolError("perf: asked for 0 bytes, received some")
+        end = time.perf_counter()
+        await stream.close()
+    return PerfResult(sent, mid - start, got, end - mid)
