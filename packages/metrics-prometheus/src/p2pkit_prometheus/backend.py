@@ -9,18 +9,18 @@ from that same loop: no thread reads the host's tables while the loop changes th
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Sequence
 
 import prometheus_client
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
+from p2pkit.logs import get_logger
 from p2pkit.metrics import DURATION_BUCKETS, Counter, Gauge, Histogram, Metrics
 from p2pkit_prometheus.options import PrometheusOptions, split_address
 from p2pkit_prometheus.server import MetricsServer
 
-log = logging.getLogger(__name__)
+log = get_logger("prometheus")
 
 
 class _Counter(Counter):
