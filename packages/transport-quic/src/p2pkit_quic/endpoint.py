@@ -151,6 +151,16 @@ class Endpoint(asyncio.DatagramProtocol):
     def sessions(self) -> int:
         return len(self._live)
 
+    def abort_handshakes(self) -> None:
+        """Abort inbound handshakes in progress (nobody will take their connections)."""
+        for session in list(self._live):
+            if not session.is_initiator and not session.handshake.done():
+                session.abort(ConnectionRefusedError("not listening any more"))
+
+    def abort_all(self) -> None:
+        for session in list(self._live):
+            session.abort(ConnectionAbortedError("transport closed"))
+
     # -- dialing -------------------------------------------------------------------------------
 
     def connect(self, addr: Any) -> QuicSession:

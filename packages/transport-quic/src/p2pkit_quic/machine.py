@@ -28,10 +28,12 @@ import ssl
 from typing import TYPE_CHECKING, Any
 
 from aioquic import tls
-from aioquic.buffer import Buffer  # type: ignore[attr-defined]  # re-exported from C
+from aioquic.buffer import (
+    Buffer,  # type: ignore[attr-defined]  # re-exported from C
+    size_uint_var,
+)
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
-from aioquic.buffer import size_uint_var
 from aioquic.quic.packet import (
     QuicFrameType,
     QuicProtocolVersion,

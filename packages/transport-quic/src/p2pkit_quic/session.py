@@ -37,6 +37,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+_ENDING = frozenset(
+    {QuicConnectionState.CLOSING, QuicConnectionState.DRAINING, QuicConnectionState.TERMINATED}
+)
 NO_ERROR = 0
 ERROR_CODE = 0x1  # application error: the connection was aborted
 ACCEPT_BACKLOG = 1024
@@ -90,6 +93,7 @@ class QuicSession(MuxedConnection):
         self._last_activity = now
         self.quic.receive_datagram(data, addr, now)
         self._process_events()
+        self._check_ended()
         if self._blocked_writers:
             self._wake_writers()
         self.schedule_transmit()
@@ -133,6 +137,7 @@ class QuicSession(MuxedConnection):
                 self._last_activity = now
         self.quic.handle_timer(now)
         self._process_events()
+        self._check_ended()
         self._transmit()
 
     # -- events ---------------------------------------------------------------------------------
@@ -193,6 +198,14 @@ class QuicSession(MuxedConnection):
             if self._incoming_waiter is not None and not self._incoming_waiter.done():
                 self._incoming_waiter.set_result(None)
         stream.on_data(event.data, event.end_stream)
+
+    def _check_ended(self) -> None:
+        # aioquic reports ConnectionTerminated only when its draining period ends (three
+        # PTOs later); the connection is unusable from the moment CONNECTION_CLOSE was
+        # received or sent, so the session ends at once.
+        close = self.quic._close_event
+        if close is not None and not self._closed and self.quic._state in _ENDING:
+            self._on_terminated(close)
 
     def _on_terminated(self, event: events.ConnectionTerminated) -> None:
         if event.error_code == NO_ERROR:

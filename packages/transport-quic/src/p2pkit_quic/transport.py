@@ -100,6 +100,7 @@ class QuicTransport(MuxedTransport):
             self._listeners.remove(listener)
         endpoint = listener.endpoint
         endpoint.inbound = None
+        endpoint.abort_handshakes()
         if not endpoint.sessions:
             self._endpoint_idle(endpoint)
 
@@ -160,9 +161,11 @@ class QuicTransport(MuxedTransport):
     async def close(self) -> None:
         for listener in list(self._listeners):
             await listener.close()
+        # The host closed its connections first: what is left are dials and handshakes
+        # nobody will take.
         for endpoint in list(self._endpoints):
-            if not endpoint.sessions:
-                self._endpoint_idle(endpoint)
+            endpoint.abort_all()
+            self._endpoint_idle(endpoint)
 
 
 def _native(session: QuicSession, endpoint: Endpoint) -> Native:
