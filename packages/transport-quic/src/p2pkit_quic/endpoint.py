@@ -24,7 +24,7 @@ import socket
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
-from aioquic.buffer import Buffer  # type: ignore[attr-defined]  # re-exported from C
+from aioquic._buffer import Buffer  # the C type itself (aioquic.buffer re-exports it)
 from aioquic.quic.packet import (
     QuicPacketType,
     QuicProtocolVersion,

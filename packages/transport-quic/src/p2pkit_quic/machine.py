@@ -28,10 +28,8 @@ import ssl
 from typing import TYPE_CHECKING, Any
 
 from aioquic import tls
-from aioquic.buffer import (
-    Buffer,  # type: ignore[attr-defined]  # re-exported from C
-    size_uint_var,
-)
+from aioquic._buffer import Buffer  # the C type itself (aioquic.buffer re-exports it)
+from aioquic.buffer import size_uint_var
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
 from aioquic.quic.packet import (
