@@ -5,6 +5,10 @@ certificate, inside the QUIC handshake) and multiplexes by itself, so the swarm 
 :class:`~p2pkit.network.MuxedTransportConnection` and runs no upgrade.  One UDP socket
 (:class:`~p2pkit_quic.endpoint.Endpoint`) per listen address; dials reuse a listening
 socket of the same family (and scope: loopback for loopback peers) when one exists.
+
+aioquic (with pyOpenSSL and service_identity, which it imports: about 0.4 s) is loaded
+by the first listen or dial, not when the transport is built, so a host that has QUIC
+enabled but never uses it does not pay for it.
 """
 
 from __future__ import annotations
@@ -23,10 +27,10 @@ from p2pkit.network import MuxedTransportConnection as Native
 from p2pkit.peer import PeerId
 from p2pkit_quic._ids import MUXER_PROTOCOL, SECURITY_PROTOCOL
 from p2pkit_quic.addresses import QuicTarget, from_sockaddr, is_quic, parse
-from p2pkit_quic.endpoint import Endpoint
 from p2pkit_quic.options import QuicOptions
 
 if TYPE_CHECKING:
+    from p2pkit_quic.endpoint import Endpoint
     from p2pkit.crypto import PrivateKey
     from p2pkit.crypto.tls_certificate import HostCertificate
     from p2pkit_quic.session import QuicSession
@@ -107,6 +111,8 @@ class QuicTransport(MuxedTransport):
     async def _open_endpoint(
         self, host: str, port: int, family: socket.AddressFamily
     ) -> Endpoint:
+        from p2pkit_quic.endpoint import Endpoint  # deliberately lazy: see the docstring
+
         endpoint = await Endpoint.open(
             host, port, family, self.certificate, self.options, self._endpoint_idle
         )
