@@ -30,9 +30,9 @@ from p2pkit_quic.addresses import QuicTarget, from_sockaddr, is_quic, parse
 from p2pkit_quic.options import QuicOptions
 
 if TYPE_CHECKING:
-    from p2pkit_quic.endpoint import Endpoint
     from p2pkit.crypto import PrivateKey
     from p2pkit.crypto.tls_certificate import HostCertificate
+    from p2pkit_quic.endpoint import Endpoint
     from p2pkit_quic.session import QuicSession
 
 log = logging.getLogger(__name__)
