@@ -8,6 +8,7 @@ import datetime
 import socket
 
 import pytest
+from cryptography import x509
 from multiaddr import Multiaddr
 from p2pkit_quic import QuicTransport, from_sockaddr, is_quic, parse
 from p2pkit_quic import endpoint as endpoint_mod
@@ -81,7 +82,7 @@ BAD_CERTIFICATES = {
         "not_after": datetime.datetime(2001, 1, 1, tzinfo=datetime.UTC),
     },
     "bad signature": {"tamper_signature": True},
-    "no libp2p extension": {"oid": __import__("cryptography.x509").x509.ObjectIdentifier("1.2.3.4")},
+    "no libp2p extension": {"oid": x509.ObjectIdentifier("1.2.3.4")},
 }
 
 
