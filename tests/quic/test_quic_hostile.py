@@ -30,11 +30,20 @@ async def _listen(
     return listener, accepted, ("127.0.0.1", int(addr.value_for_protocol("udp")))
 
 
-async def _still_serves(client: QuicTransport, listener: object) -> None:
+async def _still_serves(
+    client: QuicTransport, listener: object, accepted: list[MuxedTransportConnection]
+) -> None:
+    """A real client connects and its first stream's bytes reach the server."""
+    before = len(accepted)
     conn = await client.dial(listener.addrs[0], timeout=5)  # type: ignore[attr-defined]
     stream = await conn.muxed.open_stream()
     await stream.write(b"ping")
     await stream.close_write()
+    async with asyncio.timeout(5):
+        while len(accepted) == before:
+            await asyncio.sleep(0.01)
+        inbound = await accepted[-1].muxed.accept_stream()
+        assert await inbound.read() == b"ping"
     conn.muxed.abort()
 
 
@@ -76,10 +85,7 @@ async def test_garbage_and_truncated_packets_are_dropped(transports):
     # Only the cut-short-but-long-enough / bit-flipped Initials create a handshake
     # (they look like new connections until decryption fails): bounded by the cap.
     assert endpoint.handshakes <= server.options.max_handshakes
-    await _still_serves(client, listener)
-    async with asyncio.timeout(5):
-        while not accepted:
-            await asyncio.sleep(0.01)
+    await _still_serves(client, listener, accepted)
     assert len(accepted) == 1  # the real client, and no connection from the garbage
 
 
@@ -89,7 +95,7 @@ async def test_initial_flood_is_capped_and_amplification_limited(transports):
     the bytes received are sent back before the address is validated."""
     server = transports(max_handshakes=16, handshake_timeout=0.5)
     client = transports()
-    listener, _accepted, target = await _listen(server)
+    listener, accepted, target = await _listen(server)
     endpoint = listener.endpoint  # type: ignore[attr-defined]
     sent = received = 0
     tracemalloc.start()
@@ -118,13 +124,13 @@ async def test_initial_flood_is_capped_and_amplification_limited(transports):
     async with asyncio.timeout(5):
         while endpoint.handshakes or endpoint.sessions:  # each times out
             await asyncio.sleep(0.05)
-    await _still_serves(client, listener)
+    await _still_serves(client, listener, accepted)
 
 
 async def test_stateless_retry_keeps_no_state_for_unvalidated_sources(transports):
     server = transports(retry=True)
     client = transports()
-    listener, _accepted, target = await _listen(server)
+    listener, accepted, target = await _listen(server)
     endpoint = listener.endpoint  # type: ignore[attr-defined]
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as victim:
         victim.setblocking(False)
@@ -140,7 +146,7 @@ async def test_stateless_retry_keeps_no_state_for_unvalidated_sources(transports
     assert replies and all(r[0] & 0xF0 == 0xF0 for r in replies)  # Retry packets only
     assert all(len(r) < 200 for r in replies)
     assert endpoint.handshakes == 0 and endpoint.sessions == 0
-    await _still_serves(client, listener)  # a real client follows the Retry
+    await _still_serves(client, listener, accepted)  # a real client follows the Retry
 
 
 async def test_stream_flood_beyond_max_streams_closes_that_connection_only(transports):
@@ -155,7 +161,7 @@ async def test_stream_flood_beyond_max_streams_closes_that_connection_only(trans
         await s.write(b"x")
     async with asyncio.timeout(5):
         await session.wait_closed()  # the server closed it: STREAM_LIMIT_ERROR
-    await _still_serves(other, listener)
+    await _still_serves(other, listener, accepted)
 
 
 async def test_well_behaved_stream_flood_waits_for_credit(transports):
