@@ -79,6 +79,7 @@ class QuicSession(MuxedConnection):
         self._drained = asyncio.Event()
         self.handshake: asyncio.Future[None] = self._loop.create_future()
         self._last_activity = self._loop.time()
+        self._grow_datagrams = bool(options.loopback_datagram_size) and _is_loopback(remote)
 
     # -- the endpoint's side ------------------------------------------------------------------
 
@@ -94,6 +95,11 @@ class QuicSession(MuxedConnection):
         self.quic.receive_datagram(data, addr, now)
         self._process_events()
         self._check_ended()
+        if self._grow_datagrams and self.quic._handshake_confirmed:
+            # Only once the handshake is confirmed: until then packets carrying Initial
+            # data are padded to the full datagram size.
+            self._grow_datagrams = False
+            self.quic.set_datagram_size(self.options.loopback_datagram_size)
         if self._blocked_writers:
             self._wake_writers()
         self.schedule_transmit()
@@ -111,7 +117,8 @@ class QuicSession(MuxedConnection):
         datagrams = self.quic.datagrams_to_send(now)
         if datagrams:
             self.endpoint.send_many(datagrams)
-        self._process_events()  # e.g. ConnectionTerminated after a close
+        self._process_events()
+        self._check_ended()  # a close (ours, or aioquic's on a protocol error) went out
         self._set_timer()
 
     def _set_timer(self) -> None:
@@ -176,8 +183,6 @@ class QuicSession(MuxedConnection):
             quic.close(error_code=0x100 + 42, reason_phrase="client certificate required")
             self.schedule_transmit()
             return
-        if self.options.loopback_datagram_size and _is_loopback(self.remote):
-            quic.set_datagram_size(self.options.loopback_datagram_size)
         if not self.handshake.done():
             self.handshake.set_result(None)
 
