@@ -93,7 +93,10 @@ class Listener:
         )
         assert self.proc.stdout is not None
         _, tcp, quic, peer = self.proc.stdout.readline().split()
-        self.addrs = {"tcp": Multiaddr(f"{tcp}/p2p/{peer}"), "quic": Multiaddr(f"{quic}/p2p/{peer}")}
+        self.addrs = {
+            "tcp": Multiaddr(f"{tcp}/p2p/{peer}"),
+            "quic": Multiaddr(f"{quic}/p2p/{peer}"),
+        }
 
     def cpu(self) -> float:
         assert self.proc.stdin is not None and self.proc.stdout is not None
