@@ -49,11 +49,11 @@ from p2pkit.protocols.ping import ping
 STACKS = ("quic", "tcp")
 
 
-def _builder() -> HostBuilder:
+def _builder(datagram: int) -> HostBuilder:
     return (
         HostBuilder()
         .transport("tcp")
-        .transport("quic")
+        .transport("quic", loopback_datagram_size=datagram)
         .security("noise")
         .muxer("yamux")
         .option(enable_echo=True, enable_perf=True)
@@ -63,9 +63,9 @@ def _builder() -> HostBuilder:
 # -- the listener (child process) ----------------------------------------------------------
 
 
-async def _serve() -> None:
+async def _serve(datagram: int) -> None:
     """Listen on TCP and QUIC; answer ``cpu`` lines with this process's CPU seconds."""
-    host = _builder().listen("/ip4/127.0.0.1/tcp/0").listen("/ip4/127.0.0.1/udp/0/quic-v1")
+    host = _builder(datagram).listen("/ip4/127.0.0.1/tcp/0").listen("/ip4/127.0.0.1/udp/0/quic-v1")
     host_ = await host.build().start()
     by = {a.protocols()[-1].name: a for a in host_.listen_addrs}
     print("LISTEN", by["tcp"], by["quic-v1"], host_.peer_id, flush=True)
@@ -84,9 +84,9 @@ async def _serve() -> None:
 class Listener:
     """The child process: its addresses, and its CPU clock read over stdin/stdout."""
 
-    def __init__(self) -> None:
+    def __init__(self, datagram: int) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, __file__, "--serve"],
+            [sys.executable, __file__, "--serve", "--loopback-datagram-size", str(datagram)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -167,7 +167,8 @@ async def _echo(host: Host, addr: Multiaddr, streams: int) -> dict[str, float]:
 
 async def _run(args: argparse.Namespace, listener: Listener) -> dict[str, Any]:
     # The dialer listens too, as a node does: QUIC dials then leave from its socket.
-    host = await _builder().listen("/ip4/127.0.0.1/udp/0/quic-v1").build().start()
+    datagram = args.loopback_datagram_size
+    host = await _builder(datagram).listen("/ip4/127.0.0.1/udp/0/quic-v1").build().start()
     total = parse_size(args.bytes)
     results: dict[str, Any] = {}
     try:
@@ -210,12 +211,18 @@ def main() -> None:
     ap.add_argument(
         "--scenario", action="append", choices=["throughput", "connect", "echo"], default=None
     )
+    ap.add_argument(
+        "--loopback-datagram-size",
+        type=int,
+        default=65000,
+        help="QUIC datagrams on loopback (p2pkit-quic's default 65000; 0: 1452 bytes)",
+    )
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     if args.serve:
-        asyncio.run(_serve())
+        asyncio.run(_serve(args.loopback_datagram_size))
         return
-    listener = Listener()
+    listener = Listener(args.loopback_datagram_size)
     try:
         summary = asyncio.run(_run(args, listener))
     finally:
