@@ -145,7 +145,14 @@ class QuicTransport(MuxedTransport):
             if endpoint is None:
                 any_host = "0.0.0.0" if target.family == socket.AF_INET else "::"
                 endpoint = await self._open_endpoint(any_host, 0, target.family)
-            session = endpoint.connect((target.host, target.port))
+            # IPv6 socket addresses come back from recvfrom as 4-tuples: aioquic must
+            # see the same tuple, or it takes the answers for another network path.
+            remote = (
+                (target.host, target.port)
+                if target.family == socket.AF_INET
+                else (target.host, target.port, 0, 0)
+            )
+            session = endpoint.connect(remote)
         except OSError as exc:
             raise DialError(f"cannot dial {addr}", [(addr, exc)]) from exc
         try:
