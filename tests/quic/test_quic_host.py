@@ -10,7 +10,7 @@ import pytest
 from multiaddr import Multiaddr
 
 from p2pkit.crypto import generate_private_key
-from p2pkit.errors import PeerIdMismatch, StreamReset
+from p2pkit.errors import PeerIdMismatch, StreamReset, StreamResetByLimit
 from p2pkit.events import Connected, Disconnected, PeerIdentified
 from p2pkit.gater import ConnectionGated
 from p2pkit.peer import PeerId
@@ -149,3 +149,31 @@ async def test_ipv6_loopback(make_host):
     conn = await b.connect(a.addrs_with_peer_id[0])
     assert conn.remote_addr is not None and conn.remote_addr.protocols()[0].name == "ip6"
     assert await _echo(b, a.peer_id, b"over ipv6") == b"over ipv6"
+
+
+async def test_unread_data_is_reserved_and_a_refusal_resets_the_stream(make_host):
+    """Bytes buffered unread count in the resource manager; past the per-peer memory
+    limit the stream is reset (StreamResetByLimit), the connection goes on."""
+    gate = asyncio.Event()
+    a = await make_host(limits={"max_memory_per_peer": 1 << 20, "unlimited_networks": []})
+    held: list = []
+
+    async def hoard(stream) -> None:  # reads nothing until told
+        held.append(stream)
+        await gate.wait()
+
+    a.set_stream_handler("/hoard/1", hoard)
+    b = await make_host(listen=False)
+    conn = await b.connect(a.addrs_with_peer_id[0])
+    stream = await conn.new_stream(["/hoard/1"])
+    with pytest.raises(StreamReset):
+        async with asyncio.timeout(10):
+            for _ in range(64):  # 4 MiB at most (the stream window): over the 1 MiB limit
+                await stream.write(b"x" * 65536)
+            await stream.read()
+    with pytest.raises(StreamResetByLimit):  # the listener's side: refused by the limit
+        await held[0].read()
+    (a_conn,) = a.connections(b.peer_id)
+    assert not a_conn.is_closed  # only the stream went
+    gate.set()
+    assert await _echo(b, a.peer_id, b"still works") == b"still works"

@@ -26,8 +26,9 @@ from typing import TYPE_CHECKING, Any
 from aioquic.quic import events
 from aioquic.quic.connection import QuicConnectionState
 
-from p2pkit.abc import MuxedConnection, MuxedStream
-from p2pkit.errors import ConnectionClosed, StreamReset
+from p2pkit.abc import MemoryScope, MuxedConnection, MuxedStream
+from p2pkit.errors import ConnectionClosed, ResourceLimitExceeded, StreamReset, StreamResetByLimit
+from p2pkit.reservation import BufferReservation
 from p2pkit_quic.stream import RESET_CODE, QuicStream
 
 if TYPE_CHECKING:
@@ -80,6 +81,9 @@ class QuicSession(MuxedConnection):
         self.handshake: asyncio.Future[None] = self._loop.create_future()
         self._last_activity = self._loop.time()
         self._grow_datagrams = bool(options.loopback_datagram_size) and _is_loopback(remote)
+        # Received, unread bytes of every stream, reserved in the connection's memory
+        # scope once the swarm hands it over (use_memory); flow control bounds them too.
+        self.memory = BufferReservation(None)
 
     # -- the endpoint's side ------------------------------------------------------------------
 
@@ -222,6 +226,38 @@ class QuicSession(MuxedConnection):
             )
         self._end(ConnectionClosed(reason))
 
+    def use_memory(self, scope: MemoryScope) -> None:
+        """Reserve what the streams buffer in ``scope`` (the swarm's connection scope)."""
+        held = self.memory.held
+        self.memory = BufferReservation(scope)
+        self.memory.held = held
+        if held:
+            with contextlib.suppress(ResourceLimitExceeded):
+                self.memory.grow()  # refused: accounted from the next bytes on
+
+    def hold(self, stream: QuicStream, n: int) -> bool:
+        """``n`` more bytes buffered on ``stream``; False if the scope refused them (the
+        stream is then reset, as yamux does)."""
+        memory = self.memory
+        memory.held += n
+        if memory.held > memory.reserved:
+            try:
+                memory.grow()
+            except ResourceLimitExceeded as refusal:
+                memory.held -= n
+                error = StreamResetByLimit(f"stream reset: no memory for its data ({refusal})")
+                error.__cause__ = refusal
+                self.reset_stream(stream)
+                stream.fail(error)
+                return False
+        return True
+
+    def release(self, n: int) -> None:
+        memory = self.memory
+        memory.held -= n
+        if memory.held < memory.release_below:
+            memory.shrink()
+
     # -- the streams' side ------------------------------------------------------------------------
 
     def consumed(self, stream: QuicStream, n: int, stream_total: int) -> None:
@@ -351,6 +387,7 @@ class QuicSession(MuxedConnection):
             self._timer = None
         self._drained.set()
         self._closed_event.set()
+        self.memory.close()
         self.endpoint.session_ended(self, self._cids)
         self._cids = set()
 

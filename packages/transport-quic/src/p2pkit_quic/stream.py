@@ -9,6 +9,9 @@ The yamux/mplex contract, on QUIC's own stream machinery:
   STOP_SENDING, its read from the RESET_STREAM).
 * ``close`` = ``close_write`` and stop reading: later data from the peer is discarded
   (and its credit returned, so it cannot stall the connection), as on the other muxers.
+* Memory: bytes buffered unread are reserved in the connection's memory scope (the
+  resource manager, :class:`~p2pkit.reservation.BufferReservation`); a refusal resets
+  the stream (:class:`~p2pkit.errors.StreamResetByLimit`), as on yamux.
 * Backpressure: ``write`` waits while more than ``send_buffer`` bytes of this stream
   are queued in aioquic and not yet acknowledged (QUIC flow and congestion control
   decide when they leave); the receive side is bounded by the stream window, whose
@@ -86,6 +89,7 @@ class QuicStream(MuxedStream):
             chunk = chunk[:max_bytes]
         n = len(chunk)
         self._buffered -= n
+        self._session.release(n)
         again = min(n, self._recredit)
         self._recredit -= again
         if n > again:
@@ -98,6 +102,7 @@ class QuicStream(MuxedStream):
             self._chunks.appendleft(bytes(data))
             self._buffered += len(data)
             self._recredit += len(data)
+            self._session.memory.held += len(data)  # accounted again until read
 
     def on_data(self, data: bytes, end_stream: bool) -> None:
         """Called by the session for each STREAM frame delivered in order."""
@@ -106,6 +111,11 @@ class QuicStream(MuxedStream):
                 self._consumed += len(data)
                 self._session.consumed(self, len(data), self._consumed)
         elif data:
+            if not self._session.hold(self, len(data)):
+                # No memory for it: the stream was reset; the bytes' credit goes back.
+                self._consumed += len(data)
+                self._session.consumed(self, len(data), self._consumed)
+                return
             self._chunks.append(data)
             self._buffered += len(data)
         if end_stream:
@@ -159,6 +169,7 @@ class QuicStream(MuxedStream):
         if not self._read_closed:
             self._read_closed = True
             dropped = self._buffered - self._recredit
+            self._session.release(self._buffered)
             self._chunks.clear()
             self._buffered = self._recredit = 0
             if dropped > 0:
@@ -178,6 +189,7 @@ class QuicStream(MuxedStream):
             return
         self._error = error
         dropped = self._buffered - self._recredit
+        self._session.release(self._buffered)
         self._chunks.clear()
         self._buffered = self._recredit = 0
         if dropped > 0:

@@ -192,4 +192,5 @@ def _native(session: QuicSession, endpoint: Endpoint) -> Native:
         remote_addr=from_sockaddr(session.remote),
         security_protocol=SECURITY_PROTOCOL,
         muxer_protocol=MUXER_PROTOCOL,
+        use_memory=session.use_memory,
     )
