@@ -267,4 +267,8 @@ class Endpoint(asyncio.DatagramProtocol):
         if self.inbound is None:
             session.abort(ConnectionRefusedError("not listening any more"))
             return
-        self.inbound(session)
+        try:
+            self.inbound(session)
+        except Exception as exc:  # a handler bug costs that connection, not the listener
+            log.warning("QUIC connection handler failed: %r", exc, exc_info=True)
+            session.abort(exc)

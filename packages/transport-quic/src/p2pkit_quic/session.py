@@ -84,6 +84,7 @@ class QuicSession(MuxedConnection):
         # Received, unread bytes of every stream, reserved in the connection's memory
         # scope once the swarm hands it over (use_memory); flow control bounds them too.
         self.memory = BufferReservation(None)
+        self._flush_now = False
 
     # -- the endpoint's side ------------------------------------------------------------------
 
@@ -106,7 +107,13 @@ class QuicSession(MuxedConnection):
             self.quic.set_datagram_size(self.options.loopback_datagram_size)
         if self._blocked_writers:
             self._wake_writers()
-        self.schedule_transmit()
+        if self._flush_now:
+            # The client's handshake just completed: its Finished leaves before the
+            # dial returns (an application that aborts at once must not lose it).
+            self._flush_now = False
+            self._transmit()
+        else:
+            self.schedule_transmit()
 
     def schedule_transmit(self) -> None:
         if not self._transmit_scheduled:
@@ -188,6 +195,7 @@ class QuicSession(MuxedConnection):
             self.schedule_transmit()
             return
         if not self.handshake.done():
+            self._flush_now = self.is_initiator
             self.handshake.set_result(None)
 
     def _on_stream_data(self, event: events.StreamDataReceived) -> None:
