@@ -200,3 +200,22 @@ async def test_transport_close_aborts_leftovers(transports):
     async with asyncio.timeout(5):
         await accepted.muxed.wait_closed()
     assert isinstance(server, QuicTransport)
+
+
+async def test_keep_alive_outlives_the_idle_timeout(transports):
+    server = transports(idle_timeout=0.6, keep_alive=0.15)
+    client = transports(idle_timeout=0.6, keep_alive=0.15)
+    conn, accepted = await quic_pair(server, client)
+    await asyncio.sleep(1.5)  # 2.5 idle timeouts without application traffic
+    assert not conn.muxed.is_closed and not accepted.muxed.is_closed
+    conn.muxed.abort()
+
+
+async def test_idle_connection_ends_without_keep_alive(transports):
+    server = transports(idle_timeout=0.3, keep_alive=0)
+    client = transports(idle_timeout=0.3, keep_alive=0)
+    conn, accepted = await quic_pair(server, client)
+    async with asyncio.timeout(5):
+        await conn.muxed.wait_closed()
+        await accepted.muxed.wait_closed()
+    assert not client._endpoints  # the dial's socket went with its connection

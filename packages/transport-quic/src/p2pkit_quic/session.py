@@ -134,6 +134,11 @@ class QuicSession(MuxedConnection):
 
     def _set_timer(self) -> None:
         at = None if self._closed else self.quic.get_timer()
+        keep_alive = self.options.keep_alive
+        if at is not None and keep_alive and self.handshake.done():
+            # aioquic's own timer would next fire at the idle timeout, which ends the
+            # connection: wake up for the keep-alive PING before that.
+            at = min(at, self._last_activity + keep_alive)
         if at == self._timer_at:
             return
         if self._timer is not None:
@@ -149,11 +154,11 @@ class QuicSession(MuxedConnection):
         if self._closed:
             return
         now = self._loop.time()
-        if self.options.keep_alive and now - self._last_activity >= self.options.keep_alive:
-            if self.handshake.done():
-                self.quic.send_ping(0)
-                self._last_activity = now
-        self.quic.handle_timer(now)
+        keep_alive = self.options.keep_alive
+        if keep_alive and self.handshake.done() and now - self._last_activity >= keep_alive:
+            self.quic.send_ping(0)  # answered with an ACK: the peer's idle timer restarts
+            self._last_activity = now
+        self.quic.handle_timer(now)  # does nothing before aioquic's own deadlines
         self._process_events()
         self._check_ended()
         self._transmit()
