@@ -85,6 +85,7 @@ class QuicSession(MuxedConnection):
         # scope once the swarm hands it over (use_memory); flow control bounds them too.
         self.memory = BufferReservation(None)
         self._flush_now = False
+        self._ack_waiter: asyncio.Future[None] | None = None
 
     # -- the endpoint's side ------------------------------------------------------------------
 
@@ -107,6 +108,8 @@ class QuicSession(MuxedConnection):
             self.quic.set_datagram_size(self.options.loopback_datagram_size)
         if self._blocked_writers:
             self._wake_writers()
+        if self._ack_waiter is not None and not self._ack_waiter.done():
+            self._ack_waiter.set_result(None)
         if self._flush_now:
             # The client's handshake just completed: its Finished leaves before the
             # dial returns (an application that aborts at once must not lose it).
@@ -365,10 +368,21 @@ class QuicSession(MuxedConnection):
             finally:
                 closed.cancel()
                 drained.cancel()
+        # What we sent must be acknowledged first: CONNECTION_CLOSE would otherwise
+        # overtake a retransmission, and the peer would lose the tail of a stream.
+        while not self._closed and not self._all_acknowledged():
+            self._ack_waiter = self._loop.create_future()
+            try:
+                await self._ack_waiter
+            finally:
+                self._ack_waiter = None
         if not self._closed:
             self.quic.close(error_code=NO_ERROR)
             self._transmit()
             self._end(ConnectionClosed("connection closed"))
+
+    def _all_acknowledged(self) -> bool:
+        return all(qs.sender.is_finished for qs in self.quic._streams.values())
 
     def abort(self, exc: BaseException | None = None) -> None:
         if self._closed:
@@ -387,7 +401,7 @@ class QuicSession(MuxedConnection):
             self.handshake.set_exception(error)
             self.handshake.exception()  # retrieved: a failed dial raises its own error
         for stream in list(self._streams.values()):
-            stream.fail(ConnectionClosed(str(error)))
+            stream.connection_ended(ConnectionClosed(str(error)))
         self._streams.clear()
         self._incoming.clear()
         if self._incoming_waiter is not None and not self._incoming_waiter.done():
@@ -395,6 +409,8 @@ class QuicSession(MuxedConnection):
         for stream in list(self._blocked_writers):
             stream.wake_writer()
         self._blocked_writers.clear()
+        if self._ack_waiter is not None and not self._ack_waiter.done():
+            self._ack_waiter.set_result(None)
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None

@@ -53,7 +53,7 @@ class QuicStream(MuxedStream):
         self._eof = False  # the peer's FIN arrived (after the buffered data)
         self._read_closed = False
         self._write_closed = False
-        self._fin_acked = False
+        self._write_error: BaseException | None = None  # the connection ended after EOF
         self._error: BaseException | None = None
         self._readable: asyncio.Future[None] | None = None
         self._writable: asyncio.Future[None] | None = None
@@ -137,6 +137,8 @@ class QuicStream(MuxedStream):
         while True:
             if self._error is not None:
                 raise self._error
+            if self._write_error is not None:
+                raise self._write_error
             if self._write_closed:
                 raise StreamClosed("stream closed for writing")
             if pos >= len(view):
@@ -182,6 +184,18 @@ class QuicStream(MuxedStream):
             return
         self._session.reset_stream(self)
         self.fail(StreamReset("stream reset"))
+
+    def connection_ended(self, error: BaseException) -> None:
+        """The connection is gone.  A stream whose peer had finished sending keeps what
+        it received readable (then EOF); any other fails with ``error``, never a silent
+        EOF."""
+        if self._error is None and self._eof and not self._read_closed:
+            self._write_error = error
+            self._write_closed = True
+            self.wake_writer()
+            self._session.stream_maybe_done(self)
+            return
+        self.fail(error)
 
     def fail(self, error: BaseException) -> None:
         """End the stream with ``error`` (reset by either side, or the connection died)."""
