@@ -26,10 +26,11 @@ from typing import TYPE_CHECKING, Any
 from aioquic.quic import events
 from aioquic.quic.connection import QuicConnectionState
 
-from p2pkit.abc import MemoryScope, MuxedConnection, MuxedStream
-from p2pkit.errors import ConnectionClosed, ResourceLimitExceeded, StreamReset, StreamResetByLimit
+from p2pkit.abc import MuxedConnection, MuxedStream
+from p2pkit.errors import ConnectionClosed, StreamReset
 from p2pkit.reservation import BufferReservation
-from p2pkit_quic.stream import RESET_CODE, QuicStream
+from p2pkit_quic.flow import StreamFlow
+from p2pkit_quic.stream import QuicStream
 
 if TYPE_CHECKING:
     from p2pkit_quic.endpoint import Endpoint
@@ -47,7 +48,7 @@ ACCEPT_BACKLOG = 1024
 """Inbound streams queued for accept_stream at most; beyond, new ones are reset."""
 
 
-class QuicSession(MuxedConnection):
+class QuicSession(StreamFlow, MuxedConnection):
     """See the module docstring.  Built by the endpoint, never by applications."""
 
     def __init__(
@@ -107,7 +108,7 @@ class QuicSession(MuxedConnection):
             self._grow_datagrams = False
             self.quic.set_datagram_size(self.options.loopback_datagram_size)
         if self._blocked_writers:
-            self._wake_writers()
+            self.wake_writers()
         if self._ack_waiter is not None and not self._ack_waiter.done():
             self._ack_waiter.set_result(None)
         if self._flush_now:
@@ -242,79 +243,7 @@ class QuicSession(MuxedConnection):
             )
         self._end(ConnectionClosed(reason))
 
-    def use_memory(self, scope: MemoryScope) -> None:
-        """Reserve what the streams buffer in ``scope`` (the swarm's connection scope)."""
-        held = self.memory.held
-        self.memory = BufferReservation(scope)
-        self.memory.held = held
-        if held:
-            with contextlib.suppress(ResourceLimitExceeded):
-                self.memory.grow()  # refused: accounted from the next bytes on
-
-    def hold(self, stream: QuicStream, n: int) -> bool:
-        """``n`` more bytes buffered on ``stream``; False if the scope refused them (the
-        stream is then reset, as yamux does)."""
-        memory = self.memory
-        memory.held += n
-        if memory.held > memory.reserved:
-            try:
-                memory.grow()
-            except ResourceLimitExceeded as refusal:
-                memory.held -= n
-                error = StreamResetByLimit(f"stream reset: no memory for its data ({refusal})")
-                error.__cause__ = refusal
-                self.reset_stream(stream)
-                stream.fail(error)
-                return False
-        return True
-
-    def release(self, n: int) -> None:
-        memory = self.memory
-        memory.held -= n
-        if memory.held < memory.release_below:
-            memory.shrink()
-
-    # -- the streams' side ------------------------------------------------------------------------
-
-    def consumed(self, stream: QuicStream, n: int, stream_total: int) -> None:
-        qstream = self.quic._streams.get(stream.stream_id)
-        if self.quic.grant(qstream, n, stream_total) and not self._closed:
-            self.schedule_transmit()
-
-    def unsent(self, stream: QuicStream) -> int:
-        """Bytes of ``stream`` queued in aioquic and not yet acknowledged."""
-        qstream = self.quic._streams.get(stream.stream_id)
-        if qstream is None:
-            return 0
-        sender = qstream.sender
-        return sender._buffer_stop - sender._buffer_start
-
-    def wait_writable(self, stream: QuicStream) -> None:
-        self._blocked_writers.add(stream)
-
-    def _wake_writers(self) -> None:
-        low = self.options.send_buffer // 2
-        for stream in list(self._blocked_writers):
-            if stream.done or self.unsent(stream) <= low:
-                self._blocked_writers.discard(stream)
-                stream.wake_writer()
-
-    def send(self, stream: QuicStream, data: bytes, *, end_stream: bool) -> None:
-        if self._closed:
-            raise self._close_error or ConnectionClosed("connection closed")
-        self.quic.send_stream_data(stream.stream_id, data, end_stream=end_stream)
-        self.schedule_transmit()
-
-    def reset_stream(self, stream: QuicStream) -> None:
-        if self._closed:
-            return
-        with contextlib.suppress(Exception):  # a direction already finished: nothing to reset
-            if not stream._write_closed or self.unsent(stream):
-                self.quic.reset_stream(stream.stream_id, RESET_CODE)
-        with contextlib.suppress(Exception):
-            if not stream._eof:
-                self.quic.stop_stream(stream.stream_id, RESET_CODE)
-        self.schedule_transmit()
+    # -- the streams' side (the rest is p2pkit_quic.flow) -------------------------------------
 
     def stream_maybe_done(self, stream: QuicStream) -> None:
         if stream.done and self._streams.get(stream.stream_id) is stream:
