@@ -68,7 +68,7 @@ class QuicSession(StreamFlow, MuxedConnection):
         self._loop = asyncio.get_running_loop()
         self._streams: dict[int, QuicStream] = {}
         self._incoming: deque[QuicStream] = deque()
-        self._incoming_waiter: asyncio.Future[None] | None = None
+        self._incoming_ready = asyncio.Event()  # any number of accept_stream callers
         self._blocked_writers: set[QuicStream] = set()
         self._cids: set[bytes] = set()
         self._timer: asyncio.TimerHandle | None = None
@@ -221,8 +221,7 @@ class QuicSession(StreamFlow, MuxedConnection):
                 stream.reset()
                 return
             self._incoming.append(stream)
-            if self._incoming_waiter is not None and not self._incoming_waiter.done():
-                self._incoming_waiter.set_result(None)
+            self._incoming_ready.set()
         stream.on_data(event.data, event.end_stream)
 
     def _check_ended(self) -> None:
@@ -273,18 +272,14 @@ class QuicSession(StreamFlow, MuxedConnection):
                 return self._incoming.popleft()
             if self._closed or self._going_away:
                 raise self._close_error or ConnectionClosed("connection closed")
-            self._incoming_waiter = self._loop.create_future()
-            try:
-                await self._incoming_waiter
-            finally:
-                self._incoming_waiter = None
+            self._incoming_ready.clear()
+            await self._incoming_ready.wait()
 
     async def close(self) -> None:
         if self._closed:
             return
         self._going_away = True
-        if self._incoming_waiter is not None and not self._incoming_waiter.done():
-            self._incoming_waiter.set_result(None)
+        self._incoming_ready.set()
         for stream in list(self._incoming):
             stream.reset()
         self._incoming.clear()
@@ -333,8 +328,7 @@ class QuicSession(StreamFlow, MuxedConnection):
             stream.connection_ended(ConnectionClosed(str(error)))
         self._streams.clear()
         self._incoming.clear()
-        if self._incoming_waiter is not None and not self._incoming_waiter.done():
-            self._incoming_waiter.set_result(None)
+        self._incoming_ready.set()
         for stream in list(self._blocked_writers):
             stream.wake_writer()
         self._blocked_writers.clear()
