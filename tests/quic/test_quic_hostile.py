@@ -5,6 +5,7 @@ stream floods.  Each costs bounded work and memory, and the listener keeps servi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import socket
@@ -228,3 +229,26 @@ async def test_retry_starts_under_load_only(transports):
     assert endpoint.handshakes == 4  # state for the first four only
     assert retries == 46
     await _still_serves(client, listener, accepted)  # follows a Retry, then connects
+
+
+async def test_version_negotiation_only_for_full_size_datagrams(transports):
+    server = transports()
+    _listener, _accepted, target = await _listen(server)
+    other_version = bytes([0xC0]) + b"\x1a\x2a\x3a\x4a" + b"\x08" + os.urandom(8) + b"\x08"
+    other_version += os.urandom(8)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as peer:
+        peer.setblocking(False)
+        peer.sendto(other_version + os.urandom(20), target)  # small: no answer
+        peer.sendto(other_version + os.urandom(1200), target)  # full size: VN
+        replies: list[bytes] = []
+        async with asyncio.timeout(5):
+            while not replies:
+                await asyncio.sleep(0.01)
+                with contextlib.suppress(BlockingIOError):
+                    replies.append(peer.recv(65536))
+        await asyncio.sleep(0.1)
+        with contextlib.suppress(BlockingIOError):
+            replies.append(peer.recv(65536))
+    assert len(replies) == 1  # nothing for the small datagram
+    assert replies[0][1:5] == b"\x00\x00\x00\x00"  # version 0: Version Negotiation
+    assert b"\x00\x00\x00\x01" in replies[0][5:]  # offering QUIC v1

@@ -189,7 +189,10 @@ class Endpoint(asyncio.DatagramProtocol):
         if self.inbound is None or header.packet_type == QuicPacketType.VERSION_NEGOTIATION:
             return
         if header.version is not None and header.version not in VERSIONS:
-            # Never answered with a VN packet to a VN packet (reflection loops).
+            # Never answered with a VN packet to a VN packet (reflection loops), nor to
+            # a datagram under 1200 bytes (RFC 9000, 6.1: no amplification).
+            if len(data) < MIN_INITIAL_SIZE:
+                return
             self.send_many(
                 [
                     (
