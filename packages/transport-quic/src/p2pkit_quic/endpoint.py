@@ -2,8 +2,9 @@
 
 A listening endpoint accepts new connections (a long-header Initial of at least 1200
 bytes for an unknown connection id); dials leave from it too, so peers see our stable
-listening port (as go-libp2p reuses its port).  A dial with no suitable listener gets
-an endpoint of its own, closed with its connection.
+listening port (as go-libp2p reuses its port).  Dials with no suitable listener share
+one endpoint per address family, closed with its last connection.  The socket itself
+is :class:`~p2pkit_quic.udp.UdpSocket` (batched reads).
 
 What an Initial from a stranger may cost is bounded: at most ``max_handshakes``
 inbound handshakes in progress per socket (more Initials are dropped), each bounded in
@@ -12,7 +13,8 @@ time (``handshake_timeout``) and, until the peer's address is validated, in byte
 Above ``retry_above`` handshakes in progress (or always, with ``retry``), a stateless
 Retry validates a new peer's address before any state is kept for it.
 Anything that does not parse as a QUIC packet for a known connection is dropped after
-reading its header.
+reading its header; a packet of another QUIC version gets a Version Negotiation reply
+(only to a full-size datagram, so it cannot amplify).
 """
 
 from __future__ import annotations
