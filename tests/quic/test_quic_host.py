@@ -190,3 +190,14 @@ async def test_inbound_connection_limit_applies_to_quic(make_host):
     except Exception as exc:
         assert "limit" in str(exc).lower() or "closed" in str(exc).lower(), exc
     assert [c.peer for c in a.connections()] == [first.peer_id]
+
+
+async def test_muxer_memory_limit_bounds_the_quic_windows(make_host):
+    host = await make_host(limits={"max_muxer_memory_per_conn": 8 << 20})
+    quic = next(t for t in host.swarm.transports if t.name == "quic")
+    assert quic.options.connection_window == 8 << 20  # was 16 MiB
+    assert quic.options.stream_window == 4 << 20  # fits already
+    b = await make_host(listen=False)
+    await b.connect(host.addrs_with_peer_id[0])
+    payload = os.urandom(12 << 20)  # more than a window: credit must keep flowing
+    assert await _echo(b, host.peer_id, payload) == payload

@@ -251,3 +251,13 @@ async def test_data_before_fin_stays_readable_after_the_connection_closed(transp
         await out.write(b"late")
     with pytest.raises(ConnectionClosed):
         await conn.muxed.open_stream()
+
+
+def test_memory_hook_bounds_the_windows():
+    from p2pkit_quic.options import QuicOptions, apply_memory_limit
+
+    bounded = apply_memory_limit(QuicOptions(), 1 << 20)
+    assert bounded.connection_window == bounded.stream_window == 1 << 20
+    assert apply_memory_limit(QuicOptions(), 1 << 30) == QuicOptions()
+    with pytest.raises(ValueError):
+        apply_memory_limit(QuicOptions(), 1000)

@@ -64,3 +64,19 @@ class QuicOptions:
             raise ValueError("quic max_datagram_size must be in 1200..65527")
         if self.loopback_datagram_size and not 1200 <= self.loopback_datagram_size <= 65527:
             raise ValueError("quic loopback_datagram_size must be 0 or in 1200..65527")
+
+
+def apply_memory_limit(options: QuicOptions, limit: int) -> QuicOptions:
+    """The spec's memory hook (``limits.max_muxer_memory_per_conn``): bound what one
+    connection may buffer unread by ``limit`` bytes.
+
+    ``connection_window`` is that bound (QUIC flow control, enforced by the peer's
+    credit); ``stream_window`` shrinks with it when larger.  Raises ValueError below
+    64 KiB, where streams could hardly move.
+    """
+    if limit < 64 * 1024:
+        raise ValueError(f"{limit} bytes is below the 64 KiB a QUIC connection needs")
+    window = min(options.connection_window, limit)
+    return dataclasses.replace(
+        options, connection_window=window, stream_window=min(options.stream_window, window)
+    )
