@@ -315,13 +315,16 @@ def validate(table: Mapping[str, Any], *, registry: PluginRegistry | None = None
         gater_value = {"name": registry.defaults("connection_gater")[0]}
     gater = _build_gater(gater_value, registry)
     resolved_muxers = _resolve(registry, "muxer", muxers, plugin_options)
+    resolved_transports = _resolve(registry, "transport", transports, plugin_options)
     check_plugin_tables(registry, plugin_options)
-    apply_muxer_memory_limit(resolved_muxers, limits.max_muxer_memory_per_conn)
+    # Transports that multiplex by themselves (QUIC) bound their memory the same way.
+    muxing = [t for t in resolved_transports if t.spec.apply_memory_limit is not None]
+    apply_muxer_memory_limit(resolved_muxers + muxing, limits.max_muxer_memory_per_conn)
 
     return HostConfig(
         identity=identity,
         listen=listen,
-        transports=_resolve(registry, "transport", transports, plugin_options),
+        transports=resolved_transports,
         security=_resolve(registry, "security", security, plugin_options),
         muxers=resolved_muxers,
         connection_manager=single("connection_manager", v["connection_manager"]),

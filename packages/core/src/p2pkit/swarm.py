@@ -156,6 +156,8 @@ class Swarm:
                 raise refusal
             self._repeats.log(log, logging.INFO, "gated-secured", "%s", refusal)
             return
+        if conn.use_memory is not None:
+            conn.use_memory(scope)
         if direction == "inbound":
             with contextlib.suppress(P2PError):
                 self.add_connection(conn, "inbound", scope)

@@ -88,9 +88,10 @@ class PluginSpec(Generic[T]):
       must be asked for by name (insecure plaintext).
     * ``provides``: the multiaddr protocols a transport handles (``("tcp",)``), for
       "enable this transport" hints.
-    * ``apply_memory_limit``: muxers only, how ``limits.max_muxer_memory_per_conn`` is
-      applied to the options (see :data:`MemoryLimitHook`); None = the muxer cannot
-      honour it (a warning says so).
+    * ``apply_memory_limit``: muxers (and transports that multiplex by themselves), how
+      ``limits.max_muxer_memory_per_conn`` is applied to the options (see
+      :data:`MemoryLimitHook`); None = the muxer cannot honour it (a warning says so; a
+      transport without it is simply not bounded this way).
 
     ``package`` and ``version`` are filled in by the registry with the distribution
     that provided the spec.

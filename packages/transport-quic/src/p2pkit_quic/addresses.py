@@ -1,0 +1,88 @@
+"""Multiaddr <-> socket address conversion for QUIC.
+
+Accepted: ``/ip4|ip6/<host>/udp/<port>/quic-v1`` with an optional trailing
+``/p2p/<peer id>`` (the swarm checks the peer id).  The draft-29 ``/quic`` is not
+spoken (no current libp2p implementation offers only it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import socket
+from typing import Any
+
+from multiaddr import Multiaddr
+
+from p2pkit.errors import AddressError
+
+_FAMILIES = {"ip4": socket.AF_INET, "ip6": socket.AF_INET6}
+
+
+@dataclasses.dataclass(frozen=True)
+class QuicTarget:
+    host: str
+    port: int
+    family: socket.AddressFamily
+
+    @property
+    def is_loopback(self) -> bool:
+        return ipaddress.ip_address(self.host).is_loopback
+
+    @property
+    def is_unspecified(self) -> bool:
+        return ipaddress.ip_address(self.host).is_unspecified
+
+
+def parse(addr: Multiaddr) -> QuicTarget:
+    """Decode a QUIC multiaddr; raises AddressError for anything else."""
+    try:
+        parts = [(proto.name, value) for proto, value in addr.items()]
+    except Exception as exc:  # the multiaddr library raises many unrelated types
+        raise AddressError(f"malformed multiaddr {addr}: {exc}") from exc
+    if parts and parts[-1][0] == "p2p":
+        parts = parts[:-1]
+    names = [name for name, _ in parts]
+    if len(parts) != 3 or names[0] not in _FAMILIES or names[1:] != ["udp", "quic-v1"]:
+        raise AddressError(f"not a QUIC multiaddr: {addr}")
+    host, port_s = str(parts[0][1]), parts[1][1]
+    try:
+        port = int(port_s)
+        ipaddress.ip_address(host)
+    except (TypeError, ValueError) as exc:
+        raise AddressError(f"bad QUIC address {addr}") from exc
+    if not 0 <= port <= 65535:
+        raise AddressError(f"bad UDP port in {addr}")
+    return QuicTarget(host=host, port=port, family=_FAMILIES[names[0]])
+
+
+def is_quic(addr: Multiaddr) -> bool:
+    try:
+        parse(addr)
+    except AddressError:
+        return False
+    return True
+
+
+# Binary multiaddr codes (varints): ip4 0x04, ip6 0x29, udp 0x0111, quic-v1 0x01cd.
+_IP4, _IP6, _UDP, _QUIC_V1 = b"\x04", b"\x29", b"\x91\x02", b"\xcd\x03"
+
+
+def from_sockaddr(sockaddr: Any) -> Multiaddr | None:
+    """``('1.2.3.4', 5)`` / ``('::1', 5, flow, scope)`` -> ``/ip4|ip6/.../udp/5/quic-v1``.
+
+    Built from the binary form: parsing the text form costs ~12 us (the multiaddr
+    library), and every connection needs two of these.
+    """
+    if not isinstance(sockaddr, tuple) or len(sockaddr) < 2:
+        return None
+    host = str(sockaddr[0]).split("%", 1)[0]
+    try:
+        ip = ipaddress.ip_address(host)
+        port = int(sockaddr[1]).to_bytes(2, "big")
+    except (ValueError, OverflowError):
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    kind = _IP4 if ip.version == 4 else _IP6
+    return Multiaddr(kind + ip.packed + _UDP + port + _QUIC_V1)

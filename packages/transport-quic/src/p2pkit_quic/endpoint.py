@@ -1,0 +1,271 @@
+"""One UDP socket and the QUIC connections that use it (demultiplexed by connection id).
+
+A listening endpoint accepts new connections (a long-header Initial of at least 1200
+bytes for an unknown connection id); dials leave from it too, so peers see our stable
+listening port (as go-libp2p reuses its port).  Dials with no suitable listener share
+one endpoint per address family, closed with its last connection.  The socket itself
+is :class:`~p2pkit_quic.udp.UdpSocket` (batched reads).
+
+What an Initial from a stranger may cost is bounded: at most ``max_handshakes``
+inbound handshakes in progress per socket (more Initials are dropped), each bounded in
+time (``handshake_timeout``) and, until the peer's address is validated, in bytes
+(aioquic sends at most three times what it received: RFC 9000 anti-amplification).
+Above ``retry_above`` handshakes in progress (or always, with ``retry``), a stateless
+Retry validates a new peer's address before any state is kept for it.
+Anything that does not parse as a QUIC packet for a known connection is dropped after
+reading its header; a packet of another QUIC version gets a Version Negotiation reply
+(only to a full-size datagram, so it cannot amplify).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from aioquic._buffer import Buffer, BufferReadError  # (aioquic.buffer re-exports them)
+from aioquic.quic.packet import (
+    QuicPacketType,
+    QuicProtocolVersion,
+    encode_quic_retry,
+    encode_quic_version_negotiation,
+    pull_quic_header,
+)
+from aioquic.quic.retry import QuicRetryTokenHandler
+
+from p2pkit_quic.machine import Libp2pQuicConnection, make_configuration
+from p2pkit_quic.session import QuicSession
+from p2pkit_quic.udp import UdpSocket
+
+if TYPE_CHECKING:
+    from p2pkit.crypto.tls_certificate import HostCertificate
+    from p2pkit_quic.options import QuicOptions
+
+log = logging.getLogger(__name__)
+
+CID_LENGTH = 8
+MIN_INITIAL_SIZE = 1200
+VERSIONS = [QuicProtocolVersion.VERSION_1]
+
+InboundHandler = Callable[[QuicSession], None]
+
+
+class Endpoint:
+    """See the module docstring."""
+
+    def __init__(
+        self,
+        certificate: Callable[[], HostCertificate],
+        options: QuicOptions,
+        on_idle: Callable[[Endpoint], None],
+    ) -> None:
+        self._certificate = certificate
+        self.options = options
+        self._on_idle = on_idle
+        self._socket: UdpSocket | None = None
+        self._sessions: dict[bytes, QuicSession] = {}
+        self._live: set[QuicSession] = set()
+        self.inbound: InboundHandler | None = None
+        """Set while listening: called with each connection whose handshake completed."""
+        self.handshakes = 0
+        self._retry = QuicRetryTokenHandler()
+        self.sockname: Any = None
+        self.family = socket.AF_INET
+        self.closed = False
+
+    # -- socket -------------------------------------------------------------------------------
+
+    @classmethod
+    async def open(
+        cls,
+        host: str,
+        port: int,
+        family: socket.AddressFamily,
+        certificate: Callable[[], HostCertificate],
+        options: QuicOptions,
+        on_idle: Callable[[Endpoint], None],
+    ) -> Endpoint:
+        endpoint = cls(certificate, options, on_idle)
+        endpoint.family = family
+        endpoint._socket = UdpSocket.bind(host, port, family, endpoint.datagram_received)
+        endpoint.sockname = endpoint._socket.sockname
+        return endpoint
+
+    def send_many(self, datagrams: list[tuple[bytes, Any]]) -> None:
+        if self._socket is not None:
+            self._socket.send_many(datagrams)
+
+    def close(self) -> None:
+        self.closed = True
+        if self._socket is not None:
+            self._socket.close()
+
+    # -- bookkeeping --------------------------------------------------------------------------
+
+    def register(self, cid: bytes, session: QuicSession) -> None:
+        self._sessions[cid] = session
+
+    def unregister(self, cid: bytes, session: QuicSession) -> None:
+        if self._sessions.get(cid) is session:
+            del self._sessions[cid]
+
+    def session_ended(self, session: QuicSession, cids: set[bytes]) -> None:
+        for cid in cids:
+            self.unregister(cid, session)
+        self._live.discard(session)
+        if not self._live and self.inbound is None:
+            self._on_idle(self)
+
+    @property
+    def sessions(self) -> int:
+        return len(self._live)
+
+    def abort_handshakes(self) -> None:
+        """Abort inbound handshakes in progress (nobody will take their connections)."""
+        for session in list(self._live):
+            if not session.is_initiator and not session.handshake.done():
+                session.abort(ConnectionRefusedError("not listening any more"))
+
+    def abort_all(self) -> None:
+        for session in list(self._live):
+            session.abort(ConnectionAbortedError("transport closed"))
+
+    # -- dialing -------------------------------------------------------------------------------
+
+    def connect(self, addr: Any) -> QuicSession:
+        """Start a client handshake to ``addr`` from this socket."""
+        config = make_configuration(self._certificate(), self.options, is_client=True)
+        quic = Libp2pQuicConnection(configuration=config, options=self.options)
+        session = QuicSession(self, quic, addr, self.options, is_initiator=True)
+        self._live.add(session)
+        session.add_cid(quic.host_cid)
+        quic.connect(addr, asyncio.get_running_loop().time())
+        session.schedule_transmit()
+        return session
+
+    # -- receiving ------------------------------------------------------------------------------
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        if data and data[0] & 0x80 and len(data) >= 7:
+            version = int.from_bytes(data[1:5], "big")
+            if version and version not in VERSIONS:
+                # Another version: only the version-independent header is defined
+                # (RFC 8999; aioquic's parser would read it as a v1 Initial).  Version
+                # 0, Version Negotiation, goes on to the connection it is for.
+                if self.inbound is not None:
+                    self._negotiate_version(data, addr)
+                return
+        try:
+            header = pull_quic_header(Buffer(data=data), host_cid_length=CID_LENGTH)
+        except (ValueError, BufferReadError):
+            return  # not QUIC, or truncated: costs one header parse
+        session = self._sessions.get(header.destination_cid)
+        if session is not None:
+            try:
+                session.datagram_received(data, addr)
+            except Exception as exc:  # aioquic must not fail on input, but if it does
+                log.warning("QUIC connection from %s failed on input: %r", addr, exc)
+                session.abort(exc)
+            return
+        if self.inbound is None:
+            return
+        if header.packet_type != QuicPacketType.INITIAL or len(data) < MIN_INITIAL_SIZE:
+            return
+        if self.handshakes >= self.options.max_handshakes:
+            log.debug("QUIC Initial from %s dropped: %d handshakes", addr, self.handshakes)
+            return
+        self._accept(data, addr, header)
+
+    def _negotiate_version(self, data: bytes, addr: Any) -> None:
+        """Answer a long-header packet of an unknown version with the versions we speak;
+        never a datagram under 1200 bytes (RFC 9000, 6.1: no amplification)."""
+        if len(data) < MIN_INITIAL_SIZE:
+            return
+        dcid_len = data[5]
+        scid_at = 6 + dcid_len
+        if scid_at >= len(data):
+            return
+        scid_len = data[scid_at]
+        if scid_at + 1 + scid_len > len(data):
+            return
+        dcid = data[6:scid_at]
+        scid = data[scid_at + 1 : scid_at + 1 + scid_len]
+        packet = encode_quic_version_negotiation(
+            source_cid=dcid, destination_cid=scid, supported_versions=list(VERSIONS)
+        )
+        self.send_many([(packet, addr)])
+
+    def _accept(self, data: bytes, addr: Any, header: Any) -> None:
+        loop = asyncio.get_running_loop()
+        original_cid: bytes = header.destination_cid
+        retry_cid: bytes | None = None
+        validated = False
+        if header.token:
+            # A client that got a Retry from us comes back with its token (even if the
+            # load that made us send it is gone).  A token we cannot validate (forged,
+            # expired, or another server's NEW_TOKEN) counts as none (RFC 9000, 8.1.3).
+            try:
+                original_cid = self._retry.validate_token(
+                    address=addr,
+                    destination_cid=header.destination_cid,
+                    token=header.token,
+                    now=loop.time(),
+                )
+            except ValueError:
+                original_cid = header.destination_cid
+            else:
+                retry_cid = header.destination_cid
+                validated = True
+        if not validated and (
+            self.options.retry or 0 < self.options.retry_above <= self.handshakes
+        ):
+            source_cid = os.urandom(CID_LENGTH)
+            token = self._retry.create_token(
+                address=addr,
+                original_destination_connection_id=header.destination_cid,
+                retry_source_connection_id=source_cid,
+                now=loop.time(),
+            )
+            retry = encode_quic_retry(
+                version=header.version,
+                source_cid=source_cid,
+                destination_cid=header.source_cid,
+                original_destination_cid=header.destination_cid,
+                retry_token=token,
+            )
+            self.send_many([(retry, addr)])
+            return
+        config = make_configuration(self._certificate(), self.options, is_client=False)
+        quic = Libp2pQuicConnection(
+            configuration=config,
+            original_destination_connection_id=original_cid,
+            retry_source_connection_id=retry_cid,
+            options=self.options,
+        )
+        session = QuicSession(self, quic, addr, self.options, is_initiator=False)
+        self._live.add(session)
+        session.add_cid(header.destination_cid)
+        session.add_cid(quic.host_cid)
+        self.handshakes += 1
+        timer = loop.call_later(
+            self.options.handshake_timeout, session.abort, TimeoutError("QUIC handshake timeout")
+        )
+        session.handshake.add_done_callback(lambda fut: self._handshake_done(session, timer))
+        session.datagram_received(data, addr)
+
+    def _handshake_done(self, session: QuicSession, timer: asyncio.TimerHandle) -> None:
+        self.handshakes -= 1
+        timer.cancel()
+        if session.handshake.cancelled() or session.handshake.exception() is not None:
+            return
+        if self.inbound is None:
+            session.abort(ConnectionRefusedError("not listening any more"))
+            return
+        try:
+            self.inbound(session)
+        except Exception as exc:  # a handler bug costs that connection, not the listener
+            log.warning("QUIC connection handler failed: %r", exc, exc_info=True)
+            session.abort(exc)
