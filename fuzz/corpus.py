@@ -14,6 +14,7 @@ import functools
 from multiaddr import Multiaddr
 
 from p2pkit.crypto import PrivateKey, generate_private_key
+from p2pkit.crypto.tls_certificate import encode_signed_key, generate_certificate
 from p2pkit.multistream import messages as ms
 from p2pkit.peer import PeerId
 from p2pkit.protobuf import encode_bytes_field, encode_varint_field
@@ -22,7 +23,6 @@ from p2pkit.protocols.peer_record import make_signed_peer_record
 from p2pkit.varint import encode_uvarint
 from p2pkit_mplex import frames as mfr
 from p2pkit_noise.payload import NoiseExtensions, make_payload
-from p2pkit_tls.certificate import encode_signed_key, generate_certificate
 from p2pkit_yamux import frames as yfr
 
 KEY_TYPES = ("ed25519", "secp256k1", "ecdsa", "rsa")

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from p2pkit.addrs import split_peer, to_multiaddr
 from p2pkit.crypto import private_key_from_protobuf, public_key_from_protobuf
+from p2pkit.crypto.tls_certificate import decode_signed_key, verify_certificate
 from p2pkit.multistream import messages as msg
 from p2pkit.multistream import sansio as ms
 from p2pkit.peer import PeerId
@@ -32,7 +33,6 @@ from p2pkit_mplex import session as mplex
 from p2pkit_noise.framing import FrameDecoder
 from p2pkit_noise.handshake import NoiseHandshake, static_public_key
 from p2pkit_noise.payload import SIGNATURE_PREFIX, HandshakePayload, verify_payload
-from p2pkit_tls.certificate import decode_signed_key, verify_certificate
 from p2pkit_yamux import events as yev
 from p2pkit_yamux.session import YamuxSession
 

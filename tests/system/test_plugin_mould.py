@@ -34,6 +34,7 @@ HEAVY = [
     "p2pkit_tls.protocol",
     "p2pkit_tls.connection",
     "p2pkit_tls.certificate",
+    "p2pkit.crypto.tls_certificate",
     "p2pkit_tcp.transport",
     "p2pkit_tcp.connection",
     "p2pkit_yamux.shell",

@@ -12,6 +12,7 @@ from OpenSSL import SSL
 
 from p2pkit.abc import SecureConnection
 from p2pkit.crypto import generate_private_key
+from p2pkit.crypto.tls_certificate import generate_certificate
 from p2pkit.errors import HandshakeError, HandshakeTimeout, PeerIdMismatch
 from p2pkit.plugins.spec import Components
 from p2pkit.testing.memory import channel_pair
@@ -27,7 +28,6 @@ from p2pkit_tls import (
     TooManyCertificates,
     UnknownCriticalExtension,
 )
-from p2pkit_tls.certificate import generate_certificate
 from p2pkit_tls.handshake import TlsSession
 from p2pkit_tls.plugin import p2pkit_security_protocols
 from p2pkit_tls.testing import (

@@ -13,19 +13,19 @@ from p2pkit.lazy import lazy_exports
 
 _EXPORTS: dict[str, str] = {
     "PROTOCOL_ID": "p2pkit_tls._ids",
-    "EXTENSION_OID": "p2pkit_tls.certificate",
-    "CertificateError": "p2pkit_tls.certificate",
-    "CertificateExpired": "p2pkit_tls.certificate",
-    "CertificateNotYetValid": "p2pkit_tls.certificate",
-    "ExtensionSignatureInvalid": "p2pkit_tls.certificate",
-    "HostCertificate": "p2pkit_tls.certificate",
-    "InvalidCertificate": "p2pkit_tls.certificate",
-    "MissingExtension": "p2pkit_tls.certificate",
-    "TooManyCertificates": "p2pkit_tls.certificate",
-    "UnknownCriticalExtension": "p2pkit_tls.certificate",
-    "generate_certificate": "p2pkit_tls.certificate",
-    "verify_certificate": "p2pkit_tls.certificate",
-    "verify_certificate_chain": "p2pkit_tls.certificate",
+    "EXTENSION_OID": "p2pkit.crypto.tls_certificate",
+    "CertificateError": "p2pkit.crypto.tls_certificate",
+    "CertificateExpired": "p2pkit.crypto.tls_certificate",
+    "CertificateNotYetValid": "p2pkit.crypto.tls_certificate",
+    "ExtensionSignatureInvalid": "p2pkit.crypto.tls_certificate",
+    "HostCertificate": "p2pkit.crypto.tls_certificate",
+    "InvalidCertificate": "p2pkit.crypto.tls_certificate",
+    "MissingExtension": "p2pkit.crypto.tls_certificate",
+    "TooManyCertificates": "p2pkit.crypto.tls_certificate",
+    "UnknownCriticalExtension": "p2pkit.crypto.tls_certificate",
+    "generate_certificate": "p2pkit.crypto.tls_certificate",
+    "verify_certificate": "p2pkit.crypto.tls_certificate",
+    "verify_certificate_chain": "p2pkit.crypto.tls_certificate",
     "TlsConnection": "p2pkit_tls.connection",
     "ALPN_LIBP2P": "p2pkit_tls.context",
     "TlsIdentity": "p2pkit_tls.context",
@@ -60,8 +60,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from p2pkit_tls._ids import PROTOCOL_ID
-    from p2pkit_tls.certificate import (
+    from p2pkit.crypto.tls_certificate import (
         EXTENSION_OID,
         CertificateError,
         CertificateExpired,
@@ -76,6 +75,7 @@ if TYPE_CHECKING:
         verify_certificate,
         verify_certificate_chain,
     )
+    from p2pkit_tls._ids import PROTOCOL_ID
     from p2pkit_tls.connection import TlsConnection
     from p2pkit_tls.context import (
         ALPN_LIBP2P,

@@ -24,7 +24,11 @@ from collections.abc import Sequence
 from OpenSSL import SSL, crypto
 
 from p2pkit.crypto import PrivateKey
-from p2pkit_tls.certificate import CERTIFICATE_LIFETIME, HostCertificate, generate_certificate
+from p2pkit.crypto.tls_certificate import (
+    CERTIFICATE_LIFETIME,
+    HostCertificate,
+    generate_certificate,
+)
 
 __all__ = ["ALPN_LIBP2P", "TlsIdentity"]
 

@@ -18,9 +18,9 @@ from OpenSSL import SSL, crypto
 
 from p2pkit.abc import Buffer
 from p2pkit.crypto import PublicKey
+from p2pkit.crypto.tls_certificate import TooManyCertificates, verify_certificate
 from p2pkit.errors import HandshakeError, PeerIdMismatch, ProtocolError, StreamClosed
 from p2pkit.peer import PeerId
-from p2pkit_tls.certificate import TooManyCertificates, verify_certificate
 from p2pkit_tls.context import ALPN_LIBP2P, TlsIdentity
 
 __all__ = ["TlsProtocolError", "TlsSession"]

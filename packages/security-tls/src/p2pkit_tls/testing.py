@@ -17,14 +17,14 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from p2pkit.abc import RawConnection, SecureConnection
 from p2pkit.crypto import PrivateKey, generate_private_key
-from p2pkit.peer import PeerId
-from p2pkit.testing.memory import channel_pair, tcp_channel_pair
-from p2pkit_tls.certificate import (
+from p2pkit.crypto.tls_certificate import (
     EXTENSION_OID,
     SIGNATURE_PREFIX,
     HostCertificate,
     encode_signed_key,
 )
+from p2pkit.peer import PeerId
+from p2pkit.testing.memory import channel_pair, tcp_channel_pair
 from p2pkit_tls.context import TlsIdentity
 from p2pkit_tls.options import TlsOptions
 from p2pkit_tls.protocol import TlsSecurity

@@ -12,6 +12,11 @@ OID ``1.3.6.1.4.1.53594.1.1``, whose value is the DER encoding of::
 
 Everything here is pure (no sockets, no clock unless ``now`` is omitted), so the rules
 can be tested certificate by certificate.
+
+It lives in the core because two plugins need it and no plugin imports another: the
+TLS security protocol (``p2pkit-tls``) and QUIC, whose handshake is TLS 1.3 with the
+same certificate (``p2pkit-quic``).  :mod:`p2pkit.crypto` does not import this module,
+so plugin discovery loads no X.509 code; it is imported when a handshake first needs it.
 """
 
 from __future__ import annotations

@@ -10,8 +10,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from p2pkit.crypto import PrivateKey, generate_private_key
-from p2pkit.errors import HandshakeError, InvalidSignature
-from p2pkit_tls.certificate import (
+from p2pkit.crypto.tls_certificate import (
     EXTENSION_OID,
     SIGNATURE_PREFIX,
     CertificateExpired,
@@ -27,7 +26,7 @@ from p2pkit_tls.certificate import (
     verify_certificate,
     verify_certificate_chain,
 )
-from p2pkit_tls.context import TlsIdentity
+from p2pkit.errors import HandshakeError, InvalidSignature
 
 KEY_TYPES = ["ed25519", "secp256k1", "ecdsa", "rsa"]
 NOW = datetime.datetime.now(datetime.UTC)
@@ -229,18 +228,3 @@ def test_signed_key_known_bytes() -> None:
 def test_signed_key_strict(data: bytes) -> None:
     with pytest.raises(InvalidCertificate):
         decode_signed_key(data)
-
-
-# -- the per-host cache ---------------------------------------------------------------------
-
-
-def test_identity_caches_and_renews(ed_key: PrivateKey) -> None:
-    ident = TlsIdentity(ed_key, lifetime=datetime.timedelta(hours=3))
-    first = ident.context(NOW)
-    cert = ident.certificate
-    assert ident.context(NOW + datetime.timedelta(minutes=30)) is first
-    assert ident.certificate is cert
-    # Within an hour of NotAfter the certificate is renewed.
-    renewed = ident.context(NOW + datetime.timedelta(hours=2, minutes=30))
-    assert renewed is not first and ident.certificate is not cert
-    assert ident.certificate.not_after > cert.not_after

@@ -6,7 +6,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from p2pkit.crypto import generate_private_key
-from p2pkit_tls.certificate import (
+from p2pkit.crypto.tls_certificate import (
     CertificateError,
     InvalidCertificate,
     decode_signed_key,
