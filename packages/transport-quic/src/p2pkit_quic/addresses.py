@@ -1,0 +1,79 @@
+"""Multiaddr <-> socket address conversion for QUIC.
+
+Accepted: ``/ip4|ip6/<host>/udp/<port>/quic-v1`` with an optional trailing
+``/p2p/<peer id>`` (the swarm checks the peer id).  The draft-29 ``/quic`` is not
+spoken (no current libp2p implementation offers only it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import socket
+from typing import Any
+
+from multiaddr import Multiaddr
+
+from p2pkit.errors import AddressError
+
+_FAMILIES = {"ip4": socket.AF_INET, "ip6": socket.AF_INET6}
+
+
+@dataclasses.dataclass(frozen=True)
+class QuicTarget:
+    host: str
+    port: int
+    family: socket.AddressFamily
+
+    @property
+    def is_loopback(self) -> bool:
+        return ipaddress.ip_address(self.host).is_loopback
+
+    @property
+    def is_unspecified(self) -> bool:
+        return ipaddress.ip_address(self.host).is_unspecified
+
+
+def parse(addr: Multiaddr) -> QuicTarget:
+    """Decode a QUIC multiaddr; raises AddressError for anything else."""
+    try:
+        parts = [(proto.name, value) for proto, value in addr.items()]
+    except Exception as exc:  # the multiaddr library raises many unrelated types
+        raise AddressError(f"malformed multiaddr {addr}: {exc}") from exc
+    if parts and parts[-1][0] == "p2p":
+        parts = parts[:-1]
+    names = [name for name, _ in parts]
+    if len(parts) != 3 or names[0] not in _FAMILIES or names[1:] != ["udp", "quic-v1"]:
+        raise AddressError(f"not a QUIC multiaddr: {addr}")
+    host, port_s = str(parts[0][1]), parts[1][1]
+    try:
+        port = int(port_s)
+        ipaddress.ip_address(host)
+    except (TypeError, ValueError) as exc:
+        raise AddressError(f"bad QUIC address {addr}") from exc
+    if not 0 <= port <= 65535:
+        raise AddressError(f"bad UDP port in {addr}")
+    return QuicTarget(host=host, port=port, family=_FAMILIES[names[0]])
+
+
+def is_quic(addr: Multiaddr) -> bool:
+    try:
+        parse(addr)
+    except AddressError:
+        return False
+    return True
+
+
+def from_sockaddr(sockaddr: Any) -> Multiaddr | None:
+    """``('1.2.3.4', 5)`` / ``('::1', 5, flow, scope)`` -> ``/ip4|ip6/.../udp/5/quic-v1``."""
+    if not isinstance(sockaddr, tuple) or len(sockaddr) < 2:
+        return None
+    host = str(sockaddr[0]).split("%", 1)[0]
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    kind = "ip4" if ip.version == 4 else "ip6"
+    return Multiaddr(f"/{kind}/{ip}/udp/{int(sockaddr[1])}/quic-v1")

@@ -1,0 +1,260 @@
+"""One UDP socket and the QUIC connections that use it (demultiplexed by connection id).
+
+A listening endpoint accepts new connections (a long-header Initial of at least 1200
+bytes for an unknown connection id); dials leave from it too, so peers see our stable
+listening port (as go-libp2p reuses its port).  A dial with no suitable listener gets
+an endpoint of its own, closed with its connection.
+
+What an Initial from a stranger may cost is bounded: at most ``max_handshakes``
+inbound handshakes in progress per socket (more Initials are dropped), each bounded in
+time (``handshake_timeout``) and, until the peer's address is validated, in bytes
+(aioquic sends at most three times what it received: RFC 9000 anti-amplification).
+With ``retry`` on, a stateless Retry validates the address before any state is kept.
+Anything that does not parse as a QUIC packet for a known connection is dropped after
+reading its header.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, cast
+
+from aioquic.buffer import Buffer  # type: ignore[attr-defined]  # re-exported from C
+from aioquic.quic.packet import (
+    QuicPacketType,
+    QuicProtocolVersion,
+    encode_quic_retry,
+    encode_quic_version_negotiation,
+    pull_quic_header,
+)
+from aioquic.quic.retry import QuicRetryTokenHandler
+
+from p2pkit_quic.machine import Libp2pQuicConnection, make_configuration
+from p2pkit_quic.session import QuicSession
+
+if TYPE_CHECKING:
+    from p2pkit.crypto.tls_certificate import HostCertificate
+    from p2pkit_quic.options import QuicOptions
+
+log = logging.getLogger(__name__)
+
+CID_LENGTH = 8
+MIN_INITIAL_SIZE = 1200
+SOCKET_BUFFER = 4 << 20
+"""SO_RCVBUF / SO_SNDBUF asked for (the kernel caps them): bursts of large datagrams."""
+VERSIONS = [QuicProtocolVersion.VERSION_1]
+
+InboundHandler = Callable[[QuicSession], None]
+
+
+class Endpoint(asyncio.DatagramProtocol):
+    """See the module docstring."""
+
+    def __init__(
+        self,
+        certificate: Callable[[], HostCertificate],
+        options: QuicOptions,
+        on_idle: Callable[[Endpoint], None],
+    ) -> None:
+        self._certificate = certificate
+        self.options = options
+        self._on_idle = on_idle
+        self._transport: asyncio.DatagramTransport | None = None
+        self._sessions: dict[bytes, QuicSession] = {}
+        self._live: set[QuicSession] = set()
+        self.inbound: InboundHandler | None = None
+        """Set while listening: called with each connection whose handshake completed."""
+        self.handshakes = 0
+        self._retry = QuicRetryTokenHandler() if options.retry else None
+        self.sockname: Any = None
+        self.family = socket.AF_INET
+        self.closed = False
+
+    # -- socket -------------------------------------------------------------------------------
+
+    @classmethod
+    async def open(
+        cls,
+        host: str,
+        port: int,
+        family: socket.AddressFamily,
+        certificate: Callable[[], HostCertificate],
+        options: QuicOptions,
+        on_idle: Callable[[Endpoint], None],
+    ) -> Endpoint:
+        loop = asyncio.get_running_loop()
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, opt, SOCKET_BUFFER)
+            sock.bind((host, port))
+            sock.setblocking(False)
+        except BaseException:
+            sock.close()
+            raise
+        endpoint = cls(certificate, options, on_idle)
+        endpoint.family = family
+        endpoint.sockname = sock.getsockname()
+        await loop.create_datagram_endpoint(lambda: endpoint, sock=sock)
+        return endpoint
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.DatagramTransport, transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        for session in list(self._live):
+            session.abort(exc)
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP errors (port unreachable...) for one peer must not end the others: the
+        # connections to that peer time out by themselves.
+        log.debug("UDP error on %s: %s", self.sockname, exc)
+
+    def send_many(self, datagrams: list[tuple[bytes, Any]]) -> None:
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return
+        for data, addr in datagrams:
+            transport.sendto(data, addr)
+
+    def close(self) -> None:
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.close()
+        self.closed = True
+
+    # -- bookkeeping --------------------------------------------------------------------------
+
+    def register(self, cid: bytes, session: QuicSession) -> None:
+        self._sessions[cid] = session
+
+    def unregister(self, cid: bytes, session: QuicSession) -> None:
+        if self._sessions.get(cid) is session:
+            del self._sessions[cid]
+
+    def session_ended(self, session: QuicSession, cids: set[bytes]) -> None:
+        for cid in cids:
+            self.unregister(cid, session)
+        self._live.discard(session)
+        if not self._live and self.inbound is None:
+            self._on_idle(self)
+
+    @property
+    def sessions(self) -> int:
+        return len(self._live)
+
+    # -- dialing -------------------------------------------------------------------------------
+
+    def connect(self, addr: Any) -> QuicSession:
+        """Start a client handshake to ``addr`` from this socket."""
+        config = make_configuration(self._certificate(), self.options, is_client=True)
+        quic = Libp2pQuicConnection(configuration=config, options=self.options)
+        session = QuicSession(self, quic, addr, self.options, is_initiator=True)
+        self._live.add(session)
+        session.add_cid(quic.host_cid)
+        quic.connect(addr, asyncio.get_running_loop().time())
+        session.schedule_transmit()
+        return session
+
+    # -- receiving ------------------------------------------------------------------------------
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        try:
+            header = pull_quic_header(Buffer(data=data), host_cid_length=CID_LENGTH)
+        except ValueError:
+            return  # not QUIC, or truncated: costs one header parse
+        session = self._sessions.get(header.destination_cid)
+        if session is not None:
+            session.datagram_received(data, addr)
+            return
+        if self.inbound is None or header.packet_type == QuicPacketType.VERSION_NEGOTIATION:
+            return
+        if header.version is not None and header.version not in VERSIONS:
+            # Never answered with a VN packet to a VN packet (reflection loops).
+            self.send_many(
+                [
+                    (
+                        encode_quic_version_negotiation(
+                            source_cid=header.destination_cid,
+                            destination_cid=header.source_cid,
+                            supported_versions=list(VERSIONS),
+                        ),
+                        addr,
+                    )
+                ]
+            )
+            return
+        if header.packet_type != QuicPacketType.INITIAL or len(data) < MIN_INITIAL_SIZE:
+            return
+        if self.handshakes >= self.options.max_handshakes:
+            log.debug("QUIC Initial from %s dropped: %d handshakes", addr, self.handshakes)
+            return
+        self._accept(data, addr, header)
+
+    def _accept(self, data: bytes, addr: Any, header: Any) -> None:
+        loop = asyncio.get_running_loop()
+        original_cid: bytes = header.destination_cid
+        retry_cid: bytes | None = None
+        if self._retry is not None:
+            if not header.token:
+                source_cid = os.urandom(CID_LENGTH)
+                token = self._retry.create_token(
+                    address=addr,
+                    original_destination_connection_id=header.destination_cid,
+                    retry_source_connection_id=source_cid,
+                    now=loop.time(),
+                )
+                retry = encode_quic_retry(
+                    version=header.version,
+                    source_cid=source_cid,
+                    destination_cid=header.source_cid,
+                    original_destination_cid=header.destination_cid,
+                    retry_token=token,
+                )
+                self.send_many([(retry, addr)])
+                return
+            try:
+                original_cid = self._retry.validate_token(
+                    address=addr,
+                    destination_cid=header.destination_cid,
+                    token=header.token,
+                    now=loop.time(),
+                )
+            except ValueError:
+                return
+            retry_cid = header.destination_cid
+        config = make_configuration(self._certificate(), self.options, is_client=False)
+        quic = Libp2pQuicConnection(
+            configuration=config,
+            original_destination_connection_id=original_cid,
+            retry_source_connection_id=retry_cid,
+            options=self.options,
+        )
+        session = QuicSession(self, quic, addr, self.options, is_initiator=False)
+        self._live.add(session)
+        session.add_cid(header.destination_cid)
+        session.add_cid(quic.host_cid)
+        self.handshakes += 1
+        timer = loop.call_later(
+            self.options.handshake_timeout, session.abort, TimeoutError("QUIC handshake timeout")
+        )
+        session.handshake.add_done_callback(lambda fut: self._handshake_done(session, timer))
+        session.datagram_received(data, addr)
+
+    def _handshake_done(self, session: QuicSession, timer: asyncio.TimerHandle) -> None:
+        self.handshakes -= 1
+        timer.cancel()
+        if session.handshake.cancelled() or session.handshake.exception() is not None:
+            return
+        if self.inbound is None:
+            session.abort(ConnectionRefusedError("not listening any more"))
+            return
+        self.inbound(session)

@@ -1,0 +1,216 @@
+"""aioquic's sans-IO ``QuicConnection``, adjusted for libp2p (libp2p/specs ``quic``).
+
+What changes against stock aioquic, and why:
+
+* **The libp2p TLS handshake**: both sides present the libp2p certificate
+  (:mod:`p2pkit.crypto.tls_certificate`); the server requests the client's certificate
+  (aioquic only does so as a test switch); the peer's certificate is verified by the
+  libp2p rules *inside* the handshake, so a bad peer gets a TLS alert
+  (``bad_certificate``) and never a connection.  CA and host-name checks are off: the
+  certificates are self-signed and the identity is the libp2p key in the extension.
+* **Flow-control credit follows the application**: stock aioquic doubles its windows
+  as data arrives, whether or not anyone reads it.  Here the session raises
+  ``MAX_STREAM_DATA`` / ``MAX_DATA`` only for bytes the application consumed
+  (:meth:`Libp2pQuicConnection.grant`), so receive buffers are bounded by the windows.
+* **No unidirectional streams** (libp2p uses none): the peer may open zero.
+* **Large datagrams on loopback**: the peer's ``max_udp_payload_size`` is kept, so the
+  session can raise the datagram size once the handshake shows the path is loopback;
+  STREAM frames then carry their length as a 4-byte varint (stock aioquic writes 2
+  bytes, which caps a frame at 16 KiB and corrupts larger ones).
+
+These touch aioquic internals (``_write_stream_limits``, ``_write_connection_limits``,
+``tls._set_peer_certificate``...), which is why ``aioquic`` is pinned to a minor range.
+"""
+
+from __future__ import annotations
+
+import ssl
+from typing import TYPE_CHECKING, Any
+
+from aioquic import tls
+from aioquic.buffer import Buffer  # type: ignore[attr-defined]  # re-exported from C
+from aioquic.quic.configuration import QuicConfiguration
+from aioquic.quic.connection import QuicConnection
+from aioquic.buffer import size_uint_var
+from aioquic.quic.packet import (
+    QuicFrameType,
+    QuicProtocolVersion,
+    pull_quic_transport_parameters,
+)
+
+from p2pkit.crypto.tls_certificate import CertificateError, verify_certificate_chain
+from p2pkit_quic._ids import ALPN
+
+if TYPE_CHECKING:
+    from aioquic.quic.packet_builder import QuicPacketBuilder
+    from aioquic.quic.stream import QuicStream
+
+    from p2pkit.crypto import PublicKey
+    from p2pkit.crypto.tls_certificate import HostCertificate
+    from p2pkit_quic.options import QuicOptions
+
+MAX_FRAME_CAPACITY = 1 + 8 + 8
+"""Room for a MAX_STREAM_DATA frame (type, stream id, limit: varints)."""
+
+
+def make_configuration(
+    certificate: HostCertificate, options: QuicOptions, *, is_client: bool
+) -> QuicConfiguration:
+    """A QUIC v1 configuration carrying our libp2p certificate (both roles)."""
+    return QuicConfiguration(
+        is_client=is_client,
+        alpn_protocols=[ALPN],
+        certificate=certificate.certificate,
+        private_key=certificate.private_key,
+        verify_mode=ssl.CERT_NONE,  # the libp2p rules are checked in the handshake
+        supported_versions=[QuicProtocolVersion.VERSION_1],
+        max_datagram_size=options.max_datagram_size,
+        max_data=options.connection_window,
+        max_stream_data=options.stream_window,
+        idle_timeout=options.idle_timeout,
+    )
+
+
+class Libp2pQuicConnection(QuicConnection):
+    """See the module docstring."""
+
+    remote_public_key: PublicKey | None = None
+    """The peer's libp2p identity key, once its certificate verified."""
+    certificate_error: CertificateError | None = None
+    peer_max_udp_payload_size: int = 65527
+
+    def __init__(self, *, options: QuicOptions, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._libp2p_options = options
+        self._local_max_streams_bidi.value = self._local_max_streams_bidi.sent = (
+            options.max_streams
+        )
+        self._local_max_streams_uni.value = self._local_max_streams_uni.sent = 0
+        self.consumed = 0
+        """Bytes the application read (or we discarded) over all streams."""
+
+    # -- TLS ------------------------------------------------------------------------------
+
+    def _initialize(self, peer_cid: bytes) -> None:
+        super()._initialize(peer_cid)
+        context = self.tls
+        if not self._is_client:
+            context._request_client_certificate = True
+        stock = context._set_peer_certificate
+
+        def set_peer_certificate(certificate: tls.Certificate) -> None:
+            stock(certificate)
+            try:
+                chain = [der for der, _ in certificate.certificates]
+                self.remote_public_key = verify_certificate_chain(chain)
+            except CertificateError as exc:
+                self.certificate_error = exc
+                raise tls.AlertBadCertificate(str(exc)) from exc
+
+        context._set_peer_certificate = set_peer_certificate  # type: ignore[method-assign]
+
+    def _parse_transport_parameters(self, data: bytes, from_session_ticket: bool = False) -> None:
+        super()._parse_transport_parameters(data, from_session_ticket)
+        params = pull_quic_transport_parameters(Buffer(data=data))
+        if params.max_udp_payload_size is not None:
+            self.peer_max_udp_payload_size = params.max_udp_payload_size
+
+    # -- flow-control credit ---------------------------------------------------------------
+
+    def grant(self, stream: QuicStream | None, consumed: int, stream_consumed: int) -> bool:
+        """Record ``consumed`` more bytes read; ``stream_consumed`` is the stream's total.
+
+        Raises the windows to consumed + window when at least a quarter of a window can
+        be granted (batched: one frame per quarter window, not per read); returns True
+        when a frame is now due (the caller schedules a transmit).
+        """
+        options = self._libp2p_options
+        self.consumed += consumed
+        due = False
+        limit = self._local_max_data
+        target = self.consumed + options.connection_window
+        if target - limit.value >= options.connection_window // 4:
+            limit.value = target
+            due = True
+        if stream is not None and stream.max_stream_data_local:
+            target = stream_consumed + options.stream_window
+            if target - stream.max_stream_data_local >= options.stream_window // 4:
+                stream.max_stream_data_local = target
+                due = True
+        return due
+
+    def _write_stream_limits(
+        self, builder: QuicPacketBuilder, space: Any, stream: QuicStream
+    ) -> None:
+        # Stock aioquic doubles max_stream_data_local here; we only send what grant() set.
+        if stream.max_stream_data_local_sent != stream.max_stream_data_local:
+            buf = builder.start_frame(
+                QuicFrameType.MAX_STREAM_DATA,
+                capacity=MAX_FRAME_CAPACITY,
+                handler=self._on_max_stream_data_delivery,
+                handler_args=(stream,),
+            )
+            assert stream.stream_id is not None  # only crypto streams have none
+            buf.push_uint_var(stream.stream_id)
+            buf.push_uint_var(stream.max_stream_data_local)
+            stream.max_stream_data_local_sent = stream.max_stream_data_local
+
+    def _write_connection_limits(self, builder: QuicPacketBuilder, space: Any) -> None:
+        # Stock aioquic doubles max_data when half is used; grant() raises it instead.
+        # Doubling is prevented by keeping "used * 2 > value" false for the call.
+        limit = self._local_max_data
+        used = limit.used
+        limit.used = 0
+        try:
+            super()._write_connection_limits(builder, space)
+        finally:
+            limit.used = used
+
+    def _write_stream_frame(
+        self, builder: QuicPacketBuilder, space: Any, stream: QuicStream, max_offset: int
+    ) -> int:
+        # Stock aioquic, except the length field: 4 bytes, so one frame may fill a
+        # 64 KiB datagram (RFC 9000 varints allow any length encoding).
+        sender = stream.sender
+        assert stream.stream_id is not None
+        overhead = (
+            1
+            + 4
+            + size_uint_var(stream.stream_id)
+            + (size_uint_var(sender.next_offset) if sender.next_offset else 0)
+        )
+        previous_send_highest = sender.highest_offset
+        frame = sender.get_frame(builder.remaining_flight_space - overhead, max_offset)
+        if frame is None:
+            return 0
+        frame_type = QuicFrameType.STREAM_BASE | 2  # with a length
+        if frame.offset:
+            frame_type |= 4
+        if frame.fin:
+            frame_type |= 1
+        buf = builder.start_frame(
+            frame_type,
+            capacity=overhead,
+            handler=sender.on_data_delivery,
+            handler_args=(frame.offset, frame.offset + len(frame.data), frame.fin),
+        )
+        buf.push_uint_var(stream.stream_id)
+        if frame.offset:
+            buf.push_uint_var(frame.offset)
+        buf.push_uint32(len(frame.data) | 0x80000000)
+        buf.push_bytes(frame.data)
+        return sender.highest_offset - previous_send_highest
+
+    # -- datagram size ---------------------------------------------------------------------
+
+    def set_datagram_size(self, size: int) -> None:
+        """Use ``size``-byte datagrams from now on (path known to carry them)."""
+        size = min(size, self.peer_max_udp_payload_size)
+        if size <= self._max_datagram_size:
+            return
+        self._max_datagram_size = size
+        loss = self._loss
+        loss._pacer._max_datagram_size = size
+        cc = loss._cc
+        if hasattr(cc, "_max_datagram_size"):
+            cc._max_datagram_size = size

@@ -1,0 +1,60 @@
+"""Typed options of the QUIC transport (import-light: the plugin module imports this)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+MiB = 1 << 20
+
+
+@dataclasses.dataclass(frozen=True)
+class QuicOptions:
+    """Configuration of :class:`~p2pkit_quic.QuicTransport` (``[p2pkit.plugins.quic]``).
+
+    Receive memory per connection is bounded by ``connection_window``: QUIC flow control
+    grants the peer credit only for bytes the application has read (plus the window),
+    so a peer can never make us buffer more.  ``stream_window`` bounds one stream the
+    same way, ``send_buffer`` the bytes one stream's writer may have queued and not yet
+    acknowledged before ``write`` waits.
+    """
+
+    stream_window: int = 4 * MiB
+    connection_window: int = 16 * MiB
+    send_buffer: int = 4 * MiB
+    max_streams: int = 256
+    """Inbound bidirectional streams the peer may have open at once (QUIC MAX_STREAMS)."""
+    max_handshakes: int = 256
+    """Inbound handshakes in progress per listening socket; more Initials are dropped."""
+    handshake_timeout: float = 10.0
+    """Seconds an inbound handshake may take (a dial uses the host's dial timeout)."""
+    idle_timeout: float = 30.0
+    """QUIC max_idle_timeout: a connection that hears nothing for this long ends."""
+    keep_alive: float = 10.0
+    """Send a PING after this many idle seconds (0: never), so NATs keep the mapping."""
+    retry: bool = False
+    """Answer every new Initial with a stateless Retry (address validation before any
+    state is kept; costs one round trip per inbound connection)."""
+    max_datagram_size: int = 1452
+    """Datagram size before the path is known (1452: Ethernet MTU minus IPv6 + UDP)."""
+    loopback_datagram_size: int = 65000
+    """Datagram size used on loopback paths (whose MTU is 64 KiB) once the handshake is
+    done and the peer's ``max_udp_payload_size`` allows it; 0 keeps ``max_datagram_size``."""
+    dial_timeout: float = 10.0
+
+    def __post_init__(self) -> None:
+        for name in ("stream_window", "connection_window", "send_buffer", "max_streams"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"quic {name} must be >= 1")
+        if self.connection_window < self.stream_window:
+            raise ValueError("quic connection_window must be >= stream_window")
+        if self.max_handshakes < 1:
+            raise ValueError("quic max_handshakes must be >= 1")
+        for name in ("handshake_timeout", "idle_timeout", "dial_timeout"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"quic {name} must be > 0")
+        if self.keep_alive < 0:
+            raise ValueError("quic keep_alive must be >= 0")
+        if not 1200 <= self.max_datagram_size <= 65527:
+            raise ValueError("quic max_datagram_size must be in 1200..65527")
+        if self.loopback_datagram_size and not 1200 <= self.loopback_datagram_size <= 65527:
+            raise ValueError("quic loopback_datagram_size must be 0 or in 1200..65527")

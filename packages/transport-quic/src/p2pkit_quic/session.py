@@ -1,0 +1,355 @@
+"""One QUIC connection as a :class:`~p2pkit.abc.MuxedConnection`: the asyncio shell.
+
+Drives the sans-IO machine (:class:`~p2pkit_quic.machine.Libp2pQuicConnection`) from
+three sources, as aioquic intends: datagrams (:meth:`QuicSession.datagram_received`,
+called by the endpoint that owns the UDP socket), the machine's timer (one
+``call_at`` handle, moved only when the deadline changes) and the application (stream
+reads, writes, resets).  Sending is batched: every source only marks the session
+dirty, and one ``call_soon`` callback per loop iteration turns everything queued into
+datagrams, so a burst of received packets or of small writes costs one pass.
+
+Closing: ``close`` refuses new streams, waits for the open ones to finish, then sends
+CONNECTION_CLOSE (NO_ERROR); ``abort`` sends CONNECTION_CLOSE with an error code now.
+Either way, and when the peer closes or the idle timeout fires, every stream still open
+fails with ConnectionClosed and the endpoint forgets the connection's ids.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from aioquic.quic import events
+from aioquic.quic.connection import QuicConnectionState
+
+from p2pkit.abc import MuxedConnection, MuxedStream
+from p2pkit.errors import ConnectionClosed, StreamReset
+from p2pkit_quic.stream import RESET_CODE, QuicStream
+
+if TYPE_CHECKING:
+    from p2pkit_quic.endpoint import Endpoint
+    from p2pkit_quic.machine import Libp2pQuicConnection
+    from p2pkit_quic.options import QuicOptions
+
+log = logging.getLogger(__name__)
+
+NO_ERROR = 0
+ERROR_CODE = 0x1  # application error: the connection was aborted
+ACCEPT_BACKLOG = 1024
+"""Inbound streams queued for accept_stream at most; beyond, new ones are reset."""
+
+
+class QuicSession(MuxedConnection):
+    """See the module docstring.  Built by the endpoint, never by applications."""
+
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        quic: Libp2pQuicConnection,
+        remote: Any,
+        options: QuicOptions,
+        *,
+        is_initiator: bool,
+    ) -> None:
+        self.endpoint = endpoint
+        self.quic = quic
+        self.remote = remote
+        self.options = options
+        self.is_initiator = is_initiator
+        self._loop = asyncio.get_running_loop()
+        self._streams: dict[int, QuicStream] = {}
+        self._incoming: deque[QuicStream] = deque()
+        self._incoming_waiter: asyncio.Future[None] | None = None
+        self._blocked_writers: set[QuicStream] = set()
+        self._cids: set[bytes] = set()
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._transmit_scheduled = False
+        self._going_away = False
+        self._closed = False
+        self._close_error: BaseException | None = None
+        self._closed_event = asyncio.Event()
+        self._drained = asyncio.Event()
+        self.handshake: asyncio.Future[None] = self._loop.create_future()
+        self._last_activity = self._loop.time()
+
+    # -- the endpoint's side ------------------------------------------------------------------
+
+    def add_cid(self, cid: bytes) -> None:
+        self._cids.add(cid)
+        self.endpoint.register(cid, self)
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        if self._closed:
+            return
+        now = self._loop.time()
+        self._last_activity = now
+        self.quic.receive_datagram(data, addr, now)
+        self._process_events()
+        if self._blocked_writers:
+            self._wake_writers()
+        self.schedule_transmit()
+
+    def schedule_transmit(self) -> None:
+        if not self._transmit_scheduled:
+            self._transmit_scheduled = True
+            self._loop.call_soon(self._transmit)
+
+    def _transmit(self) -> None:
+        self._transmit_scheduled = False
+        if self.quic._state == QuicConnectionState.TERMINATED and self._closed:
+            return
+        now = self._loop.time()
+        datagrams = self.quic.datagrams_to_send(now)
+        if datagrams:
+            self.endpoint.send_many(datagrams)
+        self._process_events()  # e.g. ConnectionTerminated after a close
+        self._set_timer()
+
+    def _set_timer(self) -> None:
+        at = None if self._closed else self.quic.get_timer()
+        if at == self._timer_at:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_at = at
+        if at is not None:
+            self._timer = self._loop.call_at(at, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        if self._closed:
+            return
+        now = self._loop.time()
+        if self.options.keep_alive and now - self._last_activity >= self.options.keep_alive:
+            if self.handshake.done():
+                self.quic.send_ping(0)
+                self._last_activity = now
+        self.quic.handle_timer(now)
+        self._process_events()
+        self._transmit()
+
+    # -- events ---------------------------------------------------------------------------------
+
+    def _process_events(self) -> None:
+        quic = self.quic
+        while (event := quic.next_event()) is not None:
+            if isinstance(event, events.StreamDataReceived):
+                self._on_stream_data(event)
+            elif isinstance(event, events.StreamReset | events.StopSendingReceived):
+                stream = self._streams.get(event.stream_id)
+                if stream is not None and not stream.done:
+                    # Either half reset by the peer ends the whole stream, as a reset
+                    # does on yamux; the other half is reset here so aioquic can
+                    # discard the stream's state.
+                    self.reset_stream(stream)
+                    what = "RESET_STREAM" if isinstance(event, events.StreamReset) else (
+                        "STOP_SENDING"
+                    )
+                    stream.fail(StreamReset(f"stream reset by peer ({what} {event.error_code})"))
+            elif isinstance(event, events.ConnectionIdIssued):
+                self.add_cid(event.connection_id)
+            elif isinstance(event, events.ConnectionIdRetired):
+                self._cids.discard(event.connection_id)
+                self.endpoint.unregister(event.connection_id, self)
+            elif isinstance(event, events.HandshakeCompleted):
+                self._on_handshake_completed()
+            elif isinstance(event, events.ConnectionTerminated):
+                self._on_terminated(event)
+
+    def _on_handshake_completed(self) -> None:
+        quic = self.quic
+        if quic.remote_public_key is None:
+            # The client sent no certificate: libp2p requires one (the TLS layer let
+            # the handshake finish, as RFC 8446 allows).
+            quic.close(error_code=0x100 + 42, reason_phrase="client certificate required")
+            self.schedule_transmit()
+            return
+        if self.options.loopback_datagram_size and _is_loopback(self.remote):
+            quic.set_datagram_size(self.options.loopback_datagram_size)
+        if not self.handshake.done():
+            self.handshake.set_result(None)
+
+    def _on_stream_data(self, event: events.StreamDataReceived) -> None:
+        sid = event.stream_id
+        stream = self._streams.get(sid)
+        if stream is None:
+            if sid & 2 or bool(sid & 1) != self.is_initiator or self._closed:
+                return  # unidirectional (refused by MAX_STREAMS 0) or a stale id
+            stream = QuicStream(self, sid, is_initiator=False)
+            self._streams[sid] = stream
+            self._drained.clear()
+            if self._going_away or len(self._incoming) >= ACCEPT_BACKLOG:
+                stream.on_data(event.data, event.end_stream)
+                stream.reset()
+                return
+            self._incoming.append(stream)
+            if self._incoming_waiter is not None and not self._incoming_waiter.done():
+                self._incoming_waiter.set_result(None)
+        stream.on_data(event.data, event.end_stream)
+
+    def _on_terminated(self, event: events.ConnectionTerminated) -> None:
+        if event.error_code == NO_ERROR:
+            reason = "connection closed by peer" if not self._going_away else "connection closed"
+        else:
+            reason = (
+                f"connection closed: error 0x{event.error_code:x}"
+                f"{': ' + event.reason_phrase if event.reason_phrase else ''}"
+            )
+        self._end(ConnectionClosed(reason))
+
+    # -- the streams' side ------------------------------------------------------------------------
+
+    def consumed(self, stream: QuicStream, n: int, stream_total: int) -> None:
+        qstream = self.quic._streams.get(stream.stream_id)
+        if self.quic.grant(qstream, n, stream_total) and not self._closed:
+            self.schedule_transmit()
+
+    def unsent(self, stream: QuicStream) -> int:
+        """Bytes of ``stream`` queued in aioquic and not yet acknowledged."""
+        qstream = self.quic._streams.get(stream.stream_id)
+        if qstream is None:
+            return 0
+        sender = qstream.sender
+        return sender._buffer_stop - sender._buffer_start
+
+    def wait_writable(self, stream: QuicStream) -> None:
+        self._blocked_writers.add(stream)
+
+    def _wake_writers(self) -> None:
+        low = self.options.send_buffer // 2
+        for stream in list(self._blocked_writers):
+            if stream.done or self.unsent(stream) <= low:
+                self._blocked_writers.discard(stream)
+                stream.wake_writer()
+
+    def send(self, stream: QuicStream, data: bytes, *, end_stream: bool) -> None:
+        if self._closed:
+            raise self._close_error or ConnectionClosed("connection closed")
+        self.quic.send_stream_data(stream.stream_id, data, end_stream=end_stream)
+        self.schedule_transmit()
+
+    def reset_stream(self, stream: QuicStream) -> None:
+        if self._closed:
+            return
+        with contextlib.suppress(Exception):  # a direction already finished: nothing to reset
+            if not stream._write_closed or self.unsent(stream):
+                self.quic.reset_stream(stream.stream_id, RESET_CODE)
+        with contextlib.suppress(Exception):
+            if not stream._eof:
+                self.quic.stop_stream(stream.stream_id, RESET_CODE)
+        self.schedule_transmit()
+
+    def stream_maybe_done(self, stream: QuicStream) -> None:
+        if stream.done and self._streams.get(stream.stream_id) is stream:
+            del self._streams[stream.stream_id]
+            self._blocked_writers.discard(stream)
+            if not self._streams:
+                self._drained.set()
+
+    # -- MuxedConnection ------------------------------------------------------------------------
+
+    async def open_stream(self) -> MuxedStream:
+        if self._closed or self._going_away:
+            raise self._close_error or ConnectionClosed("connection closed")
+        sid = self.quic.get_next_available_stream_id()
+        # An empty send allocates the id in aioquic (the next call gets the next id);
+        # nothing goes on the wire until the first write (QUIC opens streams implicitly).
+        # Beyond the peer's MAX_STREAMS, aioquic holds the stream's data until it may.
+        self.quic.send_stream_data(sid, b"")
+        stream = QuicStream(self, sid, is_initiator=True)
+        self._streams[sid] = stream
+        self._drained.clear()
+        return stream
+
+    async def accept_stream(self) -> MuxedStream:
+        while True:
+            if self._incoming and not self._closed:
+                return self._incoming.popleft()
+            if self._closed or self._going_away:
+                raise self._close_error or ConnectionClosed("connection closed")
+            self._incoming_waiter = self._loop.create_future()
+            try:
+                await self._incoming_waiter
+            finally:
+                self._incoming_waiter = None
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._going_away = True
+        if self._incoming_waiter is not None and not self._incoming_waiter.done():
+            self._incoming_waiter.set_result(None)
+        for stream in list(self._incoming):
+            stream.reset()
+        self._incoming.clear()
+        while self._streams and not self._closed:
+            self._drained.clear()
+            closed = asyncio.ensure_future(self._closed_event.wait())
+            drained = asyncio.ensure_future(self._drained.wait())
+            try:
+                await asyncio.wait([closed, drained], return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                closed.cancel()
+                drained.cancel()
+        if not self._closed:
+            self.quic.close(error_code=NO_ERROR)
+            self._transmit()
+            self._end(ConnectionClosed("connection closed"))
+
+    def abort(self, exc: BaseException | None = None) -> None:
+        if self._closed:
+            return
+        with contextlib.suppress(Exception):
+            self.quic.close(error_code=ERROR_CODE, reason_phrase=str(exc or "aborted")[:100])
+            self._transmit()
+        self._end(ConnectionClosed(f"connection aborted: {exc}" if exc else "connection aborted"))
+
+    def _end(self, error: BaseException) -> None:
+        if self._closed:
+            return
+        self._closed = self._going_away = True
+        self._close_error = error
+        if not self.handshake.done():
+            self.handshake.set_exception(error)
+            self.handshake.exception()  # retrieved: a failed dial raises its own error
+        for stream in list(self._streams.values()):
+            stream.fail(ConnectionClosed(str(error)))
+        self._streams.clear()
+        self._incoming.clear()
+        if self._incoming_waiter is not None and not self._incoming_waiter.done():
+            self._incoming_waiter.set_result(None)
+        for stream in list(self._blocked_writers):
+            stream.wake_writer()
+        self._blocked_writers.clear()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._drained.set()
+        self._closed_event.set()
+        self.endpoint.session_ended(self, self._cids)
+        self._cids = set()
+
+    @property
+    def is_closed(self) -> bool:
+        return self._closed
+
+    async def wait_closed(self) -> None:
+        await self._closed_event.wait()
+
+    @property
+    def streams(self) -> Sequence[MuxedStream]:
+        return list(self._streams.values())
+
+
+def _is_loopback(addr: Any) -> bool:
+    host = str(addr[0]) if isinstance(addr, tuple) and addr else ""
+    return host.startswith("127.") or host in ("::1", "::ffff:127.0.0.1") or (
+        host.startswith("::ffff:127.")
+    )

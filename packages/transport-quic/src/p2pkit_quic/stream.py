@@ -1,0 +1,188 @@
+"""One bidirectional QUIC stream as a :class:`~p2pkit.abc.MuxedStream`.
+
+The yamux/mplex contract, on QUIC's own stream machinery:
+
+* ``close_write`` sends FIN; a later ``write`` raises StreamClosed; the peer reads EOF
+  after all data.
+* ``reset`` sends RESET_STREAM (our direction) and STOP_SENDING (theirs); from then on
+  both ends' reads and writes raise StreamReset (the peer's write learns it from the
+  STOP_SENDING, its read from the RESET_STREAM).
+* ``close`` = ``close_write`` and stop reading: later data from the peer is discarded
+  (and its credit returned, so it cannot stall the connection), as on the other muxers.
+* Backpressure: ``write`` waits while more than ``send_buffer`` bytes of this stream
+  are queued in aioquic and not yet acknowledged (QUIC flow and congestion control
+  decide when they leave); the receive side is bounded by the stream window, whose
+  credit comes back only as the application reads (:mod:`p2pkit_quic.machine`).
+
+The session (:mod:`p2pkit_quic.session`) feeds events in; nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import TYPE_CHECKING
+
+from p2pkit.abc import Buffer, MuxedStream
+from p2pkit.errors import StreamClosed, StreamReset
+
+if TYPE_CHECKING:
+    from p2pkit_quic.session import QuicSession
+
+RESET_CODE = 0
+"""Application error code of our RESET_STREAM / STOP_SENDING (libp2p defines none)."""
+CHUNK = 1 << 20
+"""Largest piece handed to aioquic per call, so a huge write shows backpressure early."""
+
+
+class QuicStream(MuxedStream):
+    """See the module docstring.  Built by the session, never by applications."""
+
+    def __init__(self, session: QuicSession, stream_id: int, *, is_initiator: bool) -> None:
+        self._session = session
+        self.stream_id = stream_id
+        self.is_initiator = is_initiator
+        self.protocol: str | None = None
+        self._chunks: deque[bytes] = deque()
+        self._buffered = 0
+        self._consumed = 0  # bytes read by the application (or discarded): the credit base
+        self._recredit = 0  # bytes put back by unread(): their credit was already given
+        self._eof = False  # the peer's FIN arrived (after the buffered data)
+        self._read_closed = False
+        self._write_closed = False
+        self._fin_acked = False
+        self._error: BaseException | None = None
+        self._readable: asyncio.Future[None] | None = None
+        self._writable: asyncio.Future[None] | None = None
+
+    # -- state -----------------------------------------------------------------------------
+
+    @property
+    def done(self) -> bool:
+        """Nothing more will happen: reset, or FIN sent and the peer's FIN received."""
+        return self._error is not None or (self._write_closed and self._eof)
+
+    def __repr__(self) -> str:
+        return f"<QuicStream {self.stream_id} {'out' if self.is_initiator else 'in'}>"
+
+    # -- reading -----------------------------------------------------------------------------
+
+    async def read(self, max_bytes: int = -1) -> bytes:
+        while not self._chunks:
+            if self._error is not None:
+                raise self._error
+            if self._eof or self._read_closed:
+                return b""
+            self._readable = asyncio.get_running_loop().create_future()
+            try:
+                await self._readable
+            finally:
+                self._readable = None
+        if self._error is not None:
+            raise self._error
+        chunk = self._chunks.popleft()
+        if 0 <= max_bytes < len(chunk):
+            self._chunks.appendleft(chunk[max_bytes:])
+            chunk = chunk[:max_bytes]
+        n = len(chunk)
+        self._buffered -= n
+        again = min(n, self._recredit)
+        self._recredit -= again
+        if n > again:
+            self._consumed += n - again
+            self._session.consumed(self, n - again, self._consumed)
+        return chunk
+
+    def unread(self, data: bytes) -> None:
+        if data:
+            self._chunks.appendleft(bytes(data))
+            self._buffered += len(data)
+            self._recredit += len(data)
+
+    def on_data(self, data: bytes, end_stream: bool) -> None:
+        """Called by the session for each STREAM frame delivered in order."""
+        if self._error is not None or self._read_closed:
+            if data:
+                self._consumed += len(data)
+                self._session.consumed(self, len(data), self._consumed)
+        elif data:
+            self._chunks.append(data)
+            self._buffered += len(data)
+        if end_stream:
+            self._eof = True
+        self._wake_reader()
+        if end_stream:
+            self._session.stream_maybe_done(self)
+
+    def _wake_reader(self) -> None:
+        if self._readable is not None and not self._readable.done():
+            self._readable.set_result(None)
+
+    # -- writing -----------------------------------------------------------------------------
+
+    async def write(self, data: Buffer) -> None:
+        view = memoryview(data).cast("B")
+        pos = 0
+        session = self._session
+        while True:
+            if self._error is not None:
+                raise self._error
+            if self._write_closed:
+                raise StreamClosed("stream closed for writing")
+            if pos >= len(view):
+                return
+            if session.unsent(self) >= session.options.send_buffer:
+                self._writable = asyncio.get_running_loop().create_future()
+                session.wait_writable(self)
+                try:
+                    await self._writable
+                finally:
+                    self._writable = None
+                continue
+            piece = bytes(view[pos : pos + CHUNK])
+            pos += len(piece)
+            session.send(self, piece, end_stream=False)
+
+    def wake_writer(self) -> None:
+        if self._writable is not None and not self._writable.done():
+            self._writable.set_result(None)
+
+    async def close_write(self) -> None:
+        if self._write_closed or self._error is not None:
+            return
+        self._write_closed = True
+        self._session.send(self, b"", end_stream=True)
+        self._session.stream_maybe_done(self)
+
+    async def close(self) -> None:
+        await self.close_write()
+        if not self._read_closed:
+            self._read_closed = True
+            dropped = self._buffered - self._recredit
+            self._chunks.clear()
+            self._buffered = self._recredit = 0
+            if dropped > 0:
+                self._consumed += dropped
+                self._session.consumed(self, dropped, self._consumed)
+            self._wake_reader()
+
+    def reset(self) -> None:
+        if self.done:
+            return
+        self._session.reset_stream(self)
+        self.fail(StreamReset("stream reset"))
+
+    def fail(self, error: BaseException) -> None:
+        """End the stream with ``error`` (reset by either side, or the connection died)."""
+        if self._error is not None:
+            return
+        self._error = error
+        dropped = self._buffered - self._recredit
+        self._chunks.clear()
+        self._buffered = self._recredit = 0
+        if dropped > 0:
+            self._consumed += dropped
+            self._session.consumed(self, dropped, self._consumed)
+        self._wake_reader()
+        self.wake_writer()
+        self._session.stream_maybe_done(self)

@@ -1,0 +1,179 @@
+"""The QUIC transport: ``/ip4|ip6/<host>/udp/<port>/quic-v1``, listen and dial.
+
+A :class:`~p2pkit.network.MuxedTransport`: QUIC authenticates (the libp2p TLS
+certificate, inside the QUIC handshake) and multiplexes by itself, so the swarm gets a
+:class:`~p2pkit.network.MuxedTransportConnection` and runs no upgrade.  One UDP socket
+(:class:`~p2pkit_quic.endpoint.Endpoint`) per listen address; dials reuse a listening
+socket of the same family (and scope: loopback for loopback peers) when one exists.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import socket
+from typing import TYPE_CHECKING
+
+from multiaddr import Multiaddr
+
+from p2pkit.errors import AddressError, DialError, HandshakeError, TransportError
+from p2pkit.network import Listener, MuxedConnectionHandler, MuxedTransport
+from p2pkit.network import MuxedTransportConnection as Native
+from p2pkit.peer import PeerId
+from p2pkit_quic._ids import MUXER_PROTOCOL, SECURITY_PROTOCOL
+from p2pkit_quic.addresses import QuicTarget, from_sockaddr, is_quic, parse
+from p2pkit_quic.endpoint import Endpoint
+from p2pkit_quic.options import QuicOptions
+
+if TYPE_CHECKING:
+    from p2pkit.crypto import PrivateKey
+    from p2pkit.crypto.tls_certificate import HostCertificate
+    from p2pkit_quic.session import QuicSession
+
+log = logging.getLogger(__name__)
+
+
+class QuicListener(Listener):
+    """One listening UDP socket."""
+
+    def __init__(self, transport: QuicTransport, endpoint: Endpoint) -> None:
+        self._transport = transport
+        self.endpoint = endpoint
+        addr = from_sockaddr(endpoint.sockname)
+        self._addrs = [addr] if addr is not None else []
+
+    @property
+    def addrs(self) -> list[Multiaddr]:
+        return list(self._addrs)
+
+    async def close(self) -> None:
+        """Stop accepting; connections already accepted keep the socket until they end."""
+        self._transport._stop_listening(self)
+
+
+class QuicTransport(MuxedTransport):
+    """Dials and listens on QUIC multiaddrs (see the module docstring and README)."""
+
+    name = "quic"
+
+    def __init__(self, private_key: PrivateKey, options: QuicOptions | None = None) -> None:
+        self.private_key = private_key
+        self.options = options or QuicOptions()
+        self._certificate: HostCertificate | None = None
+        self._listeners: list[QuicListener] = []
+        self._endpoints: set[Endpoint] = set()
+
+    def certificate(self) -> HostCertificate:
+        """Our libp2p certificate (made on first use: one per host, not per connection)."""
+        if self._certificate is None:
+            from p2pkit.crypto.tls_certificate import generate_certificate
+
+            self._certificate = generate_certificate(self.private_key)
+        return self._certificate
+
+    def can_dial(self, addr: Multiaddr) -> bool:
+        return is_quic(addr)
+
+    def can_listen(self, addr: Multiaddr) -> bool:
+        return is_quic(addr)
+
+    # -- listening -------------------------------------------------------------------------
+
+    async def listen(self, addr: Multiaddr, handler: MuxedConnectionHandler) -> Listener:
+        target = parse(addr)
+        try:
+            endpoint = await self._open_endpoint(target.host, target.port, target.family)
+        except OSError as exc:
+            raise TransportError(f"cannot listen on {addr}: {exc}") from exc
+        listener = QuicListener(self, endpoint)
+
+        def on_inbound(session: QuicSession) -> None:
+            handler(_native(session, endpoint))
+
+        endpoint.inbound = on_inbound
+        self._listeners.append(listener)
+        return listener
+
+    def _stop_listening(self, listener: QuicListener) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+        endpoint = listener.endpoint
+        endpoint.inbound = None
+        if not endpoint.sessions:
+            self._endpoint_idle(endpoint)
+
+    async def _open_endpoint(
+        self, host: str, port: int, family: socket.AddressFamily
+    ) -> Endpoint:
+        endpoint = await Endpoint.open(
+            host, port, family, self.certificate, self.options, self._endpoint_idle
+        )
+        self._endpoints.add(endpoint)
+        return endpoint
+
+    def _endpoint_idle(self, endpoint: Endpoint) -> None:
+        endpoint.close()
+        self._endpoints.discard(endpoint)
+
+    # -- dialing ---------------------------------------------------------------------------
+
+    def _listening_endpoint_for(self, target: QuicTarget) -> Endpoint | None:
+        for listener in self._listeners:
+            endpoint = listener.endpoint
+            if endpoint.closed or endpoint.family != target.family:
+                continue
+            bound = ipaddress.ip_address(str(endpoint.sockname[0]).split("%", 1)[0])
+            if bound.is_unspecified or bound.is_loopback == target.is_loopback:
+                return endpoint
+        return None
+
+    async def dial(self, addr: Multiaddr, *, timeout: float | None = None) -> Native:
+        target = parse(addr)
+        if target.port == 0 or target.is_unspecified:
+            raise AddressError(f"cannot dial {addr}")
+        limit = self.options.dial_timeout if timeout is None else timeout
+        endpoint = self._listening_endpoint_for(target)
+        try:
+            if endpoint is None:
+                any_host = "0.0.0.0" if target.family == socket.AF_INET else "::"
+                endpoint = await self._open_endpoint(any_host, 0, target.family)
+            session = endpoint.connect((target.host, target.port))
+        except OSError as exc:
+            raise DialError(f"cannot dial {addr}", [(addr, exc)]) from exc
+        try:
+            async with asyncio.timeout(limit):
+                await session.handshake
+        except TimeoutError:
+            session.abort(TimeoutError("dial timeout"))
+            raise DialError(f"dial {addr} timed out after {limit} s (no QUIC answer)") from None
+        except BaseException as exc:
+            session.abort(exc)
+            if isinstance(exc, asyncio.CancelledError | KeyboardInterrupt | SystemExit):
+                raise
+            error = session.quic.certificate_error
+            if error is not None:
+                raise error from None
+            raise HandshakeError(f"QUIC handshake with {addr} failed: {exc}") from exc
+        return _native(session, endpoint)
+
+    async def close(self) -> None:
+        for listener in list(self._listeners):
+            await listener.close()
+        for endpoint in list(self._endpoints):
+            if not endpoint.sessions:
+                self._endpoint_idle(endpoint)
+
+
+def _native(session: QuicSession, endpoint: Endpoint) -> Native:
+    key = session.quic.remote_public_key
+    assert key is not None  # the handshake completes only with a verified certificate
+    return Native(
+        muxed=session,
+        remote_peer=PeerId.from_public_key(key),
+        remote_public_key=key,
+        local_addr=from_sockaddr(endpoint.sockname),
+        remote_addr=from_sockaddr(session.remote),
+        security_protocol=SECURITY_PROTOCOL,
+        muxer_protocol=MUXER_PROTOCOL,
+    )

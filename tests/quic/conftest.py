@@ -1,0 +1,75 @@
+"""Fixtures shared by the QUIC tests: hosts and raw transports on loopback."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+from multiaddr import Multiaddr
+
+from p2pkit.builder import HostBuilder
+from p2pkit.crypto import generate_private_key
+from p2pkit.host import Host
+from p2pkit.network import MuxedTransportConnection
+from p2pkit_quic import QuicOptions, QuicTransport
+
+LISTEN = "/ip4/127.0.0.1/udp/0/quic-v1"
+
+
+@pytest.fixture
+async def make_host() -> AsyncIterator[Callable[..., Awaitable[Host]]]:
+    """Build and start QUIC-only hosts; stopped at teardown."""
+    hosts: list[Host] = []
+
+    async def factory(listen: bool = True, quic: dict[str, Any] | None = None, **options: Any) -> Host:
+        b = HostBuilder().transport("quic", **(quic or {}))
+        if listen:
+            b.listen(LISTEN)
+        b.option(enable_echo=True, enable_perf=True, **options)
+        host = b.build()
+        hosts.append(host)
+        return await host.start()
+
+    yield factory
+    for h in hosts:
+        await h.stop()
+
+
+@pytest.fixture
+async def transports() -> AsyncIterator[Callable[..., QuicTransport]]:
+    """Raw QUIC transports (own keys), closed at teardown."""
+    made: list[QuicTransport] = []
+
+    def factory(**options: Any) -> QuicTransport:
+        t = QuicTransport(generate_private_key("ed25519"), QuicOptions(**options))
+        made.append(t)
+        return t
+
+    yield factory
+    for t in made:
+        await t.close()
+
+
+async def quic_pair(
+    server: QuicTransport, client: QuicTransport
+) -> tuple[MuxedTransportConnection, MuxedTransportConnection]:
+    """A connected (client, server) pair of native connections over loopback."""
+    accepted: list[MuxedTransportConnection] = []
+    listener = await server.listen(Multiaddr(LISTEN), accepted.append)
+    try:
+        conn = await client.dial(listener.addrs[0], timeout=5)
+        for _ in range(500):
+            if accepted:
+                break
+            await _tick()
+        assert accepted, "the listener never reported the connection"
+    finally:
+        await listener.close()
+    return conn, accepted[0]
+
+
+async def _tick() -> None:
+    import asyncio
+
+    await asyncio.sleep(0.01)
