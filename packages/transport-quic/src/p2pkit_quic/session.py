@@ -167,8 +167,10 @@ class QuicSession(MuxedConnection):
         quic = self.quic
         if quic.remote_public_key is None:
             # The client sent no certificate: libp2p requires one (the TLS layer let
-            # the handshake finish, as RFC 8446 allows).
-            quic.close(error_code=0x100 + 42, reason_phrase="client certificate required")
+            # the handshake finish, as RFC 8446 allows).  The code is the TLS alert
+            # certificate_required (116) as a QUIC CRYPTO_ERROR, what js-libp2p's
+            # listener sends in the same case (docs/interop.md).
+            quic.close(error_code=0x100 + 116, reason_phrase="client certificate required")
             self.schedule_transmit()
             return
         if self.options.loopback_datagram_size and _is_loopback(self.remote):
