@@ -352,9 +352,7 @@ class ListenerProcess:
                 continue
         return out
 
-    def wait_event(
-        self, kind: str, timeout: float = 10.0, count: int = 1
-    ) -> list[dict[str, Any]]:
+    def wait_event(self, kind: str, timeout: float = 10.0, count: int = 1) -> list[dict[str, Any]]:
         """Wait until at least `count` `kind` events were printed; fail the test otherwise."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

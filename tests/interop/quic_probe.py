@@ -113,7 +113,7 @@ class QuicClient:
         self.flush()
         waiter = asyncio.ensure_future(self.handshake.wait())
         closed = asyncio.ensure_future(self._wait_closed())
-        done, pending = await asyncio.wait({waiter, closed}, return_when=asyncio.FIRST_COMPLETED)
+        _, pending = await asyncio.wait({waiter, closed}, return_when=asyncio.FIRST_COMPLETED)
         for task in pending:
             task.cancel()
         if not self.handshake.is_set():
@@ -175,13 +175,13 @@ class QuicClient:
             end.data += event.data
             end.fin = end.fin or event.end_stream
         elif isinstance(event, events.StreamReset):
-            self.probe.streams.setdefault(event.stream_id, StreamEnd()).reset_code = (
-                event.error_code
-            )
+            self.probe.streams.setdefault(
+                event.stream_id, StreamEnd()
+            ).reset_code = event.error_code
         elif isinstance(event, events.StopSendingReceived):
-            self.probe.streams.setdefault(event.stream_id, StreamEnd()).stop_sending_code = (
-                event.error_code
-            )
+            self.probe.streams.setdefault(
+                event.stream_id, StreamEnd()
+            ).stop_sending_code = event.error_code
         elif isinstance(event, events.ConnectionTerminated):
             self.probe.closed = {
                 "error_code": event.error_code,
