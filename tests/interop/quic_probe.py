@@ -32,6 +32,9 @@ from p2pkit.peer import PeerId
 from p2pkit.varint import decode_uvarint
 
 ALPN = "libp2p"
+LIBP2P_EXTENSION = EXTENSION_OID.dotted_string
+#: QUIC CRYPTO_ERROR (0x100) + TLS alert certificate_required (116), RFC 9001 section 4.8
+CERTIFICATE_REQUIRED = 0x100 + 116
 
 
 @dataclasses.dataclass

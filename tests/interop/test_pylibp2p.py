@@ -21,6 +21,7 @@ connection; `test_pylibp2p_quic_observed_addr_py_to_py` shows py does that to it
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import sys
 from collections.abc import Iterator
@@ -39,6 +40,7 @@ from .harness import (
     run_p2pkit,
     strip_p2p,
 )
+from .quic_probe import LIBP2P_EXTENSION, probe_listener, probe_without_client_certificate
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 STACKS = [(s, m) for s in ("noise", "tls", "plaintext") for m in ("yamux", "mplex")]
@@ -194,3 +196,31 @@ def test_pylibp2p_quic_observed_addr_py_to_py(pylibp2p: list[str], py_quic: PyLi
     assert strip_p2p(py_quic.maddr) in r["listen_addrs"]
     observed = r["observed_addr"]
     assert isinstance(observed, str) and observed.startswith("/ip4/127.0.0.1/tcp/"), observed
+
+
+def test_pylibp2p_quic_listener_wire(py_quic: PyListener) -> None:
+    """What py's QUIC listener does on the wire (docs/interop.md), seen by a bare aioquic
+    client: ALPN, certificate, transport parameters, datagram sizes, stream ends."""
+    port = int(strip_p2p(py_quic.maddr).split("/udp/", 1)[1].split("/", 1)[0])
+    probe = asyncio.run(probe_listener("127.0.0.1", port))
+    assert probe.alpn == "libp2p"
+    assert probe.peer_id == py_quic.peer_id
+    cert = probe.certificate
+    assert cert["extensions"] == [LIBP2P_EXTENSION]
+    assert cert["libp2p_extension_critical"] is False  # js and p2pkit mark it critical
+    assert cert["subject"] == f"CN={py_quic.peer_id}"
+    assert cert["valid_days_after"] <= 366  # one year, from the moment it was made
+    params = probe.transport_parameters
+    assert params["max_idle_timeout"] == 600_000  # 10 minutes, go-libp2p's figure
+    assert "max_udp_payload_size" not in params  # aioquic never sends it
+    assert params["initial_max_streams_uni"] > 0  # offered, though libp2p uses none
+    assert probe.max_datagram <= 1200  # aioquic's max_datagram_size default
+    perf, echo, reset = probe.streams[0], probe.streams[4], probe.streams[8]
+    assert (len(perf.data), perf.fin) == (1_000_000, True)
+    assert (echo.data, echo.fin) == (b"hello", True)
+    assert reset.reset_code == 0  # our STOP_SENDING answered with RESET_STREAM
+    # no client certificate: py finishes the handshake, then closes with NO_ERROR
+    probe = asyncio.run(probe_without_client_certificate("127.0.0.1", port))
+    assert probe.alpn == "libp2p"
+    assert probe.closed is not None and probe.closed["error_code"] == 0, probe.closed
+    py_quic.assert_alive()

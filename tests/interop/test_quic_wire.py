@@ -15,13 +15,15 @@ from collections.abc import Iterator
 import pytest
 
 from .harness import LOOPBACK_QUIC, JsPeer, P2pkitListener, strip_p2p
-from .quic_probe import Probe, probe_listener, probe_without_client_certificate
+from .quic_probe import (
+    CERTIFICATE_REQUIRED,
+    LIBP2P_EXTENSION,
+    Probe,
+    probe_listener,
+    probe_without_client_certificate,
+)
 
 pytestmark = pytest.mark.interop
-
-LIBP2P_EXTENSION = "1.3.6.1.4.1.53594.1.1"
-#: QUIC CRYPTO_ERROR (0x100) + TLS alert certificate_required (116), RFC 9001 section 4.8
-CERTIFICATE_REQUIRED = 0x100 + 116
 
 
 def _port(maddr: str) -> int:
