@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
 from multiaddr import Multiaddr
+from p2pkit_quic import QuicOptions, QuicTransport
 
 from p2pkit.builder import HostBuilder
 from p2pkit.crypto import generate_private_key
 from p2pkit.host import Host
 from p2pkit.network import MuxedTransportConnection
-from p2pkit_quic import QuicOptions, QuicTransport
 
 LISTEN = "/ip4/127.0.0.1/udp/0/quic-v1"
 
@@ -22,7 +23,9 @@ async def make_host() -> AsyncIterator[Callable[..., Awaitable[Host]]]:
     """Build and start QUIC-only hosts; stopped at teardown."""
     hosts: list[Host] = []
 
-    async def factory(listen: bool = True, quic: dict[str, Any] | None = None, **options: Any) -> Host:
+    async def factory(
+        listen: bool = True, quic: dict[str, Any] | None = None, **options: Any
+    ) -> Host:
         b = HostBuilder().transport("quic", **(quic or {}))
         if listen:
             b.listen(LISTEN)
@@ -62,14 +65,8 @@ async def quic_pair(
         for _ in range(500):
             if accepted:
                 break
-            await _tick()
+            await asyncio.sleep(0.01)
         assert accepted, "the listener never reported the connection"
     finally:
         await listener.close()
     return conn, accepted[0]
-
-
-async def _tick() -> None:
-    import asyncio
-
-    await asyncio.sleep(0.01)

@@ -7,9 +7,9 @@ connection made by the transport, not a muxer layered on a channel pair.
 from __future__ import annotations
 
 import pytest
+from p2pkit_quic import QuicTransport
 
 from p2pkit.testing.muxer_suite import MuxerSuite
-from p2pkit_quic import QuicTransport
 
 from .conftest import quic_pair
 

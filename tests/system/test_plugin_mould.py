@@ -37,6 +37,11 @@ HEAVY = [
     "p2pkit.crypto.tls_certificate",
     "p2pkit_tcp.transport",
     "p2pkit_tcp.connection",
+    "aioquic",
+    "p2pkit_quic.machine",
+    "p2pkit_quic.endpoint",
+    "p2pkit_quic.session",
+    "p2pkit_quic.transport",
     "p2pkit_yamux.shell",
     "p2pkit_yamux.session",
     "p2pkit_mplex.shell",
@@ -54,9 +59,10 @@ def test_discovering_all_plugins_imports_no_implementation() -> None:
         "import sys\n"
         "from p2pkit.plugins.registry import default_registry\n"
         "specs = list(default_registry().all_specs())\n"
-        "assert {'tcp', 'noise', 'tls', 'yamux', 'mplex'} <= {s.name for s in specs}\n"
+        "assert {'tcp', 'quic', 'noise', 'tls', 'yamux', 'mplex'} <= {s.name for s in specs}\n"
         "assert not default_registry().broken\n"
-        "import p2pkit_tls, p2pkit_noise, p2pkit_yamux, p2pkit_mplex, p2pkit_tcp\n"
+        "import p2pkit_tls, p2pkit_noise, p2pkit_yamux, p2pkit_mplex, p2pkit_tcp, p2pkit_quic\n"
+        "import p2pkit_quic.plugin\n"
         "import p2pkit_tls.plugin, p2pkit_yamux.plugin\n"
         f"loaded = sorted(m for m in {HEAVY!r} if m in sys.modules)\n"
         "assert not loaded, loaded\n"

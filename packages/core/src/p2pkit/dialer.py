@@ -5,7 +5,11 @@ dialer, with RFC 8305 (happy eyeballs v2) for the address race:
 
 * **Ranking** (:func:`rank_addrs`): IPv6 and IPv4 addresses are interleaved, the
   preferred family first (IPv6 by default, as RFC 8305 says), keeping the given order
-  within a family; non-IP addresses (DNS, memory) come last.
+  within a family; non-IP addresses (DNS, memory) come last.  Then QUIC addresses
+  (``/quic-v1``) move before the others (``prefer_quic``), as go-libp2p ranks them:
+  QUIC needs one round trip where TCP + security + muxer need three, and since attempts
+  are staggered, TCP starts ``stagger_delay`` (250 ms, go-libp2p's delay for TCP after
+  QUIC) after QUIC only if QUIC has not answered or failed by then.
 * **Staggered starts**: the first attempt starts at once, each next one
   ``stagger_delay`` later, or at once when a running attempt fails.  The first attempt
   to finish the whole upgrade wins; the others are cancelled, and an attempt that wins
@@ -53,6 +57,8 @@ class DialerOptions:
     """At most this many attempts of one dial run at the same time."""
     prefer_ipv6: bool = True
     """Which family goes first when interleaving (RFC 8305: IPv6)."""
+    prefer_quic: bool = True
+    """Dial ``/quic-v1`` addresses before the others (see the module docstring)."""
     backoff_base: float = 5.0
     backoff_max: float = 300.0
 
@@ -77,8 +83,15 @@ def _family(addr: Multiaddr) -> str:
     return "other"
 
 
-def rank_addrs(addrs: Sequence[Multiaddr], *, prefer_ipv6: bool = True) -> list[Multiaddr]:
-    """Interleave address families, preferred first; duplicates dropped (pure)."""
+def _is_quic(addr: Multiaddr) -> bool:
+    return any(proto.name == "quic-v1" for proto, _ in addr.items())
+
+
+def rank_addrs(
+    addrs: Sequence[Multiaddr], *, prefer_ipv6: bool = True, prefer_quic: bool = True
+) -> list[Multiaddr]:
+    """Interleave address families, preferred first, then QUIC before the rest (stable);
+    duplicates dropped (pure)."""
     seen: set[Multiaddr] = set()
     groups: dict[str, list[Multiaddr]] = {"ip6": [], "ip4": [], "other": []}
     for addr in addrs:
@@ -91,7 +104,10 @@ def rank_addrs(addrs: Sequence[Multiaddr], *, prefer_ipv6: bool = True) -> list[
     out: list[Multiaddr] = []
     for i in range(max(len(first), len(second))):
         out.extend(group[i] for group in (first, second) if i < len(group))
-    return out + groups["other"]
+    out += groups["other"]
+    if prefer_quic:
+        out.sort(key=lambda addr: not _is_quic(addr))  # stable: the order above stays
+    return out
 
 
 class DialBackoff:
@@ -193,7 +209,9 @@ class Dialer(Generic[T]):
         *,
         use_backoff: bool = True,
     ) -> tuple[T, Multiaddr]:
-        ranked = rank_addrs(addrs, prefer_ipv6=self.options.prefer_ipv6)
+        ranked = rank_addrs(
+            addrs, prefer_ipv6=self.options.prefer_ipv6, prefer_quic=self.options.prefer_quic
+        )
         errors: list[tuple[object, BaseException]] = []
         queue: list[Multiaddr] = []
         for addr in ranked:

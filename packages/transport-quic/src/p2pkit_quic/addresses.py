@@ -64,16 +64,25 @@ def is_quic(addr: Multiaddr) -> bool:
     return True
 
 
+# Binary multiaddr codes (varints): ip4 0x04, ip6 0x29, udp 0x0111, quic-v1 0x01cd.
+_IP4, _IP6, _UDP, _QUIC_V1 = b"\x04", b"\x29", b"\x91\x02", b"\xcd\x03"
+
+
 def from_sockaddr(sockaddr: Any) -> Multiaddr | None:
-    """``('1.2.3.4', 5)`` / ``('::1', 5, flow, scope)`` -> ``/ip4|ip6/.../udp/5/quic-v1``."""
+    """``('1.2.3.4', 5)`` / ``('::1', 5, flow, scope)`` -> ``/ip4|ip6/.../udp/5/quic-v1``.
+
+    Built from the binary form: parsing the text form costs ~12 us (the multiaddr
+    library), and every connection needs two of these.
+    """
     if not isinstance(sockaddr, tuple) or len(sockaddr) < 2:
         return None
     host = str(sockaddr[0]).split("%", 1)[0]
     try:
         ip = ipaddress.ip_address(host)
-    except ValueError:
+        port = int(sockaddr[1]).to_bytes(2, "big")
+    except (ValueError, OverflowError):
         return None
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
-    kind = "ip4" if ip.version == 4 else "ip6"
-    return Multiaddr(f"/{kind}/{ip}/udp/{int(sockaddr[1])}/quic-v1")
+    kind = _IP4 if ip.version == 4 else _IP6
+    return Multiaddr(kind + ip.packed + _UDP + port + _QUIC_V1)

@@ -24,7 +24,7 @@ import socket
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
-from aioquic.buffer import Buffer  # type: ignore[attr-defined]  # re-exported from C
+from aioquic._buffer import Buffer  # the C type itself (aioquic.buffer re-exports it)
 from aioquic.quic.packet import (
     QuicPacketType,
     QuicProtocolVersion,
@@ -150,6 +150,16 @@ class Endpoint(asyncio.DatagramProtocol):
     @property
     def sessions(self) -> int:
         return len(self._live)
+
+    def abort_handshakes(self) -> None:
+        """Abort inbound handshakes in progress (nobody will take their connections)."""
+        for session in list(self._live):
+            if not session.is_initiator and not session.handshake.done():
+                session.abort(ConnectionRefusedError("not listening any more"))
+
+    def abort_all(self) -> None:
+        for session in list(self._live):
+            session.abort(ConnectionAbortedError("transport closed"))
 
     # -- dialing -------------------------------------------------------------------------------
 

@@ -12,7 +12,11 @@ What changes against stock aioquic, and why:
   as data arrives, whether or not anyone reads it.  Here the session raises
   ``MAX_STREAM_DATA`` / ``MAX_DATA`` only for bytes the application consumed
   (:meth:`Libp2pQuicConnection.grant`), so receive buffers are bounded by the windows.
-* **No unidirectional streams** (libp2p uses none): the peer may open zero.
+* **No unidirectional streams** (libp2p uses none): the peer may open zero; and
+  ``active_connection_id_limit`` 2 (the minimum: we do not migrate).
+* **Key exchange groups**: X25519 and P-256 only (stock aioquic also offers P-384 and
+  X448 and generates a key for each in every ClientHello); cipher suites: see
+  :data:`CIPHER_SUITES`.
 * **Large datagrams on loopback**: the peer's ``max_udp_payload_size`` is kept, so the
   session can raise the datagram size once the handshake shows the path is loopback;
   STREAM frames then carry their length as a 4-byte varint (stock aioquic writes 2
@@ -28,10 +32,10 @@ import ssl
 from typing import TYPE_CHECKING, Any
 
 from aioquic import tls
-from aioquic.buffer import Buffer  # type: ignore[attr-defined]  # re-exported from C
+from aioquic._buffer import Buffer  # the C type itself (aioquic.buffer re-exports it)
+from aioquic.buffer import size_uint_var
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
-from aioquic.buffer import size_uint_var
 from aioquic.quic.packet import (
     QuicFrameType,
     QuicProtocolVersion,
@@ -49,6 +53,11 @@ if TYPE_CHECKING:
     from p2pkit.crypto.tls_certificate import HostCertificate
     from p2pkit_quic.options import QuicOptions
 
+SUPPORTED_GROUPS = (tls.Group.X25519, tls.Group.SECP256R1)
+CIPHER_SUITES = [tls.CipherSuite.AES_128_GCM_SHA256, tls.CipherSuite.CHACHA20_POLY1305_SHA256]
+"""AES-128-GCM is the one every TLS 1.3 stack must have (RFC 8446, 9.1); ChaCha20 for
+peers without AES hardware.  (Stock aioquic also offers AES-256-GCM, and a client runs
+one key schedule per offered suite until the server picks.)"""
 MAX_FRAME_CAPACITY = 1 + 8 + 8
 """Room for a MAX_STREAM_DATA frame (type, stream id, limit: varints)."""
 
@@ -64,6 +73,7 @@ def make_configuration(
         private_key=certificate.private_key,
         verify_mode=ssl.CERT_NONE,  # the libp2p rules are checked in the handshake
         supported_versions=[QuicProtocolVersion.VERSION_1],
+        cipher_suites=list(CIPHER_SUITES),
         max_datagram_size=options.max_datagram_size,
         max_data=options.connection_window,
         max_stream_data=options.stream_window,
@@ -86,6 +96,9 @@ class Libp2pQuicConnection(QuicConnection):
             options.max_streams
         )
         self._local_max_streams_uni.value = self._local_max_streams_uni.sent = 0
+        # We never migrate: the peer need not issue us spare connection ids (stock
+        # aioquic asks for 8, each a NEW_CONNECTION_ID frame built at connect time).
+        self._local_active_connection_id_limit = 2
         self.consumed = 0
         """Bytes the application read (or we discarded) over all streams."""
 
@@ -94,6 +107,10 @@ class Libp2pQuicConnection(QuicConnection):
     def _initialize(self, peer_cid: bytes) -> None:
         super()._initialize(peer_cid)
         context = self.tls
+        # Key shares: X25519 first, P-256 as the fallback every TLS 1.3 stack has.
+        # Stock aioquic also generates P-384 and X448 keys for every ClientHello (about
+        # 1 ms of CPU per dial that no libp2p peer needs).
+        context._supported_groups = list(SUPPORTED_GROUPS)
         if not self._is_client:
             context._request_client_certificate = True
         stock = context._set_peer_certificate

@@ -32,7 +32,7 @@ def p2pkit_transports() -> list[PluginSpec[MuxedTransport]]:
             name="quic",
             factory=create,
             options=QuicOptions,
-            priority=100,
+            priority=90,
             provides=("quic-v1",),
             description="QUIC v1 over UDP (/ip4, /ip6 + /udp/<port>/quic-v1): TLS 1.3 and "
             "stream muxing built in",

@@ -37,6 +37,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+_ENDING = frozenset(
+    {QuicConnectionState.CLOSING, QuicConnectionState.DRAINING, QuicConnectionState.TERMINATED}
+)
 NO_ERROR = 0
 ERROR_CODE = 0x1  # application error: the connection was aborted
 ACCEPT_BACKLOG = 1024
@@ -76,6 +79,7 @@ class QuicSession(MuxedConnection):
         self._drained = asyncio.Event()
         self.handshake: asyncio.Future[None] = self._loop.create_future()
         self._last_activity = self._loop.time()
+        self._grow_datagrams = bool(options.loopback_datagram_size) and _is_loopback(remote)
 
     # -- the endpoint's side ------------------------------------------------------------------
 
@@ -90,6 +94,12 @@ class QuicSession(MuxedConnection):
         self._last_activity = now
         self.quic.receive_datagram(data, addr, now)
         self._process_events()
+        self._check_ended()
+        if self._grow_datagrams and self.quic._handshake_confirmed:
+            # Only once the handshake is confirmed: until then packets carrying Initial
+            # data are padded to the full datagram size.
+            self._grow_datagrams = False
+            self.quic.set_datagram_size(self.options.loopback_datagram_size)
         if self._blocked_writers:
             self._wake_writers()
         self.schedule_transmit()
@@ -107,7 +117,8 @@ class QuicSession(MuxedConnection):
         datagrams = self.quic.datagrams_to_send(now)
         if datagrams:
             self.endpoint.send_many(datagrams)
-        self._process_events()  # e.g. ConnectionTerminated after a close
+        self._process_events()
+        self._check_ended()  # a close (ours, or aioquic's on a protocol error) went out
         self._set_timer()
 
     def _set_timer(self) -> None:
@@ -133,6 +144,7 @@ class QuicSession(MuxedConnection):
                 self._last_activity = now
         self.quic.handle_timer(now)
         self._process_events()
+        self._check_ended()
         self._transmit()
 
     # -- events ---------------------------------------------------------------------------------
@@ -173,8 +185,6 @@ class QuicSession(MuxedConnection):
             quic.close(error_code=0x100 + 116, reason_phrase="client certificate required")
             self.schedule_transmit()
             return
-        if self.options.loopback_datagram_size and _is_loopback(self.remote):
-            quic.set_datagram_size(self.options.loopback_datagram_size)
         if not self.handshake.done():
             self.handshake.set_result(None)
 
@@ -195,6 +205,14 @@ class QuicSession(MuxedConnection):
             if self._incoming_waiter is not None and not self._incoming_waiter.done():
                 self._incoming_waiter.set_result(None)
         stream.on_data(event.data, event.end_stream)
+
+    def _check_ended(self) -> None:
+        # aioquic reports ConnectionTerminated only when its draining period ends (three
+        # PTOs later); the connection is unusable from the moment CONNECTION_CLOSE was
+        # received or sent, so the session ends at once.
+        close = self.quic._close_event
+        if close is not None and not self._closed and self.quic._state in _ENDING:
+            self._on_terminated(close)
 
     def _on_terminated(self, event: events.ConnectionTerminated) -> None:
         if event.error_code == NO_ERROR:

@@ -5,6 +5,10 @@ certificate, inside the QUIC handshake) and multiplexes by itself, so the swarm 
 :class:`~p2pkit.network.MuxedTransportConnection` and runs no upgrade.  One UDP socket
 (:class:`~p2pkit_quic.endpoint.Endpoint`) per listen address; dials reuse a listening
 socket of the same family (and scope: loopback for loopback peers) when one exists.
+
+aioquic (with pyOpenSSL and service_identity, which it imports: about 0.4 s) is loaded
+by the first listen or dial, not when the transport is built, so a host that has QUIC
+enabled but never uses it does not pay for it.
 """
 
 from __future__ import annotations
@@ -23,12 +27,12 @@ from p2pkit.network import MuxedTransportConnection as Native
 from p2pkit.peer import PeerId
 from p2pkit_quic._ids import MUXER_PROTOCOL, SECURITY_PROTOCOL
 from p2pkit_quic.addresses import QuicTarget, from_sockaddr, is_quic, parse
-from p2pkit_quic.endpoint import Endpoint
 from p2pkit_quic.options import QuicOptions
 
 if TYPE_CHECKING:
     from p2pkit.crypto import PrivateKey
     from p2pkit.crypto.tls_certificate import HostCertificate
+    from p2pkit_quic.endpoint import Endpoint
     from p2pkit_quic.session import QuicSession
 
 log = logging.getLogger(__name__)
@@ -100,12 +104,15 @@ class QuicTransport(MuxedTransport):
             self._listeners.remove(listener)
         endpoint = listener.endpoint
         endpoint.inbound = None
+        endpoint.abort_handshakes()
         if not endpoint.sessions:
             self._endpoint_idle(endpoint)
 
     async def _open_endpoint(
         self, host: str, port: int, family: socket.AddressFamily
     ) -> Endpoint:
+        from p2pkit_quic.endpoint import Endpoint  # deliberately lazy: see the docstring
+
         endpoint = await Endpoint.open(
             host, port, family, self.certificate, self.options, self._endpoint_idle
         )
@@ -160,9 +167,11 @@ class QuicTransport(MuxedTransport):
     async def close(self) -> None:
         for listener in list(self._listeners):
             await listener.close()
+        # The host closed its connections first: what is left are dials and handshakes
+        # nobody will take.
         for endpoint in list(self._endpoints):
-            if not endpoint.sessions:
-                self._endpoint_idle(endpoint)
+            endpoint.abort_all()
+            self._endpoint_idle(endpoint)
 
 
 def _native(session: QuicSession, endpoint: Endpoint) -> Native:

@@ -13,6 +13,7 @@ from p2pkit.plugins.spec import PluginKind
 #: Distribution providing each plugin name shipped with p2pkit, by (kind, name).
 PLUGIN_DISTRIBUTIONS: dict[tuple[PluginKind, str], str] = {
     ("transport", "tcp"): "p2pkit-tcp",
+    ("transport", "quic"): "p2pkit-quic",
     ("security", "noise"): "p2pkit-noise",
     ("security", "tls"): "p2pkit-tls",
     ("muxer", "yamux"): "p2pkit-yamux",
@@ -22,6 +23,7 @@ PLUGIN_DISTRIBUTIONS: dict[tuple[PluginKind, str], str] = {
 #: Distribution providing a transport for a multiaddr protocol (``/tcp/...``).
 ADDRESS_DISTRIBUTIONS: dict[str, str] = {
     "tcp": "p2pkit-tcp",
+    "quic-v1": "p2pkit-quic",
 }
 
 #: What to install when no plugin of a kind is installed at all.
