@@ -121,8 +121,20 @@ class QuicSession(MuxedConnection):
         self._check_ended()  # a close (ours, or aioquic's on a protocol error) went out
         self._set_timer()
 
+    def _keep_alive_at(self) -> float | None:
+        """When a keep-alive PING is due: ``keep_alive`` after the last packet heard, and
+        within half the negotiated idle timeout (js-libp2p offers only 10 s).  The timer
+        must wake for it: aioquic's own timer of an idle connection is its idle deadline."""
+        if not self.options.keep_alive or not self.handshake.done():
+            return None
+        interval = min(self.options.keep_alive, self.quic._idle_timeout() / 2)
+        return self._last_activity + interval
+
     def _set_timer(self) -> None:
         at = None if self._closed else self.quic.get_timer()
+        keep_alive = None if at is None else self._keep_alive_at()
+        if at is not None and keep_alive is not None and keep_alive < at:
+            at = keep_alive
         if at == self._timer_at:
             return
         if self._timer is not None:
@@ -138,10 +150,10 @@ class QuicSession(MuxedConnection):
         if self._closed:
             return
         now = self._loop.time()
-        if self.options.keep_alive and now - self._last_activity >= self.options.keep_alive:
-            if self.handshake.done():
-                self.quic.send_ping(0)
-                self._last_activity = now
+        keep_alive = self._keep_alive_at()
+        if keep_alive is not None and now >= keep_alive:
+            self.quic.send_ping(0)
+            self._last_activity = now
         self.quic.handle_timer(now)
         self._process_events()
         self._check_ended()
