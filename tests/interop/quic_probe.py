@@ -206,7 +206,8 @@ class QuicClient:
             ext = cert.extensions.get_extension_for_oid(EXTENSION_OID)
             now = datetime.datetime.now(datetime.UTC)
             self.probe.certificate = {
-                "key": type(cert.public_key()).__name__,
+                "key": getattr(getattr(cert.public_key(), "curve", None), "name", None)
+                or type(cert.public_key()).__name__,
                 "signature_hash": cert.signature_hash_algorithm.name
                 if cert.signature_hash_algorithm
                 else None,

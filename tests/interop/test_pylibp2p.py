@@ -206,6 +206,7 @@ def test_pylibp2p_quic_listener_wire(py_quic: PyListener) -> None:
     assert probe.alpn == "libp2p"
     assert probe.peer_id == py_quic.peer_id
     cert = probe.certificate
+    assert cert["key"] == "secp256r1" and cert["signature_hash"] == "sha256"
     assert cert["extensions"] == [LIBP2P_EXTENSION]
     assert cert["libp2p_extension_critical"] is False  # js and p2pkit mark it critical
     assert cert["subject"] == f"CN={py_quic.peer_id}"

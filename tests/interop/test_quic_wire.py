@@ -61,6 +61,7 @@ def test_js_listener_wire(js: JsPeer) -> None:
     probe = _probe(js.maddr)
     _common(probe, js.peer_id)
     cert = probe.certificate
+    assert cert["key"] == "secp256r1" and cert["signature_hash"] == "sha256"
     assert cert["libp2p_extension_critical"] is True
     assert cert["extensions"] == [LIBP2P_EXTENSION]  # nothing else
     assert cert["subject"] == ""  # empty subject and issuer
