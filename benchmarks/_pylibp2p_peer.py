@@ -133,8 +133,10 @@ class _CountingStream:
         return getattr(self._inner, name)
 
     async def read(self, n: int | None = None) -> bytes:
+        # read_some: PerfService's own reads hit py's QUIC stream-end bug 2 as well (a
+        # header arriving with the FIN was read as EOF: "Error reading header", reset)
         try:
-            data: bytes = await self._inner.read(n)
+            data: bytes = await read_some(self._inner, -1 if n is None else n)
         except Exception:
             self._report()
             raise

@@ -290,7 +290,9 @@ async def probe_listener(host: str, port: int, deadline: float = 20.0) -> Probe:
             client.send(sid, struct.pack(">Q", 1_000_000), fin=True)
             end = await client.until(sid, lambda e: e.fin or e.reset_code is not None, deadline)
             if len(end.data) != 1_000_000 or not end.fin:
-                raise ConnectionError(f"perf: got {len(end.data)} bytes, fin={end.fin}")
+                raise ConnectionError(
+                    f"perf: got {len(end.data)} bytes, fin={end.fin}, closed={client.probe.closed}"
+                )
             sid = await client.select("/echo/1.0.0")
             client.send(sid, b"hello", fin=True)
             await client.until(sid, lambda e: e.fin or e.reset_code is not None, deadline)
