@@ -17,6 +17,10 @@ stack, alternating QUIC and TCP run by run so that both see the same machine loa
 * ``echo``: ``--streams`` concurrent streams on one connection, each echoing 1 KiB with
   half-close (``/echo/1.0.0``); the time for all of them.
 
+``--rtt MS`` sends both stacks through ``_delay_relay.py``, a relay process that
+delays every packet (UDP) and chunk (TCP) by ``MS / 2`` each way: a path where round
+trips cost time, as on a real network (on plain loopback only CPU counts).
+
 Each line also gives both processes' CPU seconds for the run (``cpu dialer/listener``);
 ``CPU-bound`` rate = bytes / the busier process's CPU time: what a machine with a free
 core per process would reach (wall-clock figures mean little while other jobs share the
@@ -33,6 +37,7 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from _throughput import parse_size
@@ -49,11 +54,11 @@ from p2pkit.protocols.ping import ping
 STACKS = ("quic", "tcp")
 
 
-def _builder() -> HostBuilder:
+def _builder(datagram: int) -> HostBuilder:
     return (
         HostBuilder()
         .transport("tcp")
-        .transport("quic")
+        .transport("quic", loopback_datagram_size=datagram)
         .security("noise")
         .muxer("yamux")
         .option(enable_echo=True, enable_perf=True)
@@ -63,9 +68,9 @@ def _builder() -> HostBuilder:
 # -- the listener (child process) ----------------------------------------------------------
 
 
-async def _serve() -> None:
+async def _serve(datagram: int) -> None:
     """Listen on TCP and QUIC; answer ``cpu`` lines with this process's CPU seconds."""
-    host = _builder().listen("/ip4/127.0.0.1/tcp/0").listen("/ip4/127.0.0.1/udp/0/quic-v1")
+    host = _builder(datagram).listen("/ip4/127.0.0.1/tcp/0").listen("/ip4/127.0.0.1/udp/0/quic-v1")
     host_ = await host.build().start()
     by = {a.protocols()[-1].name: a for a in host_.listen_addrs}
     print("LISTEN", by["tcp"], by["quic-v1"], host_.peer_id, flush=True)
@@ -84,9 +89,9 @@ async def _serve() -> None:
 class Listener:
     """The child process: its addresses, and its CPU clock read over stdin/stdout."""
 
-    def __init__(self) -> None:
+    def __init__(self, datagram: int) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, __file__, "--serve"],
+            [sys.executable, __file__, "--serve", "--loopback-datagram-size", str(datagram)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -97,6 +102,30 @@ class Listener:
             "tcp": Multiaddr(f"{tcp}/p2p/{peer}"),
             "quic": Multiaddr(f"{quic}/p2p/{peer}"),
         }
+
+    def relay(self, rtt_ms: float) -> subprocess.Popen[str]:
+        """Route both addresses through ``_delay_relay.py`` (``rtt_ms`` round trip)."""
+        tcp, quic = self.addrs["tcp"], self.addrs["quic"]
+        relay = subprocess.Popen(
+            [
+                sys.executable,
+                str(Path(__file__).with_name("_delay_relay.py")),
+                *("--delay-ms", str(rtt_ms / 2)),
+                *("--tcp", f"127.0.0.1:{tcp.value_for_protocol('tcp')}"),
+                *("--udp", f"127.0.0.1:{quic.value_for_protocol('udp')}"),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert relay.stdout is not None
+        _, tcp_port, udp_port = relay.stdout.readline().split()
+        peer = tcp.value_for_protocol("p2p")
+        self.addrs = {
+            "tcp": Multiaddr(f"/ip4/127.0.0.1/tcp/{tcp_port}/p2p/{peer}"),
+            "quic": Multiaddr(f"/ip4/127.0.0.1/udp/{udp_port}/quic-v1/p2p/{peer}"),
+        }
+        return relay
 
     def cpu(self) -> float:
         assert self.proc.stdin is not None and self.proc.stdout is not None
@@ -167,7 +196,8 @@ async def _echo(host: Host, addr: Multiaddr, streams: int) -> dict[str, float]:
 
 async def _run(args: argparse.Namespace, listener: Listener) -> dict[str, Any]:
     # The dialer listens too, as a node does: QUIC dials then leave from its socket.
-    host = await _builder().listen("/ip4/127.0.0.1/udp/0/quic-v1").build().start()
+    datagram = args.loopback_datagram_size
+    host = await _builder(datagram).listen("/ip4/127.0.0.1/udp/0/quic-v1").build().start()
     total = parse_size(args.bytes)
     results: dict[str, Any] = {}
     try:
@@ -210,16 +240,39 @@ def main() -> None:
     ap.add_argument(
         "--scenario", action="append", choices=["throughput", "connect", "echo"], default=None
     )
+    ap.add_argument(
+        "--loopback-datagram-size",
+        type=int,
+        default=65000,
+        help="QUIC datagrams on loopback (p2pkit-quic's default 65000; 0: 1452 bytes)",
+    )
+    ap.add_argument(
+        "--rtt",
+        type=float,
+        default=0.0,
+        help="round trip in ms added by a relay process (_delay_relay.py) on both stacks' "
+        "paths (0, the default: plain loopback)",
+    )
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     if args.serve:
-        asyncio.run(_serve())
+        asyncio.run(_serve(args.loopback_datagram_size))
         return
-    listener = Listener()
+    listener = Listener(args.loopback_datagram_size)
+    relay = listener.relay(args.rtt) if args.rtt else None
     try:
         summary = asyncio.run(_run(args, listener))
     finally:
         listener.close()
+        if relay is not None:
+            assert relay.stdin is not None and relay.stdout is not None
+            relay.stdin.close()
+            try:
+                relay.wait(10)
+            except subprocess.TimeoutExpired:
+                relay.kill()
+                relay.wait()
+            relay.stdout.close()
     if args.json:
         print(json.dumps(summary))
 

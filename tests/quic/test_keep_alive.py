@@ -1,9 +1,8 @@
-"""Keep-alive: an idle QUIC connection outlives the idle timeout when keep-alive is on.
+"""Keep-alive within half the *negotiated* idle timeout, whatever ``keep_alive`` says.
 
-aioquic's timer for an idle connection is its idle deadline, so a keep-alive checked
-only when that timer fires comes too late: the connection ends instead.  The PING must
-be scheduled on its own, within half the negotiated idle timeout (js-libp2p offers
-10 s, docs/interop.md)."""
+js-libp2p offers a 10 s idle timeout (docs/interop.md) and p2pkit-quic's keep_alive is
+10 s: a PING sent only after ``keep_alive`` of silence would come when the connection
+is already over.  (test_quic_transport.py covers keep-alive shorter than the timeout.)"""
 
 from __future__ import annotations
 
@@ -20,7 +19,7 @@ def _host(listen: bool, **quic: float) -> Host:
     return (b.listen(LISTEN) if listen else b).build()
 
 
-async def test_idle_connection_kept_alive_past_the_idle_timeout() -> None:
+async def test_keep_alive_longer_than_the_idle_timeout_is_capped() -> None:
     # keep_alive (5 s) longer than the idle timeout (2 s): half the timeout wins
     a = _host(True, idle_timeout=2.0, keep_alive=5.0)
     b = _host(False, idle_timeout=2.0, keep_alive=5.0)
@@ -30,13 +29,3 @@ async def test_idle_connection_kept_alive_past_the_idle_timeout() -> None:
         assert not conn.is_closed
         assert b.connections() == [conn]
 
-
-async def test_idle_connection_ends_without_keep_alive() -> None:
-    a = _host(True, idle_timeout=1.0, keep_alive=0.0)
-    b = _host(False, idle_timeout=1.0, keep_alive=0.0)
-    async with a, b:
-        conn = await b.connect(a.addrs_with_peer_id[0])
-        async with asyncio.timeout(10):
-            while not conn.is_closed:
-                await asyncio.sleep(0.05)
-        assert b.connections() == []

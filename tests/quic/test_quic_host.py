@@ -10,7 +10,7 @@ import pytest
 from multiaddr import Multiaddr
 
 from p2pkit.crypto import generate_private_key
-from p2pkit.errors import PeerIdMismatch, StreamReset
+from p2pkit.errors import PeerIdMismatch, StreamReset, StreamResetByLimit
 from p2pkit.events import Connected, Disconnected, PeerIdentified
 from p2pkit.gater import ConnectionGated
 from p2pkit.peer import PeerId
@@ -57,7 +57,7 @@ async def test_identify_reports_quic_listen_and_observed_addrs(make_host):
     assert event.peer == a.peer_id
     assert a.listen_addrs[0] in event.listen_addrs
     assert event.observed_addr == b.listen_addrs[0]  # port reuse: the listening port
-    assert a_event.observed_addr == b.listen_addrs[0] or a_event.peer == b.peer_id
+    assert a_event.peer == b.peer_id and a_event.observed_addr == a.listen_addrs[0]
     assert PING in event.protocols
     (conn,) = a.connections(b.peer_id)
     assert conn.remote_addr == b.listen_addrs[0]
@@ -118,3 +118,75 @@ async def test_inbound_stream_limit_resets_extra_streams(make_host):
                 break
             except StreamReset:
                 await asyncio.sleep(0.05)
+
+
+async def test_connection_manager_trims_quic_connections(make_host):
+    server = await make_host(
+        connection_manager={"low_water": 1, "high_water": 100, "grace_period": 0.0,
+                            "silence_period": 0.0}
+    )
+    clients = [await make_host(listen=False) for _ in range(3)]
+    server.connmgr.tag_peer(clients[0].peer_id, "keep", 100)
+    for c in clients:
+        await c.connect(server.addrs_with_peer_id[0])
+    async with asyncio.timeout(5):
+        while len(server.connections()) < 3:
+            await asyncio.sleep(0.01)
+    assert await server.connmgr.trim() == 2
+    async with asyncio.timeout(5):  # the trimmed peers see their connection end
+        while any(c.connections() for c in clients[1:]):
+            await asyncio.sleep(0.01)
+    assert [c.peer for c in server.connections()] == [clients[0].peer_id]
+
+
+async def test_ipv6_loopback(make_host):
+    a = await make_host(listen=False)
+    try:
+        await a.listen("/ip6/::1/udp/0/quic-v1")
+    except Exception as exc:  # pragma: no cover - machine without ::1
+        pytest.skip(f"IPv6 loopback unavailable: {exc}")
+    b = await make_host(listen=False)
+    conn = await b.connect(a.addrs_with_peer_id[0])
+    assert conn.remote_addr is not None and conn.remote_addr.protocols()[0].name == "ip6"
+    assert await _echo(b, a.peer_id, b"over ipv6") == b"over ipv6"
+
+
+async def test_unread_data_is_reserved_and_a_refusal_resets_the_stream(make_host):
+    """Bytes buffered unread count in the resource manager; past the per-peer memory
+    limit the stream is reset (StreamResetByLimit), the connection goes on."""
+    gate = asyncio.Event()
+    a = await make_host(limits={"max_memory_per_peer": 1 << 20, "unlimited_networks": []})
+    held: list = []
+
+    async def hoard(stream) -> None:  # reads nothing until told
+        held.append(stream)
+        await gate.wait()
+
+    a.set_stream_handler("/hoard/1", hoard)
+    b = await make_host(listen=False)
+    conn = await b.connect(a.addrs_with_peer_id[0])
+    stream = await conn.new_stream(["/hoard/1"])
+    with pytest.raises(StreamReset):
+        async with asyncio.timeout(10):
+            for _ in range(64):  # 4 MiB at most (the stream window): over the 1 MiB limit
+                await stream.write(b"x" * 65536)
+            await stream.read()
+    with pytest.raises(StreamResetByLimit):  # the listener's side: refused by the limit
+        await held[0].read()
+    (a_conn,) = a.connections(b.peer_id)
+    assert not a_conn.is_closed  # only the stream went
+    gate.set()
+    assert await _echo(b, a.peer_id, b"still works") == b"still works"
+
+
+async def test_inbound_connection_limit_applies_to_quic(make_host):
+    a = await make_host(limits={"max_inbound_connections": 1, "unlimited_networks": []})
+    first, second = await make_host(listen=False), await make_host(listen=False)
+    await first.connect(a.addrs_with_peer_id[0])
+    try:  # refused after the handshake (the client may finish first, as with TLS 1.3)
+        conn = await second.connect(a.addrs_with_peer_id[0])
+        async with asyncio.timeout(5):
+            await conn.muxed.wait_closed()
+    except Exception as exc:
+        assert "limit" in str(exc).lower() or "closed" in str(exc).lower(), exc
+    assert [c.peer for c in a.connections()] == [first.peer_id]

@@ -201,3 +201,30 @@ async def test_well_behaved_stream_flood_waits_for_credit(transports):
         server_task.cancel()
     assert got == [b"%d" % i for i in range(200)]
     assert peak <= 16
+
+
+async def test_retry_starts_under_load_only(transports):
+    """Below ``retry_above`` handshakes in progress a new client costs one round trip;
+    at the threshold, Initials from unvalidated sources get a Retry and no state."""
+    server = transports(retry_above=4, handshake_timeout=5.0)
+    client = transports()
+    listener, accepted, target = await _listen(server)
+    endpoint = listener.endpoint  # type: ignore[attr-defined]
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as victim:
+        victim.setblocking(False)
+        for _ in range(50):
+            victim.sendto(_initial(), target)
+        async with asyncio.timeout(5):
+            while endpoint.handshakes < 4:
+                await asyncio.sleep(0.01)
+        await asyncio.sleep(0.1)
+        retries = 0
+        while True:
+            try:
+                packet = victim.recv(65536)
+            except BlockingIOError:
+                break
+            retries += packet[0] & 0xF0 == 0xF0
+    assert endpoint.handshakes == 4  # state for the first four only
+    assert retries == 46
+    await _still_serves(client, listener, accepted)  # follows a Retry, then connects

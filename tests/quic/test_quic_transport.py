@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import os
 import socket
 
 import pytest
@@ -15,7 +16,13 @@ from p2pkit_quic import endpoint as endpoint_mod
 from p2pkit_quic.plugin import p2pkit_transports
 
 from p2pkit.crypto.tls_certificate import CertificateError
-from p2pkit.errors import AddressError, DialError, HandshakeError
+from p2pkit.errors import (
+    AddressError,
+    ConnectionClosed,
+    DialError,
+    HandshakeError,
+    StreamClosed,
+)
 from p2pkit.network import MuxedTransportConnection
 from p2pkit.peer import PeerId
 from p2pkit_tls.testing import custom_certificate
@@ -200,3 +207,47 @@ async def test_transport_close_aborts_leftovers(transports):
     async with asyncio.timeout(5):
         await accepted.muxed.wait_closed()
     assert isinstance(server, QuicTransport)
+
+
+async def test_keep_alive_outlives_the_idle_timeout(transports):
+    server = transports(idle_timeout=0.6, keep_alive=0.15)
+    client = transports(idle_timeout=0.6, keep_alive=0.15)
+    conn, accepted = await quic_pair(server, client)
+    await asyncio.sleep(1.5)  # 2.5 idle timeouts without application traffic
+    assert not conn.muxed.is_closed and not accepted.muxed.is_closed
+    conn.muxed.abort()
+
+
+async def test_idle_connection_ends_without_keep_alive(transports):
+    server = transports(idle_timeout=0.3, keep_alive=0)
+    client = transports(idle_timeout=0.3, keep_alive=0)
+    conn, accepted = await quic_pair(server, client)
+    async with asyncio.timeout(5):
+        await conn.muxed.wait_closed()
+        await accepted.muxed.wait_closed()
+    assert not client._endpoints  # the dial's socket went with its connection
+
+
+async def test_data_before_fin_stays_readable_after_the_connection_closed(transports):
+    """The peer sent data + FIN, then closed the connection: all of it is still read."""
+    server, client = transports(), transports()
+    conn, accepted = await quic_pair(server, client)
+    out = await conn.muxed.open_stream()
+    await out.write(b"q")
+    await out.close_write()
+    inbound = await accepted.muxed.accept_stream()
+    assert await inbound.read() == b"q"
+    payload = os.urandom(1 << 20)
+    await inbound.write(payload)
+    await inbound.close_write()
+    async with asyncio.timeout(10):
+        await accepted.muxed.close()  # waits until the payload is acknowledged
+        await conn.muxed.wait_closed()
+    got = b""
+    while chunk := await out.read():
+        got += chunk
+    assert got == payload
+    with pytest.raises(StreamClosed):  # we had closed our side
+        await out.write(b"late")
+    with pytest.raises(ConnectionClosed):
+        await conn.muxed.open_stream()

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from multiaddr import Multiaddr
 
-    from p2pkit.abc import MuxedConnection, MuxedStream, RawConnection
+    from p2pkit.abc import MemoryScope, MuxedConnection, MuxedStream, RawConnection
     from p2pkit.crypto import PublicKey
     from p2pkit.peer import PeerId
 
@@ -42,6 +42,11 @@ class MuxedTransportConnection:
     muxer_protocol: str
     early_muxer: bool = False
     """True when the muxer was agreed inside the security handshake."""
+    use_memory: Callable[[MemoryScope], None] | None = None
+    """Set by a transport whose connection buffers what the peer sends (QUIC streams):
+    the swarm calls it with the connection's :class:`~p2pkit.abc.MemoryScope` once the
+    connection is admitted, as the upgrader passes it to a muxer
+    (:attr:`~p2pkit.abc.StreamMuxer.accepts_memory_scope`)."""
 
 
 # -- transports --------------------------------------------------------------------

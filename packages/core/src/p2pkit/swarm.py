@@ -148,6 +148,8 @@ class Swarm:
                 raise refusal
             log.info("%s", refusal)
             return
+        if conn.use_memory is not None:
+            conn.use_memory(scope)
         if direction == "inbound":
             with contextlib.suppress(P2PError):
                 self.add_connection(conn, "inbound", scope)

@@ -9,7 +9,8 @@ What an Initial from a stranger may cost is bounded: at most ``max_handshakes``
 inbound handshakes in progress per socket (more Initials are dropped), each bounded in
 time (``handshake_timeout``) and, until the peer's address is validated, in bytes
 (aioquic sends at most three times what it received: RFC 9000 anti-amplification).
-With ``retry`` on, a stateless Retry validates the address before any state is kept.
+Above ``retry_above`` handshakes in progress (or always, with ``retry``), a stateless
+Retry validates a new peer's address before any state is kept for it.
 Anything that does not parse as a QUIC packet for a known connection is dropped after
 reading its header.
 """
@@ -70,7 +71,7 @@ class Endpoint(asyncio.DatagramProtocol):
         self.inbound: InboundHandler | None = None
         """Set while listening: called with each connection whose handshake completed."""
         self.handshakes = 0
-        self._retry = QuicRetryTokenHandler() if options.retry else None
+        self._retry = QuicRetryTokenHandler()
         self.sockname: Any = None
         self.family = socket.AF_INET
         self.closed = False
@@ -213,24 +214,11 @@ class Endpoint(asyncio.DatagramProtocol):
         loop = asyncio.get_running_loop()
         original_cid: bytes = header.destination_cid
         retry_cid: bytes | None = None
-        if self._retry is not None:
-            if not header.token:
-                source_cid = os.urandom(CID_LENGTH)
-                token = self._retry.create_token(
-                    address=addr,
-                    original_destination_connection_id=header.destination_cid,
-                    retry_source_connection_id=source_cid,
-                    now=loop.time(),
-                )
-                retry = encode_quic_retry(
-                    version=header.version,
-                    source_cid=source_cid,
-                    destination_cid=header.source_cid,
-                    original_destination_cid=header.destination_cid,
-                    retry_token=token,
-                )
-                self.send_many([(retry, addr)])
-                return
+        validated = False
+        if header.token:
+            # A client that got a Retry from us comes back with its token (even if the
+            # load that made us send it is gone).  A token we cannot validate (forged,
+            # expired, or another server's NEW_TOKEN) counts as none (RFC 9000, 8.1.3).
             try:
                 original_cid = self._retry.validate_token(
                     address=addr,
@@ -239,8 +227,29 @@ class Endpoint(asyncio.DatagramProtocol):
                     now=loop.time(),
                 )
             except ValueError:
-                return
-            retry_cid = header.destination_cid
+                original_cid = header.destination_cid
+            else:
+                retry_cid = header.destination_cid
+                validated = True
+        if not validated and (
+            self.options.retry or 0 < self.options.retry_above <= self.handshakes
+        ):
+            source_cid = os.urandom(CID_LENGTH)
+            token = self._retry.create_token(
+                address=addr,
+                original_destination_connection_id=header.destination_cid,
+                retry_source_connection_id=source_cid,
+                now=loop.time(),
+            )
+            retry = encode_quic_retry(
+                version=header.version,
+                source_cid=source_cid,
+                destination_cid=header.source_cid,
+                original_destination_cid=header.destination_cid,
+                retry_token=token,
+            )
+            self.send_many([(retry, addr)])
+            return
         config = make_configuration(self._certificate(), self.options, is_client=False)
         quic = Libp2pQuicConnection(
             configuration=config,
@@ -267,4 +276,8 @@ class Endpoint(asyncio.DatagramProtocol):
         if self.inbound is None:
             session.abort(ConnectionRefusedError("not listening any more"))
             return
-        self.inbound(session)
+        try:
+            self.inbound(session)
+        except Exception as exc:  # a handler bug costs that connection, not the listener
+            log.warning("QUIC connection handler failed: %r", exc, exc_info=True)
+            session.abort(exc)

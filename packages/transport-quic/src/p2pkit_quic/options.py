@@ -34,6 +34,10 @@ class QuicOptions:
     retry: bool = False
     """Answer every new Initial with a stateless Retry (address validation before any
     state is kept; costs one round trip per inbound connection)."""
+    retry_above: int = 64
+    """With this many inbound handshakes in progress on a socket, new Initials get a
+    Retry instead of state (as quic-go under load): a flood from spoofed addresses then
+    costs no memory, and real clients one more round trip.  0: never (unless ``retry``)."""
     max_datagram_size: int = 1452
     """Datagram size before the path is known (1452: Ethernet MTU minus IPv6 + UDP)."""
     loopback_datagram_size: int = 65000
@@ -47,6 +51,8 @@ class QuicOptions:
                 raise ValueError(f"quic {name} must be >= 1")
         if self.connection_window < self.stream_window:
             raise ValueError("quic connection_window must be >= stream_window")
+        if self.retry_above < 0:
+            raise ValueError("quic retry_above must be >= 0")
         if self.max_handshakes < 1:
             raise ValueError("quic max_handshakes must be >= 1")
         for name in ("handshake_timeout", "idle_timeout", "dial_timeout"):

@@ -28,7 +28,9 @@ from aioquic.quic.connection import QuicConnectionState
 
 from p2pkit.abc import MuxedConnection, MuxedStream
 from p2pkit.errors import ConnectionClosed, StreamReset
-from p2pkit_quic.stream import RESET_CODE, QuicStream
+from p2pkit.reservation import BufferReservation
+from p2pkit_quic.flow import StreamFlow
+from p2pkit_quic.stream import QuicStream
 
 if TYPE_CHECKING:
     from p2pkit_quic.endpoint import Endpoint
@@ -46,7 +48,7 @@ ACCEPT_BACKLOG = 1024
 """Inbound streams queued for accept_stream at most; beyond, new ones are reset."""
 
 
-class QuicSession(MuxedConnection):
+class QuicSession(StreamFlow, MuxedConnection):
     """See the module docstring.  Built by the endpoint, never by applications."""
 
     def __init__(
@@ -66,7 +68,7 @@ class QuicSession(MuxedConnection):
         self._loop = asyncio.get_running_loop()
         self._streams: dict[int, QuicStream] = {}
         self._incoming: deque[QuicStream] = deque()
-        self._incoming_waiter: asyncio.Future[None] | None = None
+        self._incoming_ready = asyncio.Event()  # any number of accept_stream callers
         self._blocked_writers: set[QuicStream] = set()
         self._cids: set[bytes] = set()
         self._timer: asyncio.TimerHandle | None = None
@@ -80,6 +82,11 @@ class QuicSession(MuxedConnection):
         self.handshake: asyncio.Future[None] = self._loop.create_future()
         self._last_activity = self._loop.time()
         self._grow_datagrams = bool(options.loopback_datagram_size) and _is_loopback(remote)
+        # Received, unread bytes of every stream, reserved in the connection's memory
+        # scope once the swarm hands it over (use_memory); flow control bounds them too.
+        self.memory = BufferReservation(None)
+        self._flush_now = False
+        self._ack_waiter: asyncio.Future[None] | None = None
 
     # -- the endpoint's side ------------------------------------------------------------------
 
@@ -101,8 +108,16 @@ class QuicSession(MuxedConnection):
             self._grow_datagrams = False
             self.quic.set_datagram_size(self.options.loopback_datagram_size)
         if self._blocked_writers:
-            self._wake_writers()
-        self.schedule_transmit()
+            self.wake_writers()
+        if self._ack_waiter is not None and not self._ack_waiter.done():
+            self._ack_waiter.set_result(None)
+        if self._flush_now:
+            # The client's handshake just completed: its Finished leaves before the
+            # dial returns (an application that aborts at once must not lose it).
+            self._flush_now = False
+            self._transmit()
+        else:
+            self.schedule_transmit()
 
     def schedule_transmit(self) -> None:
         if not self._transmit_scheduled:
@@ -134,6 +149,8 @@ class QuicSession(MuxedConnection):
         at = None if self._closed else self.quic.get_timer()
         keep_alive = None if at is None else self._keep_alive_at()
         if at is not None and keep_alive is not None and keep_alive < at:
+            # aioquic's own timer would next fire at the idle timeout, which ends the
+            # connection: wake up for the keep-alive PING before that.
             at = keep_alive
         if at == self._timer_at:
             return
@@ -152,9 +169,9 @@ class QuicSession(MuxedConnection):
         now = self._loop.time()
         keep_alive = self._keep_alive_at()
         if keep_alive is not None and now >= keep_alive:
-            self.quic.send_ping(0)
+            self.quic.send_ping(0)  # answered with an ACK: the peer's idle timer restarts
             self._last_activity = now
-        self.quic.handle_timer(now)
+        self.quic.handle_timer(now)  # does nothing before aioquic's own deadlines
         self._process_events()
         self._check_ended()
         self._transmit()
@@ -198,6 +215,7 @@ class QuicSession(MuxedConnection):
             self.schedule_transmit()
             return
         if not self.handshake.done():
+            self._flush_now = self.is_initiator
             self.handshake.set_result(None)
 
     def _on_stream_data(self, event: events.StreamDataReceived) -> None:
@@ -214,8 +232,7 @@ class QuicSession(MuxedConnection):
                 stream.reset()
                 return
             self._incoming.append(stream)
-            if self._incoming_waiter is not None and not self._incoming_waiter.done():
-                self._incoming_waiter.set_result(None)
+            self._incoming_ready.set()
         stream.on_data(event.data, event.end_stream)
 
     def _check_ended(self) -> None:
@@ -236,47 +253,7 @@ class QuicSession(MuxedConnection):
             )
         self._end(ConnectionClosed(reason))
 
-    # -- the streams' side ------------------------------------------------------------------------
-
-    def consumed(self, stream: QuicStream, n: int, stream_total: int) -> None:
-        qstream = self.quic._streams.get(stream.stream_id)
-        if self.quic.grant(qstream, n, stream_total) and not self._closed:
-            self.schedule_transmit()
-
-    def unsent(self, stream: QuicStream) -> int:
-        """Bytes of ``stream`` queued in aioquic and not yet acknowledged."""
-        qstream = self.quic._streams.get(stream.stream_id)
-        if qstream is None:
-            return 0
-        sender = qstream.sender
-        return sender._buffer_stop - sender._buffer_start
-
-    def wait_writable(self, stream: QuicStream) -> None:
-        self._blocked_writers.add(stream)
-
-    def _wake_writers(self) -> None:
-        low = self.options.send_buffer // 2
-        for stream in list(self._blocked_writers):
-            if stream.done or self.unsent(stream) <= low:
-                self._blocked_writers.discard(stream)
-                stream.wake_writer()
-
-    def send(self, stream: QuicStream, data: bytes, *, end_stream: bool) -> None:
-        if self._closed:
-            raise self._close_error or ConnectionClosed("connection closed")
-        self.quic.send_stream_data(stream.stream_id, data, end_stream=end_stream)
-        self.schedule_transmit()
-
-    def reset_stream(self, stream: QuicStream) -> None:
-        if self._closed:
-            return
-        with contextlib.suppress(Exception):  # a direction already finished: nothing to reset
-            if not stream._write_closed or self.unsent(stream):
-                self.quic.reset_stream(stream.stream_id, RESET_CODE)
-        with contextlib.suppress(Exception):
-            if not stream._eof:
-                self.quic.stop_stream(stream.stream_id, RESET_CODE)
-        self.schedule_transmit()
+    # -- the streams' side (the rest is p2pkit_quic.flow) -------------------------------------
 
     def stream_maybe_done(self, stream: QuicStream) -> None:
         if stream.done and self._streams.get(stream.stream_id) is stream:
@@ -306,18 +283,14 @@ class QuicSession(MuxedConnection):
                 return self._incoming.popleft()
             if self._closed or self._going_away:
                 raise self._close_error or ConnectionClosed("connection closed")
-            self._incoming_waiter = self._loop.create_future()
-            try:
-                await self._incoming_waiter
-            finally:
-                self._incoming_waiter = None
+            self._incoming_ready.clear()
+            await self._incoming_ready.wait()
 
     async def close(self) -> None:
         if self._closed:
             return
         self._going_away = True
-        if self._incoming_waiter is not None and not self._incoming_waiter.done():
-            self._incoming_waiter.set_result(None)
+        self._incoming_ready.set()
         for stream in list(self._incoming):
             stream.reset()
         self._incoming.clear()
@@ -330,10 +303,21 @@ class QuicSession(MuxedConnection):
             finally:
                 closed.cancel()
                 drained.cancel()
+        # What we sent must be acknowledged first: CONNECTION_CLOSE would otherwise
+        # overtake a retransmission, and the peer would lose the tail of a stream.
+        while not self._closed and not self._all_acknowledged():
+            self._ack_waiter = self._loop.create_future()
+            try:
+                await self._ack_waiter
+            finally:
+                self._ack_waiter = None
         if not self._closed:
             self.quic.close(error_code=NO_ERROR)
             self._transmit()
             self._end(ConnectionClosed("connection closed"))
+
+    def _all_acknowledged(self) -> bool:
+        return all(qs.sender.is_finished for qs in self.quic._streams.values())
 
     def abort(self, exc: BaseException | None = None) -> None:
         if self._closed:
@@ -352,19 +336,21 @@ class QuicSession(MuxedConnection):
             self.handshake.set_exception(error)
             self.handshake.exception()  # retrieved: a failed dial raises its own error
         for stream in list(self._streams.values()):
-            stream.fail(ConnectionClosed(str(error)))
+            stream.connection_ended(ConnectionClosed(str(error)))
         self._streams.clear()
         self._incoming.clear()
-        if self._incoming_waiter is not None and not self._incoming_waiter.done():
-            self._incoming_waiter.set_result(None)
+        self._incoming_ready.set()
         for stream in list(self._blocked_writers):
             stream.wake_writer()
         self._blocked_writers.clear()
+        if self._ack_waiter is not None and not self._ack_waiter.done():
+            self._ack_waiter.set_result(None)
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         self._drained.set()
         self._closed_event.set()
+        self.memory.close()
         self.endpoint.session_ended(self, self._cids)
         self._cids = set()
 

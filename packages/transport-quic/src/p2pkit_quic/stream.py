@@ -9,6 +9,9 @@ The yamux/mplex contract, on QUIC's own stream machinery:
   STOP_SENDING, its read from the RESET_STREAM).
 * ``close`` = ``close_write`` and stop reading: later data from the peer is discarded
   (and its credit returned, so it cannot stall the connection), as on the other muxers.
+* Memory: bytes buffered unread are reserved in the connection's memory scope (the
+  resource manager, :class:`~p2pkit.reservation.BufferReservation`); a refusal resets
+  the stream (:class:`~p2pkit.errors.StreamResetByLimit`), as on yamux.
 * Backpressure: ``write`` waits while more than ``send_buffer`` bytes of this stream
   are queued in aioquic and not yet acknowledged (QUIC flow and congestion control
   decide when they leave); the receive side is bounded by the stream window, whose
@@ -50,7 +53,7 @@ class QuicStream(MuxedStream):
         self._eof = False  # the peer's FIN arrived (after the buffered data)
         self._read_closed = False
         self._write_closed = False
-        self._fin_acked = False
+        self._write_error: BaseException | None = None  # the connection ended after EOF
         self._error: BaseException | None = None
         self._readable: asyncio.Future[None] | None = None
         self._writable: asyncio.Future[None] | None = None
@@ -86,6 +89,7 @@ class QuicStream(MuxedStream):
             chunk = chunk[:max_bytes]
         n = len(chunk)
         self._buffered -= n
+        self._session.release(n)
         again = min(n, self._recredit)
         self._recredit -= again
         if n > again:
@@ -98,6 +102,7 @@ class QuicStream(MuxedStream):
             self._chunks.appendleft(bytes(data))
             self._buffered += len(data)
             self._recredit += len(data)
+            self._session.memory.held += len(data)  # accounted again until read
 
     def on_data(self, data: bytes, end_stream: bool) -> None:
         """Called by the session for each STREAM frame delivered in order."""
@@ -106,6 +111,11 @@ class QuicStream(MuxedStream):
                 self._consumed += len(data)
                 self._session.consumed(self, len(data), self._consumed)
         elif data:
+            if not self._session.hold(self, len(data)):
+                # No memory for it: the stream was reset; the bytes' credit goes back.
+                self._consumed += len(data)
+                self._session.consumed(self, len(data), self._consumed)
+                return
             self._chunks.append(data)
             self._buffered += len(data)
         if end_stream:
@@ -127,6 +137,8 @@ class QuicStream(MuxedStream):
         while True:
             if self._error is not None:
                 raise self._error
+            if self._write_error is not None:
+                raise self._write_error
             if self._write_closed:
                 raise StreamClosed("stream closed for writing")
             if pos >= len(view):
@@ -159,6 +171,7 @@ class QuicStream(MuxedStream):
         if not self._read_closed:
             self._read_closed = True
             dropped = self._buffered - self._recredit
+            self._session.release(self._buffered)
             self._chunks.clear()
             self._buffered = self._recredit = 0
             if dropped > 0:
@@ -172,12 +185,25 @@ class QuicStream(MuxedStream):
         self._session.reset_stream(self)
         self.fail(StreamReset("stream reset"))
 
+    def connection_ended(self, error: BaseException) -> None:
+        """The connection is gone.  A stream whose peer had finished sending keeps what
+        it received readable (then EOF); any other fails with ``error``, never a silent
+        EOF."""
+        if self._error is None and self._eof and not self._read_closed:
+            self._write_error = error
+            self._write_closed = True
+            self.wake_writer()
+            self._session.stream_maybe_done(self)
+            return
+        self.fail(error)
+
     def fail(self, error: BaseException) -> None:
         """End the stream with ``error`` (reset by either side, or the connection died)."""
         if self._error is not None:
             return
         self._error = error
         dropped = self._buffered - self._recredit
+        self._session.release(self._buffered)
         self._chunks.clear()
         self._buffered = self._recredit = 0
         if dropped > 0:

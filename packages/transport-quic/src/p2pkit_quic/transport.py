@@ -67,6 +67,9 @@ class QuicTransport(MuxedTransport):
         self._certificate: HostCertificate | None = None
         self._listeners: list[QuicListener] = []
         self._endpoints: set[Endpoint] = set()
+        # Without a listener, dials of one family share one socket (closed when its
+        # last connection ends), as go-libp2p does, instead of one socket per dial.
+        self._dial_endpoints: dict[socket.AddressFamily, Endpoint] = {}
 
     def certificate(self) -> HostCertificate:
         """Our libp2p certificate (made on first use: one per host, not per connection)."""
@@ -122,6 +125,8 @@ class QuicTransport(MuxedTransport):
     def _endpoint_idle(self, endpoint: Endpoint) -> None:
         endpoint.close()
         self._endpoints.discard(endpoint)
+        if self._dial_endpoints.get(endpoint.family) is endpoint:
+            del self._dial_endpoints[endpoint.family]
 
     # -- dialing ---------------------------------------------------------------------------
 
@@ -140,13 +145,25 @@ class QuicTransport(MuxedTransport):
         if target.port == 0 or target.is_unspecified:
             raise AddressError(f"cannot dial {addr}")
         limit = self.options.dial_timeout if timeout is None else timeout
-        endpoint = self._listening_endpoint_for(target)
+        endpoint = self._listening_endpoint_for(target) or self._dial_endpoints.get(
+            target.family
+        )
         try:
-            if endpoint is None:
+            if endpoint is None or endpoint.closed:
                 any_host = "0.0.0.0" if target.family == socket.AF_INET else "::"
                 endpoint = await self._open_endpoint(any_host, 0, target.family)
-            session = endpoint.connect((target.host, target.port))
+                self._dial_endpoints[target.family] = endpoint
+            # IPv6 socket addresses come back from recvfrom as 4-tuples: aioquic must
+            # see the same tuple, or it takes the answers for another network path.
+            remote = (
+                (target.host, target.port)
+                if target.family == socket.AF_INET
+                else (target.host, target.port, 0, 0)
+            )
+            session = endpoint.connect(remote)
         except OSError as exc:
+            if endpoint is not None and not endpoint.sessions and endpoint.inbound is None:
+                self._endpoint_idle(endpoint)
             raise DialError(f"cannot dial {addr}", [(addr, exc)]) from exc
         try:
             async with asyncio.timeout(limit):
@@ -185,4 +202,5 @@ def _native(session: QuicSession, endpoint: Endpoint) -> Native:
         remote_addr=from_sockaddr(session.remote),
         security_protocol=SECURITY_PROTOCOL,
         muxer_protocol=MUXER_PROTOCOL,
+        use_memory=session.use_memory,
     )

@@ -59,6 +59,7 @@ from multiaddr import Multiaddr
 
 from p2pkit.abc import Channel, RawConnection, Transport
 from p2pkit.errors import ConnectionClosed, DialError, StreamClosed
+from p2pkit.network import BaseTransport
 
 __all__ = [
     "STEP",
@@ -489,7 +490,7 @@ def default_refused_addrs(listen_addr: Multiaddr) -> list[Multiaddr]:
     return out
 
 
-def check_can_dial_refuses(transport: Transport, refused: list[Multiaddr]) -> None:
+def check_can_dial_refuses(transport: BaseTransport, refused: list[Multiaddr]) -> None:
     """``can_dial``/``can_listen`` must not claim another transport's addresses: the
     host picks the first transport that claims an address, so a greedy one shadows
     the right one."""

@@ -1,0 +1,121 @@
+"""What a QUIC stream asks of its connection: credit, memory, sending, resetting.
+
+A base class of :class:`~p2pkit_quic.session.QuicSession`, kept apart so that each
+module has one job: the session drives the connection (datagrams, timer, events,
+close), this is the per-stream data path.
+
+* **Credit**: a stream reports what the application consumed (:meth:`consumed`); the
+  machine raises MAX_STREAM_DATA / MAX_DATA from that (``Libp2pQuicConnection.grant``).
+* **Memory**: bytes buffered unread are reserved in the connection's memory scope
+  (:class:`~p2pkit.reservation.BufferReservation`, as yamux does); a refusal resets
+  the stream it was for (:class:`~p2pkit.errors.StreamResetByLimit`).
+* **Send buffer**: a writer waits while its stream has ``send_buffer`` bytes queued in
+  aioquic and not acknowledged (:meth:`unsent`), and is woken at half of that as
+  acknowledgements arrive (:meth:`wake_writers`, called by the session after each
+  datagram).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import TYPE_CHECKING
+
+from p2pkit.errors import ConnectionClosed, ResourceLimitExceeded, StreamReset, StreamResetByLimit
+from p2pkit.reservation import BufferReservation
+from p2pkit_quic.stream import RESET_CODE
+
+if TYPE_CHECKING:
+    from p2pkit.abc import MemoryScope
+    from p2pkit_quic.machine import Libp2pQuicConnection
+    from p2pkit_quic.options import QuicOptions
+    from p2pkit_quic.stream import QuicStream
+
+
+class StreamFlow:
+    """See the module docstring (state is set by the session's constructor)."""
+
+    quic: Libp2pQuicConnection
+    options: QuicOptions
+    memory: BufferReservation
+    _blocked_writers: set[QuicStream]
+    _closed: bool
+    _close_error: BaseException | None
+
+    def schedule_transmit(self) -> None:
+        raise NotImplementedError
+
+    def use_memory(self, scope: MemoryScope) -> None:
+        """Reserve what the streams buffer in ``scope`` (the swarm's connection scope)."""
+        held = self.memory.held
+        self.memory = BufferReservation(scope)
+        self.memory.held = held
+        if held:
+            with contextlib.suppress(ResourceLimitExceeded):
+                self.memory.grow()  # refused: accounted from the next bytes on
+
+    def hold(self, stream: QuicStream, n: int) -> bool:
+        """``n`` more bytes buffered on ``stream``; False if the scope refused them (the
+        stream is then reset, as yamux does)."""
+        memory = self.memory
+        memory.held += n
+        if memory.held > memory.reserved:
+            try:
+                memory.grow()
+            except ResourceLimitExceeded as refusal:
+                memory.held -= n
+                error = StreamResetByLimit(f"stream reset: no memory for its data ({refusal})")
+                error.__cause__ = refusal
+                self.reset_stream(stream)
+                stream.fail(error)
+                return False
+        return True
+
+    def release(self, n: int) -> None:
+        memory = self.memory
+        memory.held -= n
+        if memory.held < memory.release_below:
+            memory.shrink()
+
+    def consumed(self, stream: QuicStream, n: int, stream_total: int) -> None:
+        qstream = self.quic._streams.get(stream.stream_id)
+        if self.quic.grant(qstream, n, stream_total) and not self._closed:
+            self.schedule_transmit()
+
+    def unsent(self, stream: QuicStream) -> int:
+        """Bytes of ``stream`` queued in aioquic and not yet acknowledged."""
+        qstream = self.quic._streams.get(stream.stream_id)
+        if qstream is None:
+            return 0
+        sender = qstream.sender
+        return sender._buffer_stop - sender._buffer_start
+
+    def wait_writable(self, stream: QuicStream) -> None:
+        self._blocked_writers.add(stream)
+
+    def wake_writers(self) -> None:
+        low = self.options.send_buffer // 2
+        for stream in list(self._blocked_writers):
+            if stream.done or self.unsent(stream) <= low:
+                self._blocked_writers.discard(stream)
+                stream.wake_writer()
+
+    def send(self, stream: QuicStream, data: bytes, *, end_stream: bool) -> None:
+        if self._closed:
+            raise self._close_error or ConnectionClosed("connection closed")
+        try:
+            self.quic.send_stream_data(stream.stream_id, data, end_stream=end_stream)
+        except (RuntimeError, ValueError, AssertionError) as exc:  # aioquic refused
+            raise StreamReset(f"stream {stream.stream_id} cannot send: {exc}") from exc
+        self.schedule_transmit()
+
+    def reset_stream(self, stream: QuicStream) -> None:
+        if self._closed:
+            return
+        with contextlib.suppress(Exception):  # a direction already finished: nothing to reset
+            if not stream._write_closed or self.unsent(stream):
+                self.quic.reset_stream(stream.stream_id, RESET_CODE)
+        with contextlib.suppress(Exception):
+            if not stream._eof:
+                self.quic.stop_stream(stream.stream_id, RESET_CODE)
+        self.schedule_transmit()
+
