@@ -120,6 +120,25 @@ class Impl:
         ]
         return argv + (["--json"] if self.name == "p2pkit" else [])
 
+    def echo_argv(
+        self, stack: Stack, addr: str, streams: int, nbytes: int, timeout: float
+    ) -> list[str]:
+        """Concurrent echo streams on one connection (/echo/1.0.0, half-closed, checked);
+        every peer prints ``seconds`` for all of them (connection set-up excluded)."""
+        argv = [
+            *self.base,
+            "echo",
+            addr,
+            "--streams",
+            str(streams),
+            "--bytes",
+            str(nbytes),
+            *stack.args(),
+            "--timeout",
+            str(int(timeout)),
+        ]
+        return argv + (["--json"] if self.name == "p2pkit" else [])
+
 
 def p2pkit_impl() -> Impl:
     # The python running compare.py must have p2pkit installed (the repository venv).
