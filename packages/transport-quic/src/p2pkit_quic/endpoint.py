@@ -18,14 +18,13 @@ reading its header.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
-from aioquic._buffer import Buffer  # the C type itself (aioquic.buffer re-exports it)
+from aioquic._buffer import Buffer, BufferReadError  # (aioquic.buffer re-exports them)
 from aioquic.quic.packet import (
     QuicPacketType,
     QuicProtocolVersion,
@@ -37,6 +36,7 @@ from aioquic.quic.retry import QuicRetryTokenHandler
 
 from p2pkit_quic.machine import Libp2pQuicConnection, make_configuration
 from p2pkit_quic.session import QuicSession
+from p2pkit_quic.udp import UdpSocket
 
 if TYPE_CHECKING:
     from p2pkit.crypto.tls_certificate import HostCertificate
@@ -46,14 +46,12 @@ log = logging.getLogger(__name__)
 
 CID_LENGTH = 8
 MIN_INITIAL_SIZE = 1200
-SOCKET_BUFFER = 4 << 20
-"""SO_RCVBUF / SO_SNDBUF asked for (the kernel caps them): bursts of large datagrams."""
 VERSIONS = [QuicProtocolVersion.VERSION_1]
 
 InboundHandler = Callable[[QuicSession], None]
 
 
-class Endpoint(asyncio.DatagramProtocol):
+class Endpoint:
     """See the module docstring."""
 
     def __init__(
@@ -65,7 +63,7 @@ class Endpoint(asyncio.DatagramProtocol):
         self._certificate = certificate
         self.options = options
         self._on_idle = on_idle
-        self._transport: asyncio.DatagramTransport | None = None
+        self._socket: UdpSocket | None = None
         self._sessions: dict[bytes, QuicSession] = {}
         self._live: set[QuicSession] = set()
         self.inbound: InboundHandler | None = None
@@ -88,49 +86,20 @@ class Endpoint(asyncio.DatagramProtocol):
         options: QuicOptions,
         on_idle: Callable[[Endpoint], None],
     ) -> Endpoint:
-        loop = asyncio.get_running_loop()
-        sock = socket.socket(family, socket.SOCK_DGRAM)
-        try:
-            if family == socket.AF_INET6:
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):
-                with contextlib.suppress(OSError):
-                    sock.setsockopt(socket.SOL_SOCKET, opt, SOCKET_BUFFER)
-            sock.bind((host, port))
-            sock.setblocking(False)
-        except BaseException:
-            sock.close()
-            raise
         endpoint = cls(certificate, options, on_idle)
         endpoint.family = family
-        endpoint.sockname = sock.getsockname()
-        await loop.create_datagram_endpoint(lambda: endpoint, sock=sock)
+        endpoint._socket = UdpSocket.bind(host, port, family, endpoint.datagram_received)
+        endpoint.sockname = endpoint._socket.sockname
         return endpoint
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = cast(asyncio.DatagramTransport, transport)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        for session in list(self._live):
-            session.abort(exc)
-
-    def error_received(self, exc: Exception) -> None:
-        # ICMP errors (port unreachable...) for one peer must not end the others: the
-        # connections to that peer time out by themselves.
-        log.debug("UDP error on %s: %s", self.sockname, exc)
-
     def send_many(self, datagrams: list[tuple[bytes, Any]]) -> None:
-        transport = self._transport
-        if transport is None or transport.is_closing():
-            return
-        for data, addr in datagrams:
-            transport.sendto(data, addr)
+        if self._socket is not None:
+            self._socket.send_many(datagrams)
 
     def close(self) -> None:
-        if self._transport is not None and not self._transport.is_closing():
-            self._transport.close()
         self.closed = True
+        if self._socket is not None:
+            self._socket.close()
 
     # -- bookkeeping --------------------------------------------------------------------------
 
@@ -178,30 +147,28 @@ class Endpoint(asyncio.DatagramProtocol):
     # -- receiving ------------------------------------------------------------------------------
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
+        if data and data[0] & 0x80 and len(data) >= 7:
+            version = int.from_bytes(data[1:5], "big")
+            if version and version not in VERSIONS:
+                # Another version: only the version-independent header is defined
+                # (RFC 8999; aioquic's parser would read it as a v1 Initial).  Version
+                # 0, Version Negotiation, goes on to the connection it is for.
+                if self.inbound is not None:
+                    self._negotiate_version(data, addr)
+                return
         try:
             header = pull_quic_header(Buffer(data=data), host_cid_length=CID_LENGTH)
-        except ValueError:
+        except (ValueError, BufferReadError):
             return  # not QUIC, or truncated: costs one header parse
         session = self._sessions.get(header.destination_cid)
         if session is not None:
-            session.datagram_received(data, addr)
+            try:
+                session.datagram_received(data, addr)
+            except Exception as exc:  # aioquic must not fail on input, but if it does
+                log.warning("QUIC connection from %s failed on input: %r", addr, exc)
+                session.abort(exc)
             return
-        if self.inbound is None or header.packet_type == QuicPacketType.VERSION_NEGOTIATION:
-            return
-        if header.version is not None and header.version not in VERSIONS:
-            # Never answered with a VN packet to a VN packet (reflection loops).
-            self.send_many(
-                [
-                    (
-                        encode_quic_version_negotiation(
-                            source_cid=header.destination_cid,
-                            destination_cid=header.source_cid,
-                            supported_versions=list(VERSIONS),
-                        ),
-                        addr,
-                    )
-                ]
-            )
+        if self.inbound is None:
             return
         if header.packet_type != QuicPacketType.INITIAL or len(data) < MIN_INITIAL_SIZE:
             return
@@ -209,6 +176,25 @@ class Endpoint(asyncio.DatagramProtocol):
             log.debug("QUIC Initial from %s dropped: %d handshakes", addr, self.handshakes)
             return
         self._accept(data, addr, header)
+
+    def _negotiate_version(self, data: bytes, addr: Any) -> None:
+        """Answer a long-header packet of an unknown version with the versions we speak;
+        never a datagram under 1200 bytes (RFC 9000, 6.1: no amplification)."""
+        if len(data) < MIN_INITIAL_SIZE:
+            return
+        dcid_len = data[5]
+        scid_at = 6 + dcid_len
+        if scid_at >= len(data):
+            return
+        scid_len = data[scid_at]
+        if scid_at + 1 + scid_len > len(data):
+            return
+        dcid = data[6:scid_at]
+        scid = data[scid_at + 1 : scid_at + 1 + scid_len]
+        packet = encode_quic_version_negotiation(
+            source_cid=dcid, destination_cid=scid, supported_versions=list(VERSIONS)
+        )
+        self.send_many([(packet, addr)])
 
     def _accept(self, data: bytes, addr: Any, header: Any) -> None:
         loop = asyncio.get_running_loop()
