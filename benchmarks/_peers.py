@@ -23,14 +23,30 @@ PY_PEER = HERE / "_pylibp2p_peer.py"
 
 @dataclasses.dataclass(frozen=True)
 class Stack:
-    """A transport stack: always TCP, plus one security protocol and one muxer."""
+    """A transport stack: TCP plus one security protocol and one muxer, or QUIC (which
+    brings its own TLS 1.3 and streams, so nothing is negotiated on top)."""
 
     security: str
     muxer: str
+    transport: str = "tcp"
 
     @property
     def name(self) -> str:
+        if self.transport == "quic":
+            return "quic"
         return f"tcp+{self.security}+{self.muxer}"
+
+    @property
+    def listen_addr(self) -> str:
+        if self.transport == "quic":
+            return "/ip4/127.0.0.1/udp/0/quic-v1"
+        return "/ip4/127.0.0.1/tcp/0"
+
+    def args(self) -> list[str]:
+        """Command-line options of every peer; none for QUIC (the address selects it)."""
+        if self.transport == "quic":
+            return []
+        return ["--security", self.security, "--muxer", self.muxer]
 
 
 STACKS = [
@@ -38,6 +54,8 @@ STACKS = [
     Stack("plaintext", "yamux"),
     Stack("noise", "mplex"),
     Stack("tls", "yamux"),
+    # p2pkit-quic, js's @chainsafe/libp2p-quic (quinn) and py-libp2p's QUICTransport (aioquic)
+    Stack("tls", "quic", transport="quic"),
 ]
 
 
@@ -60,17 +78,7 @@ class Impl:
     def listen_argv(self, stack: Stack) -> list[str]:
         if self.go_window is not None:
             return [*self.base, "listen", "-window", str(self.go_window)]
-        return [
-            *self.base,
-            "listen",
-            "--listen",
-            "/ip4/127.0.0.1/tcp/0",
-            "--security",
-            stack.security,
-            "--muxer",
-            stack.muxer,
-            *self.loop_args,
-        ]
+        return [*self.base, "listen", "--listen", stack.listen_addr, *stack.args(), *self.loop_args]
 
     @property
     def loop_args(self) -> list[str]:
@@ -100,10 +108,7 @@ class Impl:
             str(upload),
             "--download",
             str(download),
-            "--security",
-            stack.security,
-            "--muxer",
-            stack.muxer,
+            *stack.args(),
             "--timeout",
             str(int(timeout)),
             *self.loop_args,
@@ -117,10 +122,27 @@ class Impl:
             addr,
             "--count",
             "1",
-            "--security",
-            stack.security,
-            "--muxer",
-            stack.muxer,
+            *stack.args(),
+            "--timeout",
+            str(int(timeout)),
+            *self.loop_args,
+        ]
+        return argv + (["--json"] if self.name == "p2pkit" else [])
+
+    def echo_argv(
+        self, stack: Stack, addr: str, streams: int, nbytes: int, timeout: float
+    ) -> list[str]:
+        """Concurrent echo streams on one connection (/echo/1.0.0, half-closed, checked);
+        every peer prints ``seconds`` for all of them (connection set-up excluded)."""
+        argv = [
+            *self.base,
+            "echo",
+            addr,
+            "--streams",
+            str(streams),
+            "--bytes",
+            str(nbytes),
+            *stack.args(),
             "--timeout",
             str(int(timeout)),
             *self.loop_args,

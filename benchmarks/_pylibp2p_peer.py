@@ -7,9 +7,16 @@ drive all three alike:
     python _pylibp2p_peer.py perf <maddr> --upload B --download B --security noise --muxer yamux
     python _pylibp2p_peer.py ping <maddr> --count 1 --security noise --muxer yamux
     python _pylibp2p_peer.py listen --max-connections 20000   # scale.py: hold many
+    python _pylibp2p_peer.py listen --listen /ip4/127.0.0.1/udp/0/quic-v1   # QUIC
+    python _pylibp2p_peer.py echo <maddr> --streams N --bytes B
+    python _pylibp2p_peer.py identify <maddr>
+
+A ``/quic-v1`` address (listened on or dialled) selects py-libp2p's QUIC transport
+(aioquic; TLS and streams built in, so ``--security``/``--muxer`` do not apply).
 
 ``listen`` prints ``LISTEN <maddr>/p2p/<id>`` and serves /perf/1.0.0 (py-libp2p's own
-PerfService handler) and ping (py-libp2p's default handler) until SIGTERM/SIGINT.
+PerfService handler), ping and identify (py-libp2p's default handlers) and
+/echo/1.0.0 (echo until EOF, then close the write side) until SIGTERM/SIGINT.
 For each perf stream it prints ``PERF {"upload_bytes": N, "download_bytes": M}``, the
 bytes the server really read (counted under PerfService, which does not report them),
 so tests compare what arrived, not what the client meant to send.
@@ -43,9 +50,17 @@ import trio
 BLOCK = 64 * 1024  # py-libp2p's own perf write size (libp2p.perf.constants)
 PERF = "/perf/1.0.0"
 PING = "/ipfs/ping/1.0.0"
+ECHO = "/echo/1.0.0"
+IDENTIFY = "/ipfs/id/1.0.0"
 
 
-def build_host(security: str, muxer: str, max_connections: int | None = None) -> Any:
+def is_quic(addr: str | None) -> bool:
+    return addr is not None and "/quic-v1" in addr
+
+
+def build_host(
+    security: str, muxer: str, max_connections: int | None = None, quic: bool = False
+) -> Any:
     from libp2p import new_host
     from libp2p.crypto.ed25519 import create_new_key_pair
     from libp2p.crypto.x25519 import create_new_key_pair as create_x25519
@@ -60,6 +75,9 @@ def build_host(security: str, muxer: str, max_connections: int | None = None) ->
     from libp2p.stream_muxer.yamux.yamux import Yamux
 
     key_pair = create_new_key_pair()
+    if quic:
+        # QUIC only (no TCP): py-libp2p's QUICTransport with its default config.
+        return new_host(key_pair=key_pair, enable_quic=True)
     sec: dict[Any, Any]
     if security == "noise":
         sec = {NOISE_ID: NoiseTransport(key_pair, noise_privkey=create_x25519().private_key)}
@@ -115,8 +133,10 @@ class _CountingStream:
         return getattr(self._inner, name)
 
     async def read(self, n: int | None = None) -> bytes:
+        # read_some: PerfService's own reads hit py's QUIC stream-end bug 2 as well (a
+        # header arriving with the FIN was read as EOF: "Error reading header", reset)
         try:
-            data: bytes = await self._inner.read(n)
+            data: bytes = await read_some(self._inner, -1 if n is None else n)
         except Exception:
             self._report()
             raise
@@ -143,7 +163,7 @@ class _CountingStream:
 async def cmd_listen(args: argparse.Namespace) -> None:
     from libp2p.perf.perf_service import PerfService
 
-    host = build_host(args.security, args.muxer, args.max_connections)
+    host = build_host(args.security, args.muxer, args.max_connections, is_quic(args.listen))
     async with host.run(listen_addrs=[multiaddr.Multiaddr(args.listen)]):
         perf = PerfService(host)
         await perf.start()
@@ -153,6 +173,7 @@ async def cmd_listen(args: argparse.Namespace) -> None:
             await serve(_CountingStream(stream))
 
         host.set_stream_handler(PERF, counting)
+        host.set_stream_handler(ECHO, handle_echo)
         for addr in host.get_addrs():
             text = str(addr)
             if "/p2p/" not in text:
@@ -162,6 +183,83 @@ async def cmd_listen(args: argparse.Namespace) -> None:
             async for _ in signals:
                 break
         await perf.stop()
+
+
+async def read_some(stream: Any, n: int) -> bytes:
+    """Up to n bytes; b"" at a clean end of stream (py-libp2p raises StreamEOF for it,
+    its QUIC stream a private EOF subclass; both are EOFError).
+
+    Over QUIC, py-libp2p 0.8.1 can report the end of a stream while the last data is
+    still in the stream's buffer (see ``_quic_fin_both_ways``): that data is returned
+    first, so what the tests compare is what py really received.
+    """
+    try:
+        data: bytes = await stream.read(n)
+    except EOFError:
+        return _quic_leftover(stream, n)
+    except Exception as exc:
+        if not _quic_fin_both_ways(stream, exc):
+            raise
+        return _quic_leftover(stream, n)
+    return data
+
+
+def _quic_leftover(stream: Any, n: int) -> bytes:
+    """Data py's QUIC stream still buffers after it reported EOF (b"" for TCP streams)."""
+    quic = getattr(stream, "muxed_stream", None)
+    buffer = getattr(quic, "_receive_buffer", None)
+    if os.environ.get("PYLIBP2P_PEER_RAW_EOF") == "1" or not buffer:
+        return b""
+    data: bytes = quic._extract_data_from_buffer(n)  # no await: nothing can interleave
+    return data
+
+
+def _quic_fin_both_ways(stream: Any, exc: Exception) -> bool:
+    """py-libp2p 0.8.1's QUIC stream-end bugs, recognised narrowly.
+
+    1. Once our FIN is sent and the remote's FIN has been received, its QUICStream is
+       in state CLOSED, and ``read()`` checks that state before its own end-of-stream
+       flag: with the buffer drained it raises QUICStreamClosedError (NetStream turns
+       it into StreamReset) where it should report EOF.  Whether a read sees EOF or
+       this error depends on whether the FIN arrived while the read was waiting, so
+       py <-> py echo fails in most runs of 20 streams.
+    2. ``read()`` checks the buffer, then (after a lock, a trio checkpoint) the state:
+       data and FIN arriving in between are reported as EOF (or the error of 1) with
+       the data still buffered, silently lost to the caller (about 1 run in 10 of
+       20 x 10 kB echo streams, py <-> py).
+
+    Read as EOF here only when the remote's FIN was received (``_read_closed``),
+    nothing was reset (``_reset_error_code`` is None) and the state is CLOSED, not
+    RESET.  ``PYLIBP2P_PEER_RAW_EOF=1`` turns both work-arounds off (py as it is).
+    """
+    from libp2p.transport.quic.exceptions import QUICStreamClosedError
+    from libp2p.transport.quic.stream import StreamState
+
+    if os.environ.get("PYLIBP2P_PEER_RAW_EOF") == "1":
+        return False
+    if not isinstance(exc.__cause__, QUICStreamClosedError):
+        return False
+    quic = getattr(stream, "muxed_stream", None)
+    return (
+        quic is not None
+        and getattr(quic, "_read_closed", False) is True
+        and getattr(quic, "_reset_error_code", 0) is None
+        and getattr(quic, "_state", None) == StreamState.CLOSED
+    )
+
+
+async def handle_echo(stream: Any) -> None:
+    """/echo/1.0.0: echo until EOF, then close the write side."""
+    echoed = 0
+    try:
+        while data := await read_some(stream, BLOCK):
+            await stream.write(data)
+            echoed += len(data)
+        await stream.close_write()
+        print(f"ECHO {json.dumps({'bytes': echoed})}", flush=True)
+    except Exception as exc:  # one line on stderr, the listener keeps serving
+        print(f"warning: echo handler: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+        await stream.reset()
 
 
 async def _connect(host: Any, addr: str) -> tuple[Any, float]:
@@ -174,9 +272,7 @@ async def _connect(host: Any, addr: str) -> tuple[Any, float]:
 
 
 async def cmd_perf(args: argparse.Namespace) -> dict[str, Any]:
-    from libp2p.network.stream.exceptions import StreamEOF
-
-    host = build_host(args.security, args.muxer)
+    host = build_host(args.security, args.muxer, quic=is_quic(args.addr))
     async with host.run(listen_addrs=[]):
         peer, connect_ms = await _connect(host, args.addr)
         stream = await host.new_stream(peer, [PERF])
@@ -191,13 +287,7 @@ async def cmd_perf(args: argparse.Namespace) -> dict[str, Any]:
         await stream.close_write()
         mid = time.perf_counter()
         got = 0
-        while True:
-            try:
-                data = await stream.read(BLOCK)
-            except StreamEOF:  # py-libp2p reports a clean end of stream as an exception
-                break
-            if not data:
-                break
+        while data := await read_some(stream, BLOCK):
             got += len(data)
         end = time.perf_counter()
         await stream.close()
@@ -216,7 +306,7 @@ async def cmd_perf(args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def cmd_ping(args: argparse.Namespace) -> dict[str, Any]:
-    host = build_host(args.security, args.muxer)
+    host = build_host(args.security, args.muxer, quic=is_quic(args.addr))
     async with host.run(listen_addrs=[]):
         peer, connect_ms = await _connect(host, args.addr)
         stream = await host.new_stream(peer, [PING])
@@ -243,9 +333,76 @@ async def cmd_ping(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+async def _echo_one(host: Any, peer: Any, nbytes: int) -> None:
+    """Write nbytes, half-close, read everything back, compare."""
+    stream = await host.new_stream(peer, [ECHO])
+    payload = os.urandom(nbytes)
+    back = bytearray()
+
+    async def reader() -> None:
+        while data := await read_some(stream, BLOCK):
+            back.extend(data)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(reader)
+        for i in range(0, nbytes, BLOCK):
+            await stream.write(payload[i : i + BLOCK])
+        await stream.close_write()
+    await stream.close()
+    if bytes(back) != payload:
+        raise RuntimeError(f"echo: sent {nbytes} bytes, got {len(back)} back (or different)")
+
+
+async def cmd_echo(args: argparse.Namespace) -> dict[str, Any]:
+    host = build_host(args.security, args.muxer, quic=is_quic(args.addr))
+    async with host.run(listen_addrs=[]):
+        peer, connect_ms = await _connect(host, args.addr)
+        start = time.perf_counter()
+        async with trio.open_nursery() as nursery:
+            for _ in range(args.streams):
+                nursery.start_soon(_echo_one, host, peer, args.bytes)
+        seconds = time.perf_counter() - start
+    return {
+        "ok": True,
+        "streams": args.streams,
+        "bytes": args.bytes,
+        "seconds": round(seconds, 6),
+        "connect_ms": round(connect_ms, 3),
+    }
+
+
+async def cmd_identify(args: argparse.Namespace) -> dict[str, Any]:
+    """Our own identify request (py's host runs one in the background, and keeps the
+    result to itself): one stream, read to EOF, parsed with py-libp2p's parser."""
+    from libp2p.crypto.serialization import deserialize_public_key
+    from libp2p.identity.identify.identify import parse_identify_response
+    from libp2p.peer.id import ID
+
+    host = build_host(args.security, args.muxer, quic=is_quic(args.addr))
+    async with host.run(listen_addrs=[]):
+        peer, connect_ms = await _connect(host, args.addr)
+        stream = await host.new_stream(peer, [IDENTIFY])
+        raw = bytearray()
+        while data := await read_some(stream, BLOCK):
+            raw.extend(data)
+        await stream.close()
+    msg = parse_identify_response(bytes(raw))
+    key = deserialize_public_key(msg.public_key)
+    observed = msg.observed_addr
+    return {
+        "peer_id": ID.from_pubkey(key).to_base58(),
+        "agent_version": msg.agent_version,
+        "protocol_version": msg.protocol_version,
+        "protocols": sorted(msg.protocols),
+        "listen_addrs": [str(multiaddr.Multiaddr(a)) for a in msg.listen_addrs],
+        "observed_addr": str(multiaddr.Multiaddr(observed)) if observed else None,
+        "connect_ms": round(connect_ms, 3),
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("op", choices=["listen", "perf", "ping"])
+    ap.add_argument("op", choices=["listen", "perf", "ping", "echo", "identify"])
     ap.add_argument("addr", nargs="?")
     ap.add_argument("--listen", default="/ip4/127.0.0.1/tcp/0")
     ap.add_argument("--security", default="noise")
@@ -253,6 +410,8 @@ def main() -> None:
     ap.add_argument("--upload", type=int, default=0)
     ap.add_argument("--download", type=int, default=0)
     ap.add_argument("--count", type=int, default=1)
+    ap.add_argument("--streams", type=int, default=1)
+    ap.add_argument("--bytes", type=int, default=1024)
     ap.add_argument("--timeout", type=float, default=60.0)
     ap.add_argument("--json", action="store_true", help="accepted; output is always JSON")
     ap.add_argument(
@@ -268,7 +427,7 @@ def main() -> None:
         return
     if not args.addr:
         raise SystemExit(f"error: {args.op} needs a <maddr>")
-    fn = cmd_perf if args.op == "perf" else cmd_ping
+    fn = {"perf": cmd_perf, "ping": cmd_ping, "echo": cmd_echo, "identify": cmd_identify}[args.op]
 
     async def bounded() -> dict[str, Any]:
         with trio.fail_after(args.timeout):

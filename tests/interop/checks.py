@@ -16,8 +16,17 @@ import pytest
 
 from .harness import JsPeer, ListenerProcess, MiB, P2pkitListener, run_js, run_p2pkit
 
-SECURITY_IDS = {"noise": "/noise", "tls": "/tls/1.0.0", "plaintext": "/plaintext/2.0.0"}
-MUXER_IDS = {"yamux": "/yamux/1.0.0", "mplex": "/mplex/6.7.0"}
+#: QUIC brings its own security and muxing: tests pass QUIC as both "security" and
+#: "muxer", no --security/--muxer options go to either peer, and js reports such a
+#: connection as encryption "native", multiplexer "quic".
+QUIC = "quic"
+SECURITY_IDS = {
+    "noise": "/noise",
+    "tls": "/tls/1.0.0",
+    "plaintext": "/plaintext/2.0.0",
+    QUIC: "native",
+}
+MUXER_IDS = {"yamux": "/yamux/1.0.0", "mplex": "/mplex/6.7.0", QUIC: "quic"}
 STANDARD_PROTOCOLS = {"/ipfs/ping/1.0.0", "/ipfs/id/1.0.0", "/echo/1.0.0", "/perf/1.0.0"}
 
 BIG = 64 * MiB
@@ -25,6 +34,9 @@ BIG_TIMEOUT = 150.0
 
 
 def _opts(security: str, muxer: str) -> list[str]:
+    """Command-line stack options; none for QUIC (the address selects the transport)."""
+    if security == QUIC:
+        return []
     return ["--security", security, "--muxer", muxer]
 
 
@@ -164,3 +176,15 @@ def js_perf(p2p: P2pkitListener, security: str, muxer: str, up: int, down: int) 
     negotiated(r, security, muxer)
     p2p.assert_alive()
     return r
+
+
+def wait_identify(js: JsPeer, peer_id: str, timeout: float = 10.0) -> dict[str, Any]:
+    """The js listener's latest IDENTIFY result about `peer_id` (js identifies every
+    new connection on its own); fails the test if none arrives in time."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ours = [e for e in js.events("IDENTIFY") if e["peer_id"] == peer_id]
+        if ours:
+            return ours[-1]
+        time.sleep(0.05)
+    pytest.fail(f"js printed no IDENTIFY line about {peer_id}\n{js.describe()}", pytrace=False)

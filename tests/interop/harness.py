@@ -38,6 +38,7 @@ STAMP = JS_DIR / "node_modules" / ".p2pkit-interop-stamp"
 
 MiB = 1024 * 1024
 LOOPBACK = "/ip4/127.0.0.1/tcp/0"
+LOOPBACK_QUIC = "/ip4/127.0.0.1/udp/0/quic-v1"
 
 
 # ---------------------------------------------------------------- node / npm
@@ -351,15 +352,18 @@ class ListenerProcess:
                 continue
         return out
 
-    def wait_event(self, kind: str, timeout: float = 10.0) -> list[dict[str, Any]]:
-        """Wait until at least one `kind` event was printed; fail the test otherwise."""
+    def wait_event(self, kind: str, timeout: float = 10.0, count: int = 1) -> list[dict[str, Any]]:
+        """Wait until at least `count` `kind` events were printed; fail the test otherwise."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             found = self.events(kind)
-            if found:
+            if len(found) >= count:
                 return found
             time.sleep(0.05)
-        pytest.fail(f"{self.name} printed no {kind} line within {timeout:.0f} s\n{self.describe()}")
+        pytest.fail(
+            f"{self.name} printed fewer than {count} {kind} lines within {timeout:.0f} s\n"
+            f"{self.describe()}"
+        )
 
     def describe(self) -> str:
         with self._lock:
@@ -380,30 +384,24 @@ def _csv(items: str | Sequence[str]) -> str:
 
 
 class JsPeer(ListenerProcess):
-    """`node peer.mjs listen ...`: a js-libp2p listener with the given preference lists."""
+    """`node peer.mjs listen ...`: a js-libp2p listener with the given preference lists
+    (None: the peer's default; QUIC connections use neither)."""
 
     name = "js listener"
 
     def __init__(
         self,
-        security: str | Sequence[str] = "noise",
-        muxer: str | Sequence[str] = "yamux",
+        security: str | Sequence[str] | None = "noise",
+        muxer: str | Sequence[str] | None = "yamux",
         *extra: str,
         listen: str = LOOPBACK,
     ) -> None:
-        super().__init__(
-            js_argv(
-                "listen",
-                "--listen",
-                listen,
-                "--security",
-                _csv(security),
-                "--muxer",
-                _csv(muxer),
-                *extra,
-            ),
-            cwd=JS_DIR,
-        )
+        args = ["--listen", listen]
+        if security is not None:
+            args += ["--security", _csv(security)]
+        if muxer is not None:
+            args += ["--muxer", _csv(muxer)]
+        super().__init__(js_argv("listen", *args, *extra), cwd=JS_DIR)
 
     def __enter__(self) -> JsPeer:
         super().__enter__()
@@ -435,5 +433,5 @@ class P2pkitListener(ListenerProcess):
 
 
 def strip_p2p(maddr: str) -> str:
-    """`/ip4/.../tcp/N/p2p/<id>` -> `/ip4/.../tcp/N`."""
+    """`/ip4/.../tcp/N/p2p/<id>` -> `/ip4/.../tcp/N` (`/udp/N/quic-v1` alike)."""
     return maddr.split("/p2p/", 1)[0]

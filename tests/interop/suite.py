@@ -14,7 +14,7 @@ from typing import ClassVar
 import pytest
 
 from . import checks
-from .harness import JsPeer, P2pkitListener
+from .harness import LOOPBACK, JsPeer, P2pkitListener
 
 MANY_STREAMS = 100
 
@@ -24,6 +24,8 @@ class Listeners:
 
     SECURITY: ClassVar[str]
     MUXER: ClassVar[str]
+    #: the address both listeners listen on (checks.QUIC classes: a /udp/0/quic-v1 one)
+    LISTEN: ClassVar[str] = LOOPBACK
     # extra arguments for the listeners, e.g. ("--no-early-muxer",) for the js one
     JS_LISTEN_EXTRA: ClassVar[tuple[str, ...]] = ()
     P2PKIT_LISTEN_EXTRA: ClassVar[tuple[str, ...]] = ()
@@ -31,13 +33,25 @@ class Listeners:
     @pytest.fixture(scope="class")
     @classmethod
     def js(cls) -> Iterator[JsPeer]:
-        with JsPeer(cls.SECURITY, cls.MUXER, *cls.JS_LISTEN_EXTRA) as peer:
+        quic = cls.SECURITY == checks.QUIC
+        with JsPeer(
+            None if quic else cls.SECURITY,
+            None if quic else cls.MUXER,
+            *cls.JS_LISTEN_EXTRA,
+            listen=cls.LISTEN,
+        ) as peer:
             yield peer
 
     @pytest.fixture(scope="class")
     @classmethod
     def p2p(cls) -> Iterator[P2pkitListener]:
-        with P2pkitListener(cls.SECURITY, cls.MUXER, *cls.P2PKIT_LISTEN_EXTRA) as peer:
+        quic = cls.SECURITY == checks.QUIC
+        with P2pkitListener(
+            None if quic else cls.SECURITY,
+            None if quic else cls.MUXER,
+            *cls.P2PKIT_LISTEN_EXTRA,
+            listen=cls.LISTEN,
+        ) as peer:
             yield peer
 
 

@@ -10,6 +10,10 @@
 //   node peer.mjs identify <maddr>
 //   node peer.mjs transfer <maddr> [--bytes B]
 //
+// Transports follow the addresses: a `/udp/N/quic-v1` listen address or target
+// loads @chainsafe/libp2p-quic (QUIC brings its own TLS and streams, so
+// --security/--muxer do not apply to those connections), `/tcp/` loads @libp2p/tcp.
+//
 // The listener prints `LISTEN <maddr>/p2p/<id>` per address, then one
 // `CONNECTION {json}` / `IDENTIFY {json}` line per inbound connection / identify
 // result, and serves ping, identify, /echo/1.0.0 and /perf/1.0.0 until
@@ -139,6 +143,24 @@ function noiseWithoutEarlyMuxer (noise) {
   }
 }
 
+const isQuic = (addr) => addr.includes('/quic-v1')
+
+/**
+ * The transports the addresses need. @chainsafe/libp2p-quic (a native quinn
+ * binary through napi-rs) is imported only when a QUIC address is involved, so
+ * TCP-only runs never load it.
+ */
+async function transportsFor (opts, addrs) {
+  const transports = []
+  if (addrs.length === 0 || addrs.some((a) => !isQuic(a))) transports.push(tcp())
+  if (addrs.some(isQuic)) {
+    const { quic } = await import('@chainsafe/libp2p-quic')
+    // maxConcurrentStreamLimit: js stock allows 256 concurrent streams per connection.
+    transports.push(opts.stockLimits ? quic() : quic({ maxConcurrentStreamLimit: MAX_STREAMS }))
+  }
+  return transports
+}
+
 async function createNode (opts, { listen, identifyOnConnect = true }) {
   const raised = !opts.stockLimits
   // Only what was asked for is imported: @libp2p/tls alone costs ~0.5 s of
@@ -181,7 +203,7 @@ async function createNode (opts, { listen, identifyOnConnect = true }) {
   const node = await createLibp2p({
     privateKey: await generateKeyPair(opts.keyType),
     addresses: { listen },
-    transports: [tcp()],
+    transports: await transportsFor(opts, opts.op === 'listen' ? listen : [opts.target]),
     connectionEncrypters: encrypters,
     streamMuxers: muxers,
     connectionManager: raised

@@ -136,13 +136,22 @@ class QuicSession(StreamFlow, MuxedConnection):
         self._check_ended()  # a close (ours, or aioquic's on a protocol error) went out
         self._set_timer()
 
+    def _keep_alive_at(self) -> float | None:
+        """When a keep-alive PING is due: ``keep_alive`` after the last packet heard, and
+        within half the negotiated idle timeout (js-libp2p offers only 10 s).  The timer
+        must wake for it: aioquic's own timer of an idle connection is its idle deadline."""
+        if not self.options.keep_alive or not self.handshake.done():
+            return None
+        interval = min(self.options.keep_alive, self.quic._idle_timeout() / 2)
+        return self._last_activity + interval
+
     def _set_timer(self) -> None:
         at = None if self._closed else self.quic.get_timer()
-        keep_alive = self.options.keep_alive
-        if at is not None and keep_alive and self.handshake.done():
+        keep_alive = None if at is None else self._keep_alive_at()
+        if at is not None and keep_alive is not None and keep_alive < at:
             # aioquic's own timer would next fire at the idle timeout, which ends the
             # connection: wake up for the keep-alive PING before that.
-            at = min(at, self._last_activity + keep_alive)
+            at = keep_alive
         if at == self._timer_at:
             return
         if self._timer is not None:
@@ -158,8 +167,8 @@ class QuicSession(StreamFlow, MuxedConnection):
         if self._closed:
             return
         now = self._loop.time()
-        keep_alive = self.options.keep_alive
-        if keep_alive and self.handshake.done() and now - self._last_activity >= keep_alive:
+        keep_alive = self._keep_alive_at()
+        if keep_alive is not None and now >= keep_alive:
             self.quic.send_ping(0)  # answered with an ACK: the peer's idle timer restarts
             self._last_activity = now
         self.quic.handle_timer(now)  # does nothing before aioquic's own deadlines
@@ -199,8 +208,10 @@ class QuicSession(StreamFlow, MuxedConnection):
         quic = self.quic
         if quic.remote_public_key is None:
             # The client sent no certificate: libp2p requires one (the TLS layer let
-            # the handshake finish, as RFC 8446 allows).
-            quic.close(error_code=0x100 + 42, reason_phrase="client certificate required")
+            # the handshake finish, as RFC 8446 allows).  The code is the TLS alert
+            # certificate_required (116) as a QUIC CRYPTO_ERROR, what js-libp2p's
+            # listener sends in the same case (docs/interop.md).
+            quic.close(error_code=0x100 + 116, reason_phrase="client certificate required")
             self.schedule_transmit()
             return
         if not self.handshake.done():

@@ -161,6 +161,7 @@ class Identify:
         self._record: tuple[tuple[Multiaddr, ...], bytes] | None = None
         self._seq = 0
         self._push_task: asyncio.Task[None] | None = None
+        self._running: dict[Connection, asyncio.Future[IdentifyInfo]] = {}
         self.pushes_sent = 0
         #: Identifications of new connections that failed, by error class (metrics).
         self.failures: Counter[str] = Counter()
@@ -287,7 +288,27 @@ class Identify:
             )
 
     async def identify(self, conn: Connection) -> IdentifyInfo:
-        """Ask the peer of ``conn`` who it is; fills the peerstore."""
+        """Ask the peer of ``conn`` who it is; fills the peerstore.
+
+        Calls while one is running on the same connection share its stream: js-libp2p
+        accepts one inbound identify stream per connection and resets a second one, which
+        a caller racing the identify run on connect would otherwise open (over QUIC both
+        streams arrive in the same flight).
+        """
+        running = self._running.get(conn)
+        if running is None:
+            running = asyncio.ensure_future(self._identify_once(conn))
+            self._running[conn] = running
+            running.add_done_callback(lambda f: self._identify_done(conn, f))
+        return await asyncio.shield(running)
+
+    def _identify_done(self, conn: Connection, fut: asyncio.Future[IdentifyInfo]) -> None:
+        if self._running.get(conn) is fut:
+            del self._running[conn]
+        if not fut.cancelled():
+            fut.exception()  # retrieved: every waiter may have been cancelled
+
+    async def _identify_once(self, conn: Connection) -> IdentifyInfo:
         async with asyncio.timeout(TIMEOUT):
             stream = await conn.new_stream([PROTOCOL_ID], lazy=True)  # we only read
             try:
