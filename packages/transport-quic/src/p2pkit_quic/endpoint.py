@@ -20,7 +20,6 @@ reading its header; a packet of another QUIC version gets a Version Negotiation 
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import socket
 from collections.abc import Callable
@@ -36,6 +35,7 @@ from aioquic.quic.packet import (
 )
 from aioquic.quic.retry import QuicRetryTokenHandler
 
+from p2pkit.logs import get_logger
 from p2pkit_quic.machine import Libp2pQuicConnection, make_configuration
 from p2pkit_quic.session import QuicSession
 from p2pkit_quic.udp import UdpSocket
@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from p2pkit.crypto.tls_certificate import HostCertificate
     from p2pkit_quic.options import QuicOptions
 
-log = logging.getLogger(__name__)
+log = get_logger("quic")
 
 CID_LENGTH = 8
 MIN_INITIAL_SIZE = 1200

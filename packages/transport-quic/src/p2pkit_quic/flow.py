@@ -118,4 +118,3 @@ class StreamFlow:
             if not stream._eof:
                 self.quic.stop_stream(stream.stream_id, RESET_CODE)
         self.schedule_transmit()
-

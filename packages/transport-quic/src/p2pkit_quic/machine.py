@@ -92,9 +92,7 @@ class Libp2pQuicConnection(QuicConnection):
     def __init__(self, *, options: QuicOptions, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._libp2p_options = options
-        self._local_max_streams_bidi.value = self._local_max_streams_bidi.sent = (
-            options.max_streams
-        )
+        self._local_max_streams_bidi.value = self._local_max_streams_bidi.sent = options.max_streams
         self._local_max_streams_uni.value = self._local_max_streams_uni.sent = 0
         # We never migrate: the peer need not issue us spare connection ids (stock
         # aioquic asks for 8, each a NEW_CONNECTION_ID frame built at connect time).

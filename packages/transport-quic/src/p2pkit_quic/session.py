@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections import deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -28,6 +27,7 @@ from aioquic.quic.connection import QuicConnectionState
 
 from p2pkit.abc import MuxedConnection, MuxedStream
 from p2pkit.errors import ConnectionClosed, StreamReset
+from p2pkit.logs import get_logger
 from p2pkit.reservation import BufferReservation
 from p2pkit_quic.flow import StreamFlow
 from p2pkit_quic.stream import QuicStream
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from p2pkit_quic.machine import Libp2pQuicConnection
     from p2pkit_quic.options import QuicOptions
 
-log = logging.getLogger(__name__)
+log = get_logger("quic")
 
 _ENDING = frozenset(
     {QuicConnectionState.CLOSING, QuicConnectionState.DRAINING, QuicConnectionState.TERMINATED}
@@ -190,8 +190,10 @@ class QuicSession(StreamFlow, MuxedConnection):
                     # does on yamux; the other half is reset here so aioquic can
                     # discard the stream's state.
                     self.reset_stream(stream)
-                    what = "RESET_STREAM" if isinstance(event, events.StreamReset) else (
-                        "STOP_SENDING"
+                    what = (
+                        "RESET_STREAM"
+                        if isinstance(event, events.StreamReset)
+                        else ("STOP_SENDING")
                     )
                     stream.fail(StreamReset(f"stream reset by peer ({what} {event.error_code})"))
             elif isinstance(event, events.ConnectionIdIssued):
@@ -368,6 +370,8 @@ class QuicSession(StreamFlow, MuxedConnection):
 
 def _is_loopback(addr: Any) -> bool:
     host = str(addr[0]) if isinstance(addr, tuple) and addr else ""
-    return host.startswith("127.") or host in ("::1", "::ffff:127.0.0.1") or (
-        host.startswith("::ffff:127.")
+    return (
+        host.startswith("127.")
+        or host in ("::1", "::ffff:127.0.0.1")
+        or (host.startswith("::ffff:127."))
     )

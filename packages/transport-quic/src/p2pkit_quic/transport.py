@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import logging
 import socket
 from typing import TYPE_CHECKING
 
 from multiaddr import Multiaddr
 
 from p2pkit.errors import AddressError, DialError, HandshakeError, TransportError
+from p2pkit.logs import get_logger
 from p2pkit.network import Listener, MuxedConnectionHandler, MuxedTransport
 from p2pkit.network import MuxedTransportConnection as Native
 from p2pkit.peer import PeerId
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from p2pkit_quic.endpoint import Endpoint
     from p2pkit_quic.session import QuicSession
 
-log = logging.getLogger(__name__)
+log = get_logger("quic")
 
 
 class QuicListener(Listener):
@@ -111,9 +111,7 @@ class QuicTransport(MuxedTransport):
         if not endpoint.sessions:
             self._endpoint_idle(endpoint)
 
-    async def _open_endpoint(
-        self, host: str, port: int, family: socket.AddressFamily
-    ) -> Endpoint:
+    async def _open_endpoint(self, host: str, port: int, family: socket.AddressFamily) -> Endpoint:
         from p2pkit_quic.endpoint import Endpoint  # deliberately lazy: see the docstring
 
         endpoint = await Endpoint.open(
@@ -145,9 +143,7 @@ class QuicTransport(MuxedTransport):
         if target.port == 0 or target.is_unspecified:
             raise AddressError(f"cannot dial {addr}")
         limit = self.options.dial_timeout if timeout is None else timeout
-        endpoint = self._listening_endpoint_for(target) or self._dial_endpoints.get(
-            target.family
-        )
+        endpoint = self._listening_endpoint_for(target) or self._dial_endpoints.get(target.family)
         try:
             if endpoint is None or endpoint.closed:
                 any_host = "0.0.0.0" if target.family == socket.AF_INET else "::"

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import socket
 from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-log = logging.getLogger(__name__)
+from p2pkit.logs import get_logger
+
+log = get_logger("quic")
 
 BATCH = 128
 """Datagrams read per readiness callback at most (others wait for the next turn)."""
