@@ -22,6 +22,7 @@ from p2pkit.config import HostConfig, load_config
 from p2pkit.connection import Connection
 from p2pkit.connmgr import BasicConnectionManager
 from p2pkit.crypto import PrivateKey, generate_private_key
+from p2pkit.deferred import deferred_muxer, deferred_security
 from p2pkit.dialer import Dialer
 from p2pkit.errors import AddressError, DialError
 from p2pkit.events import Connected, Disconnected, Event, EventBus
@@ -96,11 +97,12 @@ class Host:
         transports = [p.spec.factory(self.components, p.options) for p in config.transports]
         # The gater's "secured" checkpoint runs inside each security protocol wrapper.
         gater: ConnectionGater = config.gater or ConnectionGater()
+        # Built on first negotiation: offering a protocol imports nothing (p2pkit.deferred).
         security = [
-            GatedSecurity(p.spec.factory(self.components, p.options), gater)
+            GatedSecurity(deferred_security(p.spec, self.components, p.options), gater)
             for p in config.security
         ]
-        muxers = [p.spec.factory(self.components, p.options) for p in config.muxers]
+        muxers = [deferred_muxer(p.spec, self.components, p.options) for p in config.muxers]
         opener = StreamOpener(
             config.limits,
             self.events,
