@@ -39,24 +39,40 @@ async def test_timers_share_slots_and_cancel() -> None:
     wheel = timer_wheel()
     ran: list[int] = []
     timers = [wheel.call_later(30.0, lambda i=i: ran.append(i)) for i in range(1000)]
-    assert len(wheel) == 1000 and wheel.slots <= 2  # 1,000 timers, one or two handles
+    assert len(wheel) == 1000 and wheel.slots <= 2 and wheel.armed  # one loop handle
     for t in timers[::2]:
         t.cancel()
         t.cancel()  # idempotent
     assert len(wheel) == 500 and not timers[0].pending and timers[1].pending
     for t in timers[1::2]:
         t.cancel()
-    assert len(wheel) == 0
-    # A slot whose timers were all cancelled keeps its handle until it fires; a new
-    # timer in it reuses that handle, and fires.
+    assert len(wheel) == 0 and wheel.slots == 0
+    assert not wheel.armed  # nothing pending: no loop handle either
     wheel.call_later(0.05, lambda: ran.append(-1))
-    before = wheel.slots
     wheel.call_later(0.05, lambda: ran.append(-2))
-    assert wheel.slots == before
+    assert wheel.slots == 1 and wheel.armed
     async with asyncio.timeout(5):
         while len(ran) < 2:
             await asyncio.sleep(0.01)
-    assert sorted(ran) == [-2, -1]  # no cancelled timer ran
+    assert ran == [-1, -2]  # in order, and no cancelled timer ran
+    assert not wheel.armed
+
+
+async def test_an_earlier_timer_rearms_and_callbacks_can_reschedule() -> None:
+    wheel = timer_wheel()
+    ran: list[str] = []
+    wheel.call_later(30.0, lambda: ran.append("late"))
+
+    def again() -> None:
+        ran.append("early")
+        if ran.count("early") < 3:
+            wheel.call_later(0.02, again)
+
+    wheel.call_later(0.02, again)
+    async with asyncio.timeout(5):
+        while ran.count("early") < 3:
+            await asyncio.sleep(0.01)
+    assert ran == ["early"] * 3 and len(wheel) == 1 and wheel.armed  # "late" still pending
 
 
 async def test_a_failing_callback_does_not_stop_the_others() -> None:

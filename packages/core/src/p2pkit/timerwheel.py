@@ -6,10 +6,10 @@ flight), and every ping re-arms it: heap pushes, pops and cancelled-handle clean
 whose Python-level comparisons grow with the number of connections.  Such timers need
 no millisecond precision, so here their deadlines are rounded *up* to a granule that
 grows with the delay (1/8 of it, a power of two, at most 1 s): timers due in the same
-granule share one slot, a slot is one ``loop.call_at``, and when it fires every timer
-in it runs in that one callback.  At 10,000 connections with a 30 s keepalive the heap
-holds about 40 slot handles instead of 10,000 timers; arming and cancelling a timer is
-a dict insert and delete.
+granule share one slot, the wheel holds one ``loop.call_at`` handle (for its earliest
+slot), and when it fires every timer due runs in that one callback.  At 10,000
+connections with a 30 s keepalive the loop's heap holds one handle instead of 10,000
+timers; arming and cancelling a timer is a dict insert and delete.
 
 A timer never fires early; it fires at most one granule (1/8 of its delay, 1 s at
 most) late.
@@ -64,9 +64,14 @@ class TimerWheel:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
-        # slot time -> its timers (insertion ordered).  A slot stays here, possibly
-        # empty, until its call_at fires: a timer added to it later needs no new handle.
+        # slot time -> its timers (insertion ordered); a slot is dropped when it empties.
         self._slots: dict[float, dict[WheelTimer, None]] = {}
+        # One loop handle, for the earliest slot.  Why not one per slot: handles of slots
+        # whose timers were all cancelled would stay in the loop's heap until due (up to
+        # a keepalive interval after a burst of connections closed), each pinning the
+        # memory pool it was allocated in.
+        self._handle: asyncio.TimerHandle | None = None
+        self._armed: float | None = None
 
     def call_later(self, delay: float, callback: Callable[[], object]) -> WheelTimer:
         """Run ``callback()`` in ``delay`` seconds, up to one granule later."""
@@ -76,29 +81,47 @@ class TimerWheel:
         timers = self._slots.get(slot)
         if timers is None:
             timers = self._slots[slot] = {}
-            self._loop.call_at(slot, self._fire, slot)
+            if self._armed is None or slot < self._armed:
+                self._arm(slot)
         timer = WheelTimer(self, slot, callback)
         timers[timer] = None
         return timer
 
+    def _arm(self, slot: float) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+        self._armed = slot
+        self._handle = self._loop.call_at(slot, self._fire)
+
     def _cancel(self, timer: WheelTimer) -> None:
-        timers = self._slots.get(timer._slot)  # type: ignore[arg-type]
+        slot = timer._slot
+        timer._slot = None
+        timers = self._slots.get(slot)  # type: ignore[arg-type]
         if timers is not None:
             timers.pop(timer, None)
-        timer._slot = None
+            if not timers:
+                del self._slots[slot]  # type: ignore[arg-type]
+                if not self._slots and self._handle is not None:
+                    self._handle.cancel()
+                    self._handle = self._armed = None
 
-    def _fire(self, slot: float) -> None:
-        timers = self._slots.pop(slot, None)
-        if not timers:
-            return
-        for timer in timers:
-            timer._slot = None
-            try:
-                timer._callback()
-            except Exception as exc:  # one failing timer must not starve the others
-                self._loop.call_exception_handler(
-                    {"message": "timer wheel callback failed", "exception": exc}
-                )
+    def _fire(self) -> None:
+        limit = max(self._loop.time(), self._armed or 0.0)
+        self._handle = self._armed = None
+        for slot in sorted(s for s in self._slots if s <= limit):
+            timers = self._slots.pop(slot)
+            for timer in timers:
+                timer._slot = None
+                try:
+                    timer._callback()
+                except Exception as exc:  # one failing timer must not starve the others
+                    self._loop.call_exception_handler(
+                        {"message": "timer wheel callback failed", "exception": exc}
+                    )
+        if self._slots:
+            first = min(self._slots)
+            if self._armed is None or first < self._armed:
+                self._arm(first)
 
     def __len__(self) -> int:
         """Timers pending (tests and introspection)."""
@@ -106,8 +129,13 @@ class TimerWheel:
 
     @property
     def slots(self) -> int:
-        """Slots holding a loop handle (tests and introspection)."""
+        """Slots holding timers (tests and introspection)."""
         return len(self._slots)
+
+    @property
+    def armed(self) -> bool:
+        """Whether the wheel holds a loop handle (it does only while timers are pending)."""
+        return self._handle is not None
 
 
 _WHEELS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, TimerWheel] = (
