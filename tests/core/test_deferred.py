@@ -10,7 +10,7 @@ import pytest
 
 from p2pkit.abc import SecurityProtocol
 from p2pkit.crypto import generate_private_key
-from p2pkit.deferred import DeferredMuxer, DeferredSecurity, deferred_security
+from p2pkit.deferred import DeferredMuxer, DeferredSecurity, build_now, deferred_security
 from p2pkit.errors import PluginError
 from p2pkit.peer import PeerId
 from p2pkit.plugins.spec import Components, PluginSpec
@@ -55,6 +55,20 @@ async def test_factory_building_the_wrong_thing_is_a_plugin_error() -> None:
     not_a_muxer = DeferredMuxer("/yamux/1.0.0", lambda: PlaintextSecurity(generate_private_key()))
     with pytest.raises(PluginError, match="not a StreamMuxer"):
         not_a_muxer.deferred.get()
+
+
+def test_build_now_builds_stand_ins_and_passes_the_rest() -> None:
+    built: list[int] = []
+
+    def make() -> SecurityProtocol:
+        built.append(1)
+        return PlaintextSecurity(generate_private_key())
+
+    stand_in = DeferredSecurity(PROTOCOL_ID, make)
+    ready = PlaintextSecurity(generate_private_key())
+    build_now([stand_in, ready])
+    build_now([stand_in])
+    assert built == [1] and stand_in.deferred.built
 
 
 def test_spec_without_protocol_id_is_built_at_once() -> None:

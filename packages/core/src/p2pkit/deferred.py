@@ -6,12 +6,14 @@ module (OpenSSL for TLS, the Noise library, both muxer shells) whether or not a 
 ever asked for it.  The upgrader needs only a protocol id to offer a protocol in
 multistream-select, so the host hands it these stand-ins: each knows its id and runs
 the plugin's factory (which imports the implementation) the first time a connection
-negotiates it, then forwards to the built object for good.
+negotiates it, then forwards to the built object for good.  The host builds its
+preferred security protocol and muxer when it starts (:func:`build_now`); the others
+(TLS and Mplex beside Noise and Yamux, by default) wait for a peer to pick them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from p2pkit.abc import (
@@ -119,4 +121,13 @@ def deferred_muxer(spec: PluginSpec[Any], components: Components, options: Any) 
     return DeferredMuxer(spec.protocol_id, lambda: spec.factory(components, options))
 
 
-__all__ = ["DeferredMuxer", "DeferredSecurity", "deferred_muxer", "deferred_security"]
+def build_now(objs: Iterable[object]) -> None:
+    """Build the stand-ins among ``objs`` now (a host builds its preferred security
+    protocol and muxer when it starts: their first connection then waits for no import,
+    and a listener's memory baseline already holds them)."""
+    for obj in objs:
+        if isinstance(obj, DeferredSecurity | DeferredMuxer):
+            obj.deferred.get()
+
+
+__all__ = ["DeferredMuxer", "DeferredSecurity", "build_now", "deferred_muxer", "deferred_security"]
