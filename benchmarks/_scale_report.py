@@ -112,7 +112,7 @@ def _import_rows() -> list[Row]:
             "",
         ),
         (
-            "modules imported (of OpenSSL, noise, p2pkit_tls, p2pkit_mplex)",
+            "handshake/shell modules imported at build (OpenSSL, noise, TLS, muxer shells)",
             lambda r: ", ".join(r.get("modules", [])) or "none",
             "none",
         ),

@@ -143,6 +143,16 @@ def test_many_connections_share_a_thread_pool_bounded_however_many_read() -> Non
     assert pool.held_count <= pool.max_per_size * 9  # sizes MIN_SIZE .. 1 MiB
 
 
+def test_the_heap_trim_is_looked_up_before_the_first_connection() -> None:
+    """What loading ctypes allocates lives for good: loaded at the first trim, after a
+    burst of connections closed, it would pin their memory pools."""
+    tally = ConnectionTally()
+    assert tally._trim is False  # nothing loaded by merely creating a tally
+    tally.opened()
+    assert tally._trim is not False
+    tally.closed()
+
+
 async def test_memory_is_given_back_once_per_halving_of_the_connections() -> None:
     tally = ConnectionTally(min_drop=4, delay=0.01)
     for _ in range(20):

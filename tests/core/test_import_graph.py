@@ -22,8 +22,8 @@ ALLOWED_LOCAL: dict[tuple[str, str], str] = {
     ("p2pkit.builtin_plugins", "p2pkit.peerstore_sqlite"): "lazy plugin hook (sqlite3)",
     ("p2pkit.builtin_plugins", "p2pkit.connmgr"): "lazy plugin hook",
     ("p2pkit.builtin_plugins", "p2pkit.gater"): "lazy plugin hook",
-    # Optional (not in every Python build), needed only after many connections closed.
-    ("p2pkit.bufpool", "ctypes"): "malloc_trim, looked up at the first heap trim",
+    # Optional (not in every Python build), needed only by processes with connections.
+    ("p2pkit.bufpool", "ctypes"): "malloc_trim, looked up when the first connection opens",
     # Optional dependency (p2pkit[uvloop]), imported only when event_loop = "uvloop".
     ("p2pkit.loops", "uvloop"): "the optional event loop, only when asked for",
 }

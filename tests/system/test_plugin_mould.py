@@ -74,8 +74,36 @@ def test_noise_yamux_host_imports_no_tls_or_mplex() -> None:
         "import sys\n"
         "from p2pkit.config import HostBuilder\n"
         "host = HostBuilder().transport('tcp').security('noise').muxer('yamux').build()\n"
-        "assert 'p2pkit_noise.security' in sys.modules and 'p2pkit_yamux.shell' in sys.modules\n"
         "bad = [m for m in ('OpenSSL', 'p2pkit_tls.protocol', 'p2pkit_tls.connection',\n"
+        "       'p2pkit_mplex.shell', 'p2pkit_mplex.session') if m in sys.modules]\n"
+        "assert not bad, bad\n"
+    )
+
+
+def test_offered_protocols_are_imported_when_a_connection_negotiates_them() -> None:
+    """A default host offers every installed security protocol and muxer; building it
+    imports none of their implementations, and a Noise + Yamux connection imports those
+    two only (p2pkit.deferred)."""
+    _run(
+        "import asyncio, sys\n"
+        "from p2pkit.config import HostBuilder\n"
+        "from p2pkit.protocols.ping import PROTOCOL_ID as PING, ping\n"
+        f"HEAVY = {HEAVY!r}\n"
+        "a = HostBuilder().listen('/ip4/127.0.0.1/tcp/0').build()\n"
+        "b = HostBuilder().build()\n"
+        "loaded = [m for m in HEAVY if m in sys.modules and not m.startswith('p2pkit_tcp')]\n"
+        "assert not loaded, loaded\n"
+        "async def main():\n"
+        "    async with a, b:\n"
+        "        addr = a.addrs_with_peer_id[0]\n"
+        "        stream = await asyncio.wait_for(b.new_stream(addr, [PING]), 20)\n"
+        "        await asyncio.wait_for(ping(stream, 1), 20)\n"
+        "        conn = b.connections()[0]\n"
+        "        return conn.security_protocol, conn.muxer_protocol\n"
+        "sec, mux = asyncio.run(main())\n"
+        "assert (sec, mux) == ('/noise', '/yamux/1.0.0'), (sec, mux)\n"
+        "assert 'p2pkit_noise.handshake' in sys.modules and 'p2pkit_yamux.shell' in sys.modules\n"
+        "bad = [m for m in ('OpenSSL', 'cryptography.x509', 'p2pkit_tls.protocol',\n"
         "       'p2pkit_mplex.shell', 'p2pkit_mplex.session') if m in sys.modules]\n"
         "assert not bad, bad\n"
     )

@@ -15,6 +15,7 @@ from p2pkit.abc import RawConnection
 from p2pkit.errors import ConnectionClosed, StreamReset
 from p2pkit.plugins.spec import Components
 from p2pkit.testing.memory import channel_pair
+from p2pkit.timerwheel import timer_wheel
 from p2pkit_yamux import (
     YamuxConnection,
     YamuxGoAway,
@@ -298,6 +299,20 @@ async def test_keepalive_answered_keeps_session() -> None:
         pings += sum(isinstance(e, ev.PingReceived) for e in await peer.pump(0.03))
     assert pings >= 3  # the raw peer answers every ping it parses
     assert not conn.is_closed
+
+
+async def test_keepalive_timers_share_the_loop_wheel_and_leave_nothing_behind() -> None:
+    """Sessions' keepalive timers live in the loop's timer wheel (one loop handle for
+    all of them); once the sessions end, the wheel holds no timer and no handle."""
+    wheel = timer_wheel()
+    assert len(wheel) == 0
+    opts = YamuxOptions(keepalive_interval=30.0, ping_on_start=False, close_timeout=1.0)
+    pairs = [await make_pair(opts) for _ in range(50)]
+    assert len(wheel) == 50 and wheel.slots <= 2 and wheel.armed
+    for conn, _peer in pairs:
+        conn.abort()
+        await asyncio.wait_for(conn.wait_closed(), 5)
+    assert len(wheel) == 0 and wheel.slots == 0 and not wheel.armed
 
 
 # -- ends of a session -------------------------------------------------------------------

@@ -219,6 +219,12 @@ class ConnectionTally:
         self._pending_on: asyncio.AbstractEventLoop | None = None  # loop a trim waits on
 
     def opened(self) -> None:
+        if self._trim is False:
+            # Looked up before the first connection's objects exist, not at the first
+            # trim: what loading ctypes allocates lives for good, and allocated after a
+            # burst of connections it would land in their half-empty memory pools and
+            # keep those arenas from being returned.
+            self._trim = _malloc_trim()
         self.live += 1
         if self.live > self.peak:
             self.peak = self.live
@@ -250,8 +256,9 @@ class ConnectionTally:
 def _malloc_trim() -> Callable[[int], int] | None:
     """glibc's ``malloc_trim``, or None (another C library, or no ctypes).
 
-    ``ctypes`` is imported here, at the first trim, not at import time: it is optional
-    (not in every Python build) and costs import time most processes never need.
+    ``ctypes`` is imported here, when the first connection opens, not at import time:
+    it is optional (not in every Python build) and costs import time most processes
+    never need.
     """
     try:
         import ctypes

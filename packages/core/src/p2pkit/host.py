@@ -22,6 +22,7 @@ from p2pkit.config import HostConfig, load_config
 from p2pkit.connection import Connection
 from p2pkit.connmgr import BasicConnectionManager
 from p2pkit.crypto import PrivateKey, generate_private_key
+from p2pkit.deferred import build_now, deferred_muxer, deferred_security
 from p2pkit.dialer import Dialer
 from p2pkit.errors import AddressError, DialError
 from p2pkit.events import Connected, Disconnected, Event, EventBus
@@ -99,11 +100,11 @@ class Host:
         transports = [p.spec.factory(self.components, p.options) for p in config.transports]
         # The gater's "secured" checkpoint runs inside each security protocol wrapper.
         gater: ConnectionGater = config.gater or ConnectionGater()
-        security = [
-            GatedSecurity(p.spec.factory(self.components, p.options), gater)
-            for p in config.security
-        ]
-        muxers = [p.spec.factory(self.components, p.options) for p in config.muxers]
+        # Built on first negotiation: offering a protocol imports nothing (p2pkit.deferred).
+        offered = [deferred_security(p.spec, self.components, p.options) for p in config.security]
+        muxers = [deferred_muxer(p.spec, self.components, p.options) for p in config.muxers]
+        self._preferred = [*offered[:1], *muxers[:1]]  # built at start()
+        security = [GatedSecurity(s, gater) for s in offered]
         opener = StreamOpener(
             config.limits,
             self.events,
@@ -180,6 +181,9 @@ class Host:
         if self._started:
             return self
         self._started = True
+        # The preferred security protocol and muxer, which most connections use, are
+        # ready before the first one arrives; the others wait for a peer to pick them.
+        build_now(self._preferred)
         if self.metrics is not None:
             await self.metrics.start()
         try:

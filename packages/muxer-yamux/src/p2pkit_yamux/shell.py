@@ -3,8 +3,9 @@
 Data path (docs/architecture.md, "The data path"): the channel runs in push mode;
 ``data_received`` parses the bytes in place and copies each payload once into its stream's
 :class:`~p2pkit.io.ReadBuffer` (the only copy).  No task per stream and no reader task:
-timers (keepalive) are ``loop.call_later`` handles; the one background task a session
-may have closes the channel at the end.  Writers frame straight into
+the keepalive timers live in the event loop's shared timer wheel
+(:mod:`p2pkit.timerwheel`: one loop handle per slot, not one per session); the one
+background task a session may have closes the channel at the end.  Writers frame straight into
 ``channel.write_nowait`` and wait only for their own send window or for the channel's
 write gate, so a slow reader throttles its own sender and nobody else.
 
@@ -43,6 +44,7 @@ from p2pkit.errors import (
 from p2pkit.io import ReadBuffer
 from p2pkit.logs import RepeatLimiter, get_logger
 from p2pkit.reservation import BufferReservation
+from p2pkit.timerwheel import WheelTimer, timer_wheel
 from p2pkit_yamux import events as ev
 from p2pkit_yamux._ids import PROTOCOL_ID
 from p2pkit_yamux.errors import YamuxControlFlood, YamuxProtocolError
@@ -287,14 +289,15 @@ class YamuxConnection(MuxedConnection):
         self._drain_lock = asyncio.Lock()
         self._updates: list[bytes] | None = None  # batched window updates (see _consumed)
         self._keepalive_value: int | None = None
-        self._keepalive_timer: asyncio.TimerHandle | None = None
+        self._keepalive_timer: WheelTimer | None = None
+        self._wheel = timer_wheel(self._loop)
         self._blocked_control = 0  # control frames received while write_paused (_blocked)
         channel.start_push(self)
         if self._ended is None:
             if options.ping_on_start:
                 self._send(self._session.ping(self._loop.time())[1])
             if options.keepalive_interval > 0:
-                self._keepalive_timer = self._loop.call_later(
+                self._keepalive_timer = self._wheel.call_later(
                     options.keepalive_interval, self._keepalive
                 )
 
@@ -599,7 +602,7 @@ class YamuxConnection(MuxedConnection):
         value, frame = self._session.ping(self._loop.time())
         self._keepalive_value = value
         self._send(frame)
-        self._keepalive_timer = self._loop.call_later(
+        self._keepalive_timer = self._wheel.call_later(
             self.options.keepalive_timeout, self._keepalive_expired
         )
 
@@ -614,7 +617,7 @@ class YamuxConnection(MuxedConnection):
             self._keepalive_timer.cancel()
             self._keepalive_timer = None
         if self._ended is None and self.options.keepalive_interval > 0:
-            self._keepalive_timer = self._loop.call_later(
+            self._keepalive_timer = self._wheel.call_later(
                 self.options.keepalive_interval, self._keepalive
             )
 
