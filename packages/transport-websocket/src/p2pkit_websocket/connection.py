@@ -116,18 +116,30 @@ class WsConnection(TcpConnection):
     def _expired(self) -> None:
         self._timer = None
         if self._handshake is not None:
-            log.debug("%r: no WebSocket upgrade within %ss", self, self._ws_options.handshake_timeout)
+            timeout = self._ws_options.handshake_timeout
+            log.debug("%r: no WebSocket upgrade within %ss", self, timeout)
             self._dead = True
             self.reset()
+
+    def _eof_received(self) -> None:
+        if self._handshake is not None:  # the peer gave up before the upgrade
+            self._dead = True
+            self._fail_ready(ConnectionClosed("EOF during the WebSocket upgrade"))
+            self.reset()
+            return
+        super()._eof_received()
 
     def _connection_lost(self, exc: Exception | None) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if not self.ready.done():
-            self.ready.set_exception(ConnectionClosed(f"connection lost during upgrade: {exc}"))
-            self.ready.exception()  # retrieved: a listener-side future nobody awaits
+        self._fail_ready(ConnectionClosed(f"connection lost during the upgrade: {exc}"))
         super()._connection_lost(exc)
+
+    def _fail_ready(self, exc: BaseException) -> None:
+        if not self.ready.done():
+            self.ready.set_exception(exc)
+            self.ready.exception()  # retrieved: on the listener side nobody awaits it
 
     # -- receive path ------------------------------------------------------------------------
 
@@ -162,8 +174,7 @@ class WsConnection(TcpConnection):
             except TransportError as exc:
                 self._handshake = None
                 self._dead = True
-                if not self.ready.done():
-                    self.ready.set_exception(exc)
+                self._fail_ready(exc)
                 self.reset()
                 return
             if leftover is None:

@@ -200,9 +200,7 @@ class FrameReader:
                 self._message_size = 0
             self._message_size += length
             if self._message_size > self._max_message:
-                raise WsProtocolError(
-                    CLOSE_TOO_BIG, f"message over {self._max_message} bytes"
-                )
+                raise WsProtocolError(CLOSE_TOO_BIG, f"message over {self._max_message} bytes")
             self._in_message = not fin
             opcode = OP_BINARY
         else:
@@ -287,7 +285,11 @@ class FrameWriter:
                 return [head + bytes(payload)]
             return [head, payload]
         key = os.urandom(4)
-        return [head + key + apply_mask(payload, key)] if size < 4096 else [
-            head + key,
-            apply_mask(payload, key),
-        ]
+        return (
+            [head + key + apply_mask(payload, key)]
+            if size < 4096
+            else [
+                head + key,
+                apply_mask(payload, key),
+            ]
+        )

@@ -13,7 +13,7 @@ import dataclasses
 from http import HTTPStatus
 
 from websockets.client import ClientProtocol
-from websockets.http11 import Response
+from websockets.http11 import Request, Response
 from websockets.server import ServerProtocol
 from websockets.uri import parse_uri
 
@@ -59,7 +59,8 @@ class ServerHandshake:
         if end < 0:
             if len(self._buf) > MAX_HEAD:
                 status = HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE
-                return ServerResult(_plain(status, "headers too large\n"), False, b"", "head too large")
+                refusal = _plain(status, "headers too large\n")
+                return ServerResult(refusal, False, b"", "head too large")
             return None
         head, leftover = bytes(self._buf[: end + 4]), bytes(self._buf[end + 4 :])
         self._buf = bytearray()
@@ -70,11 +71,13 @@ class ServerHandshake:
             reason = str(proto.handshake_exc or "not an HTTP request")
             return ServerResult(_plain(HTTPStatus.BAD_REQUEST, "bad request\n"), False, b"", reason)
         request = events[0]
-        path = request.path.split("?", 1)[0]  # type: ignore[attr-defined]
+        if not isinstance(request, Request):
+            return ServerResult(_plain(HTTPStatus.BAD_REQUEST, "bad request\n"), False, b"", "?")
+        path = request.path.split("?", 1)[0]
         if path != PATH:
             response = proto.reject(HTTPStatus.NOT_FOUND, "no WebSocket endpoint here\n")
         else:
-            response = proto.accept(request)  # type: ignore[arg-type]
+            response = proto.accept(request)
         proto.send_response(response)
         out = b"".join(proto.data_to_send())
         if response.status_code == 101:

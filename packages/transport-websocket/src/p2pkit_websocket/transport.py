@@ -87,7 +87,7 @@ class WsTransport(Transport):
             )
             try:
                 await loop.create_connection(
-                    lambda c=conn: WsProtocol(c),  # type: ignore[misc]
+                    lambda c=conn: WsProtocol(c),
                     host,
                     target.tcp.port,
                     family=family,
