@@ -50,7 +50,8 @@ def test_any_split_gives_the_same_bytes(masked: bool, step: int) -> None:
 
 def test_large_writes_are_split_into_messages_under_the_frame_size() -> None:
     payload = os.urandom(100_000)
-    parts = FrameWriter(mask=False, max_frame_size=16_384).message([payload[:50_000], payload[50_000:]])
+    writer = FrameWriter(mask=False, max_frame_size=16_384)
+    parts = writer.message([payload[:50_000], payload[50_000:]])
     wire = b"".join(bytes(p) for p in parts)
     reader = FrameReader(expect_masked=False, max_message_size=16_384)
     assert feed(reader, wire, 1000)[0] == payload
