@@ -236,15 +236,13 @@ class WsConnection(TcpConnection):
         t = self._transport
         if t is None:
             raise ConnectionClosed("websocket connection is closed")
-        for part in self._framer.message((data,)):
-            t.write(part)
+        t.writelines(self._framer.message((data,)))
 
     def _raw_write_many(self, parts: Sequence[Buffer]) -> None:
         t = self._transport
         if t is None:
             raise ConnectionClosed("websocket connection is closed")
-        for part in self._framer.message(parts):
-            t.write(part)
+        t.writelines(self._framer.message(parts))
 
     def _send_close(self, code: int, reason: str = "") -> None:
         t = self._transport
