@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -54,6 +55,19 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _closers: set[asyncio.Task[None]] = set()  # graceful closes after a refusal or an error
+
+_SENDMSG = sys.version_info >= (3, 12)
+"""asyncio's ``writelines`` is one ``sendmsg`` of all parts from 3.12 on; before, it
+joins them (a copy of every payload), and a write per part costs less (measured)."""
+
+
+def _send(t: asyncio.Transport, parts: list[Buffer]) -> None:
+    """A frame header and its payload (or several frames), without joining them."""
+    if _SENDMSG:
+        t.writelines(parts)
+    else:
+        for part in parts:
+            t.write(part)
 
 
 class WsConnection(TcpConnection):
@@ -236,13 +250,13 @@ class WsConnection(TcpConnection):
         t = self._transport
         if t is None:
             raise ConnectionClosed("websocket connection is closed")
-        t.writelines(self._framer.message((data,)))
+        _send(t, self._framer.message((data,)))
 
     def _raw_write_many(self, parts: Sequence[Buffer]) -> None:
         t = self._transport
         if t is None:
             raise ConnectionClosed("websocket connection is closed")
-        t.writelines(self._framer.message(parts))
+        _send(t, self._framer.message(parts))
 
     def _send_close(self, code: int, reason: str = "") -> None:
         t = self._transport

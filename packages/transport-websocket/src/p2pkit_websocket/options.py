@@ -20,7 +20,9 @@ class WsOptions(TcpOptions):
     (and TLS) before it is dropped.  ``max_message_size``: the largest binary message
     accepted (larger: close 1009); payloads are streamed, so this bounds nothing in
     memory, it is a policy.  ``max_frame_size``: we send each write as binary messages
-    of at most this many bytes (peers with small limits, e.g. 1 MiB, stay happy).
+    of at most this many bytes (1 MiB: trio-websocket's default limit, which py-libp2p
+    runs on; each write is usually one
+    message, so frame boundaries fall between security-layer frames).
     ``max_pings_per_second``: pings answered per second; a peer that sends more than
     ten times that in a second is closed (1008).  ``cert_file`` / ``key_file``: PEM
     certificate chain and key for ``/tls/ws`` listeners.  ``ca_file``: PEM CA bundle
@@ -29,7 +31,7 @@ class WsOptions(TcpOptions):
 
     handshake_timeout: float = 10.0
     max_message_size: int = 4 << 20
-    max_frame_size: int = 256 << 10
+    max_frame_size: int = 1 << 20
     max_pings_per_second: int = 100
     cert_file: str | None = None
     key_file: str | None = None
