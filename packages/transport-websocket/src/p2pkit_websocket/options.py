@@ -21,8 +21,8 @@ class WsOptions(TcpOptions):
     accepted (larger: close 1009); payloads are streamed, so this bounds nothing in
     memory, it is a policy.  ``max_frame_size``: we send each write as binary messages
     of at most this many bytes (1 MiB: trio-websocket's default limit, which py-libp2p
-    runs on; each write is usually one
-    message, so frame boundaries fall between security-layer frames).
+    runs on; each write is then usually one message, so frame boundaries fall between
+    security-layer records).
     ``max_pings_per_second``: pings answered per second; a peer that sends more than
     ten times that in a second is closed (1008).  ``cert_file`` / ``key_file``: PEM
     certificate chain and key for ``/tls/ws`` listeners.  ``ca_file``: PEM CA bundle
