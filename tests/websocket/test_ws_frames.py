@@ -68,6 +68,22 @@ def test_write_many_parts_make_one_message(masked: bool) -> None:
     assert bytes(events[0].unmasked()) == b"".join(bytes(p) for p in parts)  # type: ignore[union-attr]
 
 
+def test_pieces_unmask_a_large_payload_in_order() -> None:
+    from p2pkit_websocket.frames import MASK_PIECE
+
+    payload = os.urandom(3 * MASK_PIECE + 7)
+    wire = wire_of(FrameWriter(mask=True, max_frame_size=1 << 22), payload)
+    reader = FrameReader(expect_masked=True, max_message_size=1 << 22)
+    got = bytearray()
+    for i in range(0, len(wire), 100_003):  # chunks that start at odd payload offsets
+        for ev in reader.receive_data(memoryview(wire[i : i + 100_003])):
+            assert isinstance(ev, Data)
+            pieces = list(ev.pieces())
+            assert all(len(p) <= MASK_PIECE for p in pieces)
+            got += b"".join(bytes(p) for p in pieces)
+    assert got == payload
+
+
 def test_unmasked_payload_is_a_slice_of_the_input() -> None:
     wire = wire_of(FrameWriter(mask=False, max_frame_size=1 << 20), b"x" * 10_000)
     view = memoryview(wire)

@@ -170,7 +170,8 @@ class WsConnection(TcpConnection):
             return
         for ev in events:
             if type(ev) is Data:
-                self._feed(ev.unmasked())
+                for piece in ev.pieces():
+                    self._feed(piece)
             elif type(ev) is Ping:
                 self._on_ping(ev.payload)
             elif type(ev) is CloseReceived:
