@@ -169,6 +169,8 @@ class WsConnection(TcpConnection):
             self._protocol_error(exc)
             return
         for ev in events:
+            if self._dead:  # a ping flood found in this very read
+                return
             if type(ev) is Data:
                 for piece in ev.pieces():
                     self._feed(piece)
