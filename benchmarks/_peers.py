@@ -23,8 +23,9 @@ PY_PEER = HERE / "_pylibp2p_peer.py"
 
 @dataclasses.dataclass(frozen=True)
 class Stack:
-    """A transport stack: TCP plus one security protocol and one muxer, or QUIC (which
-    brings its own TLS 1.3 and streams, so nothing is negotiated on top)."""
+    """A transport stack: TCP or WebSocket (``ws``) plus one security protocol and one
+    muxer, or QUIC (which brings its own TLS 1.3 and streams, so nothing is negotiated on
+    top)."""
 
     security: str
     muxer: str
@@ -34,13 +35,13 @@ class Stack:
     def name(self) -> str:
         if self.transport == "quic":
             return "quic"
-        return f"tcp+{self.security}+{self.muxer}"
+        return f"{self.transport}+{self.security}+{self.muxer}"
 
     @property
     def listen_addr(self) -> str:
         if self.transport == "quic":
             return "/ip4/127.0.0.1/udp/0/quic-v1"
-        return "/ip4/127.0.0.1/tcp/0"
+        return "/ip4/127.0.0.1/tcp/0" + ("/ws" if self.transport == "ws" else "")
 
     def args(self) -> list[str]:
         """Command-line options of every peer; none for QUIC (the address selects it)."""
@@ -57,6 +58,12 @@ STACKS = [
     # p2pkit-quic, js's @chainsafe/libp2p-quic (quinn) and py-libp2p's QUICTransport (aioquic)
     Stack("tls", "quic", transport="quic"),
 ]
+"""The stacks of a default run."""
+
+WS_STACKS = [Stack("noise", "yamux", "ws")]
+"""Run when named (``--stack ws+noise+yamux``; ``ws_throughput.py`` does)."""
+
+ALL_STACKS = STACKS + WS_STACKS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -152,11 +159,13 @@ class Impl:
 
 def p2pkit_impl() -> Impl:
     # The python running compare.py must have p2pkit installed (the repository venv).
-    return Impl("p2pkit", (sys.executable, "-m", "p2pkit"), None, frozenset(s.name for s in STACKS))
+    stacks = frozenset(s.name for s in ALL_STACKS)
+    return Impl("p2pkit", (sys.executable, "-m", "p2pkit"), None, stacks)
 
 
 def js_impl() -> Impl:
-    return Impl("js", ("node", str(JS_DIR / "peer.mjs")), JS_DIR, frozenset(s.name for s in STACKS))
+    stacks = frozenset(s.name for s in ALL_STACKS)
+    return Impl("js", ("node", str(JS_DIR / "peer.mjs")), JS_DIR, stacks)
 
 
 def py_impl(stacks: frozenset[str]) -> Impl:

@@ -59,8 +59,10 @@ def is_quic(addr: str | None) -> bool:
 
 
 def build_host(
-    security: str, muxer: str, max_connections: int | None = None, quic: bool = False
+    security: str, muxer: str, max_connections: int | None = None, addr: str | None = None
 ) -> Any:
+    """``addr``: the address to listen on or dial; a ``/ws`` one adds py-libp2p's
+    WebSocket transport (``enable_websocket``) next to TCP."""
     from libp2p import new_host
     from libp2p.crypto.ed25519 import create_new_key_pair
     from libp2p.crypto.x25519 import create_new_key_pair as create_x25519
@@ -75,7 +77,7 @@ def build_host(
     from libp2p.stream_muxer.yamux.yamux import Yamux
 
     key_pair = create_new_key_pair()
-    if quic:
+    if is_quic(addr):
         # QUIC only (no TCP): py-libp2p's QUICTransport with its default config.
         return new_host(key_pair=key_pair, enable_quic=True)
     sec: dict[Any, Any]
@@ -117,6 +119,8 @@ def build_host(
                 max_established_total=n,
             ),
         )
+    if addr is not None and "/ws" in addr:
+        extra["enable_websocket"] = True
     return new_host(key_pair=key_pair, sec_opt=sec, muxer_opt=mux, **extra)
 
 
@@ -163,7 +167,7 @@ class _CountingStream:
 async def cmd_listen(args: argparse.Namespace) -> None:
     from libp2p.perf.perf_service import PerfService
 
-    host = build_host(args.security, args.muxer, args.max_connections, is_quic(args.listen))
+    host = build_host(args.security, args.muxer, args.max_connections, args.listen)
     async with host.run(listen_addrs=[multiaddr.Multiaddr(args.listen)]):
         perf = PerfService(host)
         await perf.start()
@@ -272,7 +276,8 @@ async def _connect(host: Any, addr: str) -> tuple[Any, float]:
 
 
 async def cmd_perf(args: argparse.Namespace) -> dict[str, Any]:
-    host = build_host(args.security, args.muxer, quic=is_quic(args.addr))
+
+    host = build_host(args.security, args.muxer, addr=args.addr)
     async with host.run(listen_addrs=[]):
         peer, connect_ms = await _connect(host, args.addr)
         stream = await host.new_stream(peer, [PERF])
@@ -306,7 +311,7 @@ async def cmd_perf(args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def cmd_ping(args: argparse.Namespace) -> dict[str, Any]:
-    host = build_host(args.security, args.muxer, quic=is_quic(args.addr))
+    host = build_host(args.security, args.muxer, addr=args.addr)
     async with host.run(listen_addrs=[]):
         peer, connect_ms = await _connect(host, args.addr)
         stream = await host.new_stream(peer, [PING])

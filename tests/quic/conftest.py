@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 from multiaddr import Multiaddr
-from p2pkit_quic import QuicOptions, QuicTransport
 
 from p2pkit.builder import HostBuilder
 from p2pkit.crypto import generate_private_key
 from p2pkit.host import Host
 from p2pkit.network import MuxedTransportConnection
+from p2pkit_quic import QuicOptions, QuicTransport
 
 LISTEN = "/ip4/127.0.0.1/udp/0/quic-v1"
 

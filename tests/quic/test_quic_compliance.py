@@ -13,10 +13,10 @@ from collections.abc import Iterator
 
 import pytest
 from multiaddr import Multiaddr
-from p2pkit_quic import QuicTransport
 
 from p2pkit.crypto import generate_private_key
 from p2pkit.testing.muxed_transport_suite import MuxedTransportSuite
+from p2pkit_quic import QuicTransport
 
 from .conftest import LISTEN
 

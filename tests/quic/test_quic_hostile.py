@@ -15,9 +15,9 @@ import tracemalloc
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
 from multiaddr import Multiaddr
-from p2pkit_quic import QuicTransport
 
 from p2pkit.network import MuxedTransportConnection
+from p2pkit_quic import QuicTransport
 
 from .conftest import LISTEN
 

@@ -11,9 +11,6 @@ import socket
 import pytest
 from cryptography import x509
 from multiaddr import Multiaddr
-from p2pkit_quic import QuicTransport, from_sockaddr, is_quic, parse
-from p2pkit_quic import endpoint as endpoint_mod
-from p2pkit_quic.plugin import p2pkit_transports
 
 from p2pkit.crypto.tls_certificate import CertificateError
 from p2pkit.errors import (
@@ -25,6 +22,9 @@ from p2pkit.errors import (
 )
 from p2pkit.network import MuxedTransportConnection
 from p2pkit.peer import PeerId
+from p2pkit_quic import QuicTransport, from_sockaddr, is_quic, parse
+from p2pkit_quic import endpoint as endpoint_mod
+from p2pkit_quic.plugin import p2pkit_transports
 from p2pkit_tls.testing import custom_certificate
 
 from .conftest import LISTEN, quic_pair

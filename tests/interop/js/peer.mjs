@@ -4,6 +4,7 @@
 //                        [--muxer yamux,mplex] [--no-early-muxer] [--stock-limits]
 //                        [--identify-push]  (run identify-push; add a protocol after the
 //                        first peer identified us, so js pushes its new list)
+//                        [--cert PEM --key PEM]  (certificate for /tls/ws listen addresses)
 //   node peer.mjs ping <maddr> [--count N]
 //   node peer.mjs echo <maddr> [--streams N] [--bytes B]
 //   node peer.mjs perf <maddr> [--upload B] [--download B]
@@ -70,6 +71,8 @@ function parse (argv) {
         'stock-limits': { type: 'boolean', default: false },
         'lazy-select': { type: 'boolean', default: false },
         'identify-push': { type: 'boolean', default: false },
+        cert: { type: 'string' },
+        key: { type: 'string' },
         'key-type': { type: 'string', default: 'Ed25519' },
         count: { type: 'string', default: '5' },
         streams: { type: 'string', default: '1' },
@@ -113,6 +116,8 @@ function parse (argv) {
     stockLimits: v['stock-limits'],
     lazySelect: v['lazy-select'],
     identifyPush: v['identify-push'],
+    cert: v.cert,
+    key: v.key,
     keyType,
     count: int('count'),
     streams: int('streams'),
@@ -144,11 +149,16 @@ function noiseWithoutEarlyMuxer (noise) {
 }
 
 const isQuic = (addr) => addr.includes('/quic-v1')
+const isWs = (addr) => /\/(ws|wss)(\/|$)/.test(addr)
 
 /**
- * The transports the addresses need. @chainsafe/libp2p-quic (a native quinn
- * binary through napi-rs) is imported only when a QUIC address is involved, so
- * TCP-only runs never load it.
+ * The transports the addresses need: TCP unless every address is QUIC;
+ * @chainsafe/libp2p-quic (a native quinn binary through napi-rs) only when a
+ * QUIC address is involved, so TCP-only runs never load it; WebSocket
+ * (@libp2p/websockets) when an address is /ws or /tls/ws.  --cert/--key (PEM
+ * files) serve /tls/ws; a /tls/ws dial trusts the CAs of NODE_EXTRA_CA_CERTS.
+ * Node 20 has no global WebSocket, which the transport dials with: the `ws`
+ * package's (the one its listener uses) stands in.
  */
 async function transportsFor (opts, addrs) {
   const transports = []
@@ -157,6 +167,19 @@ async function transportsFor (opts, addrs) {
     const { quic } = await import('@chainsafe/libp2p-quic')
     // maxConcurrentStreamLimit: js stock allows 256 concurrent streams per connection.
     transports.push(opts.stockLimits ? quic() : quic({ maxConcurrentStreamLimit: MAX_STREAMS }))
+  }
+  if (addrs.some(isWs)) {
+    const { webSockets } = await import('@libp2p/websockets')
+    if (typeof globalThis.WebSocket === 'undefined') {
+      const { WebSocket } = await import('ws')
+      globalThis.WebSocket = WebSocket
+    }
+    const init = {}
+    if (opts.cert != null && opts.key != null) {
+      const { readFileSync } = await import('node:fs')
+      init.https = { cert: readFileSync(opts.cert), key: readFileSync(opts.key) }
+    }
+    transports.push(webSockets(init))
   }
   return transports
 }

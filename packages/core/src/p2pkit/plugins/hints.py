@@ -14,6 +14,7 @@ from p2pkit.plugins.spec import PluginKind
 PLUGIN_DISTRIBUTIONS: dict[tuple[PluginKind, str], str] = {
     ("transport", "tcp"): "p2pkit-tcp",
     ("transport", "quic"): "p2pkit-quic",
+    ("transport", "websocket"): "p2pkit-websocket",
     ("security", "noise"): "p2pkit-noise",
     ("security", "tls"): "p2pkit-tls",
     ("muxer", "yamux"): "p2pkit-yamux",
@@ -25,6 +26,8 @@ PLUGIN_DISTRIBUTIONS: dict[tuple[PluginKind, str], str] = {
 ADDRESS_DISTRIBUTIONS: dict[str, str] = {
     "tcp": "p2pkit-tcp",
     "quic-v1": "p2pkit-quic",
+    "ws": "p2pkit-websocket",
+    "wss": "p2pkit-websocket",
 }
 
 #: What to install when no plugin of a kind is installed at all.
@@ -41,8 +44,9 @@ def distribution_for_plugin(kind: PluginKind, name: str) -> str | None:
 
 
 def distribution_for_address(protocols: list[str]) -> str | None:
-    """The distribution whose transport handles the first known protocol of an address."""
-    for proto in protocols:
+    """The distribution whose transport handles an address: the one of its last known
+    protocol (the outermost layer: ``/tcp/1/ws`` is WebSocket's, not TCP's)."""
+    for proto in reversed(protocols):
         dist = ADDRESS_DISTRIBUTIONS.get(proto)
         if dist is not None:
             return dist
