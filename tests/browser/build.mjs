@@ -5,7 +5,7 @@
 // the bundle gets js-libp2p's browser code paths (the browser connection
 // gater, the WebSocket transport without a listener), exactly what a web
 // application built from these npm packages runs.
-import { copyFile, mkdir } from 'node:fs/promises'
+import { copyFile, mkdir, stat } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { build } from 'esbuild'
@@ -26,10 +26,8 @@ const result = await build({
   target: 'es2022',
   minify: true,
   sourcemap: 'linked',
-  metafile: true,
   logLevel: 'warning'
 })
 await copyFile(join(here, 'index.html'), join(out, 'index.html'))
-const bytes = result.metafile.outputs[join(out, 'bundle.js')]?.bytes
-  ?? Object.values(result.metafile.outputs).reduce((n, o) => n + o.bytes, 0)
+const { size: bytes } = await stat(join(out, 'bundle.js'))
 process.stdout.write(JSON.stringify({ bundle: join(out, 'bundle.js'), bytes }) + '\n')
