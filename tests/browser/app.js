@@ -35,11 +35,9 @@ const TIMEOUT_MS = 45_000
  */
 function denyDialMultiaddr (ma) {
   const [first] = ma.getComponents()
-  if (first == null) return true
-  if (first.name === 'ip4') return !first.value.startsWith('127.')
-  if (first.name === 'ip6') return first.value !== '::1'
-  if (first.name === 'dns' || first.name === 'dns4' || first.name === 'dns6') return first.value !== 'localhost'
-  return true
+  if (first?.name === 'ip4') return !first.value.startsWith('127.')
+  if (first?.name === 'ip6') return first.value !== '::1'
+  return !(first?.name?.startsWith('dns') && first.value === 'localhost')
 }
 
 /** n random bytes (crypto.getRandomValues fills at most 64 KiB per call). */

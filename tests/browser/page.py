@@ -8,13 +8,16 @@ Debian's Chromium through playwright-core and prints what the page reported.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -24,7 +27,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from ..interop.harness import _tail, in_ci, node_binary, run
+from ..interop.harness import Result, _tail, in_ci, node_binary, run
 
 HERE = Path(__file__).resolve().parent
 STAMP = HERE / "node_modules" / ".p2pkit-browser-stamp"
@@ -114,6 +117,41 @@ def serve(directory: Path) -> Iterator[tuple[str, list[str]]]:
         thread.join(timeout=5)
 
 
+def run_group(argv: Sequence[str], timeout: float) -> Result:
+    """Run `argv` in a process group of its own; on timeout kill the whole group.
+
+    Why not harness.run: its timeout kills the driver (node) alone, and a SIGKILLed
+    driver cannot stop the Chromium processes it launched; killing the group can.
+    """
+    start = time.monotonic()
+    proc = subprocess.Popen(
+        list(argv),
+        cwd=HERE,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        stdout, stderr = proc.communicate()
+        pytest.fail(
+            f"$ {' '.join(argv)}\ndid not finish within {timeout:.0f} s (process group killed)\n"
+            f"--- stdout\n{stdout[-4000:]}\n--- stderr\n{stderr[-4000:]}",
+            pytrace=False,
+        )
+    finally:
+        # Whatever the driver left behind (it should leave nothing) goes with it.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    result = Result(list(argv), proc.returncode, stdout, stderr, time.monotonic() - start)
+    print(result.describe())  # shown by pytest when the test fails
+    return result
+
+
 def page_url(base: str, maddr: str, nbytes: int, pings: int) -> str:
     return base + "index.html?" + urlencode({"maddr": maddr, "bytes": nbytes, "pings": pings})
 
@@ -138,7 +176,7 @@ def open_pages(
         str(int(timeout)),
         *urls,
     ]
-    result = run(argv, timeout=timeout * len(urls) + 60, cwd=HERE)
+    result = run_group(argv, timeout=timeout * len(urls) + 60)
     lines = [ln for ln in result.stdout.splitlines() if ln.startswith("RESULT ")]
     if len(lines) != len(urls):
         pytest.fail(
