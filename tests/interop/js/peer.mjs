@@ -4,6 +4,7 @@
 //                        [--muxer yamux,mplex] [--no-early-muxer] [--stock-limits]
 //                        [--identify-push]  (run identify-push; add a protocol after the
 //                        first peer identified us, so js pushes its new list)
+//                        [--cert PEM --key PEM]  (certificate for /tls/ws listen addresses)
 //   node peer.mjs ping <maddr> [--count N]
 //   node peer.mjs echo <maddr> [--streams N] [--bytes B]
 //   node peer.mjs perf <maddr> [--upload B] [--download B]
@@ -66,6 +67,8 @@ function parse (argv) {
         'stock-limits': { type: 'boolean', default: false },
         'lazy-select': { type: 'boolean', default: false },
         'identify-push': { type: 'boolean', default: false },
+        cert: { type: 'string' },
+        key: { type: 'string' },
         'key-type': { type: 'string', default: 'Ed25519' },
         count: { type: 'string', default: '5' },
         streams: { type: 'string', default: '1' },
@@ -109,6 +112,8 @@ function parse (argv) {
     stockLimits: v['stock-limits'],
     lazySelect: v['lazy-select'],
     identifyPush: v['identify-push'],
+    cert: v.cert,
+    key: v.key,
     keyType,
     count: int('count'),
     streams: int('streams'),
@@ -137,6 +142,30 @@ function noiseWithoutEarlyMuxer (noise) {
     enc.secureOutbound = (conn, options) => outbound(conn, { ...options, skipStreamMuxerNegotiation: true })
     return enc
   }
+}
+
+/**
+ * TCP always; WebSocket (@libp2p/websockets) when an address to listen on or to
+ * dial is /ws or /tls/ws.  --cert/--key (PEM files) serve /tls/ws; a /tls/ws dial
+ * trusts the CAs of NODE_EXTRA_CA_CERTS.  Node 20 has no global WebSocket, which
+ * the transport dials with: the `ws` package's (the one its listener uses) stands in.
+ */
+async function createTransports (opts, addrs) {
+  const transports = [tcp()]
+  if (addrs.some((a) => /\/(ws|wss)(\/|$)/.test(a))) {
+    const { webSockets } = await import('@libp2p/websockets')
+    if (typeof globalThis.WebSocket === 'undefined') {
+      const { WebSocket } = await import('ws')
+      globalThis.WebSocket = WebSocket
+    }
+    const init = {}
+    if (opts.cert != null && opts.key != null) {
+      const { readFileSync } = await import('node:fs')
+      init.https = { cert: readFileSync(opts.cert), key: readFileSync(opts.key) }
+    }
+    transports.push(webSockets(init))
+  }
+  return transports
 }
 
 async function createNode (opts, { listen, identifyOnConnect = true }) {
@@ -181,7 +210,7 @@ async function createNode (opts, { listen, identifyOnConnect = true }) {
   const node = await createLibp2p({
     privateKey: await generateKeyPair(opts.keyType),
     addresses: { listen },
-    transports: [tcp()],
+    transports: await createTransports(opts, [...listen, ...(opts.target != null ? [opts.target] : [])]),
     connectionEncrypters: encrypters,
     streamMuxers: muxers,
     connectionManager: raised
