@@ -1,6 +1,7 @@
 // Open pages in headless Chromium and print what each one reports.
 //
-//   node driver.mjs --chromium /usr/bin/chromium --profile DIR [--timeout S] URL...
+//   node driver.mjs --chromium /usr/bin/chromium --profile DIR [--timeout S]
+//                   [--trust-spki BASE64] URL...
 //
 // One browser for all URLs (start-up is the slow part), one fresh page per URL.
 // Per URL it prints `RESULT {"url": .., "result": <window.result>}` on stdout
@@ -20,7 +21,8 @@ const { values, positionals } = parseArgs({
   options: {
     chromium: { type: 'string', default: '/usr/bin/chromium' },
     profile: { type: 'string' },
-    timeout: { type: 'string', default: '60' }
+    timeout: { type: 'string', default: '60' },
+    'trust-spki': { type: 'string' }
   }
 })
 if (values.profile == null || positionals.length === 0) {
@@ -43,10 +45,15 @@ const FLAGS = [
   '--disable-background-networking', '--disable-component-update', '--disable-sync'
 ]
 
+// --trust-spki: accept TLS certificates with this public key (base64 SHA-256 of the
+// SubjectPublicKeyInfo) whoever signed them; Chromium honours the flag only with a
+// --user-data-dir, which the persistent context gives it.
+const trust = values['trust-spki'] == null ? [] : [`--ignore-certificate-errors-spki-list=${values['trust-spki']}`]
+
 const context = await chromium.launchPersistentContext(values.profile, {
   executablePath: values.chromium,
   headless: true,
-  args: FLAGS,
+  args: [...FLAGS, ...trust],
   timeout: timeoutMs
 })
 let failures = 0

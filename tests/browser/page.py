@@ -157,9 +157,17 @@ def page_url(base: str, maddr: str, nbytes: int, pings: int) -> str:
 
 
 def open_pages(
-    node: str, chromium: str, profile: Path, urls: Sequence[str], timeout: float
+    node: str,
+    chromium: str,
+    profile: Path,
+    urls: Sequence[str],
+    timeout: float,
+    trust_spki: str | None = None,
 ) -> list[dict[str, Any]]:
     """Open every URL in one headless Chromium; one `{"url", "result"[, "error"]}` each.
+
+    `trust_spki`: base64 SHA-256 of a certificate's public key that Chromium accepts
+    for TLS whoever signed it (the test's `/tls/ws` certificate).
 
     `result` is the page's window.result (None if it never set one: then `error`
     says why). The driver's whole output is printed, so a failing test shows the
@@ -174,6 +182,7 @@ def open_pages(
         str(profile),
         "--timeout",
         str(int(timeout)),
+        *(["--trust-spki", trust_spki] if trust_spki else []),
         *urls,
     ]
     result = run_group(argv, timeout=timeout * len(urls) + 60)
