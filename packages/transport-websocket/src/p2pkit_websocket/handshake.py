@@ -67,9 +67,10 @@ class ServerHandshake:
         proto = ServerProtocol(max_size=None)
         proto.receive_data(head)
         events = proto.events_received()
-        if not events:  # no valid HTTP request at all
+        if not events:  # no valid HTTP request; the library may have answered (431, 414)
             reason = str(proto.handshake_exc or "not an HTTP request")
-            return ServerResult(_plain(HTTPStatus.BAD_REQUEST, "bad request\n"), False, b"", reason)
+            out = b"".join(proto.data_to_send()) or _plain(HTTPStatus.BAD_REQUEST, "bad request\n")
+            return ServerResult(out, False, b"", reason)
         request = events[0]
         if not isinstance(request, Request):
             return ServerResult(_plain(HTTPStatus.BAD_REQUEST, "bad request\n"), False, b"", "?")
