@@ -100,6 +100,9 @@ async function echo (conn, data, signal) {
 
 function describe (err) {
   if (err == null) return String(err)
+  // A WebSocket that fails to open rejects with its 'error' Event, which says nothing;
+  // the browser logs the reason (e.g. net::ERR_CERT_AUTHORITY_INVALID) to the console.
+  if (err instanceof Event) return `${err.type} event from ${err.target?.url ?? err.target} (reason in the console)`
   return `${err.name ?? 'Error'}: ${String(err.message ?? err).replace(/\s+/g, ' ')}`
 }
 

@@ -90,23 +90,22 @@ def build_bundle(node: str, out: Path) -> Path:
     return out
 
 
-class _QuietHandler(SimpleHTTPRequestHandler):
-    """Static files; requests are logged to a list (printed on failure), not stderr."""
-
-    log: list[str]
-
-    def log_message(self, format: str, *args: Any) -> None:
-        self.log.append(format % args)
-
-
 @contextmanager
 def serve(directory: Path) -> Iterator[tuple[str, list[str]]]:
-    """Serve `directory` on 127.0.0.1 from a thread; yields (base URL, request log)."""
+    """Serve `directory` on 127.0.0.1 from a thread; yields (base URL, request log).
+
+    Requests are logged to the list (the test prints it, pytest shows it on failure),
+    not to stderr.
+    """
     log: list[str] = []
-    handler = functools.partial(
-        type("Handler", (_QuietHandler,), {"log": log}), directory=str(directory)
+
+    class Handler(SimpleHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            log.append(format % args)
+
+    server = ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(Handler, directory=str(directory))
     )
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
