@@ -21,14 +21,19 @@ PY_PEER = HERE / "_pylibp2p_peer.py"
 
 @dataclasses.dataclass(frozen=True)
 class Stack:
-    """A transport stack: always TCP, plus one security protocol and one muxer."""
+    """A transport stack: TCP or WebSocket (``ws``), one security protocol, one muxer."""
 
     security: str
     muxer: str
+    transport: str = "tcp"
 
     @property
     def name(self) -> str:
-        return f"tcp+{self.security}+{self.muxer}"
+        return f"{self.transport}+{self.security}+{self.muxer}"
+
+    @property
+    def listen_addr(self) -> str:
+        return "/ip4/127.0.0.1/tcp/0" + ("/ws" if self.transport == "ws" else "")
 
 
 STACKS = [
@@ -37,6 +42,12 @@ STACKS = [
     Stack("noise", "mplex"),
     Stack("tls", "yamux"),
 ]
+"""The stacks of a default run."""
+
+WS_STACKS = [Stack("noise", "yamux", "ws")]
+"""Run when named (``--stack ws+noise+yamux``; ``ws_throughput.py`` does)."""
+
+ALL_STACKS = STACKS + WS_STACKS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,7 +73,7 @@ class Impl:
             *self.base,
             "listen",
             "--listen",
-            "/ip4/127.0.0.1/tcp/0",
+            stack.listen_addr,
             "--security",
             stack.security,
             "--muxer",
@@ -120,11 +131,13 @@ class Impl:
 
 def p2pkit_impl() -> Impl:
     # The python running compare.py must have p2pkit installed (the repository venv).
-    return Impl("p2pkit", (sys.executable, "-m", "p2pkit"), None, frozenset(s.name for s in STACKS))
+    stacks = frozenset(s.name for s in ALL_STACKS)
+    return Impl("p2pkit", (sys.executable, "-m", "p2pkit"), None, stacks)
 
 
 def js_impl() -> Impl:
-    return Impl("js", ("node", str(JS_DIR / "peer.mjs")), JS_DIR, frozenset(s.name for s in STACKS))
+    stacks = frozenset(s.name for s in ALL_STACKS)
+    return Impl("js", ("node", str(JS_DIR / "peer.mjs")), JS_DIR, stacks)
 
 
 def py_impl(stacks: frozenset[str]) -> Impl:

@@ -45,7 +45,11 @@ PERF = "/perf/1.0.0"
 PING = "/ipfs/ping/1.0.0"
 
 
-def build_host(security: str, muxer: str, max_connections: int | None = None) -> Any:
+def build_host(
+    security: str, muxer: str, max_connections: int | None = None, addr: str | None = None
+) -> Any:
+    """``addr``: the address to listen on or dial; a ``/ws`` one adds py-libp2p's
+    WebSocket transport (``enable_websocket``) next to TCP."""
     from libp2p import new_host
     from libp2p.crypto.ed25519 import create_new_key_pair
     from libp2p.crypto.x25519 import create_new_key_pair as create_x25519
@@ -99,6 +103,8 @@ def build_host(security: str, muxer: str, max_connections: int | None = None) ->
                 max_established_total=n,
             ),
         )
+    if addr is not None and "/ws" in addr:
+        extra["enable_websocket"] = True
     return new_host(key_pair=key_pair, sec_opt=sec, muxer_opt=mux, **extra)
 
 
@@ -143,7 +149,7 @@ class _CountingStream:
 async def cmd_listen(args: argparse.Namespace) -> None:
     from libp2p.perf.perf_service import PerfService
 
-    host = build_host(args.security, args.muxer, args.max_connections)
+    host = build_host(args.security, args.muxer, args.max_connections, args.listen)
     async with host.run(listen_addrs=[multiaddr.Multiaddr(args.listen)]):
         perf = PerfService(host)
         await perf.start()
@@ -176,7 +182,7 @@ async def _connect(host: Any, addr: str) -> tuple[Any, float]:
 async def cmd_perf(args: argparse.Namespace) -> dict[str, Any]:
     from libp2p.network.stream.exceptions import StreamEOF
 
-    host = build_host(args.security, args.muxer)
+    host = build_host(args.security, args.muxer, addr=args.addr)
     async with host.run(listen_addrs=[]):
         peer, connect_ms = await _connect(host, args.addr)
         stream = await host.new_stream(peer, [PERF])
@@ -216,7 +222,7 @@ async def cmd_perf(args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def cmd_ping(args: argparse.Namespace) -> dict[str, Any]:
-    host = build_host(args.security, args.muxer)
+    host = build_host(args.security, args.muxer, addr=args.addr)
     async with host.run(listen_addrs=[]):
         peer, connect_ms = await _connect(host, args.addr)
         stream = await host.new_stream(peer, [PING])

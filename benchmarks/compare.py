@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _go import build_go
 from _peers import (
+    ALL_STACKS,
     HERE,
     JS_DIR,
     STACKS,
@@ -327,7 +328,7 @@ def compute_ratios(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """p2pkit/js and p2pkit/py-libp2p per stack and metric, from same-implementation pairs."""
     by = {(c["stack"], c["pair"]): c["median"] for c in cells}
     out = []
-    names = [s.name for s in STACKS]
+    names = [s.name for s in ALL_STACKS]
     for stack in sorted({c["stack"] for c in cells if c["stack"] in names}, key=names.index):
         mine = by.get((stack, "p2pkit-p2pkit"))
         for other in ("js-js", "py-libp2p-py-libp2p"):
@@ -422,8 +423,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--stack",
         action="append",
-        choices=[s.name for s in STACKS],
-        help="only these stacks (repeatable; default all)",
+        choices=[s.name for s in ALL_STACKS],
+        help="only these stacks (repeatable; default: every TCP stack; ws+noise+yamux when named)",
     )
     ap.add_argument(
         "--pair",
@@ -470,7 +471,7 @@ def main(argv: list[str] | None = None) -> int:
             ["npm", "ci", "--no-audit", "--no-fund"], cwd=JS_DIR, check=True, timeout=600
         )
 
-    stacks = [s for s in STACKS if not args.stack or s.name in args.stack]
+    stacks = [s for s in ALL_STACKS if s.name in args.stack] if args.stack else STACKS
     pairs = [p for p in ALL_PAIRS if not args.pair or pair_name(*p) in args.pair]
     notes: list[str] = []
     impls: dict[str, Impl] = {"p2pkit": p2pkit_impl(), "js": js_impl()}

@@ -130,9 +130,13 @@ def _round(addr: str, total: int, procs: int, pid: int, timeout: float) -> tuple
                 d.wait()
 
 
-def measure(conns: int, procs: int, timeout: float, rounds: int = 1) -> dict[str, Any]:
+def measure(
+    conns: int, procs: int, timeout: float, rounds: int = 1, listen: str | None = None
+) -> dict[str, Any]:
     _raise_nofile(conns + 256)
     argv = [sys.executable, "-m", "p2pkit", "listen"]
+    if listen is not None:  # e.g. /ip4/127.0.0.1/tcp/0/ws (ws_throughput.py)
+        argv += ["--listen", listen]
     listener = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, start_new_session=True)
     try:
         assert listener.stdout is not None
@@ -181,6 +185,7 @@ def main() -> int:
     p.add_argument("--rounds", type=int, default=1, help="hold and close N times (default 1)")
     p.add_argument("--timeout", type=float, default=300.0, help="per-phase timeout, seconds")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--listen", metavar="MADDR", help="listener address (default: p2pkit's)")
     p.add_argument("--dialer", metavar="MADDR", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.conns < 1 or not 1 <= args.procs <= 64 or args.rounds < 1:
@@ -189,7 +194,7 @@ def main() -> int:
         _raise_nofile(args.conns + 256)
         asyncio.run(_dialer(args.dialer, args.conns))
         return 0
-    r = measure(args.conns, args.procs, args.timeout, args.rounds)
+    r = measure(args.conns, args.procs, args.timeout, args.rounds, args.listen)
     if args.json:
         print(json.dumps(r))
     else:

@@ -28,7 +28,7 @@ def feed(reader: FrameReader, wire: bytes, step: int) -> tuple[bytes, list[Event
     for i in range(0, len(wire), step):
         for ev in reader.receive_data(memoryview(wire[i : i + step])):
             if isinstance(ev, Data):
-                data += ev.payload
+                data += ev.unmasked()
             else:
                 other.append(ev)
     return bytes(data), other

@@ -132,12 +132,10 @@ async def _read_until_closed(r: asyncio.StreamReader) -> tuple[int | None, int]:
         (_frame(0x80 | 0x2, b"", length=1 << 20), 1009),  # message over max_message_size
         (_frame(0x80 | 0x2, b"", length=1 << 62), 1009),  # absurd length
         (_frame(0x80 | OP_TEXT, b"hello"), 1003),  # text frame
-        (_frame(0x80 | 0x2, b"x")[:-5] + b"x", 1002),  # unmasked client frame
+        (bytes([0x82, 0x01]) + b"x", 1002),  # unmasked client frame
     ],
 )
 async def test_bad_frames_get_a_close_code(server: Server, frame: bytes, code: int) -> None:
-    if code == 1002:
-        frame = bytes([0x82, 0x01]) + b"x"
     r, w = await _upgraded(server.port)
     w.write(frame)
     got, _ = await _read_until_closed(r)

@@ -156,7 +156,7 @@ class WsConnection(TcpConnection):
             return
         for ev in events:
             if type(ev) is Data:
-                self._feed(ev.payload)
+                self._feed(ev.unmasked())
             elif type(ev) is Ping:
                 self._on_ping(ev.payload)
             elif type(ev) is CloseReceived:

@@ -32,7 +32,7 @@ def p2pkit_transports() -> list[PluginSpec[Transport]]:
             factory=create,
             options=WsOptions,
             priority=90,
-            provides=("ws", "wss", "tls"),
+            provides=("ws", "wss"),
             description="WebSocket over TCP (/tcp/<port>/ws, /tls/ws; legacy /wss)",
         )
     ]

@@ -13,6 +13,7 @@ from p2pkit.plugins.spec import PluginKind
 #: Distribution providing each plugin name shipped with p2pkit, by (kind, name).
 PLUGIN_DISTRIBUTIONS: dict[tuple[PluginKind, str], str] = {
     ("transport", "tcp"): "p2pkit-tcp",
+    ("transport", "websocket"): "p2pkit-websocket",
     ("security", "noise"): "p2pkit-noise",
     ("security", "tls"): "p2pkit-tls",
     ("muxer", "yamux"): "p2pkit-yamux",
@@ -22,6 +23,8 @@ PLUGIN_DISTRIBUTIONS: dict[tuple[PluginKind, str], str] = {
 #: Distribution providing a transport for a multiaddr protocol (``/tcp/...``).
 ADDRESS_DISTRIBUTIONS: dict[str, str] = {
     "tcp": "p2pkit-tcp",
+    "ws": "p2pkit-websocket",
+    "wss": "p2pkit-websocket",
 }
 
 #: What to install when no plugin of a kind is installed at all.
@@ -37,8 +40,9 @@ def distribution_for_plugin(kind: PluginKind, name: str) -> str | None:
 
 
 def distribution_for_address(protocols: list[str]) -> str | None:
-    """The distribution whose transport handles the first known protocol of an address."""
-    for proto in protocols:
+    """The distribution whose transport handles an address: the one of its last known
+    protocol (the outermost layer: ``/tcp/1/ws`` is WebSocket's, not TCP's)."""
+    for proto in reversed(protocols):
         dist = ADDRESS_DISTRIBUTIONS.get(proto)
         if dist is not None:
             return dist
