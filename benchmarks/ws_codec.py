@@ -92,7 +92,19 @@ def main() -> None:
 
         kind = "masked  " if masked else "unmasked"
         print(f"send    {kind}: p2pkit {rate(ours_send, mib):8.0f} MB/s   "
-              f"websockets {rate(lib_send, mib):8.0f} MB/s")  # fmt: skip
+              f"websockets {rate(lib_send, mib):8.0f} MB/s", end="")  # fmt: skip
+        try:
+            from wsproto.frame_protocol import FrameProtocol
+        except ImportError:
+            print()
+            continue
+        wps = FrameProtocol(client=masked, extensions=[])
+
+        def wsproto_send(wps: FrameProtocol = wps) -> int:
+            wps.send_data(payload, fin=True)
+            return MSG
+
+        print(f"   wsproto {rate(wsproto_send, mib):8.0f} MB/s")
 
 
 if __name__ == "__main__":

@@ -4,9 +4,11 @@ Why one driver: the WebSocket goals are ratios (p2pkit over /ws against TCP and
 against js-libp2p over /ws; idle memory against a TCP connection), and ratios only mean
 something when both sides are measured at the same moment on the same machine.
 
-1. ``compare.py`` with the stacks ``tcp+noise+yamux`` and ``ws+noise+yamux`` and the
-   pairs p2pkit->p2pkit and js->js (runs interleaved): upload and download MB/s of one
-   stream, connect ms, first-ping RTT; results in ``results/ws/latest.{json,md}``.
+1. ``compare.py`` over the stacks ``tcp+noise+yamux`` and ``ws+noise+yamux`` for the
+   pairs p2pkit->p2pkit and js->js, one run per stack at a time, the stacks alternating
+   (a whole-stack-then-the-other run let load changes pass for a stack difference):
+   upload and download MB/s of one stream, connect ms, first-ping RTT; medians of
+   ``--runs`` rounds (every run's values are kept in the JSON record).
 2. ``idle_memory.py`` for a TCP listener and a /ws listener, alternating, ``--mem-runs``
    times each: listener RSS per idle connection (Noise + Yamux, identify done).
 
@@ -22,6 +24,7 @@ import json
 import statistics
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -30,15 +33,40 @@ RESULTS = HERE / "results"
 LISTEN = {"tcp": "/ip4/127.0.0.1/tcp/0", "ws": "/ip4/127.0.0.1/tcp/0/ws"}
 
 
+STACKS = ("tcp+noise+yamux", "ws+noise+yamux")
+PAIRS = ("p2pkit-p2pkit", "js-js")
+METRICS = ("upload_MBps", "download_MBps", "connect_ms", "rtt_ms", "latency_ms")
+
+
 def throughput(runs: int, nbytes: str, out: Path) -> dict[str, Any]:
-    argv = [
-        sys.executable, str(HERE / "compare.py"), "--no-py", "--runs", str(runs),
-        "--bytes", nbytes, "--stack", "tcp+noise+yamux", "--stack", "ws+noise+yamux",
-        "--pair", "p2pkit-p2pkit", "--pair", "js-js", "--out", str(out),
-    ]  # fmt: skip
-    subprocess.run(argv, check=False)
-    result: dict[str, Any] = json.loads((out / "latest.json").read_text())
-    return result
+    """``runs`` rounds of one ``compare.py`` run per stack, the stacks alternating (and
+    their order swapped every round), so TCP and WebSocket see the same machine load;
+    medians per (stack, pair, metric) over the rounds."""
+    values: dict[tuple[str, str], list[dict[str, float]]] = {}
+    loads = []
+    for i in range(runs):
+        order = STACKS if i % 2 == 0 else STACKS[::-1]
+        for stack in order:
+            run_dir = out / f"run{i + 1}-{stack}"
+            argv = [
+                sys.executable, str(HERE / "compare.py"), "--no-py", "--runs", "1",
+                "--bytes", nbytes, "--stack", stack, "--out", str(run_dir),
+                "--max-wait", "300" if i == 0 and stack == order[0] else "0",
+                *(x for pair in PAIRS for x in ("--pair", pair)),
+            ]  # fmt: skip
+            subprocess.run(argv, check=False)
+            result = json.loads((run_dir / "latest.json").read_text())
+            loads.append(result.get("load"))
+            for cell in result["cells"]:
+                values.setdefault((cell["stack"], cell["pair"]), []).extend(cell["runs"])
+    cells = []
+    for (stack, pair), rows in values.items():
+        med = {}
+        for m in METRICS:
+            vals = [r[m] for r in rows if m in r]
+            med[m] = round(statistics.median(vals), 3) if vals else None
+        cells.append({"stack": stack, "pair": pair, "runs": rows, "median": med})
+    return {"cells": cells, "loads": loads}
 
 
 def idle_memory(conns: int, runs: int) -> dict[str, Any]:
@@ -63,7 +91,7 @@ def main() -> int:
     p.add_argument("--conns", type=int, default=200, help="idle connections (default 200)")
     p.add_argument("--mem-runs", type=int, default=3, help="idle-memory runs per kind")
     args = p.parse_args()
-    tp = throughput(args.runs, args.bytes, RESULTS / "ws")
+    tp = throughput(args.runs, args.bytes, Path(tempfile.mkdtemp(prefix="ws-throughput-")))
     mem = idle_memory(args.conns, args.mem_runs)
     cells = {(c["stack"], c["pair"]): c["median"] for c in tp["cells"]}
     summary: dict[str, Any] = {}
@@ -76,7 +104,7 @@ def main() -> int:
             "ws_over_tcp": None if not (ws and tcp) else round(ws / tcp, 2),
             "p2pkit_ws_over_js_ws": None if not (ws and js) else round(ws / js, 2),
         }  # fmt: skip
-    record = {"summary": summary, "idle_memory": mem, "load": tp.get("load")}
+    record = {"summary": summary, "idle_memory": mem, "throughput": tp}
     (RESULTS / "ws-latest.json").write_text(json.dumps(record, indent=1) + "\n")
     for metric, row in summary.items():
         print(f"{metric:14} {json.dumps(row)}")

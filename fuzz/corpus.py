@@ -185,3 +185,46 @@ def multistream_ls_answers() -> list[bytes]:
         ms.HEADER + ms.encode_ls_response([]),
         ms.encode_messages(ms.PROTOCOL_ID, "na"),
     ]
+
+
+def _ws_frames(mask: bool) -> list[bytes]:
+    from p2pkit_websocket.frames import OP_PING, OP_PONG, FrameWriter
+
+    w = FrameWriter(mask=mask, max_frame_size=300)
+    data = b"".join(bytes(p) for p in w.message([b"x" * 1000]))
+    return [
+        data,
+        w.control(OP_PING, b"hi") + b"".join(bytes(p) for p in w.message([b"abc"])),
+        w.control(OP_PONG) + w.close(1000, "bye"),
+    ]
+
+
+def ws_client_frames() -> list[bytes]:
+    """Frames a WebSocket client sends (masked)."""
+    return _ws_frames(True)
+
+
+def ws_server_frames() -> list[bytes]:
+    """Frames a WebSocket server sends (unmasked)."""
+    return _ws_frames(False)
+
+
+def ws_requests() -> list[bytes]:
+    """Upgrade requests, a good one first."""
+    from p2pkit_websocket.handshake import ClientHandshake
+
+    good = ClientHandshake("127.0.0.1:1", tls=False).request
+    return [good, good.replace(b"GET / ", b"GET /x "), b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"]
+
+
+def ws_responses() -> list[bytes]:
+    """Upgrade responses (the accept key does not match our random one: refused)."""
+    from p2pkit_websocket.handshake import ServerHandshake
+
+    req = (
+        b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    result = ServerHandshake().receive_data(memoryview(req))
+    assert result is not None
+    return [result.response, b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"]

@@ -33,6 +33,8 @@ from p2pkit_noise.framing import FrameDecoder
 from p2pkit_noise.handshake import NoiseHandshake, static_public_key
 from p2pkit_noise.payload import SIGNATURE_PREFIX, HandshakePayload, verify_payload
 from p2pkit_tls.certificate import decode_signed_key, verify_certificate
+from p2pkit_websocket import frames as wsf
+from p2pkit_websocket.handshake import ClientHandshake, ServerHandshake
 from p2pkit_yamux import events as yev
 from p2pkit_yamux.session import YamuxSession
 
@@ -272,6 +274,31 @@ def multiaddr(data: bytes, rng: random.Random) -> None:
     split_peer(to_multiaddr(data.decode("latin-1")))
 
 
+# -- WebSocket ---------------------------------------------------------------------------
+
+
+def ws_frames(data: bytes, rng: random.Random, server: bool) -> None:
+    reader = wsf.FrameReader(expect_masked=server, max_message_size=1 << 16)
+    for chunk in chunks(data, rng):
+        for ev in reader.receive_data(memoryview(chunk)):
+            if isinstance(ev, wsf.Data):
+                bytes(ev.unmasked())
+
+
+def ws_handshake_server(data: bytes, rng: random.Random) -> None:
+    hs = ServerHandshake()
+    for chunk in chunks(data, rng):
+        if hs.receive_data(memoryview(chunk)) is not None:
+            return
+
+
+def ws_handshake_client(data: bytes, rng: random.Random) -> None:
+    hs = ClientHandshake("127.0.0.1:1", tls=False)
+    for chunk in chunks(data, rng):
+        if hs.receive_data(memoryview(chunk)) is not None:
+            return
+
+
 TARGETS: dict[str, Target] = {
     t.name: t
     for t in [
@@ -310,5 +337,9 @@ TARGETS: dict[str, Target] = {
         Target("peer-id-bytes", peer_id_bytes, corpus.peer_id_bytes),
         Target("peer-id-string", peer_id_string, corpus.peer_id_strings),
         Target("multiaddr", multiaddr, corpus.multiaddrs),
+        Target("ws-frames-server", lambda d, r: ws_frames(d, r, True), corpus.ws_client_frames),
+        Target("ws-frames-client", lambda d, r: ws_frames(d, r, False), corpus.ws_server_frames),
+        Target("ws-handshake-server", ws_handshake_server, corpus.ws_requests),
+        Target("ws-handshake-client", ws_handshake_client, corpus.ws_responses),
     ]
 }

@@ -57,6 +57,17 @@ def test_large_writes_are_split_into_messages_under_the_frame_size() -> None:
     assert feed(reader, wire, 1000)[0] == payload
 
 
+@pytest.mark.parametrize("masked", [True, False])
+def test_write_many_parts_make_one_message(masked: bool) -> None:
+    parts = [b"h" * 12, os.urandom(10_000), bytearray(b"t" * 5000)]
+    out = FrameWriter(mask=masked, max_frame_size=1 << 20).message(parts)
+    wire = b"".join(bytes(p) for p in out)
+    reader = FrameReader(expect_masked=masked, max_message_size=1 << 20)
+    events = reader.receive_data(memoryview(wire))
+    assert len(events) == 1  # one frame
+    assert bytes(events[0].unmasked()) == b"".join(bytes(p) for p in parts)  # type: ignore[union-attr]
+
+
 def test_unmasked_payload_is_a_slice_of_the_input() -> None:
     wire = wire_of(FrameWriter(mask=False, max_frame_size=1 << 20), b"x" * 10_000)
     view = memoryview(wire)

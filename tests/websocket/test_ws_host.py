@@ -21,6 +21,8 @@ STACKS = [
     ("/ip4/127.0.0.1/tcp/0/tls/ws", "tls", "mplex"),
     ("/ip4/127.0.0.1/tcp/0/ws", "tls", "mplex"),
     ("/ip4/127.0.0.1/tcp/0/tls/ws", "noise", "yamux"),
+    ("/ip4/127.0.0.1/tcp/0/ws", "plaintext", "yamux"),  # yamux's header + payload writes
+    ("/ip4/127.0.0.1/tcp/0/ws", "plaintext", "mplex"),
 ]
 
 

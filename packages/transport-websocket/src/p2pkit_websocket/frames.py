@@ -263,6 +263,9 @@ class FrameWriter:
         if len(parts) == 1:
             payload: Buffer = parts[0]
         else:
+            total = sum(len(p) if isinstance(p, bytes) else memoryview(p).nbytes for p in parts)
+            if not self._mask and 4096 <= total <= self._max:  # a muxer's header + payload
+                return [self._header(OP_BINARY, total), *parts]
             payload = b"".join(parts)
         size = len(payload) if isinstance(payload, bytes) else memoryview(payload).nbytes
         if size <= self._max:
@@ -280,15 +283,17 @@ class FrameWriter:
     def close(self, code: int, reason: str = "") -> bytes:
         return self.control(OP_CLOSE, Close(code, reason[:100]).serialize())
 
-    def _frame(self, opcode: int, payload: Buffer, size: int) -> list[Buffer]:
+    def _header(self, opcode: int, size: int) -> bytes:
         b0 = 0x80 | opcode
         mbit = 0x80 if self._mask else 0
         if size < 126:
-            head = _HEAD.pack(b0, mbit | size)
-        elif size < 65536:
-            head = _HEAD.pack(b0, mbit | 126) + _LEN16.pack(size)
-        else:
-            head = _HEAD.pack(b0, mbit | 127) + _LEN64.pack(size)
+            return _HEAD.pack(b0, mbit | size)
+        if size < 65536:
+            return _HEAD.pack(b0, mbit | 126) + _LEN16.pack(size)
+        return _HEAD.pack(b0, mbit | 127) + _LEN64.pack(size)
+
+    def _frame(self, opcode: int, payload: Buffer, size: int) -> list[Buffer]:
+        head = self._header(opcode, size)
         if not self._mask:
             if size < 4096:
                 return [head + bytes(payload)]

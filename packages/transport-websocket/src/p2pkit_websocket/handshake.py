@@ -18,11 +18,10 @@ from websockets.server import ServerProtocol
 from websockets.uri import parse_uri
 
 from p2pkit.errors import TransportError
+from p2pkit_websocket._ids import PATH
 
 MAX_HEAD = 16 * 1024
 """Largest request or response head accepted (browsers send well under 2 KiB)."""
-
-PATH = "/"
 
 _END = b"\r\n\r\n"
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from p2pkit.plugins.spec import Components, PluginSpec, hookimpl
+from p2pkit_websocket._ids import ADDRESS_PROTOCOLS
 from p2pkit_websocket.options import WsOptions
 
 if TYPE_CHECKING:
@@ -32,7 +33,7 @@ def p2pkit_transports() -> list[PluginSpec[Transport]]:
             factory=create,
             options=WsOptions,
             priority=90,
-            provides=("ws", "wss"),
+            provides=ADDRESS_PROTOCOLS,
             description="WebSocket over TCP (/tcp/<port>/ws, /tls/ws; legacy /wss)",
         )
     ]
