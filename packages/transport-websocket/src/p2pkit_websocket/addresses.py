@@ -1,7 +1,7 @@
 """WebSocket multiaddrs: ``<tcp address>/ws`` and ``<tcp address>/tls[/sni/<name>]/ws``.
 
 The TCP part is the TCP transport's (``/ip4|ip6|dns|dns4|dns6/<host>/tcp/<port>``,
-decoded by :func:`p2pkit_tcp.addresses.parse`).  The legacy ``/wss`` is accepted as
+decoded by :func:`p2pkit.tcp_addrs.parse`).  The legacy ``/wss`` is accepted as
 input and means ``/tls/ws`` (:func:`normalise`).  An optional trailing ``/p2p/<id>`` is
 ignored here (the host checks it).  Anything else is not ours: :func:`parse` raises
 :class:`~p2pkit.errors.AddressError` and ``can_dial``/``can_listen`` say False.
@@ -15,9 +15,9 @@ from typing import Any
 from multiaddr import Multiaddr
 
 from p2pkit.errors import AddressError
-from p2pkit_tcp.addresses import TcpTarget
-from p2pkit_tcp.addresses import from_sockaddr as tcp_from_sockaddr
-from p2pkit_tcp.addresses import parse as parse_tcp
+from p2pkit.tcp_addrs import TcpTarget
+from p2pkit.tcp_addrs import from_sockaddr as tcp_from_sockaddr
+from p2pkit.tcp_addrs import parse as parse_tcp
 
 
 @dataclasses.dataclass(frozen=True)

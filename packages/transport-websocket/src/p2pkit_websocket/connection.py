@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from p2pkit.abc import Buffer
 from p2pkit.errors import ConnectionClosed, TransportError
 from p2pkit.stream_socket import StreamSocketProtocol
-from p2pkit_tcp.connection import TcpConnection
+from p2pkit.tcp_socket import TcpConnection
 from p2pkit_websocket.addresses import from_sockaddr
 from p2pkit_websocket.frames import (
     CLOSE_NORMAL,

@@ -6,7 +6,7 @@ import dataclasses
 from typing import ClassVar
 
 from p2pkit.errors import ConfigError
-from p2pkit_tcp.options import TcpOptions
+from p2pkit.tcp_socket import TcpOptions
 
 
 @dataclasses.dataclass(frozen=True)
@@ -14,7 +14,7 @@ class WsOptions(TcpOptions):
     """Configuration of :class:`~p2pkit_websocket.WsTransport`.
 
     The TCP options (``nodelay``, buffer sizes, close timeout and linger, ...) apply to
-    the socket underneath; see :class:`~p2pkit_tcp.TcpOptions`.  Our own:
+    the socket underneath; see :class:`~p2pkit.tcp_socket.TcpOptions`.  Our own:
 
     ``handshake_timeout``: seconds an accepted socket gets to complete the HTTP upgrade
     (and TLS) before it is dropped.  ``max_message_size``: the largest binary message
