@@ -91,10 +91,11 @@ def test_offered_protocols_are_imported_when_a_connection_negotiates_them() -> N
         f"HEAVY = {HEAVY!r}\n"
         "a = HostBuilder().listen('/ip4/127.0.0.1/tcp/0').build()\n"
         "b = HostBuilder().build()\n"
-        # The enabled transports' classes are built with the host (TCP's and QUIC's
-        # thin modules); aioquic waits for the first QUIC listen or dial.
-        "thin = ('p2pkit_tcp', 'p2pkit_quic.transport')\n"
-        "loaded = [m for m in [*HEAVY, 'aioquic'] if m in sys.modules and not m.startswith(thin)]\n"
+        # The enabled transports' classes are built with the host (their thin modules);
+        # aioquic and websockets wait for the first QUIC or WebSocket listen or dial.
+        "thin = ('p2pkit_tcp', 'p2pkit_quic.transport', 'p2pkit_websocket.transport')\n"
+        "lazy = [*HEAVY, 'aioquic', 'websockets']\n"
+        "loaded = [m for m in lazy if m in sys.modules and not m.startswith(thin)]\n"
         "assert not loaded, loaded\n"
         "async def main():\n"
         "    async with a, b:\n"

@@ -1,4 +1,9 @@
-"""The WebSocket transport: dialing and listening on ``/ws`` and ``/tls/ws`` multiaddrs."""
+"""The WebSocket transport: dialing and listening on ``/ws`` and ``/tls/ws`` multiaddrs.
+
+A default host builds every enabled transport, so this module stays light: the
+connection module (and ``websockets``, about 10 ms of imports) is loaded by the first
+listen or dial, never by a host that does not use WebSocket addresses.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import asyncio
 import logging
 import socket
 import ssl
+from typing import TYPE_CHECKING
 
 from multiaddr import Multiaddr
 
@@ -13,8 +19,10 @@ from p2pkit.abc import ConnectionHandler, Listener, RawConnection, Transport
 from p2pkit.errors import AddressError, DialError, P2PError, TransportError
 from p2pkit.stream_socket import ListenerSet
 from p2pkit_websocket.addresses import WsTarget, from_sockaddr, is_ws, normalise, parse
-from p2pkit_websocket.connection import WsConnection, WsProtocol
 from p2pkit_websocket.options import WsOptions
+
+if TYPE_CHECKING:
+    from p2pkit_websocket.connection import WsConnection
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +84,8 @@ class WsTransport(Transport):
             raise DialError(f"dial {addr} timed out after {limit} s") from None
 
     async def _dial(self, addr: Multiaddr, target: WsTarget) -> WsConnection:
+        from p2pkit_websocket.connection import WsConnection, WsProtocol  # lazy: see above
+
         hosts = await self._resolve(addr, target)
         ctx = self.client_context() if target.tls else None
         server_hostname = (target.sni or target.tcp.host) if ctx is not None else None
@@ -130,6 +140,8 @@ class WsTransport(Transport):
     # -- listening ---------------------------------------------------------------------------
 
     async def listen(self, addr: Multiaddr, handler: ConnectionHandler) -> Listener:
+        from p2pkit_websocket.connection import WsConnection, WsProtocol  # lazy: see above
+
         target = parse(addr)
         ctx = self.server_context() if target.tls else None
         options = self.options
