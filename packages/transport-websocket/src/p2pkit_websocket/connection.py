@@ -24,7 +24,6 @@ our reader and closes the socket gracefully, so the peer can read why.
 from __future__ import annotations
 
 import asyncio
-import logging
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -32,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from p2pkit.abc import Buffer
 from p2pkit.errors import ConnectionClosed, TransportError
+from p2pkit.logs import get_logger
 from p2pkit.stream_socket import StreamSocketProtocol
 from p2pkit.tcp_socket import TcpConnection
 from p2pkit_websocket.addresses import from_sockaddr
@@ -52,7 +52,7 @@ from p2pkit_websocket.options import WsOptions
 if TYPE_CHECKING:
     from multiaddr import Multiaddr
 
-log = logging.getLogger(__name__)
+log = get_logger("websocket")
 
 _closers: set[asyncio.Task[None]] = set()  # graceful closes after a refusal or an error
 

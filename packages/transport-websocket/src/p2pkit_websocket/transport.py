@@ -8,7 +8,6 @@ listen or dial, never by a host that does not use WebSocket addresses.
 from __future__ import annotations
 
 import asyncio
-import logging
 import socket
 import ssl
 from typing import TYPE_CHECKING
@@ -17,6 +16,7 @@ from multiaddr import Multiaddr
 
 from p2pkit.abc import ConnectionHandler, Listener, RawConnection, Transport
 from p2pkit.errors import AddressError, DialError, P2PError, TransportError
+from p2pkit.logs import get_logger
 from p2pkit.stream_socket import ListenerSet
 from p2pkit_websocket.addresses import WsTarget, from_sockaddr, is_ws, normalise, parse
 from p2pkit_websocket.options import WsOptions
@@ -24,7 +24,7 @@ from p2pkit_websocket.options import WsOptions
 if TYPE_CHECKING:
     from p2pkit_websocket.connection import WsConnection
 
-log = logging.getLogger(__name__)
+log = get_logger("websocket")
 
 
 class WsTransport(Transport):
