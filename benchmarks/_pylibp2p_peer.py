@@ -359,7 +359,7 @@ async def _echo_one(host: Any, peer: Any, nbytes: int) -> None:
 
 
 async def cmd_echo(args: argparse.Namespace) -> dict[str, Any]:
-    host = build_host(args.security, args.muxer, quic=is_quic(args.addr))
+    host = build_host(args.security, args.muxer, addr=args.addr)
     async with host.run(listen_addrs=[]):
         peer, connect_ms = await _connect(host, args.addr)
         start = time.perf_counter()
@@ -383,7 +383,7 @@ async def cmd_identify(args: argparse.Namespace) -> dict[str, Any]:
     from libp2p.identity.identify.identify import parse_identify_response
     from libp2p.peer.id import ID
 
-    host = build_host(args.security, args.muxer, quic=is_quic(args.addr))
+    host = build_host(args.security, args.muxer, addr=args.addr)
     async with host.run(listen_addrs=[]):
         peer, connect_ms = await _connect(host, args.addr)
         stream = await host.new_stream(peer, [IDENTIFY])
