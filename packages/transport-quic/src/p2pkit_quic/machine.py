@@ -41,6 +41,7 @@ from aioquic.quic.packet import (
     QuicProtocolVersion,
     pull_quic_transport_parameters,
 )
+from aioquic.quic.recovery import QuicPacketPacer
 
 from p2pkit.crypto.tls_certificate import CertificateError, verify_certificate_chain
 from p2pkit_quic._ids import ALPN
@@ -225,7 +226,26 @@ class Libp2pQuicConnection(QuicConnection):
             return
         self._max_datagram_size = size
         loss = self._loss
-        loss._pacer._max_datagram_size = size
+        # No pacing on loopback (the only path this is called for): pacing spreads
+        # bursts so a bottleneck link's queue does not overflow (RFC 9002, 7.7), and
+        # loopback has none; the congestion window still bounds what is in flight.
+        # aioquic's pacer charges every packet as a full datagram: with 65000-byte
+        # datagrams and the initial window, a 40-byte packet after the handshake waited
+        # ~4.5 smoothed RTTs (5 ms measured) for its turn.
+        loss._pacer = _Unpaced(max_datagram_size=size)
         cc = loss._cc
         if hasattr(cc, "_max_datagram_size"):
             cc._max_datagram_size = size
+
+
+class _Unpaced(QuicPacketPacer):
+    """A pacer that never holds a packet back (see ``set_datagram_size``)."""
+
+    def next_send_time(self, now: float) -> float | None:  # type: ignore[override]
+        return None
+
+    def update_after_send(self, now: float) -> None:
+        pass
+
+    def update_rate(self, congestion_window: int, smoothed_rtt: float) -> None:
+        pass
