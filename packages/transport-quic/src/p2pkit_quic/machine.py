@@ -43,8 +43,9 @@ from aioquic.quic.packet import (
 )
 from aioquic.quic.recovery import QuicPacketPacer
 
-from p2pkit.crypto.tls_certificate import CertificateError, verify_certificate_chain
+from p2pkit.crypto.tls_certificate import CertificateError
 from p2pkit_quic._ids import ALPN
+from p2pkit_quic.certcache import verify_peer_chain
 
 if TYPE_CHECKING:
     from aioquic.quic.packet_builder import QuicPacketBuilder
@@ -118,7 +119,7 @@ class Libp2pQuicConnection(QuicConnection):
             stock(certificate)
             try:
                 chain = [der for der, _ in certificate.certificates]
-                self.remote_public_key = verify_certificate_chain(chain)
+                self.remote_public_key = verify_peer_chain(chain)
             except CertificateError as exc:
                 self.certificate_error = exc
                 raise tls.AlertBadCertificate(str(exc)) from exc
