@@ -21,6 +21,11 @@ What changes against stock aioquic, and why:
   session can raise the datagram size once the handshake shows the path is loopback;
   STREAM frames then carry their length as a 4-byte varint (stock aioquic writes 2
   bytes, which caps a frame at 16 KiB and corrupts larger ones).
+* **No pacing on loopback** (from the same switch): aioquic's pacer charges every
+  packet as a full datagram, which with 65000-byte datagrams held small packets back
+  for milliseconds; loopback has no bottleneck queue for pacing to protect.
+* **Peer certificates verified once** (:mod:`p2pkit_quic.certcache`): a reconnecting
+  peer presents the same certificate; its libp2p checks are not repeated.
 
 These touch aioquic internals (``_write_stream_limits``, ``_write_connection_limits``,
 ``tls._set_peer_certificate``...), which is why ``aioquic`` is pinned to a minor range.
