@@ -13,7 +13,8 @@ stack, alternating QUIC and TCP run by run so that both see the same machine loa
   (its FIN), download time from the request to the last byte.  MB = 10**6 bytes.
 * ``connect``: a new connection (dial, handshake, for TCP also multistream-select,
   Noise and yamux) plus the first ping on it, ``--connects`` times per run; the
-  connection is closed between tries (median per run).
+  connection is closed between tries (median per run).  ``cpu_ms_dialer`` /
+  ``cpu_ms_listener``: each process's CPU per connect (including the disconnect).
 * ``echo``: ``--streams`` concurrent streams on one connection, each echoing 1 KiB with
   half-close (``/echo/1.0.0``); the time for all of them.
 
@@ -215,6 +216,11 @@ async def _run(args: argparse.Namespace, listener: Listener) -> dict[str, Any]:
                     figures = {**figures, "cpu_dialer": cpu_d, "cpu_listener": cpu_l}
                     if scenario == "throughput":
                         figures["cpu_bound_MBps"] = 2 * total / max(cpu_d, cpu_l) / 1e6
+                    elif scenario == "connect":
+                        # CPU per connect + ping (and the disconnect): what the two
+                        # processes spend, the figure least disturbed by other load.
+                        figures["cpu_ms_dialer"] = cpu_d / args.connects * 1e3
+                        figures["cpu_ms_listener"] = cpu_l / args.connects * 1e3
                     results.setdefault(scenario, {}).setdefault(stack, []).append(figures)
                     shown = "  ".join(f"{k} {v:.2f}" for k, v in figures.items())
                     print(f"{scenario:10} {stack:4} run {run + 1}: {shown}", flush=True)

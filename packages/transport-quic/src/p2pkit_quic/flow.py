@@ -38,6 +38,7 @@ class StreamFlow:
     options: QuicOptions
     memory: BufferReservation
     _blocked_writers: set[QuicStream]
+    data_queued: bool
     _closed: bool
     _close_error: BaseException | None
 
@@ -106,6 +107,7 @@ class StreamFlow:
             self.quic.send_stream_data(stream.stream_id, data, end_stream=end_stream)
         except (RuntimeError, ValueError, AssertionError) as exc:  # aioquic refused
             raise StreamReset(f"stream {stream.stream_id} cannot send: {exc}") from exc
+        self.data_queued = True
         self.schedule_transmit()
 
     def reset_stream(self, stream: QuicStream) -> None:

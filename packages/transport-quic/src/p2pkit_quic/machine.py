@@ -21,6 +21,11 @@ What changes against stock aioquic, and why:
   session can raise the datagram size once the handshake shows the path is loopback;
   STREAM frames then carry their length as a 4-byte varint (stock aioquic writes 2
   bytes, which caps a frame at 16 KiB and corrupts larger ones).
+* **No pacing on loopback** (from the same switch): aioquic's pacer charges every
+  packet as a full datagram, which with 65000-byte datagrams held small packets back
+  for milliseconds; loopback has no bottleneck queue for pacing to protect.
+* **Peer certificates verified once** (:mod:`p2pkit_quic.certcache`): a reconnecting
+  peer presents the same certificate; its libp2p checks are not repeated.
 
 These touch aioquic internals (``_write_stream_limits``, ``_write_connection_limits``,
 ``tls._set_peer_certificate``...), which is why ``aioquic`` is pinned to a minor range.
@@ -41,9 +46,11 @@ from aioquic.quic.packet import (
     QuicProtocolVersion,
     pull_quic_transport_parameters,
 )
+from aioquic.quic.recovery import QuicPacketPacer
 
-from p2pkit.crypto.tls_certificate import CertificateError, verify_certificate_chain
+from p2pkit.crypto.tls_certificate import CertificateError
 from p2pkit_quic._ids import ALPN
+from p2pkit_quic.certcache import verify_peer_chain
 
 if TYPE_CHECKING:
     from aioquic.quic.packet_builder import QuicPacketBuilder
@@ -117,7 +124,7 @@ class Libp2pQuicConnection(QuicConnection):
             stock(certificate)
             try:
                 chain = [der for der, _ in certificate.certificates]
-                self.remote_public_key = verify_certificate_chain(chain)
+                self.remote_public_key = verify_peer_chain(chain)
             except CertificateError as exc:
                 self.certificate_error = exc
                 raise tls.AlertBadCertificate(str(exc)) from exc
@@ -225,7 +232,26 @@ class Libp2pQuicConnection(QuicConnection):
             return
         self._max_datagram_size = size
         loss = self._loss
-        loss._pacer._max_datagram_size = size
+        # No pacing on loopback (the only path this is called for): pacing spreads
+        # bursts so a bottleneck link's queue does not overflow (RFC 9002, 7.7), and
+        # loopback has none; the congestion window still bounds what is in flight.
+        # aioquic's pacer charges every packet as a full datagram: with 65000-byte
+        # datagrams and the initial window, a 40-byte packet after the handshake waited
+        # ~4.5 smoothed RTTs (5 ms measured) for its turn.
+        loss._pacer = _Unpaced(max_datagram_size=size)
         cc = loss._cc
         if hasattr(cc, "_max_datagram_size"):
             cc._max_datagram_size = size
+
+
+class _Unpaced(QuicPacketPacer):
+    """A pacer that never holds a packet back (see ``set_datagram_size``)."""
+
+    def next_send_time(self, now: float) -> float | None:  # type: ignore[override]
+        return None
+
+    def update_after_send(self, now: float) -> None:
+        pass
+
+    def update_rate(self, congestion_window: int, smoothed_rtt: float) -> None:
+        pass
