@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime
 
 import pytest
-from p2pkit_quic import certcache
 
 from p2pkit.crypto.ed25519 import Ed25519PrivateKey
 from p2pkit.crypto.tls_certificate import (
@@ -16,6 +15,7 @@ from p2pkit.crypto.tls_certificate import (
     TooManyCertificates,
     generate_certificate,
 )
+from p2pkit_quic import certcache
 from p2pkit_tls.testing import custom_certificate
 
 
