@@ -136,3 +136,30 @@ def test_limits_from_the_config_table() -> None:
     assert limits.ip.conns == 3 and limits.ip.pending == 8
     assert limits.peer.conns == 8 and limits.conn.memory == 1 << 20
     assert limits.system.memory == memory_budget() >= 128 << 20
+
+
+def test_each_refusal_kind_survives_the_cli_repeat_filter() -> None:
+    """Refusals share one message template; the CLI's template filter must not let a
+    flood of one kind (many IPs over their connection limit) hide another kind."""
+    from p2pkit.logs import RepeatFilter
+
+    seen: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record.getMessage())
+
+    handler = Keep()
+    handler.addFilter(RepeatFilter(burst=3))
+    logger = logging.getLogger("p2pkit.rcmgr")
+    logger.addHandler(handler)
+    try:
+        rm = ResourceManager(small(ip=ScopeLimit(conns=0)))
+        with pytest.raises(LimitExceeded):
+            rm.open_connection("inbound", "192.0.2.1")
+        for i in range(10):  # ten other kinds, each logged once: past the filter's burst
+            rm.record(f"conn.kind{i}", f"kind {i} exceeded")
+        rm.record("peer.memory", "max_memory_per_peer exceeded")
+    finally:
+        logger.removeHandler(handler)
+    assert any("max_memory_per_peer" in line for line in seen), seen

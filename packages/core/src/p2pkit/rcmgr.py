@@ -186,7 +186,10 @@ class ResourceManager:
             self._logged[key] = (last, suppressed + 1)
             return
         more = f"; {suppressed} more refusals since the last report" if suppressed else ""
-        log.warning("refused: %s%s", message, more)
+        # Rate-limited here, per key: `repeated` tells the CLI's template filter
+        # (p2pkit.logs.RepeatFilter) not to collapse it with other keys' refusals, which
+        # share this template (a flood of per-IP refusals would hide a per-peer one).
+        log.warning("refused: %s%s", message, more, extra={"repeated": suppressed})
         self._logged[key] = (now, 0)
 
     # -- entry points -----------------------------------------------------------------
