@@ -29,9 +29,12 @@ was accepted (before the event loop ever reads it) never had a buffer.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import threading
 from collections.abc import Callable
+
+from p2pkit.freelists import renew_future_iterators
 
 __all__ = [
     "MIN_SIZE",
@@ -247,6 +250,8 @@ class ConnectionTally:
         self._pending_on = None
         self.trims += 1
         gc.collect()
+        with contextlib.suppress(RuntimeError):  # no running loop: no asyncio free list used
+            renew_future_iterators(asyncio.get_running_loop())
         if self._trim is False:
             self._trim = _malloc_trim()
         if callable(self._trim):
