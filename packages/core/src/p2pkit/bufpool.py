@@ -39,6 +39,8 @@ from p2pkit.freelists import renew_future_iterators
 __all__ = [
     "MIN_SIZE",
     "SHRINK_AFTER",
+    "TRIM_DELAY",
+    "TRIM_POSTPONE_MAX",
     "BufferPool",
     "ConnectionTally",
     "ReceiveBuffer",
@@ -55,6 +57,8 @@ POOL_MAX_BYTES = 8 << 20
 it holds: a ``read_buffer_size`` above this still reads without allocating)."""
 TRIM_DELAY = 1.0
 """Seconds between a halving of the connection count and the heap trim it causes."""
+TRIM_POSTPONE_MAX = 8
+"""Times a pending trim is put off by connections still closing (one delay each)."""
 POOL_MAX_PER_SIZE = 4
 """Free buffers of one size a thread's pool keeps at most.  On a selector event loop a
 read lends one buffer at a time, so one per size is all that is ever reused."""
@@ -205,11 +209,22 @@ class ConnectionTally:
     baseline from 24 to 14 MiB; the rest is Python's small-object arenas, kept by a
     few surviving objects, see ``benchmarks/idle_memory.py``).  Both walk memory, so a
     trim runs only after a halving of the connection count, :data:`TRIM_DELAY` seconds
-    later (one pending per process): a handful of times after a burst, never per
-    connection.
+    later or once the burst of closes is over (one pending per process): a handful of
+    times after a burst, never per connection.  A trim also renews asyncio's future
+    iterator free list (:mod:`p2pkit.freelists`).
     """
 
-    __slots__ = ("_pending_on", "_trim", "delay", "live", "min_drop", "peak", "trims")
+    __slots__ = (
+        "_closes_waiting",
+        "_pending_on",
+        "_postponed",
+        "_trim",
+        "delay",
+        "live",
+        "min_drop",
+        "peak",
+        "trims",
+    )
 
     def __init__(self, min_drop: int = 32, delay: float = TRIM_DELAY) -> None:
         self.live = 0
@@ -220,6 +235,8 @@ class ConnectionTally:
         """Trims done (gc.collect; malloc_trim too where the C library has it)."""
         self._trim: Callable[[int], int] | bool | None = False  # False: not looked up yet
         self._pending_on: asyncio.AbstractEventLoop | None = None  # loop a trim waits on
+        self._closes_waiting = 0  # connections closed while a trim waits
+        self._postponed = 0  # times the waiting trim was put off (see _trim_when_quiet)
 
     def opened(self) -> None:
         if self._trim is False:
@@ -234,6 +251,8 @@ class ConnectionTally:
 
     def closed(self) -> None:
         self.live -= 1
+        if self._pending_on is not None:
+            self._closes_waiting += 1
         if self.live <= self.peak // 2 and self.peak - self.live >= self.min_drop:
             self.peak = self.live
             try:
@@ -243,7 +262,32 @@ class ConnectionTally:
                 return
             if self._pending_on is not loop:  # (a trim pending on a dead loop never runs)
                 self._pending_on = loop
-                loop.call_later(self.delay, self.trim)
+                self._closes_waiting = 0
+                self._postponed = 0
+                loop.call_later(self.delay, self._trim_when_quiet)
+
+    def _trim_when_quiet(self) -> None:
+        """The scheduled trim, put off while connections still close in numbers.
+
+        Why: what the last connections of a burst free when they close goes onto the
+        interpreter's free lists (which ``gc.collect()`` empties) and asyncio's future
+        iterator list (:mod:`p2pkit.freelists`); a trim that ran before the burst ended
+        would leave those lists holding blocks of the burst's arenas, and those arenas
+        resident.  So the trim waits until fewer than ``min_drop`` connections closed
+        during one delay (at most :data:`TRIM_POSTPONE_MAX` times: steady churn does
+        not put it off for ever).
+        """
+        loop = self._pending_on
+        if (
+            loop is not None
+            and self._closes_waiting >= self.min_drop
+            and self._postponed < TRIM_POSTPONE_MAX
+        ):
+            self._closes_waiting = 0
+            self._postponed += 1
+            loop.call_later(self.delay, self._trim_when_quiet)
+            return
+        self.trim()
 
     def trim(self) -> None:
         """Collect cyclic garbage and return the C heap's free pages to the system now."""
