@@ -32,6 +32,7 @@ import asyncio
 import contextlib
 import gc
 import threading
+from array import array
 from collections.abc import Callable
 
 from p2pkit.freelists import renew_future_iterators
@@ -75,12 +76,15 @@ class BufferPool:
         self.max_bytes = max_bytes
         self.max_per_size = max_per_size
         self._free: dict[int, list[memoryview]] = {}
-        self._bytes = 0
+        # Bytes kept, as a C integer (array): an int object stored by the last read of a
+        # burst of connections would stay in, and keep resident, the burst's memory
+        # once they closed (p2pkit.freelists).
+        self._bytes = array("q", (0,))
 
     @property
     def held_bytes(self) -> int:
         """Bytes of the free buffers kept."""
-        return self._bytes
+        return self._bytes[0]
 
     @property
     def held_count(self) -> int:
@@ -91,7 +95,7 @@ class BufferPool:
         """A buffer of exactly ``size`` bytes: a free one, or a new one."""
         free = self._free.get(size)
         if free:
-            self._bytes -= size
+            self._bytes[0] -= size
             return free.pop()
         return memoryview(bytearray(size))
 
@@ -104,15 +108,16 @@ class BufferPool:
         free = self._free.setdefault(size, [])
         if len(free) >= self.max_per_size:
             return
-        if self._bytes + size > self.max_bytes and self._bytes:
+        held = self._bytes[0]
+        if held + size > self.max_bytes and held:
             return
         free.append(buf)
-        self._bytes += size
+        self._bytes[0] = held + size
 
     def clear(self) -> None:
         """Drop every free buffer (their memory goes back to the allocator)."""
         self._free.clear()
-        self._bytes = 0
+        self._bytes[0] = 0
 
 
 _local = threading.local()
