@@ -12,6 +12,7 @@ import asyncio
 from p2pkit.bufpool import (
     MIN_SIZE,
     SHRINK_AFTER,
+    TRIM_POSTPONE_MAX,
     BufferPool,
     ConnectionTally,
     ReceiveBuffer,
@@ -173,3 +174,38 @@ async def test_memory_is_given_back_once_per_halving_of_the_connections() -> Non
     assert tally.trims == 1
     tally.trim()
     assert tally.trims == 2
+
+
+async def test_the_trim_waits_until_connections_stop_closing_in_numbers() -> None:
+    tally = ConnectionTally(min_drop=4, delay=0.05)
+    for _ in range(100):
+        tally.opened()
+    for _ in range(50):  # a halving: the trim is scheduled
+        tally.closed()
+    loop = asyncio.get_running_loop()
+    async with asyncio.timeout(5):
+        # Still closing in numbers (4 per delay): the trim is put off each time.
+        for _ in range(4):
+            deadline = loop.time() + 0.05
+            for _ in range(4):
+                tally.closed()
+            assert tally.trims == 0
+            while loop.time() < deadline:
+                await asyncio.sleep(0.01)
+        while tally.trims < 1:  # quiet now: it runs
+            await asyncio.sleep(0.01)
+    assert tally.trims == 1 and tally.live == 34
+
+
+async def test_steady_churn_puts_the_trim_off_a_bounded_number_of_times() -> None:
+    tally = ConnectionTally(min_drop=1, delay=0.01)
+    for _ in range(1000):
+        tally.opened()
+    for _ in range(500):  # a halving: the trim is scheduled
+        tally.closed()
+    async with asyncio.timeout(5):
+        while tally.trims < 1:  # a close every half delay: never quiet
+            tally.closed()
+            await asyncio.sleep(0.005)
+    assert tally.trims == 1 and tally.live > 0
+    assert tally._postponed == TRIM_POSTPONE_MAX

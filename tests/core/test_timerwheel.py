@@ -4,8 +4,11 @@ one loop handle per slot, cancellation, one failing callback does not stop the r
 from __future__ import annotations
 
 import asyncio
+import gc
 
-from p2pkit.timerwheel import MAX_GRANULE, MIN_GRANULE, granule, timer_wheel
+import pytest
+
+from p2pkit.timerwheel import MAX_GRANULE, MIN_GRANULE, coarse_timeout, granule, timer_wheel
 
 
 def test_granule_is_a_power_of_two_eighth_of_the_delay_within_bounds() -> None:
@@ -92,3 +95,61 @@ async def test_a_failing_callback_does_not_stop_the_others() -> None:
             await asyncio.sleep(0.01)
     assert ran == ["after"]
     assert len(errors) == 1 and isinstance(errors[0]["exception"], RuntimeError)
+
+
+async def test_a_coarse_timeout_expires_like_asyncio_timeout_and_never_early() -> None:
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    with pytest.raises(TimeoutError):
+        async with coarse_timeout(0.05) as deadline:
+            await asyncio.sleep(10)
+    assert deadline.expired()
+    assert loop.time() - start >= 0.05
+    assert len(timer_wheel(loop)) == 0
+
+
+async def test_coarse_timeouts_that_do_not_expire_leave_nothing_in_the_loop() -> None:
+    loop = asyncio.get_running_loop()
+    wheel = timer_wheel(loop)
+    # As on a node: the wheel holds other (keepalive) timers, and the loop a timer due
+    # before these bounds (asyncio drops a cancelled handle only once it is first due).
+    keepalive = wheel.call_later(60.0, lambda: None)
+    blocker = loop.call_later(20.0, lambda: None)
+    try:
+        handles = loop_handles(loop)
+        for _ in range(10):
+            async with coarse_timeout(30.0) as deadline:
+                await asyncio.sleep(0)
+            assert not deadline.expired()
+        assert len(wheel) == 1
+        # The wheel re-arms its one handle for the earlier slot (at most twice here);
+        # ten asyncio.timeout(30) would leave ten cancelled handles for the 30 s.
+        assert loop_handles(loop) <= handles + 2
+    finally:
+        blocker.cancel()
+        keepalive.cancel()
+    async with coarse_timeout(None):
+        await asyncio.sleep(0)
+    assert len(wheel) == 0
+
+
+async def test_a_coarse_timeout_lets_other_errors_and_cancellation_through() -> None:
+    with pytest.raises(ValueError):
+        async with coarse_timeout(5.0):
+            raise ValueError
+
+    async def waits() -> None:
+        async with coarse_timeout(5.0):
+            await asyncio.sleep(10)
+
+    task = asyncio.ensure_future(waits())
+    await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert len(timer_wheel()) == 0
+
+
+def loop_handles(loop: asyncio.AbstractEventLoop) -> int:
+    """asyncio timer handles alive (0 on a loop with handles of its own kind)."""
+    return sum(1 for o in gc.get_objects() if type(o) is asyncio.TimerHandle)

@@ -29,13 +29,19 @@ was accepted (before the event loop ever reads it) never had a buffer.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import threading
+from array import array
 from collections.abc import Callable
+
+from p2pkit.freelists import renew_future_iterators
 
 __all__ = [
     "MIN_SIZE",
     "SHRINK_AFTER",
+    "TRIM_DELAY",
+    "TRIM_POSTPONE_MAX",
     "BufferPool",
     "ConnectionTally",
     "ReceiveBuffer",
@@ -52,6 +58,8 @@ POOL_MAX_BYTES = 8 << 20
 it holds: a ``read_buffer_size`` above this still reads without allocating)."""
 TRIM_DELAY = 1.0
 """Seconds between a halving of the connection count and the heap trim it causes."""
+TRIM_POSTPONE_MAX = 8
+"""Times a pending trim is put off by connections still closing (one delay each)."""
 POOL_MAX_PER_SIZE = 4
 """Free buffers of one size a thread's pool keeps at most.  On a selector event loop a
 read lends one buffer at a time, so one per size is all that is ever reused."""
@@ -68,12 +76,15 @@ class BufferPool:
         self.max_bytes = max_bytes
         self.max_per_size = max_per_size
         self._free: dict[int, list[memoryview]] = {}
-        self._bytes = 0
+        # Bytes kept, as a C integer (array): an int object stored by the last read of a
+        # burst of connections would stay in, and keep resident, the burst's memory
+        # once they closed (p2pkit.freelists).
+        self._bytes = array("q", (0,))
 
     @property
     def held_bytes(self) -> int:
         """Bytes of the free buffers kept."""
-        return self._bytes
+        return self._bytes[0]
 
     @property
     def held_count(self) -> int:
@@ -84,7 +95,7 @@ class BufferPool:
         """A buffer of exactly ``size`` bytes: a free one, or a new one."""
         free = self._free.get(size)
         if free:
-            self._bytes -= size
+            self._bytes[0] -= size
             return free.pop()
         return memoryview(bytearray(size))
 
@@ -97,15 +108,16 @@ class BufferPool:
         free = self._free.setdefault(size, [])
         if len(free) >= self.max_per_size:
             return
-        if self._bytes + size > self.max_bytes and self._bytes:
+        held = self._bytes[0]
+        if held + size > self.max_bytes and held:
             return
         free.append(buf)
-        self._bytes += size
+        self._bytes[0] = held + size
 
     def clear(self) -> None:
         """Drop every free buffer (their memory goes back to the allocator)."""
         self._free.clear()
-        self._bytes = 0
+        self._bytes[0] = 0
 
 
 _local = threading.local()
@@ -202,11 +214,22 @@ class ConnectionTally:
     baseline from 24 to 14 MiB; the rest is Python's small-object arenas, kept by a
     few surviving objects, see ``benchmarks/idle_memory.py``).  Both walk memory, so a
     trim runs only after a halving of the connection count, :data:`TRIM_DELAY` seconds
-    later (one pending per process): a handful of times after a burst, never per
-    connection.
+    later or once the burst of closes is over (one pending per process): a handful of
+    times after a burst, never per connection.  A trim also renews asyncio's future
+    iterator free list (:mod:`p2pkit.freelists`).
     """
 
-    __slots__ = ("_pending_on", "_trim", "delay", "live", "min_drop", "peak", "trims")
+    __slots__ = (
+        "_closes_waiting",
+        "_pending_on",
+        "_postponed",
+        "_trim",
+        "delay",
+        "live",
+        "min_drop",
+        "peak",
+        "trims",
+    )
 
     def __init__(self, min_drop: int = 32, delay: float = TRIM_DELAY) -> None:
         self.live = 0
@@ -217,6 +240,8 @@ class ConnectionTally:
         """Trims done (gc.collect; malloc_trim too where the C library has it)."""
         self._trim: Callable[[int], int] | bool | None = False  # False: not looked up yet
         self._pending_on: asyncio.AbstractEventLoop | None = None  # loop a trim waits on
+        self._closes_waiting = 0  # connections closed while a trim waits
+        self._postponed = 0  # times the waiting trim was put off (see _trim_when_quiet)
 
     def opened(self) -> None:
         if self._trim is False:
@@ -231,6 +256,8 @@ class ConnectionTally:
 
     def closed(self) -> None:
         self.live -= 1
+        if self._pending_on is not None:
+            self._closes_waiting += 1
         if self.live <= self.peak // 2 and self.peak - self.live >= self.min_drop:
             self.peak = self.live
             try:
@@ -240,13 +267,40 @@ class ConnectionTally:
                 return
             if self._pending_on is not loop:  # (a trim pending on a dead loop never runs)
                 self._pending_on = loop
-                loop.call_later(self.delay, self.trim)
+                self._closes_waiting = 0
+                self._postponed = 0
+                loop.call_later(self.delay, self._trim_when_quiet)
+
+    def _trim_when_quiet(self) -> None:
+        """The scheduled trim, put off while connections still close in numbers.
+
+        Why: what the last connections of a burst free when they close goes onto the
+        interpreter's free lists (which ``gc.collect()`` empties) and asyncio's future
+        iterator list (:mod:`p2pkit.freelists`); a trim that ran before the burst ended
+        would leave those lists holding blocks of the burst's arenas, and those arenas
+        resident.  So the trim waits until fewer than ``min_drop`` connections closed
+        during one delay (at most :data:`TRIM_POSTPONE_MAX` times: steady churn does
+        not put it off for ever).
+        """
+        loop = self._pending_on
+        if (
+            loop is not None
+            and self._closes_waiting >= self.min_drop
+            and self._postponed < TRIM_POSTPONE_MAX
+        ):
+            self._closes_waiting = 0
+            self._postponed += 1
+            loop.call_later(self.delay, self._trim_when_quiet)
+            return
+        self.trim()
 
     def trim(self) -> None:
         """Collect cyclic garbage and return the C heap's free pages to the system now."""
         self._pending_on = None
         self.trims += 1
         gc.collect()
+        with contextlib.suppress(RuntimeError):  # no running loop: no asyncio free list used
+            renew_future_iterators(asyncio.get_running_loop())
         if self._trim is False:
             self._trim = _malloc_trim()
         if callable(self._trim):

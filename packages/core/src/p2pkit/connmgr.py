@@ -28,6 +28,7 @@ import contextlib
 import dataclasses
 import logging
 import time
+from array import array
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -139,7 +140,10 @@ class BasicConnectionManager(ConnectionManager):
         # Tags and protections may be set before (and survive) connections.
         self._tags: dict[PeerId, dict[str, int]] = {}
         self._protected: dict[PeerId, set[str]] = {}
-        self._last_trim = float("-inf")
+        # When the last trim started, as a C double (array): a float object stored by a
+        # trim during a burst of connections would stay in, and keep resident, the
+        # burst's memory once the connections closed (p2pkit.freelists).
+        self._last_trim = array("d", (float("-inf"),))
         self._trim_task: asyncio.Task[int] | None = None
         self._ticker: asyncio.Task[None] | None = None
         self._closing: set[int] = set()
@@ -240,17 +244,24 @@ class BasicConnectionManager(ConnectionManager):
         """
         if self._trim_task is not None and not self._trim_task.done():
             return
-        if self._clock() - self._last_trim + slack < self.options.silence_period:
+        if self._clock() - self._last_trim[0] + slack < self.options.silence_period:
             return
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return
-        self._trim_task = loop.create_task(self.trim(), name="p2pkit-connmgr-trim")
+        self._trim_task = task = loop.create_task(self.trim(), name="p2pkit-connmgr-trim")
+        task.add_done_callback(self._trim_done)
+
+    def _trim_done(self, task: asyncio.Task[int]) -> None:
+        # A finished trim is not kept (nor its coroutine and context): made during a
+        # burst of connections, it would keep part of the burst's memory resident.
+        if self._trim_task is task:
+            self._trim_task = None
 
     async def trim(self) -> int:
         """Close the lowest-value connections down to ``low_water`` (ignores silence)."""
-        self._last_trim = self._clock()
+        self._last_trim[0] = self._clock()
         victims = self.plan()
         if not victims:
             return 0

@@ -80,7 +80,10 @@ class Host:
         else:
             self.connmgr = BasicConnectionManager()
         self._local_change_hooks: list[Callable[[], None]] = []
-        self._departures = 0  # peers whose last connection closed (peerstore collection)
+        # Peers whose last connection closed since the last peerstore collection: counted
+        # modulo COLLECT_EVERY, so it stays a small (interpreter-cached) int and a count
+        # made during a burst of connections never keeps a block of the burst's memory.
+        self._departures = 0
         self._stopping = False
         self._started = False
         self.router = StreamRouter(
@@ -263,8 +266,8 @@ class Host:
         addresses, the remembered-peer cap)."""
         if not self.peerstore.addrs(peer):
             self.peerstore.remove_peer(peer)
-        self._departures += 1
-        if self._departures % COLLECT_EVERY == 0:
+        self._departures = (self._departures + 1) % COLLECT_EVERY
+        if self._departures == 0:
             self.peerstore.collect(self._keep_peer)
 
     def _keep_peer(self, peer: PeerId) -> bool:

@@ -30,6 +30,7 @@ from p2pkit.bufpool import ReceiveBuffer, connections
 from p2pkit.channel import ChannelBase
 from p2pkit.errors import ConfigError, ConnectionClosed
 from p2pkit.listeners import ListenerSet, ServerListener
+from p2pkit.timerwheel import timer_wheel
 
 if TYPE_CHECKING:
     from multiaddr import Multiaddr
@@ -207,8 +208,7 @@ class StreamSocketConnection(ChannelBase, RawConnection):
             await self._linger(deadline)
             if not self._gone:
                 t.close()
-                async with asyncio.timeout_at(deadline):
-                    await asyncio.shield(self._lost_waiter)
+                await _wait_until(self._lost_waiter, deadline)
         except TimeoutError:
             log.debug("%r: close timed out after %ss, aborting", self, self._options.close_timeout)
             self._raw_abort()
@@ -292,6 +292,28 @@ class StreamSocketConnection(ChannelBase, RawConnection):
     def _wake(w: asyncio.Future[None] | None) -> None:
         if w is not None and not w.done():
             w.set_result(None)
+
+
+async def _wait_until(waiter: asyncio.Future[None], deadline: float) -> None:
+    """Wait for ``waiter`` (shielded), raising TimeoutError at ``deadline`` (loop time).
+
+    The bound is a timer of the loop's shared wheel (:mod:`p2pkit.timerwheel`, at most
+    1/8 of the delay late), not an asyncio timeout: the wait is almost always one loop
+    iteration, and every closing connection's cancelled timeout handle would stay in
+    asyncio's timer heap until its deadline, ``close_timeout`` later, keeping part of
+    the memory of a burst of closed connections resident.
+    """
+    loop = asyncio.get_running_loop()
+    timer = timer_wheel(loop).call_later(max(deadline - loop.time(), 0.0), lambda: _expire(waiter))
+    try:
+        await asyncio.shield(waiter)
+    finally:
+        timer.cancel()
+
+
+def _expire(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())
 
 
 class StreamSocketProtocol(asyncio.BufferedProtocol):

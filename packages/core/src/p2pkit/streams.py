@@ -8,7 +8,6 @@ stream events on the host's event bus.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Sequence
@@ -20,6 +19,7 @@ from p2pkit.limits import ResourceLimits, check_stream
 from p2pkit.logs import RepeatLimiter, peer_extra, short_peer
 from p2pkit.multistream import select_inbound, select_outbound, select_outbound_lazy
 from p2pkit.multistream.aio import LazyStream
+from p2pkit.timerwheel import coarse_timeout
 
 if TYPE_CHECKING:
     from p2pkit.connection import Connection
@@ -69,7 +69,7 @@ class StreamOpener:
                 raise refusal
         # The muxer may make us wait for a free slot (yamux: the peer's ACKs): bounded
         # like the negotiation that follows.
-        async with asyncio.timeout(self.negotiation_timeout):
+        async with coarse_timeout(self.negotiation_timeout):  # (p2pkit.timerwheel: why)
             stream = await conn.muxed.open_stream()
         try:
             if lazy is None:

@@ -21,8 +21,9 @@ import asyncio
 import math
 import weakref
 from collections.abc import Callable
+from types import TracebackType
 
-__all__ = ["TimerWheel", "WheelTimer", "timer_wheel"]
+__all__ = ["CoarseTimeout", "TimerWheel", "WheelTimer", "coarse_timeout", "timer_wheel"]
 
 #: Granule bounds, seconds (powers of two, so that slot times are exact floats).
 MAX_GRANULE = 1.0
@@ -160,3 +161,53 @@ def timer_wheel(loop: asyncio.AbstractEventLoop | None = None) -> TimerWheel:
                 del _STRONG[old]
             wheel = _STRONG[loop] = TimerWheel(loop)
     return wheel
+
+
+class CoarseTimeout:
+    """``asyncio.timeout(delay)`` whose deadline is a timer of the loop's wheel.
+
+    Why: each ``asyncio.timeout`` puts a handle in the loop's timer heap, and one that is
+    cancelled early (the usual end of a handshake or negotiation bound) stays there until
+    its deadline unless the heap is mostly cancelled handles.  After a burst of new
+    connections, the last handshakes' handles (and their contexts) would stay for the
+    whole timeout, pinning part of the burst's memory after the connections closed.  A
+    wheel timer is a dict entry, dropped when cancelled.  It fires at most one granule
+    (1/8 of the delay, 1 s at most) late, never early; on expiry the timeout behaves as
+    ``asyncio.timeout``'s (the task is cancelled, TimeoutError raised at the exit,
+    ``expired()`` true).
+    """
+
+    __slots__ = ("_cm", "_delay", "_timer")
+
+    def __init__(self, delay: float | None) -> None:
+        self._delay = delay
+        self._cm = asyncio.timeout(None)
+        self._timer: WheelTimer | None = None
+
+    async def __aenter__(self) -> asyncio.Timeout:
+        cm = await self._cm.__aenter__()
+        if self._delay is not None:
+            self._timer = timer_wheel().call_later(self._delay, self._expire)
+        return cm
+
+    def _expire(self) -> None:
+        self._timer = None
+        self._cm.reschedule(asyncio.get_running_loop().time())  # due now: cancels the task
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        timer = self._timer
+        if timer is not None:
+            self._timer = None
+            timer.cancel()
+        await self._cm.__aexit__(exc_type, exc, tb)  # raises TimeoutError once expired
+
+
+def coarse_timeout(delay: float | None) -> CoarseTimeout:
+    """An ``async with`` bound like ``asyncio.timeout(delay)``, kept in the wheel
+    (:class:`CoarseTimeout`): for the per-connection handshake and negotiation bounds."""
+    return CoarseTimeout(delay)

@@ -13,7 +13,6 @@ and a typed error raised, so a bad peer costs us one socket and nothing else.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -28,6 +27,7 @@ from p2pkit.abc import (
 from p2pkit.errors import HandshakeTimeout, NegotiationError
 from p2pkit.multistream import select_inbound, select_outbound
 from p2pkit.network import MuxedTransportConnection
+from p2pkit.timerwheel import coarse_timeout
 
 if TYPE_CHECKING:
     from p2pkit.peer import PeerId
@@ -85,7 +85,7 @@ class Upgrader:
                 "cannot upgrade a raw connection: no security protocol or no muxer configured"
             )
         try:
-            async with asyncio.timeout(self.timeout):
+            async with coarse_timeout(self.timeout):  # (p2pkit.timerwheel: why)
                 return await self._steps(raw, remote_peer, outbound, memory)
         except TimeoutError as exc:
             raw.reset()

@@ -17,6 +17,7 @@ from contextlib import suppress
 from p2pkit.abc import Buffer, ByteStream
 from p2pkit.errors import HandshakeTimeout, NegotiationError, P2PError
 from p2pkit.multistream.sansio import Initiator, ListRequest, Responder
+from p2pkit.timerwheel import coarse_timeout
 
 DEFAULT_TIMEOUT = 10.0
 
@@ -28,7 +29,7 @@ async def _run(
 ) -> None:
     """Drive ``machine`` until done, under one deadline for the whole exchange."""
     try:
-        async with asyncio.timeout(limit) as deadline:
+        async with coarse_timeout(limit) as deadline:  # (p2pkit.timerwheel: why)
             out = machine.data_to_send()
             if out:
                 await stream.write(out)

@@ -41,6 +41,7 @@ from p2pkit.protocols.peer_record import (
     make_signed_peer_record,
     open_signed_peer_record,
 )
+from p2pkit.timerwheel import coarse_timeout
 from p2pkit.varint import decode_uvarint, encode_uvarint
 
 if TYPE_CHECKING:
@@ -205,7 +206,7 @@ class Identify:
     async def _handle_push(self, stream: MuxedStream) -> None:
         conn = self._conn_of(stream)
         info = IdentifyInfo()
-        async with asyncio.timeout(TIMEOUT):
+        async with coarse_timeout(TIMEOUT):
             for msg in await read_messages(stream):
                 info.merge(msg)
         if conn is not None:
@@ -241,7 +242,7 @@ class Identify:
 
     async def _push_one(self, conn: Connection) -> None:
         try:
-            async with asyncio.timeout(TIMEOUT):
+            async with coarse_timeout(TIMEOUT):
                 stream = await conn.new_stream([PUSH_PROTOCOL_ID])
                 try:
                     msg = self.local_info(conn).encode()
@@ -309,7 +310,7 @@ class Identify:
             fut.exception()  # retrieved: every waiter may have been cancelled
 
     async def _identify_once(self, conn: Connection) -> IdentifyInfo:
-        async with asyncio.timeout(TIMEOUT):
+        async with coarse_timeout(TIMEOUT):
             stream = await conn.new_stream([PROTOCOL_ID], lazy=True)  # we only read
             try:
                 info = IdentifyInfo()

@@ -8,6 +8,7 @@ import time
 
 from p2pkit.abc import MuxedStream
 from p2pkit.errors import ProtocolError
+from p2pkit.timerwheel import coarse_timeout
 
 PROTOCOL_ID = "/ipfs/ping/1.0.0"
 PING_SIZE = 32
@@ -22,7 +23,7 @@ async def handle_ping(stream: MuxedStream) -> None:
     """Echo 32-byte pings until the peer closes its side or stays idle too long."""
     while True:
         try:
-            async with asyncio.timeout(IDLE_TIMEOUT):
+            async with coarse_timeout(IDLE_TIMEOUT):  # (p2pkit.timerwheel: why)
                 payload = await stream.readexactly(PING_SIZE)
         except asyncio.IncompleteReadError:
             return
