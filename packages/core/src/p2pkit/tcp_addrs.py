@@ -19,6 +19,7 @@ from typing import Any
 
 from multiaddr import Multiaddr
 
+from p2pkit.addrs import transport_parts
 from p2pkit.errors import AddressError, DialError
 
 _FAMILIES = {
@@ -43,17 +44,12 @@ class TcpTarget:
 
 def parse(addr: Multiaddr) -> TcpTarget:
     """Decode a TCP multiaddr; raises AddressError for anything this transport cannot use."""
-    try:
-        parts = [(proto.name, value) for proto, value in addr.items()]
-    except Exception as exc:  # the multiaddr library raises many unrelated types
-        raise AddressError(f"malformed multiaddr {addr}: {exc}") from exc
-    if parts and parts[-1][0] == "p2p":
-        parts = parts[:-1]
+    parts = transport_parts(addr)
     if len(parts) != 2 or parts[0][0] not in _FAMILIES or parts[1][0] != "tcp":
         raise AddressError(f"not a TCP multiaddr: {addr}")
     (kind, host), (_, port_s) = parts
     try:
-        port = int(port_s)
+        port = int(port_s or "")  # a value-less part: ValueError, as a bad one
     except (TypeError, ValueError) as exc:
         raise AddressError(f"bad TCP port in {addr}") from exc
     if not 0 <= port <= 65535 or not host:
