@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
 import json
 import os
-import shutil
 import signal
 import subprocess
 import threading
@@ -27,48 +25,18 @@ from urllib.parse import urlencode
 
 import pytest
 
-from ..interop.harness import Result, _tail, in_ci, node_binary, run
+from ..interop.harness import Result, in_ci, npm_ci_once, run
 
 HERE = Path(__file__).resolve().parent
 STAMP = HERE / "node_modules" / ".p2pkit-browser-stamp"
-NPM_CI_TIMEOUT = 600.0
 BUILD_TIMEOUT = 120.0
 #: Debian's package; P2PKIT_CHROMIUM names another binary.
 DEFAULT_CHROMIUM = "/usr/bin/chromium"
 
 
 def ensure_installed() -> str:
-    """`npm ci` here once, unless node_modules matches the lock file; returns node.
-
-    The same stamp scheme as tests/interop/harness.py (lock file hash + node version).
-    """
-    node = node_binary()
-    lock = (HERE / "package-lock.json").read_bytes()
-    version = subprocess.run(
-        [node, "--version"], capture_output=True, text=True, timeout=30, check=True
-    ).stdout.strip()
-    want = f"{hashlib.sha256(lock).hexdigest()} node {version}\n"
-    if STAMP.exists() and STAMP.read_text() == want:
-        return node
-    npm = shutil.which("npm")
-    assert npm is not None  # node_binary() checked it
-    try:
-        proc = subprocess.run(
-            [npm, "ci", "--no-audit", "--no-fund"],
-            cwd=HERE,
-            capture_output=True,
-            text=True,
-            timeout=NPM_CI_TIMEOUT,
-        )
-    except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"`npm ci` in {HERE} took more than {NPM_CI_TIMEOUT:.0f} s\n{_tail(exc)}")
-    if proc.returncode != 0:
-        pytest.fail(
-            f"`npm ci` in {HERE} failed (exit {proc.returncode})\n"
-            f"--- stdout\n{proc.stdout[-4000:]}\n--- stderr\n{proc.stderr[-4000:]}"
-        )
-    STAMP.write_text(want)
-    return node
+    """`npm ci` here once, unless node_modules matches the lock file; returns node."""
+    return npm_ci_once(HERE, STAMP)
 
 
 def chromium_binary() -> str:

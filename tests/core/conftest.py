@@ -11,6 +11,7 @@ import pytest
 from p2pkit.builder import HostBuilder
 from p2pkit.host import Host
 from p2pkit.testing.memory_muxed import memory_registry
+from tests.hosts import host_starter
 
 HostFactory = Callable[..., Awaitable[Host]]
 
@@ -23,35 +24,30 @@ async def make_host() -> AsyncIterator[HostFactory]:
     over ``memory`` nothing is upgraded (no security protocol or muxer unless named);
     ``transport="tcp"`` gets plaintext + yamux unless named.
     """
-    hosts: list[Host] = []
+    async with host_starter() as start:
 
-    async def factory(
-        security: str | list[str] | None = None,
-        muxer: str | list[str] | None = None,
-        listen: bool = True,
-        transport: str = "memory",
-        **options: Any,
-    ) -> Host:
-        b = HostBuilder(memory_registry())
-        if transport == "tcp":
-            security = security or "plaintext"
-            muxer = muxer or "yamux"
-        for s in [security] if isinstance(security, str) else security or []:
-            b.security(s)
-        for m in [muxer] if isinstance(muxer, str) else muxer or []:
-            b.muxer(m)
-        if not security:
-            options.setdefault("security", [])
-        if not muxer:
-            options.setdefault("muxers", [])
-        b.transport(transport)
-        if listen:
-            b.listen("/ip4/127.0.0.1/tcp/0" if transport == "tcp" else "/memory/0")
-        b.option(enable_echo=True, enable_perf=True, **options)
-        host = b.build()
-        hosts.append(host)
-        return await host.start()
+        async def factory(
+            security: str | list[str] | None = None,
+            muxer: str | list[str] | None = None,
+            listen: bool = True,
+            transport: str = "memory",
+            **options: Any,
+        ) -> Host:
+            b = HostBuilder(memory_registry())
+            if transport == "tcp":
+                security = security or "plaintext"
+                muxer = muxer or "yamux"
+            for s in [security] if isinstance(security, str) else security or []:
+                b.security(s)
+            for m in [muxer] if isinstance(muxer, str) else muxer or []:
+                b.muxer(m)
+            if not security:
+                options.setdefault("security", [])
+            if not muxer:
+                options.setdefault("muxers", [])
+            b.transport(transport)
+            if listen:
+                b.listen("/ip4/127.0.0.1/tcp/0" if transport == "tcp" else "/memory/0")
+            return await start(b, **options)
 
-    yield factory
-    for h in hosts:
-        await h.stop()
+        yield factory

@@ -4,68 +4,26 @@ from __future__ import annotations
 
 import json
 import os
-import selectors
-import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 
 import pytest
 
-CLI = [sys.executable, "-m", "p2pkit"]
-
-
-def run(*args: str, timeout: float = 60) -> dict:
-    out = subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout)
-    assert out.returncode == 0, out.stderr
-    return json.loads(out.stdout)
-
-
-def next_line(proc: subprocess.Popen[str], prefix: str, timeout: float = 30) -> str:
-    """The next stdout line starting with ``prefix`` (bounded in time)."""
-    assert proc.stdout is not None
-    deadline = time.monotonic() + timeout
-    with selectors.DefaultSelector() as sel:
-        sel.register(proc.stdout, selectors.EVENT_READ)
-        while (left := deadline - time.monotonic()) > 0:
-            if not sel.select(left):
-                break
-            line = proc.stdout.readline()
-            if not line:
-                break
-            if line.startswith(prefix):
-                return line
-    raise AssertionError(f"no {prefix!r} line from the listener within {timeout} s")
+from tests.cli import CLI, cli_process, next_line, run
 
 
 @pytest.fixture
 def listener(tmp_path) -> Iterator[tuple[str, str, subprocess.Popen[str]]]:
     key = tmp_path / "id.pem"
     peer = run("id", "--out", str(key), "--json")["peer_id"]
-    proc = subprocess.Popen(
-        [*CLI, "listen", "--security", "plaintext,noise", "--identity", str(key)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
+    with cli_process("listen", "--security", "plaintext,noise", "--identity", str(key)) as proc:
         assert proc.stdout is not None
         line = proc.stdout.readline()
         assert line.startswith("LISTEN "), proc.stderr.read() if proc.stderr else line
         addr = line.split()[1]
         assert addr.endswith(f"/p2p/{peer}")
         yield addr, peer, proc
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            assert proc.wait(10) == 0
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-            for f in (proc.stdout, proc.stderr):
-                if f:
-                    f.close()
 
 
 def test_ping_echo_perf_identify(listener):

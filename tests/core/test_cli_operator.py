@@ -17,7 +17,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from .test_cli import CLI, next_line
+from tests.cli import CLI, cli_process, next_line
 
 STACK = "tcp + /noise + /yamux/1.0.0"
 
@@ -25,26 +25,10 @@ STACK = "tcp + /noise + /yamux/1.0.0"
 @pytest.fixture
 def listener() -> Iterator[tuple[str, subprocess.Popen[str]]]:
     """``p2pkit listen`` on uvloop, logging at debug as JSON."""
-    proc = subprocess.Popen(
-        [*CLI, "listen", "--event-loop", "uvloop", "--log-level", "debug", "--log-format", "json"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
+    args = ("--event-loop", "uvloop", "--log-level", "debug", "--log-format", "json")
+    with cli_process("listen", *args, check_exit=False) as proc:
         line = next_line(proc, "LISTEN ")
         yield line.split()[1], proc
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-            for f in (proc.stdout, proc.stderr):
-                if f:
-                    f.close()
 
 
 def run_on_pty(*args: str, timeout: float = 60) -> tuple[int, str, str]:

@@ -60,41 +60,47 @@ def node_binary() -> str:
     return node
 
 
-def _install_stamp(node: str) -> str:
+def _install_stamp(node: str, folder: Path) -> str:
     """What the installed node_modules must match: the lock file and node's version."""
-    lock = (JS_DIR / "package-lock.json").read_bytes()
+    lock = (folder / "package-lock.json").read_bytes()
     version = subprocess.run(
         [node, "--version"], capture_output=True, text=True, timeout=30, check=True
     ).stdout.strip()
     return f"{hashlib.sha256(lock).hexdigest()} node {version}\n"
 
 
-def ensure_js_installed() -> str:
-    """Run `npm ci` once unless node_modules already matches package-lock.json.
+def npm_ci_once(folder: Path, stamp: Path) -> str:
+    """Run `npm ci` in ``folder`` unless its node_modules already matches its
+    package-lock.json (recorded in the ``stamp`` file); returns the node binary.
 
-    Returns the node binary. `npm ci` is bounded by NPM_CI_TIMEOUT; a failed
-    install fails the session's interop tests with npm's output.
+    `npm ci` is bounded by NPM_CI_TIMEOUT; a failed install fails the session's tests
+    with npm's output.  Used for this folder's js peer and for tests/browser.
     """
     node = node_binary()
-    want = _install_stamp(node)
-    if STAMP.exists() and STAMP.read_text() == want:
+    want = _install_stamp(node, folder)
+    if stamp.exists() and stamp.read_text() == want:
         return node
     npm = shutil.which("npm")
-    assert npm is not None
+    assert npm is not None  # node_binary() checked it
     cmd = [npm, "ci", "--no-audit", "--no-fund"]
     try:
         proc = subprocess.run(
-            cmd, cwd=JS_DIR, capture_output=True, text=True, timeout=NPM_CI_TIMEOUT
+            cmd, cwd=folder, capture_output=True, text=True, timeout=NPM_CI_TIMEOUT
         )
     except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"`npm ci` in {JS_DIR} took more than {NPM_CI_TIMEOUT:.0f} s\n{_tail(exc)}")
+        pytest.fail(f"`npm ci` in {folder} took more than {NPM_CI_TIMEOUT:.0f} s\n{_tail(exc)}")
     if proc.returncode != 0:
         pytest.fail(
-            f"`npm ci` in {JS_DIR} failed (exit {proc.returncode})\n"
+            f"`npm ci` in {folder} failed (exit {proc.returncode})\n"
             f"--- stdout\n{proc.stdout[-4000:]}\n--- stderr\n{proc.stderr[-4000:]}"
         )
-    STAMP.write_text(want)
+    stamp.write_text(want)
     return node
+
+
+def ensure_js_installed() -> str:
+    """The js peer's packages (`npm ci` once); returns the node binary."""
+    return npm_ci_once(JS_DIR, STAMP)
 
 
 def _tail(exc: subprocess.TimeoutExpired) -> str:

@@ -87,27 +87,32 @@ def test_p2pkit_dials_pylibp2p(pylibp2p: list[str], security: str, muxer: str) -
         assert (r["upload_bytes"], r["download_bytes"]) == (NBYTES, NBYTES)
 
 
+def _ping_and_perf(pylibp2p: list[str], p2p: P2pkitListener, security: str, muxer: str) -> None:
+    """py-libp2p pings the p2pkit listener, then runs perf both ways against it."""
+    r = run(
+        [*pylibp2p, "ping", p2p.maddr, "--count", 3, *_opts(security, muxer)],
+        timeout=60,
+        cwd=BENCHMARKS,
+    ).json()
+    assert len(r["rtt_ms"]) == 3
+    r = run(
+        [
+            *pylibp2p,
+            *["perf", p2p.maddr, "--upload", str(NBYTES), "--download", str(NBYTES)],
+            *_opts(security, muxer),
+        ],
+        timeout=60,
+        cwd=BENCHMARKS,
+    ).json()
+    assert_served(p2p, 0, NBYTES, NBYTES)
+    assert (r["upload_bytes"], r["download_bytes"]) == (NBYTES, NBYTES)
+    p2p.assert_alive()
+
+
 @pytest.mark.parametrize(("security", "muxer"), STACKS)
 def test_pylibp2p_dials_p2pkit(pylibp2p: list[str], security: str, muxer: str) -> None:
     with P2pkitListener(security, muxer) as p2p:
-        r = run(
-            [*pylibp2p, "ping", p2p.maddr, "--count", 3, *_opts(security, muxer)],
-            timeout=60,
-            cwd=BENCHMARKS,
-        ).json()
-        assert len(r["rtt_ms"]) == 3
-        r = run(
-            [
-                *pylibp2p,
-                *["perf", p2p.maddr, "--upload", str(NBYTES), "--download", str(NBYTES)],
-                *_opts(security, muxer),
-            ],
-            timeout=60,
-            cwd=BENCHMARKS,
-        ).json()
-        assert_served(p2p, 0, NBYTES, NBYTES)
-        assert (r["upload_bytes"], r["download_bytes"]) == (NBYTES, NBYTES)
-        p2p.assert_alive()
+        _ping_and_perf(pylibp2p, p2p, security, muxer)
 
 
 # ---------------------------------------------------------------- QUIC
@@ -252,21 +257,4 @@ def test_p2pkit_dials_pylibp2p_over_ws(pylibp2p: list[str], security: str, muxer
 def test_pylibp2p_dials_p2pkit_over_ws(pylibp2p: list[str], security: str, muxer: str) -> None:
     with P2pkitListener(security, muxer, listen=WS) as p2p:
         assert "/ws/p2p/" in p2p.maddr
-        r = run(
-            [*pylibp2p, "ping", p2p.maddr, "--count", 3, *_opts(security, muxer)],
-            timeout=60,
-            cwd=BENCHMARKS,
-        ).json()
-        assert len(r["rtt_ms"]) == 3
-        r = run(
-            [
-                *pylibp2p,
-                *["perf", p2p.maddr, "--upload", str(NBYTES), "--download", str(NBYTES)],
-                *_opts(security, muxer),
-            ],
-            timeout=60,
-            cwd=BENCHMARKS,
-        ).json()
-        assert_served(p2p, 0, NBYTES, NBYTES)
-        assert (r["upload_bytes"], r["download_bytes"]) == (NBYTES, NBYTES)
-        p2p.assert_alive()
+        _ping_and_perf(pylibp2p, p2p, security, muxer)

@@ -3,7 +3,6 @@ from TOML, the builder and the command line (``p2pkit listen --metrics``)."""
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
 
@@ -13,7 +12,7 @@ from p2pkit.builder import HostBuilder
 from p2pkit.config import load_config
 from p2pkit.errors import ConfigError
 from p2pkit.host import Host
-from tests.core.test_cli import CLI
+from tests.cli import cli_process
 from tests.prometheus.scrape import get, scrape, sync_get
 
 pytestmark = pytest.mark.timeout(60)
@@ -86,13 +85,7 @@ async def test_port_in_use_fails_start_and_frees_nothing_else() -> None:
 
 
 def test_cli_listen_serves_metrics_until_stopped() -> None:
-    proc = subprocess.Popen(
-        [*CLI, "listen", "--metrics", "127.0.0.1:0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
+    with cli_process("listen", "--metrics", "127.0.0.1:0") as proc:
         # LISTEN lines first, then METRICS (read in order: both may sit in one buffer).
         assert proc.stdout is not None
         lines = [proc.stdout.readline() for _ in range(2)]
@@ -101,16 +94,6 @@ def test_cli_listen_serves_metrics_until_stopped() -> None:
         status, ctype, body = sync_get(url)
         assert status == 200 and ctype.startswith("text/plain")
         assert "# TYPE p2pkit_connections gauge" in body
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            assert proc.wait(10) == 0
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-            for f in (proc.stdout, proc.stderr):
-                if f:
-                    f.close()
     with pytest.raises(OSError):
         sync_get(url)
 

@@ -14,6 +14,7 @@ from p2pkit.crypto import generate_private_key
 from p2pkit.host import Host
 from p2pkit.network import MuxedTransportConnection
 from p2pkit_quic import QuicOptions, QuicTransport
+from tests.hosts import host_starter
 
 LISTEN = "/ip4/127.0.0.1/udp/0/quic-v1"
 
@@ -21,22 +22,17 @@ LISTEN = "/ip4/127.0.0.1/udp/0/quic-v1"
 @pytest.fixture
 async def make_host() -> AsyncIterator[Callable[..., Awaitable[Host]]]:
     """Build and start QUIC-only hosts; stopped at teardown."""
-    hosts: list[Host] = []
+    async with host_starter() as start:
 
-    async def factory(
-        listen: bool = True, quic: dict[str, Any] | None = None, **options: Any
-    ) -> Host:
-        b = HostBuilder().transport("quic", **(quic or {}))
-        if listen:
-            b.listen(LISTEN)
-        b.option(enable_echo=True, enable_perf=True, **options)
-        host = b.build()
-        hosts.append(host)
-        return await host.start()
+        async def factory(
+            listen: bool = True, quic: dict[str, Any] | None = None, **options: Any
+        ) -> Host:
+            b = HostBuilder().transport("quic", **(quic or {}))
+            if listen:
+                b.listen(LISTEN)
+            return await start(b, **options)
 
-    yield factory
-    for h in hosts:
-        await h.stop()
+        yield factory
 
 
 @pytest.fixture

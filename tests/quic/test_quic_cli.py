@@ -4,46 +4,20 @@
 
 from __future__ import annotations
 
-import json
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 
 import pytest
 
-CLI = [sys.executable, "-m", "p2pkit"]
-
-
-def run(*args: str, timeout: float = 60) -> dict:
-    out = subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout)
-    assert out.returncode == 0, out.stderr
-    return json.loads(out.stdout)
+from tests.cli import cli_process, run
 
 
 @pytest.fixture
 def quic_listener() -> Iterator[str]:
-    proc = subprocess.Popen(
-        [*CLI, "listen", "--listen", "/ip4/127.0.0.1/udp/0/quic-v1"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
+    with cli_process("listen", "--listen", "/ip4/127.0.0.1/udp/0/quic-v1") as proc:
         assert proc.stdout is not None
         line = proc.stdout.readline()
         assert line.startswith("LISTEN "), proc.stderr.read() if proc.stderr else line
         yield line.split()[1]
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            assert proc.wait(10) == 0
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-            for f in (proc.stdout, proc.stderr):
-                if f:
-                    f.close()
 
 
 def test_cli_over_quic(quic_listener):

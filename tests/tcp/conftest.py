@@ -11,6 +11,7 @@ from multiaddr import Multiaddr
 
 from p2pkit.builder import HostBuilder
 from p2pkit.host import Host
+from tests.hosts import host_starter
 
 
 def _blackhole(family: socket.AddressFamily, host: str) -> Iterator[Multiaddr]:
@@ -47,19 +48,14 @@ def blackhole_v6() -> Iterator[Multiaddr]:
 @pytest.fixture
 async def make_host() -> AsyncIterator[Callable[..., Awaitable[Host]]]:
     """Build and start TCP hosts (plaintext + yamux unless named); stopped at teardown."""
-    hosts: list[Host] = []
+    async with host_starter() as start:
 
-    async def factory(
-        security: str = "plaintext", muxer: str = "yamux", listen: bool = True, **options: Any
-    ) -> Host:
-        b = HostBuilder().security(security).muxer(muxer).transport("tcp")
-        if listen:
-            b.listen("/ip4/127.0.0.1/tcp/0")
-        b.option(enable_echo=True, enable_perf=True, **options)
-        host = b.build()
-        hosts.append(host)
-        return await host.start()
+        async def factory(
+            security: str = "plaintext", muxer: str = "yamux", listen: bool = True, **options: Any
+        ) -> Host:
+            b = HostBuilder().security(security).muxer(muxer).transport("tcp")
+            if listen:
+                b.listen("/ip4/127.0.0.1/tcp/0")
+            return await start(b, **options)
 
-    yield factory
-    for h in hosts:
-        await h.stop()
+        yield factory

@@ -10,6 +10,7 @@ import pytest
 
 from p2pkit.builder import HostBuilder
 from p2pkit.host import Host
+from tests.hosts import host_starter
 from tests.tcp.conftest import blackhole_v4, blackhole_v6
 from tests.websocket.certs import CertFiles, make_certs
 
@@ -28,28 +29,23 @@ async def make_ws_host(certs: CertFiles) -> AsyncIterator[Callable[..., Awaitabl
     ``listen``: multiaddrs to listen on; the websocket options carry the test
     certificate and trust the test CA, so /tls/ws works both ways.
     """
-    hosts: list[Host] = []
+    async with host_starter() as start:
 
-    async def factory(
-        security: str = "noise",
-        muxer: str = "yamux",
-        listen: tuple[str, ...] = ("/ip4/127.0.0.1/tcp/0/ws",),
-        **options: Any,
-    ) -> Host:
-        b = HostBuilder().security(security).muxer(muxer).transport("tcp")
-        b.transport(
-            "websocket",
-            cert_file=str(certs.cert_file),
-            key_file=str(certs.key_file),
-            ca_file=str(certs.ca_file),
-        )
-        for addr in listen:
-            b.listen(addr)
-        b.option(enable_echo=True, enable_perf=True, **options)
-        host = b.build()
-        hosts.append(host)
-        return await host.start()
+        async def factory(
+            security: str = "noise",
+            muxer: str = "yamux",
+            listen: tuple[str, ...] = ("/ip4/127.0.0.1/tcp/0/ws",),
+            **options: Any,
+        ) -> Host:
+            b = HostBuilder().security(security).muxer(muxer).transport("tcp")
+            b.transport(
+                "websocket",
+                cert_file=str(certs.cert_file),
+                key_file=str(certs.key_file),
+                ca_file=str(certs.ca_file),
+            )
+            for addr in listen:
+                b.listen(addr)
+            return await start(b, **options)
 
-    yield factory
-    for h in hosts:
-        await h.stop()
+        yield factory

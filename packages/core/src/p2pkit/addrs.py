@@ -42,6 +42,22 @@ def to_multiaddr(value: Multiaddr | str | bytes) -> Multiaddr:
     return addr
 
 
+def transport_parts(addr: Multiaddr) -> list[tuple[str, str | None]]:
+    """``addr`` as ``(protocol name, value)`` pairs, a trailing ``/p2p/<id>`` dropped.
+
+    What every transport's address parser starts from (the peer id is the host's to
+    check, not the transport's); a value is text, None for a protocol without one.
+    Raises AddressError when the multiaddr cannot be decoded.
+    """
+    try:
+        parts = [(proto.name, None if v is None else str(v)) for proto, v in addr.items()]
+    except Exception as exc:  # the multiaddr library raises many unrelated types
+        raise AddressError(f"malformed multiaddr {addr}: {exc}") from exc
+    if parts and parts[-1][0] == "p2p":
+        parts = parts[:-1]
+    return parts
+
+
 def _join(parts: list[tuple[str, str | None]]) -> str:
     out = []
     for name, value in parts:
@@ -142,4 +158,11 @@ def dialable(addrs: Iterable[Multiaddr]) -> list[Multiaddr]:
     return out
 
 
-__all__ = ["dialable", "expand_unspecified", "ip_of", "split_peer", "to_multiaddr"]
+__all__ = [
+    "dialable",
+    "expand_unspecified",
+    "ip_of",
+    "split_peer",
+    "to_multiaddr",
+    "transport_parts",
+]

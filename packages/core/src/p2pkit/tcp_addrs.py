@@ -11,6 +11,7 @@ else (``/ip6zone``, ``/ws``, ``/udp``, ...) is not plain TCP: :func:`parse` rais
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import ipaddress
 import socket
@@ -18,7 +19,8 @@ from typing import Any
 
 from multiaddr import Multiaddr
 
-from p2pkit.errors import AddressError
+from p2pkit.addrs import transport_parts
+from p2pkit.errors import AddressError, DialError
 
 _FAMILIES = {
     "ip4": socket.AF_INET,
@@ -42,17 +44,12 @@ class TcpTarget:
 
 def parse(addr: Multiaddr) -> TcpTarget:
     """Decode a TCP multiaddr; raises AddressError for anything this transport cannot use."""
-    try:
-        parts = [(proto.name, value) for proto, value in addr.items()]
-    except Exception as exc:  # the multiaddr library raises many unrelated types
-        raise AddressError(f"malformed multiaddr {addr}: {exc}") from exc
-    if parts and parts[-1][0] == "p2p":
-        parts = parts[:-1]
+    parts = transport_parts(addr)
     if len(parts) != 2 or parts[0][0] not in _FAMILIES or parts[1][0] != "tcp":
         raise AddressError(f"not a TCP multiaddr: {addr}")
     (kind, host), (_, port_s) = parts
     try:
-        port = int(port_s)
+        port = int(port_s or "")  # a value-less part: ValueError, as a bad one
     except (TypeError, ValueError) as exc:
         raise AddressError(f"bad TCP port in {addr}") from exc
     if not 0 <= port <= 65535 or not host:
@@ -63,6 +60,32 @@ def parse(addr: Multiaddr) -> TcpTarget:
         family=_FAMILIES[kind],
         needs_resolution=kind.startswith("dns"),
     )
+
+
+async def resolve(addr: Multiaddr, target: TcpTarget) -> list[tuple[socket.AddressFamily, str]]:
+    """The ``(family, ip)`` pairs to dial for ``target``, in getaddrinfo's order.
+
+    An IP target is itself; a ``/dns*`` name is resolved (duplicates and non-IP
+    families dropped).  Raises DialError when the name does not resolve to an address;
+    ``addr`` is only for the error messages.
+    """
+    if not target.needs_resolution:
+        return [(target.family, target.host)]
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await loop.getaddrinfo(
+            target.host, target.port, family=target.family, type=socket.SOCK_STREAM
+        )
+    except OSError as exc:
+        raise DialError(f"cannot resolve {addr}", [(addr, exc)]) from exc
+    seen: list[tuple[socket.AddressFamily, str]] = []
+    for family, _type, _proto, _canon, sockaddr in infos:
+        item = (family, str(sockaddr[0]))
+        if family in (socket.AF_INET, socket.AF_INET6) and item not in seen:
+            seen.append(item)
+    if not seen:
+        raise DialError(f"{addr}: name resolved to no usable address")
+    return seen
 
 
 def is_tcp(addr: Multiaddr) -> bool:

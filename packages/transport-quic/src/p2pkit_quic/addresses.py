@@ -14,6 +14,7 @@ from typing import Any
 
 from multiaddr import Multiaddr
 
+from p2pkit.addrs import transport_parts
 from p2pkit.errors import AddressError
 
 _FAMILIES = {"ip4": socket.AF_INET, "ip6": socket.AF_INET6}
@@ -36,18 +37,13 @@ class QuicTarget:
 
 def parse(addr: Multiaddr) -> QuicTarget:
     """Decode a QUIC multiaddr; raises AddressError for anything else."""
-    try:
-        parts = [(proto.name, value) for proto, value in addr.items()]
-    except Exception as exc:  # the multiaddr library raises many unrelated types
-        raise AddressError(f"malformed multiaddr {addr}: {exc}") from exc
-    if parts and parts[-1][0] == "p2p":
-        parts = parts[:-1]
+    parts = transport_parts(addr)
     names = [name for name, _ in parts]
     if len(parts) != 3 or names[0] not in _FAMILIES or names[1:] != ["udp", "quic-v1"]:
         raise AddressError(f"not a QUIC multiaddr: {addr}")
     host, port_s = str(parts[0][1]), parts[1][1]
     try:
-        port = int(port_s)
+        port = int(port_s or "")  # a value-less part: ValueError, as a bad one
         ipaddress.ip_address(host)
     except (TypeError, ValueError) as exc:
         raise AddressError(f"bad QUIC address {addr}") from exc

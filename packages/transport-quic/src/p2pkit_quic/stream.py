@@ -170,14 +170,20 @@ class QuicStream(MuxedStream):
         await self.close_write()
         if not self._read_closed:
             self._read_closed = True
-            dropped = self._buffered - self._recredit
-            self._session.release(self._buffered)
-            self._chunks.clear()
-            self._buffered = self._recredit = 0
-            if dropped > 0:
-                self._consumed += dropped
-                self._session.consumed(self, dropped, self._consumed)
+            self._drop_unread()
             self._wake_reader()
+
+    def _drop_unread(self) -> None:
+        """Discard what was received and not read (closed for reading, or failed): its
+        memory is released and its credit given back, since credit otherwise returns
+        only as the application reads, and unread bytes would stall the connection."""
+        dropped = self._buffered - self._recredit
+        self._session.release(self._buffered)
+        self._chunks.clear()
+        self._buffered = self._recredit = 0
+        if dropped > 0:
+            self._consumed += dropped
+            self._session.consumed(self, dropped, self._consumed)
 
     def reset(self) -> None:
         if self.done:
@@ -202,13 +208,7 @@ class QuicStream(MuxedStream):
         if self._error is not None:
             return
         self._error = error
-        dropped = self._buffered - self._recredit
-        self._session.release(self._buffered)
-        self._chunks.clear()
-        self._buffered = self._recredit = 0
-        if dropped > 0:
-            self._consumed += dropped
-            self._session.consumed(self, dropped, self._consumed)
+        self._drop_unread()
         self._wake_reader()
         self.wake_writer()
         self._session.stream_maybe_done(self)

@@ -12,7 +12,8 @@ from p2pkit.abc import ConnectionHandler, Listener, RawConnection, Transport
 from p2pkit.errors import AddressError, DialError, TransportError
 from p2pkit.logs import get_logger
 from p2pkit.stream_socket import ServerListener, dial_stream, listen_stream
-from p2pkit_tcp.addresses import TcpTarget, from_sockaddr, is_tcp, parse
+from p2pkit.tcp_addrs import resolve
+from p2pkit_tcp.addresses import from_sockaddr, is_tcp, parse
 from p2pkit_tcp.connection import TcpConnection
 from p2pkit_tcp.options import TcpOptions
 
@@ -52,7 +53,7 @@ class TcpTransport(Transport):
         deadline = None if limit is None else asyncio.get_running_loop().time() + limit
         try:
             async with asyncio.timeout_at(deadline):
-                hosts = await self._resolve(addr, target)
+                hosts = await resolve(addr, target)
         except TimeoutError:
             raise DialError(f"dial {addr} timed out after {limit} s resolving it") from None
         endpoints = [(family, host, target.port) for family, host in hosts]
@@ -93,27 +94,6 @@ class TcpTransport(Transport):
             took = loop.time() - start
             raise DialError(f"dial {addr} timed out after {took:.2f} s", errors)
         raise DialError(f"cannot dial {addr}", errors)
-
-    async def _resolve(
-        self, addr: Multiaddr, target: TcpTarget
-    ) -> list[tuple[socket.AddressFamily, str]]:
-        if not target.needs_resolution:
-            return [(target.family, target.host)]
-        loop = asyncio.get_running_loop()
-        try:
-            infos = await loop.getaddrinfo(
-                target.host, target.port, family=target.family, type=socket.SOCK_STREAM
-            )
-        except OSError as exc:
-            raise DialError(f"cannot resolve {addr}", [(addr, exc)]) from exc
-        seen: list[tuple[socket.AddressFamily, str]] = []
-        for family, _type, _proto, _canon, sockaddr in infos:
-            item = (family, str(sockaddr[0]))
-            if family in (socket.AF_INET, socket.AF_INET6) and item not in seen:
-                seen.append(item)
-        if not seen:
-            raise DialError(f"{addr}: name resolved to no usable address")
-        return seen
 
     # -- listening ---------------------------------------------------------------------
 

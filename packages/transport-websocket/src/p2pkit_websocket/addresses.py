@@ -14,6 +14,7 @@ from typing import Any
 
 from multiaddr import Multiaddr
 
+from p2pkit.addrs import transport_parts
 from p2pkit.errors import AddressError
 from p2pkit.tcp_addrs import TcpTarget
 from p2pkit.tcp_addrs import from_sockaddr as tcp_from_sockaddr
@@ -38,18 +39,9 @@ class WsTarget:
         return f"{host}:{self.tcp.port}"
 
 
-def _parts(addr: Multiaddr) -> list[tuple[str, str | None]]:
-    try:
-        return [(proto.name, None if v is None else str(v)) for proto, v in addr.items()]
-    except Exception as exc:  # the multiaddr library raises many unrelated types
-        raise AddressError(f"malformed multiaddr {addr}: {exc}") from exc
-
-
 def parse(addr: Multiaddr) -> WsTarget:
     """Decode a WebSocket multiaddr; AddressError for anything this transport cannot use."""
-    parts = _parts(addr)
-    if parts and parts[-1][0] == "p2p":
-        parts = parts[:-1]
+    parts = transport_parts(addr)
     if len(parts) < 3 or parts[1][0] != "tcp":
         raise AddressError(f"not a WebSocket multiaddr: {addr}")
     rest = [name for name, _ in parts[2:]]

@@ -8,7 +8,6 @@ listen or dial, never by a host that does not use WebSocket addresses.
 from __future__ import annotations
 
 import asyncio
-import socket
 import ssl
 from typing import TYPE_CHECKING
 
@@ -18,6 +17,7 @@ from p2pkit.abc import ConnectionHandler, Listener, RawConnection, Transport
 from p2pkit.errors import AddressError, DialError, P2PError, TransportError
 from p2pkit.logs import get_logger
 from p2pkit.stream_socket import ListenerSet
+from p2pkit.tcp_addrs import resolve
 from p2pkit_websocket.addresses import WsTarget, from_sockaddr, is_ws, normalise, parse
 from p2pkit_websocket.options import WsOptions
 
@@ -86,7 +86,7 @@ class WsTransport(Transport):
     async def _dial(self, addr: Multiaddr, target: WsTarget) -> WsConnection:
         from p2pkit_websocket.connection import WsConnection, WsProtocol  # lazy: see above
 
-        hosts = await self._resolve(addr, target)
+        hosts = await resolve(addr, target.tcp)
         ctx = self.client_context() if target.tls else None
         server_hostname = (target.sni or target.tcp.host) if ctx is not None else None
         errors: list[tuple[object, BaseException]] = []
@@ -114,28 +114,6 @@ class WsTransport(Transport):
             else:
                 return conn
         raise DialError(f"cannot dial {addr}", errors)
-
-    async def _resolve(
-        self, addr: Multiaddr, target: WsTarget
-    ) -> list[tuple[socket.AddressFamily, str]]:
-        tcp = target.tcp
-        if not tcp.needs_resolution:
-            return [(tcp.family, tcp.host)]
-        loop = asyncio.get_running_loop()
-        try:
-            infos = await loop.getaddrinfo(
-                tcp.host, tcp.port, family=tcp.family, type=socket.SOCK_STREAM
-            )
-        except OSError as exc:
-            raise DialError(f"cannot resolve {addr}", [(addr, exc)]) from exc
-        seen: list[tuple[socket.AddressFamily, str]] = []
-        for family, _type, _proto, _canon, sockaddr in infos:
-            item = (family, str(sockaddr[0]))
-            if family in (socket.AF_INET, socket.AF_INET6) and item not in seen:
-                seen.append(item)
-        if not seen:
-            raise DialError(f"{addr}: name resolved to no usable address")
-        return seen
 
     # -- listening ---------------------------------------------------------------------------
 

@@ -31,8 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
-import time
 from collections.abc import AsyncIterator, Callable
 
 import pytest
@@ -42,7 +40,12 @@ from p2pkit.errors import DialError
 from p2pkit.network import MuxedTransport, MuxedTransportConnection
 from p2pkit.peer import PeerId
 from p2pkit.testing.muxer_suite import MuxerPairFactory, MuxerSuite, read_all
-from p2pkit.testing.transport_suite import check_can_dial_refuses, default_refused_addrs
+from p2pkit.testing.transport_suite import (
+    AddressFixtures,
+    check_can_dial_refuses,
+    check_cancel_dial_leaks_nothing,
+    check_dial_timeout,
+)
 
 __all__ = ["STEP", "MuxedTransportSuite", "open_native_pair"]
 
@@ -65,7 +68,7 @@ async def open_native_pair(
     return dialed, inbound
 
 
-class MuxedTransportSuite(MuxerSuite):
+class MuxedTransportSuite(AddressFixtures, MuxerSuite):
     """See the module docstring."""
 
     @pytest.fixture
@@ -75,19 +78,6 @@ class MuxedTransportSuite(MuxerSuite):
     @pytest.fixture
     def new_transport(self) -> Callable[[], MuxedTransport]:
         raise NotImplementedError("provide a `new_transport` fixture (fresh instances)")
-
-    @pytest.fixture
-    def listen_addr(self) -> Multiaddr:
-        raise NotImplementedError("provide a `listen_addr` fixture")
-
-    @pytest.fixture
-    def blackhole_addr(self) -> Multiaddr | None:
-        """An address whose dial never completes (None: skip the timeout tests)."""
-        return None
-
-    @pytest.fixture
-    def refused_addrs(self, listen_addr: Multiaddr) -> list[Multiaddr]:
-        return default_refused_addrs(listen_addr)
 
     @pytest.fixture
     async def transports(
@@ -225,34 +215,12 @@ class MuxedTransportSuite(MuxerSuite):
     async def test_dial_timeout(
         self, transport: MuxedTransport, blackhole_addr: Multiaddr | None
     ) -> None:
-        if blackhole_addr is None:
-            pytest.skip("no blackhole_addr fixture for this transport")
-        start = time.monotonic()
-        with pytest.raises(DialError) as info:
-            async with asyncio.timeout(STEP):
-                conn = await transport.dial(blackhole_addr, timeout=0.3)
-                conn.muxed.abort()  # pragma: no cover
-        elapsed = time.monotonic() - start
-        assert 0.25 <= elapsed < 2.0, f"dial timeout took {elapsed:.2f}s (asked 0.3 s)"
-        assert "timed out" in str(info.value) or "timeout" in str(info.value).lower()
-        await transport.close()
+        await check_dial_timeout(transport, blackhole_addr, lambda conn: conn.muxed.abort())
 
     async def test_cancel_dial_leaks_nothing(
         self, transport: MuxedTransport, blackhole_addr: Multiaddr | None
     ) -> None:
-        if blackhole_addr is None:
-            pytest.skip("no blackhole_addr fixture for this transport")
-        tasks = [asyncio.ensure_future(transport.dial(blackhole_addr, timeout=STEP)) for _ in "ab"]
-        await asyncio.sleep(0.05)
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with pytest.raises(asyncio.CancelledError):
-                await task
-        # An unclosed socket would raise ResourceWarning here (warnings are errors).
-        await asyncio.sleep(0.01)
-        gc.collect()
-        await transport.close()
+        await check_cancel_dial_leaks_nothing(transport, blackhole_addr)
 
     async def test_can_dial_refuses_other_transports(
         self, transport: MuxedTransport, refused_addrs: list[Multiaddr]

@@ -22,8 +22,10 @@ transport that cannot tell its peer about a reset (the peer then sees EOF or a r
 The transport checks that catch common plugin bugs are also plain functions
 (``check_*``), so a plugin's own tests can run one directly: write() must wait under
 backpressure, ``can_dial`` must not claim other transports' addresses, ``close()``
-must close listeners, write() must not keep the caller's buffer, and a listener must
-report resolved addresses.
+must close listeners, write() must not keep the caller's buffer, a listener must
+report resolved addresses, a dial must time out on time and a cancelled one must leak
+nothing.  The last two, and the address fixtures (:class:`AddressFixtures`), serve the
+muxed-transport suite as well.
 
 Example (this is how ``p2pkit-tcp`` runs it)::
 
@@ -53,21 +55,25 @@ import gc
 import hashlib
 import time
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import pytest
 from multiaddr import Multiaddr
 
 from p2pkit.abc import Channel, RawConnection, Transport
 from p2pkit.errors import ConnectionClosed, DialError, StreamClosed
-from p2pkit.network import BaseTransport
+from p2pkit.network import BaseTransport, MuxedTransport
 
 __all__ = [
     "STEP",
+    "AddressFixtures",
     "ChannelSuite",
     "Collector",
     "TransportSuite",
     "check_can_dial_refuses",
+    "check_cancel_dial_leaks_nothing",
     "check_close_closes_listeners",
+    "check_dial_timeout",
     "check_listener_reports_resolved_addrs",
     "check_write_copies_caller_buffer",
     "check_write_waits_under_backpressure",
@@ -500,6 +506,46 @@ def check_can_dial_refuses(transport: BaseTransport, refused: list[Multiaddr]) -
     assert not claimed, f"can_listen claims other transports' addresses: {claimed}"
 
 
+async def check_dial_timeout(
+    transport: Transport | MuxedTransport,
+    blackhole_addr: Multiaddr | None,
+    discard: Callable[[Any], None],
+) -> None:
+    """A dial to ``blackhole_addr`` (skipped when None) fails with a DialError that says
+    "timed out" once its ``timeout`` has passed, not much later; ``discard`` cleans up
+    a connection the dial should not have made."""
+    if blackhole_addr is None:
+        pytest.skip("no blackhole_addr fixture for this transport")
+    start = time.monotonic()
+    with pytest.raises(DialError) as info:
+        async with asyncio.timeout(STEP):
+            discard(await transport.dial(blackhole_addr, timeout=0.3))
+    elapsed = time.monotonic() - start
+    assert 0.25 <= elapsed < 2.0, f"dial timeout took {elapsed:.2f}s (asked 0.3 s)"
+    assert "timed out" in str(info.value) or "timeout" in str(info.value).lower()
+    await transport.close()
+
+
+async def check_cancel_dial_leaks_nothing(
+    transport: Transport | MuxedTransport, blackhole_addr: Multiaddr | None
+) -> None:
+    """Cancelled dials to ``blackhole_addr`` (skipped when None) raise CancelledError
+    and leave no socket behind (an unclosed one raises ResourceWarning at the garbage
+    collection, an error under the suites' warning filters)."""
+    if blackhole_addr is None:
+        pytest.skip("no blackhole_addr fixture for this transport")
+    tasks = [asyncio.ensure_future(transport.dial(blackhole_addr, timeout=STEP)) for _ in "ab"]
+    await asyncio.sleep(0.05)
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    await asyncio.sleep(0.01)
+    gc.collect()
+    await transport.close()
+
+
 async def check_listener_reports_resolved_addrs(
     transport: Transport, listen_addr: Multiaddr
 ) -> None:
@@ -617,12 +663,9 @@ async def check_close_closes_listeners(
 # -- the transport contract ------------------------------------------------------------
 
 
-class TransportSuite(ChannelSuite):
-    """Dialing and listening, plus every :class:`ChannelSuite` test over a real pair."""
-
-    @pytest.fixture
-    def transport(self) -> Transport:
-        raise NotImplementedError("provide a `transport` fixture")
+class AddressFixtures:
+    """The address fixtures of both transport suites (this one and
+    :class:`~p2pkit.testing.muxed_transport_suite.MuxedTransportSuite`)."""
 
     @pytest.fixture
     def listen_addr(self) -> Multiaddr:
@@ -637,6 +680,14 @@ class TransportSuite(ChannelSuite):
     def refused_addrs(self, listen_addr: Multiaddr) -> list[Multiaddr]:
         """Addresses of other transports this one must not claim."""
         return default_refused_addrs(listen_addr)
+
+
+class TransportSuite(AddressFixtures, ChannelSuite):
+    """Dialing and listening, plus every :class:`ChannelSuite` test over a real pair."""
+
+    @pytest.fixture
+    def transport(self) -> Transport:
+        raise NotImplementedError("provide a `transport` fixture")
 
     @pytest.fixture
     def new_transport(self, transport: Transport) -> Callable[[], Transport]:
@@ -781,35 +832,12 @@ class TransportSuite(ChannelSuite):
     async def test_dial_timeout(
         self, transport: Transport, blackhole_addr: Multiaddr | None
     ) -> None:
-        if blackhole_addr is None:
-            pytest.skip("no blackhole_addr fixture for this transport")
-        start = time.monotonic()
-        with pytest.raises(DialError) as info:
-            async with asyncio.timeout(STEP):
-                conn = await transport.dial(blackhole_addr, timeout=0.3)
-                conn.reset()  # pragma: no cover
-        elapsed = time.monotonic() - start
-        assert 0.25 <= elapsed < 2.0, f"dial timeout took {elapsed:.2f}s (asked 0.3 s)"
-        assert "timed out" in str(info.value) or "timeout" in str(info.value).lower()
-        await transport.close()
+        await check_dial_timeout(transport, blackhole_addr, RawConnection.reset)
 
     async def test_cancel_dial_leaks_nothing(
         self, transport: Transport, blackhole_addr: Multiaddr | None
     ) -> None:
-        if blackhole_addr is None:
-            pytest.skip("no blackhole_addr fixture for this transport")
-        tasks = [asyncio.ensure_future(transport.dial(blackhole_addr, timeout=STEP))]
-        tasks.append(asyncio.ensure_future(transport.dial(blackhole_addr, timeout=STEP)))
-        await asyncio.sleep(0.05)
-        tasks[0].cancel()
-        tasks[1].cancel()
-        for task in tasks:
-            with pytest.raises(asyncio.CancelledError):
-                await task
-        # An unclosed socket would raise ResourceWarning here (warnings are errors).
-        await asyncio.sleep(0.01)
-        gc.collect()
-        await transport.close()
+        await check_cancel_dial_leaks_nothing(transport, blackhole_addr)
 
     async def test_cancel_dial_immediately(
         self, transport: Transport, listen_addr: Multiaddr
