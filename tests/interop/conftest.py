@@ -32,9 +32,13 @@ def js_node() -> str:
     return ensure_js_installed()
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(scope="module", autouse=True)
 def js_installed(request: pytest.FixtureRequest) -> str | None:
-    """The node binary, with the js peer installed; None for modules that need no Node."""
+    """The node binary, with the js peer installed; None for modules that need no Node.
+
+    Module-scoped: autouse fixtures of a scope come before the other fixtures of that
+    scope and of narrower ones, so the install precedes a module's or class's js
+    listener even when that module runs first on a fresh checkout."""
     if Path(str(request.node.fspath)).name in NEEDS_NO_NODE:
         return None
     node: str = request.getfixturevalue("js_node")
