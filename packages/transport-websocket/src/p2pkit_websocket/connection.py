@@ -62,9 +62,18 @@ joins them (a copy of every payload), and a write per part costs less (measured)
 
 
 def _send(t: asyncio.Transport, parts: list[Buffer]) -> None:
-    """A frame header and its payload (or several frames), without joining them."""
+    """A frame header and its payload (or several frames), without joining them.
+
+    The selector transport's ``writelines`` (3.12, 3.13.0) queues what the kernel did not
+    take but never asks the protocol to pause (only ``write`` does): without the check
+    below, a writer would never see backpressure.  Re-applying the transport's own limits
+    is the public way to run that check; asyncio then resumes us as usual.
+    """
     if _SENDMSG:
         t.writelines(parts)
+        low, high = t.get_write_buffer_limits()
+        if t.get_write_buffer_size() > high:
+            t.set_write_buffer_limits(high, low)
     else:
         for part in parts:
             t.write(part)
