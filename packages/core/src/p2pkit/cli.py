@@ -19,11 +19,10 @@ import signal
 import statistics
 import sys
 import time
-import tomllib
 from collections.abc import Sequence
 from typing import Any
 
-from p2pkit.cliargs import DEFAULT_LISTEN, build_parser, check_perf_args
+from p2pkit.cliargs import DEFAULT_LISTEN, build_parser, check_perf_args, metrics_table
 from p2pkit.cliprogress import (
     PerfProgress,
     megabytes,
@@ -34,7 +33,7 @@ from p2pkit.cliprogress import (
     stack,
     wants_progress,
 )
-from p2pkit.config import load_config
+from p2pkit.config import load_config, read_table
 from p2pkit.crypto import generate_private_key, write_private_key
 from p2pkit.errors import ConfigError, P2PError
 from p2pkit.host import Host
@@ -42,7 +41,6 @@ from p2pkit.logfmt import configure_logging
 from p2pkit.loops import DEFAULT_EVENT_LOOP
 from p2pkit.loops import run as run_loop
 from p2pkit.peer import PeerId
-from p2pkit.plugins.hints import distribution_for_kind
 from p2pkit.plugins.registry import default_registry
 from p2pkit.protocols.echo import PROTOCOL_ID as ECHO
 from p2pkit.protocols.perf import PROTOCOL_ID as PERF
@@ -67,21 +65,12 @@ def _host(args: argparse.Namespace, *, listen: Sequence[str] = (), serve: bool =
     if listen:
         overrides["listen"] = list(listen)
     if getattr(args, "metrics", None):
-        overrides["metrics"] = _metrics_table(args.metrics)
+        overrides["metrics"] = metrics_table(args.metrics)
     if serve:
         overrides["enable_echo"] = True
         overrides["enable_perf"] = True
     source: Any = args.config if args.config else {}
     return Host(load_config(source, overrides=overrides))
-
-
-def _metrics_table(address: str) -> dict[str, Any]:
-    """``--metrics HOST:PORT``: the first installed metrics plugin, serving there."""
-    names = default_registry().names("metrics")
-    if not names:
-        dist = distribution_for_kind("metrics")
-        raise ConfigError(f"--metrics: no metrics plugin installed; pip install {dist}")
-    return {"name": names[0], "address": address}
 
 
 def _emit(args: argparse.Namespace, obj: dict[str, Any], text: str) -> None:
@@ -126,6 +115,7 @@ async def cmd_listen(args: argparse.Namespace) -> int:
 def _report_perf(host: Any) -> None:
     """A ``PERF {json}`` stdout line per perf stream: the bytes this server received,
     so tests compare what arrived, not what the client meant to send."""
+
     def report(served: PerfServed) -> None:
         print(f"PERF {json.dumps(dataclasses.asdict(served))}", flush=True)
 
@@ -203,9 +193,7 @@ async def cmd_echo(args: argparse.Namespace) -> int:
             )
 
         async with progress_line(render, wants_progress(args.json)):
-            await asyncio.gather(
-                *(_echo_one(conn, args.bytes, moved) for _ in range(args.streams))
-            )
+            await asyncio.gather(*(_echo_one(conn, args.bytes, moved) for _ in range(args.streams)))
         seconds = time.perf_counter() - start
         via = stack(conn)
     total = args.streams * args.bytes
@@ -239,9 +227,7 @@ async def cmd_perf(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _run_perf(
-    args: argparse.Namespace, stream: Any, progress: PerfProgress
-) -> PerfResult:
+async def _run_perf(args: argparse.Namespace, stream: Any, progress: PerfProgress) -> PerfResult:
     if args.duration is None:
         return await perf(stream, args.upload or 0, args.download or 0, progress=progress)
     up = args.duration if args.direction in ("both", "upload") else 0.0
@@ -374,13 +360,11 @@ def _event_loop(args: argparse.Namespace) -> str:
         return str(args.event_loop)
     if args.config:
         try:
-            with open(args.config, "rb") as fh:
-                data = tomllib.load(fh)
-        except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
+            value = read_table(args.config).get("event_loop")
+        except ConfigError:
             return DEFAULT_EVENT_LOOP
-        table = data.get("p2pkit", data)
-        if isinstance(table, dict) and isinstance(table.get("event_loop"), str):
-            return str(table["event_loop"])
+        if isinstance(value, str):
+            return value
     return DEFAULT_EVENT_LOOP
 
 

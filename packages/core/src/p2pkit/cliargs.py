@@ -7,6 +7,10 @@ import argparse
 import math
 from typing import Any
 
+from p2pkit.errors import ConfigError
+from p2pkit.plugins.hints import distribution_for_kind
+from p2pkit.plugins.registry import default_registry
+
 DEFAULT_LISTEN = "/ip4/127.0.0.1/tcp/0"
 
 #: The perf protocol sends the download size as a u64; uploads are counted the same way.
@@ -96,7 +100,7 @@ def _add_operator_args(p: argparse.ArgumentParser, *, event_loop: bool = True) -
             "--event-loop",
             choices=EVENT_LOOPS,
             default=None,
-            help="asyncio (default) or uvloop (pip install \"p2pkit[uvloop]\"); "
+            help='asyncio (default) or uvloop (pip install "p2pkit[uvloop]"); '
             "default: event_loop from --config, else asyncio",
         )
 
@@ -189,3 +193,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     _add_stack_args(p)
     return parser
+
+
+def metrics_table(address: str) -> dict[str, Any]:
+    """``--metrics HOST:PORT``: the first installed metrics plugin, serving there."""
+    names = default_registry().names("metrics")
+    if not names:
+        dist = distribution_for_kind("metrics")
+        raise ConfigError(f"--metrics: no metrics plugin installed; pip install {dist}")
+    return {"name": names[0], "address": address}

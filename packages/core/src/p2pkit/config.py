@@ -188,6 +188,23 @@ def _chosen(registry: PluginRegistry, kind: PluginKind, value: Any, what: str) -
     return [s.name for s in ranked] + unknown  # unknown names fail in _resolve, with hints
 
 
+def read_table(path: str | os.PathLike[str]) -> Mapping[str, Any]:
+    """The ``[p2pkit]`` table of a TOML file (the whole file when it has none)."""
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path} is not UTF-8 text: {exc}") from exc
+    table = data.get("p2pkit", data)
+    if not isinstance(table, Mapping):
+        raise ConfigError(f"config file {path}: [p2pkit] must be a table")
+    return table
+
+
 def load_config(
     source: Mapping[str, Any] | str | os.PathLike[str],
     *,
@@ -196,18 +213,7 @@ def load_config(
 ) -> HostConfig:
     """Validate a config dict, or read a TOML file (its ``[p2pkit]`` table)."""
     if isinstance(source, str | os.PathLike):
-        try:
-            with open(source, "rb") as fh:
-                data = tomllib.load(fh)
-        except OSError as exc:
-            raise ConfigError(f"cannot read config file {source}: {exc}") from exc
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"config file {source} is not valid TOML: {exc}") from exc
-        except UnicodeDecodeError as exc:
-            raise ConfigError(f"config file {source} is not UTF-8 text: {exc}") from exc
-        table = data.get("p2pkit", data)
-        if not isinstance(table, Mapping):
-            raise ConfigError(f"config file {source}: [p2pkit] must be a table")
+        table = read_table(source)
     else:
         if not isinstance(source, Mapping):
             raise ConfigError("a configuration is a dict or a TOML file path")
