@@ -172,15 +172,9 @@ class Swarm:
             scope.close()
             if not isinstance(exc, Exception):
                 raise
-            self._repeats.log(
-                log,
-                logging.INFO,
-                ("upgrade", type(exc).__name__),
-                "inbound upgrade from %s failed: %s: %s",
-                raw.remote_addr,
-                type(exc).__name__,
-                exc,
-            )
+            name = type(exc).__name__
+            why = f"inbound upgrade from {raw.remote_addr} failed: {name}: {exc}"
+            self._repeats.log(log, logging.INFO, ("upgrade", name), "%s", why)
             return
         with contextlib.suppress(P2PError):  # logged and aborted by add_connection
             self.add_connection(upgraded, "inbound", scope)
@@ -206,16 +200,9 @@ class Swarm:
             except LimitExceeded as exc:
                 refusal = exc
         if refusal is not None:
-            self._repeats.log(
-                log,
-                logging.INFO,
-                ("refused", direction, type(refusal).__name__),
-                "%s connection to %s refused: %s",
-                direction,
-                short_peer(conn.peer),
-                refusal,
-                extra=peer_extra(conn.peer),
-            )
+            why = f"{direction} connection to {short_peer(conn.peer)} refused: {refusal}"
+            key = ("refused", direction, type(refusal).__name__)
+            self._repeats.log(log, logging.INFO, key, "%s", why, extra=peer_extra(conn.peer))
             upgraded.muxed.abort(refusal)
             scope.close()
             raise refusal
