@@ -152,8 +152,12 @@ def test_listener_serves_good_peer_through_attacks(net: Net, tmp_path: Path) -> 
         assert not failed, (failed, reports)
         assert peak < RSS_BOUND_MIB, (peak, baseline, reports)
         log.flush()
-        # The parked streams were stopped by the per-peer memory limit (not by luck).
-        assert "max_memory_per_peer" in (tmp_path / "listener.log").read_text()
+        # The parked streams were stopped by a memory limit (not by luck): per peer, or,
+        # when the attacker's streams land in a different order under load, per
+        # connection or per IP first.
+        text = (tmp_path / "listener.log").read_text()
+        memory_limits = ("max_memory_per_peer", "max_muxer_memory_per_conn", "max_memory_per_ip")
+        assert any(name in text for name in memory_limits), text[-2000:]
     finally:
         for p in procs:
             if p.poll() is None:
