@@ -34,7 +34,7 @@ from p2pkit.crypto import (
 from p2pkit.crypto.keys import encode_key_protobuf
 from p2pkit.errors import InvalidKey, P2PError, ProtocolError
 from p2pkit.peer import PeerId
-from p2pkit.protocols.identify import make_signed_peer_record, open_signed_peer_record
+from p2pkit.protocols.peer_record import make_signed_peer_record, open_signed_peer_record
 
 RSA_OID = bytes.fromhex("2a864886f70d010101")  # rsaEncryption
 RSA_OID_MANGLED = bytes.fromhex("2a8648fef70d010101")

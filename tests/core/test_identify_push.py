@@ -13,7 +13,11 @@ from p2pkit.errors import ProtocolError
 from p2pkit.events import PeerIdentified
 from p2pkit.peer import PeerId
 from p2pkit.protocols.identify import PUSH_PROTOCOL_ID, IdentifyInfo
-from p2pkit.protocols.peer_record import make_signed_peer_record, open_signed_peer_record
+from p2pkit.protocols.peer_record import (
+    VerifiedRecords,
+    make_signed_peer_record,
+    open_signed_peer_record,
+)
 
 ADDRS = [Multiaddr("/ip4/1.2.3.4/tcp/4001"), Multiaddr("/ip6/::1/tcp/4002")]
 
@@ -35,6 +39,24 @@ def test_signed_peer_record_roundtrip_and_rejections(key_type):
         open_signed_peer_record(make_signed_peer_record(key, other, ADDRS, 1))
     with pytest.raises(ProtocolError):
         open_signed_peer_record(b"\x0a\x02\x08")
+
+
+def test_verified_records_remember_only_good_envelopes_and_stay_bounded():
+    key = generate_private_key("ed25519")
+    peer = PeerId.from_public_key(key.public_key)
+    cache = VerifiedRecords(max_entries=2)
+    env = make_signed_peer_record(key, peer, ADDRS, 1)
+    first = cache.open(env)
+    first.addrs.append(Multiaddr("/ip4/9.9.9.9/tcp/1"))  # a caller's change stays its own
+    assert cache.open(env).addrs == ADDRS and len(cache) == 1
+    bad = env[:-1] + bytes([env[-1] ^ 1])
+    for _ in range(2):  # a bad envelope is verified (and refused) every time
+        with pytest.raises(ProtocolError, match="signature"):
+            cache.open(bad)
+    assert len(cache) == 1
+    for seq in (2, 3, 4):
+        cache.open(make_signed_peer_record(key, peer, ADDRS, seq))
+    assert len(cache) == 2 and cache.open(env).seq == 1  # evicted, verified afresh
 
 
 async def _identified(host, peer, predicate=lambda e: True, timeout=5.0) -> PeerIdentified:

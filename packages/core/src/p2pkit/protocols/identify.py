@@ -38,8 +38,8 @@ from p2pkit.peer import PeerId
 from p2pkit.peerstore import CONNECTED_ADDR_TTL
 from p2pkit.protobuf import encode_bytes_field, iter_fields
 from p2pkit.protocols.peer_record import (
+    VerifiedRecords,
     make_signed_peer_record,
-    open_signed_peer_record,
 )
 from p2pkit.timerwheel import coarse_timeout
 from p2pkit.varint import decode_uvarint, encode_uvarint
@@ -160,6 +160,7 @@ class Identify:
         self.results: dict[PeerId, IdentifyInfo] = {}
         self.max_results = MAX_RESULTS
         self._record: tuple[tuple[Multiaddr, ...], bytes] | None = None
+        self._verified = VerifiedRecords()  # peers' envelopes, verified once each
         self._seq = 0
         self._push_task: asyncio.Task[None] | None = None
         self._running: dict[Connection, asyncio.Future[IdentifyInfo]] = {}
@@ -343,7 +344,7 @@ class Identify:
         addrs = info.multiaddrs()
         if info.signed_peer_record is not None:
             try:
-                record = open_signed_peer_record(info.signed_peer_record)
+                record = self._verified.open(info.signed_peer_record)
                 if record.peer != conn.peer:
                     raise ProtocolError("signed peer record is for another peer")
             except ProtocolError as exc:
