@@ -5,10 +5,25 @@ being reset; QUIC handshakes in progress count as pending inbound connections.""
 from __future__ import annotations
 
 import asyncio
+import socket
+import ssl
 
+import pytest
+from aioquic.quic.configuration import QuicConfiguration
+from aioquic.quic.connection import QuicConnection
+
+from p2pkit.errors import DialError
 from p2pkit.host import Host
+from p2pkit.protocols.echo import PROTOCOL_ID as ECHO
 
 HOLD = "/hold/1"
+
+
+async def _echo(host: Host, peer, payload: bytes) -> bytes:  # type: ignore[no-untyped-def]
+    stream = await host.new_stream(peer, [ECHO])
+    await stream.write(payload)
+    await stream.close_write()
+    return await stream.read()
 
 
 def _quic(host: Host):  # type: ignore[no-untyped-def]
@@ -64,3 +79,67 @@ async def test_stream_limit_is_the_quic_stream_credit(make_host):
     assert not a.swarm.rcmgr.refusals  # the swarm never had to reset a stream
     assert not quic._streams_blocked_bidi
 
+
+
+def _stalled_initial() -> bytes:
+    """A valid client Initial (new connection id each time) from aioquic's client
+    machine, whose handshake will never go on: the sender reads nothing."""
+    config = QuicConfiguration(is_client=True, alpn_protocols=["libp2p"], verify_mode=ssl.CERT_NONE)
+    quic = QuicConnection(configuration=config)
+    quic.connect(("127.0.0.1", 9), now=0.0)
+    return quic.datagrams_to_send(now=0.0)[0][0]
+
+
+@pytest.mark.parametrize(
+    ("limits", "key"),
+    [
+        ({"max_pending_inbound": 2}, "system.pending"),
+        ({"max_pending_per_ip": 2, "unlimited_networks": []}, "ip.pending"),
+    ],
+)
+async def test_quic_handshakes_count_as_pending_connections(make_host, limits, key):
+    """Two handshakes stall (raw Initials, never continued): a third one is refused
+    (its Initials dropped, no state) while they are pending, and succeeds (the client
+    retransmits its Initial) once they have timed out; every count returns to 0."""
+    a = await make_host(limits=limits, quic={"handshake_timeout": 1.0})
+    endpoint = _quic(a)._listeners[0].endpoint
+    rcmgr = a.swarm.rcmgr
+    port = int(a.listen_addrs[0].value_for_protocol("udp"))
+    b = await make_host(listen=False, dial_timeout=8.0)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as stalled:
+        async with asyncio.timeout(10):
+            for _ in range(2):
+                stalled.sendto(_stalled_initial(), ("127.0.0.1", port))
+            while rcmgr.system.pending < 2:
+                await asyncio.sleep(0.005)
+            stalled.sendto(_stalled_initial(), ("127.0.0.1", port))  # one too many
+            dial = asyncio.ensure_future(b.connect(a.addrs_with_peer_id[0]))
+            while rcmgr.refusals[key] < 2:  # the raw third and the real client's
+                await asyncio.sleep(0.005)
+            assert endpoint.handshakes == 2 and rcmgr.system.pending == 2
+            assert not dial.done()
+            conn = await dial  # admitted once the stalled two timed out
+    assert conn.peer == a.peer_id
+    assert rcmgr.system.pending == 0 and rcmgr.system.conns_in == 1  # b, set up
+    assert await _echo(b, a.peer_id, b"admitted") == b"admitted"
+    await b.disconnect(a.peer_id)
+    async with asyncio.timeout(5):
+        while rcmgr.system.conns_in or endpoint.handshakes:
+            await asyncio.sleep(0.01)
+    assert rcmgr.system.empty and rcmgr.tracked_scopes == 0
+
+
+async def test_inbound_connection_limit_drops_quic_initials(make_host):
+    """max_inbound_connections 1: a second client's Initials are dropped before any
+    handshake state exists (as for the pending limits); its dial ends by its own
+    timeout, the refusal is counted, and the first connection is untouched."""
+    a = await make_host(limits={"max_inbound_connections": 1})
+    first = await make_host(listen=False)
+    second = await make_host(listen=False, dial_timeout=1.0)
+    await first.connect(a.addrs_with_peer_id[0])
+    with pytest.raises(DialError):
+        await second.connect(a.addrs_with_peer_id[0])
+    assert a.swarm.rcmgr.refusals["system.conns_inbound"] >= 1
+    assert _quic(a)._listeners[0].endpoint.handshakes == 0
+    assert [c.peer for c in a.connections()] == [first.peer_id]
+    assert a.swarm.rcmgr.system.pending == 0

@@ -11,7 +11,14 @@ inbound handshakes in progress per socket (more Initials are dropped), each boun
 time (``handshake_timeout``) and, until the peer's address is validated, in bytes
 (aioquic sends at most three times what it received: RFC 9000 anti-amplification).
 Above ``retry_above`` handshakes in progress (or always, with ``retry``), a stateless
-Retry validates a new peer's address before any state is kept for it.
+Retry validates a new peer's address before any state is kept for it.  Past these
+checks (and past the Retry round trip, when one is sent), the host's admission
+(:data:`p2pkit.network.InboundAdmission`, given to ``listen``) is asked before the
+connection's state is created: its pending-handshake and connection limits, per node
+and per IP prefix, count QUIC handshakes in progress as they count TCP sockets being
+upgraded.  A refused Initial is dropped (the client's retransmission asks again); the
+ticket is given back when the handshake fails or times out, and handed to the host
+with the connection otherwise.
 Anything that does not parse as a QUIC packet for a known connection is dropped after
 reading its header; a packet of another QUIC version gets a Version Negotiation reply
 (only to a full-size datagram, so it cannot amplify).
@@ -20,6 +27,7 @@ reading its header; a packet of another QUIC version gets a Version Negotiation 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import socket
 from collections.abc import Callable
@@ -35,13 +43,18 @@ from aioquic.quic.packet import (
 )
 from aioquic.quic.retry import QuicRetryTokenHandler
 
-from p2pkit.logs import get_logger
+from p2pkit.errors import P2PError
+from p2pkit.logs import RepeatLimiter, get_logger
+from p2pkit_quic.addresses import from_sockaddr
 from p2pkit_quic.machine import Libp2pQuicConnection, make_configuration
 from p2pkit_quic.session import QuicSession
 from p2pkit_quic.udp import UdpSocket
 
 if TYPE_CHECKING:
+    from multiaddr import Multiaddr
+
     from p2pkit.crypto.tls_certificate import HostCertificate
+    from p2pkit.network import AdmissionTicket, InboundAdmission
     from p2pkit_quic.options import QuicOptions
 
 log = get_logger("quic")
@@ -70,9 +83,13 @@ class Endpoint:
         self._live: set[QuicSession] = set()
         self.inbound: InboundHandler | None = None
         """Set while listening: called with each connection whose handshake completed."""
+        self.admit: InboundAdmission | None = None
+        """Set while listening for a host: asked before state is kept for a handshake."""
+        self._repeats = RepeatLimiter()
         self.handshakes = 0
         self._retry = QuicRetryTokenHandler()
         self.sockname: Any = None
+        self.local_addr: Multiaddr | None = None
         self.family = socket.AF_INET
         self.closed = False
 
@@ -92,6 +109,7 @@ class Endpoint:
         endpoint.family = family
         endpoint._socket = UdpSocket.bind(host, port, family, endpoint.datagram_received)
         endpoint.sockname = endpoint._socket.sockname
+        endpoint.local_addr = from_sockaddr(endpoint.sockname)
         return endpoint
 
     def send_many(self, datagrams: list[tuple[bytes, Any]]) -> None:
@@ -238,6 +256,11 @@ class Endpoint:
             )
             self.send_many([(retry, addr)])
             return
+        ticket: AdmissionTicket | None = None
+        if self.admit is not None:
+            ticket = self._admit(self.admit, addr)
+            if ticket is None:
+                return  # refused: no state (the client's retransmission asks again)
         config = make_configuration(self._certificate(), self.options, is_client=False)
         quic = Libp2pQuicConnection(
             configuration=config,
@@ -246,6 +269,7 @@ class Endpoint:
             options=self.options,
         )
         session = QuicSession(self, quic, addr, self.options, is_initiator=False)
+        session.admission = ticket
         self._live.add(session)
         session.add_cid(header.destination_cid)
         session.add_cid(quic.host_cid)
@@ -256,16 +280,32 @@ class Endpoint:
         session.handshake.add_done_callback(lambda fut: self._handshake_done(session, timer))
         session.datagram_received(data, addr)
 
+    def _admit(self, admit: InboundAdmission, addr: Any) -> AdmissionTicket | None:
+        """Ask the host's admission about a new handshake from ``addr``: its ticket,
+        or None when refused (the Initial is then dropped)."""
+        try:
+            return admit(self.local_addr, from_sockaddr(addr))
+        except P2PError as exc:  # counted and logged (rate-limited) by the host
+            self._repeats.log(log, logging.DEBUG, "refused", "QUIC Initial from %s refused: %s",
+                              addr, exc)  # fmt: skip
+        except Exception as exc:  # a bug in the admission must not stop the socket
+            self._repeats.log(log, logging.WARNING, "admit", "QUIC admission failed: %r", exc)
+        return None
+
     def _handshake_done(self, session: QuicSession, timer: asyncio.TimerHandle) -> None:
         self.handshakes -= 1
         timer.cancel()
         if session.handshake.cancelled() or session.handshake.exception() is not None:
+            session.release_admission()  # failed or timed out: its place is free again
             return
         if self.inbound is None:
             session.abort(ConnectionRefusedError("not listening any more"))
+            session.release_admission()
             return
         try:
-            self.inbound(session)
+            self.inbound(session)  # the ticket goes with the connection: the host's now
+            session.admission = None
         except Exception as exc:  # a handler bug costs that connection, not the listener
             log.warning("QUIC connection handler failed: %r", exc, exc_info=True)
             session.abort(exc)
+            session.release_admission()

@@ -22,7 +22,7 @@ from multiaddr import Multiaddr
 
 from p2pkit.errors import AddressError, DialError, HandshakeError, TransportError
 from p2pkit.logs import get_logger
-from p2pkit.network import Listener, MuxedConnectionHandler, MuxedTransport
+from p2pkit.network import InboundAdmission, Listener, MuxedConnectionHandler, MuxedTransport
 from p2pkit.network import MuxedTransportConnection as Native
 from p2pkit.peer import PeerId
 from p2pkit_quic._ids import MUXER_PROTOCOL, SECURITY_PROTOCOL
@@ -60,6 +60,7 @@ class QuicTransport(MuxedTransport):
     """Dials and listens on QUIC multiaddrs (see the module docstring and README)."""
 
     name = "quic"
+    accepts_admission = True  # asked at the first Initial it keeps state for (endpoint.py)
 
     def __init__(self, private_key: PrivateKey, options: QuicOptions | None = None) -> None:
         self.private_key = private_key
@@ -87,7 +88,13 @@ class QuicTransport(MuxedTransport):
 
     # -- listening -------------------------------------------------------------------------
 
-    async def listen(self, addr: Multiaddr, handler: MuxedConnectionHandler) -> Listener:
+    async def listen(
+        self,
+        addr: Multiaddr,
+        handler: MuxedConnectionHandler,
+        *,
+        admit: InboundAdmission | None = None,
+    ) -> Listener:
         target = parse(addr)
         try:
             endpoint = await self._open_endpoint(target.host, target.port, target.family)
@@ -98,6 +105,7 @@ class QuicTransport(MuxedTransport):
         def on_inbound(session: QuicSession) -> None:
             handler(_native(session, endpoint))
 
+        endpoint.admit = admit
         endpoint.inbound = on_inbound
         self._listeners.append(listener)
         return listener
@@ -107,6 +115,7 @@ class QuicTransport(MuxedTransport):
             self._listeners.remove(listener)
         endpoint = listener.endpoint
         endpoint.inbound = None
+        endpoint.admit = None
         endpoint.abort_handshakes()
         if not endpoint.sessions:
             self._endpoint_idle(endpoint)
@@ -199,4 +208,5 @@ def _native(session: QuicSession, endpoint: Endpoint) -> Native:
         security_protocol=SECURITY_PROTOCOL,
         muxer_protocol=MUXER_PROTOCOL,
         use_memory=session.use_memory,
+        admission=session.admission,
     )
