@@ -5,16 +5,23 @@ being reset; QUIC handshakes in progress count as pending inbound connections.""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import ssl
 
 import pytest
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
+from multiaddr import Multiaddr
 
-from p2pkit.errors import DialError
+from p2pkit.errors import DialError, HandshakeError
 from p2pkit.host import Host
+from p2pkit.limits import LimitExceeded
+from p2pkit.network import MuxedTransportConnection
 from p2pkit.protocols.echo import PROTOCOL_ID as ECHO
+from p2pkit_tls.testing import custom_certificate
+
+from .conftest import LISTEN
 
 HOLD = "/hold/1"
 
@@ -143,3 +150,57 @@ async def test_inbound_connection_limit_drops_quic_initials(make_host):
     assert _quic(a)._listeners[0].endpoint.handshakes == 0
     assert [c.peer for c in a.connections()] == [first.peer_id]
     assert a.swarm.rcmgr.system.pending == 0
+
+
+class _Ticket:
+    def __init__(self, log: list[str]) -> None:
+        self.log = log
+
+    def close(self) -> None:
+        self.log.append("closed")
+
+
+async def test_transport_admission_contract(transports):
+    """At the transport: the admission is asked once per handshake it keeps state
+    for; a failed handshake (bad client certificate) closes its ticket; a completed
+    one hands it over with the connection, unclosed; a refusal (a P2PError, or a bug)
+    drops the Initial and the listener keeps serving."""
+    server = transports(handshake_timeout=2.0)
+    asked: list[object] = []
+    log: list[str] = []
+    refuse: list[BaseException] = []
+
+    def admit(local: object, remote: object) -> _Ticket:
+        asked.append(remote)
+        if refuse:
+            raise refuse[0]
+        return _Ticket(log)
+
+    accepted: list[MuxedTransportConnection] = []
+    listener = await server.listen(Multiaddr(LISTEN), accepted.append, admit=admit)
+    endpoint = listener.endpoint  # type: ignore[attr-defined]
+    bad = transports()
+    bad._certificate = custom_certificate(bad.private_key, tamper_signature=True)
+    with contextlib.suppress(HandshakeError):
+        conn = await bad.dial(listener.addrs[0], timeout=5)
+        async with asyncio.timeout(5):
+            await conn.muxed.wait_closed()
+    async with asyncio.timeout(5):
+        while endpoint.handshakes:
+            await asyncio.sleep(0.01)
+    assert len(asked) == 1 and log == ["closed"] and not accepted
+    good = transports()
+    await good.dial(listener.addrs[0], timeout=5)
+    async with asyncio.timeout(5):
+        while not accepted:
+            await asyncio.sleep(0.01)
+    assert isinstance(accepted[0].admission, _Ticket) and log == ["closed"]
+    assert accepted[0].remote_addr == asked[-1]
+    for error in (LimitExceeded("max_pending_inbound", 1), RuntimeError("admission bug")):
+        refuse[:] = [error]
+        before = len(asked)
+        with pytest.raises(DialError):  # every Initial it retransmits is dropped
+            await transports().dial(listener.addrs[0], timeout=0.5)
+        assert len(asked) > before and endpoint.handshakes == 0
+    refuse.clear()
+    await transports().dial(listener.addrs[0], timeout=5)  # still serving
