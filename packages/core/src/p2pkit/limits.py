@@ -10,7 +10,10 @@ Where each limit is enforced:
 * ``max_connections`` / ``max_inbound_connections`` / ``max_pending_inbound`` and the
   per-IP ``max_connections_per_ip`` / ``max_pending_per_ip``: when an inbound socket is
   accepted (handshakes in flight count as connections: the cheapest refusal, before any
-  crypto); ``max_outbound_connections`` / ``max_connections`` before dialing;
+  crypto), or, for a transport that handshakes by itself and asks
+  (``MuxedTransport.accepts_admission``: QUIC, at the first Initial it would keep
+  state for; ``p2pkit.admission``), before its handshake starts;
+  ``max_outbound_connections`` / ``max_connections`` before dialing;
 * ``max_connections_per_peer``: once the peer is known (after the security handshake);
 * ``max_inbound_streams_per_conn``: the host resets a new inbound stream beyond it;
   a transport whose protocol grants stream credit (QUIC ``MAX_STREAMS``) grants no
