@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from aioquic._buffer import Buffer, BufferReadError  # (aioquic.buffer re-exports them)
 from aioquic.quic.packet import (
+    QuicHeader,
     QuicPacketType,
     QuicProtocolVersion,
     encode_quic_retry,
@@ -64,6 +65,52 @@ MIN_INITIAL_SIZE = 1200
 VERSIONS = [QuicProtocolVersion.VERSION_1]
 
 InboundHandler = Callable[[QuicSession], None]
+
+
+# -- what a datagram for no known connection costs: pure functions (fuzz/quic.py) ------------
+
+
+def other_version(data: bytes) -> bool:
+    """A long-header packet of a version we do not speak.  Only the version-independent
+    header is defined for it (RFC 8999; aioquic's parser would read it as a v1
+    Initial).  Version 0, Version Negotiation, goes on to the connection it is for."""
+    if data and data[0] & 0x80 and len(data) >= 7:
+        version = int.from_bytes(data[1:5], "big")
+        return bool(version) and version not in VERSIONS
+    return False
+
+
+def version_negotiation(data: bytes) -> bytes | None:
+    """The Version Negotiation reply to ``data`` (a packet of :func:`other_version`)
+    listing the versions we speak; None for a datagram under 1200 bytes (RFC 9000, 6.1:
+    no amplification) or a header too short to hold its connection ids."""
+    if len(data) < MIN_INITIAL_SIZE:
+        return None
+    dcid_len = data[5]
+    scid_at = 6 + dcid_len
+    if scid_at >= len(data):
+        return None
+    scid_len = data[scid_at]
+    if scid_at + 1 + scid_len > len(data):
+        return None
+    dcid = data[6:scid_at]
+    scid = data[scid_at + 1 : scid_at + 1 + scid_len]
+    return encode_quic_version_negotiation(
+        source_cid=dcid, destination_cid=scid, supported_versions=list(VERSIONS)
+    )
+
+
+def read_header(data: bytes) -> QuicHeader | None:
+    """The QUIC header of a datagram of our version, or None if it does not parse."""
+    try:
+        return pull_quic_header(Buffer(data=data), host_cid_length=CID_LENGTH)
+    except (ValueError, BufferReadError):
+        return None
+
+
+def opens_connection(header: QuicHeader, size: int) -> bool:
+    """May a datagram for no known connection start one (a full-size Initial)?"""
+    return header.packet_type == QuicPacketType.INITIAL and size >= MIN_INITIAL_SIZE
 
 
 class Endpoint:
@@ -167,18 +214,12 @@ class Endpoint:
     # -- receiving ------------------------------------------------------------------------------
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
-        if data and data[0] & 0x80 and len(data) >= 7:
-            version = int.from_bytes(data[1:5], "big")
-            if version and version not in VERSIONS:
-                # Another version: only the version-independent header is defined
-                # (RFC 8999; aioquic's parser would read it as a v1 Initial).  Version
-                # 0, Version Negotiation, goes on to the connection it is for.
-                if self.inbound is not None:
-                    self._negotiate_version(data, addr)
-                return
-        try:
-            header = pull_quic_header(Buffer(data=data), host_cid_length=CID_LENGTH)
-        except (ValueError, BufferReadError):
+        if other_version(data):
+            if self.inbound is not None and (reply := version_negotiation(data)) is not None:
+                self.send_many([(reply, addr)])
+            return
+        header = read_header(data)
+        if header is None:
             return  # not QUIC, or truncated: costs one header parse
         session = self._sessions.get(header.destination_cid)
         if session is not None:
@@ -190,31 +231,12 @@ class Endpoint:
             return
         if self.inbound is None:
             return
-        if header.packet_type != QuicPacketType.INITIAL or len(data) < MIN_INITIAL_SIZE:
+        if not opens_connection(header, len(data)):
             return
         if self.handshakes >= self.options.max_handshakes:
             log.debug("QUIC Initial from %s dropped: %d handshakes", addr, self.handshakes)
             return
         self._accept(data, addr, header)
-
-    def _negotiate_version(self, data: bytes, addr: Any) -> None:
-        """Answer a long-header packet of an unknown version with the versions we speak;
-        never a datagram under 1200 bytes (RFC 9000, 6.1: no amplification)."""
-        if len(data) < MIN_INITIAL_SIZE:
-            return
-        dcid_len = data[5]
-        scid_at = 6 + dcid_len
-        if scid_at >= len(data):
-            return
-        scid_len = data[scid_at]
-        if scid_at + 1 + scid_len > len(data):
-            return
-        dcid = data[6:scid_at]
-        scid = data[scid_at + 1 : scid_at + 1 + scid_len]
-        packet = encode_quic_version_negotiation(
-            source_cid=dcid, destination_cid=scid, supported_versions=list(VERSIONS)
-        )
-        self.send_many([(packet, addr)])
 
     def _accept(self, data: bytes, addr: Any, header: Any) -> None:
         loop = asyncio.get_running_loop()
@@ -279,6 +301,8 @@ class Endpoint:
         )
         session.handshake.add_done_callback(lambda fut: self._handshake_done(session, timer))
         session.datagram_received(data, addr)
+        if not quic._network_paths:  # nothing in the Initial decrypted: keep no state
+            session.abort(ConnectionRefusedError("QUIC Initial did not decrypt"))
 
     def _admit(self, admit: InboundAdmission, addr: Any) -> AdmissionTicket | None:
         """Ask the host's admission about a new handshake from ``addr``: its ticket,
