@@ -19,9 +19,12 @@ CONNECTION_CLOSE, which is what we check it does):
   dropped here too).
 * ``quic-client``: a fresh client machine, after ``connect``, receives the server's
   Initial (ACK, CRYPTO with the ServerHello) or a raw datagram.
-* ``quic-established``: a server machine whose handshake with a real client is done
-  receives 1-RTT packets (STREAM, RESET_STREAM, STOP_SENDING, MAX_DATA, ACK...); the
-  connection is rebuilt when an input closed it, and every :data:`REBUILD` inputs.
+* ``quic-established-server`` / ``-client``: a machine whose handshake with a real
+  peer is done receives 1-RTT packets (STREAM, RESET_STREAM, STOP_SENDING, MAX_DATA,
+  ACK, HANDSHAKE_DONE...) sealed with its peer's keys; the connection is rebuilt when
+  an input closed it, and every :data:`REBUILD` inputs (so a finding is one input on
+  a connection in at most a few hundred inputs' state: ``--repro`` replays it on a
+  fresh one).
 * ``quic-endpoint``: the endpoint's pre-checks of a datagram for no known connection.
 """
 
@@ -32,7 +35,6 @@ import functools
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 from aioquic.quic import events
 from aioquic.quic.connection import QuicConnectionState
@@ -101,7 +103,7 @@ def client_machine() -> Libp2pQuicConnection:
 def pump(quic: Libp2pQuicConnection, now: float) -> list[bytes]:
     """What ``QuicSession`` does after a datagram: handle events (read and grant credit
     for stream data; a peer's reset ends both halves), transmit, handle the timer."""
-    out = []
+    out: list[bytes] = []
     for _ in range(3):
         while (event := quic.next_event()) is not None:
             if isinstance(event, events.StreamDataReceived):
@@ -165,6 +167,7 @@ class Transcript:
     client_initial_frames: list[bytes]
     server_initial_frames: list[bytes]
     client_1rtt_frames: list[bytes]
+    server_1rtt_frames: list[bytes]
     datagrams_to_server: list[bytes]
     datagrams_to_client: list[bytes]
 
@@ -237,9 +240,12 @@ def transcript() -> Transcript:
         marker = len(plain)
         for sid in (0, 4, 8):  # streams: data, FIN, a reset; credit and ACKs follow
             client.send_stream_data(sid, b"x" * 300, end_stream=sid == 4)
+        _exchange(client, server, 0.02)
+        server.send_stream_data(0, b"y" * 200)  # an answer, and a stream of its own
+        server.send_stream_data(1, b"z" * 100, end_stream=True)
         client.reset_stream(8, 0)
         client.stop_stream(0, 0)
-        _exchange(client, server, 0.02)
+        _exchange(client, server, 0.03)
     ours = client.host_cid
 
     def initial(header: bytes) -> bool:
@@ -252,6 +258,7 @@ def transcript() -> Transcript:
         ],
         server_initial_frames=[p for h, p in handshake_part if initial(h) and _to(ours, h)],
         client_1rtt_frames=[p for h, p in plain[marker:] if not h[0] & 0x80 and not _to(ours, h)],
+        server_1rtt_frames=[p for h, p in plain if not h[0] & 0x80 and _to(ours, h)],
         datagrams_to_server=to_server,
         datagrams_to_client=to_client,
     )
@@ -271,9 +278,14 @@ def client_seeds() -> list[bytes]:
     return _tag(SEALED, t.server_initial_frames) + _tag(RAW, t.datagrams_to_client)
 
 
-def established_seeds() -> list[bytes]:
+def established_server_seeds() -> list[bytes]:
     t = transcript()
     return _tag(SEALED, t.client_1rtt_frames) + _tag(RAW, t.datagrams_to_server[-2:])
+
+
+def established_client_seeds() -> list[bytes]:
+    t = transcript()
+    return _tag(SEALED, t.server_1rtt_frames) + _tag(RAW, t.datagrams_to_client[-2:])
 
 
 # -- adapters ----------------------------------------------------------------------------------
@@ -309,31 +321,35 @@ def quic_client(data: bytes, rng: random.Random) -> None:
     pump(client, 0.0)
 
 
+@dataclass
 class _Established:
-    """One handshake-complete server machine per process, and the client's 1-RTT keys."""
+    """One handshake-complete machine per process and role, and its peer's 1-RTT keys."""
 
-    server: Any = None
-    send: CryptoContext
-    pn = 0
-    used = 0
-    now = 1.0
+    quic: Libp2pQuicConnection
+    peer_send: CryptoContext
+    pn: int = 1000  # above what the peer's machine used
+    used: int = 0
+    now: float = 1.0
 
 
-def quic_established(data: bytes, rng: random.Random) -> None:
-    state = _Established
-    if state.server is None or state.server._state in END_STATES or state.used >= REBUILD:
+_established: dict[bool, _Established] = {}
+
+
+def quic_established(data: bytes, rng: random.Random, server_side: bool) -> None:
+    state = _established.get(server_side)
+    if state is None or state.quic._state in END_STATES or state.used >= REBUILD:
         client, server, _, _ = handshake()
-        state.server, state.send = server, client._cryptos[Epoch.ONE_RTT].send
-        state.pn, state.used = 1000, 0
+        ours, peer = (server, client) if server_side else (client, server)
+        state = _established[server_side] = _Established(ours, peer._cryptos[Epoch.ONE_RTT].send)
     state.used += 1
     state.pn += 1
     state.now += 0.001
     kind, body = _split(data)
-    server = state.server
+    quic = state.quic
     if kind == SEALED:
-        body = seal_short(state.send, server.host_cid, body, state.pn)
-    server.receive_datagram(body, CLIENT, state.now)
-    pump(server, state.now)
+        body = seal_short(state.peer_send, quic.host_cid, body, state.pn)
+    quic.receive_datagram(body, CLIENT if server_side else SERVER, state.now)
+    pump(quic, state.now)
 
 
 def quic_endpoint(data: bytes, rng: random.Random) -> None:
