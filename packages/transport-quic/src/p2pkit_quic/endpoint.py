@@ -20,7 +20,8 @@ upgraded.  A refused Initial is dropped (the client's retransmission asks again)
 ticket is given back when the handshake fails or times out, and handed to the host
 with the connection otherwise.
 Anything that does not parse as a QUIC packet for a known connection is dropped after
-reading its header; a packet of another QUIC version gets a Version Negotiation reply
+reading its header, and a new connection whose first Initial did not decrypt is
+forgotten at once; a packet of another QUIC version gets a Version Negotiation reply
 (only to a full-size datagram, so it cannot amplify).
 """
 
@@ -43,6 +44,7 @@ from aioquic.quic.packet import (
     pull_quic_header,
 )
 from aioquic.quic.retry import QuicRetryTokenHandler
+from aioquic.tls import Epoch
 
 from p2pkit.errors import P2PError
 from p2pkit.logs import RepeatLimiter, get_logger
@@ -301,7 +303,10 @@ class Endpoint:
         )
         session.handshake.add_done_callback(lambda fut: self._handshake_done(session, timer))
         session.datagram_received(data, addr)
-        if not quic._network_paths:  # nothing in the Initial decrypted: keep no state
+        if quic._spaces[Epoch.INITIAL].largest_received_packet < 0:
+            # Nothing in it decrypted (garbage with an Initial's header, or bits
+            # flipped): it would hold a handshake slot, and the host's admission, until
+            # the handshake timeout.  Keep no state for it.
             session.abort(ConnectionRefusedError("QUIC Initial did not decrypt"))
 
     def _admit(self, admit: InboundAdmission, addr: Any) -> AdmissionTicket | None:
