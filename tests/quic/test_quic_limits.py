@@ -204,3 +204,28 @@ async def test_transport_admission_contract(transports):
         assert len(asked) > before and endpoint.handshakes == 0
     refuse.clear()
     await transports().dial(listener.addrs[0], timeout=5)  # still serving
+
+
+async def test_with_retry_the_admission_is_asked_after_address_validation(make_host):
+    """retry=True: Initials from a source that never answers get a stateless Retry and
+    never reach the admission (nothing pending, nothing refused); a real client comes
+    back with its token and is admitted then."""
+    a = await make_host(limits={"max_pending_inbound": 1}, quic={"retry": True})
+    rcmgr = a.swarm.rcmgr
+    endpoint = _quic(a)._listeners[0].endpoint
+    port = int(a.listen_addrs[0].value_for_protocol("udp"))
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as spoofed:
+        spoofed.setblocking(False)
+        for _ in range(5):
+            spoofed.sendto(_stalled_initial(), ("127.0.0.1", port))
+        async with asyncio.timeout(5):
+            while True:  # a Retry came back: the Initials were handled
+                with contextlib.suppress(BlockingIOError):
+                    if spoofed.recv(65536)[0] & 0xF0 == 0xF0:
+                        break
+                await asyncio.sleep(0.005)
+    assert rcmgr.system.pending == 0 and not rcmgr.refusals and endpoint.handshakes == 0
+    b = await make_host(listen=False)
+    conn = await b.connect(a.addrs_with_peer_id[0])
+    assert await _echo(b, a.peer_id, b"validated") == b"validated"
+    assert conn.peer == a.peer_id and not rcmgr.refusals
