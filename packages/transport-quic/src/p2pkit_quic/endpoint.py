@@ -66,7 +66,8 @@ CID_LENGTH = 8
 MIN_INITIAL_SIZE = 1200
 VERSIONS = [QuicProtocolVersion.VERSION_1]
 
-InboundHandler = Callable[[QuicSession], None]
+InboundHandler = Callable[[QuicSession, "AdmissionTicket | None"], None]
+"""Called with each inbound connection whose handshake completed, and its ticket."""
 
 
 # -- what a datagram for no known connection costs: pure functions (fuzz/quic.py) ------------
@@ -134,6 +135,8 @@ class Endpoint:
         """Set while listening: called with each connection whose handshake completed."""
         self.admit: InboundAdmission | None = None
         """Set while listening for a host: asked before state is kept for a handshake."""
+        self._tickets: dict[QuicSession, AdmissionTicket] = {}
+        """What ``admit`` returned for each inbound handshake in progress."""
         self._repeats = RepeatLimiter()
         self.handshakes = 0
         self._retry = QuicRetryTokenHandler()
@@ -293,7 +296,8 @@ class Endpoint:
             options=self.options,
         )
         session = QuicSession(self, quic, addr, self.options, is_initiator=False)
-        session.admission = ticket
+        if ticket is not None:
+            self._tickets[session] = ticket
         self._live.add(session)
         session.add_cid(header.destination_cid)
         session.add_cid(quic.host_cid)
@@ -324,17 +328,20 @@ class Endpoint:
     def _handshake_done(self, session: QuicSession, timer: asyncio.TimerHandle) -> None:
         self.handshakes -= 1
         timer.cancel()
+        ticket = self._tickets.pop(session, None)
         if session.handshake.cancelled() or session.handshake.exception() is not None:
-            session.release_admission()  # failed or timed out: its place is free again
+            if ticket is not None:
+                ticket.close()  # failed or timed out: its place is free again
             return
         if self.inbound is None:
             session.abort(ConnectionRefusedError("not listening any more"))
-            session.release_admission()
+            if ticket is not None:
+                ticket.close()
             return
         try:
-            self.inbound(session)  # the ticket goes with the connection: the host's now
-            session.admission = None
+            self.inbound(session, ticket)  # the ticket goes with the connection
         except Exception as exc:  # a handler bug costs that connection, not the listener
             log.warning("QUIC connection handler failed: %r", exc, exc_info=True)
             session.abort(exc)
-            session.release_admission()
+            if ticket is not None:
+                ticket.close()

@@ -34,7 +34,6 @@ from p2pkit_quic.flow import StreamFlow
 from p2pkit_quic.stream import QuicStream
 
 if TYPE_CHECKING:
-    from p2pkit.network import AdmissionTicket
     from p2pkit_quic.endpoint import Endpoint
     from p2pkit_quic.machine import Libp2pQuicConnection
     from p2pkit_quic.options import QuicOptions
@@ -91,17 +90,8 @@ class QuicSession(StreamFlow, MuxedConnection):
         self.memory = BufferReservation(None)
         self._flush_now = False
         self._ack_waiter: asyncio.Future[None] | None = None
-        self.admission: AdmissionTicket | None = None
-        """An inbound connection's place in the host's limits, taken by the endpoint
-        before the handshake; handed to the host with the connection."""
 
     # -- the endpoint's side ------------------------------------------------------------------
-
-    def release_admission(self) -> None:
-        """The handshake failed, or nobody takes the connection: give its place back."""
-        ticket, self.admission = self.admission, None
-        if ticket is not None:
-            ticket.close()
 
     def add_cid(self, cid: bytes) -> None:
         self._cids.add(cid)

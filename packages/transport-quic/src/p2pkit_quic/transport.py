@@ -22,7 +22,13 @@ from multiaddr import Multiaddr
 
 from p2pkit.errors import AddressError, DialError, HandshakeError, TransportError
 from p2pkit.logs import get_logger
-from p2pkit.network import InboundAdmission, Listener, MuxedConnectionHandler, MuxedTransport
+from p2pkit.network import (
+    AdmissionTicket,
+    InboundAdmission,
+    Listener,
+    MuxedConnectionHandler,
+    MuxedTransport,
+)
 from p2pkit.network import MuxedTransportConnection as Native
 from p2pkit.peer import PeerId
 from p2pkit_quic._ids import MUXER_PROTOCOL, SECURITY_PROTOCOL
@@ -102,8 +108,8 @@ class QuicTransport(MuxedTransport):
             raise TransportError(f"cannot listen on {addr}: {exc}") from exc
         listener = QuicListener(self, endpoint)
 
-        def on_inbound(session: QuicSession) -> None:
-            handler(_native(session, endpoint))
+        def on_inbound(session: QuicSession, ticket: AdmissionTicket | None) -> None:
+            handler(_native(session, endpoint, ticket))
 
         endpoint.admit = admit
         endpoint.inbound = on_inbound
@@ -196,7 +202,9 @@ class QuicTransport(MuxedTransport):
             self._endpoint_idle(endpoint)
 
 
-def _native(session: QuicSession, endpoint: Endpoint) -> Native:
+def _native(
+    session: QuicSession, endpoint: Endpoint, ticket: AdmissionTicket | None = None
+) -> Native:
     key = session.quic.remote_public_key
     assert key is not None  # the handshake completes only with a verified certificate
     return Native(
@@ -208,5 +216,5 @@ def _native(session: QuicSession, endpoint: Endpoint) -> Native:
         security_protocol=SECURITY_PROTOCOL,
         muxer_protocol=MUXER_PROTOCOL,
         use_memory=session.use_memory,
-        admission=session.admission,
+        admission=ticket,
     )
