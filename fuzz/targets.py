@@ -345,19 +345,19 @@ TARGETS: dict[str, Target] = {
         Target("ws-frames-client", lambda d, r: ws_frames(d, r, False), corpus.ws_server_frames),
         Target("ws-handshake-server", ws_handshake_server, corpus.ws_requests),
         Target("ws-handshake-client", ws_handshake_client, corpus.ws_responses),
-        Target("quic-server", quic.quic_server, quic.server_seeds, smoke=10_000),
-        Target("quic-client", quic.quic_client, quic.client_seeds, smoke=5000),
+        Target("quic-server", quic.quic_server, quic.server_seeds, smoke=8000),
+        Target("quic-client", quic.quic_client, quic.client_seeds, smoke=4000),
         Target(
             "quic-established-server",
             lambda d, r: quic.quic_established(d, r, True),
             quic.established_server_seeds,
-            smoke=2500,
+            smoke=2000,
         ),
         Target(
             "quic-established-client",
             lambda d, r: quic.quic_established(d, r, False),
             quic.established_client_seeds,
-            smoke=2500,
+            smoke=2000,
         ),
         Target("quic-endpoint", quic.quic_endpoint, quic.server_seeds),
     ]
