@@ -5,7 +5,7 @@ QUIC protects every packet (even Initials, with keys any observer can derive fro
 connection id), so a mutated datagram almost always dies at decryption: only the
 header parser would be fuzzed.  So most inputs are *plaintext frames*, which the adapter
 seals into a valid packet for the machine under test (Initial keys from the connection
-id; 1-RTT keys taken from a real client once its handshake is done); the rest are raw
+id; 1-RTT keys taken from a real peer once its handshake is done); the rest are raw
 datagrams (header parsing, coalesced packets, decryption failures).  The first byte of
 an input says which (:data:`RAW`, :data:`SEALED`); the seeds are a real handshake
 transcript between two of our machines, captured in process.
@@ -67,7 +67,7 @@ OPTIONS = QuicOptions(stream_window=64 << 10, connection_window=256 << 10, max_s
 INITIAL_OVERHEAD = 46
 """Bytes of a sealed Initial besides its frames: header (8-byte ids) and AEAD tag."""
 REBUILD = 500
-"""``quic-established`` starts from a fresh connection at least this often."""
+"""``quic-established-*`` start from a fresh connection at least this often."""
 END_STATES = frozenset(
     {QuicConnectionState.CLOSING, QuicConnectionState.DRAINING, QuicConnectionState.TERMINATED}
 )
@@ -131,8 +131,13 @@ def _varint2(n: int) -> bytes:
     return (0x4000 | n).to_bytes(2, "big")
 
 
+MAX_FRAMES = 16000
+"""Frames sealed into one packet at most (its length field is a 2-byte varint)."""
+
+
 def seal_initial(send: CryptoContext, dcid: bytes, scid: bytes, plain: bytes, pn: int) -> bytes:
     """One Initial packet (4-byte packet number) carrying the frames ``plain``."""
+    plain = plain[:MAX_FRAMES]
     first = encode_long_header_first_byte(V1, QuicPacketType.INITIAL, 3)
     header = (
         bytes([first])
@@ -150,7 +155,8 @@ def seal_initial(send: CryptoContext, dcid: bytes, scid: bytes, plain: bytes, pn
 
 def seal_short(send: CryptoContext, dcid: bytes, plain: bytes, pn: int) -> bytes:
     """One 1-RTT packet (key phase 0, 4-byte packet number) carrying ``plain``."""
-    return send.encrypt_packet(bytes([0x43]) + dcid + pn.to_bytes(4, "big"), plain, pn)
+    header = bytes([0x43]) + dcid + pn.to_bytes(4, "big")
+    return send.encrypt_packet(header, plain[:MAX_FRAMES], pn)
 
 
 def initial_keys(dcid: bytes, is_client: bool) -> CryptoPair:
@@ -219,7 +225,7 @@ def handshake() -> tuple[Libp2pQuicConnection, Libp2pQuicConnection, list[bytes]
     back = pump(server, 0.0)
     for d in back:
         client.receive_datagram(d, SERVER, 0.0)
-    pump(client, 0.0)  # our side's stream of events, as the session reads it
+    pump(client, 0.0)
     to_server, to_client = _exchange(client, server, 0.01)
     return client, server, first + to_server, back + to_client
 
