@@ -18,7 +18,9 @@ from p2pkit.errors import DialError, HandshakeError
 from p2pkit.host import Host
 from p2pkit.limits import LimitExceeded
 from p2pkit.network import MuxedTransportConnection
+from p2pkit.peer import PeerId
 from p2pkit.protocols.echo import PROTOCOL_ID as ECHO
+from p2pkit_quic import QuicTransport
 from p2pkit_tls.testing import custom_certificate
 
 from .conftest import LISTEN
@@ -26,15 +28,17 @@ from .conftest import LISTEN
 HOLD = "/hold/1"
 
 
-async def _echo(host: Host, peer, payload: bytes) -> bytes:  # type: ignore[no-untyped-def]
+async def _echo(host: Host, peer: PeerId, payload: bytes) -> bytes:
     stream = await host.new_stream(peer, [ECHO])
     await stream.write(payload)
     await stream.close_write()
     return await stream.read()
 
 
-def _quic(host: Host):  # type: ignore[no-untyped-def]
-    return next(t for t in host.swarm.transports if t.name == "quic")
+def _quic(host: Host) -> QuicTransport:
+    transport = next(t for t in host.swarm.transports if t.name == "quic")
+    assert isinstance(transport, QuicTransport)
+    return transport
 
 
 async def test_stream_limit_is_the_quic_stream_credit(make_host):
