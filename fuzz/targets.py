@@ -1,6 +1,7 @@
 """The fuzz targets: one small adapter per decoder or sans-IO machine.
 
-Every call into p2pkit's parsers and machines is in this file, one adapter per target,
+Every call into p2pkit's parsers and machines is in this file (QUIC's, which need
+packets sealed for the machine under test, in ``fuzz/quic.py``), one adapter per target,
 so an API rename (``is_client`` -> ``is_initiator``, what ``receive_data`` returns)
 touches only these lines.  An adapter feeds one fuzzed input (split into chunks by
 ``rng`` for the stream machines, as a socket would deliver it) and plays the
@@ -38,7 +39,7 @@ from p2pkit_websocket.handshake import ClientHandshake, ServerHandshake
 from p2pkit_yamux import events as yev
 from p2pkit_yamux.session import YamuxSession
 
-from . import corpus
+from . import corpus, quic
 
 Run = Callable[[bytes, random.Random], None]
 
@@ -54,6 +55,9 @@ class Target:
     seeds: Callable[[], list[bytes]]
     allowed: tuple[type[BaseException], ...] = ()
     """Untyped exceptions this target documents as acceptable (besides P2PError)."""
+    smoke: int | None = None
+    """Inputs in ``--smoke`` when the default would not fit its budget (a target that
+    runs a TLS handshake step per input); None: the default."""
 
 
 def chunks(data: bytes, rng: random.Random) -> list[bytes]:
@@ -341,5 +345,20 @@ TARGETS: dict[str, Target] = {
         Target("ws-frames-client", lambda d, r: ws_frames(d, r, False), corpus.ws_server_frames),
         Target("ws-handshake-server", ws_handshake_server, corpus.ws_requests),
         Target("ws-handshake-client", ws_handshake_client, corpus.ws_responses),
+        Target("quic-server", quic.quic_server, quic.server_seeds, smoke=8000),
+        Target("quic-client", quic.quic_client, quic.client_seeds, smoke=4000),
+        Target(
+            "quic-established-server",
+            lambda d, r: quic.quic_established(d, r, True),
+            quic.established_server_seeds,
+            smoke=2000,
+        ),
+        Target(
+            "quic-established-client",
+            lambda d, r: quic.quic_established(d, r, False),
+            quic.established_client_seeds,
+            smoke=2000,
+        ),
+        Target("quic-endpoint", quic.quic_endpoint, quic.server_seeds),
     ]
 }

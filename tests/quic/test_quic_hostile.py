@@ -254,3 +254,33 @@ async def test_version_negotiation_only_for_full_size_datagrams(transports):
     assert len(replies) == 1  # nothing for the small datagram
     assert replies[0][1:5] == b"\x00\x00\x00\x00"  # version 0: Version Negotiation
     assert b"\x00\x00\x00\x01" in replies[0][5:]  # offering QUIC v1
+
+
+async def test_an_initial_that_does_not_decrypt_keeps_no_state(transports):
+    """A full-size Initial whose protection fails (bits flipped) is forgotten at once:
+    no handshake slot (nor, in a host, a pending-connection place) held until the
+    handshake timeout, and no error in the event loop; a valid Initial still is kept."""
+    server = transports(handshake_timeout=30.0)
+    client = transports()
+    listener, accepted, target = await _listen(server)
+    endpoint = listener.endpoint  # type: ignore[attr-defined]
+    loop = asyncio.get_running_loop()
+    errors: list[dict[str, object]] = []
+    loop.set_exception_handler(lambda _loop, context: errors.append(context))
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as attacker:
+            for i in range(20):
+                buf = bytearray(_initial())
+                buf[200 + i] ^= 0xFF  # inside the protected payload
+                attacker.sendto(bytes(buf), target)
+            attacker.sendto(_initial(), target)  # a valid one last: it stalls
+            async with asyncio.timeout(5):
+                while not endpoint.handshakes:  # the valid one arrived, so had the others
+                    await asyncio.sleep(0.01)
+                await asyncio.sleep(0)
+            assert endpoint.handshakes == 1 and endpoint.sessions == 1
+            async with asyncio.timeout(5):
+                await _still_serves(client, listener, accepted)
+    finally:
+        loop.set_exception_handler(None)
+    assert not errors, errors

@@ -254,6 +254,44 @@ def test_third_party_muxer_memory_hook() -> None:
     assert load_config(no_hook, registry=reg).muxers[0].spec.name == "plainmux"  # warns only
 
 
+# -- stream hook ----------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class CreditOptions:
+    max_streams: int = 100
+
+
+def _credit_limit(options: CreditOptions, limit: int) -> CreditOptions:
+    if limit < 2:
+        raise ValueError("needs 2 streams")
+    return dataclasses.replace(options, max_streams=min(options.max_streams, limit))
+
+
+def test_third_party_transport_stream_hook() -> None:
+    """limits.max_inbound_streams_per_conn lowers (never raises) the stream credit of a
+    transport that declares the hook (QUIC among the installed ones); one without it is
+    left alone (the swarm's reset bounds it)."""
+    reg = PluginRegistry()
+    base = PluginSpec(kind="transport", name="credit", factory=lambda c, o: 0, provides=("x",))
+    reg.add(
+        dataclasses.replace(base, options=CreditOptions, apply_stream_limit=_credit_limit),
+        dataclasses.replace(base, name="plain", options=CreditOptions),
+    )
+    table: dict[str, Any] = {
+        "transports": ["credit", "plain", "quic", "tcp"],
+        "limits": {"max_inbound_streams_per_conn": 32},
+    }
+    opts = {p.spec.name: p.options for p in load_config(table, registry=reg).transports}
+    assert opts["credit"].max_streams == 32 and opts["quic"].max_streams == 32
+    assert opts["plain"].max_streams == 100  # no hook: untouched
+    high = {**table, "limits": {"max_inbound_streams_per_conn": 1000}}
+    opts = {p.spec.name: p.options for p in load_config(high, registry=reg).transports}
+    assert opts["credit"].max_streams == 100 and opts["quic"].max_streams == 256  # not raised
+    with pytest.raises(ConfigError, match="transport credit: needs 2 streams"):
+        load_config({**table, "limits": {"max_inbound_streams_per_conn": 1}}, registry=reg)
+
+
 # -- default-enable rule --------------------------------------------------------------
 
 

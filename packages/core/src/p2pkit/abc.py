@@ -293,11 +293,13 @@ StreamHandler = Callable[[MuxedStream], Awaitable[None]]
 
 # The network-layer interfaces live in p2pkit.network; re-exported here.
 from p2pkit.network import (  # noqa: E402
+    AdmissionTicket,
     BaseTransport,
     ConnectionGater,
     ConnectionHandler,
     ConnectionManager,
     HostConnection,
+    InboundAdmission,
     Listener,
     MuxedConnectionHandler,
     MuxedTransport,
@@ -306,6 +308,7 @@ from p2pkit.network import (  # noqa: E402
 )
 
 __all__ = [
+    "AdmissionTicket",
     "BaseTransport",
     "Buffer",
     "ByteStream",
@@ -314,6 +317,7 @@ __all__ = [
     "ConnectionHandler",
     "ConnectionManager",
     "HostConnection",
+    "InboundAdmission",
     "Listener",
     "MemoryScope",
     "MuxedConnection",

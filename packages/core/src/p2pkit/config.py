@@ -33,7 +33,7 @@ from p2pkit.crypto import PrivateKey, generate_private_key, read_private_key
 from p2pkit.dialer import DialerOptions
 from p2pkit.errors import ConfigError, PluginError
 from p2pkit.gater import build_gater
-from p2pkit.limits import ResourceLimits, apply_muxer_memory_limit
+from p2pkit.limits import ResourceLimits, apply_muxer_memory_limit, apply_stream_limit
 from p2pkit.loops import check_event_loop
 from p2pkit.network import ConnectionGater
 from p2pkit.peer import PeerId
@@ -326,6 +326,8 @@ def validate(table: Mapping[str, Any], *, registry: PluginRegistry | None = None
     # Transports that multiplex by themselves (QUIC) bound their memory the same way.
     muxing = [t for t in resolved_transports if t.spec.apply_memory_limit is not None]
     apply_muxer_memory_limit(resolved_muxers + muxing, limits.max_muxer_memory_per_conn)
+    # ... and grant their peers no more concurrent streams than the limit (QUIC).
+    apply_stream_limit(resolved_transports, limits.max_inbound_streams_per_conn)
 
     return HostConfig(
         identity=identity,

@@ -10,9 +10,15 @@ Where each limit is enforced:
 * ``max_connections`` / ``max_inbound_connections`` / ``max_pending_inbound`` and the
   per-IP ``max_connections_per_ip`` / ``max_pending_per_ip``: when an inbound socket is
   accepted (handshakes in flight count as connections: the cheapest refusal, before any
-  crypto); ``max_outbound_connections`` / ``max_connections`` before dialing;
+  crypto), or, for a transport that handshakes by itself and asks
+  (``MuxedTransport.accepts_admission``: QUIC, at the first Initial it would keep
+  state for; ``p2pkit.admission``), before its handshake starts;
+  ``max_outbound_connections`` / ``max_connections`` before dialing;
 * ``max_connections_per_peer``: once the peer is known (after the security handshake);
 * ``max_inbound_streams_per_conn``: the host resets a new inbound stream beyond it;
+  a transport whose protocol grants stream credit (QUIC ``MAX_STREAMS``) grants no
+  more than it, through its spec's ``apply_stream_limit`` hook (applied at
+  configuration time), so its peer waits for credit instead of being reset;
   ``max_outbound_streams_per_conn``: ``new_stream`` raises before opening one;
 * ``max_muxer_memory_per_conn``: applied at configuration time through each muxer
   spec's ``apply_memory_limit`` hook, which bounds the options that bound its receive
@@ -228,6 +234,31 @@ def apply_muxer_memory_limit(muxers: list[ResolvedPlugin], limit: int | None) ->
             ) from exc
 
 
+def apply_stream_limit(transports: list[ResolvedPlugin], limit: int | None) -> None:
+    """Lower the inbound stream credit of each transport that multiplexes by itself to
+    ``limit`` (``limits.max_inbound_streams_per_conn``).
+
+    Only transports whose spec has ``PluginSpec.apply_stream_limit`` take it; for the
+    others the swarm's reset of a stream beyond the limit stays the only bound (no
+    warning: the limit holds either way, only the peer's experience differs).
+    """
+    if limit is None:
+        return
+    for plugin in transports:
+        hook = plugin.spec.apply_stream_limit
+        if hook is None:
+            continue
+        try:
+            plugin.options = hook(plugin.options, limit)
+        except ConfigError:
+            raise
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(
+                f"limits.max_inbound_streams_per_conn={limit} does not fit transport "
+                f"{plugin.spec.name}: {exc}"
+            ) from exc
+
+
 __all__ = [
     "TABLE_NAMES",
     "UNLIMITED",
@@ -236,6 +267,7 @@ __all__ = [
     "ResourceLimits",
     "ScopeLimit",
     "apply_muxer_memory_limit",
+    "apply_stream_limit",
     "check_stream",
     "limits_from",
 ]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 if TYPE_CHECKING:
     from multiaddr import Multiaddr
@@ -47,9 +47,35 @@ class MuxedTransportConnection:
     the swarm calls it with the connection's :class:`~p2pkit.abc.MemoryScope` once the
     connection is admitted, as the upgrader passes it to a muxer
     (:attr:`~p2pkit.abc.StreamMuxer.accepts_memory_scope`)."""
+    admission: AdmissionTicket | None = None
+    """The ticket the transport's :data:`InboundAdmission` call returned for this
+    inbound connection (see :attr:`MuxedTransport.accepts_admission`): the swarm uses it
+    as the connection's scope instead of admitting the connection a second time.
+    None: the swarm admits it on arrival (dials, transports that do not ask)."""
 
 
 # -- transports --------------------------------------------------------------------
+
+
+class AdmissionTicket(Protocol):
+    """An inbound connection admitted before its handshake: it holds the connection's
+    place in the limits (counted as a pending handshake, per IP and for the node).  The
+    swarm's tickets are :class:`p2pkit.rcmgr.ConnectionScope` objects."""
+
+    def close(self) -> None:
+        """Give the place back (the handshake failed or timed out).  Idempotent."""
+
+
+InboundAdmission = Callable[["Multiaddr | None", "Multiaddr | None"], AdmissionTicket]
+"""``admit(local_addr, remote_addr) -> ticket``: asked by a :class:`MuxedTransport`
+that accepts admission before it keeps any state for a new inbound handshake.  Runs the
+checks the swarm runs for an accepted socket (host stopping, the gater's
+``allow_accept``, the resource manager's connection and pending-handshake limits, node
+and IP prefix); raises a :class:`~p2pkit.errors.P2PError` (typically
+:class:`~p2pkit.limits.LimitExceeded`, counted and logged, rate-limited) to refuse.
+The transport then drops what it received; otherwise it owns the ticket until it either
+closes it (the handshake failed) or hands it over with the connection
+(:attr:`MuxedTransportConnection.admission`)."""
 
 ConnectionHandler = Callable[["RawConnection"], None]
 """Called synchronously with each connection a :class:`Transport` accepts."""
@@ -113,6 +139,11 @@ class MuxedTransport(BaseTransport):
     PeerIdMismatch.
     """
 
+    accepts_admission: ClassVar[bool] = False
+    """True if ``listen`` takes ``admit=``: the swarm passes its
+    :data:`InboundAdmission` only then, so transports written without it keep working
+    (the swarm admits their connections when they arrive, after the handshake)."""
+
     @abc.abstractmethod
     async def dial(
         self, addr: Multiaddr, *, timeout: float | None = None
@@ -124,8 +155,19 @@ class MuxedTransport(BaseTransport):
         """
 
     @abc.abstractmethod
-    async def listen(self, addr: Multiaddr, handler: MuxedConnectionHandler) -> Listener:
-        """Listen; ``handler`` is called synchronously with each new connection."""
+    async def listen(
+        self,
+        addr: Multiaddr,
+        handler: MuxedConnectionHandler,
+        *,
+        admit: InboundAdmission | None = None,
+    ) -> Listener:
+        """Listen; ``handler`` is called synchronously with each new connection.
+
+        ``admit`` (only if :attr:`accepts_admission`): ask it before keeping state for
+        a new inbound handshake (see :data:`InboundAdmission`), so handshakes in
+        progress count against the pending-connection limits.
+        """
 
 
 # -- connection management -----------------------------------------------------------

@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 from multiaddr import Multiaddr
 
 from p2pkit.abc import ConnectionGater, Listener, MuxedStream, RawConnection
-from p2pkit.addrs import dialable, ip_of
+from p2pkit.addrs import dialable
+from p2pkit.admission import Admission
 from p2pkit.connection import Connection, Direction, StreamOpener
 from p2pkit.dialer import Dialer
 from p2pkit.errors import ConnectionClosed, P2PError, PeerIdMismatch
@@ -86,6 +87,8 @@ class Swarm:
         self.installed_transports = list(installed_transports)
         # Every admission count and limit: system, IP prefix, peer, connection, stream.
         self.rcmgr = ResourceManager(limits_from(limits))
+        # What an inbound connection passes before its handshake (p2pkit.admission).
+        self.admission = Admission(gater, self.rcmgr, self._repeats, lambda: self.closing)
         self.listeners: list[Listener] = []
         self._conns: dict[PeerId, list[Connection]] = {}
         self._scopes: dict[Connection, ConnectionScope] = {}
@@ -106,7 +109,11 @@ class Swarm:
                 listener = await transport.listen(addr, self._on_inbound)
             else:
                 assert isinstance(transport, MuxedTransport)  # checked in __init__
-                listener = await transport.listen(addr, self._on_inbound)
+                if transport.accepts_admission:  # it admits before its handshakes
+                    admit = self.admission.admit
+                    listener = await transport.listen(addr, self._on_inbound, admit=admit)
+                else:
+                    listener = await transport.listen(addr, self._on_inbound)
             self.listeners.append(listener)
             bound.extend(listener.addrs)
         self.events.emit(Listen(tuple(bound)))
@@ -120,25 +127,14 @@ class Swarm:
     # -- inbound admission ----------------------------------------------------------------
 
     def _on_inbound(self, conn: RawConnection | MuxedTransportConnection) -> None:
-        refusal: P2PError | None = None
-        if self.closing:
-            refusal = ConnectionClosed("host is stopping")
-        elif not self.gater.allow_accept(conn.local_addr, conn.remote_addr):
-            refusal = ConnectionGated("accept", None, conn.remote_addr)
-            self._repeats.log(log, logging.INFO, "gated-accept", "%s", refusal)
-        scope: ConnectionScope | None = None
-        if refusal is None:
-            try:
-                scope = self.rcmgr.open_connection("inbound", ip_of(conn.remote_addr))
-            except LimitExceeded as exc:  # counted and logged (rate-limited) by rcmgr
-                refusal = exc
-        if refusal is not None:
+        try:  # the ticket its transport took before the handshake, or a new admission
+            scope = self.admission.scope_for(conn)
+        except P2PError as refusal:  # logged (rate-limited) where it was decided
             if isinstance(conn, MuxedTransportConnection):
                 conn.muxed.abort(refusal)
             else:
                 conn.reset()
             return
-        assert scope is not None
         if isinstance(conn, MuxedTransportConnection):
             self._admit_native(conn, "inbound", scope)
             return

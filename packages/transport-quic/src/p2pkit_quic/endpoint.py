@@ -11,15 +11,24 @@ inbound handshakes in progress per socket (more Initials are dropped), each boun
 time (``handshake_timeout``) and, until the peer's address is validated, in bytes
 (aioquic sends at most three times what it received: RFC 9000 anti-amplification).
 Above ``retry_above`` handshakes in progress (or always, with ``retry``), a stateless
-Retry validates a new peer's address before any state is kept for it.
+Retry validates a new peer's address before any state is kept for it.  Past these
+checks (and past the Retry round trip, when one is sent), the host's admission
+(:data:`p2pkit.network.InboundAdmission`, given to ``listen``) is asked before the
+connection's state is created: its pending-handshake and connection limits, per node
+and per IP prefix, count QUIC handshakes in progress as they count TCP sockets being
+upgraded.  A refused Initial is dropped (the client's retransmission asks again); the
+ticket is given back when the handshake fails or times out, and handed to the host
+with the connection otherwise.
 Anything that does not parse as a QUIC packet for a known connection is dropped after
-reading its header; a packet of another QUIC version gets a Version Negotiation reply
+reading its header, and a new connection whose first Initial did not decrypt is
+forgotten at once; a packet of another QUIC version gets a Version Negotiation reply
 (only to a full-size datagram, so it cannot amplify).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import socket
 from collections.abc import Callable
@@ -27,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from aioquic._buffer import Buffer, BufferReadError  # (aioquic.buffer re-exports them)
 from aioquic.quic.packet import (
+    QuicHeader,
     QuicPacketType,
     QuicProtocolVersion,
     encode_quic_retry,
@@ -34,14 +44,20 @@ from aioquic.quic.packet import (
     pull_quic_header,
 )
 from aioquic.quic.retry import QuicRetryTokenHandler
+from aioquic.tls import Epoch
 
-from p2pkit.logs import get_logger
+from p2pkit.errors import P2PError
+from p2pkit.logs import RepeatLimiter, get_logger
+from p2pkit_quic.addresses import from_sockaddr
 from p2pkit_quic.machine import Libp2pQuicConnection, make_configuration
 from p2pkit_quic.session import QuicSession
 from p2pkit_quic.udp import UdpSocket
 
 if TYPE_CHECKING:
+    from multiaddr import Multiaddr
+
     from p2pkit.crypto.tls_certificate import HostCertificate
+    from p2pkit.network import AdmissionTicket, InboundAdmission
     from p2pkit_quic.options import QuicOptions
 
 log = get_logger("quic")
@@ -50,7 +66,54 @@ CID_LENGTH = 8
 MIN_INITIAL_SIZE = 1200
 VERSIONS = [QuicProtocolVersion.VERSION_1]
 
-InboundHandler = Callable[[QuicSession], None]
+InboundHandler = Callable[[QuicSession, "AdmissionTicket | None"], None]
+"""Called with each inbound connection whose handshake completed, and its ticket."""
+
+
+# -- what a datagram for no known connection costs: pure functions (fuzz/quic.py) ------------
+
+
+def other_version(data: bytes) -> bool:
+    """A long-header packet of a version we do not speak.  Only the version-independent
+    header is defined for it (RFC 8999; aioquic's parser would read it as a v1
+    Initial).  Version 0, Version Negotiation, goes on to the connection it is for."""
+    if data and data[0] & 0x80 and len(data) >= 7:
+        version = int.from_bytes(data[1:5], "big")
+        return bool(version) and version not in VERSIONS
+    return False
+
+
+def version_negotiation(data: bytes) -> bytes | None:
+    """The Version Negotiation reply to ``data`` (a packet of :func:`other_version`)
+    listing the versions we speak; None for a datagram under 1200 bytes (RFC 9000, 6.1:
+    no amplification) or a header too short to hold its connection ids."""
+    if len(data) < MIN_INITIAL_SIZE:
+        return None
+    dcid_len = data[5]
+    scid_at = 6 + dcid_len
+    if scid_at >= len(data):
+        return None
+    scid_len = data[scid_at]
+    if scid_at + 1 + scid_len > len(data):
+        return None
+    dcid = data[6:scid_at]
+    scid = data[scid_at + 1 : scid_at + 1 + scid_len]
+    return encode_quic_version_negotiation(
+        source_cid=dcid, destination_cid=scid, supported_versions=list(VERSIONS)
+    )
+
+
+def read_header(data: bytes) -> QuicHeader | None:
+    """The QUIC header of a datagram of our version, or None if it does not parse."""
+    try:
+        return pull_quic_header(Buffer(data=data), host_cid_length=CID_LENGTH)
+    except (ValueError, BufferReadError):
+        return None
+
+
+def opens_connection(header: QuicHeader, size: int) -> bool:
+    """May a datagram for no known connection start one (a full-size Initial)?"""
+    return header.packet_type == QuicPacketType.INITIAL and size >= MIN_INITIAL_SIZE
 
 
 class Endpoint:
@@ -70,9 +133,15 @@ class Endpoint:
         self._live: set[QuicSession] = set()
         self.inbound: InboundHandler | None = None
         """Set while listening: called with each connection whose handshake completed."""
+        self.admit: InboundAdmission | None = None
+        """Set while listening for a host: asked before state is kept for a handshake."""
+        self._tickets: dict[QuicSession, AdmissionTicket] = {}
+        """What ``admit`` returned for each inbound handshake in progress."""
+        self._repeats = RepeatLimiter()
         self.handshakes = 0
         self._retry = QuicRetryTokenHandler()
         self.sockname: Any = None
+        self.local_addr: Multiaddr | None = None
         self.family = socket.AF_INET
         self.closed = False
 
@@ -92,6 +161,7 @@ class Endpoint:
         endpoint.family = family
         endpoint._socket = UdpSocket.bind(host, port, family, endpoint.datagram_received)
         endpoint.sockname = endpoint._socket.sockname
+        endpoint.local_addr = from_sockaddr(endpoint.sockname)
         return endpoint
 
     def send_many(self, datagrams: list[tuple[bytes, Any]]) -> None:
@@ -149,18 +219,12 @@ class Endpoint:
     # -- receiving ------------------------------------------------------------------------------
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
-        if data and data[0] & 0x80 and len(data) >= 7:
-            version = int.from_bytes(data[1:5], "big")
-            if version and version not in VERSIONS:
-                # Another version: only the version-independent header is defined
-                # (RFC 8999; aioquic's parser would read it as a v1 Initial).  Version
-                # 0, Version Negotiation, goes on to the connection it is for.
-                if self.inbound is not None:
-                    self._negotiate_version(data, addr)
-                return
-        try:
-            header = pull_quic_header(Buffer(data=data), host_cid_length=CID_LENGTH)
-        except (ValueError, BufferReadError):
+        if other_version(data):
+            if self.inbound is not None and (reply := version_negotiation(data)) is not None:
+                self.send_many([(reply, addr)])
+            return
+        header = read_header(data)
+        if header is None:
             return  # not QUIC, or truncated: costs one header parse
         session = self._sessions.get(header.destination_cid)
         if session is not None:
@@ -172,31 +236,12 @@ class Endpoint:
             return
         if self.inbound is None:
             return
-        if header.packet_type != QuicPacketType.INITIAL or len(data) < MIN_INITIAL_SIZE:
+        if not opens_connection(header, len(data)):
             return
         if self.handshakes >= self.options.max_handshakes:
             log.debug("QUIC Initial from %s dropped: %d handshakes", addr, self.handshakes)
             return
         self._accept(data, addr, header)
-
-    def _negotiate_version(self, data: bytes, addr: Any) -> None:
-        """Answer a long-header packet of an unknown version with the versions we speak;
-        never a datagram under 1200 bytes (RFC 9000, 6.1: no amplification)."""
-        if len(data) < MIN_INITIAL_SIZE:
-            return
-        dcid_len = data[5]
-        scid_at = 6 + dcid_len
-        if scid_at >= len(data):
-            return
-        scid_len = data[scid_at]
-        if scid_at + 1 + scid_len > len(data):
-            return
-        dcid = data[6:scid_at]
-        scid = data[scid_at + 1 : scid_at + 1 + scid_len]
-        packet = encode_quic_version_negotiation(
-            source_cid=dcid, destination_cid=scid, supported_versions=list(VERSIONS)
-        )
-        self.send_many([(packet, addr)])
 
     def _accept(self, data: bytes, addr: Any, header: Any) -> None:
         loop = asyncio.get_running_loop()
@@ -238,6 +283,11 @@ class Endpoint:
             )
             self.send_many([(retry, addr)])
             return
+        ticket: AdmissionTicket | None = None
+        if self.admit is not None:
+            ticket = self._admit(self.admit, addr)
+            if ticket is None:
+                return  # refused: no state (the client's retransmission asks again)
         config = make_configuration(self._certificate(), self.options, is_client=False)
         quic = Libp2pQuicConnection(
             configuration=config,
@@ -246,6 +296,8 @@ class Endpoint:
             options=self.options,
         )
         session = QuicSession(self, quic, addr, self.options, is_initiator=False)
+        if ticket is not None:
+            self._tickets[session] = ticket
         self._live.add(session)
         session.add_cid(header.destination_cid)
         session.add_cid(quic.host_cid)
@@ -255,17 +307,41 @@ class Endpoint:
         )
         session.handshake.add_done_callback(lambda fut: self._handshake_done(session, timer))
         session.datagram_received(data, addr)
+        if quic._spaces[Epoch.INITIAL].largest_received_packet < 0:
+            # Nothing in it decrypted (garbage with an Initial's header, or bits
+            # flipped): it would hold a handshake slot, and the host's admission, until
+            # the handshake timeout.  Keep no state for it.
+            session.abort(ConnectionRefusedError("QUIC Initial did not decrypt"))
+
+    def _admit(self, admit: InboundAdmission, addr: Any) -> AdmissionTicket | None:
+        """Ask the host's admission about a new handshake from ``addr``: its ticket,
+        or None when refused (the Initial is then dropped)."""
+        try:
+            return admit(self.local_addr, from_sockaddr(addr))
+        except P2PError as exc:  # counted and logged (rate-limited) by the host
+            self._repeats.log(log, logging.DEBUG, "refused", "QUIC Initial from %s refused: %s",
+                              addr, exc)  # fmt: skip
+        except Exception as exc:  # a bug in the admission must not stop the socket
+            self._repeats.log(log, logging.WARNING, "admit", "QUIC admission failed: %r", exc)
+        return None
 
     def _handshake_done(self, session: QuicSession, timer: asyncio.TimerHandle) -> None:
         self.handshakes -= 1
         timer.cancel()
+        ticket = self._tickets.pop(session, None)
         if session.handshake.cancelled() or session.handshake.exception() is not None:
+            if ticket is not None:
+                ticket.close()  # failed or timed out: its place is free again
             return
         if self.inbound is None:
             session.abort(ConnectionRefusedError("not listening any more"))
+            if ticket is not None:
+                ticket.close()
             return
         try:
-            self.inbound(session)
+            self.inbound(session, ticket)  # the ticket goes with the connection
         except Exception as exc:  # a handler bug costs that connection, not the listener
             log.warning("QUIC connection handler failed: %r", exc, exc_info=True)
             session.abort(exc)
+            if ticket is not None:
+                ticket.close()

@@ -137,6 +137,13 @@ class Libp2pQuicConnection(QuicConnection):
         if params.max_udp_payload_size is not None:
             self.peer_max_udp_payload_size = params.max_udp_payload_size
 
+    def datagrams_to_send(self, now: float) -> list[tuple[bytes, Any]]:
+        # A server whose first datagram did not decrypt has no network path: stock
+        # aioquic raises IndexError here (found by fuzz/quic.py).  Nothing to send.
+        if not self._network_paths:
+            return []
+        return super().datagrams_to_send(now)
+
     # -- flow-control credit ---------------------------------------------------------------
 
     def grant(self, stream: QuicStream | None, consumed: int, stream_consumed: int) -> bool:

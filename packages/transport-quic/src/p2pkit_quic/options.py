@@ -22,7 +22,9 @@ class QuicOptions:
     connection_window: int = 16 * MiB
     send_buffer: int = 4 * MiB
     max_streams: int = 256
-    """Inbound bidirectional streams the peer may have open at once (QUIC MAX_STREAMS)."""
+    """Inbound bidirectional streams the peer may have open at once (QUIC MAX_STREAMS,
+    raised by one as each inbound stream ends); ``limits.max_inbound_streams_per_conn``
+    lowers it (:func:`apply_stream_limit`)."""
     max_handshakes: int = 256
     """Inbound handshakes in progress per listening socket; more Initials are dropped."""
     handshake_timeout: float = 10.0
@@ -80,3 +82,14 @@ def apply_memory_limit(options: QuicOptions, limit: int) -> QuicOptions:
     return dataclasses.replace(
         options, connection_window=window, stream_window=min(options.stream_window, window)
     )
+
+
+def apply_stream_limit(options: QuicOptions, limit: int) -> QuicOptions:
+    """The spec's stream hook (``limits.max_inbound_streams_per_conn``): grant the peer
+    at most ``limit`` concurrent inbound streams.
+
+    QUIC's ``MAX_STREAMS`` credit is that bound, enforced by the peer's stack: a peer
+    at the limit waits until one of its streams ends (aioquic raises the credit by one
+    per stream it discards) instead of opening a stream the swarm would reset.
+    """
+    return dataclasses.replace(options, max_streams=min(options.max_streams, limit))

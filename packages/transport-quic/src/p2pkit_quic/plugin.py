@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from p2pkit.plugins.spec import Components, PluginSpec, hookimpl
-from p2pkit_quic.options import QuicOptions, apply_memory_limit
+from p2pkit_quic.options import QuicOptions, apply_memory_limit, apply_stream_limit
 
 if TYPE_CHECKING:
     from p2pkit.network import MuxedTransport
@@ -35,6 +35,7 @@ def p2pkit_transports() -> list[PluginSpec[MuxedTransport]]:
             priority=90,
             provides=("quic-v1",),
             apply_memory_limit=apply_memory_limit,
+            apply_stream_limit=apply_stream_limit,
             description="QUIC v1 over UDP (/ip4, /ip6 + /udp/<port>/quic-v1): TLS 1.3 and "
             "stream muxing built in",
         )

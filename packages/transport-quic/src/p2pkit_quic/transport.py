@@ -22,7 +22,13 @@ from multiaddr import Multiaddr
 
 from p2pkit.errors import AddressError, DialError, HandshakeError, TransportError
 from p2pkit.logs import get_logger
-from p2pkit.network import Listener, MuxedConnectionHandler, MuxedTransport
+from p2pkit.network import (
+    AdmissionTicket,
+    InboundAdmission,
+    Listener,
+    MuxedConnectionHandler,
+    MuxedTransport,
+)
 from p2pkit.network import MuxedTransportConnection as Native
 from p2pkit.peer import PeerId
 from p2pkit_quic._ids import MUXER_PROTOCOL, SECURITY_PROTOCOL
@@ -60,6 +66,7 @@ class QuicTransport(MuxedTransport):
     """Dials and listens on QUIC multiaddrs (see the module docstring and README)."""
 
     name = "quic"
+    accepts_admission = True  # asked at the first Initial it keeps state for (endpoint.py)
 
     def __init__(self, private_key: PrivateKey, options: QuicOptions | None = None) -> None:
         self.private_key = private_key
@@ -87,7 +94,13 @@ class QuicTransport(MuxedTransport):
 
     # -- listening -------------------------------------------------------------------------
 
-    async def listen(self, addr: Multiaddr, handler: MuxedConnectionHandler) -> Listener:
+    async def listen(
+        self,
+        addr: Multiaddr,
+        handler: MuxedConnectionHandler,
+        *,
+        admit: InboundAdmission | None = None,
+    ) -> Listener:
         target = parse(addr)
         try:
             endpoint = await self._open_endpoint(target.host, target.port, target.family)
@@ -95,9 +108,10 @@ class QuicTransport(MuxedTransport):
             raise TransportError(f"cannot listen on {addr}: {exc}") from exc
         listener = QuicListener(self, endpoint)
 
-        def on_inbound(session: QuicSession) -> None:
-            handler(_native(session, endpoint))
+        def on_inbound(session: QuicSession, ticket: AdmissionTicket | None) -> None:
+            handler(_native(session, endpoint, ticket))
 
+        endpoint.admit = admit
         endpoint.inbound = on_inbound
         self._listeners.append(listener)
         return listener
@@ -107,6 +121,7 @@ class QuicTransport(MuxedTransport):
             self._listeners.remove(listener)
         endpoint = listener.endpoint
         endpoint.inbound = None
+        endpoint.admit = None
         endpoint.abort_handshakes()
         if not endpoint.sessions:
             self._endpoint_idle(endpoint)
@@ -187,7 +202,9 @@ class QuicTransport(MuxedTransport):
             self._endpoint_idle(endpoint)
 
 
-def _native(session: QuicSession, endpoint: Endpoint) -> Native:
+def _native(
+    session: QuicSession, endpoint: Endpoint, ticket: AdmissionTicket | None = None
+) -> Native:
     key = session.quic.remote_public_key
     assert key is not None  # the handshake completes only with a verified certificate
     return Native(
@@ -199,4 +216,5 @@ def _native(session: QuicSession, endpoint: Endpoint) -> Native:
         security_protocol=SECURITY_PROTOCOL,
         muxer_protocol=MUXER_PROTOCOL,
         use_memory=session.use_memory,
+        admission=ticket,
     )

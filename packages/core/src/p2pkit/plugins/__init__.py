@@ -8,7 +8,7 @@ A plugin package declares an entry point in the group ``p2pkit``::
 and that module implements hooks of :mod:`p2pkit.plugins.hookspecs` with
 :data:`hookimpl`, each returning :class:`PluginSpec` descriptors whose ``factory`` is the
 module's ``create(components, options)``.  The rest of the mould (``_ids.py``, lazy
-package ``__init__``, priority, default-enable rule, memory hook, install hints) is in
+package ``__init__``, priority, default-enable rule, memory and stream hooks, install hints) is in
 the core README, "Writing a plugin".
 
 Modules: :mod:`~p2pkit.plugins.spec` (descriptors), :mod:`~p2pkit.plugins.registry`
@@ -24,6 +24,7 @@ from p2pkit.plugins.spec import (
     NoOptions,
     PluginKind,
     PluginSpec,
+    StreamLimitHook,
     hookimpl,
     hookspec,
     priority_order,
@@ -36,6 +37,7 @@ __all__ = [
     "NoOptions",
     "PluginKind",
     "PluginSpec",
+    "StreamLimitHook",
     "hookimpl",
     "hookspec",
     "priority_order",

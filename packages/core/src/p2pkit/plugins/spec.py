@@ -65,6 +65,11 @@ Factory = Callable[[Components, Any], T]
 #: options cannot fit; the configuration reports it as a ConfigError).
 MemoryLimitHook = Callable[[Any, int], Any]
 
+#: ``apply_stream_limit(options, limit) -> options``: returns the options of a
+#: transport that multiplexes by itself with the inbound streams its protocol lets the
+#: peer have open at once lowered to at most ``limit`` (never raised).
+StreamLimitHook = Callable[[Any, int], Any]
+
 
 @dataclasses.dataclass(frozen=True)
 class PluginSpec(Generic[T]):
@@ -92,6 +97,14 @@ class PluginSpec(Generic[T]):
       ``limits.max_muxer_memory_per_conn`` is applied to the options (see
       :data:`MemoryLimitHook`); None = the muxer cannot honour it (a warning says so; a
       transport without it is simply not bounded this way).
+    * ``apply_stream_limit``: transports that multiplex by themselves and whose
+      protocol grants stream credit (QUIC ``MAX_STREAMS``), how
+      ``limits.max_inbound_streams_per_conn`` lowers that credit (see
+      :data:`StreamLimitHook`), so a peer at the limit waits for credit instead of
+      having its new streams reset by the swarm.  None = the swarm's reset is the only
+      bound.  Muxers do not take it: yamux and mplex grant no stream credit (a stream
+      beyond their ``max_streams`` is answered with a reset, as the swarm's is), and
+      mplex's ``max_streams`` bounds our outbound streams too.
 
     ``package`` and ``version`` are filled in by the registry with the distribution
     that provided the spec.
@@ -107,6 +120,7 @@ class PluginSpec(Generic[T]):
     default_enabled: bool = True
     provides: tuple[str, ...] = ()
     apply_memory_limit: MemoryLimitHook | None = None
+    apply_stream_limit: StreamLimitHook | None = None
     package: str | None = None
     version: str | None = None
 

@@ -34,7 +34,7 @@ from p2pkit.abc import Buffer, MuxedConnection, MuxedStream
 from p2pkit.builder import HostBuilder
 from p2pkit.crypto import PrivateKey
 from p2pkit.errors import ConnectionClosed, DialError, StreamClosed, StreamReset
-from p2pkit.network import Listener, MuxedConnectionHandler, MuxedTransport
+from p2pkit.network import InboundAdmission, Listener, MuxedConnectionHandler, MuxedTransport
 from p2pkit.network import MuxedTransportConnection as Native
 from p2pkit.peer import PeerId
 from p2pkit.plugins.registry import PluginRegistry
@@ -302,7 +302,15 @@ class MemoryMuxedTransport(MuxedTransport):
     def can_listen(self, addr: Multiaddr) -> bool:
         return self._claims(addr)
 
-    async def listen(self, addr: Multiaddr, handler: MuxedConnectionHandler) -> Listener:
+    async def listen(
+        self,
+        addr: Multiaddr,
+        handler: MuxedConnectionHandler,
+        *,
+        admit: InboundAdmission | None = None,
+    ) -> Listener:
+        # No handshake to guard (accepts_admission is False): the swarm admits each
+        # connection when it arrives, as it does for any transport that does not ask.
         if self.protocol == "memory" and self._key(addr)[1] == "0":
             addr = Multiaddr(f"/memory/{next(_numbers)}")
         key = self._key(addr)
