@@ -28,4 +28,3 @@ async def test_keep_alive_longer_than_the_idle_timeout_is_capped() -> None:
         await asyncio.sleep(5.0)  # 2.5 idle timeouts with no application traffic
         assert not conn.is_closed
         assert b.connections() == [conn]
-

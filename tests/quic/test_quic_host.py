@@ -66,9 +66,10 @@ async def test_identify_reports_quic_listen_and_observed_addrs(make_host):
 async def test_connected_and_disconnected_events_both_sides(make_host):
     a = await make_host()
     b = await make_host(listen=False)
-    with a.events.subscribe(Connected, Disconnected) as sa, b.events.subscribe(
-        Connected, Disconnected
-    ) as sb:
+    with (
+        a.events.subscribe(Connected, Disconnected) as sa,
+        b.events.subscribe(Connected, Disconnected) as sb,
+    ):
         await b.connect(a.addrs_with_peer_id[0])
         assert isinstance(await sa.get(timeout=5), Connected)
         assert isinstance(await sb.get(timeout=5), Connected)
@@ -98,8 +99,12 @@ async def test_gater_applies(make_host):
 
 async def test_connection_manager_trims_quic_connections(make_host):
     server = await make_host(
-        connection_manager={"low_water": 1, "high_water": 100, "grace_period": 0.0,
-                            "silence_period": 0.0}
+        connection_manager={
+            "low_water": 1,
+            "high_water": 100,
+            "grace_period": 0.0,
+            "silence_period": 0.0,
+        }
     )
     clients = [await make_host(listen=False) for _ in range(3)]
     server.connmgr.tag_peer(clients[0].peer_id, "keep", 100)

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import socket
 import ssl
+import time
 
 import pytest
 from aioquic.quic.configuration import QuicConfiguration
@@ -15,6 +16,7 @@ from aioquic.quic.connection import QuicConnection
 from multiaddr import Multiaddr
 
 from p2pkit.errors import DialError, HandshakeError
+from p2pkit.gater import ConnectionGated
 from p2pkit.host import Host
 from p2pkit.limits import LimitExceeded
 from p2pkit.network import MuxedTransportConnection
@@ -91,7 +93,6 @@ async def test_stream_limit_is_the_quic_stream_credit(make_host):
     assert not quic._streams_blocked_bidi
 
 
-
 def _stalled_initial() -> bytes:
     """A valid client Initial (new connection id each time) from aioquic's client
     machine, whose handshake will never go on: the sender reads nothing."""
@@ -140,16 +141,19 @@ async def test_quic_handshakes_count_as_pending_connections(make_host, limits, k
     assert rcmgr.system.empty and rcmgr.tracked_scopes == 0
 
 
-async def test_inbound_connection_limit_drops_quic_initials(make_host):
-    """max_inbound_connections 1: a second client's Initials are dropped before any
-    handshake state exists (as for the pending limits); its dial ends by its own
-    timeout, the refusal is counted, and the first connection is untouched."""
+async def test_inbound_connection_limit_refuses_quic_at_once(make_host):
+    """max_inbound_connections 1: a second client is refused before any handshake
+    state exists, with a stateless CONNECTION_CLOSE (CONNECTION_REFUSED, 0x2) in an
+    Initial: its dial fails at once, not by its own timeout; the refusal is counted and
+    the first connection is untouched."""
     a = await make_host(limits={"max_inbound_connections": 1})
     first = await make_host(listen=False)
-    second = await make_host(listen=False, dial_timeout=1.0)
+    second = await make_host(listen=False, dial_timeout=20.0)
     await first.connect(a.addrs_with_peer_id[0])
-    with pytest.raises(DialError):
+    started = time.monotonic()
+    with pytest.raises(DialError, match="refused the connection"):
         await second.connect(a.addrs_with_peer_id[0])
+    assert time.monotonic() - started < 10  # an answer, not the dial timeout
     assert a.swarm.rcmgr.refusals["system.conns_inbound"] >= 1
     assert _quic(a)._listeners[0].endpoint.handshakes == 0
     assert [c.peer for c in a.connections()] == [first.peer_id]
@@ -206,6 +210,12 @@ async def test_transport_admission_contract(transports):
         with pytest.raises(DialError):  # every Initial it retransmits is dropped
             await transports().dial(listener.addrs[0], timeout=0.5)
         assert len(asked) > before and endpoint.handshakes == 0
+    # A refusal for good (the gater here) is answered: CONNECTION_REFUSED in an Initial.
+    refuse[:] = [ConnectionGated("accept", None, None)]
+    started = time.monotonic()
+    with pytest.raises(DialError, match="refused the connection"):
+        await transports().dial(listener.addrs[0], timeout=10)
+    assert time.monotonic() - started < 5 and endpoint.handshakes == 0
     refuse.clear()
     await transports().dial(listener.addrs[0], timeout=5)  # still serving
 

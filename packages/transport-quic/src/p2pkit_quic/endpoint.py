@@ -16,7 +16,9 @@ checks (and past the Retry round trip, when one is sent), the host's admission
 (:data:`p2pkit.network.InboundAdmission`, given to ``listen``) is asked before the
 connection's state is created: its pending-handshake and connection limits, per node
 and per IP prefix, count QUIC handshakes in progress as they count TCP sockets being
-upgraded.  A refused Initial is dropped (the client's retransmission asks again); the
+upgraded.  A refused Initial keeps no state: dropped when the refusal passes (the
+pending limits; the client's retransmission asks again), answered with a stateless
+CONNECTION_REFUSED otherwise (:mod:`p2pkit_quic.refusal`, rate-limited); the
 ticket is given back when the handshake fails or times out, and handed to the host
 with the connection otherwise.
 Anything that does not parse as a QUIC packet for a known connection is dropped after
@@ -47,9 +49,11 @@ from aioquic.quic.retry import QuicRetryTokenHandler
 from aioquic.tls import Epoch
 
 from p2pkit.errors import P2PError
+from p2pkit.limits import LimitExceeded
 from p2pkit.logs import RepeatLimiter, get_logger
 from p2pkit_quic.addresses import from_sockaddr
 from p2pkit_quic.machine import Libp2pQuicConnection, make_configuration
+from p2pkit_quic.refusal import RefusalBudget, connection_refused
 from p2pkit_quic.session import QuicSession
 from p2pkit_quic.udp import UdpSocket
 
@@ -65,6 +69,8 @@ log = get_logger("quic")
 CID_LENGTH = 8
 MIN_INITIAL_SIZE = 1200
 VERSIONS = [QuicProtocolVersion.VERSION_1]
+PENDING_LIMITS = frozenset({"max_pending_inbound", "max_pending_per_ip"})
+"""Refusals that pass as handshakes end: the Initial is dropped, not answered."""
 
 InboundHandler = Callable[[QuicSession, "AdmissionTicket | None"], None]
 """Called with each inbound connection whose handshake completed, and its ticket."""
@@ -136,6 +142,7 @@ class Endpoint:
         self.admit: InboundAdmission | None = None
         """Set while listening for a host: asked before state is kept for a handshake."""
         self._tickets: dict[QuicSession, AdmissionTicket] = {}
+        self._refusals = RefusalBudget()
         """What ``admit`` returned for each inbound handshake in progress."""
         self._repeats = RepeatLimiter()
         self.handshakes = 0
@@ -285,9 +292,9 @@ class Endpoint:
             return
         ticket: AdmissionTicket | None = None
         if self.admit is not None:
-            ticket = self._admit(self.admit, addr)
+            ticket = self._admit(self.admit, addr, header)
             if ticket is None:
-                return  # refused: no state (the client's retransmission asks again)
+                return  # refused: no state (p2pkit_quic.refusal)
         config = make_configuration(self._certificate(), self.options, is_client=False)
         quic = Libp2pQuicConnection(
             configuration=config,
@@ -313,14 +320,21 @@ class Endpoint:
             # the handshake timeout.  Keep no state for it.
             session.abort(ConnectionRefusedError("QUIC Initial did not decrypt"))
 
-    def _admit(self, admit: InboundAdmission, addr: Any) -> AdmissionTicket | None:
+    def _admit(
+        self, admit: InboundAdmission, addr: Any, header: QuicHeader
+    ) -> AdmissionTicket | None:
         """Ask the host's admission about a new handshake from ``addr``: its ticket,
-        or None when refused (the Initial is then dropped)."""
+        or None when refused.  A refusal for good is answered with a stateless
+        CONNECTION_CLOSE (rate-limited); a full table of pending handshakes only drops
+        the Initial, whose retransmission asks again (:mod:`p2pkit_quic.refusal`)."""
         try:
             return admit(self.local_addr, from_sockaddr(addr))
         except P2PError as exc:  # counted and logged (rate-limited) by the host
             self._repeats.log(log, logging.DEBUG, "refused", "QUIC Initial from %s refused: %s",
                               addr, exc)  # fmt: skip
+            passing = isinstance(exc, LimitExceeded) and exc.limit in PENDING_LIMITS
+            if not passing and self._refusals.take(asyncio.get_running_loop().time()):
+                self.send_many([(connection_refused(header), addr)])
         except Exception as exc:  # a bug in the admission must not stop the socket
             self._repeats.log(log, logging.WARNING, "admit", "QUIC admission failed: %r", exc)
         return None

@@ -35,6 +35,10 @@ from p2pkit_quic._ids import MUXER_PROTOCOL, SECURITY_PROTOCOL
 from p2pkit_quic.addresses import QuicTarget, from_sockaddr, is_quic, parse
 from p2pkit_quic.options import QuicOptions
 
+CONNECTION_REFUSED = 0x2
+"""RFC 9000 transport error: the server refused the connection (aioquic is imported
+lazily, so its name for the code is not used here)."""
+
 if TYPE_CHECKING:
     from p2pkit.crypto import PrivateKey
     from p2pkit.crypto.tls_certificate import HostCertificate
@@ -189,6 +193,11 @@ class QuicTransport(MuxedTransport):
             error = session.quic.certificate_error
             if error is not None:
                 raise error from None
+            close = session.quic._close_event
+            if close is not None and close.error_code == CONNECTION_REFUSED:
+                # The listener refused before any handshake (p2pkit_quic.refusal): what
+                # a TCP dial reports for a reset, not a failed handshake.
+                raise DialError(f"{addr} refused the connection: {exc}", [(addr, exc)]) from exc
             raise HandshakeError(f"QUIC handshake with {addr} failed: {exc}") from exc
         return _native(session, endpoint)
 
