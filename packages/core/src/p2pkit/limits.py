@@ -37,7 +37,7 @@ import ipaddress
 import logging
 import os
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from p2pkit.errors import ConfigError, ResourceLimitExceeded
 
@@ -223,15 +223,7 @@ def apply_muxer_memory_limit(muxers: list[ResolvedPlugin], limit: int | None) ->
                 plugin.spec.name,
             )
             continue
-        try:
-            plugin.options = hook(plugin.options, limit)
-        except ConfigError:
-            raise
-        except (ValueError, TypeError) as exc:
-            raise ConfigError(
-                f"limits.max_muxer_memory_per_conn={limit} does not fit muxer "
-                f"{plugin.spec.name}: {exc}"
-            ) from exc
+        _apply_hook(plugin, hook, "max_muxer_memory_per_conn", limit)
 
 
 def apply_stream_limit(transports: list[ResolvedPlugin], limit: int | None) -> None:
@@ -248,15 +240,20 @@ def apply_stream_limit(transports: list[ResolvedPlugin], limit: int | None) -> N
         hook = plugin.spec.apply_stream_limit
         if hook is None:
             continue
-        try:
-            plugin.options = hook(plugin.options, limit)
-        except ConfigError:
-            raise
-        except (ValueError, TypeError) as exc:
-            raise ConfigError(
-                f"limits.max_inbound_streams_per_conn={limit} does not fit transport "
-                f"{plugin.spec.name}: {exc}"
-            ) from exc
+        _apply_hook(plugin, hook, "max_inbound_streams_per_conn", limit)
+
+
+def _apply_hook(plugin: ResolvedPlugin, hook: Any, name: str, limit: int) -> None:
+    """``plugin.options = hook(plugin.options, limit)``; a value the plugin rejects is
+    a ConfigError naming the limit."""
+    try:
+        plugin.options = hook(plugin.options, limit)
+    except ConfigError:
+        raise
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(
+            f"limits.{name}={limit} does not fit {plugin.spec.kind} {plugin.spec.name}: {exc}"
+        ) from exc
 
 
 __all__ = [
