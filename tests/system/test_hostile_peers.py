@@ -11,17 +11,19 @@ address, slowloris, garbage, oversize frames) runs in turn; the good peer connec
 pings and transfers 1 MB each way throughout.  Every good round must succeed and the
 listener's RSS must stay under ``RSS_BOUND_MIB``.
 
-Why 300 MiB, from the listener's defaults (``p2pkit.limits.ResourceLimits``): it starts
+Why 400 MiB, from the listener's defaults (``p2pkit.limits.ResourceLimits``): it starts
 at about 45 MiB.  The costliest attack is the parked streams (1000 ``/echo/1.0.0``
 streams on one connection, each sending 1 MiB and never reading the echo).  What the
 muxer buffers for that peer, received and not yet read, is reserved against
 ``max_memory_per_peer`` = 64 MiB (streams beyond it are reset); each echo handler holds
 at most 16 KiB it read while it waits to write it back (``protocols.echo.CHUNK``), for
 at most 1000 streams (yamux ``max_streams``): 15.6 MiB.  So at most about 45 + 64 + 16
-= 125 MiB is live at once.  The process's RSS peaks higher, at 144 to 170 MiB in our
-runs: payload blocks freed by the reset streams stay with the allocator.  300 MiB leaves
-room for that (with 64 KiB echo reads the peaks were 190 to 301 MiB); before the memory
-limits, this attack alone took the listener past 500 MiB.  The
+= 125 MiB is live at once (tracemalloc in the listener at its RSS peak: 101 MiB traced,
+64 MiB of it the parked streams' buffers).  The process's RSS peaks higher, and varies
+from run to run with what the allocator keeps: 144 to 180 MiB on Python 3.11, 182 to 319
+MiB on 3.13 (eleven runs; a `malloc_trim` every 0.2 s did not lower it, so it is not free
+heap at the top).  400 MiB leaves room for that; before the memory limits, this attack
+alone took the listener past 500 MiB and kept growing.  The
 300 silent connections must cost no receive buffer before admission, and the floods
 are bounded by the muxers' control-frame limits.
 """
@@ -46,7 +48,7 @@ ATTACKS = ["ping_flood", "syn_flood", "parked_streams", "silent", "slowloris", "
            "oversize"]
 ATTACK_SECONDS = 4.0
 #: What the listener may grow to while under attack (see the module docstring).
-RSS_BOUND_MIB = 300
+RSS_BOUND_MIB = 400
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or shutil.which("ip") is None,
