@@ -20,7 +20,15 @@ from collections.abc import Iterator
 import pytest
 
 from . import checks
-from .harness import LOOPBACK_QUIC, JsPeer, P2pkitListener, run_js, run_p2pkit, strip_p2p
+from .harness import (
+    LOOPBACK_QUIC,
+    JsPeer,
+    P2pkitListener,
+    run_js,
+    run_js_result,
+    run_p2pkit,
+    strip_p2p,
+)
 from .suite import BigTransfers, ExtraOps, InteropSuite
 
 pytestmark = pytest.mark.interop
@@ -114,3 +122,18 @@ def test_js_listener_on_quic_and_tcp(js_quic_and_tcp: JsPeer) -> None:
     seen = sorted((e["encryption"], e["multiplexer"]) for e in events)
     assert seen == [("/noise", "/yamux/1.0.0"), ("native", "quic")], seen
     js.assert_alive()
+
+
+def test_js_dial_refused_by_p2pkit_fails_at_once(tmp_path) -> None:
+    """A p2pkit listener whose gater refuses the dialer's address answers js's first
+    Initial with CONNECTION_CLOSE (CONNECTION_REFUSED) from no state: js (quinn inside
+    @chainsafe/libp2p-quic) ends its dial at once with "connection refused" instead of
+    waiting for its own timeout; the listener keeps serving."""
+    config = tmp_path / "deny.toml"
+    config.write_text('[p2pkit.gater]\ndeny_cidrs = ["127.0.0.0/8"]\n')
+    with P2pkitListener(None, None, "--config", config, listen=LOOPBACK_QUIC) as p2p:
+        result = run_js_result("ping", p2p.maddr, timeout=60)
+        assert result.returncode != 0, result.describe()
+        assert "refused" in result.stderr + result.stdout, result.describe()
+        assert result.seconds < 15, result.describe()  # js's own deadline is 55 s
+        p2p.assert_alive()
