@@ -9,6 +9,12 @@ close), this is the per-stream data path.
 * **Memory**: bytes buffered unread are reserved in the connection's memory scope
   (:class:`~p2pkit.reservation.BufferReservation`, as yamux does); a refusal resets
   the stream it was for (:class:`~p2pkit.errors.StreamResetByLimit`).
+* **Out of order**: aioquic keeps a stream's bytes up to the highest offset received
+  (the gaps zero-filled) until they can be delivered in order; those bytes are
+  reserved in the same scope (:meth:`account_out_of_order`), and a refusal aborts the
+  connection (no single stream is to blame for a connection's reordering).  A peer
+  sending a few bytes at the far end of its windows would otherwise make a connection
+  hold up to ``connection_window`` the node's memory limits do not see.
 * **Send buffer**: a writer waits while its stream has ``send_buffer`` bytes queued in
   aioquic and not acknowledged (:meth:`unsent`), and is woken at half of that as
   acknowledgements arrive (:meth:`wake_writers`, called by the session after each
@@ -39,11 +45,42 @@ class StreamFlow:
     memory: BufferReservation
     _blocked_writers: set[QuicStream]
     data_queued: bool
+    delivered: int
+    """Stream bytes handed to streams while the current datagram was processed."""
+    out_of_order: int
+    """Bytes aioquic holds that are not delivered yet (reserved in ``memory``)."""
     _closed: bool
     _close_error: BaseException | None
 
     def schedule_transmit(self) -> None:
         raise NotImplementedError
+
+    def abort(self, exc: BaseException | None = None) -> None:
+        raise NotImplementedError
+
+    def account_out_of_order(self) -> None:
+        """Reserve what aioquic buffers out of order, as it is now.
+
+        Called by the session after a datagram whose stream bytes did not all arrive in
+        order (aioquic's flow-control count grew by other than what was delivered), and
+        after every datagram while some are held; O(streams) then, nothing otherwise.
+        """
+        held = 0
+        for qstream in self.quic._streams.values():
+            held += len(qstream.receiver._buffer)
+        delta = held - self.out_of_order
+        if not delta:
+            return
+        self.out_of_order = held
+        memory = self.memory
+        memory.held += delta
+        if memory.held > memory.reserved:
+            try:
+                memory.grow()
+            except ResourceLimitExceeded as refusal:
+                self.abort(refusal)  # the reservation is closed with the connection
+        elif memory.held < memory.release_below:
+            memory.shrink()
 
     def use_memory(self, scope: MemoryScope) -> None:
         """Reserve what the streams buffer in ``scope`` (the swarm's connection scope)."""

@@ -89,6 +89,8 @@ class QuicSession(StreamFlow, MuxedConnection):
         # scope once the swarm hands it over (use_memory); flow control bounds them too.
         self.memory = BufferReservation(None)
         self._flush_now = False
+        self.delivered = 0
+        self.out_of_order = 0
         self._ack_waiter: asyncio.Future[None] | None = None
 
     # -- the endpoint's side ------------------------------------------------------------------
@@ -102,8 +104,13 @@ class QuicSession(StreamFlow, MuxedConnection):
             return
         now = self._loop.time()
         self._last_activity = now
-        self.quic.receive_datagram(data, addr, now)
+        quic = self.quic
+        used = quic._local_max_data.used  # stream bytes received, in order or not
+        self.delivered = 0
+        quic.receive_datagram(data, addr, now)
         self._process_events()
+        if self.out_of_order or quic._local_max_data.used - used != self.delivered:
+            self.account_out_of_order()  # (flow.py) not taken while data comes in order
         self._check_ended()
         if self._grow_datagrams and self.quic._handshake_confirmed:
             # Only once the handshake is confirmed: until then packets carrying Initial
@@ -232,6 +239,7 @@ class QuicSession(StreamFlow, MuxedConnection):
             self.handshake.set_result(None)
 
     def _on_stream_data(self, event: events.StreamDataReceived) -> None:
+        self.delivered += len(event.data)
         sid = event.stream_id
         stream = self._streams.get(sid)
         if stream is None:
