@@ -142,8 +142,8 @@ class Endpoint:
         self.admit: InboundAdmission | None = None
         """Set while listening for a host: asked before state is kept for a handshake."""
         self._tickets: dict[QuicSession, AdmissionTicket] = {}
-        self._refusals = RefusalBudget()
         """What ``admit`` returned for each inbound handshake in progress."""
+        self._refusals = RefusalBudget()
         self._repeats = RepeatLimiter()
         self.handshakes = 0
         self._retry = QuicRetryTokenHandler()

@@ -62,8 +62,9 @@ class StreamFlow:
         """Reserve what aioquic buffers out of order, as it is now.
 
         Called by the session after a datagram whose stream bytes did not all arrive in
-        order (aioquic's flow-control count grew by other than what was delivered), and
-        after every datagram while some are held; O(streams) then, nothing otherwise.
+        order (aioquic's flow-control count grew by other than what was delivered), and,
+        while some are held, after every datagram before its data is delivered;
+        O(streams) then, nothing otherwise.
         """
         held = 0
         for qstream in self.quic._streams.values():

@@ -108,8 +108,12 @@ class QuicSession(StreamFlow, MuxedConnection):
         used = quic._local_max_data.used  # stream bytes received, in order or not
         self.delivered = 0
         quic.receive_datagram(data, addr, now)
+        if self.out_of_order:
+            # Bytes held out of order may have just been delivered: release them before
+            # the streams reserve them again as unread (no double count at a limit).
+            self.account_out_of_order()
         self._process_events()
-        if self.out_of_order or quic._local_max_data.used - used != self.delivered:
+        if quic._local_max_data.used - used != self.delivered:
             self.account_out_of_order()  # (flow.py) not taken while data comes in order
         self._check_ended()
         if self._grow_datagrams and self.quic._handshake_confirmed:
