@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from p2pkit.config import HostBuilder
-from p2pkit.errors import P2PError
+from p2pkit.errors import P2PError, StreamReset
 from p2pkit.host import Host
 from p2pkit.protocols.echo import PROTOCOL_ID as ECHO
 from p2pkit.protocols.perf import PROTOCOL_ID as PERF
@@ -89,9 +89,16 @@ async def syn_flood(target: str, deadline: float) -> dict[str, Any]:
     return await _flood(target, deadline, _syn_batches)
 
 
+PARKED_GRACE = 10.0
+"""Seconds the parked streams go on past their deadline until the listener resets one
+(a memory limit stopped them): on a loaded machine 4 s may not reach the limit."""
+
+
 async def parked_streams(target: str, deadline: float) -> dict[str, Any]:
-    """Echo streams that send a lot and never read the echo back."""
+    """Echo streams that send a lot and never read the echo back, until the deadline
+    and then until the listener resets one of them (at most ``PARKED_GRACE`` more)."""
     streams: list[Any] = []
+    refused = asyncio.Event()
     payload = os.urandom(1 << 20)
     async with client() as host:
         try:
@@ -102,23 +109,30 @@ async def parked_streams(target: str, deadline: float) -> dict[str, Any]:
         async def park() -> None:
             stream = await conn.new_stream([ECHO])
             streams.append(stream)
-            with contextlib.suppress(P2PError, OSError):
+            try:
                 await stream.write(payload)
+            except StreamReset:
+                refused.set()  # the listener's limit
+            except (P2PError, OSError):
+                pass
 
         tasks = []
         for _ in range(1000):
-            if time.monotonic() >= deadline or conn.is_closed:
+            if time.monotonic() >= deadline or conn.is_closed or refused.is_set():
                 break
             tasks.append(asyncio.ensure_future(park()))
             await asyncio.sleep(0)
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(max(0.01, deadline - time.monotonic())):
                 await asyncio.gather(*tasks, return_exceptions=True)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(PARKED_GRACE):
+                await refused.wait()
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         conn.muxed.abort()
-    return {"streams": len(streams)}
+    return {"streams": len(streams), "refused": refused.is_set()}
 
 
 async def _raw_connections(host: str, port: int, n: int) -> list[asyncio.StreamWriter]:
