@@ -152,8 +152,10 @@ async def test_unread_data_is_reserved_and_a_refusal_resets_the_stream(make_host
             for _ in range(64):  # 4 MiB at most (the stream window): over the 1 MiB limit
                 await stream.write(b"x" * 65536)
             await stream.read()
-    with pytest.raises(StreamResetByLimit):  # the listener's side: refused by the limit
+    with pytest.raises(StreamResetByLimit) as info:  # the listener's side: by the limit
         await held[0].read()
+    assert info.value.__cause__ is not None
+    assert info.value.__cause__.__traceback__ is None  # keeps no datagram's frames alive
     (a_conn,) = a.connections(b.peer_id)
     assert not a_conn.is_closed  # only the stream went
     gate.set()

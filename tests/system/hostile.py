@@ -37,8 +37,9 @@ PING_SYN = YAMUX.pack(0, 2, 0x1, 0, 7)
 MAX_ROUNDS = 100_000
 
 
-def client() -> Host:
-    return HostBuilder().security("noise").muxer("yamux").transport("tcp").build()
+def client(**limits: Any) -> Host:
+    builder = HostBuilder().security("noise").muxer("yamux").transport("tcp")
+    return (builder.limits(**limits) if limits else builder).build()
 
 
 async def _flood(
@@ -100,7 +101,13 @@ async def parked_streams(target: str, deadline: float) -> dict[str, Any]:
     streams: list[Any] = []
     refused = asyncio.Event()
     payload = os.urandom(1 << 20)
-    async with client() as host:
+    # The attacker never reads the echoes, so its own muxer buffers them against its own
+    # memory limits; with the defaults it could reach them first, reset its own streams
+    # and stop the attack before the listener's limit did.  Unlimited here: a reset can
+    # only come from the listener.  (Yamux's window bounds what it buffers, 256 KiB per
+    # stream.)
+    async with client(max_memory_per_peer=None, max_memory_per_ip=None,
+                      max_memory=None) as host:
         try:
             conn = await host.connect(target)
         except (P2PError, OSError) as exc:

@@ -84,6 +84,9 @@ async def test_refusal_resets_only_that_stream(
         assert isinstance(info.value, StreamReset)  # the stream contract holds
         assert isinstance(info.value.__cause__, LimitExceeded)
         assert info.value.__cause__.limit == "conn.memory"
+        # No traceback: it would keep the frames of the read that tripped the limit (and
+        # all that read's data) alive as long as the stream's error.
+        assert info.value.__cause__.__traceback__ is None
     victim = next(c for c in sent if c.stream_id == refused[0].stream_id)
     with pytest.raises(StreamReset):  # the peer got the RST
         async with asyncio.timeout(5):

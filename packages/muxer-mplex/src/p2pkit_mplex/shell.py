@@ -197,7 +197,9 @@ class MplexStream(MuxedStream):
     def _reset_by_limit(self, refusal: ResourceLimitExceeded) -> None:
         """No memory for what the peer sent on this stream: reset it (both ways)."""
         error = StreamResetByLimit(f"mplex stream {self.stream_id} reset: {refusal}")
-        error.__cause__ = refusal
+        # Without its traceback: that holds the frames of data_received (the whole read
+        # and its events), kept alive as long as this stream's error.
+        error.__cause__ = refusal.with_traceback(None)
         self._conn._send_control(self._session.reset_stream(self.key))
         self._on_reset(error)
 

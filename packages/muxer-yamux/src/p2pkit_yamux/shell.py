@@ -233,7 +233,9 @@ class YamuxStream(MuxedStream):
     def _reset_by_limit(self, refusal: ResourceLimitExceeded) -> None:
         """No memory for what the peer sent on this stream: reset it (RST to the peer)."""
         error = StreamResetByLimit(f"yamux stream {self.stream_id} reset: {refusal}")
-        error.__cause__ = refusal
+        # Without its traceback: that holds the frames of data_received (the whole read
+        # and its events), kept alive as long as this stream's error.
+        error.__cause__ = refusal.with_traceback(None)
         if self._error is None:
             self._conn._send(self._conn._session.reset_stream(self.stream_id))
         self._fail(error)

@@ -103,7 +103,9 @@ class StreamFlow:
             except ResourceLimitExceeded as refusal:
                 memory.held -= n
                 error = StreamResetByLimit(f"stream reset: no memory for its data ({refusal})")
-                error.__cause__ = refusal
+                # Without its traceback: that holds the frames of the datagram's
+                # processing (its data), kept alive as long as the stream's error.
+                error.__cause__ = refusal.with_traceback(None)
                 self.reset_stream(stream)
                 stream.fail(error)
                 return False
