@@ -22,12 +22,19 @@ from p2pkit.protocols.ping import ping
 
 
 async def _echo(host, peer, payload: bytes) -> bytes:
+    """Write and read at once: a payload larger than the windows both ways (and what the
+    echo handler holds) could not all be written before the echo is read."""
     stream = await host.new_stream(peer, [ECHO])
-    await stream.write(payload)
-    await stream.close_write()
+
+    async def send() -> None:
+        await stream.write(payload)
+        await stream.close_write()
+
+    sender = asyncio.ensure_future(send())
     parts = []
     while chunk := await stream.read():
         parts.append(chunk)
+    await sender
     return b"".join(parts)
 
 

@@ -15,10 +15,20 @@ close), this is the per-stream data path.
   connection (no single stream is to blame for a connection's reordering).  A peer
   sending a few bytes at the far end of its windows would otherwise make a connection
   hold up to ``connection_window`` the node's memory limits do not see.
-* **Send buffer**: a writer waits while its stream has ``send_buffer`` bytes queued in
-  aioquic and not acknowledged (:meth:`unsent`), and is woken at half of that as
-  acknowledgements arrive (:meth:`wake_writers`, called by the session after each
-  datagram).
+* **Send buffer**: what a writer may hand to aioquic now (:meth:`room`) is bounded
+  three ways: its stream's bytes queued and not acknowledged stay under
+  ``send_buffer``; its stream's bytes beyond the peer's credit for it (MAX_STREAM_DATA)
+  under :data:`CREDIT_AHEAD`, so a stream whose reader is slow waits for its credit as
+  a yamux stream waits for its window, and blocks no other stream; and the
+  connection's bytes not yet sent and within their stream's credit (held back by the
+  peer's connection credit or the congestion window) under
+  ``connection_send_buffer``.  aioquic keeps every byte written until it is
+  acknowledged, so without the last two a peer that opens streams, asks for data and
+  never reads it (nor grants credit) made us hold ``send_buffer`` per stream: 256
+  streams, 1 GiB.  Blocked writers are woken
+  (:meth:`wake_writers`) after each datagram (acknowledgements, credit) and each
+  transmit (bytes sent) once their stream is at half its ``send_buffer`` again and
+  the other two bounds leave room.
 """
 
 from __future__ import annotations
@@ -37,6 +47,12 @@ if TYPE_CHECKING:
     from p2pkit_quic.stream import QuicStream
 
 
+CREDIT_AHEAD = 32 * 1024
+"""Bytes a stream may queue beyond the peer's credit for it: enough that data is ready
+when the peer's next MAX_STREAM_DATA arrives, small enough that parked streams cost
+little (a peer's 256 streams: 8 MiB at most)."""
+
+
 class StreamFlow:
     """See the module docstring (state is set by the session's constructor)."""
 
@@ -44,6 +60,11 @@ class StreamFlow:
     options: QuicOptions
     memory: BufferReservation
     _blocked_writers: set[QuicStream]
+    _sending: set[int]
+    """Stream ids handed data since their bytes not yet sent were last counted."""
+    unsent_bound: int
+    """At least the connection's stream bytes not yet sent (exact after
+    :meth:`count_unsent`, then grown by every ``send``)."""
     data_queued: bool
     delivered: int
     """Stream bytes handed to streams while the current datagram was processed."""
@@ -130,15 +151,71 @@ class StreamFlow:
         sender = qstream.sender
         return sender._buffer_stop - sender._buffer_start
 
+    def count_unsent(self) -> int:
+        """The connection's stream bytes queued in aioquic, never sent yet and within the
+        peer's credit for their stream (exact; O(streams handed data since the last
+        count))."""
+        streams = self.quic._streams
+        total = 0
+        for sid in list(self._sending):
+            qstream = streams.get(sid)
+            if qstream is None:
+                self._sending.discard(sid)
+                continue
+            sender = qstream.sender
+            # Within the peer's credit for the stream: bytes beyond it are the stream's
+            # own bound (CREDIT_AHEAD), so a stream whose reader is slow blocks no other.
+            stop = min(sender._buffer_stop, qstream.max_stream_data_remote)
+            pending = stop - max(sender.highest_offset, sender._buffer_start)
+            if pending > 0:
+                total += pending
+            elif sender._buffer_stop == sender._buffer_start:
+                self._sending.discard(sid)  # all acknowledged: nothing to count
+        self.unsent_bound = total
+        return total
+
+    def room(self, stream: QuicStream, want: int) -> int:
+        """Bytes (at most ``want``) ``stream``'s writer may hand to aioquic now (the
+        module docstring's three bounds); 0 or less: wait.  The connection's bytes not
+        yet sent are counted again only when their upper bound says ``want`` may not
+        fit, so many small writes cost no count each."""
+        qstream = self.quic._streams.get(stream.stream_id)
+        if qstream is None:
+            return want  # gone: ``send`` raises the right error
+        sender = qstream.sender
+        stop = sender._buffer_stop
+        room = min(
+            want,
+            self.options.send_buffer - (stop - sender._buffer_start),
+            qstream.max_stream_data_remote + CREDIT_AHEAD - stop,
+        )
+        cap = self.options.connection_send_buffer
+        if room > 0 and self.unsent_bound + room > cap:
+            room = min(room, cap - self.count_unsent())
+        return room
+
     def wait_writable(self, stream: QuicStream) -> None:
         self._blocked_writers.add(stream)
 
     def wake_writers(self) -> None:
+        """Wake the blocked writers that have room again (see the module docstring)."""
         low = self.options.send_buffer // 2
+        cap = self.options.connection_send_buffer
+        conn_room = cap - self.count_unsent() if self.unsent_bound >= cap // 2 else cap
+        if conn_room < cap // 2:
+            return  # the connection cannot send: nobody would get far
+        streams = self.quic._streams
         for stream in list(self._blocked_writers):
-            if stream.done or self.unsent(stream) <= low:
-                self._blocked_writers.discard(stream)
-                stream.wake_writer()
+            qstream = streams.get(stream.stream_id)
+            if qstream is not None and not stream.done:
+                sender = qstream.sender
+                stop = sender._buffer_stop
+                if stop - sender._buffer_start > low:
+                    continue
+                if qstream.max_stream_data_remote + CREDIT_AHEAD - stop <= 0:
+                    continue
+            self._blocked_writers.discard(stream)
+            stream.wake_writer()
 
     def send(self, stream: QuicStream, data: bytes, *, end_stream: bool) -> None:
         if self._closed:
@@ -147,6 +224,9 @@ class StreamFlow:
             self.quic.send_stream_data(stream.stream_id, data, end_stream=end_stream)
         except (RuntimeError, ValueError, AssertionError) as exc:  # aioquic refused
             raise StreamReset(f"stream {stream.stream_id} cannot send: {exc}") from exc
+        if data:
+            self.unsent_bound += len(data)
+            self._sending.add(stream.stream_id)
         self.data_queued = True
         self.schedule_transmit()
 

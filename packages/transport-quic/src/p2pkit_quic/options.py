@@ -14,13 +14,18 @@ class QuicOptions:
     Receive memory per connection is bounded by ``connection_window``: QUIC flow control
     grants the peer credit only for bytes the application has read (plus the window),
     so a peer can never make us buffer more.  ``stream_window`` bounds one stream the
-    same way, ``send_buffer`` the bytes one stream's writer may have queued and not yet
-    acknowledged before ``write`` waits.
+    same way.  On the sending side, ``send_buffer`` bounds what one stream's writer may
+    have queued and not yet acknowledged, ``connection_send_buffer`` what a connection's
+    writers may have queued and not yet sent, and a stream queues at most
+    :data:`~p2pkit_quic.flow.CREDIT_AHEAD` bytes beyond the peer's credit for it: so a
+    peer that never reads nor grants credit holds at most ``connection_send_buffer`` of
+    ours unsent, whatever the number of streams (see :mod:`p2pkit_quic.flow`).
     """
 
     stream_window: int = 4 * MiB
     connection_window: int = 16 * MiB
     send_buffer: int = 4 * MiB
+    connection_send_buffer: int = 4 * MiB
     max_streams: int = 256
     """Inbound bidirectional streams the peer may have open at once (QUIC MAX_STREAMS,
     raised by one as each inbound stream ends); ``limits.max_inbound_streams_per_conn``
@@ -48,7 +53,8 @@ class QuicOptions:
     dial_timeout: float = 10.0
 
     def __post_init__(self) -> None:
-        for name in ("stream_window", "connection_window", "send_buffer", "max_streams"):
+        for name in ("stream_window", "connection_window", "send_buffer",
+                     "connection_send_buffer", "max_streams"):
             if getattr(self, name) < 1:
                 raise ValueError(f"quic {name} must be >= 1")
         if self.connection_window < self.stream_window:

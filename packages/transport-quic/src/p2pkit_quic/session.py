@@ -71,6 +71,8 @@ class QuicSession(StreamFlow, MuxedConnection):
         self._incoming: deque[QuicStream] = deque()
         self._incoming_ready = asyncio.Event()  # any number of accept_stream callers
         self._blocked_writers: set[QuicStream] = set()
+        self._sending: set[int] = set()
+        self.unsent_bound = 0
         self._cids: set[bytes] = set()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
@@ -154,6 +156,8 @@ class QuicSession(StreamFlow, MuxedConnection):
         datagrams = self.quic.datagrams_to_send(now)
         if datagrams:
             self.endpoint.send_many(datagrams)
+            if self._blocked_writers:
+                self.wake_writers()  # bytes went out: the connection may have room again
         self._process_events()
         self._check_ended()  # a close (ours, or aioquic's on a protocol error) went out
         self._set_timer()

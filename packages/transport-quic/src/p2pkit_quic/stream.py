@@ -12,9 +12,11 @@ The yamux/mplex contract, on QUIC's own stream machinery:
 * Memory: bytes buffered unread are reserved in the connection's memory scope (the
   resource manager, :class:`~p2pkit.reservation.BufferReservation`); a refusal resets
   the stream (:class:`~p2pkit.errors.StreamResetByLimit`), as on yamux.
-* Backpressure: ``write`` waits while more than ``send_buffer`` bytes of this stream
-  are queued in aioquic and not yet acknowledged (QUIC flow and congestion control
-  decide when they leave); the receive side is bounded by the stream window, whose
+* Backpressure: ``write`` hands aioquic only what :meth:`~p2pkit_quic.flow.StreamFlow.room`
+  allows (``send_buffer`` unacknowledged on the stream, ``CREDIT_AHEAD`` beyond the
+  peer's credit for it, ``connection_send_buffer`` unsent on the connection) and
+  waits for the rest; QUIC flow and congestion control decide when bytes leave.  The
+  receive side is bounded by the stream window, whose
   credit comes back only as the application reads (:mod:`p2pkit_quic.machine`).
 
 The session (:mod:`p2pkit_quic.session`) feeds events in; nothing here does I/O.
@@ -143,7 +145,8 @@ class QuicStream(MuxedStream):
                 raise StreamClosed("stream closed for writing")
             if pos >= len(view):
                 return
-            if session.unsent(self) >= session.options.send_buffer:
+            room = session.room(self, min(CHUNK, len(view) - pos))
+            if room <= 0:
                 self._writable = asyncio.get_running_loop().create_future()
                 session.wait_writable(self)
                 try:
@@ -151,7 +154,7 @@ class QuicStream(MuxedStream):
                 finally:
                     self._writable = None
                 continue
-            piece = bytes(view[pos : pos + CHUNK])
+            piece = bytes(view[pos : pos + room])
             pos += len(piece)
             session.send(self, piece, end_stream=False)
 

@@ -1,0 +1,107 @@
+"""What a QUIC connection holds on the sending side is bounded, whatever the peer does.
+
+aioquic keeps every byte a writer hands it until the peer acknowledges it.  A peer that
+opens streams, asks for data (here: echo) and never reads the answers grants no more
+credit; the bytes beyond its credit cannot leave.  Each stream may queue only
+``CREDIT_AHEAD`` bytes beyond the peer's credit for it, and the connection only
+``connection_send_buffer`` bytes not yet sent within that credit (p2pkit_quic.flow):
+before, each stream could queue ``send_buffer`` (4 MiB), so 256 parked streams held
+1 GiB of the listener's memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any
+
+from p2pkit.host import Host
+from p2pkit.protocols.echo import PROTOCOL_ID as ECHO
+from p2pkit_quic.flow import CREDIT_AHEAD
+
+MiB = 1 << 20
+
+
+def _quic(a: Host, b: Host) -> Any:
+    (conn,) = a.connections(b.peer_id)
+    return conn.muxed.quic  # type: ignore[attr-defined]
+
+
+def _queued(a: Host, b: Host) -> int:
+    """Bytes ``a``'s connection to ``b`` holds in aioquic, written and not acknowledged."""
+    return sum(s.sender._buffer_stop - s.sender._buffer_start
+               for s in _quic(a, b)._streams.values())
+
+
+def _beyond_credit(a: Host, b: Host) -> int:
+    """Bytes ``a``'s connection to ``b`` holds beyond the peer's credit for their stream."""
+    return sum(max(0, s.sender._buffer_stop - s.max_stream_data_remote)
+               for s in _quic(a, b)._streams.values())
+
+
+async def test_parked_echo_streams_hold_little_on_the_listener(make_host):
+    """48 echo streams of 256 KiB each, the answers never read, against a dialer that
+    grants 2 MiB in all: 10 MiB of echo cannot leave the listener, and it holds at most
+    its connection bound plus ``CREDIT_AHEAD`` per stream of it."""
+    a = await make_host(quic={"connection_send_buffer": MiB})
+    b = await make_host(listen=False, quic={"connection_window": 2 * MiB, "stream_window": MiB})
+    conn = await b.connect(a.addrs_with_peer_id[0])
+    n, size = 48, 256 * 1024
+    streams = [await conn.new_stream([ECHO]) for _ in range(n)]
+    for s in streams:
+        await s.write(os.urandom(size))  # the listener reads it all: its window allows
+    peak = 0
+    loop = asyncio.get_running_loop()
+    end = loop.time() + 2.0
+    while loop.time() < end:  # bounded: 2 s of 10 ms samples
+        peak = max(peak, _queued(a, b))
+        await asyncio.sleep(0.01)
+    bound = MiB + n * CREDIT_AHEAD + MiB  # + what is in flight within the dialer's credit
+    assert peak <= bound, (peak, bound)
+    assert peak >= MiB // 2  # the echo handlers did try to send (the test tests something)
+    # The listener serves another peer meanwhile.
+    c = await make_host(listen=False)
+    s = await (await c.connect(a.addrs_with_peer_id[0])).new_stream([ECHO])
+    await s.write(b"still here")
+    await s.close_write()
+    async with asyncio.timeout(10):
+        assert await s.read() == b"still here"
+
+
+async def test_a_stream_short_of_credit_blocks_no_other(make_host):
+    """One stream's reader never reads (its writer waits for credit); another stream on
+    the same connection goes on, even with a connection bound smaller than what the
+    first has waiting: bytes beyond a stream's credit are its own bound's business."""
+    a = await make_host(quic={"connection_send_buffer": 256 * 1024})
+    stuck: list[Any] = []
+
+    async def flood(stream: Any) -> None:
+        stuck.append(stream)
+        await stream.write(os.urandom(8 * MiB))  # blocks: the dialer grants 1 MiB
+
+    a.set_stream_handler("/flood/1", flood)
+    b = await make_host(listen=False, quic={"stream_window": MiB})
+    conn = await b.connect(a.addrs_with_peer_id[0])
+    parked = await conn.new_stream(["/flood/1"])
+    await parked.write(b"go")  # the handler runs once the stream reaches the listener
+    async with asyncio.timeout(5):  # the dialer's 1 MiB of credit is used up
+        while _beyond_credit(a, b) < CREDIT_AHEAD:
+            await asyncio.sleep(0.01)
+    await asyncio.sleep(0.2)
+    assert _beyond_credit(a, b) == CREDIT_AHEAD  # not 7 MiB: the writer waits
+    assert _queued(a, b) <= CREDIT_AHEAD + 256 * 1024
+    payload = os.urandom(2 * MiB)
+    echo = await conn.new_stream([ECHO])
+
+    async def send() -> None:
+        await echo.write(payload)
+        await echo.close_write()
+
+    sender = asyncio.ensure_future(send())
+    got = bytearray()
+    async with asyncio.timeout(10):
+        while chunk := await echo.read():
+            got += chunk
+        await sender
+    assert bytes(got) == payload
+    parked.reset()
