@@ -62,6 +62,8 @@ class StreamFlow:
     _blocked_writers: set[QuicStream]
     _sending: set[int]
     """Stream ids handed data since their bytes not yet sent were last counted."""
+    _sending_recount: int
+    """Size of ``_sending`` beyond which ``send`` counts (and so prunes) it."""
     unsent_bound: int
     """At least the connection's stream bytes not yet sent (exact after
     :meth:`count_unsent`, then grown by every ``send``)."""
@@ -226,7 +228,14 @@ class StreamFlow:
             raise StreamReset(f"stream {stream.stream_id} cannot send: {exc}") from exc
         if data:
             self.unsent_bound += len(data)
-            self._sending.add(stream.stream_id)
+            sending = self._sending
+            sending.add(stream.stream_id)
+            if len(sending) > self._sending_recount:
+                # Many short streams, each sending little: count (which forgets those
+                # aioquic has finished) before the set grows with every stream ever
+                # opened.  Twice the survivors next time: amortized O(1) per send.
+                self.count_unsent()
+                self._sending_recount = max(1024, 2 * len(sending))
         self.data_queued = True
         self.schedule_transmit()
 

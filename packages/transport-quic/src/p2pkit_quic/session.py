@@ -72,6 +72,7 @@ class QuicSession(StreamFlow, MuxedConnection):
         self._incoming_ready = asyncio.Event()  # any number of accept_stream callers
         self._blocked_writers: set[QuicStream] = set()
         self._sending: set[int] = set()
+        self._sending_recount = 1024
         self.unsent_bound = 0
         self._cids: set[bytes] = set()
         self._timer: asyncio.TimerHandle | None = None
