@@ -26,6 +26,10 @@ What changes against stock aioquic, and why:
   for milliseconds; loopback has no bottleneck queue for pacing to protect.
 * **Peer certificates verified once** (:mod:`p2pkit_quic.certcache`): a reconnecting
   peer presents the same certificate; its libp2p checks are not repeated.
+* **Received ranges are bounded and bisected** (:mod:`p2pkit_quic.ranges`): every
+  stream and CRYPTO stream records what it received in a ``RangeSet`` whose ``add``
+  bisects and which holds at most 1000 (CRYPTO: 100) gaps; stock aioquic scans the
+  whole list per frame, so one-byte frames at every other offset cost quadratic CPU.
 
 These touch aioquic internals (``_write_stream_limits``, ``_write_connection_limits``,
 ``tls._set_peer_certificate``...), which is why ``aioquic`` is pinned to a minor range.
@@ -51,6 +55,7 @@ from aioquic.quic.recovery import QuicPacketPacer
 from p2pkit.crypto.tls_certificate import CertificateError
 from p2pkit_quic._ids import ALPN
 from p2pkit_quic.certcache import verify_peer_chain
+from p2pkit_quic.ranges import MAX_CRYPTO_GAPS, MAX_STREAM_GAPS, harden
 
 if TYPE_CHECKING:
     from aioquic.quic.packet_builder import QuicPacketBuilder
@@ -130,6 +135,20 @@ class Libp2pQuicConnection(QuicConnection):
                 raise tls.AlertBadCertificate(str(exc)) from exc
 
         context._set_peer_certificate = set_peer_certificate  # type: ignore[method-assign]
+        for crypto in self._crypto_streams.values():
+            harden(crypto, MAX_CRYPTO_GAPS, QuicFrameType.CRYPTO)
+
+    # -- streams ----------------------------------------------------------------------------
+
+    def _get_or_create_stream(self, frame_type: int, stream_id: int) -> QuicStream:
+        stream = super()._get_or_create_stream(frame_type, stream_id)
+        harden(stream, MAX_STREAM_GAPS, QuicFrameType.STREAM_BASE)
+        return stream
+
+    def _get_or_create_stream_for_send(self, stream_id: int) -> QuicStream:
+        stream = super()._get_or_create_stream_for_send(stream_id)
+        harden(stream, MAX_STREAM_GAPS, QuicFrameType.STREAM_BASE)
+        return stream
 
     def _parse_transport_parameters(self, data: bytes, from_session_ticket: bool = False) -> None:
         super()._parse_transport_parameters(data, from_session_ticket)

@@ -103,11 +103,14 @@ class QuicSession(StreamFlow, MuxedConnection):
         self.endpoint.register(cid, self)
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
-        if self._closed:
+        quic = self.quic
+        if self._closed or quic._close_pending:
+            # Closing (ours, or aioquic's on a protocol error) until the close goes out
+            # at the next transmit: the rest of a received batch would only be parsed
+            # again, each raising (and logging) the same error.
             return
         now = self._loop.time()
         self._last_activity = now
-        quic = self.quic
         used = quic._local_max_data.used  # stream bytes received, in order or not
         self.delivered = 0
         quic.receive_datagram(data, addr, now)
