@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from multiaddr import Multiaddr
 
-from p2pkit.addrs import split_peer, to_multiaddr
+from p2pkit.addrs import expand_unspecified, split_peer, to_multiaddr
 from p2pkit.crypto import generate_private_key
 from p2pkit.errors import AddressError
 from p2pkit.peer import PeerId
@@ -99,3 +99,23 @@ async def test_host_connect_checks_the_peer_id_of_every_form(make_host):
 def test_p2p_value_that_is_no_peer_id_is_an_address_error(text: str) -> None:
     with pytest.raises(AddressError):
         to_multiaddr(text)
+
+
+@pytest.mark.parametrize(
+    "listen",
+    [
+        "/ip4/0.0.0.0/tcp/4001",
+        "/ip4/0.0.0.0/udp/4001/quic-v1",
+        "/ip4/0.0.0.0/tcp/4001/ws",
+        "/ip6/::/udp/4001/quic-v1",
+        "/ip6/::/tcp/4001/tls/ws",
+    ],
+)
+def test_unspecified_listen_addresses_expand_with_every_component(listen: str) -> None:
+    """0.0.0.0 / :: become loopback and this host's addresses, the rest kept as it was
+    (protocols without a value, /quic-v1 and /ws, included)."""
+    expanded = expand_unspecified(Multiaddr(listen))
+    loopback = "/ip4/127.0.0.1" if listen.startswith("/ip4") else "/ip6/::1"
+    rest = listen.split("/", 3)[3]
+    assert str(expanded[0]) == f"{loopback}/{rest}"
+    assert all(str(a).endswith(rest) for a in expanded)

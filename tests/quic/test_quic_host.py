@@ -178,3 +178,19 @@ async def test_muxer_memory_limit_bounds_the_quic_windows(make_host):
     await b.connect(host.addrs_with_peer_id[0])
     payload = os.urandom(12 << 20)  # more than a window: credit must keep flowing
     assert await _echo(b, host.peer_id, payload) == payload
+
+
+async def test_listening_on_the_unspecified_address():
+    """/ip4/0.0.0.0/udp/0/quic-v1: the host lists loopback and its own addresses,
+    /quic-v1 kept (the expansion once wrote /quic-v1/None, and listen_addrs raised)."""
+    from p2pkit.builder import HostBuilder
+    from tests.hosts import host_starter
+
+    async with host_starter() as start:
+        a = await start(HostBuilder().transport("quic").listen("/ip4/0.0.0.0/udp/0/quic-v1"))
+        addrs = [str(x) for x in a.addrs_with_peer_id]
+        assert addrs and all("/quic-v1/p2p/" in x for x in addrs), addrs
+        loopback = next(x for x in a.addrs_with_peer_id if "/127.0.0.1/" in str(x))
+        b = await start(HostBuilder().transport("quic"))
+        conn = await b.connect(loopback)
+        assert len(await ping(await conn.new_stream(PING), 1)) == 1

@@ -142,6 +142,76 @@ async def parked_streams(target: str, deadline: float) -> dict[str, Any]:
     return {"streams": len(streams), "refused": refused.is_set()}
 
 
+def quic_client(**limits: Any) -> Host:
+    return HostBuilder().transport("quic").limits(**limits).build()
+
+
+async def quic_parked_streams(target: str, deadline: float) -> dict[str, Any]:
+    """Over QUIC: echo streams that send 1 MiB each and never read the echo back, until
+    the deadline.  QUIC's flow control, not a reset, stops them: the listener grants
+    credit only as its echo handlers read, and they wait for our credit, which we
+    never give back; what the listener may queue to send is bounded too."""
+    payload = os.urandom(1 << 20)
+    streams: list[Any] = []
+    async with quic_client(max_memory_per_peer=None, max_memory_per_ip=None,
+                           max_memory=None) as host:
+        try:
+            conn = await host.connect(target)
+        except (P2PError, OSError) as exc:
+            return {"streams": 0, "error": type(exc).__name__}
+
+        async def park() -> None:
+            try:
+                stream = await conn.new_stream([ECHO])  # waits beyond MAX_STREAMS
+                streams.append(stream)
+                await stream.write(payload)
+            except (P2PError, OSError):
+                pass
+
+        tasks = [asyncio.ensure_future(park()) for _ in range(1000)]
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(max(0.01, deadline - time.monotonic())):
+                await asyncio.gather(*tasks, return_exceptions=True)
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        conn.muxed.abort()
+    return {"streams": len(streams)}
+
+
+async def quic_gaps(target: str, deadline: float) -> dict[str, Any]:
+    """Over QUIC: a stream sent as one-byte frames, every other byte missing (through
+    our own aioquic sender), on fresh connections until the deadline (at most 20).  The
+    listener must close each (too many gaps) rather than spend CPU on every frame."""
+    connections = closed = 0
+    slowest = 0.0
+    async with quic_client() as host:
+        while time.monotonic() < deadline and connections < 20:
+            try:
+                conn = await host.connect(target)
+            except (P2PError, OSError):
+                await asyncio.sleep(0.05)
+                continue
+            connections += 1
+            session: Any = conn.muxed
+            quic = session.quic
+            sid = quic.get_next_available_stream_id()
+            quic.send_stream_data(sid, bytes(16_000))
+            pending = quic._streams[sid].sender._pending
+            for offset in range(0, 16_000, 2):
+                pending.subtract(offset, offset + 1)
+            session.schedule_transmit()
+            started = time.monotonic()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(2.0):  # past the deadline too: at most once
+                    while not conn.is_closed:
+                        await asyncio.sleep(0.01)
+            closed += conn.is_closed
+            slowest = max(slowest, time.monotonic() - started)
+            session.abort()
+    return {"connections": connections, "closed": closed, "slowest_close_s": round(slowest, 2)}
+
+
 async def _raw_connections(host: str, port: int, n: int) -> list[asyncio.StreamWriter]:
     writers = []
     for _ in range(n):
@@ -256,6 +326,8 @@ async def main() -> None:
     p.add_argument("--seconds", type=float, default=5.0)
     args = p.parse_args()
     target = f"/ip4/{args.host}/tcp/{args.port}/p2p/{args.peer_id}"
+    if args.attack.startswith("quic_"):
+        target = f"/ip4/{args.host}/udp/{args.port}/quic-v1/p2p/{args.peer_id}"
     deadline = time.monotonic() + args.seconds
     if args.attack in ("silent", "slowloris", "garbage"):
         out = await globals()[args.attack](args.host, args.port, deadline)

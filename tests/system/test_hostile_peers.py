@@ -1,13 +1,15 @@
 """Hostile peers against one listener with its defaults, while a good peer is served.
 
-The listener (``p2pkit listen``, default configuration: Noise + Yamux) runs in a network
+The listener (``p2pkit listen``, default configuration: Noise + Yamux over TCP, and
+QUIC on the same port number) runs in a network
 namespace of its own; the good peer and the attackers run in two more namespaces, each
 with its own address, linked to the listener by veth pairs.  So the listener sees the
 attackers at one address and the good peer at another, as on a real network, and its
 per-IP limits apply with their defaults (loopback is exempt from them, as in go-libp2p).
 
 Each attack (ping flood, SYN flood, parked streams, 300 silent connections from one
-address, slowloris, garbage, oversize frames) runs in turn; the good peer connects,
+address, slowloris, garbage, oversize frames; over QUIC: parked streams, and streams
+sent as one-byte frames full of gaps) runs in turn; the good peer connects over TCP,
 pings and transfers 1 MB each way throughout.  Every good round must succeed and the
 listener's RSS must stay under ``RSS_BOUND_MIB``.
 
@@ -47,7 +49,7 @@ from .hostile import PARKED_GRACE
 
 HERE = Path(__file__).parent
 ATTACKS = ["ping_flood", "syn_flood", "parked_streams", "silent", "slowloris", "garbage",
-           "oversize"]
+           "oversize", "quic_parked_streams", "quic_gaps"]
 ATTACK_SECONDS = 4.0
 #: What the listener may grow to while under attack (see the module docstring).
 RSS_BOUND_MIB = 250
@@ -116,6 +118,7 @@ def test_listener_serves_good_peer_through_attacks(net: Net, tmp_path: Path) -> 
     log = (tmp_path / "listener.log").open("w")  # not a pipe: nobody reads it meanwhile
     listener = net.popen(
         net.srv, "-m", "p2pkit", "listen", "--listen", "/ip4/0.0.0.0/tcp/4001",
+        "--listen", "/ip4/0.0.0.0/udp/4001/quic-v1",
         stdout=subprocess.PIPE, stderr=log,
     )
     procs: list[subprocess.Popen[str]] = [listener]
@@ -161,6 +164,9 @@ def test_listener_serves_good_peer_through_attacks(net: Net, tmp_path: Path) -> 
         # connection or per IP first.  (The attack goes on past its 4 s until a stream is
         # reset, for at most PARKED_GRACE more: under load 4 s may not reach the limit.)
         assert reports["parked_streams"]["refused"], reports["parked_streams"]
+        assert reports["quic_parked_streams"]["streams"] > 0, reports["quic_parked_streams"]
+        gaps = reports["quic_gaps"]
+        assert gaps["connections"] > 0 and gaps["closed"] == gaps["connections"], gaps
         text = (tmp_path / "listener.log").read_text()
         memory_limits = ("max_memory_per_peer", "max_muxer_memory_per_conn", "max_memory_per_ip")
         assert any(name in text for name in memory_limits), text[-2000:]

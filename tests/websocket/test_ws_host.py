@@ -107,3 +107,15 @@ async def test_tls_ws_with_sni_name(make_ws_host):
     b = await make_ws_host(listen=())
     conn = await b.connect(ma)
     assert len(await ping(await conn.new_stream(PING), 1)) == 1
+
+
+async def test_listening_on_the_unspecified_address(make_ws_host):
+    """/ip4/0.0.0.0/tcp/0/ws: the host lists loopback and its own addresses, /ws kept
+    (the expansion once wrote /ws/None, and listen_addrs raised)."""
+    a = await make_ws_host(listen=("/ip4/0.0.0.0/tcp/0/ws",))
+    addrs = [str(x) for x in a.addrs_with_peer_id]
+    assert addrs and all("/ws/p2p/" in x for x in addrs), addrs
+    loopback = next(x for x in a.addrs_with_peer_id if "/127.0.0.1/" in str(x))
+    b = await make_ws_host(listen=())
+    conn = await b.connect(loopback)
+    assert len(await ping(await conn.new_stream(PING), 1)) == 1

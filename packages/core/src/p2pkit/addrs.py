@@ -122,7 +122,7 @@ def expand_unspecified(addr: Multiaddr) -> list[Multiaddr]:
     family, ip = parts[0][0].name, str(parts[0][1])
     if ip not in ("0.0.0.0", "::"):
         return [addr]
-    rest = "".join(f"/{p.name}/{v}" for p, v in parts[1:])
+    rest = _join([(p.name, v) for p, v in parts[1:]])  # /quic-v1, /ws: no value
     ips = ["127.0.0.1"] if family == "ip4" else ["::1"]
     try:
         fam = socket.AF_INET if family == "ip4" else socket.AF_INET6
