@@ -73,9 +73,8 @@ async def test_a_stream_full_of_gaps_closes_its_connection_only(make_host):
     quic = session.quic
     sid = quic.get_next_available_stream_id()
     quic.send_stream_data(sid, bytes(32_000))
-    pending = quic._streams[sid].sender._pending
-    for offset in range(0, 32_000, 2):
-        pending.subtract(offset, offset + 1)
+    pending = quic._streams[sid].sender._pending  # the odd bytes only
+    pending._RangeSet__ranges[:] = [range(o, o + 1) for o in range(1, 32_000, 2)]
     cpu = time.process_time()
     session.schedule_transmit()
     async with asyncio.timeout(10):

@@ -197,9 +197,9 @@ async def quic_gaps(target: str, deadline: float) -> dict[str, Any]:
             quic = session.quic
             sid = quic.get_next_available_stream_id()
             quic.send_stream_data(sid, bytes(16_000))
+            # Pending: the odd bytes only (set directly: 8000 subtracts are quadratic).
             pending = quic._streams[sid].sender._pending
-            for offset in range(0, 16_000, 2):
-                pending.subtract(offset, offset + 1)
+            pending._RangeSet__ranges[:] = [range(o, o + 1) for o in range(1, 16_000, 2)]
             session.schedule_transmit()
             started = time.monotonic()
             with contextlib.suppress(TimeoutError):
