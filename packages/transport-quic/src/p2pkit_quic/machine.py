@@ -140,14 +140,21 @@ class Libp2pQuicConnection(QuicConnection):
 
     # -- streams ----------------------------------------------------------------------------
 
+    # aioquic calls these for every STREAM frame and every send; a stream it holds is
+    # returned as it is (a held stream is never a discarded one), a new one hardened.
+
     def _get_or_create_stream(self, frame_type: int, stream_id: int) -> QuicStream:
-        stream = super()._get_or_create_stream(frame_type, stream_id)
-        harden(stream, MAX_STREAM_GAPS, QuicFrameType.STREAM_BASE)
+        stream = self._streams.get(stream_id)
+        if stream is None:
+            stream = super()._get_or_create_stream(frame_type, stream_id)
+            harden(stream, MAX_STREAM_GAPS, QuicFrameType.STREAM_BASE)
         return stream
 
     def _get_or_create_stream_for_send(self, stream_id: int) -> QuicStream:
-        stream = super()._get_or_create_stream_for_send(stream_id)
-        harden(stream, MAX_STREAM_GAPS, QuicFrameType.STREAM_BASE)
+        stream = self._streams.get(stream_id)
+        if stream is None:
+            stream = super()._get_or_create_stream_for_send(stream_id)
+            harden(stream, MAX_STREAM_GAPS, QuicFrameType.STREAM_BASE)
         return stream
 
     def _parse_transport_parameters(self, data: bytes, from_session_ticket: bool = False) -> None:

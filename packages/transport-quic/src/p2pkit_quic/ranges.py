@@ -51,6 +51,9 @@ class FastRanges(RangeSet):
             stop = start + 1
         assert stop > start
         ranges: list[range] = self._RangeSet__ranges  # type: ignore[attr-defined]
+        if not ranges:  # the common case: in-order data, acknowledged as it goes
+            ranges.append(range(start, stop))
+            return
         # The first range that ends at or after ``start`` (touching ranges merge).
         i = bisect_left(ranges, start, key=_stop)
         if i == len(ranges) or stop < ranges[i].start:
