@@ -169,3 +169,22 @@ async def test_identify_results_are_bounded(make_host):
     await y.connect(hub.addrs_with_peer_id[0])
     await _until(lambda: y.peer_id in hub.identify.results)
     assert list(hub.identify.results) == [y.peer_id]  # the oldest went
+
+
+async def test_a_push_trickled_a_byte_per_frame_is_applied(make_host):
+    """The push is read into a growing bytearray (a peer sending it a byte per frame
+    costs linear copying) and applied once whole."""
+    from p2pkit.varint import encode_uvarint
+
+    a = await make_host()
+    b = await make_host(listen=False)
+    conn = await b.connect(a.addrs_with_peer_id[0])
+    await _until(lambda: a.peerstore.protocols(b.peer_id))
+    body = IdentifyInfo(protocols=["/trickled/1.0.0", *(f"/p/{i}" for i in range(200))]).encode()
+    message = encode_uvarint(len(body)) + body
+    stream = await conn.new_stream([PUSH_PROTOCOL_ID])
+    for i in range(len(message)):
+        await stream.write(message[i : i + 1])  # one yamux frame each
+    await stream.close_write()
+    await _until(lambda: "/trickled/1.0.0" in a.peerstore.protocols(b.peer_id))
+    assert len(a.peerstore.protocols(b.peer_id)) == 201

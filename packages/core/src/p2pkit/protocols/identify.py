@@ -127,8 +127,11 @@ class IdentifyInfo:
 
 
 async def read_messages(stream: MuxedStream, limit: int = MAX_MESSAGE_SIZE) -> list[bytes]:
-    """Read length-prefixed messages until EOF; at most ``limit`` bytes in all."""
-    buf = b""
+    """Read length-prefixed messages until EOF; at most ``limit`` bytes in all.
+
+    A bytearray: a peer sending its message a byte per frame costs a linear amount of
+    copying, not ``limit`` squared over two."""
+    buf = bytearray()
     while True:
         chunk = await stream.read(limit)
         if not chunk:
@@ -145,7 +148,7 @@ async def read_messages(stream: MuxedStream, limit: int = MAX_MESSAGE_SIZE) -> l
         length, pos = decoded
         if pos + length > len(buf):
             raise ProtocolError("identify: truncated message")
-        out.append(buf[pos : pos + length])
+        out.append(bytes(buf[pos : pos + length]))
         pos += length
     return out
 

@@ -76,7 +76,7 @@ class PlaintextSecurity(SecurityProtocol):
         return encode_uvarint(len(body)) + body
 
     async def _read_exchange(self, conn: RawConnection) -> tuple[PeerId, PublicKey]:
-        buf = b""
+        buf = bytearray()  # grown in place: a peer trickling bytes costs linear copying
         while True:
             decoded = decode_uvarint(buf)
             if decoded is not None:
@@ -91,7 +91,7 @@ class PlaintextSecurity(SecurityProtocol):
             if not chunk:
                 raise HandshakeError("connection closed during the plaintext exchange")
             buf += chunk
-        body, rest = buf[pos : pos + length], buf[pos + length :]
+        body, rest = bytes(buf[pos : pos + length]), bytes(buf[pos + length :])
         if rest:
             conn.unread(rest)
         raw_id: bytes | None = None
