@@ -124,3 +124,46 @@ async def test_a_client_hello_full_of_gaps_is_refused_before_any_handshake(trans
     good = transports()
     conn = await good.dial(listener.addrs[0], timeout=5)
     conn.muxed.abort()
+
+
+async def test_ack_frames_past_two_in_a_packet_are_not_acted_on(make_host):
+    """A dialer packs up to 64 ACK frames into each packet during an 8 MB download:
+    the listener acts on at most two per packet (aioquic copies its list of packets
+    in flight for each), and the transfer completes."""
+    from p2pkit.protocols.perf import PROTOCOL_ID as PERF
+    from p2pkit.protocols.perf import perf
+    from p2pkit_quic.machine import MAX_ACK_FRAMES_PER_PACKET
+
+    a = await make_host()
+    b = await make_host(listen=False)
+    conn = await b.connect(a.addrs_with_peer_id[0])
+    client = conn.muxed.quic  # type: ignore[attr-defined]
+    write_ack = client._write_ack_frame
+    counts = {"sent": 0, "packets": 0, "acted": 0}
+
+    def many_acks(*, builder, space, now):  # aioquic passes keywords
+        for _ in range(64):
+            if builder.remaining_flight_space < 64:
+                break
+            write_ack(builder=builder, space=space, now=now)
+            counts["sent"] += 1
+
+    client._write_ack_frame = many_acks
+    (server_conn,) = a.connections(b.peer_id)
+    server = server_conn.muxed.quic  # type: ignore[attr-defined]
+    payload_received, on_ack = server._payload_received, server._loss.on_ack_received
+
+    def count_packet(*args, **kwargs):
+        counts["packets"] += 1
+        return payload_received(*args, **kwargs)
+
+    def count_acted(**kwargs):
+        counts["acted"] += 1
+        return on_ack(**kwargs)
+
+    server._payload_received = count_packet
+    server._loss.on_ack_received = count_acted
+    result = await perf(await conn.new_stream([PERF]), 0, 8_000_000)
+    assert result.download_bytes == 8_000_000
+    assert counts["sent"] > 8 * counts["packets"], counts  # the dialer did pack them
+    assert counts["acted"] <= MAX_ACK_FRAMES_PER_PACKET * counts["packets"], counts

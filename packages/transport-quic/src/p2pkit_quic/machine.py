@@ -26,6 +26,10 @@ What changes against stock aioquic, and why:
   for milliseconds; loopback has no bottleneck queue for pacing to protect.
 * **Peer certificates verified once** (:mod:`p2pkit_quic.certcache`): a reconnecting
   peer presents the same certificate; its libp2p checks are not repeated.
+* **At most two ACK frames per packet are acted on** (:data:`MAX_ACK_FRAMES_PER_PACKET`;
+  more are parsed and ignored): aioquic copies the list of packets in flight for every
+  ACK frame, so a peer packing hundreds of ACK frames into each packet made us do
+  that hundreds of times per packet.  Peers send one per packet number space.
 * **Received ranges are bounded and bisected** (:mod:`p2pkit_quic.ranges`): every
   stream and CRYPTO stream records what it received in a ``RangeSet`` whose ``add``
   bisects and which holds at most 1000 (CRYPTO: 100) gaps; stock aioquic scans the
@@ -44,10 +48,12 @@ from aioquic import tls
 from aioquic._buffer import Buffer  # the C type itself (aioquic.buffer re-exports it)
 from aioquic.buffer import size_uint_var
 from aioquic.quic.configuration import QuicConfiguration
-from aioquic.quic.connection import QuicConnection
+from aioquic.quic.connection import QuicConnection, QuicConnectionError, QuicReceiveContext
 from aioquic.quic.packet import (
+    QuicErrorCode,
     QuicFrameType,
     QuicProtocolVersion,
+    pull_ack_frame,
     pull_quic_transport_parameters,
 )
 from aioquic.quic.recovery import QuicPacketPacer
@@ -70,6 +76,8 @@ CIPHER_SUITES = [tls.CipherSuite.AES_128_GCM_SHA256, tls.CipherSuite.CHACHA20_PO
 """AES-128-GCM is the one every TLS 1.3 stack must have (RFC 8446, 9.1); ChaCha20 for
 peers without AES hardware.  (Stock aioquic also offers AES-256-GCM, and a client runs
 one key schedule per offered suite until the server picks.)"""
+MAX_ACK_FRAMES_PER_PACKET = 2
+"""ACK frames of one packet that are acted on; later ones are parsed and ignored."""
 MAX_FRAME_CAPACITY = 1 + 8 + 8
 """Room for a MAX_STREAM_DATA frame (type, stream id, limit: varints)."""
 
@@ -137,6 +145,31 @@ class Libp2pQuicConnection(QuicConnection):
         context._set_peer_certificate = set_peer_certificate  # type: ignore[method-assign]
         for crypto in self._crypto_streams.values():
             harden(crypto, MAX_CRYPTO_GAPS, QuicFrameType.CRYPTO)
+
+    # -- acknowledgements ---------------------------------------------------------------------
+
+    _ack_context: QuicReceiveContext | None = None
+    _acks_in_packet = 0
+
+    def _handle_ack_frame(self, context: QuicReceiveContext, frame_type: int, buf: Buffer) -> None:
+        if context is not self._ack_context:  # a new packet (one context per packet)
+            self._ack_context = context
+            self._acks_in_packet = 0
+        self._acks_in_packet += 1
+        if self._acks_in_packet <= MAX_ACK_FRAMES_PER_PACKET:
+            super()._handle_ack_frame(context, frame_type, buf)
+            return
+        try:
+            pull_ack_frame(buf)
+        except ValueError as exc:  # as aioquic: a negative packet number
+            raise QuicConnectionError(
+                error_code=QuicErrorCode.FRAME_ENCODING_ERROR,
+                frame_type=frame_type,
+                reason_phrase=str(exc),
+            ) from exc
+        if frame_type == QuicFrameType.ACK_ECN:
+            for _ in range(3):
+                buf.pull_uint_var()
 
     # -- streams ----------------------------------------------------------------------------
 
