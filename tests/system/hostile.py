@@ -37,8 +37,17 @@ PING_SYN = YAMUX.pack(0, 2, 0x1, 0, 7)
 MAX_ROUNDS = 100_000
 
 
-def client(**limits: Any) -> Host:
-    builder = HostBuilder().security("noise").muxer("yamux").transport("tcp")
+#: An attacker that never reads what it asked for buffers it against its own memory
+#: limits; lifted, so that any reset it sees comes from the listener.
+UNLIMITED_MEMORY: dict[str, Any] = {
+    "max_memory_per_peer": None, "max_memory_per_ip": None, "max_memory": None,
+}
+
+
+def client(transport: str = "tcp", **limits: Any) -> Host:
+    builder = HostBuilder().transport(transport)
+    if transport == "tcp":
+        builder.security("noise").muxer("yamux")
     return (builder.limits(**limits) if limits else builder).build()
 
 
@@ -101,13 +110,9 @@ async def parked_streams(target: str, deadline: float) -> dict[str, Any]:
     streams: list[Any] = []
     refused = asyncio.Event()
     payload = os.urandom(1 << 20)
-    # The attacker never reads the echoes, so its own muxer buffers them against its own
-    # memory limits; with the defaults it could reach them first, reset its own streams
-    # and stop the attack before the listener's limit did.  Unlimited here: a reset can
-    # only come from the listener.  (Yamux's window bounds what it buffers, 256 KiB per
-    # stream.)
-    async with client(max_memory_per_peer=None, max_memory_per_ip=None,
-                      max_memory=None) as host:
+    # With its own limits, the attacker could reach them first, reset its own streams and
+    # stop before the listener's limit did.  (Yamux's window bounds what it buffers.)
+    async with client(**UNLIMITED_MEMORY) as host:
         try:
             conn = await host.connect(target)
         except (P2PError, OSError) as exc:
@@ -142,10 +147,6 @@ async def parked_streams(target: str, deadline: float) -> dict[str, Any]:
     return {"streams": len(streams), "refused": refused.is_set()}
 
 
-def quic_client(**limits: Any) -> Host:
-    return HostBuilder().transport("quic").limits(**limits).build()
-
-
 async def quic_parked_streams(target: str, deadline: float) -> dict[str, Any]:
     """Over QUIC: echo streams that send 1 MiB each and never read the echo back, until
     the deadline.  QUIC's flow control, not a reset, stops them: the listener grants
@@ -153,8 +154,7 @@ async def quic_parked_streams(target: str, deadline: float) -> dict[str, Any]:
     never give back; what the listener may queue to send is bounded too."""
     payload = os.urandom(1 << 20)
     streams: list[Any] = []
-    async with quic_client(max_memory_per_peer=None, max_memory_per_ip=None,
-                           max_memory=None) as host:
+    async with client("quic", **UNLIMITED_MEMORY) as host:
         try:
             conn = await host.connect(target)
         except (P2PError, OSError) as exc:
@@ -185,7 +185,7 @@ async def quic_gaps(target: str, deadline: float) -> dict[str, Any]:
     listener must close each (too many gaps) rather than spend CPU on every frame."""
     connections = closed = 0
     slowest = 0.0
-    async with quic_client() as host:
+    async with client("quic") as host:
         while time.monotonic() < deadline and connections < 20:
             try:
                 conn = await host.connect(target)
