@@ -25,7 +25,13 @@ from hypothesis import strategies as st
 from multiaddr import Multiaddr
 
 from p2pkit.protocols.echo import PROTOCOL_ID as ECHO
-from p2pkit_quic.ranges import MAX_STREAM_GAPS, FastRanges, ReceivedRanges
+from p2pkit_quic.ranges import (
+    MAX_CONNECTION_GAPS,
+    MAX_STREAM_GAPS,
+    FastRanges,
+    GapBudget,
+    ReceivedRanges,
+)
 
 from .conftest import LISTEN
 
@@ -50,7 +56,7 @@ def test_fast_ranges_are_aioquics_ranges(adds, subtracts):
 
 
 def test_received_ranges_refuse_a_gap_too_many():
-    ranges = ReceivedRanges(max_gaps=3, frame_type=8)
+    ranges = ReceivedRanges(max_gaps=3, frame_type=8, budget=GapBudget(100, lambda: 0))
     for offset in (0, 2, 4):
         ranges.add(offset)
     ranges.add(1)  # fills a gap: fewer ranges, fine
@@ -60,6 +66,41 @@ def test_received_ranges_refuse_a_gap_too_many():
     with pytest.raises(QuicConnectionError) as info:
         ranges.add(10)
     assert "too many gaps" in info.value.reason_phrase
+
+
+def test_the_connection_budget_counts_again_only_past_its_limit():
+    """Inserts beyond the budget's upper bound trigger a count of the real ranges: a
+    connection whose gaps were merged away gets room again; one that holds them does
+    not."""
+    held = [0]
+    budget = GapBudget(4, lambda: held[0])
+    assert all(budget.take() for _ in range(4))
+    held[0] = 1  # the others were merged or delivered meanwhile
+    assert budget.take() and budget.used == 2
+    held[0] = 4
+    assert budget.take() and budget.take()  # used 3, 4: within the bound
+    assert not budget.take()  # counted: 4 held, no room
+
+
+async def test_gaps_over_many_streams_add_up_to_the_connection_budget(make_host):
+    """Six streams of 800 gaps each (each under the stream bound, 4800 in all): the
+    listener closes the connection at the connection's 4096."""
+    a = await make_host()
+    b = await make_host(listen=False)
+    conn = await b.connect(a.addrs_with_peer_id[0])
+    (server_conn,) = a.connections(b.peer_id)
+    session = conn.muxed  # type: ignore[attr-defined]
+    quic = session.quic
+    for _ in range(6):
+        sid = quic.get_next_available_stream_id()
+        quic.send_stream_data(sid, bytes(1_600))
+        pending = quic._streams[sid].sender._pending  # the odd bytes only: 800 gaps
+        pending._RangeSet__ranges[:] = [range(o, o + 1) for o in range(1, 1_600, 2)]
+    session.schedule_transmit()
+    async with asyncio.timeout(10):
+        while not server_conn.is_closed:
+            await asyncio.sleep(0.01)
+    assert 6 * 800 > MAX_CONNECTION_GAPS > MAX_STREAM_GAPS > 800
 
 
 async def test_a_stream_full_of_gaps_closes_its_connection_only(make_host):

@@ -32,7 +32,8 @@ What changes against stock aioquic, and why:
   that hundreds of times per packet.  Peers send one per packet number space.
 * **Received ranges are bounded and bisected** (:mod:`p2pkit_quic.ranges`): every
   stream and CRYPTO stream records what it received in a ``RangeSet`` whose ``add``
-  bisects and which holds at most 1000 (CRYPTO: 100) gaps; stock aioquic scans the
+  bisects and which holds at most 1000 (CRYPTO: 100) gaps, 4096 over a connection's
+  streams; stock aioquic scans the
   whole list per frame, so one-byte frames at every other offset cost quadratic CPU.
 
 These touch aioquic internals (``_write_stream_limits``, ``_write_connection_limits``,
@@ -61,7 +62,13 @@ from aioquic.quic.recovery import QuicPacketPacer
 from p2pkit.crypto.tls_certificate import CertificateError
 from p2pkit_quic._ids import ALPN
 from p2pkit_quic.certcache import verify_peer_chain
-from p2pkit_quic.ranges import MAX_CRYPTO_GAPS, MAX_STREAM_GAPS, harden
+from p2pkit_quic.ranges import (
+    MAX_CONNECTION_GAPS,
+    MAX_CRYPTO_GAPS,
+    MAX_STREAM_GAPS,
+    GapBudget,
+    harden,
+)
 
 if TYPE_CHECKING:
     from aioquic.quic.packet_builder import QuicPacketBuilder
@@ -119,6 +126,11 @@ class Libp2pQuicConnection(QuicConnection):
         self._local_active_connection_id_limit = 2
         self.consumed = 0
         """Bytes the application read (or we discarded) over all streams."""
+        self._gaps = GapBudget(MAX_CONNECTION_GAPS, self._count_gaps)
+
+    def _count_gaps(self) -> int:
+        streams = [*self._streams.values(), *getattr(self, "_crypto_streams", {}).values()]
+        return sum(len(stream.receiver._ranges) for stream in streams)
 
     # -- TLS ------------------------------------------------------------------------------
 
@@ -144,7 +156,7 @@ class Libp2pQuicConnection(QuicConnection):
 
         context._set_peer_certificate = set_peer_certificate  # type: ignore[method-assign]
         for crypto in self._crypto_streams.values():
-            harden(crypto, MAX_CRYPTO_GAPS, QuicFrameType.CRYPTO)
+            harden(crypto, MAX_CRYPTO_GAPS, QuicFrameType.CRYPTO, self._gaps)
 
     # -- acknowledgements ---------------------------------------------------------------------
 
@@ -180,14 +192,14 @@ class Libp2pQuicConnection(QuicConnection):
         stream = self._streams.get(stream_id)
         if stream is None:
             stream = super()._get_or_create_stream(frame_type, stream_id)
-            harden(stream, MAX_STREAM_GAPS, QuicFrameType.STREAM_BASE)
+            harden(stream, MAX_STREAM_GAPS, QuicFrameType.STREAM_BASE, self._gaps)
         return stream
 
     def _get_or_create_stream_for_send(self, stream_id: int) -> QuicStream:
         stream = self._streams.get(stream_id)
         if stream is None:
             stream = super()._get_or_create_stream_for_send(stream_id)
-            harden(stream, MAX_STREAM_GAPS, QuicFrameType.STREAM_BASE)
+            harden(stream, MAX_STREAM_GAPS, QuicFrameType.STREAM_BASE, self._gaps)
         return stream
 
     def _parse_transport_parameters(self, data: bytes, from_session_ticket: bool = False) -> None:

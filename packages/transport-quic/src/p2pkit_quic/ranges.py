@@ -11,7 +11,8 @@ from a peer nobody has authenticated yet.
 :class:`FastRanges` finds its place by bisection (O(log n) comparisons, then one list
 insert or slice, which is a memmove); :class:`ReceivedRanges` also refuses more than
 ``max_gaps`` ranges, closing the connection (INTERNAL_ERROR, "too many gaps"), as
-quic-go does past 1000 gaps in a stream's received data.  The session's machine
+quic-go does past 1000 gaps in a stream's received data; a connection's streams hold
+at most :data:`MAX_CONNECTION_GAPS` in all (:class:`GapBudget`).  The session's machine
 (:mod:`p2pkit_quic.machine`) puts them in every stream aioquic creates: received
 ranges of STREAM and CRYPTO frames, and the sender's acknowledged and pending ranges
 (bounded by our own send buffer, but fed by the peer's acknowledgements).
@@ -20,6 +21,7 @@ ranges of STREAM and CRYPTO frames, and the sender's acknowledged and pending ra
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from aioquic.quic.connection import QuicConnectionError
@@ -33,6 +35,8 @@ MAX_STREAM_GAPS = 1000
 """Separate ranges a stream's received data may have (quic-go's limit)."""
 MAX_CRYPTO_GAPS = 100
 """Separate ranges a CRYPTO stream's data may have (a handshake is a few kilobytes)."""
+MAX_CONNECTION_GAPS = 4096
+"""Separate ranges all of a connection's streams may have at once (about 230 KB)."""
 
 
 def _start(r: range) -> int:
@@ -67,32 +71,58 @@ class FastRanges(RangeSet):
         ranges.insert(i, new)
 
 
-class ReceivedRanges(FastRanges):
-    """:class:`FastRanges` of received data: a new range beyond ``max_gaps`` closes the
-    connection (the frame handler's ``QuicConnectionError``)."""
+class GapBudget:
+    """The gaps all of a connection's streams may hold at once (:data:`MAX_CONNECTION_GAPS`),
+    so that many streams each below their own bound do not add up (256 streams at 1000
+    gaps: 14 MB of range objects).  ``used`` is an upper bound (grown by every new range,
+    never by merges); only when it passes the limit are the streams' ranges counted
+    (``count_all``, O(streams)), so a connection far from the limit never counts."""
 
-    def __init__(self, max_gaps: int, frame_type: int) -> None:
+    __slots__ = ("_count_all", "limit", "used")
+
+    def __init__(self, limit: int, count_all: Callable[[], int]) -> None:
+        self.limit = limit
+        self.used = 0
+        self._count_all = count_all
+
+    def take(self) -> bool:
+        """One more range; False if the connection holds ``limit`` already."""
+        self.used += 1
+        if self.used <= self.limit:
+            return True
+        self.used = self._count_all() + 1
+        return self.used <= self.limit
+
+
+class ReceivedRanges(FastRanges):
+    """:class:`FastRanges` of received data: a new range beyond ``max_gaps`` (or beyond
+    the connection's ``budget``) closes the connection (the frame handler's
+    ``QuicConnectionError``)."""
+
+    def __init__(self, max_gaps: int, frame_type: int, budget: GapBudget) -> None:
         super().__init__()
         self.max_gaps = max_gaps
         self.frame_type = frame_type
+        self.budget = budget
 
     def _insert(self, ranges: list[range], i: int, new: range) -> None:
-        if len(ranges) >= self.max_gaps:
+        if len(ranges) >= self.max_gaps or not self.budget.take():
             raise QuicConnectionError(
                 error_code=QuicErrorCode.INTERNAL_ERROR,
                 frame_type=self.frame_type,
-                reason_phrase=f"too many gaps in received data (> {self.max_gaps})",
+                reason_phrase=f"too many gaps in received data (> {self.max_gaps} in a "
+                f"stream or {self.budget.limit} in all)",
             )
         ranges.insert(i, new)
 
 
-def harden(stream: QuicStream, max_gaps: int, frame_type: int) -> None:
+def harden(stream: QuicStream, max_gaps: int, frame_type: int, budget: GapBudget) -> None:
     """Put the ranges above into a stream aioquic created (once; what it recorded is
     kept)."""
     receiver, sender = stream.receiver, stream.sender
     if type(receiver._ranges) is ReceivedRanges:
         return
-    received = ReceivedRanges(max_gaps, frame_type)
+    received = ReceivedRanges(max_gaps, frame_type, budget)
     for r in receiver._ranges:
         received.add(r.start, r.stop)
     receiver._ranges = received
