@@ -66,3 +66,31 @@ async def quic_pair(
     finally:
         await listener.close()
     return conn, accepted[0]
+
+
+def send_gapped(conn: Any, size: int) -> None:
+    """Queue ``size`` bytes on a new stream of ``conn`` (a QUIC connection) of which only
+    the odd offsets will leave: one-byte frames, a gap before each (size / 2 gaps).  Set
+    directly: subtracting every other byte from aioquic's pending ranges is quadratic."""
+    quic = conn.muxed.quic
+    sid = quic.get_next_available_stream_id()
+    quic.send_stream_data(sid, bytes(size))
+    pending = quic._streams[sid].sender._pending
+    pending._RangeSet__ranges[:] = [range(o, o + 1) for o in range(1, size, 2)]
+
+
+async def wait_closed(conn: Any, timeout: float = 10.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not conn.is_closed:
+            await asyncio.sleep(0.01)
+
+
+async def still_echoes(listener: Host, client: Host) -> None:
+    """``client`` connects to ``listener`` afresh and gets an echo back."""
+    from p2pkit.protocols.echo import PROTOCOL_ID as ECHO
+
+    stream = await (await client.connect(listener.addrs_with_peer_id[0])).new_stream([ECHO])
+    await stream.write(b"still here")
+    await stream.close_write()
+    async with asyncio.timeout(10):
+        assert await stream.read() == b"still here"

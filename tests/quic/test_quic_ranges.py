@@ -24,7 +24,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from multiaddr import Multiaddr
 
-from p2pkit.protocols.echo import PROTOCOL_ID as ECHO
 from p2pkit_quic.ranges import (
     MAX_CONNECTION_GAPS,
     MAX_STREAM_GAPS,
@@ -33,7 +32,7 @@ from p2pkit_quic.ranges import (
     ReceivedRanges,
 )
 
-from .conftest import LISTEN
+from .conftest import LISTEN, send_gapped, still_echoes, wait_closed
 
 spans = st.lists(
     st.tuples(st.integers(0, 300), st.integers(1, 20)).map(lambda t: (t[0], t[0] + t[1])),
@@ -89,17 +88,10 @@ async def test_gaps_over_many_streams_add_up_to_the_connection_budget(make_host)
     b = await make_host(listen=False)
     conn = await b.connect(a.addrs_with_peer_id[0])
     (server_conn,) = a.connections(b.peer_id)
-    session = conn.muxed  # type: ignore[attr-defined]
-    quic = session.quic
     for _ in range(6):
-        sid = quic.get_next_available_stream_id()
-        quic.send_stream_data(sid, bytes(1_600))
-        pending = quic._streams[sid].sender._pending  # the odd bytes only: 800 gaps
-        pending._RangeSet__ranges[:] = [range(o, o + 1) for o in range(1, 1_600, 2)]
-    session.schedule_transmit()
-    async with asyncio.timeout(10):
-        while not server_conn.is_closed:
-            await asyncio.sleep(0.01)
+        send_gapped(conn, 1_600)  # 800 gaps each
+    conn.muxed.schedule_transmit()  # type: ignore[attr-defined]
+    await wait_closed(server_conn)
     assert 6 * 800 > MAX_CONNECTION_GAPS > MAX_STREAM_GAPS > 800
 
 
@@ -110,25 +102,13 @@ async def test_a_stream_full_of_gaps_closes_its_connection_only(make_host):
     b = await make_host(listen=False)
     conn = await b.connect(a.addrs_with_peer_id[0])
     (server_conn,) = a.connections(b.peer_id)
-    session = conn.muxed  # type: ignore[attr-defined]
-    quic = session.quic
-    sid = quic.get_next_available_stream_id()
-    quic.send_stream_data(sid, bytes(32_000))
-    pending = quic._streams[sid].sender._pending  # the odd bytes only
-    pending._RangeSet__ranges[:] = [range(o, o + 1) for o in range(1, 32_000, 2)]
+    send_gapped(conn, 32_000)
     cpu = time.process_time()
-    session.schedule_transmit()
-    async with asyncio.timeout(10):
-        while not server_conn.is_closed:
-            await asyncio.sleep(0.01)
+    conn.muxed.schedule_transmit()  # type: ignore[attr-defined]
+    await wait_closed(server_conn)
     assert time.process_time() - cpu < 3.0  # was 11 s of CPU in this process
     assert MAX_STREAM_GAPS == 1000
-    c = await make_host(listen=False)
-    stream = await (await c.connect(a.addrs_with_peer_id[0])).new_stream([ECHO])
-    await stream.write(b"still here")
-    await stream.close_write()
-    async with asyncio.timeout(10):
-        assert await stream.read() == b"still here"
+    await still_echoes(a, await make_host(listen=False))
 
 
 async def test_a_client_hello_full_of_gaps_is_refused_before_any_handshake(transports):

@@ -19,6 +19,8 @@ from p2pkit.host import Host
 from p2pkit.protocols.echo import PROTOCOL_ID as ECHO
 from p2pkit_quic.flow import CREDIT_AHEAD
 
+from .conftest import still_echoes
+
 MiB = 1 << 20
 
 
@@ -59,13 +61,7 @@ async def test_parked_echo_streams_hold_little_on_the_listener(make_host):
     bound = MiB + n * CREDIT_AHEAD + MiB  # + what is in flight within the dialer's credit
     assert peak <= bound, (peak, bound)
     assert peak >= MiB // 2  # the echo handlers did try to send (the test tests something)
-    # The listener serves another peer meanwhile.
-    c = await make_host(listen=False)
-    s = await (await c.connect(a.addrs_with_peer_id[0])).new_stream([ECHO])
-    await s.write(b"still here")
-    await s.close_write()
-    async with asyncio.timeout(10):
-        assert await s.read() == b"still here"
+    await still_echoes(a, await make_host(listen=False))  # another peer, meanwhile
 
 
 async def test_a_stream_short_of_credit_blocks_no_other(make_host):
