@@ -37,6 +37,11 @@ def _quiet() -> None:
 
 
 def _init(seeds: dict[str, list[bytes]]) -> None:
+    # A worker dies of SIGTERM (the pool's terminate at the end of every run).  It was
+    # forked with the parent's handler, which raises SystemExit: in a worker idle in the
+    # task queue's get() that ran exit code with the queue's lock held, and could hang
+    # on it for good (seen once in CI: the run never ended).
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _quiet()
     _SEEDS.update(seeds)
 
