@@ -18,6 +18,7 @@ from p2pkit.protocols.peer_record import (
     make_signed_peer_record,
     open_signed_peer_record,
 )
+from p2pkit.varint import encode_uvarint
 
 ADDRS = [Multiaddr("/ip4/1.2.3.4/tcp/4001"), Multiaddr("/ip6/::1/tcp/4002")]
 
@@ -174,8 +175,6 @@ async def test_identify_results_are_bounded(make_host):
 async def test_a_push_trickled_a_byte_per_frame_is_applied(make_host):
     """The push is read into a growing bytearray (a peer sending it a byte per frame
     costs linear copying) and applied once whole."""
-    from p2pkit.varint import encode_uvarint
-
     a = await make_host()
     b = await make_host(listen=False)
     conn = await b.connect(a.addrs_with_peer_id[0])

@@ -13,6 +13,7 @@ from p2pkit.builder import HostBuilder
 from p2pkit.crypto import generate_private_key
 from p2pkit.host import Host
 from p2pkit.network import MuxedTransportConnection
+from p2pkit.protocols.echo import PROTOCOL_ID as ECHO
 from p2pkit_quic import QuicOptions, QuicTransport
 from tests.hosts import host_starter
 
@@ -87,8 +88,6 @@ async def wait_closed(conn: Any, timeout: float = 10.0) -> None:
 
 async def still_echoes(listener: Host, client: Host) -> None:
     """``client`` connects to ``listener`` afresh and gets an echo back."""
-    from p2pkit.protocols.echo import PROTOCOL_ID as ECHO
-
     stream = await (await client.connect(listener.addrs_with_peer_id[0])).new_stream([ECHO])
     await stream.write(b"still here")
     await stream.close_write()

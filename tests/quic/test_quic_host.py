@@ -9,6 +9,7 @@ import os
 import pytest
 from multiaddr import Multiaddr
 
+from p2pkit.builder import HostBuilder
 from p2pkit.crypto import generate_private_key
 from p2pkit.errors import PeerIdMismatch, StreamReset, StreamResetByLimit
 from p2pkit.events import Connected, Disconnected, PeerIdentified
@@ -19,6 +20,7 @@ from p2pkit.protocols.perf import PROTOCOL_ID as PERF
 from p2pkit.protocols.perf import perf
 from p2pkit.protocols.ping import PROTOCOL_ID as PING
 from p2pkit.protocols.ping import ping
+from tests.hosts import host_starter
 
 
 async def _echo(host, peer, payload: bytes) -> bytes:
@@ -183,9 +185,6 @@ async def test_muxer_memory_limit_bounds_the_quic_windows(make_host):
 async def test_listening_on_the_unspecified_address():
     """/ip4/0.0.0.0/udp/0/quic-v1: the host lists loopback and its own addresses,
     /quic-v1 kept (the expansion once wrote /quic-v1/None, and listen_addrs raised)."""
-    from p2pkit.builder import HostBuilder
-    from tests.hosts import host_starter
-
     async with host_starter() as start:
         a = await start(HostBuilder().transport("quic").listen("/ip4/0.0.0.0/udp/0/quic-v1"))
         addrs = [str(x) for x in a.addrs_with_peer_id]

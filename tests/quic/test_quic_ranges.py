@@ -24,6 +24,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from multiaddr import Multiaddr
 
+from p2pkit.protocols.perf import PROTOCOL_ID as PERF
+from p2pkit.protocols.perf import perf
+from p2pkit_quic.machine import MAX_ACK_FRAMES_PER_PACKET
 from p2pkit_quic.ranges import (
     MAX_CONNECTION_GAPS,
     MAX_STREAM_GAPS,
@@ -151,10 +154,6 @@ async def test_ack_frames_past_two_in_a_packet_are_not_acted_on(make_host):
     """A dialer packs up to 64 ACK frames into each packet during an 8 MB download:
     the listener acts on at most two per packet (aioquic copies its list of packets
     in flight for each), and the transfer completes."""
-    from p2pkit.protocols.perf import PROTOCOL_ID as PERF
-    from p2pkit.protocols.perf import perf
-    from p2pkit_quic.machine import MAX_ACK_FRAMES_PER_PACKET
-
     a = await make_host()
     b = await make_host(listen=False)
     conn = await b.connect(a.addrs_with_peer_id[0])

@@ -57,6 +57,17 @@ class BufferReservation:
         self.reserved = target
         self.release_below = self._release_below(target)
 
+    def add(self, delta: int) -> None:
+        """``held += delta``, then grow or shrink as the thresholds say; raises what
+        :meth:`grow` raises (``held`` keeps ``delta``: the caller decides).  For callers
+        off the per-frame path; muxers inline the comparisons."""
+        held = self.held + delta
+        self.held = held
+        if held > self.reserved:
+            self.grow()
+        elif held < self.release_below:
+            self.shrink()
+
     def shrink(self) -> None:
         """Give back what ``held`` no longer needs (keeping the headroom)."""
         scope = self.scope

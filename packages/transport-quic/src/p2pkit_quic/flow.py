@@ -54,7 +54,7 @@ little (a peer's 256 streams: 8 MiB at most)."""
 
 
 class StreamFlow:
-    """See the module docstring (state is set by the session's constructor)."""
+    """See the module docstring (the session's constructor calls :meth:`_init_flow`)."""
 
     quic: Libp2pQuicConnection
     options: QuicOptions
@@ -68,12 +68,25 @@ class StreamFlow:
     """At least the connection's stream bytes not yet sent (exact after
     :meth:`count_unsent`, then grown by every ``send``)."""
     data_queued: bool
+    """Stream data was queued since the last transmit (set by ``send``)."""
     delivered: int
     """Stream bytes handed to streams while the current datagram was processed."""
     out_of_order: int
     """Bytes aioquic holds that are not delivered yet (reserved in ``memory``)."""
     _closed: bool
     _close_error: BaseException | None
+
+    def _init_flow(self) -> None:
+        self._blocked_writers = set()
+        self._sending = set()
+        self._sending_recount = 1024
+        self.unsent_bound = 0
+        self.data_queued = False
+        # Received, unread bytes of every stream, reserved in the connection's memory
+        # scope once the swarm hands it over (use_memory); flow control bounds them too.
+        self.memory = BufferReservation(None)
+        self.delivered = 0
+        self.out_of_order = 0
 
     def schedule_transmit(self) -> None:
         raise NotImplementedError
@@ -96,15 +109,10 @@ class StreamFlow:
         if not delta:
             return
         self.out_of_order = held
-        memory = self.memory
-        memory.held += delta
-        if memory.held > memory.reserved:
-            try:
-                memory.grow()
-            except ResourceLimitExceeded as refusal:
-                self.abort(refusal)  # the reservation is closed with the connection
-        elif memory.held < memory.release_below:
-            memory.shrink()
+        try:
+            self.memory.add(delta)
+        except ResourceLimitExceeded as refusal:
+            self.abort(refusal)  # the reservation is closed with the connection
 
     def use_memory(self, scope: MemoryScope) -> None:
         """Reserve what the streams buffer in ``scope`` (the swarm's connection scope)."""
@@ -118,27 +126,21 @@ class StreamFlow:
     def hold(self, stream: QuicStream, n: int) -> bool:
         """``n`` more bytes buffered on ``stream``; False if the scope refused them (the
         stream is then reset, as yamux does)."""
-        memory = self.memory
-        memory.held += n
-        if memory.held > memory.reserved:
-            try:
-                memory.grow()
-            except ResourceLimitExceeded as refusal:
-                memory.held -= n
-                error = StreamResetByLimit(f"stream reset: no memory for its data ({refusal})")
-                # Without its traceback: that holds the frames of the datagram's
-                # processing (its data), kept alive as long as the stream's error.
-                error.__cause__ = refusal.with_traceback(None)
-                self.reset_stream(stream)
-                stream.fail(error)
-                return False
+        try:
+            self.memory.add(n)
+        except ResourceLimitExceeded as refusal:
+            self.memory.held -= n
+            error = StreamResetByLimit(f"stream reset: no memory for its data ({refusal})")
+            # Without its traceback: that holds the frames of the datagram's
+            # processing (its data), kept alive as long as the stream's error.
+            error.__cause__ = refusal.with_traceback(None)
+            self.reset_stream(stream)
+            stream.fail(error)
+            return False
         return True
 
     def release(self, n: int) -> None:
-        memory = self.memory
-        memory.held -= n
-        if memory.held < memory.release_below:
-            memory.shrink()
+        self.memory.add(-n)
 
     def consumed(self, stream: QuicStream, n: int, stream_total: int) -> None:
         qstream = self.quic._streams.get(stream.stream_id)

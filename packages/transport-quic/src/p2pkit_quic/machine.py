@@ -33,8 +33,8 @@ What changes against stock aioquic, and why:
 * **Received ranges are bounded and bisected** (:mod:`p2pkit_quic.ranges`): every
   stream and CRYPTO stream records what it received in a ``RangeSet`` whose ``add``
   bisects and which holds at most 1000 (CRYPTO: 100) gaps, 4096 over a connection's
-  streams; stock aioquic scans the
-  whole list per frame, so one-byte frames at every other offset cost quadratic CPU.
+  streams; stock aioquic scans the whole list per frame, so one-byte frames at every
+  other offset cost quadratic CPU.
 
 These touch aioquic internals (``_write_stream_limits``, ``_write_connection_limits``,
 ``tls._set_peer_certificate``...), which is why ``aioquic`` is pinned to a minor range.
@@ -129,7 +129,8 @@ class Libp2pQuicConnection(QuicConnection):
         self._gaps = GapBudget(MAX_CONNECTION_GAPS, self._count_gaps)
 
     def _count_gaps(self) -> int:
-        streams = [*self._streams.values(), *getattr(self, "_crypto_streams", {}).values()]
+        # Called only by ranges that _initialize put in place: the crypto streams exist.
+        streams = [*self._streams.values(), *self._crypto_streams.values()]
         return sum(len(stream.receiver._ranges) for stream in streams)
 
     # -- TLS ------------------------------------------------------------------------------

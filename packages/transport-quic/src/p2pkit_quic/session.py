@@ -29,7 +29,6 @@ from aioquic.quic.connection import QuicConnectionState
 from p2pkit.abc import MuxedConnection, MuxedStream
 from p2pkit.errors import ConnectionClosed, StreamReset
 from p2pkit.logs import get_logger
-from p2pkit.reservation import BufferReservation
 from p2pkit_quic.flow import StreamFlow
 from p2pkit_quic.stream import QuicStream
 
@@ -70,16 +69,11 @@ class QuicSession(StreamFlow, MuxedConnection):
         self._streams: dict[int, QuicStream] = {}
         self._incoming: deque[QuicStream] = deque()
         self._incoming_ready = asyncio.Event()  # any number of accept_stream callers
-        self._blocked_writers: set[QuicStream] = set()
-        self._sending: set[int] = set()
-        self._sending_recount = 1024
-        self.unsent_bound = 0
+        self._init_flow()
         self._cids: set[bytes] = set()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._transmit_scheduled = False
-        self.data_queued = False
-        """Stream data was queued since the last transmit (set by ``send``)."""
         self._going_away = False
         self._closed = False
         self._close_error: BaseException | None = None
@@ -88,12 +82,7 @@ class QuicSession(StreamFlow, MuxedConnection):
         self.handshake: asyncio.Future[None] = self._loop.create_future()
         self._last_activity = self._loop.time()
         self._grow_datagrams = bool(options.loopback_datagram_size) and _is_loopback(remote)
-        # Received, unread bytes of every stream, reserved in the connection's memory
-        # scope once the swarm hands it over (use_memory); flow control bounds them too.
-        self.memory = BufferReservation(None)
         self._flush_now = False
-        self.delivered = 0
-        self.out_of_order = 0
         self._ack_waiter: asyncio.Future[None] | None = None
 
     # -- the endpoint's side ------------------------------------------------------------------
