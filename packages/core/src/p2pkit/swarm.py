@@ -210,6 +210,7 @@ class Swarm:
 
     async def _serve_connection(self, conn: Connection) -> None:
         """The one task per connection: accept inbound streams until the session ends."""
+        cancelled = False
         try:
             while True:
                 try:
@@ -222,11 +223,31 @@ class Swarm:
                     stream.reset()
                     continue
                 self.tasks.spawn(self._run_stream(conn, stream, stream_scope), name="p2pkit-stream")
+        except asyncio.CancelledError:
+            cancelled = True
+            raise
         finally:
-            # accept_stream ends when no new streams can come (GoAway, EOF, abort);
-            # the connection counts until its last stream is done.
-            with contextlib.suppress(Exception):
-                await conn.muxed.wait_closed()
+            await self._connection_ended(conn, cancelled=cancelled)
+
+    async def _connection_ended(self, conn: Connection, *, cancelled: bool) -> None:
+        """Wait until the connection's last stream is done, then forget it.
+
+        accept_stream ends when no new streams can come (GoAway, EOF, abort); the
+        connection counts until its last stream is done.  A cancelled task (the loop
+        shutting down with the host not stopped: asyncio.run cancels every task left)
+        aborts the connection instead: nobody will close it, so waiting for its end
+        would hang the shutdown.
+        """
+        try:
+            if not cancelled:
+                with contextlib.suppress(Exception):
+                    await conn.muxed.wait_closed()
+        except asyncio.CancelledError:
+            cancelled = True
+            raise
+        finally:
+            if cancelled:
+                conn.muxed.abort(ConnectionClosed("connection task cancelled"))
             self._remove_connection(conn)
 
     async def _run_stream(self, conn: Connection, stream: MuxedStream, scope: StreamScope) -> None:

@@ -1,0 +1,63 @@
+"""A program that ends without stopping its hosts still exits.
+
+``asyncio.run`` cancels every task left when its coroutine ends (here: with an error,
+the hosts never stopped) and waits for them.  The task serving a connection used to
+answer its cancellation by waiting for the connection to close, which nobody would do:
+the program hung at exit, on every transport.  Run as a real program in a subprocess,
+because that shutdown is ``asyncio.run``'s own.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+PROGRAM = textwrap.dedent(
+    """
+    import asyncio, sys
+    from multiaddr import Multiaddr
+    from p2pkit.builder import HostBuilder
+    from p2pkit.protocols.echo import PROTOCOL_ID as ECHO
+
+    LISTEN = sys.argv[1]
+
+    def builder():
+        return (
+            HostBuilder().transport("tcp").transport("quic").transport("websocket")
+            .security("noise").muxer("yamux").option(enable_echo=True)
+        )
+
+    async def main():
+        listener = await builder().listen(LISTEN).build().start()
+        dialer = await builder().build().start()
+        addr = Multiaddr(f"{listener.listen_addrs[0]}/p2p/{listener.peer_id}")
+        conn = await dialer.connect(addr)
+        stream = await conn.new_stream(ECHO)  # a stream left open on both sides
+        await stream.write(b"hello")
+        assert await stream.readexactly(5) == b"hello"
+        print("CONNECTED", conn.remote_addr, flush=True)
+        raise RuntimeError("the application fails; nobody stops the hosts")
+
+    asyncio.run(main())
+    """
+)
+
+
+@pytest.mark.parametrize(
+    "listen",
+    ["/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1", "/ip4/127.0.0.1/tcp/0/ws"],
+    ids=["tcp", "quic", "websocket"],
+)
+def test_program_exits_with_its_error_when_hosts_are_not_stopped(listen: str) -> None:
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", PROGRAM, listen], capture_output=True, text=True, timeout=60
+        )
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"the program hung at exit (output: {exc.stdout!r} {exc.stderr!r})")
+    assert "CONNECTED" in done.stdout, done.stderr
+    assert done.returncode == 1
+    assert "RuntimeError: the application fails" in done.stderr
