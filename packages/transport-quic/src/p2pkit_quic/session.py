@@ -78,7 +78,7 @@ class QuicSession(StreamFlow, MuxedConnection):
         self._closed = False
         self._close_error: BaseException | None = None
         self._closed_event = asyncio.Event()
-        self._drained = asyncio.Event()
+        self._streams_changed = asyncio.Event()
         self.handshake: asyncio.Future[None] = self._loop.create_future()
         self._last_activity = self._loop.time()
         self._grow_datagrams = bool(options.loopback_datagram_size) and _is_loopback(remote)
@@ -248,7 +248,6 @@ class QuicSession(StreamFlow, MuxedConnection):
                 return  # unidirectional (refused by MAX_STREAMS 0) or a stale id
             stream = QuicStream(self, sid, is_initiator=False)
             self._streams[sid] = stream
-            self._drained.clear()
             if self._going_away or len(self._incoming) >= ACCEPT_BACKLOG:
                 stream.on_data(event.data, event.end_stream)
                 stream.reset()
@@ -281,8 +280,15 @@ class QuicSession(StreamFlow, MuxedConnection):
         if stream.done and self._streams.get(stream.stream_id) is stream:
             del self._streams[stream.stream_id]
             self._blocked_writers.discard(stream)
-            if not self._streams:
-                self._drained.set()
+        if self._going_away:
+            self._streams_changed.set()  # close() looks again at what is left
+
+    def _holding_close(self) -> bool:
+        """Streams the graceful close waits for: those not closed both ways by us.  One
+        we closed both ways only waits for the peer's FIN, whose data we would discard:
+        nothing of ours is left but acknowledgements, which close() waits for next (as
+        yamux lets such streams go at its GoAway)."""
+        return any(not (s.write_closed and s.read_closed) for s in self._streams.values())
 
     # -- MuxedConnection ------------------------------------------------------------------------
 
@@ -296,7 +302,6 @@ class QuicSession(StreamFlow, MuxedConnection):
         self.quic.send_stream_data(sid, b"")
         stream = QuicStream(self, sid, is_initiator=True)
         self._streams[sid] = stream
-        self._drained.clear()
         return stream
 
     async def accept_stream(self) -> MuxedStream:
@@ -316,10 +321,10 @@ class QuicSession(StreamFlow, MuxedConnection):
         for stream in list(self._incoming):
             stream.reset()
         self._incoming.clear()
-        while self._streams and not self._closed:
-            self._drained.clear()
+        while not self._closed and self._holding_close():
+            self._streams_changed.clear()
             closed = asyncio.ensure_future(self._closed_event.wait())
-            drained = asyncio.ensure_future(self._drained.wait())
+            drained = asyncio.ensure_future(self._streams_changed.wait())
             try:
                 await asyncio.wait([closed, drained], return_when=asyncio.FIRST_COMPLETED)
             finally:
@@ -370,7 +375,7 @@ class QuicSession(StreamFlow, MuxedConnection):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        self._drained.set()
+        self._streams_changed.set()
         self._closed_event.set()
         self.memory.close()
         self.endpoint.session_ended(self, self._cids)

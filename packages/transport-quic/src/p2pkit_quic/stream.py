@@ -169,12 +169,22 @@ class QuicStream(MuxedStream):
         self._session.send(self, b"", end_stream=True)
         self._session.stream_maybe_done(self)
 
+    @property
+    def write_closed(self) -> bool:
+        return self._write_closed
+
+    @property
+    def read_closed(self) -> bool:
+        """Closed for reading by us (:meth:`close`); not the peer's FIN."""
+        return self._read_closed
+
     async def close(self) -> None:
         await self.close_write()
         if not self._read_closed:
             self._read_closed = True
             self._drop_unread()
             self._wake_reader()
+            self._session.stream_maybe_done(self)
 
     def _drop_unread(self) -> None:
         """Discard what was received and not read (closed for reading, or failed): its

@@ -131,6 +131,7 @@ class MemoryStream(MuxedStream):
         self._read_closed = True
         self._buf.clear()
         self.peer._writable.set()
+        self._session._drained.set()  # a closing session stops waiting for this stream
 
     def reset(self) -> None:
         if self._done:
@@ -192,6 +193,12 @@ class MemoryMuxedSession(MuxedConnection):
                 if not end._session._streams:
                     end._session._drained.set()
 
+    def _holding_close(self) -> bool:
+        """Open streams, except those we closed both ways (close()): they only wait for
+        the peer's FIN, whose data would be discarded (as yamux at its GoAway)."""
+        ours = [*self._streams.values(), *(s.peer for s in self.peer._streams.values())]
+        return any(not (s._write_closed and s._read_closed) for s in ours)
+
     async def close(self) -> None:
         """No new streams either way; wait for the open ones to finish; then end."""
         if self._closed:
@@ -199,7 +206,7 @@ class MemoryMuxedSession(MuxedConnection):
         for side in (self, self.peer):
             side._going_away = True
             side._incoming_ready.set()
-        while self._streams or self.peer._streams:
+        while self._holding_close():
             self._drained.clear()
             self.peer._drained.clear()
             waiters = [asyncio.ensure_future(s._drained.wait()) for s in (self, self.peer)]

@@ -251,6 +251,23 @@ class MuxerSuite:
                 await acceptor.accept_stream()
             await acceptor.wait_closed()
 
+    async def test_session_close_does_not_wait_for_streams_closed_both_ways(
+        self, sessions: Sessions
+    ) -> None:
+        """A stream we closed both ways only waits for the peer's FIN, whose data we
+        would discard: a graceful close does not wait for it.  (A host stopping with a
+        stream whose peer never finishes waited its whole close timeout, then aborted.)"""
+        opener, acceptor = sessions
+        async with asyncio.timeout(STEP_TIMEOUT):
+            out, inc = await connected_stream(opener, acceptor)
+            await out.write(b"last words")
+            assert await inc.readexactly(10) == b"last words"
+            await out.close()  # both ways; the peer keeps its side open
+            async with asyncio.timeout(0.5):  # below every close timeout the suites use
+                await opener.close()
+            assert opener.is_closed
+            await acceptor.wait_closed()
+
     async def test_accept_stream_after_close(self, sessions: Sessions) -> None:
         opener, acceptor = sessions
         async with asyncio.timeout(STEP_TIMEOUT):
