@@ -15,11 +15,13 @@ import asyncio
 import os
 from typing import Any
 
+import pytest
+
 from p2pkit.host import Host
 from p2pkit.protocols.echo import PROTOCOL_ID as ECHO
 from p2pkit_quic.flow import CREDIT_AHEAD
 
-from .conftest import still_echoes
+from .conftest import quic_pair, still_echoes
 
 MiB = 1 << 20
 
@@ -101,3 +103,26 @@ async def test_a_stream_short_of_credit_blocks_no_other(make_host):
         await sender
     assert bytes(got) == payload
     parked.reset()
+
+
+async def test_a_second_writer_waiting_on_the_same_stream_is_refused(transports):
+    """Two writers blocked on one stream: the second is refused (RuntimeError, as yamux
+    refuses concurrent writers), not lost (it used to replace the first writer's wakeup,
+    so one of them waited forever)."""
+    client, server = await quic_pair(transports(stream_window=64 << 10), transports())
+    async with asyncio.timeout(10):
+        out = await client.muxed.open_stream()
+        await out.write(b"\x00")
+        inc = await server.muxed.accept_stream()
+        assert await inc.readexactly(1) == b"\x00"
+        first = asyncio.create_task(out.write(bytes(1 << 20)))  # far beyond the credit
+        await asyncio.sleep(0.05)
+        assert not first.done()
+        with pytest.raises(RuntimeError):
+            await out.write(bytes(1 << 20))
+        received = 0
+        while received < 1 << 20:
+            received += len(await inc.read(1 << 16))
+        await first
+    client.muxed.abort()
+    server.muxed.abort()

@@ -78,6 +78,8 @@ class QuicStream(MuxedStream):
                 raise self._error
             if self._eof or self._read_closed:
                 return b""
+            if self._readable is not None:  # as the muxers' streams (p2pkit.io)
+                raise RuntimeError("concurrent read() on the same stream")
             self._readable = asyncio.get_running_loop().create_future()
             try:
                 await self._readable
@@ -147,6 +149,8 @@ class QuicStream(MuxedStream):
                 return
             room = session.room(self, min(CHUNK, len(view) - pos))
             if room <= 0:
+                if self._writable is not None:  # a second writer would be lost
+                    raise RuntimeError("concurrent write() on the same stream")
                 self._writable = asyncio.get_running_loop().create_future()
                 session.wait_writable(self)
                 try:

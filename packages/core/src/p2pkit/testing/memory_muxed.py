@@ -71,6 +71,7 @@ class MemoryStream(MuxedStream):
         self._read_closed = False
         self._error: BaseException | None = None
         self._readable = asyncio.Event()
+        self._reading = False
         self._writable = asyncio.Event()
 
     @property
@@ -93,8 +94,14 @@ class MemoryStream(MuxedStream):
                 return data
             if self._eof:
                 return b""
+            if self._reading:  # as the muxers' streams (p2pkit.io)
+                raise RuntimeError("concurrent read() on the same stream")
             self._readable.clear()
-            await self._readable.wait()
+            self._reading = True
+            try:
+                await self._readable.wait()
+            finally:
+                self._reading = False
 
     async def write(self, data: Buffer) -> None:
         payload = bytes(data)

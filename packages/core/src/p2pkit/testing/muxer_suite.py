@@ -208,6 +208,20 @@ class MuxerSuite:
             await out2.write(b"still fine")
             assert await inc2.readexactly(10) == b"still fine"
 
+    async def test_second_concurrent_reader_is_refused(self, sessions: Sessions) -> None:
+        """A second reader waiting at the same time is refused at once (RuntimeError, as
+        asyncio's StreamReader does) and the first still gets the data.  (A QUIC stream
+        replaced the first reader's wakeup, so whichever reader lost it hung.)"""
+        opener, acceptor = sessions
+        async with asyncio.timeout(STEP_TIMEOUT):
+            out, inc = await connected_stream(opener, acceptor)
+            first = asyncio.create_task(inc.read(100))
+            await asyncio.sleep(0.01)
+            with pytest.raises(RuntimeError):
+                await inc.read(100)
+            await out.write(b"data")
+            assert await first == b"data"
+
     async def test_read_after_reset_with_buffered_data(self, sessions: Sessions) -> None:
         opener, acceptor = sessions
         async with asyncio.timeout(STEP_TIMEOUT):
