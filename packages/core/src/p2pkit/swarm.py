@@ -94,6 +94,7 @@ class Swarm:
         self._scopes: dict[Connection, ConnectionScope] = {}
         self.pending_dials: dict[PeerId, asyncio.Future[Connection]] = {}
         self.closing = False
+        self._attempts: set[asyncio.Task[Any]] = set()  # dial attempts in flight
         # Handshake and dial metrics (p2pkit.host_metrics); None: nothing is recorded.
         self.observer: SwarmMetrics | None = None
 
@@ -301,8 +302,11 @@ class Swarm:
         await asyncio.gather(*(self.close_connection(c) for c in conns), return_exceptions=True)
 
     async def close(self) -> None:
-        """Stop listening and close every connection (the host stops its services)."""
+        """Stop listening, end the dials in flight, close every connection (the host
+        stops its services)."""
         self.closing = True
+        for attempt in list(self._attempts):
+            attempt.cancel()
         for listener in self.listeners:
             with contextlib.suppress(Exception):
                 await listener.close()
@@ -374,10 +378,26 @@ class Swarm:
     async def _dial_one(
         self, addr: Multiaddr, peer: PeerId | None, scope: ConnectionScope
     ) -> MuxedTransportConnection:
-        """One dial attempt: gater, transport, upgrade (the dialer races several)."""
-        if self.observer is not None:
-            return await self.observer.dial(addr, self._attempt(addr, peer, scope))
-        return await self._attempt(addr, peer, scope)
+        """One dial attempt: gater, transport, upgrade (the dialer races several).
+
+        Runs in a task of its own (the dialer's); :meth:`close` cancels it, and the dial
+        then fails with ConnectionClosed rather than running on past the host's stop.
+        """
+        if self.closing:
+            raise ConnectionClosed("host is stopping")
+        task = asyncio.current_task()
+        assert task is not None
+        self._attempts.add(task)
+        try:
+            if self.observer is not None:
+                return await self.observer.dial(addr, self._attempt(addr, peer, scope))
+            return await self._attempt(addr, peer, scope)
+        except asyncio.CancelledError:
+            if self.closing:
+                raise ConnectionClosed("host is stopping") from None
+            raise
+        finally:
+            self._attempts.discard(task)
 
     async def _attempt(
         self, addr: Multiaddr, peer: PeerId | None, scope: ConnectionScope

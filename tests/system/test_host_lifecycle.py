@@ -1,4 +1,7 @@
-"""A program that ends without stopping its hosts still exits.
+"""Host lifecycle on every transport: a program that never stops its hosts still exits,
+and a stop ends the dials in flight.
+
+A program that ends without stopping its hosts still exits.
 
 ``asyncio.run`` cancels every task left when its coroutine ends (here: with an error,
 the hosts never stopped) and waits for them.  The task serving a connection used to
@@ -9,11 +12,20 @@ because that shutdown is ``asyncio.run``'s own.
 
 from __future__ import annotations
 
+import asyncio
+import socket
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 
 import pytest
+from multiaddr import Multiaddr
+
+from p2pkit.builder import HostBuilder
+from p2pkit.crypto import generate_private_key
+from p2pkit.errors import ConnectionClosed
+from p2pkit.peer import PeerId
 
 PROGRAM = textwrap.dedent(
     """
@@ -61,3 +73,40 @@ def test_program_exits_with_its_error_when_hosts_are_not_stopped(listen: str) ->
     assert "CONNECTED" in done.stdout, done.stderr
     assert done.returncode == 1
     assert "RuntimeError: the application fails" in done.stderr
+
+
+@pytest.fixture(params=["tcp", "quic", "websocket"])
+def silent_peer(request: pytest.FixtureRequest) -> Iterator[Multiaddr]:
+    """An address whose peer never answers a handshake: a TCP socket whose connections
+    wait in the backlog (the kernel completes them; nobody speaks), or a UDP socket that
+    reads nothing."""
+    quic = request.param == "quic"
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM if quic else socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        if not quic:
+            s.listen(8)
+        port = s.getsockname()[1]
+        peer = PeerId.from_public_key(generate_private_key().public_key)
+        transport = {"tcp": "tcp/{}", "quic": "udp/{}/quic-v1", "websocket": "tcp/{}/ws"}
+        where = transport[request.param].format(port)
+        yield Multiaddr(f"/ip4/127.0.0.1/{where}/p2p/{peer}")
+
+
+async def test_stop_ends_the_dials_in_flight(silent_peer: Multiaddr) -> None:
+    """A dial in flight when the host stops fails at once (ConnectionClosed), instead
+    of running on past the stop until its own timeout (TCP and WebSocket did)."""
+    host = (
+        HostBuilder().transport("tcp").transport("quic").transport("websocket")
+        .security("noise").muxer("yamux").option(dial_timeout=30.0)
+        .build()
+    )
+    await host.start()
+    dial = asyncio.ensure_future(host.connect(silent_peer))
+    await asyncio.sleep(0.2)
+    assert not dial.done()
+    async with asyncio.timeout(5):
+        await host.stop()
+        with pytest.raises(ConnectionClosed, match="host is stopping"):
+            await dial
+    with pytest.raises(ConnectionClosed):
+        await host.connect(silent_peer)  # and no new dial starts
