@@ -20,7 +20,9 @@ What changes against stock aioquic, and why:
 * **Large datagrams on loopback**: the peer's ``max_udp_payload_size`` is kept, so the
   session can raise the datagram size once the handshake shows the path is loopback;
   STREAM frames then carry their length as a 4-byte varint (stock aioquic writes 2
-  bytes, which caps a frame at 16 KiB and corrupts larger ones).
+  bytes, which caps a frame at 16 KiB and corrupts larger ones).  A stream whose
+  frame took its last pending byte is marked empty at once (stock aioquic finds out
+  on its next pass, which costs one more frame attempt per packet).
 * **No pacing on loopback** (from the same switch): aioquic's pacer charges every
   packet as a full datagram, which with 65000-byte datagrams held small packets back
   for milliseconds; loopback has no bottleneck queue for pacing to protect.
@@ -295,6 +297,10 @@ class Libp2pQuicConnection(QuicConnection):
         frame = sender.get_frame(builder.remaining_flight_space - overhead, max_offset)
         if frame is None:
             return 0
+        if not len(sender._pending) and not sender._pending_eof:
+            # Nothing left to send: say so now, as get_frame would only on its next
+            # call, which aioquic makes in one more pass over an empty packet.
+            sender.buffer_is_empty = True
         frame_type = QuicFrameType.STREAM_BASE | 2  # with a length
         if frame.offset:
             frame_type |= 4
