@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import socket
+from collections.abc import Iterator
+
 import pytest
 from multiaddr import Multiaddr
 
-from p2pkit.addrs import expand_unspecified, split_peer, to_multiaddr
+from p2pkit import addrs
+from p2pkit.addrs import expand_unspecified, local_ips, split_peer, to_multiaddr
+from p2pkit.builder import HostBuilder
 from p2pkit.crypto import generate_private_key
 from p2pkit.errors import AddressError
 from p2pkit.peer import PeerId
@@ -119,3 +125,65 @@ def test_unspecified_listen_addresses_expand_with_every_component(listen: str) -
     rest = listen.split("/", 3)[3]
     assert str(expanded[0]) == f"{loopback}/{rest}"
     assert all(str(a).endswith(rest) for a in expanded)
+
+
+@pytest.fixture
+def fresh_caches() -> Iterator[None]:
+    addrs._local_ips.clear()
+    addrs._expanded.clear()
+    yield
+    addrs._local_ips.clear()
+    addrs._expanded.clear()
+
+
+@pytest.mark.parametrize("family", [socket.AF_INET, socket.AF_INET6])
+def test_local_ips_are_this_hosts_and_need_no_name_lookup(family, monkeypatch, fresh_caches):
+    """Loopback first, then the default route's source address: each one is assigned to
+    this host (a socket binds to it).  No name is looked up (a lookup of the host name
+    waited on DNS, on the event loop, for every identify answer)."""
+
+    def no_lookup(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a name lookup")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_lookup)
+    monkeypatch.setattr(socket, "gethostbyname", no_lookup)
+    ips = local_ips(family)
+    assert ips[0] == ("127.0.0.1" if family == socket.AF_INET else "::1")
+    assert len(set(ips)) == len(ips)
+    for ip in ips:
+        with socket.socket(family, socket.SOCK_DGRAM) as s:
+            s.bind((ip, 0))
+
+
+def test_local_ips_and_expansions_are_remembered(monkeypatch, fresh_caches):
+    first = expand_unspecified(Multiaddr("/ip4/0.0.0.0/tcp/4001"))
+    made: list[object] = []
+    real = socket.socket
+    monkeypatch.setattr(socket, "socket", lambda *a, **k: made.append(a) or real(*a, **k))
+    for _ in range(100):
+        assert expand_unspecified(Multiaddr("/ip4/0.0.0.0/tcp/4001")) == first
+        local_ips(socket.AF_INET)
+    assert made == []  # no probe socket within LOCAL_IPS_TTL
+    monkeypatch.setattr(addrs, "LOCAL_IPS_TTL", 0.0)
+    local_ips(socket.AF_INET)
+    assert len(made) == 1  # expired: probed again
+
+
+async def test_a_node_on_the_unspecified_address_announces_its_own_addresses(fresh_caches):
+    """Identify from a node listening on 0.0.0.0 carries loopback and the host's route
+    address, with the port it listens on."""
+    def builder() -> HostBuilder:
+        return HostBuilder().transport("tcp").security("noise").muxer("yamux")
+
+    listener = await builder().listen("/ip4/0.0.0.0/tcp/0").build().start()
+    dialer = await builder().build().start()
+    try:
+        port = listener.listen_addrs[0].value_for_protocol("tcp")
+        conn = await dialer.connect(f"/ip4/127.0.0.1/tcp/{port}/p2p/{listener.peer_id}")
+        async with asyncio.timeout(5):
+            info = await dialer.identify.identify(conn)
+        announced = {str(a) for a in info.multiaddrs()}
+        assert announced == {f"/ip4/{ip}/tcp/{port}" for ip in local_ips(socket.AF_INET)}
+    finally:
+        await dialer.stop()
+        await listener.stop()

@@ -9,7 +9,9 @@ transport, path-style ones (``/unix/<path>``) included.
 
 from __future__ import annotations
 
+import ipaddress
 import socket
+import time
 from collections.abc import Iterable
 
 from multiaddr import Multiaddr
@@ -114,25 +116,66 @@ def split_peer(addr: Multiaddr) -> tuple[Multiaddr | None, PeerId | None]:
         raise AddressError(f"invalid transport address in {addr}: {exc}") from exc
 
 
-def expand_unspecified(addr: Multiaddr) -> list[Multiaddr]:
-    """``0.0.0.0`` / ``::`` listen addresses -> loopback plus this host's addresses."""
-    parts = list(addr.items())
-    if not parts or parts[0][0].name not in ("ip4", "ip6"):
-        return [addr]
-    family, ip = parts[0][0].name, str(parts[0][1])
-    if ip not in ("0.0.0.0", "::"):
-        return [addr]
-    rest = _join([(p.name, v) for p, v in parts[1:]])  # /quic-v1, /ws: no value
-    ips = ["127.0.0.1"] if family == "ip4" else ["::1"]
+LOCAL_IPS_TTL = 30.0
+"""Seconds this host's addresses are remembered (they change rarely: DHCP, a new link)."""
+_ROUTE_PROBES = {socket.AF_INET: "192.0.2.1", socket.AF_INET6: "2001:db8::1"}
+"""Documentation addresses (RFC 5737, RFC 3849): a route to them is the default route."""
+_local_ips: dict[socket.AddressFamily, tuple[float, tuple[str, ...]]] = {}
+
+
+def local_ips(family: socket.AddressFamily) -> tuple[str, ...]:
+    """Loopback, then the address this host sends from on its default route, if any.
+
+    No name lookup: this runs on the event loop, for every identify answer of a node
+    listening on ``0.0.0.0`` / ``::``, and a lookup of the host name can wait on DNS
+    (it did: tens of milliseconds a call, and it found only what ``/etc/hosts`` said).
+    ``connect()`` on a UDP socket sends nothing; the kernel only picks the route and
+    its source address.  Remembered for :data:`LOCAL_IPS_TTL` seconds.
+    """
+    now = time.monotonic()
+    cached = _local_ips.get(family)
+    if cached is not None and now - cached[0] < LOCAL_IPS_TTL:
+        return cached[1]
+    ips = ["127.0.0.1" if family == socket.AF_INET else "::1"]
     try:
-        fam = socket.AF_INET if family == "ip4" else socket.AF_INET6
-        for info in socket.getaddrinfo(socket.gethostname(), None, fam):
-            candidate = str(info[4][0]).split("%")[0]
-            if candidate not in ips:
-                ips.append(candidate)
-    except OSError:
+        with socket.socket(family, socket.SOCK_DGRAM) as probe:
+            probe.connect((_ROUTE_PROBES[family], 9))
+            source = str(probe.getsockname()[0]).split("%")[0]
+        if source not in ips and not ipaddress.ip_address(source).is_unspecified:
+            ips.append(source)
+    except OSError:  # no route (no network, or no IPv6): loopback only
         pass
-    return [Multiaddr(f"/{family}/{ip_}{rest}") for ip_ in ips]
+    _local_ips[family] = (now, tuple(ips))
+    return tuple(ips)
+
+
+_expanded: dict[bytes, tuple[float, list[Multiaddr]]] = {}
+_MAX_EXPANDED = 256
+
+
+def expand_unspecified(addr: Multiaddr) -> list[Multiaddr]:
+    """``0.0.0.0`` / ``::`` listen addresses -> loopback plus this host's address
+    (:func:`local_ips`); any other address as it is.
+
+    Remembered per address as long as :func:`local_ips` is (a node's listen addresses
+    are expanded for every identify answer; parsing them again cost more than the
+    rest of the answer)."""
+    key = addr.to_bytes()
+    now = time.monotonic()
+    hit = _expanded.get(key)
+    if hit is not None and now - hit[0] < LOCAL_IPS_TTL:
+        return list(hit[1])
+    parts = list(addr.items())
+    out = [addr]
+    if parts and parts[0][0].name in ("ip4", "ip6") and str(parts[0][1]) in ("0.0.0.0", "::"):
+        family = parts[0][0].name
+        rest = _join([(p.name, v) for p, v in parts[1:]])  # /quic-v1, /ws: no value
+        ips = local_ips(socket.AF_INET if family == "ip4" else socket.AF_INET6)
+        out = [Multiaddr(f"/{family}/{ip_}{rest}") for ip_ in ips]
+    if len(_expanded) >= _MAX_EXPANDED:
+        _expanded.clear()
+    _expanded[key] = (now, out)
+    return list(out)
 
 
 def ip_of(addr: Multiaddr | None) -> str | None:
@@ -162,6 +205,7 @@ __all__ = [
     "dialable",
     "expand_unspecified",
     "ip_of",
+    "local_ips",
     "split_peer",
     "to_multiaddr",
     "transport_parts",
