@@ -26,6 +26,9 @@ What changes against stock aioquic, and why:
 * **No pacing on loopback** (from the same switch): aioquic's pacer charges every
   packet as a full datagram, which with 65000-byte datagrams held small packets back
   for milliseconds; loopback has no bottleneck queue for pacing to protect.
+* **Handshake buffers released** (:meth:`Libp2pQuicConnection.release_handshake_buffers`):
+  aioquic's three 16 KiB TLS output buffers are shrunk once the handshake is complete
+  (48 KiB of an idle connection's ~77 KiB).
 * **Peer certificates verified once** (:mod:`p2pkit_quic.certcache`): a reconnecting
   peer presents the same certificate; its libp2p checks are not repeated.
 * **At most two ACK frames per packet are acted on** (:data:`MAX_ACK_FRAMES_PER_PACKET`;
@@ -96,6 +99,8 @@ CIPHER_SUITES = [tls.CipherSuite.AES_128_GCM_SHA256, tls.CipherSuite.CHACHA20_PO
 """AES-128-GCM is the one every TLS 1.3 stack must have (RFC 8446, 9.1); ChaCha20 for
 peers without AES hardware.  (Stock aioquic also offers AES-256-GCM, and a client runs
 one key schedule per offered suite until the server picks.)"""
+POST_HANDSHAKE_CRYPTO_BUFFER = 256
+"""Bytes of TLS output a connection can take once its handshake is complete."""
 MAX_ACK_FRAMES_PER_PACKET = 2
 """ACK frames of one packet that are acted on; later ones are parsed and ignored."""
 MAX_FRAME_CAPACITY = 1 + 8 + 8
@@ -171,6 +176,21 @@ class Libp2pQuicConnection(QuicConnection):
         context._set_peer_certificate = set_peer_certificate  # type: ignore[method-assign]
         for crypto in self._crypto_streams.values():
             harden(crypto, MAX_CRYPTO_GAPS, QuicFrameType.CRYPTO, self._gaps)
+
+    def release_handshake_buffers(self) -> None:
+        """The handshake is complete: shrink the TLS output buffers to
+        :data:`POST_HANDSHAKE_CRYPTO_BUFFER` bytes.
+
+        aioquic gives every connection three 16 KiB buffers (one per epoch) for what TLS
+        writes, which it moves to the CRYPTO streams after each message: 48 KiB that
+        an idle connection kept for good (of ~77 KiB in all).  Once the handshake is
+        complete TLS writes nothing more in QUIC (no KeyUpdate; we issue no session
+        tickets), so small ones do.  A buffer still holding bytes is left as it is.
+        """
+        buffers = self._crypto_buffers
+        for epoch, buf in buffers.items():
+            if buf.capacity > POST_HANDSHAKE_CRYPTO_BUFFER and buf.tell() == 0:
+                buffers[epoch] = Buffer(capacity=POST_HANDSHAKE_CRYPTO_BUFFER)
 
     # -- acknowledgements ---------------------------------------------------------------------
 

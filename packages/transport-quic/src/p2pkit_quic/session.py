@@ -27,6 +27,7 @@ from aioquic.quic import events
 from aioquic.quic.connection import QuicConnectionState
 
 from p2pkit.abc import MuxedConnection, MuxedStream
+from p2pkit.bufpool import connections as connection_tally
 from p2pkit.errors import ConnectionClosed, StreamReset
 from p2pkit.logs import get_logger
 from p2pkit_quic.flow import StreamFlow
@@ -84,6 +85,9 @@ class QuicSession(StreamFlow, MuxedConnection):
         self._grow_datagrams = bool(options.loopback_datagram_size) and _is_loopback(remote)
         self._flush_now = False
         self._ack_waiter: asyncio.Future[None] | None = None
+        # Counted with the process's other connections: after a burst of them closed,
+        # freed heap memory goes back to the system (p2pkit.bufpool.ConnectionTally).
+        connection_tally.opened()
 
     # -- the endpoint's side ------------------------------------------------------------------
 
@@ -235,6 +239,7 @@ class QuicSession(StreamFlow, MuxedConnection):
             quic.close(error_code=0x100 + 116, reason_phrase="client certificate required")
             self.schedule_transmit()
             return
+        quic.release_handshake_buffers()
         if not self.handshake.done():
             self._flush_now = self.is_initiator
             self.handshake.set_result(None)
@@ -380,6 +385,7 @@ class QuicSession(StreamFlow, MuxedConnection):
         self.memory.close()
         self.endpoint.session_ended(self, self._cids)
         self._cids = set()
+        connection_tally.closed()
 
     @property
     def is_closed(self) -> bool:
