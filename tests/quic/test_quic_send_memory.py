@@ -7,6 +7,9 @@ credit; the bytes beyond its credit cannot leave.  Each stream may queue only
 ``connection_send_buffer`` bytes not yet sent within that credit (p2pkit_quic.flow):
 before, each stream could queue ``send_buffer`` (4 MiB), so 256 parked streams held
 1 GiB of the listener's memory.
+
+Also here: one writer waiting per stream, and what an established connection keeps
+(no handshake buffers; counted in the process's connection tally).
 """
 
 from __future__ import annotations
@@ -17,9 +20,11 @@ from typing import Any
 
 import pytest
 
+from p2pkit.bufpool import connections as connection_tally
 from p2pkit.host import Host
 from p2pkit.protocols.echo import PROTOCOL_ID as ECHO
 from p2pkit_quic.flow import CREDIT_AHEAD
+from p2pkit_quic.machine import POST_HANDSHAKE_CRYPTO_BUFFER
 
 from .conftest import quic_pair, still_echoes
 
@@ -126,3 +131,32 @@ async def test_a_second_writer_waiting_on_the_same_stream_is_refused(transports)
         await first
     client.muxed.abort()
     server.muxed.abort()
+
+
+async def test_an_established_connection_keeps_no_handshake_buffers(transports):
+    """aioquic gives each connection three 16 KiB TLS output buffers; once the handshake
+    is complete they are shrunk (48 KiB of an idle connection's ~77 KiB), and the
+    connection still works (TLS writes nothing more in QUIC)."""
+    client, server = await quic_pair(transports(), transports())
+    async with asyncio.timeout(10):
+        for side in (client, server):
+            buffers = side.muxed.quic._crypto_buffers
+            assert all(b.capacity <= POST_HANDSHAKE_CRYPTO_BUFFER for b in buffers.values())
+        out = await client.muxed.open_stream()
+        await out.write(b"still works")
+        inc = await server.muxed.accept_stream()
+        assert await inc.readexactly(11) == b"still works"
+    client.muxed.abort()
+    server.muxed.abort()
+
+
+async def test_quic_connections_count_in_the_process_connection_tally(transports):
+    """So a burst of closed QUIC connections trims the heap as TCP's do
+    (p2pkit.bufpool.ConnectionTally)."""
+    before = connection_tally.live
+    client, server = await quic_pair(transports(), transports())
+    assert connection_tally.live == before + 2
+    client.muxed.abort()
+    async with asyncio.timeout(10):
+        await server.muxed.wait_closed()
+    assert connection_tally.live == before
