@@ -46,6 +46,22 @@ def test_ping_echo_perf_identify(listener):
     assert ident["observed_addr"].startswith("/ip4/127.0.0.1/tcp/")
 
 
+def test_byte_counts_take_units(listener):
+    """``--upload 1MiB`` as well as ``--upload 1048576`` (k/M/G: powers of 1000)."""
+    addr, _, proc = listener
+    sec = ["--security", "plaintext"]
+    perf = run("perf", addr, "--upload", "1MiB", "--download", "1.5k", "--json", *sec)
+    served = json.loads(next_line(proc, "PERF ").split(" ", 1)[1])
+    assert served == {"upload_bytes": 1 << 20, "download_bytes": 1500}
+    assert perf["upload_bytes"] == 1 << 20 and perf["download_bytes"] == 1500
+    echo = run("echo", addr, "--bytes", "64KiB", "--json", *sec)
+    assert echo["ok"] is True and echo["bytes"] == 65536
+    out = subprocess.run(
+        [*CLI, "perf", addr, "--upload", "16XB"], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 2 and "not a byte count" in out.stderr
+
+
 def test_failure_is_one_line_and_nonzero():
     start = time.monotonic()
     out = subprocess.run(

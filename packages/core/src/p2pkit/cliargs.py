@@ -36,6 +36,48 @@ def _int_in(low: int, high: int) -> Any:
     return parse
 
 
+_SIZE_UNITS = {
+    "": 1,
+    "k": 10**3, "kb": 10**3, "ki": 2**10, "kib": 2**10,
+    "m": 10**6, "mb": 10**6, "mi": 2**20, "mib": 2**20,
+    "g": 10**9, "gb": 10**9, "gi": 2**30, "gib": 2**30,
+}  # fmt: skip
+
+
+def _size_in(low: int, high: int) -> Any:
+    """argparse type: a byte count in [low, high], plain (``1048576``) or with a unit
+    (``64KiB``, ``16MiB``, ``1GiB``, ``500k``, ``2MB``: k/M/G are powers of 1000)."""
+
+    def parse(text: str) -> int:
+        value = _byte_count(text.strip())
+        if value is None:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not a byte count (an integer, or a number with a unit: "
+                "KiB, MiB, GiB, k, M, G)"
+            )
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value} is out of range [{low}, {high}]")
+        return value
+
+    return parse
+
+
+def _byte_count(text: str) -> int | None:
+    try:
+        return int(text, 0)
+    except ValueError:
+        pass
+    digits = text.rstrip("bBiIkKmMgG").rstrip()
+    unit = _SIZE_UNITS.get(text[len(text.rstrip("bBiIkKmMgG")) :].lower())
+    if not unit or unit == 1:
+        return None
+    try:
+        value = float(digits) * unit
+        return int(value) if value == int(value) else None
+    except (ValueError, OverflowError):
+        return None
+
+
 def _seconds(text: str) -> float:
     """argparse type: a finite, positive number of seconds."""
     try:
@@ -107,10 +149,13 @@ def _add_operator_args(p: argparse.ArgumentParser, *, event_loop: bool = True) -
 
 def _add_perf_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "--upload", type=_int_in(0, MAX_PERF_BYTES), metavar="BYTES", help="bytes to send"
+        "--upload", type=_size_in(0, MAX_PERF_BYTES), metavar="BYTES", help="bytes to send"
     )
     p.add_argument(
-        "--download", type=_int_in(0, MAX_PERF_BYTES), metavar="BYTES", help="bytes to receive"
+        "--download",
+        type=_size_in(0, MAX_PERF_BYTES),
+        metavar="BYTES",
+        help="bytes to receive",
     )
     p.add_argument(
         "--duration",
@@ -169,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("echo", help="echo data through /echo/1.0.0 and check it")
     p.add_argument("addr", type=_address)
     p.add_argument("--streams", type=_int_in(1, MAX_ECHO_STREAMS), default=1)
-    p.add_argument("--bytes", type=_int_in(0, MAX_ECHO_BYTES), default=1024)
+    p.add_argument("--bytes", type=_size_in(0, MAX_ECHO_BYTES), default=1024)
     p.add_argument("--json", action="store_true")
     _add_stack_args(p)
 
@@ -189,7 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_operator_args(p, event_loop=False)
 
     p = sub.add_parser("demo", help="two hosts on loopback: connect, ping, identify, perf")
-    p.add_argument("--bytes", type=_int_in(0, MAX_PERF_BYTES), default=32 * 1024 * 1024)
+    p.add_argument("--bytes", type=_size_in(0, MAX_PERF_BYTES), default=32 * 1024 * 1024)
     p.add_argument("--json", action="store_true")
     _add_stack_args(p)
     return parser
