@@ -1,7 +1,7 @@
 """Keep-alive within half the *negotiated* idle timeout, whatever ``keep_alive`` says.
 
 js-libp2p offers a 10 s idle timeout (docs/interop.md) and p2pkit-quic's keep_alive is
-10 s: a PING sent only after ``keep_alive`` of silence would come when the connection
+15 s: a PING sent only after ``keep_alive`` of silence would come when the connection
 is already over.  (test_quic_transport.py covers keep-alive shorter than the timeout.)"""
 
 from __future__ import annotations

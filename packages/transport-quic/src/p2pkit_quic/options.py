@@ -36,8 +36,10 @@ class QuicOptions:
     """Seconds an inbound handshake may take (a dial uses the host's dial timeout)."""
     idle_timeout: float = 30.0
     """QUIC max_idle_timeout: a connection that hears nothing for this long ends."""
-    keep_alive: float = 10.0
-    """Send a PING after this many idle seconds (0: never), so NATs keep the mapping."""
+    keep_alive: float = 15.0
+    """Send a PING after this many idle seconds (0: never), so NATs keep the mapping;
+    at most half the negotiated idle timeout.  15 s as go-libp2p: each keep-alive costs
+    a packet built and parsed on both sides, the bulk of an idle connection's CPU."""
     retry: bool = False
     """Answer every new Initial with a stateless Retry (address validation before any
     state is kept; costs one round trip per inbound connection)."""
