@@ -26,7 +26,7 @@ from p2pkit.addrs import dialable
 from p2pkit.admission import Admission
 from p2pkit.connection import Connection, Direction, StreamOpener
 from p2pkit.dialer import Dialer
-from p2pkit.errors import ConnectionClosed, P2PError, PeerIdMismatch
+from p2pkit.errors import ConnectionClosed, P2PError
 from p2pkit.events import Connected, Disconnected, EventBus, Listen, ListenClose
 from p2pkit.gater import ConnectionGated
 from p2pkit.limits import LimitExceeded, ResourceLimits, limits_from
@@ -36,6 +36,7 @@ from p2pkit.peer import PeerId
 from p2pkit.plugins.select import choose_transport
 from p2pkit.plugins.spec import PluginSpec
 from p2pkit.rcmgr import ConnectionScope, ResourceManager, StreamScope
+from p2pkit.swarm_dial import SwarmDialing
 from p2pkit.tasks import TaskSet
 from p2pkit.upgrader import Upgrader
 
@@ -47,8 +48,9 @@ log = logging.getLogger(__name__)
 InboundStreamHandler = Callable[[Connection, MuxedStream], Coroutine[Any, Any, None]]
 
 
-class Swarm:
-    """Owns the transports, listeners, dialer, upgrader, admission and connections."""
+class Swarm(SwarmDialing):
+    """Owns the transports, listeners, dialer, upgrader, admission and connections
+    (dialing: :class:`~p2pkit.swarm_dial.SwarmDialing`)."""
 
     def __init__(
         self,
@@ -92,9 +94,8 @@ class Swarm:
         self.listeners: list[Listener] = []
         self._conns: dict[PeerId, list[Connection]] = {}
         self._scopes: dict[Connection, ConnectionScope] = {}
-        self.pending_dials: dict[PeerId, asyncio.Future[Connection]] = {}
         self.closing = False
-        self._attempts: set[asyncio.Task[Any]] = set()  # dial attempts in flight
+        self._init_dialing()
         # Handshake and dial metrics (p2pkit.host_metrics); None: nothing is recorded.
         self.observer: SwarmMetrics | None = None
 
@@ -305,8 +306,7 @@ class Swarm:
         """Stop listening, end the dials in flight, close every connection (the host
         stops its services)."""
         self.closing = True
-        for attempt in list(self._attempts):
-            attempt.cancel()
+        self._end_dials()
         for listener in self.listeners:
             with contextlib.suppress(Exception):
                 await listener.close()
@@ -324,109 +324,6 @@ class Swarm:
         for transport in self.transports:
             with contextlib.suppress(Exception):
                 await transport.close()
-
-    # -- dialing -------------------------------------------------------------------------
-
-    async def dial_peer(
-        self, peer: PeerId | None, addrs: Sequence[Multiaddr], *, use_backoff: bool
-    ) -> Connection:
-        """One connection to ``peer`` over ``addrs``: reuses an open connection and
-        shares a dial already in flight (``peer`` None: just dial)."""
-        if peer is None:
-            return await self._dial_addrs(addrs, None, use_backoff=False)
-        existing = self.connections(peer)
-        if existing:
-            return existing[0]
-        pending = self.pending_dials.get(peer)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        fut: asyncio.Future[Connection] = asyncio.get_running_loop().create_future()
-        self.pending_dials[peer] = fut
-        try:
-            conn = await self._dial_addrs(addrs, peer, use_backoff=use_backoff)
-        except BaseException as exc:
-            if not fut.done():
-                fut.set_exception(exc)
-                fut.exception()  # mark retrieved
-            raise
-        else:
-            fut.set_result(conn)
-            return conn
-        finally:
-            self.pending_dials.pop(peer, None)
-
-    async def _dial_addrs(
-        self, addrs: Sequence[Multiaddr], peer: PeerId | None, *, use_backoff: bool
-    ) -> Connection:
-        """Dial through the happy-eyeballs dialer (p2pkit.dialer); one connection results."""
-        # Outbound connections count in the system and peer scopes, not per IP (the IP
-        # limits are about strangers reaching us).  A refusal is logged by the manager.
-        scope = self.rcmgr.open_connection("outbound", None)
-        try:
-            upgraded, _ = await self.dialer.dial(
-                peer,
-                addrs,
-                lambda addr: self._dial_one(addr, peer, scope),
-                _abort_upgraded,
-                use_backoff=use_backoff,
-            )
-        except BaseException:
-            scope.close()
-            raise
-        return self.add_connection(upgraded, "outbound", scope)
-
-    async def _dial_one(
-        self, addr: Multiaddr, peer: PeerId | None, scope: ConnectionScope
-    ) -> MuxedTransportConnection:
-        """One dial attempt: gater, transport, upgrade (the dialer races several).
-
-        Runs in a task of its own (the dialer's); :meth:`close` cancels it, and the dial
-        then fails with ConnectionClosed rather than running on past the host's stop.
-        """
-        if self.closing:
-            raise ConnectionClosed("host is stopping")
-        task = asyncio.current_task()
-        assert task is not None
-        self._attempts.add(task)
-        try:
-            if self.observer is not None:
-                return await self.observer.dial(addr, self._attempt(addr, peer, scope))
-            return await self._attempt(addr, peer, scope)
-        except asyncio.CancelledError:
-            if self.closing:
-                raise ConnectionClosed("host is stopping") from None
-            raise
-        finally:
-            self._attempts.discard(task)
-
-    async def _attempt(
-        self, addr: Multiaddr, peer: PeerId | None, scope: ConnectionScope
-    ) -> MuxedTransportConnection:
-        if not self.gater.allow_dial_addr(peer, addr):
-            raise ConnectionGated("dial_addr", peer, addr)
-        transport = choose_transport(
-            self.transports, addr, listen=False, installed=self.installed_transports
-        )
-        if isinstance(transport, Transport):
-            raw = await transport.dial(addr, timeout=self.dial_timeout)
-            pending = self.upgrader.upgrade_outbound(raw, peer, memory=scope)
-            if self.observer is not None:
-                pending = self.observer.upgrade("outbound", pending)
-            return await pending
-        assert isinstance(transport, MuxedTransport)  # checked in __init__
-        conn = await transport.dial(addr, timeout=self.dial_timeout)
-        # A transport with built-in security: verify whom we reached, as the upgrader does.
-        if peer is not None and conn.remote_peer != peer:
-            error = PeerIdMismatch(peer, conn.remote_peer)
-            conn.muxed.abort(error)
-            raise error
-        self._admit_native(conn, "outbound", scope)
-        return conn
-
-
-def _abort_upgraded(upgraded: MuxedTransportConnection) -> None:
-    """Dispose of a dial attempt that lost the happy-eyeballs race."""
-    upgraded.muxed.abort()
 
 
 __all__ = ["InboundStreamHandler", "Swarm"]

@@ -85,9 +85,7 @@ class QuicSession(StreamFlow, MuxedConnection):
         self._grow_datagrams = bool(options.loopback_datagram_size) and _is_loopback(remote)
         self._flush_now = False
         self._ack_waiter: asyncio.Future[None] | None = None
-        # Counted with the process's other connections: after a burst of them closed,
-        # freed heap memory goes back to the system (p2pkit.bufpool.ConnectionTally).
-        connection_tally.opened()
+        connection_tally.opened()  # a burst of closes trims the heap (p2pkit.bufpool)
 
     # -- the endpoint's side ------------------------------------------------------------------
 
@@ -289,11 +287,9 @@ class QuicSession(StreamFlow, MuxedConnection):
             self._streams_changed.set()  # close() looks again at what is left
 
     def _holding_close(self) -> bool:
-        """Streams the graceful close waits for: those not closed both ways by us.  One
-        we closed both ways only waits for the peer's FIN, whose data we would discard:
-        nothing of ours is left but acknowledgements, which close() waits for next (as
-        yamux lets such streams go at its GoAway)."""
-        return any(not (s.write_closed and s.read_closed) for s in self._streams.values())
+        """Streams a graceful close waits for: not those we closed both ways, which only
+        wait for the peer's FIN (its data discarded; yamux lets them go at GoAway)."""
+        return any(not s.closed_both_ways for s in self._streams.values())
 
     # -- MuxedConnection ------------------------------------------------------------------------
 
@@ -328,13 +324,7 @@ class QuicSession(StreamFlow, MuxedConnection):
         self._incoming.clear()
         while not self._closed and self._holding_close():
             self._streams_changed.clear()
-            closed = asyncio.ensure_future(self._closed_event.wait())
-            drained = asyncio.ensure_future(self._streams_changed.wait())
-            try:
-                await asyncio.wait([closed, drained], return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                closed.cancel()
-                drained.cancel()
+            await self._streams_changed.wait()  # set by stream changes and by _end
         # What we sent must be acknowledged first: CONNECTION_CLOSE would otherwise
         # overtake a retransmission, and the peer would lose the tail of a stream.
         while not self._closed and not self._all_acknowledged():

@@ -174,13 +174,9 @@ class QuicStream(MuxedStream):
         self._session.stream_maybe_done(self)
 
     @property
-    def write_closed(self) -> bool:
-        return self._write_closed
-
-    @property
-    def read_closed(self) -> bool:
-        """Closed for reading by us (:meth:`close`); not the peer's FIN."""
-        return self._read_closed
+    def closed_both_ways(self) -> bool:
+        """Closed by us for writing and for reading (:meth:`close`), whatever the peer did."""
+        return self._write_closed and self._read_closed
 
     async def close(self) -> None:
         await self.close_write()
