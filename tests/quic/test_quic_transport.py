@@ -48,8 +48,8 @@ def test_quic_addresses(addr):
         "/ip4/127.0.0.1/tcp/4001",
         "/ip4/127.0.0.1/udp/4001",
         "/ip4/127.0.0.1/udp/4001/quic",
-        "/dns4/example.com/udp/4001/quic-v1",
         "/ip4/127.0.0.1/udp/4001/quic-v1/webtransport",
+        "/dns4/example.com/udp/4001/quic",
     ],
 )
 def test_not_quic_addresses(addr):

@@ -9,6 +9,7 @@ transport, path-style ones (``/unix/<path>``) included.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import socket
 import time
@@ -16,7 +17,7 @@ from collections.abc import Iterable
 
 from multiaddr import Multiaddr
 
-from p2pkit.errors import AddressError, InvalidPeerId
+from p2pkit.errors import AddressError, DialError, InvalidPeerId
 from p2pkit.peer import PeerId
 
 _PEER_PROTOCOLS = ("p2p", "ipfs")
@@ -191,6 +192,35 @@ def ip_of(addr: Multiaddr | None) -> str | None:
     return str(first[1])
 
 
+NAME_FAMILIES = {"dns": socket.AF_UNSPEC, "dns4": socket.AF_INET, "dns6": socket.AF_INET6}
+"""The multiaddr protocols that carry a DNS name, and the address family each asks for."""
+
+
+async def resolve_name(
+    addr: Multiaddr, host: str, port: int, family: socket.AddressFamily, socktype: int
+) -> list[tuple[socket.AddressFamily, str]]:
+    """The ``(family, ip)`` pairs a ``/dns|dns4|dns6`` name stands for, in getaddrinfo's
+    order, duplicates and non-IP families dropped.
+
+    Shared by every transport that dials names (TCP, WebSocket, QUIC): the lookup runs in
+    the loop's executor, never on the loop.  Raises DialError when the name does not
+    resolve to an address; ``addr`` is only for the error messages.
+    """
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await loop.getaddrinfo(host, port, family=family, type=socktype)
+    except OSError as exc:
+        raise DialError(f"cannot resolve {addr}", [(addr, exc)]) from exc
+    seen: list[tuple[socket.AddressFamily, str]] = []
+    for found, _type, _proto, _canon, sockaddr in infos:
+        item = (found, str(sockaddr[0]))
+        if found in (socket.AF_INET, socket.AF_INET6) and item not in seen:
+            seen.append(item)
+    if not seen:
+        raise DialError(f"{addr}: name resolved to no usable address")
+    return seen
+
+
 def dialable(addrs: Iterable[Multiaddr]) -> list[Multiaddr]:
     """``addrs`` with unspecified ones expanded (:func:`expand_unspecified`), no repeats."""
     out: list[Multiaddr] = []
@@ -206,6 +236,7 @@ __all__ = [
     "expand_unspecified",
     "ip_of",
     "local_ips",
+    "resolve_name",
     "split_peer",
     "to_multiaddr",
     "transport_parts",

@@ -11,7 +11,6 @@ else (``/ip6zone``, ``/ws``, ``/udp``, ...) is not plain TCP: :func:`parse` rais
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import ipaddress
 import socket
@@ -19,16 +18,10 @@ from typing import Any
 
 from multiaddr import Multiaddr
 
-from p2pkit.addrs import transport_parts
-from p2pkit.errors import AddressError, DialError
+from p2pkit.addrs import NAME_FAMILIES, resolve_name, transport_parts
+from p2pkit.errors import AddressError
 
-_FAMILIES = {
-    "ip4": socket.AF_INET,
-    "ip6": socket.AF_INET6,
-    "dns": socket.AF_UNSPEC,
-    "dns4": socket.AF_INET,
-    "dns6": socket.AF_INET6,
-}
+_FAMILIES = {"ip4": socket.AF_INET, "ip6": socket.AF_INET6, **NAME_FAMILIES}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,21 +64,7 @@ async def resolve(addr: Multiaddr, target: TcpTarget) -> list[tuple[socket.Addre
     """
     if not target.needs_resolution:
         return [(target.family, target.host)]
-    loop = asyncio.get_running_loop()
-    try:
-        infos = await loop.getaddrinfo(
-            target.host, target.port, family=target.family, type=socket.SOCK_STREAM
-        )
-    except OSError as exc:
-        raise DialError(f"cannot resolve {addr}", [(addr, exc)]) from exc
-    seen: list[tuple[socket.AddressFamily, str]] = []
-    for family, _type, _proto, _canon, sockaddr in infos:
-        item = (family, str(sockaddr[0]))
-        if family in (socket.AF_INET, socket.AF_INET6) and item not in seen:
-            seen.append(item)
-    if not seen:
-        raise DialError(f"{addr}: name resolved to no usable address")
-    return seen
+    return await resolve_name(addr, target.host, target.port, target.family, socket.SOCK_STREAM)
 
 
 def is_tcp(addr: Multiaddr) -> bool:

@@ -1,8 +1,10 @@
 """Multiaddr <-> socket address conversion for QUIC.
 
-Accepted: ``/ip4|ip6/<host>/udp/<port>/quic-v1`` with an optional trailing
-``/p2p/<peer id>`` (the swarm checks the peer id).  The draft-29 ``/quic`` is not
-spoken (no current libp2p implementation offers only it).
+Accepted: ``/ip4|ip6|dns|dns4|dns6/<host>/udp/<port>/quic-v1`` with an optional
+trailing ``/p2p/<peer id>`` (the swarm checks the peer id).  A ``/dns*`` name is dialled
+(resolved at the dial, as TCP's are) but not listened on: a UDP socket binds to an IP,
+and the addresses a listener announces must be the ones it is bound to.  The draft-29
+``/quic`` is not spoken (no current libp2p implementation offers only it).
 """
 
 from __future__ import annotations
@@ -14,10 +16,10 @@ from typing import Any
 
 from multiaddr import Multiaddr
 
-from p2pkit.addrs import transport_parts
+from p2pkit.addrs import NAME_FAMILIES, transport_parts
 from p2pkit.errors import AddressError
 
-_FAMILIES = {"ip4": socket.AF_INET, "ip6": socket.AF_INET6}
+_FAMILIES = {"ip4": socket.AF_INET, "ip6": socket.AF_INET6, **NAME_FAMILIES}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,14 +27,20 @@ class QuicTarget:
     host: str
     port: int
     family: socket.AddressFamily
+    needs_resolution: bool = False
+    """True for ``/dns*``: ``host`` is a name to resolve (the family may be AF_UNSPEC)."""
 
     @property
     def is_loopback(self) -> bool:
-        return ipaddress.ip_address(self.host).is_loopback
+        return not self.needs_resolution and ipaddress.ip_address(self.host).is_loopback
 
     @property
     def is_unspecified(self) -> bool:
-        return ipaddress.ip_address(self.host).is_unspecified
+        return not self.needs_resolution and ipaddress.ip_address(self.host).is_unspecified
+
+    def resolved(self, family: socket.AddressFamily, ip: str) -> QuicTarget:
+        """This target at one of the addresses its name resolved to."""
+        return QuicTarget(host=ip, port=self.port, family=family)
 
 
 def parse(addr: Multiaddr) -> QuicTarget:
@@ -41,23 +49,34 @@ def parse(addr: Multiaddr) -> QuicTarget:
     names = [name for name, _ in parts]
     if len(parts) != 3 or names[0] not in _FAMILIES or names[1:] != ["udp", "quic-v1"]:
         raise AddressError(f"not a QUIC multiaddr: {addr}")
-    host, port_s = str(parts[0][1]), parts[1][1]
+    host, port_s = str(parts[0][1] or ""), parts[1][1]
+    is_name = names[0] in NAME_FAMILIES
     try:
         port = int(port_s or "")  # a value-less part: ValueError, as a bad one
-        ipaddress.ip_address(host)
+        if not is_name:
+            ipaddress.ip_address(host)
     except (TypeError, ValueError) as exc:
         raise AddressError(f"bad QUIC address {addr}") from exc
-    if not 0 <= port <= 65535:
-        raise AddressError(f"bad UDP port in {addr}")
-    return QuicTarget(host=host, port=port, family=_FAMILIES[names[0]])
+    if not 0 <= port <= 65535 or not host:
+        raise AddressError(f"bad QUIC address {addr}")
+    return QuicTarget(host=host, port=port, family=_FAMILIES[names[0]], needs_resolution=is_name)
 
 
 def is_quic(addr: Multiaddr) -> bool:
+    """A QUIC address this transport can dial (IP or DNS name)."""
     try:
         parse(addr)
     except AddressError:
         return False
     return True
+
+
+def is_listenable(addr: Multiaddr) -> bool:
+    """A QUIC address with an IP (a socket binds to an IP, not to a name)."""
+    try:
+        return not parse(addr).needs_resolution
+    except AddressError:
+        return False
 
 
 # Binary multiaddr codes (varints): ip4 0x04, ip6 0x29, udp 0x0111, quic-v1 0x01cd.

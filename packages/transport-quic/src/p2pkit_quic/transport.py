@@ -1,4 +1,5 @@
-"""The QUIC transport: ``/ip4|ip6/<host>/udp/<port>/quic-v1``, listen and dial.
+"""The QUIC transport: ``/ip4|ip6/<host>/udp/<port>/quic-v1``, listen and dial (and
+dial ``/dns|dns4|dns6`` names).
 
 A :class:`~p2pkit.network.MuxedTransport`: QUIC authenticates (the libp2p TLS
 certificate, inside the QUIC handshake) and multiplexes by itself, so the swarm gets a
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from multiaddr import Multiaddr
 
+from p2pkit.addrs import resolve_name
 from p2pkit.errors import AddressError, DialError, HandshakeError, TransportError
 from p2pkit.logs import get_logger
 from p2pkit.network import (
@@ -32,8 +34,12 @@ from p2pkit.network import (
 from p2pkit.network import MuxedTransportConnection as Native
 from p2pkit.peer import PeerId
 from p2pkit_quic._ids import MUXER_PROTOCOL, SECURITY_PROTOCOL
-from p2pkit_quic.addresses import QuicTarget, from_sockaddr, is_quic, parse
+from p2pkit_quic.addresses import QuicTarget, from_sockaddr, is_listenable, is_quic, parse
 from p2pkit_quic.options import QuicOptions
+
+NEXT_ADDRESS_DELAY = 0.25
+"""Seconds a dial of one address of a ``/dns*`` name gets before the next one starts
+too (RFC 8305's recommended Connection Attempt Delay)."""
 
 CONNECTION_REFUSED = 0x2
 """RFC 9000 transport error: the server refused the connection (aioquic is imported
@@ -94,7 +100,7 @@ class QuicTransport(MuxedTransport):
         return is_quic(addr)
 
     def can_listen(self, addr: Multiaddr) -> bool:
-        return is_quic(addr)
+        return is_listenable(addr)
 
     # -- listening -------------------------------------------------------------------------
 
@@ -162,6 +168,71 @@ class QuicTransport(MuxedTransport):
         if target.port == 0 or target.is_unspecified:
             raise AddressError(f"cannot dial {addr}")
         limit = self.options.dial_timeout if timeout is None else timeout
+        if not target.needs_resolution:
+            return await self._dial_ip(addr, target, limit)
+        loop = asyncio.get_running_loop()
+        deadline = None if limit is None else loop.time() + limit
+        try:
+            async with asyncio.timeout_at(deadline):
+                found = await resolve_name(
+                    addr, target.host, target.port, target.family, socket.SOCK_DGRAM
+                )
+        except TimeoutError:
+            raise DialError(f"dial {addr} timed out after {limit} s resolving it") from None
+        targets = [target.resolved(family, ip) for family, ip in found]
+        return await self._dial_any(addr, targets, deadline)
+
+    async def _dial_any(
+        self, addr: Multiaddr, targets: list[QuicTarget], deadline: float | None
+    ) -> Native:
+        """Dial the addresses a name resolved to, staggered (RFC 8305's Happy Eyeballs):
+        the next one starts when the last has failed or :data:`NEXT_ADDRESS_DELAY` has
+        passed without an answer, the first handshake to complete wins, the others are
+        aborted.  Staggered rather than in turn because an unconnected UDP socket hears
+        no ICMP "port unreachable": a dead address (``localhost``'s ``::1`` where the
+        peer listens on 127.0.0.1 only) is only known dead at its timeout."""
+        loop = asyncio.get_running_loop()
+        waiting = list(targets)
+        running: dict[asyncio.Task[Native], QuicTarget] = {}
+        errors: list[tuple[object, BaseException]] = []
+        winner: Native | None = None
+        try:
+            while winner is None and (waiting or running):
+                if waiting:
+                    target = waiting.pop(0)
+                    left = None if deadline is None else max(deadline - loop.time(), 0.0)
+                    running[loop.create_task(self._dial_ip(addr, target, left))] = target
+                done, _ = await asyncio.wait(
+                    running,
+                    timeout=NEXT_ADDRESS_DELAY if waiting else None,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                fatal: BaseException | None = None
+                for task in done:
+                    target = running.pop(task)
+                    exc = task.exception()
+                    if exc is None and winner is None:
+                        winner = task.result()
+                    elif exc is None:  # two at once: keep the first
+                        task.result().muxed.abort(ConnectionAbortedError("another address won"))
+                    elif isinstance(exc, DialError):
+                        errors.append((f"{target.host} port {target.port}", exc))
+                    else:  # a peer answered and the handshake failed: no retry
+                        fatal = exc
+                if fatal is not None:
+                    if winner is not None:
+                        winner.muxed.abort(ConnectionAbortedError("another address failed"))
+                    raise fatal
+        finally:
+            for task in running:
+                task.cancel()
+            if running:
+                await asyncio.wait(running)
+        if winner is not None:
+            return winner
+        raise DialError(f"cannot dial {addr}", errors)
+
+    async def _dial_ip(self, addr: Multiaddr, target: QuicTarget, limit: float | None) -> Native:
         endpoint = self._listening_endpoint_for(target) or self._dial_endpoints.get(target.family)
         try:
             if endpoint is None or endpoint.closed:
