@@ -24,6 +24,12 @@ ALLOWED_LOCAL: dict[tuple[str, str], str] = {
     ("p2pkit.builtin_plugins", "p2pkit.gater"): "lazy plugin hook",
     # Optional (not in every Python build), needed only by processes with connections.
     ("p2pkit.bufpool", "ctypes"): "malloc_trim, looked up when the first connection opens",
+    # dnspython: ~0.25 s of imports (in a thread, off the loop), paid by the first
+    # /dnsaddr dial, not by every host.
+    ("p2pkit.dnsaddr", "dns.asyncresolver"): "the TXT resolver, at the first /dnsaddr",
+    ("p2pkit.dnsaddr", "dns.nameserver"): "the TXT resolver, at the first /dnsaddr",
+    ("p2pkit.dnsaddr", "dns.exception"): "the TXT resolver, at the first /dnsaddr",
+    ("p2pkit.dnsaddr", "importlib"): "loads dnspython in a thread, at the first /dnsaddr",
     # Optional dependency (p2pkit[uvloop]), imported only when event_loop = "uvloop".
     ("p2pkit.loops", "uvloop"): "the optional event loop, only when asked for",
 }

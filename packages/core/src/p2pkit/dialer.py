@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 
 from multiaddr import Multiaddr
 
+from p2pkit.dnsaddr import parse_server
 from p2pkit.errors import DialError, P2PError
 
 if TYPE_CHECKING:
@@ -61,6 +62,9 @@ class DialerOptions:
     """Dial ``/quic-v1`` addresses before the others (see the module docstring)."""
     backoff_base: float = 5.0
     backoff_max: float = 300.0
+    dns_servers: list[str] = dataclasses.field(default_factory=list)
+    """DNS servers (``"ip"`` or ``"ip:port"``, ``"[ipv6]:port"``) for ``/dnsaddr`` TXT
+    lookups (:mod:`p2pkit.dnsaddr`); empty: the system's (``/etc/resolv.conf``)."""
 
     def __post_init__(self) -> None:
         if self.stagger_delay < 0:
@@ -71,6 +75,8 @@ class DialerOptions:
             raise ValueError("dialer max_parallel must be >= 1")
         if not 0 <= self.backoff_base <= self.backoff_max:
             raise ValueError("dialer needs 0 <= backoff_base <= backoff_max")
+        for server in self.dns_servers:
+            parse_server(server)  # ValueError for a malformed one
 
 
 class AddressBackedOff(DialError):

@@ -24,6 +24,7 @@ from p2pkit.connmgr import BasicConnectionManager
 from p2pkit.crypto import PrivateKey, generate_private_key
 from p2pkit.deferred import build_now, deferred_muxer, deferred_security
 from p2pkit.dialer import Dialer
+from p2pkit.dnsaddr import DnsaddrResolver, expand, is_dnsaddr
 from p2pkit.errors import AddressError, DialError
 from p2pkit.events import Connected, Disconnected, Event, EventBus
 from p2pkit.gater import ConnectionGated, GatedSecurity
@@ -59,6 +60,7 @@ class Host:
 
     def __init__(self, config: HostConfig) -> None:
         self.config = config
+        self._dnsaddr_resolver: DnsaddrResolver | None = None
         self.private_key: PrivateKey = config.identity or generate_private_key("ed25519")
         self.peer_id: PeerId = PeerId.from_public_key(self.private_key.public_key)
         self.events = EventBus()
@@ -315,8 +317,11 @@ class Host:
     async def connect(self, target: Multiaddr | str | bytes | PeerId) -> Connection:
         """Connect to a multiaddr (``/p2p/<id>`` checked when present) or a known peer id.
 
-        An existing connection to the peer is reused; concurrent connects to the same
-        peer share one dial.  A malformed address raises AddressError.
+        A ``/dnsaddr`` name (given, or among the peer's known addresses) is resolved
+        first (:mod:`p2pkit.dnsaddr`); without a ``/p2p/<id>`` its records must name one
+        peer, which the dial then checks.  An existing connection to the peer is reused;
+        concurrent connects to the same peer share one dial.  A malformed address raises
+        AddressError.
         """
         if isinstance(target, PeerId):
             if not self.gater.allow_dial_peer(target):
@@ -327,6 +332,8 @@ class Host:
                 if existing:
                     return existing[0]
                 raise DialError(f"no known addresses for peer {target}")
+            if any(is_dnsaddr(addr) for addr in addrs):
+                addrs, _ = await expand(self._dnsaddr(), addrs, target)
             return await self.swarm.dial_peer(target, addrs, use_backoff=True)
         maddr = to_multiaddr(target)
         transport_addr, peer = split_peer(maddr)
@@ -334,7 +341,20 @@ class Host:
             raise AddressError(f"{maddr} has no transport address")
         if peer is not None and not self.gater.allow_dial_peer(peer):
             raise ConnectionGated("dial_peer", peer)
-        return await self.swarm.dial_peer(peer, [transport_addr], use_backoff=False)
+        addrs = [transport_addr]
+        if is_dnsaddr(transport_addr):
+            addrs, named = await expand(self._dnsaddr(), addrs, peer)
+            if peer is None and named is not None and not self.gater.allow_dial_peer(named):
+                raise ConnectionGated("dial_peer", named)
+            peer = named
+        return await self.swarm.dial_peer(peer, addrs, use_backoff=False)
+
+    def _dnsaddr(self) -> DnsaddrResolver:
+        """The ``/dnsaddr`` resolver (made at the first such name; p2pkit.dnsaddr)."""
+        if self._dnsaddr_resolver is None:
+            servers = self.swarm.dialer.options.dns_servers
+            self._dnsaddr_resolver = DnsaddrResolver(servers, timeout=self.config.dial_timeout)
+        return self._dnsaddr_resolver
 
     # -- streams ----------------------------------------------------------------------------------
 
