@@ -121,6 +121,11 @@ class DialError(TransportError):
         super().__init__(message)
 
 
+class DialToSelf(DialError):
+    """A dial named, or reached, this host's own peer id (go-libp2p ``ErrDialToSelf``,
+    js-libp2p "tried to dial self"): a node never connects to itself."""
+
+
 class ConnectionClosed(P2PError, ConnectionError):
     """The connection (or session) is closed; no more streams or bytes."""
 

@@ -25,7 +25,7 @@ from p2pkit.crypto import PrivateKey, generate_private_key
 from p2pkit.deferred import build_now, deferred_muxer, deferred_security
 from p2pkit.dialer import Dialer
 from p2pkit.dnsaddr import DnsaddrResolver, expand, is_dnsaddr
-from p2pkit.errors import AddressError, DialError
+from p2pkit.errors import AddressError, DialError, DialToSelf
 from p2pkit.events import Connected, Disconnected, Event, EventBus
 from p2pkit.gater import ConnectionGated, GatedSecurity
 from p2pkit.host_metrics import HostMetrics, Sources
@@ -129,6 +129,7 @@ class Host:
             dial_timeout=config.dial_timeout,
             close_timeout=config.close_timeout,
             installed_transports=config.registry.specs("transport"),
+            local_peer=self.peer_id,
         )
 
     def _build_metrics(self, config: HostConfig) -> Metrics | None:
@@ -324,6 +325,8 @@ class Host:
         AddressError.
         """
         if isinstance(target, PeerId):
+            if target == self.peer_id:
+                raise DialToSelf(f"dial to self ({target}) refused")
             if not self.gater.allow_dial_peer(target):
                 raise ConnectionGated("dial_peer", target)
             addrs = self.peerstore.addrs(target)

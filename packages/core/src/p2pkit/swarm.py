@@ -26,7 +26,7 @@ from p2pkit.addrs import dialable
 from p2pkit.admission import Admission
 from p2pkit.connection import Connection, Direction, StreamOpener
 from p2pkit.dialer import Dialer
-from p2pkit.errors import ConnectionClosed, P2PError
+from p2pkit.errors import ConnectionClosed, DialToSelf, P2PError
 from p2pkit.events import Connected, Disconnected, EventBus, Listen, ListenClose
 from p2pkit.gater import ConnectionGated
 from p2pkit.limits import LimitExceeded, ResourceLimits, limits_from
@@ -67,6 +67,7 @@ class Swarm(SwarmDialing):
         dial_timeout: float,
         close_timeout: float,
         installed_transports: Sequence[PluginSpec[Any]] = (),
+        local_peer: PeerId | None = None,
     ) -> None:
         # Lines a peer can trigger again and again are collapsed (p2pkit.logs).
         self._repeats = RepeatLimiter()
@@ -84,6 +85,8 @@ class Swarm(SwarmDialing):
         self.on_stream = on_stream
         self.dial_timeout = dial_timeout
         self.close_timeout = close_timeout
+        self.local_peer = local_peer
+        """Our own peer id: a connection that turns out to be to it is refused."""
         # The registry's transport specs: "no transport for this address" names what to
         # enable or install.
         self.installed_transports = list(installed_transports)
@@ -190,7 +193,9 @@ class Swarm(SwarmDialing):
             raise closed
         conn = Connection(upgraded, direction, self.opener)
         refusal: P2PError | None = None
-        if not self.gater.allow_upgraded(conn):
+        if conn.peer == self.local_peer:  # an address of ours, dialled without /p2p/
+            refusal = DialToSelf(f"{conn.remote_addr} is this host ({conn.peer})")
+        elif not self.gater.allow_upgraded(conn):
             refusal = ConnectionGated("upgraded", conn.peer, conn.remote_addr)
         if refusal is None:
             try:

@@ -14,7 +14,7 @@ import asyncio
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from p2pkit.errors import ConnectionClosed, PeerIdMismatch
+from p2pkit.errors import ConnectionClosed, DialToSelf, PeerIdMismatch
 from p2pkit.gater import ConnectionGated
 from p2pkit.network import MuxedTransport, MuxedTransportConnection, Transport
 from p2pkit.plugins.select import choose_transport
@@ -45,6 +45,7 @@ class SwarmDialing:
     dial_timeout: float
     closing: bool
     observer: SwarmMetrics | None
+    local_peer: PeerId | None
     pending_dials: dict[PeerId, asyncio.Future[Connection]]
     _attempts: set[asyncio.Task[Any]]
     """Dial attempts in flight (each runs in a task of the dialer's)."""
@@ -71,7 +72,11 @@ class SwarmDialing:
         self, peer: PeerId | None, addrs: Sequence[Multiaddr], *, use_backoff: bool
     ) -> Connection:
         """One connection to ``peer`` over ``addrs``: reuses an open connection and
-        shares a dial already in flight (``peer`` None: just dial)."""
+        shares a dial already in flight (``peer`` None: just dial).  Our own peer id is
+        refused at once (DialToSelf); an address that turns out to be ours is refused
+        once its handshake shows it (``Swarm.add_connection``)."""
+        if peer is not None and peer == self.local_peer:
+            raise DialToSelf(f"dial to self ({peer}) refused")
         if peer is None:
             return await self._dial_addrs(addrs, None, use_backoff=False)
         existing = self.connections(peer)
