@@ -76,11 +76,28 @@ async def test_dial_and_listen_report_peers_and_addresses(transports):
     assert conn.remote_peer == PeerId.from_public_key(server.private_key.public_key)
     assert accepted.remote_peer == PeerId.from_public_key(client.private_key.public_key)
     assert conn.remote_addr is not None and is_quic(conn.remote_addr)
-    assert accepted.remote_addr == conn.local_addr or accepted.remote_addr is not None
+    # The dial socket is bound to 0.0.0.0: its connections report the address the route
+    # leaves from, which is what the peer sees, not 0.0.0.0.
+    assert accepted.remote_addr == conn.local_addr
+    assert accepted.local_addr == conn.remote_addr
     assert conn.security_protocol == conn.muxer_protocol == "/quic-v1"
     conn.muxed.abort()
     async with asyncio.timeout(5):
         await accepted.muxed.wait_closed()  # the peer learns of the abort at once
+
+
+async def test_a_wildcard_listener_reports_the_address_it_was_reached_at(transports):
+    server, client = transports(), transports()
+    accepted: list[MuxedTransportConnection] = []
+    listener = await server.listen(Multiaddr("/ip4/0.0.0.0/udp/0/quic-v1"), accepted.append)
+    port = parse(listener.addrs[0]).port
+    conn = await client.dial(Multiaddr(f"/ip4/127.0.0.1/udp/{port}/quic-v1"), timeout=5)
+    async with asyncio.timeout(5):
+        while not accepted:
+            await asyncio.sleep(0.01)
+    assert str(accepted[0].local_addr) == f"/ip4/127.0.0.1/udp/{port}/quic-v1"
+    assert accepted[0].remote_addr == conn.local_addr
+    conn.muxed.abort()
 
 
 BAD_CERTIFICATES = {

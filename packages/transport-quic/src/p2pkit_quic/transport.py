@@ -34,7 +34,14 @@ from p2pkit.network import (
 from p2pkit.network import MuxedTransportConnection as Native
 from p2pkit.peer import PeerId
 from p2pkit_quic._ids import MUXER_PROTOCOL, SECURITY_PROTOCOL
-from p2pkit_quic.addresses import QuicTarget, from_sockaddr, is_listenable, is_quic, parse
+from p2pkit_quic.addresses import (
+    QuicTarget,
+    from_sockaddr,
+    is_listenable,
+    is_quic,
+    local_addr_for,
+    parse,
+)
 from p2pkit_quic.options import QuicOptions
 
 NEXT_ADDRESS_DELAY = 0.25
@@ -291,7 +298,7 @@ def _native(
         muxed=session,
         remote_peer=PeerId.from_public_key(key),
         remote_public_key=key,
-        local_addr=from_sockaddr(endpoint.sockname),
+        local_addr=local_addr_for(endpoint.sockname, session.remote),
         remote_addr=from_sockaddr(session.remote),
         security_protocol=SECURITY_PROTOCOL,
         muxer_protocol=MUXER_PROTOCOL,
