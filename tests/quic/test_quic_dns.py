@@ -5,8 +5,10 @@ says, and refused for listening (a UDP socket binds to an IP)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import time
+from collections.abc import Iterator
 
 import pytest
 from multiaddr import Multiaddr
@@ -67,6 +69,15 @@ def _silent_port(sink: socket.socket) -> QuicTarget:
     return QuicTarget("127.0.0.1", sink.getsockname()[1], socket.AF_INET)
 
 
+@contextlib.contextmanager
+def _silent_ports(n: int) -> Iterator[list[QuicTarget]]:
+    with contextlib.ExitStack() as stack:
+        sinks = [
+            stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_DGRAM)) for _ in range(n)
+        ]
+        yield [_silent_port(sink) for sink in sinks]
+
+
 async def test_a_silent_address_of_a_name_delays_the_next_only_briefly(transports):
     server, client = transports(), transports()
     listener = await server.listen(Multiaddr(LISTEN), lambda conn: None)
@@ -108,11 +119,7 @@ async def test_a_refused_address_starts_the_next_at_once(transports):
 async def test_every_address_silent_is_one_dial_error_naming_each(transports):
     client = transports()
     loop = asyncio.get_running_loop()
-    with (
-        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as a,
-        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as b,
-    ):
-        targets = [_silent_port(a), _silent_port(b)]
+    with _silent_ports(2) as targets:
         with pytest.raises(DialError) as info:
             await client._dial_any(
                 Multiaddr("/dns4/test/udp/1/quic-v1"), targets, loop.time() + 0.6
@@ -126,11 +133,7 @@ async def test_every_address_silent_is_one_dial_error_naming_each(transports):
 async def test_a_cancelled_dial_by_name_leaves_nothing(transports):
     client = transports()
     loop = asyncio.get_running_loop()
-    with (
-        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as a,
-        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as b,
-    ):
-        targets = [_silent_port(a), _silent_port(b)]
+    with _silent_ports(2) as targets:
         task = asyncio.create_task(
             client._dial_any(Multiaddr("/dns4/test/udp/1/quic-v1"), targets, loop.time() + 5)
         )
