@@ -48,6 +48,10 @@ NEXT_ADDRESS_DELAY = 0.25
 """Seconds a dial of one address of a ``/dns*`` name gets before the next one starts
 too (RFC 8305's recommended Connection Attempt Delay)."""
 
+MAX_NAME_ADDRESSES = 8
+"""Addresses of one name a dial tries, in the resolver's order (a name may resolve to
+many; each attempt holds a handshake's state)."""
+
 CONNECTION_REFUSED = 0x2
 """RFC 9000 transport error: the server refused the connection (aioquic is imported
 lazily, so its name for the code is not used here)."""
@@ -186,7 +190,7 @@ class QuicTransport(MuxedTransport):
                 )
         except TimeoutError:
             raise DialError(f"dial {addr} timed out after {limit} s resolving it") from None
-        targets = [target.resolved(family, ip) for family, ip in found]
+        targets = [target.resolved(family, ip) for family, ip in found[:MAX_NAME_ADDRESSES]]
         return await self._dial_any(addr, targets, deadline)
 
     async def _dial_any(
