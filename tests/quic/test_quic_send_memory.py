@@ -24,7 +24,7 @@ from p2pkit.bufpool import connections as connection_tally
 from p2pkit.host import Host
 from p2pkit.protocols.echo import PROTOCOL_ID as ECHO
 from p2pkit_quic.flow import CREDIT_AHEAD
-from p2pkit_quic.machine import POST_HANDSHAKE_CRYPTO_BUFFER
+from p2pkit_quic.release import POST_HANDSHAKE_CRYPTO_BUFFER
 
 from .conftest import quic_pair, still_echoes
 

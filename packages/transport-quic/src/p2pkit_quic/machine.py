@@ -26,9 +26,9 @@ What changes against stock aioquic, and why:
 * **No pacing on loopback** (from the same switch): aioquic's pacer charges every
   packet as a full datagram, which with 65000-byte datagrams held small packets back
   for milliseconds; loopback has no bottleneck queue for pacing to protect.
-* **Handshake buffers released** (:meth:`Libp2pQuicConnection.release_handshake_buffers`):
-  aioquic's three 16 KiB TLS output buffers are shrunk once the handshake is complete
-  (48 KiB of an idle connection's ~77 KiB).
+* **Handshake state released** (:mod:`p2pkit_quic.release`): aioquic's three 16 KiB
+  TLS output buffers shrink once the handshake is complete, and the keys, CRYPTO
+  streams and key-share keys of the handshake go once it is confirmed.
 * **Peer certificates verified once** (:mod:`p2pkit_quic.certcache`): a reconnecting
   peer presents the same certificate; its libp2p checks are not repeated.
 * **At most two ACK frames per packet are acted on** (:data:`MAX_ACK_FRAMES_PER_PACKET`;
@@ -73,6 +73,7 @@ from aioquic.quic.packet import (
 from aioquic.quic.recovery import QuicPacketPacer
 
 from p2pkit.crypto.tls_certificate import CertificateError
+from p2pkit_quic import release
 from p2pkit_quic._ids import ALPN
 from p2pkit_quic.certcache import verify_peer_chain
 from p2pkit_quic.ranges import (
@@ -99,8 +100,6 @@ CIPHER_SUITES = [tls.CipherSuite.AES_128_GCM_SHA256, tls.CipherSuite.CHACHA20_PO
 """AES-128-GCM is the one every TLS 1.3 stack must have (RFC 8446, 9.1); ChaCha20 for
 peers without AES hardware.  (Stock aioquic also offers AES-256-GCM, and a client runs
 one key schedule per offered suite until the server picks.)"""
-POST_HANDSHAKE_CRYPTO_BUFFER = 256
-"""Bytes of TLS output a connection can take once its handshake is complete."""
 MAX_ACK_FRAMES_PER_PACKET = 2
 """ACK frames of one packet that are acted on; later ones are parsed and ignored."""
 MAX_FRAME_CAPACITY = 1 + 8 + 8
@@ -132,6 +131,7 @@ class Libp2pQuicConnection(QuicConnection):
     remote_public_key: PublicKey | None = None
     """The peer's libp2p identity key, once its certificate verified."""
     certificate_error: CertificateError | None = None
+    _release_pending = False
     peer_max_udp_payload_size: int = 65527
 
     def __init__(self, *, options: QuicOptions, **kwargs: Any) -> None:
@@ -178,19 +178,18 @@ class Libp2pQuicConnection(QuicConnection):
             harden(crypto, MAX_CRYPTO_GAPS, QuicFrameType.CRYPTO, self._gaps)
 
     def release_handshake_buffers(self) -> None:
-        """The handshake is complete: shrink the TLS output buffers to
-        :data:`POST_HANDSHAKE_CRYPTO_BUFFER` bytes.
+        """The handshake is complete: see :func:`p2pkit_quic.release.after_completion`."""
+        release.after_completion(self)
 
-        aioquic gives every connection three 16 KiB buffers (one per epoch) for what TLS
-        writes, which it moves to the CRYPTO streams after each message: 48 KiB that
-        an idle connection kept for good (of ~77 KiB in all).  Once the handshake is
-        complete TLS writes nothing more in QUIC (no KeyUpdate; we issue no session
-        tickets), so small ones do.  A buffer still holding bytes is left as it is.
-        """
-        buffers = self._crypto_buffers
-        for epoch, buf in buffers.items():
-            if buf.capacity > POST_HANDSHAKE_CRYPTO_BUFFER and buf.tell() == 0:
-                buffers[epoch] = Buffer(capacity=POST_HANDSHAKE_CRYPTO_BUFFER)
+    def _confirm_handshake(self) -> None:
+        super()._confirm_handshake()
+        self._release_pending = True
+
+    def receive_datagram(self, data: bytes, addr: Any, now: float) -> None:
+        super().receive_datagram(data, addr, now)
+        if self._release_pending:  # between datagrams: see p2pkit_quic.release
+            self._release_pending = False
+            release.after_confirmation(self)
 
     # -- acknowledgements ---------------------------------------------------------------------
 

@@ -1,0 +1,71 @@
+"""What a QUIC connection lets go of once its handshake is over (memory per idle
+connection is a headline figure).
+
+aioquic keeps everything the handshake used for the connection's whole life.  Two
+moments free it, both called by :class:`~p2pkit_quic.machine.Libp2pQuicConnection`:
+
+* :func:`after_completion` (the handshake is complete): the three 16 KiB TLS output
+  buffers shrink to :data:`POST_HANDSHAKE_CRYPTO_BUFFER` bytes (TLS writes nothing more
+  in QUIC: no KeyUpdate, and we issue no session tickets), and the TLS context drops
+  the ephemeral key-share keys and the peer's parsed certificate (OpenSSL objects).
+* :func:`after_confirmation` (the handshake is confirmed, the Initial and Handshake
+  packet spaces discarded, RFC 9001 4.9): their key pairs are replaced by one shared
+  pair that holds no keys, and their CRYPTO streams and TLS buffers are dropped.  A
+  late Initial or Handshake packet from the peer then fails to decrypt and is dropped,
+  as it was before (aioquic tears those keys down at the discard); nothing writes to
+  those epochs any more.  Called between datagrams, never while a packet of those
+  epochs is being processed.
+
+Measured with ``benchmarks/idle_memory.py --listen /ip4/127.0.0.1/udp/0/quic-v1``:
+an idle connection cost the listener 60 KiB; see the README for what each step saves.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aioquic import tls
+from aioquic._buffer import Buffer
+from aioquic.quic.crypto import CryptoPair
+
+if TYPE_CHECKING:
+    from aioquic.quic.connection import QuicConnection
+
+POST_HANDSHAKE_CRYPTO_BUFFER = 256
+"""Bytes of TLS output a connection can take once its handshake is complete."""
+
+NO_KEYS = CryptoPair()
+"""The key pair of every discarded epoch: never set up, so never valid (shared: it has
+no state to change, and its teardown callbacks do nothing)."""
+
+_DISCARDABLE = (tls.Epoch.INITIAL, tls.Epoch.HANDSHAKE)
+
+
+def after_completion(quic: QuicConnection) -> None:
+    """See the module docstring.  A TLS buffer still holding bytes is left as it is."""
+    buffers = quic._crypto_buffers
+    for epoch, buf in buffers.items():
+        if buf.capacity > POST_HANDSHAKE_CRYPTO_BUFFER and buf.tell() == 0:
+            buffers[epoch] = Buffer(capacity=POST_HANDSHAKE_CRYPTO_BUFFER)
+    context = quic.tls
+    context._x25519_private_key = None
+    context._ec_private_keys = []
+    context._peer_certificate = None
+    context._certificate_request = None
+
+
+def after_confirmation(quic: QuicConnection) -> None:
+    """See the module docstring: only epochs aioquic has discarded are touched."""
+    for epoch in _DISCARDABLE:
+        space = quic._spaces.get(epoch)
+        if space is None or not space.discarded:
+            continue
+        quic._cryptos[epoch] = NO_KEYS
+        quic._crypto_streams.pop(epoch, None)
+        quic._crypto_buffers.pop(epoch, None)
+        if epoch == tls.Epoch.INITIAL:
+            for version in quic._cryptos_initial:
+                quic._cryptos_initial[version] = NO_KEYS
+    zero_rtt = quic._cryptos.get(tls.Epoch.ZERO_RTT)
+    if zero_rtt is not None and not zero_rtt.recv.is_valid() and not zero_rtt.send.is_valid():
+        quic._cryptos[tls.Epoch.ZERO_RTT] = NO_KEYS
