@@ -137,6 +137,8 @@ class Endpoint:
         self._socket: UdpSocket | None = None
         self._sessions: dict[bytes, QuicSession] = {}
         self._live: set[QuicSession] = set()
+        self._dialing: dict[Any, QuicSession] = {}
+        """Our dials still in their handshake, by the address they go to."""
         self.inbound: InboundHandler | None = None
         """Set while listening: called with each connection whose handshake completed."""
         self.admit: InboundAdmission | None = None
@@ -166,7 +168,9 @@ class Endpoint:
     ) -> Endpoint:
         endpoint = cls(certificate, options, on_idle)
         endpoint.family = family
-        endpoint._socket = UdpSocket.bind(host, port, family, endpoint.datagram_received)
+        endpoint._socket = UdpSocket.bind(
+            host, port, family, endpoint.datagram_received, endpoint.unreachable
+        )
         endpoint.sockname = endpoint._socket.sockname
         endpoint.local_addr = from_sockaddr(endpoint.sockname)
         return endpoint
@@ -218,10 +222,24 @@ class Endpoint:
         quic = Libp2pQuicConnection(configuration=config, options=self.options)
         session = QuicSession(self, quic, addr, self.options, is_initiator=True)
         self._live.add(session)
+        self._dialing[addr] = session
+        session.handshake.add_done_callback(lambda _: self._dial_settled(addr, session))
         session.add_cid(quic.host_cid)
         quic.connect(addr, asyncio.get_running_loop().time())
         session.schedule_transmit()
         return session
+
+    def _dial_settled(self, addr: Any, session: QuicSession) -> None:
+        if self._dialing.get(addr) is session:
+            del self._dialing[addr]
+
+    def unreachable(self, addr: Any) -> None:
+        """ICMP "port unreachable" for a datagram we sent to ``addr`` (udp.py): a dial
+        there still in its handshake is refused now, as a TCP dial is on a reset."""
+        session = self._dialing.get(addr)
+        if session is not None and not session.handshake.done():
+            session.unreachable = True
+            session.abort(ConnectionRefusedError(f"{addr[0]} port {addr[1]} unreachable"))
 
     # -- receiving ------------------------------------------------------------------------------
 

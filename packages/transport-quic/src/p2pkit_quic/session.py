@@ -81,6 +81,7 @@ class QuicSession(StreamFlow, MuxedConnection):
         self._closed_event = asyncio.Event()
         self._streams_changed = asyncio.Event()
         self.handshake: asyncio.Future[None] = self._loop.create_future()
+        self.unreachable = False  # ICMP "port unreachable" ended our handshake (endpoint.py)
         self._last_activity = self._loop.time()
         self._grow_datagrams = bool(options.loopback_datagram_size) and _is_loopback(remote)
         self._flush_now = False

@@ -272,6 +272,9 @@ class QuicTransport(MuxedTransport):
             session.abort(exc)
             if isinstance(exc, asyncio.CancelledError | KeyboardInterrupt | SystemExit):
                 raise
+            if session.unreachable:  # ICMP port unreachable: what TCP reports as refused
+                refused = ConnectionRefusedError("ICMP port unreachable")
+                raise DialError(f"{addr} refused the connection", [(addr, refused)]) from None
             error = session.quic.certificate_error
             if error is not None:
                 raise error from None
