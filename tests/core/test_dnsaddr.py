@@ -196,6 +196,10 @@ async def test_hosts_connect_by_dnsaddr_over_tcp_and_quic(zone):
         by_id = await start(client_builder())
         by_id.peerstore.add_addrs(target.peer_id, [Multiaddr("/dnsaddr/node.test")], 60)
         assert (await by_id.connect(target.peer_id)).peer == target.peer_id
+        queries = server.queries
+        for _ in range(3):  # streams to a connected peer look nothing up
+            await ping(await by_id.new_stream(target.peer_id, [PING]), 1)
+        assert server.queries == queries
 
         with pytest.raises(DialError):  # the records are all for another peer
             await (await start(client_builder())).connect(

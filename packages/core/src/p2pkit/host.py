@@ -336,6 +336,9 @@ class Host:
                     return existing[0]
                 raise DialError(f"no known addresses for peer {target}")
             if any(is_dnsaddr(addr) for addr in addrs):
+                existing = self.connections(target)
+                if existing:  # no lookup for a peer we are connected to
+                    return existing[0]
                 addrs, _ = await expand(self._dnsaddr(), addrs, target)
             return await self.swarm.dial_peer(target, addrs, use_backoff=True)
         maddr = to_multiaddr(target)
