@@ -97,9 +97,11 @@ async def test_a_silent_address_of_a_name_delays_the_next_only_briefly(transport
     conn.muxed.abort()
 
 
-async def test_a_refused_address_starts_the_next_at_once(transports):
+async def test_a_refused_address_starts_the_next_at_once(transports, monkeypatch):
     """A listener that refuses (CONNECTION_REFUSED, at once) is a failed address: the
-    next one starts then, not after NEXT_ADDRESS_DELAY."""
+    next one starts then, not after NEXT_ADDRESS_DELAY (made long here, so that a slow
+    machine cannot blur the difference)."""
+    monkeypatch.setattr("p2pkit_quic.transport.NEXT_ADDRESS_DELAY", 5.0)
     refusing, server, client = transports(), transports(), transports()
 
     def admit(local: object, remote: object) -> object:
@@ -111,7 +113,7 @@ async def test_a_refused_address_starts_the_next_at_once(transports):
     loop = asyncio.get_running_loop()
     started = time.monotonic()
     conn = await client._dial_any(Multiaddr("/dns/test/udp/1/quic-v1"), targets, loop.time() + 10)
-    assert time.monotonic() - started < NEXT_ADDRESS_DELAY
+    assert time.monotonic() - started < 4
     assert conn.remote_addr == listener.addrs[0]
     conn.muxed.abort()
 
