@@ -1,5 +1,5 @@
 """Host lifecycle on every transport: a program that never stops its hosts still exits,
-and a stop ends the dials in flight.
+a stop ends the dials in flight, and a read it cuts short is an error, not an EOF.
 
 A program that ends without stopping its hosts still exits.
 
@@ -96,8 +96,13 @@ async def test_stop_ends_the_dials_in_flight(silent_peer: Multiaddr) -> None:
     """A dial in flight when the host stops fails at once (ConnectionClosed), instead
     of running on past the stop until its own timeout (TCP and WebSocket did)."""
     host = (
-        HostBuilder().transport("tcp").transport("quic").transport("websocket")
-        .security("noise").muxer("yamux").option(dial_timeout=30.0)
+        HostBuilder()
+        .transport("tcp")
+        .transport("quic")
+        .transport("websocket")
+        .security("noise")
+        .muxer("yamux")
+        .option(dial_timeout=30.0)
         .build()
     )
     await host.start()
@@ -110,3 +115,54 @@ async def test_stop_ends_the_dials_in_flight(silent_peer: Multiaddr) -> None:
             await dial
     with pytest.raises(ConnectionClosed):
         await host.connect(silent_peer)  # and no new dial starts
+
+
+@pytest.mark.parametrize(
+    ("stack", "listen"),
+    [
+        ("yamux", "/ip4/127.0.0.1/tcp/0"),
+        ("mplex", "/ip4/127.0.0.1/tcp/0"),
+        ("quic", "/ip4/127.0.0.1/udp/0/quic-v1"),
+    ],
+)
+async def test_a_read_cut_by_its_own_host_stopping_is_an_error(stack: str, listen: str) -> None:
+    """A stream read waiting when its own host stops raises ConnectionClosed("host is
+    stopping"): it used to return EOF, which an application takes for the end of a
+    complete reply.  A reply the peer had finished stays readable to its end."""
+
+    def builder() -> HostBuilder:
+        if stack == "quic":
+            return HostBuilder().transport("quic")
+        return HostBuilder().transport("tcp").security("noise").muxer(stack)
+
+    server = await builder().listen(listen).build().start()
+    client = await builder().build().start()
+    try:
+
+        async def slow(stream: object) -> None:
+            await asyncio.sleep(10)  # answers nothing
+
+        async def whole(stream: object) -> None:
+            await stream.write(b"a complete reply")  # type: ignore[attr-defined]
+            await stream.close_write()  # type: ignore[attr-defined]
+            await asyncio.sleep(10)
+
+        server.set_stream_handler("/slow/1", slow)
+        server.set_stream_handler("/whole/1", whole)
+        await client.connect(Multiaddr(f"{server.listen_addrs[0]}/p2p/{server.peer_id}"))
+        waiting = await client.new_stream(server.peer_id, ["/slow/1"])
+        finished = await client.new_stream(server.peer_id, ["/whole/1"])
+        await finished.write(b"go")
+        reader = asyncio.ensure_future(waiting.read())
+        async with asyncio.timeout(5):
+            await asyncio.sleep(0.2)  # the whole reply and its FIN arrive
+            await client.stop()
+            with pytest.raises(ConnectionClosed, match="host is stopping"):
+                await reader
+            parts = []
+            while chunk := await finished.read():
+                parts.append(chunk)
+        assert b"".join(parts) == b"a complete reply"
+    finally:
+        await client.stop()
+        await server.stop()

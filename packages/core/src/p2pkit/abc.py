@@ -157,6 +157,17 @@ class MuxedStream(ByteStream):
     protocol: str | None
     """The application protocol negotiated on this stream (set by the host)."""
 
+    async def close_for_shutdown(self, reason: BaseException) -> None:
+        """Close our side because the host is shutting down, not because the
+        application is done with the stream: like :meth:`close` (FIN, stop reading), but
+        a read that would end before the peer finished sending raises ``reason`` rather
+        than returning EOF, so the application never takes a cut-off stream for a
+        complete one.  A stream whose peer had finished keeps what it sent readable.
+
+        The muxers of this project implement it; the default is :meth:`close`.
+        """
+        await self.close()
+
 
 class MuxedConnection(abc.ABC):
     """A session multiplexing streams over one SecureConnection."""

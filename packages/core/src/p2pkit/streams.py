@@ -229,6 +229,9 @@ class LazyMuxedStream(MuxedStream):
     async def close(self) -> None:
         await self._lazy.close()
 
+    async def close_for_shutdown(self, reason: BaseException) -> None:
+        await self.inner.close_for_shutdown(reason)  # the host is going: no answer to wait for
+
     def reset(self) -> None:
         self.inner.reset()
 

@@ -288,14 +288,17 @@ class Swarm(SwarmDialing):
         """Graceful close bounded by ``close_timeout``, then abort.
 
         ``close_streams`` (shutdown): close our side of every open stream first, so
-        the muxer does not wait for streams the application left open.
+        the muxer does not wait for streams the application left open; their reads
+        then raise ``ConnectionClosed("host is stopping")`` unless the peer had finished
+        (``MuxedStream.close_for_shutdown``), never a silent EOF.
         """
         try:
             async with asyncio.timeout(self.close_timeout):
                 if close_streams:
+                    stopping = ConnectionClosed("host is stopping")
                     for stream in list(conn.streams):
                         with contextlib.suppress(Exception):
-                            await stream.close()
+                            await stream.close_for_shutdown(stopping)
                 await conn.muxed.close()
         except asyncio.CancelledError:
             conn.muxed.abort()

@@ -184,6 +184,14 @@ class MplexStream(MuxedStream):
                 self._buf.feed_eof()
             self._conn._forget(self)
 
+    async def close_for_shutdown(self, reason: BaseException) -> None:
+        if self._remote_closed:  # the peer has finished: what it sent stays readable
+            await self.close_write()
+            return
+        await self.close()
+        if self._exc is None:
+            self._buf.fail(reason)  # close() ended reads with EOF, which is not true
+
     def reset(self) -> None:
         if isinstance(self._exc, StreamReset):
             return

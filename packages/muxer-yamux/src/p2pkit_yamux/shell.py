@@ -211,6 +211,14 @@ class YamuxStream(MuxedStream):
                 self._buf.read_nowait()
             self._buf.feed_eof()
 
+    async def close_for_shutdown(self, reason: BaseException) -> None:
+        if self._remote_eof:  # the peer has finished: what it sent stays readable
+            await self.close_write()
+            return
+        await self.close()
+        if self._error is None:
+            self._buf.fail(reason)  # close() ended reads with EOF, which is not true
+
     def reset(self) -> None:
         if isinstance(self._error, StreamReset):
             return

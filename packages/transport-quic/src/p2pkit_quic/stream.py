@@ -186,6 +186,11 @@ class QuicStream(MuxedStream):
             self._wake_reader()
             self._session.stream_maybe_done(self)
 
+    async def close_for_shutdown(self, reason: BaseException) -> None:
+        await self.close_write()
+        if not self._eof:  # else the peer has finished: what it sent stays readable
+            self.fail(reason)
+
     def _drop_unread(self) -> None:
         """Discard what was received and not read (closed for reading, or failed): its
         memory is released and its credit given back, since credit otherwise returns

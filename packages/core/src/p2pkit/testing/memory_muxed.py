@@ -140,6 +140,12 @@ class MemoryStream(MuxedStream):
         self.peer._writable.set()
         self._session._drained.set()  # a closing session stops waiting for this stream
 
+    async def close_for_shutdown(self, reason: BaseException) -> None:
+        await self.close_write()
+        if not self._eof:  # else the peer has finished: what it sent stays readable
+            await self.close()
+            self._fail(reason)
+
     def reset(self) -> None:
         if self._done:
             return

@@ -222,6 +222,35 @@ class MuxerSuite:
             await out.write(b"data")
             assert await first == b"data"
 
+    async def test_close_for_shutdown_fails_reads_unless_the_peer_finished(
+        self, sessions: Sessions
+    ) -> None:
+        """A stopping host closes our side of each stream (``close_for_shutdown``): a read
+        of a stream whose peer had not finished raises the reason, never a silent EOF an
+        application could take for the end of a complete reply; a stream whose peer had
+        finished keeps what it sent readable; either way the peer sees our FIN."""
+        opener, acceptor = sessions
+        reason = ConnectionClosed("host is stopping")
+        async with asyncio.timeout(STEP_TIMEOUT):
+            out, inc = await connected_stream(opener, acceptor)
+            await inc.write(b"partial")
+            await asyncio.sleep(0.05)  # in out's buffer, and more may follow
+            pending = asyncio.create_task(read_all(out))
+            await asyncio.sleep(0.01)
+            await out.close_for_shutdown(reason)
+            with pytest.raises(ConnectionClosed):
+                await pending
+            with pytest.raises(ConnectionClosed):
+                await out.read()
+            assert await inc.read() == b""
+            finished_out, finished_inc = await connected_stream(opener, acceptor)
+            await finished_inc.write(b"the whole reply")
+            await finished_inc.close_write()
+            await asyncio.sleep(0.05)
+            await finished_out.close_for_shutdown(reason)
+            assert await read_all(finished_out) == b"the whole reply"
+            assert await finished_inc.read() == b""
+
     async def test_read_after_reset_with_buffered_data(self, sessions: Sessions) -> None:
         opener, acceptor = sessions
         async with asyncio.timeout(STEP_TIMEOUT):
