@@ -5,6 +5,10 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from p2pkit.abc import MuxedStream
 
 
 class ReadBuffer:
@@ -191,3 +195,18 @@ class WriteGate:
             await fut
             if self._exc is not None:
                 raise self._exc
+
+
+async def close_buffered_for_shutdown(
+    stream: MuxedStream, buf: ReadBuffer, *, peer_finished: bool, reason: BaseException
+) -> None:
+    """``MuxedStream.close_for_shutdown`` for a stream that reads from ``buf`` (yamux,
+    mplex): a peer that had finished keeps what it sent readable (only our FIN goes);
+    otherwise the stream is closed and its reads, which ``close()`` ended with EOF,
+    raise ``reason`` (unless they already fail with the stream's own error)."""
+    if peer_finished:
+        await stream.close_write()
+        return
+    await stream.close()
+    if buf.exception is None:
+        buf.fail(reason)

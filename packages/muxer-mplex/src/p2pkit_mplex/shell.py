@@ -41,7 +41,7 @@ from p2pkit.errors import (
     StreamReset,
     StreamResetByLimit,
 )
-from p2pkit.io import ReadBuffer
+from p2pkit.io import ReadBuffer, close_buffered_for_shutdown
 from p2pkit.reservation import BufferReservation
 from p2pkit_mplex._ids import PROTOCOL_ID
 from p2pkit_mplex.frames import StreamKey
@@ -185,12 +185,9 @@ class MplexStream(MuxedStream):
             self._conn._forget(self)
 
     async def close_for_shutdown(self, reason: BaseException) -> None:
-        if self._remote_closed:  # the peer has finished: what it sent stays readable
-            await self.close_write()
-            return
-        await self.close()
-        if self._exc is None:
-            self._buf.fail(reason)  # close() ended reads with EOF, which is not true
+        await close_buffered_for_shutdown(
+            self, self._buf, peer_finished=self._remote_closed, reason=reason
+        )
 
     def reset(self) -> None:
         if isinstance(self._exc, StreamReset):

@@ -41,7 +41,7 @@ from p2pkit.errors import (
     StreamReset,
     StreamResetByLimit,
 )
-from p2pkit.io import ReadBuffer
+from p2pkit.io import ReadBuffer, close_buffered_for_shutdown
 from p2pkit.logs import RepeatLimiter, get_logger
 from p2pkit.reservation import BufferReservation
 from p2pkit.timerwheel import WheelTimer, timer_wheel
@@ -212,12 +212,9 @@ class YamuxStream(MuxedStream):
             self._buf.feed_eof()
 
     async def close_for_shutdown(self, reason: BaseException) -> None:
-        if self._remote_eof:  # the peer has finished: what it sent stays readable
-            await self.close_write()
-            return
-        await self.close()
-        if self._error is None:
-            self._buf.fail(reason)  # close() ended reads with EOF, which is not true
+        await close_buffered_for_shutdown(
+            self, self._buf, peer_finished=self._remote_eof, reason=reason
+        )
 
     def reset(self) -> None:
         if isinstance(self._error, StreamReset):
