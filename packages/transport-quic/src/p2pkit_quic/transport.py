@@ -17,11 +17,13 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING
 
 from multiaddr import Multiaddr
 
 from p2pkit.addrs import resolve_name
+from p2pkit.dialer import Dialer, DialerOptions
 from p2pkit.errors import AddressError, DialError, HandshakeError, TransportError
 from p2pkit.logs import get_logger
 from p2pkit.network import (
@@ -196,52 +198,28 @@ class QuicTransport(MuxedTransport):
     async def _dial_any(
         self, addr: Multiaddr, targets: list[QuicTarget], deadline: float | None
     ) -> Native:
-        """Dial the addresses a name resolved to, staggered (RFC 8305's Happy Eyeballs):
-        the next one starts when the last has failed or :data:`NEXT_ADDRESS_DELAY` has
-        passed without an answer, the first handshake to complete wins, the others are
-        aborted.  Staggered rather than in turn because an unconnected UDP socket hears
-        no ICMP "port unreachable": a dead address (``localhost``'s ``::1`` where the
-        peer listens on 127.0.0.1 only) is only known dead at its timeout."""
+        """Dial the addresses a name resolved to, raced by the swarm's own dialer
+        (:class:`p2pkit.dialer.Dialer`, RFC 8305): the next starts when the last has
+        failed or :data:`NEXT_ADDRESS_DELAY` has passed without a completed handshake;
+        the first handshake wins, the others are aborted.  Staggered rather than in
+        turn because a dead address may only be known dead at its timeout (an ICMP error
+        can be filtered)."""
         loop = asyncio.get_running_loop()
-        waiting = list(targets)
-        running: dict[asyncio.Task[Native], QuicTarget] = {}
-        errors: list[tuple[object, BaseException]] = []
-        winner: Native | None = None
-        try:
-            while winner is None and (waiting or running):
-                if waiting:
-                    target = waiting.pop(0)
-                    left = None if deadline is None else max(deadline - loop.time(), 0.0)
-                    running[loop.create_task(self._dial_ip(addr, target, left))] = target
-                done, _ = await asyncio.wait(
-                    running,
-                    timeout=NEXT_ADDRESS_DELAY if waiting else None,
-                    return_when=asyncio.FIRST_COMPLETED,
-                )
-                fatal: BaseException | None = None
-                for task in done:
-                    target = running.pop(task)
-                    exc = task.exception()
-                    if exc is None and winner is None:
-                        winner = task.result()
-                    elif exc is None:  # two at once: keep the first
-                        task.result().muxed.abort(ConnectionAbortedError("another address won"))
-                    elif isinstance(exc, DialError):
-                        errors.append((f"{target.host} port {target.port}", exc))
-                    else:  # a peer answered and the handshake failed: no retry
-                        fatal = exc
-                if fatal is not None:
-                    if winner is not None:
-                        winner.muxed.abort(ConnectionAbortedError("another address failed"))
-                    raise fatal
-        finally:
-            for task in running:
-                task.cancel()
-            if running:
-                await asyncio.wait(running)
-        if winner is not None:
-            return winner
-        raise DialError(f"cannot dial {addr}", errors)
+        by_addr = {from_sockaddr((t.host, t.port)): t for t in targets}
+
+        def attempt(each: Multiaddr) -> Awaitable[Native]:
+            left = None if deadline is None else max(deadline - loop.time(), 0.0)
+            return self._dial_ip(addr, by_addr[each], left)
+
+        # Each attempt ends at the deadline with its own error; the dialer's bound is
+        # only a backstop behind them.
+        overall = 1e9 if deadline is None else max(deadline - loop.time(), 0.0) + 1.0
+        race = Dialer[Native](
+            DialerOptions(stagger_delay=NEXT_ADDRESS_DELAY, overall_timeout=overall)
+        )
+        chosen = [a for a in by_addr if a is not None]
+        native, _ = await race.dial(None, chosen, attempt, _abort, use_backoff=False)
+        return native
 
     async def _dial_ip(self, addr: Multiaddr, target: QuicTarget, limit: float | None) -> Native:
         endpoint = self._listening_endpoint_for(target) or self._dial_endpoints.get(target.family)
@@ -294,6 +272,11 @@ class QuicTransport(MuxedTransport):
         for endpoint in list(self._endpoints):
             endpoint.abort_all()
             self._endpoint_idle(endpoint)
+
+
+def _abort(conn: Native) -> None:
+    """A handshake that completed after another address won."""
+    conn.muxed.abort(ConnectionAbortedError("another address won"))
 
 
 def _native(
