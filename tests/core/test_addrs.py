@@ -129,11 +129,11 @@ def test_unspecified_listen_addresses_expand_with_every_component(listen: str) -
 
 @pytest.fixture
 def fresh_caches() -> Iterator[None]:
-    addrs._local_ips.clear()
-    addrs._expanded.clear()
+    for cache in (addrs._local_ips, addrs._sources, addrs._expanded):
+        cache.clear()
     yield
-    addrs._local_ips.clear()
-    addrs._expanded.clear()
+    for cache in (addrs._local_ips, addrs._sources, addrs._expanded):
+        cache.clear()
 
 
 @pytest.mark.parametrize("family", [socket.AF_INET, socket.AF_INET6])

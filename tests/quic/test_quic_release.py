@@ -47,7 +47,7 @@ def _handshake() -> tuple[Libp2pQuicConnection, Libp2pQuicConnection, list[bytes
         for side in (client, server):
             while (event := side.next_event()) is not None:
                 if isinstance(event, events.HandshakeCompleted):
-                    side.release_handshake_buffers()
+                    side.release_handshake_state()
     assert client._handshake_confirmed and server._handshake_confirmed
     return client, server, sent_by_client, sent_by_server
 

@@ -122,6 +122,32 @@ LOCAL_IPS_TTL = 30.0
 _ROUTE_PROBES = {socket.AF_INET: "192.0.2.1", socket.AF_INET6: "2001:db8::1"}
 """Documentation addresses (RFC 5737, RFC 3849): a route to them is the default route."""
 _local_ips: dict[socket.AddressFamily, tuple[float, tuple[str, ...]]] = {}
+_sources: dict[tuple[socket.AddressFamily, str], tuple[float, str | None]] = {}
+_MAX_SOURCES = 1024
+
+
+def source_ip(family: socket.AddressFamily, remote_ip: str) -> str | None:
+    """The address this host sends from to reach ``remote_ip`` (None: no route).
+
+    ``connect()`` on a UDP socket sends nothing and looks nothing up; the kernel only
+    picks the route and its source address.  Remembered for :data:`LOCAL_IPS_TTL`
+    seconds per remote address (at most 1024 remembered)."""
+    now = time.monotonic()
+    key = (family, remote_ip)
+    hit = _sources.get(key)
+    if hit is not None and now - hit[0] < LOCAL_IPS_TTL:
+        return hit[1]
+    source: str | None = None
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as probe:
+            probe.connect((remote_ip, 9))
+            source = str(probe.getsockname()[0]).split("%")[0]
+    except OSError:  # no route (no network, or no IPv6)
+        pass
+    if len(_sources) >= _MAX_SOURCES:
+        _sources.clear()
+    _sources[key] = (now, source)
+    return source
 
 
 def local_ips(family: socket.AddressFamily) -> tuple[str, ...]:
@@ -130,22 +156,17 @@ def local_ips(family: socket.AddressFamily) -> tuple[str, ...]:
     No name lookup: this runs on the event loop, for every identify answer of a node
     listening on ``0.0.0.0`` / ``::``, and a lookup of the host name can wait on DNS
     (it did: tens of milliseconds a call, and it found only what ``/etc/hosts`` said).
-    ``connect()`` on a UDP socket sends nothing; the kernel only picks the route and
-    its source address.  Remembered for :data:`LOCAL_IPS_TTL` seconds.
+    The default route's source is :func:`source_ip` toward a documentation address.
+    Remembered for :data:`LOCAL_IPS_TTL` seconds.
     """
     now = time.monotonic()
     cached = _local_ips.get(family)
     if cached is not None and now - cached[0] < LOCAL_IPS_TTL:
         return cached[1]
     ips = ["127.0.0.1" if family == socket.AF_INET else "::1"]
-    try:
-        with socket.socket(family, socket.SOCK_DGRAM) as probe:
-            probe.connect((_ROUTE_PROBES[family], 9))
-            source = str(probe.getsockname()[0]).split("%")[0]
-        if source not in ips and not ipaddress.ip_address(source).is_unspecified:
-            ips.append(source)
-    except OSError:  # no route (no network, or no IPv6): loopback only
-        pass
+    source = source_ip(family, _ROUTE_PROBES[family])
+    if source is not None and source not in ips and not ipaddress.ip_address(source).is_unspecified:
+        ips.append(source)
     _local_ips[family] = (now, tuple(ips))
     return tuple(ips)
 
@@ -237,6 +258,7 @@ __all__ = [
     "ip_of",
     "local_ips",
     "resolve_name",
+    "source_ip",
     "split_peer",
     "to_multiaddr",
     "transport_parts",

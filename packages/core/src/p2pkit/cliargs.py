@@ -37,7 +37,6 @@ def _int_in(low: int, high: int) -> Any:
 
 
 _SIZE_UNITS = {
-    "": 1,
     "k": 10**3, "kb": 10**3, "ki": 2**10, "kib": 2**10,
     "m": 10**6, "mb": 10**6, "mi": 2**20, "mib": 2**20,
     "g": 10**9, "gb": 10**9, "gi": 2**30, "gib": 2**30,
@@ -69,7 +68,7 @@ def _byte_count(text: str) -> int | None:
         pass
     digits = text.rstrip("bBiIkKmMgG").rstrip()
     unit = _SIZE_UNITS.get(text[len(text.rstrip("bBiIkKmMgG")) :].lower())
-    if not unit or unit == 1:
+    if unit is None:  # no unit: and not an integer either
         return None
     try:
         value = float(digits) * unit

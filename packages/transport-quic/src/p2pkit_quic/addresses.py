@@ -12,12 +12,11 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import socket
-import time
 from typing import Any
 
 from multiaddr import Multiaddr
 
-from p2pkit.addrs import NAME_FAMILIES, transport_parts
+from p2pkit.addrs import NAME_FAMILIES, source_ip, transport_parts
 from p2pkit.errors import AddressError
 
 _FAMILIES = {"ip4": socket.AF_INET, "ip6": socket.AF_INET6, **NAME_FAMILIES}
@@ -104,37 +103,11 @@ def from_sockaddr(sockaddr: Any) -> Multiaddr | None:
     return Multiaddr(kind + ip.packed + _UDP + port + _QUIC_V1)
 
 
-ROUTE_TTL = 30.0
-"""Seconds a looked-up source address (:func:`local_addr_for`) is reused."""
-_routes: dict[tuple[int, str], tuple[float, str]] = {}
-_MAX_ROUTES = 1024
-
-
-def _source_ip(family: int, remote_ip: str) -> str | None:
-    """The IP the kernel sends from to reach ``remote_ip``: a UDP ``connect()`` picks
-    the route and sends nothing.  Remembered ``ROUTE_TTL`` (bounded) per remote IP."""
-    now = time.monotonic()
-    key = (family, remote_ip)
-    hit = _routes.get(key)
-    if hit is not None and now - hit[0] < ROUTE_TTL:
-        return hit[1]
-    try:
-        with socket.socket(family, socket.SOCK_DGRAM) as probe:
-            probe.connect((remote_ip, 9))
-            ip = str(probe.getsockname()[0])
-    except OSError:
-        return None
-    if len(_routes) >= _MAX_ROUTES:
-        _routes.clear()
-    _routes[key] = (now, ip)
-    return ip
-
-
 def local_addr_for(sockname: Any, remote: Any) -> Multiaddr | None:
     """A connection's local address: the socket's own, or, for a socket bound to
     ``0.0.0.0`` / ``::`` (dials, wildcard listeners), the address the route to
-    ``remote`` leaves from, with the socket's port (not the unspecified address, which
-    names no interface)."""
+    ``remote`` leaves from (:func:`p2pkit.addrs.source_ip`, remembered), with the
+    socket's port (not the unspecified address, which names no interface)."""
     try:
         bound = ipaddress.ip_address(str(sockname[0]).split("%", 1)[0])
     except (TypeError, ValueError, IndexError):
@@ -142,5 +115,5 @@ def local_addr_for(sockname: Any, remote: Any) -> Multiaddr | None:
     if not bound.is_unspecified:
         return from_sockaddr(sockname)
     family = socket.AF_INET if bound.version == 4 else socket.AF_INET6
-    ip = _source_ip(family, str(remote[0]))
+    ip = source_ip(family, str(remote[0]))
     return from_sockaddr((ip, sockname[1])) if ip is not None else from_sockaddr(sockname)

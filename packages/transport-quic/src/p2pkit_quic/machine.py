@@ -177,7 +177,7 @@ class Libp2pQuicConnection(QuicConnection):
         for crypto in self._crypto_streams.values():
             harden(crypto, MAX_CRYPTO_GAPS, QuicFrameType.CRYPTO, self._gaps)
 
-    def release_handshake_buffers(self) -> None:
+    def release_handshake_state(self) -> None:
         """The handshake is complete: see :func:`p2pkit_quic.release.after_completion`."""
         release.after_completion(self)
 

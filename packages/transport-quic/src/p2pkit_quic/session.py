@@ -238,7 +238,7 @@ class QuicSession(StreamFlow, MuxedConnection):
             quic.close(error_code=0x100 + 116, reason_phrase="client certificate required")
             self.schedule_transmit()
             return
-        quic.release_handshake_buffers()
+        quic.release_handshake_state()
         if not self.handshake.done():
             self._flush_now = self.is_initiator
             self.handshake.set_result(None)
