@@ -29,7 +29,6 @@ ALLOWED_LOCAL: dict[tuple[str, str], str] = {
     ("p2pkit.dnsaddr", "dns.asyncresolver"): "the TXT resolver, at the first /dnsaddr",
     ("p2pkit.dnsaddr", "dns.nameserver"): "the TXT resolver, at the first /dnsaddr",
     ("p2pkit.dnsaddr", "dns.exception"): "the TXT resolver, at the first /dnsaddr",
-    ("p2pkit.dnsaddr", "importlib"): "loads dnspython in a thread, at the first /dnsaddr",
     # Optional dependency (p2pkit[uvloop]), imported only when event_loop = "uvloop".
     ("p2pkit.loops", "uvloop"): "the optional event loop, only when asked for",
 }

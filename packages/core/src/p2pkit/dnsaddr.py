@@ -19,6 +19,7 @@ those the dialer options name (``[p2pkit.dialer] dns_servers``).
 from __future__ import annotations
 
 import asyncio
+import importlib
 import ipaddress
 from collections.abc import Sequence
 from typing import Any
@@ -147,8 +148,6 @@ class DnsaddrResolver:
 
 
 def _load_dnspython() -> None:
-    import importlib
-
     for module in ("dns.asyncresolver", "dns.nameserver", "dns.exception"):
         importlib.import_module(module)
 
