@@ -60,7 +60,8 @@ class Host:
 
     def __init__(self, config: HostConfig) -> None:
         self.config = config
-        self._dnsaddr_resolver: DnsaddrResolver | None = None
+        # dnspython is imported only when a /dnsaddr name is first resolved.
+        self._dnsaddr = DnsaddrResolver(config.dialer.dns_servers, timeout=config.dial_timeout)
         self.private_key: PrivateKey = config.identity or generate_private_key("ed25519")
         self.peer_id: PeerId = PeerId.from_public_key(self.private_key.public_key)
         self.events = EventBus()
@@ -329,17 +330,14 @@ class Host:
                 raise DialToSelf(f"dial to self ({target}) refused")
             if not self.gater.allow_dial_peer(target):
                 raise ConnectionGated("dial_peer", target)
+            existing = self.connections(target)
+            if existing:  # before any lookup of the peer's /dnsaddr names
+                return existing[0]
             addrs = self.peerstore.addrs(target)
             if not addrs:
-                existing = self.connections(target)
-                if existing:
-                    return existing[0]
                 raise DialError(f"no known addresses for peer {target}")
             if any(is_dnsaddr(addr) for addr in addrs):
-                existing = self.connections(target)
-                if existing:  # no lookup for a peer we are connected to
-                    return existing[0]
-                addrs, _ = await expand(self._dnsaddr(), addrs, target)
+                addrs, _ = await expand(self._dnsaddr, addrs, target)
             return await self.swarm.dial_peer(target, addrs, use_backoff=True)
         maddr = to_multiaddr(target)
         transport_addr, peer = split_peer(maddr)
@@ -349,18 +347,11 @@ class Host:
             raise ConnectionGated("dial_peer", peer)
         addrs = [transport_addr]
         if is_dnsaddr(transport_addr):
-            addrs, named = await expand(self._dnsaddr(), addrs, peer)
+            addrs, named = await expand(self._dnsaddr, addrs, peer)
             if peer is None and named is not None and not self.gater.allow_dial_peer(named):
                 raise ConnectionGated("dial_peer", named)
             peer = named
         return await self.swarm.dial_peer(peer, addrs, use_backoff=False)
-
-    def _dnsaddr(self) -> DnsaddrResolver:
-        """The ``/dnsaddr`` resolver (made at the first such name; p2pkit.dnsaddr)."""
-        if self._dnsaddr_resolver is None:
-            servers = self.swarm.dialer.options.dns_servers
-            self._dnsaddr_resolver = DnsaddrResolver(servers, timeout=self.config.dial_timeout)
-        return self._dnsaddr_resolver
 
     # -- streams ----------------------------------------------------------------------------------
 
