@@ -31,7 +31,7 @@ _EXPORTS: dict[str, str] = {
     "StreamReset": "p2pkit_mplex.session",
     "MplexConnection": "p2pkit_mplex.shell",
     "MplexMuxer": "p2pkit_mplex.shell",
-    "MplexStream": "p2pkit_mplex.shell",
+    "MplexStream": "p2pkit_mplex.stream",
 }
 
 __all__ = [
@@ -74,11 +74,8 @@ if TYPE_CHECKING:
         StreamOpened,
         StreamReset,
     )
-    from p2pkit_mplex.shell import (
-        MplexConnection,
-        MplexMuxer,
-        MplexStream,
-    )
+    from p2pkit_mplex.shell import MplexConnection, MplexMuxer
+    from p2pkit_mplex.stream import MplexStream
 
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -23,7 +23,7 @@ _EXPORTS: dict[str, str] = {
     "YamuxSession": "p2pkit_yamux.session",
     "YamuxConnection": "p2pkit_yamux.shell",
     "YamuxMuxer": "p2pkit_yamux.shell",
-    "YamuxStream": "p2pkit_yamux.shell",
+    "YamuxStream": "p2pkit_yamux.stream",
 }
 
 __all__ = [
@@ -46,11 +46,8 @@ if TYPE_CHECKING:
     )
     from p2pkit_yamux.options import YamuxOptions
     from p2pkit_yamux.session import YamuxSession
-    from p2pkit_yamux.shell import (
-        YamuxConnection,
-        YamuxMuxer,
-        YamuxStream,
-    )
+    from p2pkit_yamux.shell import YamuxConnection, YamuxMuxer
+    from p2pkit_yamux.stream import YamuxStream
 
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
