@@ -5,7 +5,8 @@ arbitrary repositories, but Debian ships both the toolchain (``golang-go``) and 
 library source (``golang-github-hashicorp-yamux-dev`` under ``/usr/share/gocode``), so
 ``GO111MODULE=off GOPATH=/usr/share/gocode go build`` works offline.  The binary goes to
 a temporary directory; nothing is written into the work tree.  The build step
-(:func:`build_yamuxperf`) is shared with ``tests/yamux/test_hashicorp_interop.py``.
+(:func:`build_go_program`) is shared with ``tests/yamux/test_hashicorp_interop.py`` and
+``tests/interop/test_quic_go.py`` (quic-go from ``golang-github-lucas-clemente-quic-go-dev``).
 """
 
 from __future__ import annotations
@@ -29,24 +30,30 @@ SETUP_HINT = (
 )
 
 
-def build_yamuxperf(go: str, out_dir: Path, timeout: float) -> Path:
-    """Build ``GO_SRC`` offline into ``out_dir`` (GOPATH mode, see above); the binary's path.
+def build_go_program(go: str, src: Path, out_dir: Path, timeout: float) -> Path:
+    """Build the Go program in ``src`` offline into ``out_dir`` (GOPATH mode, see above);
+    the binary's path.  Shared with the tests' own Go peers (``tests/interop/go``).
 
     Raises what ``subprocess.run`` raises (``CalledProcessError`` with the captured stderr,
-    ``TimeoutExpired``, ``OSError``): the test fails with it, ``build_go`` stops the benchmark.
+    ``TimeoutExpired``, ``OSError``): a test fails with it, ``build_go`` stops the benchmark.
     """
     env = dict(os.environ)
     env.update(GO111MODULE="off", GOPATH=str(GOPATH), GOFLAGS="", GOCACHE=str(out_dir / "cache"))
-    binary = out_dir / "yamuxperf"
+    binary = out_dir / src.name
     subprocess.run(
         [go, "build", "-o", str(binary), "."],
-        cwd=GO_SRC,
+        cwd=src,
         env=env,
         check=True,
         timeout=timeout,
         capture_output=True,
     )
     return binary
+
+
+def build_yamuxperf(go: str, out_dir: Path, timeout: float) -> Path:
+    """Build ``GO_SRC`` (:func:`build_go_program`); the binary's path."""
+    return build_go_program(go, GO_SRC, out_dir, timeout)
 
 
 def build_go() -> tuple[list[Impl], str | None]:
