@@ -36,12 +36,16 @@ def to_multiaddr(value: Multiaddr | str | bytes) -> Multiaddr:
         # render it: a /p2p/ value that is no peer id (another CID, base58 text that is
         # no multihash) parses but fails on every later use (found by fuzz/).
         empty = not list(addr.items())
-        str(addr)
-        addr.to_bytes()
+        text = str(addr)
+        canonical = Multiaddr(text).to_bytes() if isinstance(value, bytes | bytearray) else b""
     except Exception as exc:  # py-multiaddr raises several unrelated types
         raise AddressError(f"invalid multiaddr {value!r}: {exc}") from exc
     if empty:
         raise AddressError("empty multiaddr")
+    if isinstance(value, bytes | bytearray) and canonical != value:
+        # py-multiaddr reads some truncated values without complaint (2 bytes of /ip4
+        # render as an address of 4): the bytes must be what their text form encodes.
+        raise AddressError(f"invalid multiaddr {bytes(value)!r}: not in canonical form")
     return addr
 
 

@@ -97,13 +97,21 @@ def rank_addrs(
     addrs: Sequence[Multiaddr], *, prefer_ipv6: bool = True, prefer_quic: bool = True
 ) -> list[Multiaddr]:
     """Interleave address families, preferred first, then QUIC before the rest (stable);
-    duplicates dropped (pure)."""
+    duplicates dropped, and addresses that do not decode (py-multiaddr decodes bytes
+    lazily: one given as such) skipped (pure)."""
     seen: set[Multiaddr] = set()
+    quic: set[Multiaddr] = set()
     groups: dict[str, list[Multiaddr]] = {"ip6": [], "ip4": [], "other": []}
     for addr in addrs:
         if addr not in seen:
             seen.add(addr)
-            groups[_family(addr)].append(addr)
+            try:
+                family = _family(addr)
+                if _is_quic(addr):
+                    quic.add(addr)
+            except Exception:  # py-multiaddr raises several unrelated types
+                continue
+            groups[family].append(addr)
     first, second = (
         (groups["ip6"], groups["ip4"]) if prefer_ipv6 else (groups["ip4"], groups["ip6"])
     )
@@ -111,8 +119,8 @@ def rank_addrs(
     for i in range(max(len(first), len(second))):
         out.extend(group[i] for group in (first, second) if i < len(group))
     out += groups["other"]
-    if prefer_quic:
-        out.sort(key=lambda addr: not _is_quic(addr))  # stable: the order above stays
+    if prefer_quic and quic:
+        out.sort(key=lambda addr: addr not in quic)  # stable: the order above stays
     return out
 
 

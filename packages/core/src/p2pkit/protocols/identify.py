@@ -29,9 +29,9 @@ from typing import TYPE_CHECKING
 from multiaddr import Multiaddr
 
 from p2pkit.abc import MuxedStream
-from p2pkit.addrs import split_peer
+from p2pkit.addrs import split_peer, to_multiaddr
 from p2pkit.crypto import PublicKey, public_key_from_protobuf
-from p2pkit.errors import P2PError, ProtocolError
+from p2pkit.errors import AddressError, P2PError, ProtocolError
 from p2pkit.events import Connected, Disconnected, Event, PeerIdentified
 from p2pkit.logs import RepeatLimiter, get_logger, peer_extra, short_peer
 from p2pkit.peer import PeerId
@@ -107,18 +107,21 @@ class IdentifyInfo:
                 self.signed_peer_record = value
 
     def multiaddrs(self) -> list[Multiaddr]:
+        """The listen addresses that decode; a malformed one is skipped (as go does)."""
         out = []
         for raw in self.listen_addrs:
-            with contextlib.suppress(Exception):
-                out.append(Multiaddr(raw))
+            with contextlib.suppress(AddressError):
+                out.append(to_multiaddr(raw))
         return out
 
     def observed(self) -> Multiaddr | None:
         if self.observed_addr is None:
             return None
         try:
-            addr = Multiaddr(self.observed_addr)
-        except Exception:
+            # Walked and rendered now (p2pkit.addrs.to_multiaddr): py-multiaddr decodes
+            # bytes lazily, so a malformed address would fail at its first use instead.
+            addr = to_multiaddr(self.observed_addr)
+        except AddressError:
             return None
         with contextlib.suppress(Exception):
             stripped, _ = split_peer(addr)  # js appends /p2p/<id>: strip it
@@ -350,6 +353,12 @@ class Identify:
                 record = self._verified.open(info.signed_peer_record)
                 if record.peer != conn.peer:
                     raise ProtocolError("signed peer record is for another peer")
+                # RFC 0003: a record older than the last one received is stale (identify
+                # and a push on two connections can arrive out of order).  The same seq
+                # again is the same record (identify on a second connection).
+                last = store.get_metadata(conn.peer, "PeerRecordSeq")
+                if isinstance(last, int) and record.seq < last:
+                    raise ProtocolError(f"stale signed peer record (seq {record.seq} < {last})")
             except ProtocolError as exc:
                 self._repeats.log(
                     log,

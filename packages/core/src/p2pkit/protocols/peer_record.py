@@ -14,8 +14,9 @@ from collections.abc import Sequence
 
 from multiaddr import Multiaddr
 
+from p2pkit.addrs import to_multiaddr
 from p2pkit.crypto import PrivateKey, public_key_from_protobuf
-from p2pkit.errors import P2PError, ProtocolError
+from p2pkit.errors import AddressError, P2PError, ProtocolError
 from p2pkit.peer import PeerId
 from p2pkit.protobuf import decode_fields, encode_bytes_field, encode_varint_field
 from p2pkit.varint import encode_uvarint
@@ -81,8 +82,8 @@ def open_signed_peer_record(envelope: bytes) -> PeerRecord:
             if isinstance(info, bytes):
                 raw = decode_fields(info).get(1, [b""])[-1]
                 if isinstance(raw, bytes):
-                    with contextlib.suppress(Exception):
-                        addrs.append(Multiaddr(raw))
+                    with contextlib.suppress(AddressError):  # skipped, as go does
+                        addrs.append(to_multiaddr(raw))
     except (KeyError, ValueError, P2PError) as exc:
         raise ProtocolError(f"signed peer record: malformed record: {exc}") from exc
     if PeerId.from_public_key(key) != peer:

@@ -1,0 +1,119 @@
+"""Identify from a peer that sends undecodable addresses or a stale signed peer record.
+
+py-multiaddr decodes binary addresses lazily, so a malformed one used to be accepted and
+fail later: in identify itself (an unretrieved task error, the peer never identified),
+in the peerstore and at the next dial.  Malformed addresses are now skipped where they
+arrive, as go's identify does.  A signed peer record older than the last one received
+is ignored (RFC 0003).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from multiaddr import Multiaddr
+
+from p2pkit.addrs import to_multiaddr
+from p2pkit.dialer import rank_addrs
+from p2pkit.errors import AddressError
+from p2pkit.events import PeerIdentified
+from p2pkit.protocols.identify import PUSH_PROTOCOL_ID, IdentifyInfo
+from p2pkit.protocols.peer_record import make_signed_peer_record, open_signed_peer_record
+from p2pkit.varint import encode_uvarint
+
+UNKNOWN_CODE = b"\xff\xff\xff\xff\x0f"  # protocol code 0xffffffff
+NO_PORT = b"\x04\x7f\x00\x00\x01\x06"  # /ip4/127.0.0.1/tcp without its port
+SHORT_IP4 = b"\x04\x7f\x00"  # 2 of /ip4's 4 bytes (py-multiaddr renders 0.0.127.0)
+BAD = [UNKNOWN_CODE, NO_PORT, SHORT_IP4]
+GOOD = Multiaddr("/ip4/9.9.9.9/tcp/9")
+
+
+@pytest.mark.parametrize("raw", BAD)
+def test_to_multiaddr_refuses_undecodable_bytes(raw: bytes) -> None:
+    with pytest.raises(AddressError):
+        to_multiaddr(raw)
+
+
+def test_to_multiaddr_keeps_canonical_bytes() -> None:
+    for text in ("/ip4/1.2.3.4/udp/1/quic-v1", "/ip6/::1/tcp/1/ws", "/dns4/a.example/tcp/2"):
+        assert to_multiaddr(Multiaddr(text).to_bytes()) == Multiaddr(text)
+
+
+def test_ranking_skips_an_address_that_does_not_decode() -> None:
+    assert rank_addrs([Multiaddr(UNKNOWN_CODE), GOOD, Multiaddr(NO_PORT)]) == [GOOD]
+
+
+def test_a_signed_record_keeps_its_good_addresses(make_host_key=None) -> None:
+    from p2pkit.crypto import generate_private_key
+    from p2pkit.peer import PeerId
+
+    key = generate_private_key("ed25519")
+    peer = PeerId.from_public_key(key.public_key)
+    envelope = make_signed_peer_record(key, peer, [GOOD, Multiaddr(UNKNOWN_CODE)], 7)
+    assert open_signed_peer_record(envelope).addrs == [GOOD]
+
+
+async def _push(conn, info: IdentifyInfo) -> None:
+    stream = await conn.new_stream([PUSH_PROTOCOL_ID])
+    body = info.encode()
+    await stream.write(encode_uvarint(len(body)) + body)
+    await stream.close_write()
+
+
+async def _until(predicate, timeout: float = 5.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.01)
+
+
+async def test_undecodable_addresses_in_a_push_are_skipped(make_host) -> None:
+    a = await make_host()
+    b = await make_host(listen=False)
+    errors: list[dict] = []
+    asyncio.get_running_loop().set_exception_handler(lambda _loop, ctx: errors.append(ctx))
+    conn = await b.connect(a.addrs_with_peer_id[0])
+    await _until(lambda: PUSH_PROTOCOL_ID in a.peerstore.protocols(b.peer_id))
+    seen = a.events.subscribe(PeerIdentified)
+    # b pushes bad plain addresses and a signed record holding a bad one beside a good one
+    record = make_signed_peer_record(
+        b.private_key, b.peer_id, [GOOD, Multiaddr(SHORT_IP4)], 2**62
+    )
+    info = IdentifyInfo(
+        listen_addrs=[*BAD, Multiaddr("/ip4/8.8.8.8/tcp/8").to_bytes()],
+        observed_addr=NO_PORT,
+        protocols=["/after/1.0.0"],
+        signed_peer_record=record,
+    )
+    await _push(conn, info)
+    async with asyncio.timeout(5):
+        event = await seen.get()
+    assert isinstance(event, PeerIdentified) and event.peer == b.peer_id
+    assert "/after/1.0.0" in event.protocols and event.observed_addr is None
+    assert a.peerstore.get_metadata(b.peer_id, "CertifiedAddrs") == [str(GOOD)]
+    stored = a.peerstore.addrs(b.peer_id)
+    assert GOOD in stored and Multiaddr("/ip4/8.8.8.8/tcp/8") in stored
+    for addr in stored:
+        to_multiaddr(addr.to_bytes())  # every stored address decodes
+    assert not errors
+
+
+async def test_an_older_signed_record_is_ignored(make_host) -> None:
+    a = await make_host()
+    b = await make_host(listen=False)
+    conn = await b.connect(a.addrs_with_peer_id[0])
+    await _until(lambda: PUSH_PROTOCOL_ID in a.peerstore.protocols(b.peer_id))
+    await _until(lambda: a.peerstore.get_metadata(b.peer_id, "PeerRecordSeq") is not None)
+    newer, older = Multiaddr("/ip4/5.5.5.5/tcp/5"), Multiaddr("/ip4/1.1.1.1/tcp/1")
+    seq = 2**62  # above the host's own (time-based) sequence numbers
+    await _push(conn, IdentifyInfo(signed_peer_record=make_signed_peer_record(
+        b.private_key, b.peer_id, [newer], seq)))  # fmt: skip
+    await _until(lambda: a.peerstore.get_metadata(b.peer_id, "PeerRecordSeq") == seq)
+    seen = a.events.subscribe(PeerIdentified)
+    await _push(conn, IdentifyInfo(protocols=["/later/1.0.0"], signed_peer_record=(
+        make_signed_peer_record(b.private_key, b.peer_id, [older], seq - 1))))  # fmt: skip
+    async with asyncio.timeout(5):
+        await seen.get()  # the push was applied, all but its record
+    assert "/later/1.0.0" in a.peerstore.protocols(b.peer_id)
+    assert a.peerstore.get_metadata(b.peer_id, "PeerRecordSeq") == seq
+    assert a.peerstore.get_metadata(b.peer_id, "CertifiedAddrs") == [str(newer)]
