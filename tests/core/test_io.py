@@ -76,3 +76,24 @@ async def test_small_reads_of_large_chunks_and_unread_in_between():
         rest += await buf.read(65536)
     assert b"".join(out[:-1]) + rest == blob + b"tail"
     assert sum(credit) == len(blob) + 4
+
+
+async def test_small_chunks_are_coalesced_and_read_back_as_bytes() -> None:
+    from p2pkit.io import SMALL_CHUNK, SMALL_TAIL_LIMIT
+
+    consumed: list[int] = []
+    buf = ReadBuffer(on_consume=consumed.append)
+    for i in range(20_000):
+        buf.feed(bytes([i % 251]))
+    big = bytes(SMALL_CHUNK) + b"!"
+    buf.feed(big)
+    buf.feed(b"tail")
+    # 20000 one-byte chunks held in a couple of coalesced tails, not 20000 objects
+    assert len(buf._chunks) <= 20_000 // SMALL_TAIL_LIMIT + 4
+    part = buf.read_nowait(3)
+    assert type(part) is bytes and part == bytes([0, 1, 2])
+    rest = buf.read_nowait(20_000 - 3)
+    assert type(rest) is bytes and rest == bytes(i % 251 for i in range(3, 20_000))
+    assert buf.read_nowait(len(big)) is big  # a large chunk is handed out as it came
+    assert buf.read_nowait() == b"tail"
+    assert sum(consumed) == 20_000 + len(big) + 4

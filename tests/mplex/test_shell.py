@@ -456,3 +456,80 @@ async def test_waiting_for_the_peer_ends_with_the_session() -> None:
     sa.abort()
     with pytest.raises(ConnectionClosed):
         await asyncio.wait_for(waiting, 5)
+
+
+# -- a hostile or unresponsive peer ---------------------------------------------------------
+
+
+async def test_long_stream_names_are_cut() -> None:
+    """A NewStream name is informational; 1 MiB names on every stream used to be kept
+    whole (gigabytes per connection, counted nowhere)."""
+    from p2pkit_mplex.session import MAX_NAME
+
+    a, raw = channel_pair()
+    sa = MplexMuxer().new_session(secure(a), is_initiator=False)
+    await raw.write(encode_frame(1, Flag.NEW_STREAM, b"\xff" * (MiB - 1)))
+    await raw.write(encode_frame(3, Flag.NEW_STREAM, "é".encode() * 1000))
+    await raw.write(encode_frame(5, Flag.NEW_STREAM, b"5"))
+    names = [(await asyncio.wait_for(sa.accept_stream(), 5)).name for _ in range(3)]  # type: ignore[attr-defined]
+    assert len(names[0]) == MAX_NAME and set(names[0]) == {"\ufffd"}
+    assert names[1] == "é" * (MAX_NAME // 2)
+    assert names[2] == "5" and not sa.is_closed
+    sa.abort()
+    raw.reset()
+
+
+async def test_tiny_messages_cost_about_what_is_accounted() -> None:
+    """1-byte messages used to be kept one object each: ~57x the bytes counted against
+    max_stream_buffer and the memory reservation (p2pkit.io.ReadBuffer)."""
+    import gc
+    import tracemalloc
+
+    a, raw = channel_pair()
+    sa = MplexMuxer().new_session(secure(a), is_initiator=False)
+    await raw.write(encode_frame(1, Flag.NEW_STREAM) + encode_frame(3, Flag.NEW_STREAM))
+    one, two = await sa.accept_stream(), await sa.accept_stream()
+    n = 64 * 1024
+    x, y = (
+        encode_frame(1, Flag.MESSAGE_INITIATOR, b"x"),
+        encode_frame(3, Flag.MESSAGE_INITIATOR, b"y"),
+    )
+    wire = (x + y) * n
+    gc.collect()
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        for off in range(0, len(wire), 256 * 1024):
+            await raw.write(wire[off : off + 256 * 1024])
+        async with asyncio.timeout(5):
+            while two._buf.size < n:  # type: ignore[attr-defined]
+                await asyncio.sleep(0.01)
+        grown = tracemalloc.get_traced_memory()[0] - base
+    finally:
+        tracemalloc.stop()
+    assert grown < 3 * 2 * n, f"{grown} bytes held for {2 * n} buffered"
+    assert await one.readexactly(n) == b"x" * n and await two.readexactly(n) == b"y" * n
+    sa.abort()
+    raw.reset()
+
+
+async def test_streams_we_closed_free_their_slots_without_the_peer() -> None:
+    """A peer that never sends Close must not use up ``max_streams``: a stream we
+    closed both ways leaves the table (as js-libp2p lets go of it)."""
+    a, raw = channel_pair()
+    sa = MplexMuxer(MplexOptions(max_streams=5)).new_session(secure(a), is_initiator=True)
+    await raw.write(encode_frame(0, Flag.NEW_STREAM))  # the peer speaks once, then never again
+    inbound = await asyncio.wait_for(sa.accept_stream(), 5)
+    for _ in range(20):
+        stream = await asyncio.wait_for(sa.open_stream(), 5)
+        await stream.write(b"x")
+        await stream.close()
+    assert sa._session.stream_keys() == [inbound.key]  # type: ignore[attr-defined]
+    # The peer's late Close and data for those streams are stragglers: dropped.
+    await raw.write(
+        encode_frame(3, Flag.MESSAGE_RECEIVER, b"late") + encode_frame(3, Flag.CLOSE_RECEIVER)
+    )
+    await asyncio.sleep(0.05)
+    assert not sa.is_closed
+    sa.abort()
+    raw.reset()

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from p2pkit.abc import RawConnection
-from p2pkit.errors import ConnectionClosed, StreamReset
+from p2pkit.errors import ConnectionClosed, ResourceLimitExceeded, StreamReset
 from p2pkit.plugins.spec import Components
 from p2pkit.testing.memory import channel_pair
 from p2pkit.timerwheel import timer_wheel
@@ -444,3 +444,106 @@ async def test_close_resets_streams_never_accepted(pair: tuple[YamuxConnection, 
     assert loop.time() - start < 0.5  # no wait for a stream the app never saw
     events = await peer.pump(0.2)
     assert ev.StreamReset(sid) in events and ev.GoAwayReceived(0) in events
+
+
+# -- a hostile or slow peer ------------------------------------------------------------------
+
+
+PING_SYN = fr.header(fr.TYPE_PING, fr.FLAG_SYN, 0, 0)[:4]  # version, type, flags
+
+
+def _syn_rst(sid: int) -> bytes:
+    return fr.window_update(sid, 0, fr.FLAG_SYN | fr.FLAG_RST)
+
+
+async def test_streams_opened_and_reset_at_once_do_not_pile_up(
+    pair: tuple[YamuxConnection, RawPeer],
+) -> None:
+    """SYN|RST in one frame (or SYN then RST) costs the peer 12 bytes; each used to stay
+    in the accept queue for good (~1.4 KB each, no limit applied)."""
+    conn, peer = pair
+    await peer.send(b"".join(_syn_rst(2 * i + 2) for i in range(20_000)))
+    await peer.send(b"".join(fr.window_update(sid, 0, fr.FLAG_SYN)
+                             + fr.window_update(sid, 0, fr.FLAG_RST)
+                             for sid in range(40_002, 60_002, 2)))  # fmt: skip
+    sid, syn = peer.session.open_stream()
+    await peer.send(syn + fr.data_frame(sid, b"live"))
+    stream = await asyncio.wait_for(conn.accept_stream(), 2)  # the live one, first
+    assert stream.stream_id == sid and await stream.readexactly(4) == b"live"
+    assert not conn._accept_queue and len(conn.streams) == 1 and not conn.is_closed
+
+
+async def test_tiny_frames_cost_about_what_is_accounted(
+    pair: tuple[YamuxConnection, RawPeer],
+) -> None:
+    """1-byte Data frames used to be kept one object each: ~40x the bytes counted in
+    the memory reservation and the session's receive budget (p2pkit.io.ReadBuffer)."""
+    import gc
+    import tracemalloc
+
+    conn, peer = pair
+    sid1, syn1 = peer.session.open_stream()
+    sid2, syn2 = peer.session.open_stream()
+    await peer.send(syn1 + syn2)
+    one, two = await conn.accept_stream(), await conn.accept_stream()
+    n = 64 * KiB  # per stream; frames alternate (one stream's run would be joined)
+    wire = b"".join(fr.data_frame(sid1, b"x") + fr.data_frame(sid2, b"y") for _ in range(n))
+    gc.collect()
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        for off in range(0, len(wire), 256 * KiB):
+            await peer.send(wire[off : off + 256 * KiB])
+        async with asyncio.timeout(5):
+            while two._buf.size < n:
+                await asyncio.sleep(0.01)
+        grown = tracemalloc.get_traced_memory()[0] - base
+    finally:
+        tracemalloc.stop()
+    assert grown < 3 * 2 * n, f"{grown} bytes held for {2 * n} buffered"
+    assert await one.readexactly(n) == b"x" * n and await two.readexactly(n) == b"y" * n
+
+
+async def test_open_stream_fails_once_stream_ids_run_out(
+    pair: tuple[YamuxConnection, RawPeer],
+) -> None:
+    conn, _peer = pair
+    conn.session._next_id = fr.MAX_U32  # stands in for 2**31 opens
+    last = await conn.open_stream()
+    assert last.stream_id == fr.MAX_U32
+    with pytest.raises(ResourceLimitExceeded, match="exhausted"):
+        await asyncio.wait_for(conn.open_stream(), 1)  # an error, not a wait forever
+
+
+async def test_keepalive_pings_only_a_quiet_peer() -> None:
+    """As go-yamux: anything received extends the interval (a busy session sends no
+    pings), and frames arriving after our ping prove the peer alive even while its pong
+    is queued behind what we sent first."""
+    conn, peer = await make_pair(
+        YamuxOptions(keepalive_interval=0.1, keepalive_timeout=0.1, ping_on_start=False)
+    )
+    sid, syn = peer.session.open_stream()
+    await peer.send(syn)
+    loop = asyncio.get_running_loop()
+    end = loop.time() + 0.6
+    pings = 0
+    while loop.time() < end:  # a frame every 30 ms, never a pong: we must not ping
+        await peer.chan.write(fr.data_frame(sid, b"."))
+        await asyncio.sleep(0.03)
+        try:
+            async with asyncio.timeout(0.001):
+                data = await peer.chan.read()
+        except TimeoutError:
+            data = b""
+        pings += data.count(PING_SYN)
+    assert pings == 0 and not conn.is_closed
+    # Quiet now: we ping; the peer keeps sending data but never answers the ping.
+    got = b""
+    async with asyncio.timeout(1):
+        while PING_SYN not in got:
+            got += await peer.chan.read()
+    for _ in range(8):  # 0.24 s, past keepalive_timeout
+        await peer.chan.write(fr.data_frame(sid, b"."))
+        await asyncio.sleep(0.03)
+    assert not conn.is_closed
+    await asyncio.wait_for(conn.wait_closed(), 2)  # silent at last: then it ends

@@ -11,6 +11,12 @@ if TYPE_CHECKING:
     from p2pkit.abc import MuxedStream
 
 
+SMALL_CHUNK = 512
+"""Fed chunks shorter than this are coalesced (:meth:`ReadBuffer.feed`)."""
+SMALL_TAIL_LIMIT = 16 * 1024
+"""A coalesced tail grows to about this size; the next small chunk starts another."""
+
+
 class ReadBuffer:
     """The receive side of a pull-mode byte stream: chunks are fed in, ``read`` takes them out.
 
@@ -26,7 +32,7 @@ class ReadBuffer:
     __slots__ = ("_chunks", "_head", "_size", "_eof", "_exc", "_waiter", "_returned", "on_consume")
 
     def __init__(self, on_consume: Callable[[int], None] | None = None) -> None:
-        self._chunks: deque[bytes] = deque()
+        self._chunks: deque[bytes | bytearray] = deque()  # bytearray: coalesced (feed)
         self._head = 0  # bytes of _chunks[0] already read (no re-slicing of the rest)
         self._size = 0
         self._eof = False
@@ -38,11 +44,28 @@ class ReadBuffer:
     # -- producer side ---------------------------------------------------------------
 
     def feed(self, data: bytes) -> None:
-        """Append ``data`` (ignored after EOF or failure: late frames are tolerated)."""
+        """Append ``data`` (ignored after EOF or failure: late frames are tolerated).
+
+        Chunks under :data:`SMALL_CHUNK` bytes are copied onto a shared tail instead of
+        kept one object each: a peer sending 1-byte frames would otherwise make us hold
+        ~40 times the bytes it is charged for (a ``bytes`` object and its deque slot
+        per byte), past every memory bound that counts bytes."""
         if self._eof or self._exc is not None or not data:
             return
-        self._chunks.append(data)
-        self._size += len(data)
+        n = len(data)
+        chunks = self._chunks
+        if n < SMALL_CHUNK:
+            if chunks:
+                tail = chunks[-1]
+                if type(tail) is bytearray and len(tail) < SMALL_TAIL_LIMIT:
+                    tail += data
+                    self._size += n
+                    self._wake()
+                    return
+            chunks.append(bytearray(data))
+        else:
+            chunks.append(data)
+        self._size += n
         self._wake()
 
     def feed_eof(self) -> None:
@@ -127,6 +150,8 @@ class ReadBuffer:
                 # we are (slicing off the rest each time would be quadratic).
                 data = first[head : head + max_bytes]
                 self._head = head + max_bytes
+        if type(data) is not bytes:  # (part of) a coalesced tail of small chunks
+            data = bytes(data)
         self._size -= len(data)
         n = len(data)
         if self._returned:

@@ -9,7 +9,8 @@ session produced by itself: resets of overflowing or refused streams).
 Message bodies are delivered as they arrive (a 1 MiB message split over many reads
 becomes several :class:`DataReceived` events), so a payload is copied exactly once,
 from the caller's buffer into the event's ``bytes``; only an incomplete header (at
-most 18 bytes) and NewStream names are kept between calls.
+most 18 bytes) and NewStream names (their first :data:`MAX_NAME` bytes) are kept
+between calls.
 """
 
 from __future__ import annotations
@@ -60,6 +61,11 @@ JOIN_LIMIT = 64 * 1024
 #: calls; one more is a flood (:class:`MplexControlFlood`): one large read of tiny
 #: NewStream frames must not turn into a megabyte of replies.
 MAX_QUEUED_REPLIES = 1024
+
+#: A NewStream name (informational only: go and js send the decimal id) is kept up to
+#: this many bytes; the rest of the frame is skipped.  Kept whole, 1 MiB names on every
+#: stream held gigabytes that no memory bound counted.
+MAX_NAME = 256
 
 
 def _len_varint(n: int) -> bytes:
@@ -298,6 +304,15 @@ class MplexSession:
         self._remove(key)
         return encode_frame(key.id, outgoing_flag(key, Flag.RESET_RECEIVER))
 
+    def release(self, key: StreamKey) -> None:
+        """The application closed the stream both ways (our Close sent, its reads
+        stopped): it leaves the table now rather than at the peer's Close, so a peer
+        that never closes cannot hold our ``max_streams`` slots (js-libp2p lets go of
+        the stream then too).  The peer's late frames are dropped as stragglers."""
+        st = self._streams.get(key)
+        if st is not None and st.local_closed:
+            self._remove(key)
+
     def consumed(self, key: StreamKey, n: int) -> None:
         """The application read ``n`` bytes of ``key``: they no longer count as buffered."""
         st = self._streams.get(key)
@@ -458,7 +473,9 @@ class MplexSession:
                 self._congested.add(key)
             events.append(DataReceived(key, bytes(chunk)))
         elif flag == Flag.NEW_STREAM:
-            self._name += chunk
+            room = MAX_NAME - len(self._name)  # the rest of a longer name is skipped
+            if room > 0:
+                self._name += chunk[:room]
         # Close and Reset carry no data; a body is tolerated and skipped.
 
     def _end_frame(self, events: list[Event]) -> None:

@@ -147,6 +147,7 @@ class MplexStream(MuxedStream):
                 while self._buf.size:
                     self._buf.read_nowait()
                 self._buf.feed_eof()
+            self._session.release(self.key)  # our slot is free, whatever the peer does
             self._conn._forget(self)
 
     async def close_for_shutdown(self, reason: BaseException) -> None:

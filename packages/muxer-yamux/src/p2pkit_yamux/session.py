@@ -168,6 +168,12 @@ class YamuxSession:
             and self._next_id <= fr.MAX_U32
         )
 
+    @property
+    def ids_exhausted(self) -> bool:
+        """Every stream id of ours has been used (2**31 opens): no stream can ever be
+        opened again on this session (go-yamux: ``ErrStreamsExhausted``)."""
+        return self._next_id > fr.MAX_U32
+
     def send_window(self, stream_id: int) -> int:
         """Bytes we may send on the stream now (0 if it is not open for writing)."""
         st = self.streams.get(stream_id)

@@ -92,7 +92,9 @@ class YamuxConnection(MuxedConnection):
         self.is_initiator = is_initiator
         self._session = YamuxSession(is_initiator=is_initiator, options=options)
         self._streams: dict[int, YamuxStream] = {}
-        self._accept_queue: deque[YamuxStream] = deque()
+        # Inbound streams not yet accepted, oldest first (a dict: one reset by the peer
+        # leaves at once, so the session's accept_backlog bounds this too).
+        self._accept_queue: dict[int, YamuxStream] = {}
         self._accept_waiter: asyncio.Future[None] | None = None
         self._open_waiters: deque[asyncio.Future[None]] = deque()  # FIFO, woken per free slot
         self._ended: BaseException | None = None
@@ -103,6 +105,8 @@ class YamuxConnection(MuxedConnection):
         self._drain_lock = asyncio.Lock()
         self._updates: list[bytes] | None = None  # batched window updates (see _consumed)
         self._keepalive_value: int | None = None
+        self._received_at = self._loop.time()  # last bytes from the peer (keepalive)
+        self._ping_sent_at = 0.0
         self._keepalive_timer: WheelTimer | None = None
         self._wheel = timer_wheel(self._loop)
         self._blocked_control = 0  # control frames received while write_paused (_blocked)
@@ -149,6 +153,8 @@ class YamuxConnection(MuxedConnection):
                 raise ConnectionClosed("yamux session is going away: no new streams")
             if session.can_open:
                 break
+            if session.ids_exhausted:  # waiting would never end
+                raise ResourceLimitExceeded("yamux stream ids exhausted")
             fut = self._loop.create_future()
             self._open_waiters.append(fut)
             try:
@@ -168,7 +174,7 @@ class YamuxConnection(MuxedConnection):
     async def accept_stream(self) -> YamuxStream:
         while True:
             if self._accept_queue:
-                stream = self._accept_queue.popleft()
+                stream = self._accept_queue.pop(next(iter(self._accept_queue)))
                 self._send(self._session.accept(stream.stream_id))
                 return stream
             if self._ended is not None:
@@ -191,8 +197,9 @@ class YamuxConnection(MuxedConnection):
         self._closing = True
         self._send(self._session.go_away(GO_AWAY_NORMAL))
         # Inbound streams nobody accepted yet never will be (accept_stream now raises).
-        while self._accept_queue:
-            self._accept_queue.popleft().reset()
+        for stream in list(self._accept_queue.values()):
+            stream.reset()
+        self._accept_queue.clear()
         self._wake_accept()
         self._fail_openers(ConnectionClosed("yamux session is closing"))
         # Streams we closed both ways only wait for the peer's FIN: nothing of ours is
@@ -236,8 +243,9 @@ class YamuxConnection(MuxedConnection):
         blocked = self._channel.write_paused
         session.answer_pings = not blocked
         dropped = session.dropped_pings if blocked else 0
+        now = self._received_at = self._loop.time()
         try:
-            events = session.receive_data(data, self._loop.time())
+            events = session.receive_data(data, now)
         except YamuxProtocolError as exc:
             self._send(session.data_to_send())  # GoAway(1)
             self._end(exc, graceful=False)
@@ -303,7 +311,7 @@ class YamuxConnection(MuxedConnection):
         if isinstance(e, ev.StreamOpened):
             new = YamuxStream(self, e.stream_id, False)
             self._streams[e.stream_id] = new
-            self._accept_queue.append(new)
+            self._accept_queue[e.stream_id] = new
             self._wake_accept()
         elif isinstance(e, ev.StreamEOF):
             stream = self._streams.get(e.stream_id)
@@ -311,6 +319,8 @@ class YamuxConnection(MuxedConnection):
                 stream._on_remote_eof()
         elif isinstance(e, ev.StreamReset):
             stream = self._streams.get(e.stream_id)
+            # Not accepted yet: gone from the queue (a SYN|RST flood must not fill it).
+            self._accept_queue.pop(e.stream_id, None)
             if stream is not None:
                 stream._fail(StreamReset(f"yamux stream {e.stream_id} was reset by the peer"))
         elif isinstance(e, ev.PongReceived):
@@ -410,11 +420,21 @@ class YamuxConnection(MuxedConnection):
                 w.set_exception(exc)
 
     def _keepalive(self) -> None:
+        """Ping after ``keepalive_interval`` without a byte from the peer (as go-yamux
+        does: anything received extends the interval, so a busy session sends none)."""
         self._keepalive_timer = None
         if self._ended is not None:
             return
-        value, frame = self._session.ping(self._loop.time())
+        now = self._loop.time()
+        quiet = now - self._received_at
+        if quiet < self.options.keepalive_interval:
+            self._keepalive_timer = self._wheel.call_later(
+                self.options.keepalive_interval - quiet, self._keepalive
+            )
+            return
+        value, frame = self._session.ping(now)
         self._keepalive_value = value
+        self._ping_sent_at = now
         self._send(frame)
         self._keepalive_timer = self._wheel.call_later(
             self.options.keepalive_timeout, self._keepalive_expired
@@ -422,9 +442,16 @@ class YamuxConnection(MuxedConnection):
 
     def _keepalive_expired(self) -> None:
         self._keepalive_timer = None
-        if self._ended is None and self._keepalive_value is not None:
-            log.debug("yamux keepalive: no pong within %ss", self.options.keepalive_timeout)
-            self.abort(ConnectionClosed("yamux keepalive timed out"))
+        if self._ended is not None or self._keepalive_value is None:
+            return
+        if self._received_at > self._ping_sent_at:
+            # The peer is alive; its pong is only late (queued behind what we sent
+            # before our ping, on a slow link): no reason to cut the connection.
+            self._keepalive_value = None
+            self._schedule_keepalive()
+            return
+        log.debug("yamux keepalive: no pong within %ss", self.options.keepalive_timeout)
+        self.abort(ConnectionClosed("yamux keepalive timed out"))
 
     def _schedule_keepalive(self) -> None:
         if self._keepalive_timer is not None:
