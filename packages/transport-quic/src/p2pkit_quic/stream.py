@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 
 from p2pkit.abc import Buffer, MuxedStream
 from p2pkit.errors import StreamClosed, StreamReset
+from p2pkit.io import SMALL_CHUNK, SMALL_TAIL_LIMIT
 
 if TYPE_CHECKING:
     from p2pkit_quic.session import QuicSession
@@ -48,7 +49,7 @@ class QuicStream(MuxedStream):
         self.stream_id = stream_id
         self.is_initiator = is_initiator
         self.protocol: str | None = None
-        self._chunks: deque[bytes] = deque()
+        self._chunks: deque[bytes | bytearray] = deque()  # bytearray: coalesced (on_data)
         self._buffered = 0
         self._consumed = 0  # bytes read by the application (or discarded): the credit base
         self._recredit = 0  # bytes put back by unread(): their credit was already given
@@ -99,7 +100,7 @@ class QuicStream(MuxedStream):
         if n > again:
             self._consumed += n - again
             self._session.consumed(self, n - again, self._consumed)
-        return chunk
+        return chunk if type(chunk) is bytes else bytes(chunk)
 
     def unread(self, data: bytes) -> None:
         if data:
@@ -120,7 +121,15 @@ class QuicStream(MuxedStream):
                 self._consumed += len(data)
                 self._session.consumed(self, len(data), self._consumed)
                 return
-            self._chunks.append(data)
+            chunks = self._chunks
+            if len(data) < SMALL_CHUNK:  # tiny STREAM frames: one tail, not an object each
+                tail = chunks[-1] if chunks else None
+                if type(tail) is bytearray and len(tail) < SMALL_TAIL_LIMIT:
+                    tail += data
+                else:
+                    chunks.append(bytearray(data))
+            else:
+                chunks.append(data)
             self._buffered += len(data)
         if end_stream:
             self._eof = True
