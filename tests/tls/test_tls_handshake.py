@@ -125,6 +125,51 @@ async def test_alpn_offer_has_libp2p_last() -> None:
     assert cs.early_muxer == ss.early_muxer == MPLEX
 
 
+def test_server_aborts_when_no_offered_alpn_is_ours() -> None:
+    """tls.md: the server MUST abort if it supports none of the client's ALPN protocols
+    (it used to go on without ALPN).  A client offering none at all is accepted."""
+    server = new_security()
+    for offered, fails in (([b"h2", b"http/1.1"], True), (None, False)):
+        key = generate_private_key()
+        cert = generate_certificate(key)
+        ctx = SSL.Context(SSL.TLS_METHOD)
+        ctx.set_min_proto_version(SSL.TLS1_3_VERSION)
+        ctx.use_certificate(cert.certificate)
+        ctx.use_privatekey(cert.private_key)
+        ctx.set_verify(SSL.VERIFY_PEER, lambda *a: True)
+        raw = SSL.Connection(ctx, None)
+        raw.set_connect_state()
+        if offered is not None:
+            raw.set_alpn_protos(offered)
+        ss = TlsSession(server.identity, is_initiator=False, muxers=[YAMUX])
+        error: HandshakeError | None = None
+        for _ in range(4):
+            try:
+                raw.do_handshake()
+            except SSL.WantReadError:
+                pass
+            try:
+                ss.receive_data(raw.bio_read(65536))
+            except SSL.WantReadError:
+                pass
+            try:
+                ss.do_handshake()
+            except HandshakeError as exc:
+                error = exc
+                break
+            out = ss.data_to_send()
+            if out:
+                raw.bio_write(out)
+        if fails:
+            assert error is not None and "no ALPN protocol" in str(error), error
+            alert = ss.data_to_send()  # no_application_protocol (120), fatal
+            assert alert and raw.bio_write(alert) and not ss.handshake_complete
+            with pytest.raises(SSL.Error, match="no application protocol"):
+                raw.do_handshake()
+        else:
+            assert error is None and ss.handshake_complete and ss.early_muxer is None
+
+
 async def test_mitm_peer_id_mismatch() -> None:
     client, server, other = new_security(), new_security(), new_security()
     a, b = await make_pair("tcp")

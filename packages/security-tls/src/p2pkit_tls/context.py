@@ -29,6 +29,7 @@ from p2pkit.crypto.tls_certificate import (
     HostCertificate,
     generate_certificate,
 )
+from p2pkit.errors import HandshakeError
 
 __all__ = ["ALPN_LIBP2P", "TlsIdentity"]
 
@@ -37,7 +38,7 @@ ALPN_LIBP2P = "libp2p"
 _RENEW_MARGIN = datetime.timedelta(hours=1)
 
 
-def _select_alpn(conn: SSL.Connection, offered: list[bytes]) -> bytes | SSL._NoOverlappingProtocols:
+def _select_alpn(conn: SSL.Connection, offered: list[bytes]) -> bytes:
     """Server side ALPN: the first protocol of the *client's* list that we support.
 
     (js-libp2p and the early-muxer spec pick by the client's order; with the same
@@ -48,8 +49,12 @@ def _select_alpn(conn: SSL.Connection, offered: list[bytes]) -> bytes | SSL._NoO
     for proto in offered:
         if proto in supported:
             return proto
-    # No overlap: continue without ALPN (muxer then negotiated with multistream-select).
-    return SSL.NO_OVERLAPPING_PROTOCOLS
+    # tls.md: "The server MUST abort the handshake if it doesn't support any of the
+    # application protocols offered by the client" (every libp2p client offers
+    # "libp2p").  Raised here, pyOpenSSL makes OpenSSL send no_application_protocol
+    # and raises this from do_handshake.
+    shown = b", ".join(offered[:8]).decode("ascii", "replace")
+    raise HandshakeError(f"the client offered no ALPN protocol we speak ({shown})")
 
 
 def _verify_peer(conn: SSL.Connection, cert: crypto.X509, errno: int, depth: int, ok: int) -> bool:

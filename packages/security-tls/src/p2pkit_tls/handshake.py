@@ -149,6 +149,9 @@ class TlsSession:
             self._conn.do_handshake()
         except SSL.WantReadError:
             return False
+        except HandshakeError:  # raised by our own callbacks (context._select_alpn)
+            self._conn.set_app_data(None)
+            raise
         except SSL.Error as exc:
             self._conn.set_app_data(None)
             raise self._handshake_error(exc) from exc
