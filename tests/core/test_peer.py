@@ -72,6 +72,22 @@ def test_other_multibase_cid_encodings() -> None:
     assert PeerId.from_string("B" + base64.b32encode(raw).decode().rstrip("=")) == pid
     assert PeerId.from_string("m" + base64.b64encode(raw).decode().rstrip("=")) == pid
     assert PeerId.from_string("  " + pid.to_cid() + "\n") == pid
+    n, b36 = int.from_bytes(raw, "big"), ""
+    while n:
+        n, digit = divmod(n, 36)
+        b36 = "0123456789abcdefghijklmnopqrstuvwxyz"[digit] + b36
+    assert PeerId.from_string("k" + b36) == pid  # base36: IPNS names
+    assert PeerId.from_string("K" + b36.upper()) == pid
+    with pytest.raises(InvalidPeerId):
+        PeerId.from_string("k" + b36[:10] + "_" + b36[10:])  # int() alone would take it
+
+
+def test_ipns_name_in_base36() -> None:
+    # The IPNS name in the IPFS docs' gateway example: an Ed25519 key's libp2p-key CID.
+    pid = PeerId.from_string("k51qzi5uqu5dlvj2baxnqndepeb86cbk3ng7n3i46uzyxzyqj2xjonzllnv0v8")
+    key = pid.extract_public_key()
+    assert key is not None and PeerId.from_public_key(key) == pid
+    assert str(pid).startswith("12D3KooW")
 
 
 def test_value_semantics() -> None:

@@ -181,6 +181,21 @@ def _b58decode(text: str) -> bytes:
     return decoded
 
 
+_B36 = frozenset("0123456789abcdefghijklmnopqrstuvwxyz")
+
+
+def _b36decode(body: str) -> bytes:
+    """Multibase base36: a big-endian number, each leading ``0`` one zero byte."""
+    if not set(body) <= _B36:  # int() alone would take "_" and spaces too
+        raise ValueError("not base36")
+    digits = body.lstrip("0")
+    zeros = bytes(len(body) - len(digits))
+    if not digits:
+        return zeros
+    n = int(digits, 36)
+    return zeros + n.to_bytes((n.bit_length() + 7) // 8, "big")
+
+
 def _multibase_decode(text: str) -> bytes:
     prefix, body = text[0], text[1:]
     if not body:
@@ -191,6 +206,8 @@ def _multibase_decode(text: str) -> bytes:
             return base64.b32decode(body + "=" * (-len(body) % 8))
         if prefix == "z":  # base58btc
             return _b58decode(body)
+        if prefix in "kK":  # base36, as IPNS names write libp2p-key CIDs (k51...)
+            return _b36decode(body.lower())
         if prefix in "fF":  # base16
             return bytes.fromhex(body)
         if prefix in "mu":  # base64 / base64url without padding
