@@ -86,6 +86,18 @@ def test_too_many_muxers_rejected() -> None:
     assert NoiseExtensions.decode(ok.encode()) == ok
 
 
+def test_oversized_extension_entries_rejected() -> None:
+    multihash = b"\x12\x20" + bytes(32)  # a sha2-256 certificate hash
+    ok = NoiseExtensions(webtransport_certhashes=(multihash,), stream_muxers=("/yamux/1.0.0",))
+    assert NoiseExtensions.decode(ok.encode()) == ok
+    for ext in (
+        NoiseExtensions(webtransport_certhashes=(bytes(1025),)),
+        NoiseExtensions(stream_muxers=("/" + "m" * 1024,)),
+    ):
+        with pytest.raises(InvalidHandshakePayload, match="too long"):
+            NoiseExtensions.decode(ext.encode())
+
+
 def test_ed25519_vector_against_independent_signing() -> None:
     """Payload bytes for a fixed Ed25519 identity and static key, checked against
     ``cryptography`` directly (Ed25519 signatures are deterministic)."""

@@ -33,6 +33,8 @@ SIGNATURE_PREFIX = b"noise-libp2p-static-key:"
 MAX_LIST_ENTRIES = 64
 """Bound on repeated fields we accept from a peer (muxers, certificate hashes)."""
 MAX_MUXER_ID_LEN = 1024
+MAX_CERTHASH_LEN = 1024
+"""A WebTransport certificate hash is a multihash (34 bytes for sha2-256)."""
 
 _WIRE_LEN = 2  # protobuf wire type "length-delimited"
 
@@ -55,7 +57,10 @@ class NoiseExtensions:
         muxers: list[str] = []
         for field, wire, value in _fields(data):
             if field == 1:
-                hashes.append(_as_bytes(field, wire, value))
+                certhash = _as_bytes(field, wire, value)
+                if len(certhash) > MAX_CERTHASH_LEN:
+                    raise InvalidHandshakePayload("webtransport certificate hash too long")
+                hashes.append(certhash)
                 if len(hashes) > MAX_LIST_ENTRIES:
                     raise InvalidHandshakePayload("too many webtransport certificate hashes")
             elif field == 2:
