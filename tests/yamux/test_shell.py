@@ -547,3 +547,28 @@ async def test_keepalive_pings_only_a_quiet_peer() -> None:
         await asyncio.sleep(0.03)
     assert not conn.is_closed
     await asyncio.wait_for(conn.wait_closed(), 2)  # silent at last: then it ends
+
+
+async def test_a_stream_closed_both_ways_is_reset_when_the_fin_never_comes() -> None:
+    """As go-yamux's StreamCloseTimeout: a peer that never finishes our streams must not
+    make us keep them forever; one that does finish gets no RST."""
+    conn, peer = await make_pair(
+        YamuxOptions(keepalive_interval=0, ping_on_start=False, stream_close_timeout=0.2)
+    )
+    kept, finished = await conn.open_stream(), await conn.open_stream()
+    await kept.write(b"request")
+    await kept.close()
+    await finished.close()
+    await peer.wait_for(ev.StreamEOF)
+    await peer.send(
+        peer.session.accept(kept.stream_id)
+        + peer.session.accept(finished.stream_id)
+        + peer.session.close_stream(finished.stream_id)
+    )
+    reset = await peer.wait_for(ev.StreamReset, timeout=3)
+    assert reset == ev.StreamReset(kept.stream_id)
+    assert not conn.streams and not conn.is_closed
+    assert not any(  # the stream the peer finished was simply forgotten
+        isinstance(e, ev.StreamReset) and e.stream_id == finished.stream_id
+        for e in peer.events
+    )

@@ -65,6 +65,10 @@ class YamuxOptions:
     replies beyond the channel's high-water mark."""
     close_timeout: float = 5.0
     """``close()`` waits at most this long for open streams to finish."""
+    stream_close_timeout: float = 300.0
+    """A stream we closed both ways (``close()``) waits this long for the peer's FIN,
+    then is reset and forgotten (go-yamux's ``StreamCloseTimeout``, 5 minutes): a peer
+    that never finishes its streams must not make us keep them forever.  0 = wait."""
     autotune_rtt_floor: float = 0.002
     """Smallest RTT auto-tuning assumes (seconds).  A window doubles when half of it
     was consumed within two RTTs; the RTT measured by an idle ping on a fast local path
@@ -93,8 +97,8 @@ class YamuxOptions:
                 raise ConfigError(f"yamux {name} must be >= 1")
         if self.keepalive_interval < 0 or self.keepalive_timeout <= 0:
             raise ConfigError("yamux keepalive_interval must be >= 0, keepalive_timeout > 0")
-        if self.close_timeout < 0:
-            raise ConfigError("yamux close_timeout must be >= 0")
+        if self.close_timeout < 0 or self.stream_close_timeout < 0:
+            raise ConfigError("yamux close_timeout and stream_close_timeout must be >= 0")
         if self.autotune_rtt_floor < 0:
             raise ConfigError("yamux autotune_rtt_floor must be >= 0")
 

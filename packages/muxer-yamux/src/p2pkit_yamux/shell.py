@@ -397,6 +397,13 @@ class YamuxConnection(MuxedConnection):
         if d is not None and not self._streams and not d.done():
             d.set_result(None)
 
+    def _linger(self, stream: YamuxStream) -> WheelTimer | None:
+        """Time ``stream`` out ``stream_close_timeout`` after we closed it both ways."""
+        delay = self.options.stream_close_timeout
+        if delay <= 0 or self._ended is not None:
+            return None
+        return self._wheel.call_later(delay, stream._linger_expired)
+
     def _wake_accept(self) -> None:
         w = self._accept_waiter
         if w is not None and not w.done():

@@ -18,6 +18,7 @@ from p2pkit.errors import ResourceLimitExceeded, StreamClosed, StreamReset, Stre
 from p2pkit.io import ReadBuffer, close_buffered_for_shutdown
 
 if TYPE_CHECKING:
+    from p2pkit.timerwheel import WheelTimer
     from p2pkit_yamux.shell import YamuxConnection
 
 
@@ -39,6 +40,7 @@ class YamuxStream(MuxedStream):
         self._window_waiter: asyncio.Future[None] | None = None
         self._writing = False
         self._returned = 0  # bytes put back with unread() and not read again (accounted)
+        self._linger: WheelTimer | None = None  # closed both ways, waiting for the FIN
 
     def __repr__(self) -> str:
         return f"<YamuxStream {self.stream_id} {'out' if self.is_initiator else 'in'}>"
@@ -156,6 +158,8 @@ class YamuxStream(MuxedStream):
             while self._buf.size:
                 self._buf.read_nowait()
             self._buf.feed_eof()
+            if not self._remote_eof:
+                self._linger = self._conn._linger(self)
 
     async def close_for_shutdown(self, reason: BaseException) -> None:
         await close_buffered_for_shutdown(
@@ -172,6 +176,7 @@ class YamuxStream(MuxedStream):
     # -- driven by the connection -------------------------------------------------------
 
     def _fail(self, exc: BaseException) -> None:
+        self._stop_lingering()
         self._error = exc
         self._conn._memory.held -= self._buf.size  # dropped unread
         self._returned = 0
@@ -192,10 +197,22 @@ class YamuxStream(MuxedStream):
         self._fail(error)
 
     def _on_remote_eof(self) -> None:
+        self._stop_lingering()
         self._remote_eof = True
         self._buf.feed_eof()
         if self._write_closed:
             self._conn._forget(self)
+
+    def _stop_lingering(self) -> None:
+        if self._linger is not None:
+            self._linger.cancel()
+            self._linger = None
+
+    def _linger_expired(self) -> None:
+        """No FIN within ``stream_close_timeout`` of our ``close()``: reset, forget."""
+        self._linger = None
+        if not self._remote_eof and self._error is None:
+            self.reset()
 
     def _session_ended(self, exc: BaseException) -> None:
         """Bare EOF below us; writers fail.  A stream the peer had finished (FIN) returns
@@ -204,6 +221,7 @@ class YamuxStream(MuxedStream):
         if not (self._remote_eof or self._read_closed):
             self._fail(exc)
             return
+        self._stop_lingering()
         self._error = exc
         self._remote_eof = True
         self._buf.feed_eof()
