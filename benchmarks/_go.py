@@ -6,7 +6,8 @@ library source (``golang-github-hashicorp-yamux-dev`` under ``/usr/share/gocode`
 ``GO111MODULE=off GOPATH=/usr/share/gocode go build`` works offline.  The binary goes to
 a temporary directory; nothing is written into the work tree.  The build step
 (:func:`build_go_program`) is shared with ``tests/yamux/test_hashicorp_interop.py`` and
-``tests/interop/test_quic_go.py`` (quic-go from ``golang-github-lucas-clemente-quic-go-dev``).
+``tests/interop/test_go.py`` (quic-go, flynn/noise: ``golang-github-lucas-clemente-quic-go-dev``,
+``golang-github-flynn-noise-dev``).
 """
 
 from __future__ import annotations

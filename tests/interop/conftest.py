@@ -3,7 +3,7 @@
 Every test in this folder is marked `interop` (see pytest_collection_modifyitems).
 Every test that drives the js peer depends on `js_installed`: without Node.js those
 tests are skipped locally and FAIL when CI=true, because interop must run in CI.  The
-py-libp2p and quic-go tests (NEEDS_NO_NODE) drive no Node process, so a missing Node
+py-libp2p and Go tests (NEEDS_NO_NODE) drive no Node process, so a missing Node
 must not skip them.
 """
 
@@ -17,7 +17,7 @@ from .harness import ensure_js_installed
 
 HERE = Path(__file__).resolve().parent
 #: Test modules here that run no js peer (py-libp2p comes from PyPI in its own venv).
-NEEDS_NO_NODE = frozenset({"test_pylibp2p.py", "test_quic_go.py"})
+NEEDS_NO_NODE = frozenset({"test_pylibp2p.py", "test_go.py"})
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

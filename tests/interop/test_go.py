@@ -1,14 +1,16 @@
-"""QUIC against quic-go, the QUIC implementation of go-libp2p, both directions.
+"""Against Go, both directions, on the libraries go-libp2p is built on: quic-go for
+``/quic-v1``; flynn/noise and hashicorp/yamux for TCP + Noise + yamux.
 
-The Go side is our own small program on quic-go (``tests/interop/go/quicpeer``): the
-libp2p TLS certificate and its checks written from the tls spec, multistream-select,
-ping and echo.  go-libp2p itself cannot be built offline here, but Debian ships quic-go
-(``golang-github-lucas-clemente-quic-go-dev``, 0.29, with its qtls), so the QUIC and TLS
-1.3 wire is Go's: its packet sizes (1252-byte Initials), zero-length client connection
-ids, its ACK and flow-control behaviour, its certificate handling.  Built in GOPATH mode
-(``benchmarks/_go.py``); skipped when Go or quic-go is not installed, except with CI=true
-(then a failure: interop must run in CI).  Our own Go program failing to build is always
-a failure.
+The Go side is our own small program (``tests/interop/go/gopeer``) on those libraries,
+with what go-libp2p adds written from the specs: the libp2p TLS certificate and the Noise
+handshake payload with their checks, multistream-select, ping and echo.  go-libp2p itself
+cannot be built offline here, but Debian ships the libraries (quic-go 0.29 with its
+qtls, flynn/noise 1.0, hashicorp/yamux), so the QUIC, TLS 1.3, Noise and yamux wire is
+Go's: quic-go's packet sizes (1252-byte Initials), zero-length client connection ids,
+ACK and flow control; flynn/noise's handshake; hashicorp's windows and frames.  Built
+in GOPATH mode (``benchmarks/_go.py``); skipped when Go or a library is missing, except
+with CI=true (then a failure: interop must run in CI).  Our own Go program failing to
+build is always a failure.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import pytest
 from multiaddr import Multiaddr
 
 from p2pkit.builder import HostBuilder
-from p2pkit.errors import HandshakeError
+from p2pkit.errors import PeerIdMismatch
 from p2pkit.events import Connected, OpenedStream
 from p2pkit.host import Host
 from p2pkit.protocols.echo import PROTOCOL_ID as ECHO
@@ -38,17 +40,26 @@ sys.path.append(str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
 from _go import GOPATH, build_go_program
 
-SRC = Path(__file__).resolve().parent / "go" / "quicpeer"
-QUIC_GO = GOPATH / "src" / "github.com" / "lucas-clemente" / "quic-go"
+SRC = Path(__file__).resolve().parent / "go" / "gopeer"
+LIBRARIES = [
+    GOPATH / "src" / "github.com" / "lucas-clemente" / "quic-go",
+    GOPATH / "src" / "github.com" / "flynn" / "noise",
+    GOPATH / "src" / "github.com" / "hashicorp" / "yamux",
+]
+TRANSPORTS = ["quic", "tcp"]
 KiB = 1024
 
 
 @pytest.fixture(scope="module")
-def quicpeer(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def gopeer(tmp_path_factory: pytest.TempPathFactory) -> Path:
     go = shutil.which("go")
     assert SRC.is_dir(), f"{SRC} is missing"  # ours: never a reason to skip
-    if go is None or not QUIC_GO.is_dir():
-        msg = "needs go and quic-go (golang-go golang-github-lucas-clemente-quic-go-dev)"
+    if go is None or not all(lib.is_dir() for lib in LIBRARIES):
+        msg = (
+            "needs go, quic-go, flynn/noise and hashicorp/yamux (golang-go "
+            "golang-github-lucas-clemente-quic-go-dev golang-github-flynn-noise-dev "
+            "golang-github-hashicorp-yamux-dev)"
+        )
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(f"{msg} (CI=true: interop must run)", pytrace=False)
         pytest.skip(msg)
@@ -66,7 +77,11 @@ async def host() -> AsyncIterator[Host]:
     h = await (
         HostBuilder()
         .transport("quic")
+        .transport("tcp")
+        .security("noise")
+        .muxer("yamux")
         .listen("/ip4/127.0.0.1/udp/0/quic-v1")
+        .listen("/ip4/127.0.0.1/tcp/0")
         .option(enable_echo=True)
         .build()
         .start()
@@ -75,10 +90,19 @@ async def host() -> AsyncIterator[Host]:
     await h.stop()
 
 
-@pytest.fixture
-async def go_listener(quicpeer: Path) -> AsyncIterator[tuple[asyncio.subprocess.Process, str]]:
+def _listen_addr(host: Host, transport: str) -> str:
+    (addr,) = [a for a in host.listen_addrs if ("/quic-v1" in str(a)) == (transport == "quic")]
+    return f"{addr}/p2p/{host.peer_id}"
+
+
+@pytest.fixture(params=TRANSPORTS)
+async def go_listener(
+    gopeer: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[tuple[asyncio.subprocess.Process, str]]:
     proc = await asyncio.create_subprocess_exec(
-        str(quicpeer), "listen", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        *(str(gopeer), "listen", request.param),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     assert proc.stdout is not None
     line = (await asyncio.wait_for(proc.stdout.readline(), 20)).decode().strip()
@@ -106,7 +130,7 @@ async def _echo(host: Host, addr: Multiaddr, size: int) -> None:
     assert hashlib.sha256(got).digest() == hashlib.sha256(payload).digest(), len(got)
 
 
-async def test_p2pkit_dials_quic_go(
+async def test_p2pkit_dials_go(
     host: Host, go_listener: tuple[asyncio.subprocess.Process, str]
 ) -> None:
     proc, listen = go_listener
@@ -123,14 +147,21 @@ async def test_p2pkit_dials_quic_go(
         await _echo(host, addr, 8 * 1024 * KiB)
         assert proc.stdout is not None
         seen = json.loads((await proc.stdout.readline()).decode().split(" ", 1)[1])
-    assert seen == {"remote_peer": str(host.peer_id), "alpn": "libp2p"}  # go checked our cert
+    # Go checked our certificate or Noise payload and derived our peer id from it.
+    assert seen["remote_peer"] == str(host.peer_id)
+    if "/quic-v1" in listen:
+        assert seen["alpn"] == "libp2p"
+    else:
+        assert (seen["security"], seen["muxer"]) == ("/noise", "/yamux/1.0.0")
+        assert (conn.security_protocol, conn.muxer_protocol) == ("/noise", "/yamux/1.0.0")
 
 
-async def test_quic_go_dials_p2pkit(host: Host, quicpeer: Path) -> None:
-    addr = f"{host.listen_addrs[0]}/p2p/{host.peer_id}"
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_go_dials_p2pkit(host: Host, gopeer: Path, transport: str) -> None:
+    addr = _listen_addr(host, transport)
     with host.events.subscribe(Connected, OpenedStream) as seen:
         proc = await asyncio.create_subprocess_exec(
-            str(quicpeer),
+            str(gopeer),
             *("dial", addr, "20", str(100 * KiB)),
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
@@ -143,8 +174,11 @@ async def test_quic_go_dials_p2pkit(host: Host, quicpeer: Path) -> None:
                 await proc.wait()
         assert proc.returncode == 0, err.decode()
         result = json.loads(out.decode().split("RESULT ", 1)[1])
-        assert result["remote_peer"] == str(host.peer_id)  # Go checked our certificate
-        assert result["alpn"] == "libp2p"
+        assert result["remote_peer"] == str(host.peer_id)  # Go checked our identity
+        if transport == "quic":
+            assert result["alpn"] == "libp2p"
+        else:
+            assert (result["security"], result["muxer"]) == ("/noise", "/yamux/1.0.0")
         assert len(result["ping_ms"]) == 3 and result["echo_streams"] == 20
         events = []
         while (event := seen.get_nowait()) is not None:
@@ -154,19 +188,19 @@ async def test_quic_go_dials_p2pkit(host: Host, quicpeer: Path) -> None:
     go_peer = result["local_peer"]
     conns = [e.connection for e in events if isinstance(e, Connected)]
     assert [str(c.peer) for c in conns] == [go_peer]
-    assert "/quic-v1" in str(conns[0].remote_addr)
+    assert ("/quic-v1" in str(conns[0].remote_addr)) == (transport == "quic")
     opened = [e.protocol for e in events if isinstance(e, OpenedStream) and e.inbound]
     assert sorted(opened) == sorted([PING] + [ECHO] * 20)
 
 
-async def test_p2pkit_refuses_quic_go_under_another_peer_id(
+async def test_p2pkit_refuses_go_under_another_peer_id(
     host: Host, go_listener: tuple[asyncio.subprocess.Process, str]
 ) -> None:
     _, listen = go_listener
-    other = await HostBuilder().transport("quic").build().start()
+    other = await HostBuilder().transport("quic").transport("tcp").build().start()
     try:
         wrong = Multiaddr(f"{listen.split('/p2p/')[0]}/p2p/{other.peer_id}")
-        with pytest.raises(HandshakeError):
+        with pytest.raises(PeerIdMismatch, match=str(other.peer_id)):
             async with asyncio.timeout(20):
                 await host.connect(wrong)
     finally:
