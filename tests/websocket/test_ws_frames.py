@@ -137,7 +137,10 @@ def _frame(b0: int, payload: bytes, masked: bool = True, length: int | None = No
         (_frame(0x00 | OP_PING, b""), 1002),  # fragmented control frame
         (_frame(0x80 | OP_PING, b"x" * 126), 1002),  # control payload over 125
         (_frame(0x80 | OP_CLOSE, b"\x03\xe8\xff"), 1007),  # reason not UTF-8
-        (_frame(0x80 | OP_CLOSE, b"\x00\x01"), 1007),  # close code 1 is invalid
+        # RFC 6455 7.4.1: a malformed Close is a protocol error, as gorilla and ws say
+        (_frame(0x80 | OP_CLOSE, b"\x00\x01"), 1002),  # close code 1 is invalid
+        (_frame(0x80 | OP_CLOSE, b"\x03\xed"), 1002),  # 1005 may not be sent
+        (_frame(0x80 | OP_CLOSE, b"\x03"), 1002),  # one byte
     ],
 )
 def test_protocol_errors_carry_their_close_code(wire: bytes, code: int) -> None:

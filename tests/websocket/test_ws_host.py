@@ -119,3 +119,63 @@ async def test_listening_on_the_unspecified_address(make_ws_host):
     b = await make_ws_host(listen=())
     conn = await b.connect(loopback)
     assert len(await ping(await conn.new_stream(PING), 1)) == 1
+
+
+async def _open_idle(port: int, n: int) -> list[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
+    return [await asyncio.open_connection("127.0.0.1", port) for _ in range(n)]
+
+
+async def _still_open(r: asyncio.StreamReader) -> bool:
+    try:
+        async with asyncio.timeout(0.3):
+            return await r.read(1) != b""
+    except TimeoutError:
+        return True
+    except ConnectionError:
+        return False
+
+
+@pytest.mark.parametrize("listen", ["/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/tcp/0/ws"])
+async def test_sockets_still_upgrading_count_as_pending_connections(make_ws_host, listen):
+    """A /ws socket is admitted when it is accepted, as a TCP one is: sockets that never
+    finish their upgrade count against max_pending_inbound (they used to be uncounted
+    until the upgrade, up to the process's file descriptors)."""
+    host = await make_ws_host(listen=(listen,), max_pending_inbound=4)
+    port = int(host.listen_addrs[0].value_for_protocol("tcp"))
+    idle = await _open_idle(port, 10)
+    try:
+        await asyncio.sleep(0.5)
+        assert sum(await asyncio.gather(*(_still_open(r) for r, _ in idle))) == 4
+    finally:
+        for _, w in idle:
+            w.close()
+    # Their places free again, a real peer gets in.
+    other = await make_ws_host(listen=())
+    async with asyncio.timeout(10):
+        while True:
+            try:
+                conn = await other.connect(host.addrs_with_peer_id[0])
+                break
+            except Exception:  # the idle sockets' places may not be free yet
+                await asyncio.sleep(0.1)
+    assert len(await ping(await conn.new_stream(PING), 1)) == 1
+
+
+async def test_a_gated_address_gets_no_upgrade_answer(make_ws_host):
+    host = await make_ws_host(gater={"deny_cidrs": ["127.0.0.0/8"]})
+    port = int(host.listen_addrs[0].value_for_protocol("tcp"))
+    r, w = await asyncio.open_connection("127.0.0.1", port)
+    w.write(
+        b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    answer = b""
+    try:
+        async with asyncio.timeout(5):
+            while chunk := await r.read(1024):  # reset or closed, never "101 Switching"
+                answer += chunk
+    except ConnectionResetError:
+        pass
+    finally:
+        w.close()
+    assert answer == b""

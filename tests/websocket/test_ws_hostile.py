@@ -11,6 +11,7 @@ import pytest
 from multiaddr import Multiaddr
 
 from p2pkit.abc import RawConnection
+from p2pkit.errors import DialError
 from p2pkit_websocket import WsOptions, WsTransport
 from p2pkit_websocket.frames import OP_PING, OP_PONG, OP_TEXT, CloseReceived, FrameReader, Pong
 
@@ -200,6 +201,8 @@ async def test_handshake_that_never_finishes_is_dropped(server: Server) -> None:
         (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", b"405"),
         (b"\x16\x03\x01garbage\r\n\r\n", b"400"),  # a TLS hello or noise: not HTTP
         (b"GET / HTTP/1.1\r\n" + b"X-Big: " + b"a" * 20_000 + b"\r\n\r\n", b"431"),
+        (UPGRADE.replace(b"{path}", b"/").replace(b"Host: 127.0.0.1\r\n", b""), b"400"),
+        (UPGRADE.replace(b"{path}", b"/").replace(b"Version: 13", b"Version: 8"), b"400"),
     ],
 )
 async def test_refused_requests_get_a_status_and_a_close(
@@ -210,6 +213,22 @@ async def test_refused_requests_get_a_status_and_a_close(
     async with asyncio.timeout(STEP):
         answer = await r.read()  # until the server closes
     assert answer.split(b" ", 2)[1] == status, answer[:200]
+    if b"Version: 8" in request_bytes:  # RFC 6455 4.4: the versions we speak
+        assert b"\r\nSec-WebSocket-Version: 13\r\n" in answer
     assert server.accepted == []
     w.close()
     await server.check_still_serving()
+
+
+async def test_a_dial_to_a_server_that_never_upgrades_fails_in_time() -> None:
+    """Without a dial timeout the upgrade wait is still bounded (handshake_timeout)."""
+    silent = await asyncio.start_server(lambda r, w: _writers.append(w), "127.0.0.1", 0)
+    port = silent.sockets[0].getsockname()[1]
+    try:
+        client = WsTransport(WsOptions(handshake_timeout=0.3))
+        with pytest.raises(DialError, match="no WebSocket upgrade"):
+            async with asyncio.timeout(STEP):
+                await client.dial(Multiaddr(f"/ip4/127.0.0.1/tcp/{port}/ws"))
+    finally:
+        silent.close()
+        await silent.wait_closed()

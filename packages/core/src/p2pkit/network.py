@@ -119,6 +119,13 @@ class BaseTransport(abc.ABC):
 class Transport(BaseTransport):
     """Dials and listens for raw connections on some multiaddrs."""
 
+    accepts_admission: ClassVar[bool] = False
+    """True if ``listen`` takes ``admit=`` (an :data:`InboundAdmission`): for a transport
+    that runs a handshake of its own before it calls ``handler`` (WebSocket's HTTP
+    upgrade), so a connection counts against the pending limits, and meets the gater,
+    from its first byte.  It hands the ticket over as the connection's ``admission``
+    attribute.  Without it the swarm admits a connection when the handler is called."""
+
     @abc.abstractmethod
     async def dial(self, addr: Multiaddr, *, timeout: float | None = None) -> RawConnection:
         """Open a raw connection; ``/p2p/...`` suffixes are ignored here.

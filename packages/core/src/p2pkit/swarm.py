@@ -110,12 +110,15 @@ class Swarm(SwarmDialing):
             transport = choose_transport(
                 self.transports, addr, listen=True, installed=self.installed_transports
             )
+            admit = self.admission.admit
             if isinstance(transport, Transport):
-                listener = await transport.listen(addr, self._on_inbound)
+                if transport.accepts_admission:  # it admits before its own handshake
+                    listener = await transport.listen(addr, self._on_inbound, admit=admit)  # type: ignore[call-arg]
+                else:
+                    listener = await transport.listen(addr, self._on_inbound)
             else:
                 assert isinstance(transport, MuxedTransport)  # checked in __init__
                 if transport.accepts_admission:  # it admits before its handshakes
-                    admit = self.admission.admit
                     listener = await transport.listen(addr, self._on_inbound, admit=admit)
                 else:
                     listener = await transport.listen(addr, self._on_inbound)

@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from p2pkit.abc import Buffer
-from p2pkit.errors import ConnectionClosed, TransportError
+from p2pkit.errors import ConnectionClosed, P2PError, TransportError
 from p2pkit.logs import get_logger
 from p2pkit.stream_socket import StreamSocketProtocol
 from p2pkit.tcp_socket import TcpConnection
@@ -51,6 +51,8 @@ from p2pkit_websocket.options import WsOptions
 
 if TYPE_CHECKING:
     from multiaddr import Multiaddr
+
+    from p2pkit.network import AdmissionTicket, InboundAdmission
 
 log = get_logger("websocket")
 
@@ -97,8 +99,15 @@ class WsConnection(TcpConnection):
         tls: bool,
         host_header: str = "",
         on_ready: Callable[[WsConnection], None] | None = None,
+        admit: InboundAdmission | None = None,
     ) -> None:
         super().__init__(options, is_initiator=is_initiator)
+        self._admit = admit
+        self.admission: AdmissionTicket | None = None
+        """The host's ticket, taken when the socket was accepted (listener side): the
+        upgrade counts as a pending handshake.  The swarm takes it over with the
+        connection; until then it is given back if the upgrade fails."""
+        self._handed_over = False
         self._ws_options = options
         self._tls = tls
         self._frames = FrameReader(
@@ -133,8 +142,26 @@ class WsConnection(TcpConnection):
         if isinstance(hs, ClientHandshake):
             transport.write(hs.request)
         else:
+            if self._admit is not None and not self._take_ticket(self._admit):
+                return
             loop = asyncio.get_running_loop()
             self._timer = loop.call_later(self._ws_options.handshake_timeout, self._expired)
+
+    def _take_ticket(self, admit: InboundAdmission) -> bool:
+        """Ask the host before reading a byte of the upgrade (as TCP's connections are
+        asked at accept): refused, the socket is reset at once."""
+        try:
+            self.admission = admit(self.local_addr, self.remote_addr)
+        except P2PError:  # logged (rate-limited) where it was decided
+            self._dead = True
+            self.reset()
+            return False
+        except Exception as exc:  # a bug in the admission must not stop the listener
+            log.warning("WebSocket admission failed: %r", exc)
+            self._dead = True
+            self.reset()
+            return False
+        return True
 
     def _expired(self) -> None:
         self._timer = None
@@ -156,6 +183,9 @@ class WsConnection(TcpConnection):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self.admission is not None and not self._handed_over:
+            self.admission.close()  # the upgrade failed: its place is free again
+            self.admission = None
         self._fail_ready(ConnectionClosed(f"connection lost during the upgrade: {exc}"))
         super()._connection_lost(exc)
 
@@ -228,6 +258,7 @@ class WsConnection(TcpConnection):
             self.ready.set_result(None)
             leftover = result.leftover
             if self._on_ready is not None:
+                self._handed_over = True  # the ticket goes with the connection
                 self._on_ready(self)
         if leftover:
             self._ws_data(memoryview(leftover))

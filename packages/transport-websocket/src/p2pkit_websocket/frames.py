@@ -12,7 +12,8 @@ sending large frames.
 
 Conventions (``docs/sansio.md``): :meth:`FrameReader.receive_data` returns events;
 protocol errors raise :class:`WsProtocolError`, whose ``code`` is the close code to send
-(1002 protocol error, 1003 text frame, 1007 bad close payload, 1009 too big), after
+(1002 protocol error or bad Close frame, 1003 text frame, 1007 Close reason not UTF-8,
+1009 too big), after
 which the reader stays dead.  The encoders return the bytes to send.
 """
 
@@ -250,8 +251,10 @@ class FrameReader:
         self.closed = True
         try:
             close = Close.parse(payload)
-        except (ProtocolError, UnicodeDecodeError) as exc:
-            raise WsProtocolError(CLOSE_INVALID_PAYLOAD, f"bad Close frame: {exc}") from exc
+        except UnicodeDecodeError as exc:  # RFC 6455 7.4.1: 1007 is for bad data
+            raise WsProtocolError(CLOSE_INVALID_PAYLOAD, f"bad Close reason: {exc}") from exc
+        except ProtocolError as exc:  # 1 byte, or a code no endpoint may send: 1002
+            raise WsProtocolError(CLOSE_PROTOCOL_ERROR, f"bad Close frame: {exc}") from exc
         return CloseReceived(close.code, close.reason)
 
 

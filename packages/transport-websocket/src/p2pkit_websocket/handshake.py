@@ -74,10 +74,16 @@ class ServerHandshake:
         if not isinstance(request, Request):
             return ServerResult(_plain(HTTPStatus.BAD_REQUEST, "bad request\n"), False, b"", "?")
         path = request.path.split("?", 1)[0]
-        if path != PATH:
+        if "Host" not in request.headers:  # RFC 6455 4.2.1 (2); HTTP/1.1 requires it too
+            response = proto.reject(HTTPStatus.BAD_REQUEST, "missing Host header\n")
+        elif path != PATH:
             response = proto.reject(HTTPStatus.NOT_FOUND, "no WebSocket endpoint here\n")
         else:
             response = proto.accept(request)
+            version = request.headers.get("Sec-WebSocket-Version")
+            if response.status_code != 101 and version is not None and version != "13":
+                # RFC 6455 4.4: say which version we speak (as gorilla and ws do).
+                response.headers["Sec-WebSocket-Version"] = "13"
         proto.send_response(response)
         out = b"".join(proto.data_to_send())
         if response.status_code == 101:

@@ -22,6 +22,7 @@ from p2pkit_websocket.addresses import WsTarget, from_sockaddr, is_ws, normalise
 from p2pkit_websocket.options import WsOptions
 
 if TYPE_CHECKING:
+    from p2pkit.network import InboundAdmission
     from p2pkit_websocket.connection import WsConnection
 
 log = get_logger("websocket")
@@ -31,6 +32,7 @@ class WsTransport(Transport):
     """Dials and listens on ``<tcp multiaddr>/ws`` and ``/tls/ws`` (see the README)."""
 
     name = "websocket"
+    accepts_admission = True  # asked when a socket is accepted, before its upgrade
 
     def __init__(self, options: WsOptions | None = None) -> None:
         self.options = options or WsOptions()
@@ -104,7 +106,16 @@ class WsTransport(Transport):
                     ssl=ctx,
                     server_hostname=server_hostname,
                 )
-                await conn.ready
+                # Bounded on its own: without a dial timeout a server that never
+                # answers the upgrade would hold the dial forever.
+                async with asyncio.timeout(self.options.handshake_timeout):
+                    await conn.ready
+            except TimeoutError:
+                conn.reset()
+                silent = TimeoutError(
+                    f"no WebSocket upgrade within {self.options.handshake_timeout} s"
+                )
+                errors.append((f"{host}:{target.tcp.port}", silent))
             except (OSError, ssl.SSLError, P2PError) as exc:
                 conn.reset()
                 errors.append((f"{host}:{target.tcp.port}", exc))
@@ -117,7 +128,13 @@ class WsTransport(Transport):
 
     # -- listening ---------------------------------------------------------------------------
 
-    async def listen(self, addr: Multiaddr, handler: ConnectionHandler) -> Listener:
+    async def listen(
+        self, addr: Multiaddr, handler: ConnectionHandler, *, admit: InboundAdmission | None = None
+    ) -> Listener:
+        """Listen; ``admit`` (given by the swarm) is asked as each socket is accepted,
+        so upgrades in progress count against the host's pending-connection limits and
+        meet its gater (for ``/tls/ws``: once TLS is done, which ``handshake_timeout``
+        bounds)."""
         from p2pkit_websocket.connection import WsConnection, WsProtocol  # lazy: see above
 
         target = parse(addr)
@@ -133,7 +150,9 @@ class WsTransport(Transport):
                 conn.reset()
 
         def make() -> WsProtocol:
-            return WsProtocol(WsConnection(options, is_initiator=False, tls=tls, on_ready=on_ready))
+            return WsProtocol(
+                WsConnection(options, is_initiator=False, tls=tls, on_ready=on_ready, admit=admit)
+            )
 
         loop = asyncio.get_running_loop()
         try:
