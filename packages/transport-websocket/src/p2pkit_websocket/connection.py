@@ -111,7 +111,7 @@ class WsConnection(TcpConnection):
         self._ws_options = options
         self._tls = tls
         self._frames = FrameReader(
-            expect_masked=not is_initiator, max_message_size=options.max_message_size
+            expect_masked=not is_initiator, max_message_size=options.max_message_size, pongs=False
         )
         self._framer = FrameWriter(mask=is_initiator, max_frame_size=options.max_frame_size)
         self._handshake: ServerHandshake | ClientHandshake | None = (
