@@ -242,8 +242,8 @@ class StreamFlow:
         self.schedule_transmit()
 
     def reset_stream(self, stream: QuicStream) -> None:
-        if self._closed:
-            return
+        if self._closed or self.quic.reset_unopened(stream.stream_id):
+            return  # (a stream never on the wire is reset once the peer allows it)
         with contextlib.suppress(Exception):  # a direction already finished: nothing to reset
             if not stream._write_closed or self.unsent(stream):
                 self.quic.reset_stream(stream.stream_id, RESET_CODE)

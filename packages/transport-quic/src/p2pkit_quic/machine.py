@@ -53,6 +53,7 @@ These touch aioquic internals (``_write_stream_limits``, ``_write_connection_lim
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import ssl
 from typing import TYPE_CHECKING, Any
@@ -83,6 +84,7 @@ from p2pkit_quic.ranges import (
     GapBudget,
     harden,
 )
+from p2pkit_quic.stream import RESET_CODE
 
 if TYPE_CHECKING:
     from aioquic.quic.packet_builder import QuicPacketBuilder
@@ -133,6 +135,8 @@ class Libp2pQuicConnection(QuicConnection):
     certificate_error: CertificateError | None = None
     _release_pending = False
     peer_max_udp_payload_size: int = 65527
+    _resets_when_unblocked: set[int] | None = None
+    """Our streams reset while still beyond the peer's MAX_STREAMS (see reset_unopened)."""
 
     def __init__(self, *, options: QuicOptions, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -145,6 +149,38 @@ class Libp2pQuicConnection(QuicConnection):
         self.consumed = 0
         """Bytes the application read (or we discarded) over all streams."""
         self._gaps = GapBudget(MAX_CONNECTION_GAPS, self._count_gaps)
+
+    def reset_unopened(self, stream_id: int) -> bool:
+        """Reset a stream of ours that is still beyond the peer's MAX_STREAMS, so never
+        on the wire: True if it is one (the reset is then held until the peer allows the
+        stream).  aioquic would send RESET_STREAM and STOP_SENDING for it at once: a
+        stream the peer did not allow, which quic-go answers by closing the whole
+        connection (STREAM_STATE_ERROR).  The id cannot be skipped either (opening a
+        later stream opens it implicitly), so it is reset once it opens."""
+        stream = self._streams.get(stream_id)
+        if stream is None or not stream.is_blocked:
+            return False
+        if self._resets_when_unblocked is None:
+            self._resets_when_unblocked = set()
+        self._resets_when_unblocked.add(stream_id)
+        return True
+
+    def _unblock_streams(self, is_unidirectional: bool) -> None:
+        super()._unblock_streams(is_unidirectional)
+        held = self._resets_when_unblocked
+        if not held:
+            return
+        for stream_id in list(held):
+            stream = self._streams.get(stream_id)
+            if stream is None or not stream.is_blocked:
+                held.discard(stream_id)
+                if stream is not None:
+                    with contextlib.suppress(Exception):  # as p2pkit_quic.flow does
+                        self.reset_stream(stream_id, RESET_CODE)
+                    with contextlib.suppress(Exception):
+                        self.stop_stream(stream_id, RESET_CODE)
+        if not held:
+            self._resets_when_unblocked = None
 
     def _count_gaps(self) -> int:
         # Called only by ranges that _initialize put in place: the crypto streams exist.

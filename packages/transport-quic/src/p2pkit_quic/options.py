@@ -53,10 +53,18 @@ class QuicOptions:
     """Datagram size used on loopback paths (whose MTU is 64 KiB) once the handshake is
     done and the peer's ``max_udp_payload_size`` allows it; 0 keeps ``max_datagram_size``."""
     dial_timeout: float = 10.0
+    close_timeout: float = 5.0
+    """``close()`` waits at most this long for open streams to finish and for what we
+    sent to be acknowledged, then aborts the connection (CONNECTION_CLOSE code 1)."""
 
     def __post_init__(self) -> None:
-        for name in ("stream_window", "connection_window", "send_buffer",
-                     "connection_send_buffer", "max_streams"):
+        for name in (
+            "stream_window",
+            "connection_window",
+            "send_buffer",
+            "connection_send_buffer",
+            "max_streams",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"quic {name} must be >= 1")
         if self.connection_window < self.stream_window:
@@ -65,7 +73,7 @@ class QuicOptions:
             raise ValueError("quic retry_above must be >= 0")
         if self.max_handshakes < 1:
             raise ValueError("quic max_handshakes must be >= 1")
-        for name in ("handshake_timeout", "idle_timeout", "dial_timeout"):
+        for name in ("handshake_timeout", "idle_timeout", "dial_timeout", "close_timeout"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"quic {name} must be > 0")
         if self.keep_alive < 0:

@@ -31,7 +31,7 @@ from p2pkit.bufpool import connections as connection_tally
 from p2pkit.errors import ConnectionClosed, StreamReset
 from p2pkit.logs import get_logger
 from p2pkit_quic.flow import StreamFlow
-from p2pkit_quic.stream import QuicStream
+from p2pkit_quic.stream import RESET_CODE, QuicStream
 
 if TYPE_CHECKING:
     from p2pkit_quic.endpoint import Endpoint
@@ -207,7 +207,9 @@ class QuicSession(StreamFlow, MuxedConnection):
                 self._on_stream_data(event)
             elif isinstance(event, events.StreamReset | events.StopSendingReceived):
                 stream = self._streams.get(event.stream_id)
-                if stream is not None and not stream.done:
+                if stream is None:
+                    self._reset_unseen(event.stream_id)
+                elif not stream.done:
                     # Either half reset by the peer ends the whole stream, as a reset
                     # does on yamux; the other half is reset here so aioquic can
                     # discard the stream's state.
@@ -259,6 +261,20 @@ class QuicSession(StreamFlow, MuxedConnection):
             self._incoming.append(stream)
             self._incoming_ready.set()
         stream.on_data(event.data, event.end_stream)
+
+    def _reset_unseen(self, sid: int) -> None:
+        """The peer reset a stream of its own before any of its data reached us (go's
+        CancelWrite on a new stream): no QuicStream was made for it, but aioquic keeps
+        it, one of the peer's MAX_STREAMS slots, until our half ends too.  End it."""
+        qs = self.quic._streams.get(sid)
+        if qs is None or sid & 2 or bool(sid & 1) != self.is_initiator:
+            return  # gone already, unidirectional, or ours (then we made a QuicStream)
+        with contextlib.suppress(Exception):  # (aioquic resets a sender only once)
+            self.quic.reset_stream(sid, RESET_CODE)
+        with contextlib.suppress(Exception):
+            if not qs.receiver.is_finished:
+                self.quic.stop_stream(sid, RESET_CODE)
+        self.schedule_transmit()
 
     def _check_ended(self) -> None:
         # aioquic reports ConnectionTerminated only when its draining period ends (three
@@ -323,17 +339,23 @@ class QuicSession(StreamFlow, MuxedConnection):
         for stream in list(self._incoming):
             stream.reset()
         self._incoming.clear()
-        while not self._closed and self._holding_close():
-            self._streams_changed.clear()
-            await self._streams_changed.wait()  # set by stream changes and by _end
-        # What we sent must be acknowledged first: CONNECTION_CLOSE would otherwise
-        # overtake a retransmission, and the peer would lose the tail of a stream.
-        while not self._closed and not self._all_acknowledged():
-            self._ack_waiter = self._loop.create_future()
-            try:
-                await self._ack_waiter
-            finally:
-                self._ack_waiter = None
+        limit = self.options.close_timeout
+        try:
+            async with asyncio.timeout(limit):  # as yamux's close: bounded
+                while not self._closed and self._holding_close():
+                    self._streams_changed.clear()
+                    await self._streams_changed.wait()  # set by stream changes and by _end
+                # What we sent must be acknowledged first: CONNECTION_CLOSE would
+                # otherwise overtake a retransmission, and the peer lose a stream's tail.
+                while not self._closed and not self._all_acknowledged():
+                    self._ack_waiter = self._loop.create_future()
+                    try:
+                        await self._ack_waiter
+                    finally:
+                        self._ack_waiter = None
+        except TimeoutError:
+            self.abort(TimeoutError(f"streams still open {limit} s after close()"))
+            return
         if not self._closed:
             self.quic.close(error_code=NO_ERROR)
             self._transmit()
