@@ -203,6 +203,8 @@ async def test_handshake_that_never_finishes_is_dropped(server: Server) -> None:
         (b"GET / HTTP/1.1\r\n" + b"X-Big: " + b"a" * 20_000 + b"\r\n\r\n", b"431"),
         (UPGRADE.replace(b"{path}", b"/").replace(b"Host: 127.0.0.1\r\n", b""), b"400"),
         (UPGRADE.replace(b"{path}", b"/").replace(b"Version: 13", b"Version: 8"), b"400"),
+        # the header twice (found by fuzz/: it used to raise inside the upgrade)
+        (UPGRADE.replace(b"{path}", b"/").replace(b"Version: 13", b"Version: 8\r\nSec-WebSocket-Version: 13"), b"400"),  # noqa: E501
     ],
 )
 async def test_refused_requests_get_a_status_and_a_close(

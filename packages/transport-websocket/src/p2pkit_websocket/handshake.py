@@ -80,8 +80,8 @@ class ServerHandshake:
             response = proto.reject(HTTPStatus.NOT_FOUND, "no WebSocket endpoint here\n")
         else:
             response = proto.accept(request)
-            version = request.headers.get("Sec-WebSocket-Version")
-            if response.status_code != 101 and version is not None and version != "13":
+            versions = request.headers.get_all("Sec-WebSocket-Version")  # (may repeat)
+            if response.status_code != 101 and any(v != "13" for v in versions):
                 # RFC 6455 4.4: say which version we speak (as gorilla and ws do).
                 response.headers["Sec-WebSocket-Version"] = "13"
         proto.send_response(response)
