@@ -13,7 +13,7 @@ from multiaddr import Multiaddr
 
 from p2pkit.crypto import generate_private_key
 from p2pkit.dialer import AddressBackedOff
-from p2pkit.errors import DialError
+from p2pkit.errors import DialError, P2PError
 from p2pkit.peer import PeerId
 from p2pkit.protocols.ping import PROTOCOL_ID as PING
 from p2pkit.protocols.ping import ping
@@ -126,3 +126,22 @@ async def test_cancelled_connect_cancels_attempts(make_host, hung_port):
     assert client.swarm.pending_dials == {}
     # The cancelled attempt is not a failure of the address: no backoff recorded.
     assert client.dialer.backoff.until(peer, hung_port) is None
+
+
+async def test_a_cancelled_caller_leaves_a_shared_dial_to_the_others(make_host, hung_port):
+    """Two connects to one peer share one dial; cancelling the first used to end the
+    second with the first's CancelledError (past every ``except Exception``)."""
+    client = await make_host(listen=False, handshake_timeout=0.6)
+    peer = PeerId.from_public_key(generate_private_key("ed25519").public_key)
+    client.peerstore.add_addrs(peer, [hung_port], 3600)
+    first = asyncio.ensure_future(client.connect(peer))
+    await asyncio.sleep(0.1)
+    second = asyncio.ensure_future(client.connect(peer))
+    await asyncio.sleep(0.1)
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    with pytest.raises(P2PError):  # the silent address times out, for the second only
+        await asyncio.wait_for(second, 10)
+    assert not second.cancelled()
+    assert client.swarm.pending_dials == {} and client.swarm.rcmgr.system.empty

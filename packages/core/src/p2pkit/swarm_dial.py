@@ -33,6 +33,16 @@ if TYPE_CHECKING:
     from p2pkit.upgrader import Upgrader
 
 
+class SharedDial:
+    """A dial to a peer in flight, and how many callers wait for it (see dial_peer)."""
+
+    __slots__ = ("task", "waiters")
+
+    def __init__(self, task: asyncio.Task[Connection]) -> None:
+        self.task = task
+        self.waiters = 0
+
+
 class SwarmDialing:
     """See the module docstring (the swarm's constructor calls :meth:`_init_dialing`)."""
 
@@ -46,7 +56,7 @@ class SwarmDialing:
     closing: bool
     observer: SwarmMetrics | None
     local_peer: PeerId | None
-    pending_dials: dict[PeerId, asyncio.Future[Connection]]
+    pending_dials: dict[PeerId, SharedDial]
     _attempts: set[asyncio.Task[Any]]
     """Dial attempts in flight (each runs in a task of the dialer's)."""
 
@@ -82,23 +92,29 @@ class SwarmDialing:
         existing = self.connections(peer)
         if existing:
             return existing[0]
-        pending = self.pending_dials.get(peer)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        fut: asyncio.Future[Connection] = asyncio.get_running_loop().create_future()
-        self.pending_dials[peer] = fut
+        shared = self.pending_dials.get(peer)
+        if shared is None:
+            task = asyncio.get_running_loop().create_task(
+                self._dial_addrs(addrs, peer, use_backoff=use_backoff), name="p2pkit-dial"
+            )
+            shared = self.pending_dials[peer] = SharedDial(task)
+            task.add_done_callback(lambda _: self._dial_done(peer, shared))
+        # The dial is its own task: a caller that is cancelled leaves it to the others
+        # (it used to hand them its CancelledError), and the last one to leave ends it.
+        shared.waiters += 1
         try:
-            conn = await self._dial_addrs(addrs, peer, use_backoff=use_backoff)
-        except BaseException as exc:
-            if not fut.done():
-                fut.set_exception(exc)
-                fut.exception()  # mark retrieved
-            raise
-        else:
-            fut.set_result(conn)
-            return conn
+            return await asyncio.shield(shared.task)
         finally:
-            self.pending_dials.pop(peer, None)
+            shared.waiters -= 1
+            if not shared.waiters and not shared.task.done():
+                shared.task.cancel()  # and its cleanup is over when we return
+                await asyncio.wait([shared.task])
+
+    def _dial_done(self, peer: PeerId, shared: SharedDial) -> None:
+        if self.pending_dials.get(peer) is shared:
+            del self.pending_dials[peer]
+        if not shared.task.cancelled():
+            shared.task.exception()  # retrieved: its waiters raise it themselves
 
     async def _dial_addrs(
         self, addrs: Sequence[Multiaddr], peer: PeerId | None, *, use_backoff: bool
