@@ -112,3 +112,23 @@ async def test_session_end_releases_everything(sessions: Pair) -> None:
     assert scope.scope.memory == 0 and rm.system.memory == 0
     scope.close()
     assert rm.system.empty and rm.tracked_scopes == 0
+
+
+@pytest.mark.parametrize("who", ["peer", "local"])
+async def test_resetting_buffered_streams_releases_the_reservation(
+    sessions: Pair, who: str
+) -> None:
+    """Streams filled and then reset used to leave their memory reserved (held 0,
+    reserved as before) until the connection ended: other peers were refused."""
+    client, server, _scope, rm = sessions
+    sent = [await client.open_stream() for _ in range(3)]
+    for s in sent:
+        await s.write(b"z" * (200 * KiB))
+    accepted = [cast(MplexStream, await server.accept_stream()) for _ in sent]
+    await until(lambda: sum(s._buf.size for s in accepted) == 600 * KiB)
+    assert rm.system.memory >= 600 * KiB
+    for mine, theirs in zip(sent, accepted, strict=True):
+        (mine if who == "peer" else theirs).reset()
+    await until(lambda: not server.streams)
+    assert server._memory.held == 0  # type: ignore[attr-defined]
+    assert rm.system.memory <= IDLE_MAX and not server.is_closed

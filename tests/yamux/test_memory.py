@@ -228,3 +228,24 @@ async def test_host_reserves_per_peer_and_releases_on_disconnect() -> None:
         await client.disconnect(conn.peer)
         await until(lambda: rm.system.memory == 0 and rm.tracked_scopes == 0)
         parked.set()
+
+
+@pytest.mark.parametrize("who", ["peer", "local"])
+async def test_resetting_buffered_streams_releases_the_reservation(
+    sessions: tuple[YamuxConnection, YamuxConnection, ConnectionScope, ResourceManager],
+    who: str,
+) -> None:
+    """Streams filled and then reset used to leave their memory reserved (held 0,
+    reserved as before) until the connection ended: other peers were refused."""
+    client, server, _scope, rm = sessions
+    streams = [await client.open_stream() for _ in range(3)]
+    for s in streams:
+        await s.write(b"z" * (200 * KiB))
+    accepted = [await server.accept_stream() for _ in streams]
+    await until(lambda: sum(s._buf.size for s in accepted) == 600 * KiB)
+    assert rm.system.memory >= 600 * KiB
+    for sent, got in zip(streams, accepted, strict=True):
+        (sent if who == "peer" else got).reset()
+    await until(lambda: not server.streams)
+    assert server._memory.held == 0
+    assert rm.system.memory <= IDLE_MAX and not server.is_closed

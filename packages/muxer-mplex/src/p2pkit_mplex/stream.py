@@ -177,7 +177,9 @@ class MplexStream(MuxedStream):
     def _on_reset(self, exc: BaseException) -> None:
         if self._exc is None:
             self._exc = exc
-            self._conn._memory.held -= self._buf.size  # dropped unread
+            # Dropped unread, and the reservation shrinks with it: a peer that fills
+            # streams then resets them must not leave the memory reserved.
+            self._on_held_less(self._buf.size)
             self._returned = 0
             self._buf.fail(exc)
         self._conn._forget(self)

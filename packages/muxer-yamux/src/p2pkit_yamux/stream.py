@@ -178,7 +178,9 @@ class YamuxStream(MuxedStream):
     def _fail(self, exc: BaseException) -> None:
         self._stop_lingering()
         self._error = exc
-        self._conn._memory.held -= self._buf.size  # dropped unread
+        # Dropped unread, and the reservation shrinks with it: a peer that fills
+        # streams then resets them must not leave the memory reserved.
+        self._on_held_less(self._buf.size)
         self._returned = 0
         self._buf.fail(exc)
         w = self._window_waiter
