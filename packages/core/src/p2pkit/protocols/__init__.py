@@ -10,7 +10,7 @@ from p2pkit.protocols.identify import Identify
 from p2pkit.protocols.perf import PROTOCOL_ID as PERF
 from p2pkit.protocols.perf import handle_perf
 from p2pkit.protocols.ping import PROTOCOL_ID as PING
-from p2pkit.protocols.ping import handle_ping
+from p2pkit.protocols.ping import ping_handler
 
 if TYPE_CHECKING:
     from p2pkit.host import Host
@@ -21,7 +21,7 @@ def install_builtin_protocols(host: Host) -> Identify | None:
     service when enabled (the host keeps it as ``host.identify``)."""
     cfg = host.config
     if cfg.enable_ping:
-        host.set_stream_handler(PING, handle_ping)
+        host.set_stream_handler(PING, ping_handler(host.connection_of))
     if cfg.enable_echo:
         host.set_stream_handler(ECHO, handle_echo)
     if cfg.enable_perf:

@@ -5,10 +5,16 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from p2pkit.abc import MuxedStream
+from p2pkit.abc import MuxedStream, StreamHandler
 from p2pkit.errors import ProtocolError
 from p2pkit.timerwheel import coarse_timeout
+
+if TYPE_CHECKING:
+    from p2pkit.connection import Connection
+    from p2pkit.peer import PeerId
 
 PROTOCOL_ID = "/ipfs/ping/1.0.0"
 PING_SIZE = 32
@@ -19,18 +25,54 @@ PING_SIZE = 32
 IDLE_TIMEOUT = 60.0
 
 
+#: ping.md: "the listening peer SHOULD accept at most two streams per peer" (js-libp2p:
+#: 2); more are reset (:func:`ping_handler`).
+MAX_STREAMS_PER_PEER = 2
+
+
 async def handle_ping(stream: MuxedStream) -> None:
-    """Echo 32-byte pings until the peer closes its side or stays idle too long."""
+    """Echo 32-byte pings until the peer closes its side or stays idle too long.
+
+    The bound covers a ping's read *and* its echo's write (as go's handler timer): a
+    peer that sends pings and never reads the answers cannot park the handler."""
     while True:
         try:
             async with coarse_timeout(IDLE_TIMEOUT):  # (p2pkit.timerwheel: why)
                 payload = await stream.readexactly(PING_SIZE)
+                await stream.write(payload)
         except asyncio.IncompleteReadError:
             return
         except TimeoutError:
             stream.reset()
             return
-        await stream.write(payload)
+
+
+def ping_handler(connection_of: Callable[[MuxedStream], Connection | None]) -> StreamHandler:
+    """:func:`handle_ping` with at most :data:`MAX_STREAMS_PER_PEER` streams per peer
+    (``connection_of``: the host's, to know a stream's peer)."""
+    active: dict[PeerId, int] = {}
+
+    async def handler(stream: MuxedStream) -> None:
+        conn = connection_of(stream)
+        if conn is None:
+            stream.reset()
+            return
+        peer = conn.peer
+        count = active.get(peer, 0)
+        if count >= MAX_STREAMS_PER_PEER:
+            stream.reset()
+            return
+        active[peer] = count + 1
+        try:
+            await handle_ping(stream)
+        finally:
+            left = active[peer] - 1
+            if left:
+                active[peer] = left
+            else:
+                del active[peer]
+
+    return handler
 
 
 async def ping(stream: MuxedStream, count: int = 1, *, timeout: float = 10.0) -> list[float]:
