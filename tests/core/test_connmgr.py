@@ -76,6 +76,25 @@ def test_select_skips_protected_and_young_and_closes_whole_peers():
     assert {c.peer for c in out} == {old} and len(out) == 2
 
 
+def test_protected_and_young_peers_do_not_push_out_valued_ones():
+    """go's BasicConnMgr rule: only candidates count against low_water (counting every
+    connection closed every candidate, the most valued included, when protected or
+    young peers were many)."""
+    prot, valued, young1, young2 = new_peer(), new_peer(), new_peer(), new_peer()
+    plain = [new_peer() for _ in range(3)]
+    infos = {
+        prot: PeerInfo(0.0, [FakeConn(prot)], protected={"keep"}),
+        valued: PeerInfo(0.0, [FakeConn(valued)], {"v": 100}),
+        young1: PeerInfo(99.0, [FakeConn(young1)]),
+        young2: PeerInfo(99.0, [FakeConn(young2)]),
+        **{p: PeerInfo(0.0, [FakeConn(p)]) for p in plain},
+    }
+    out = select_for_trim(infos, low_water=2, grace_period=10.0, now=100.0)
+    assert len(out) == 2 and {c.peer for c in out} < set(plain)
+    # Fewer candidates than low_water: nothing is trimmed at all.
+    assert select_for_trim(infos, low_water=5, grace_period=10.0, now=100.0) == []
+
+
 async def test_manager_watermarks_grace_silence_protect_and_tags():
     clock = FakeClock()
     cm = BasicConnectionManager(
@@ -95,14 +114,16 @@ async def test_manager_watermarks_grace_silence_protect_and_tags():
     await asyncio.sleep(0)  # the automatic trim runs: everyone is in the grace period
     assert cm.trimmed == 0 and cm.connection_count == 6
     clock.now += 11.0
-    assert len(cm.plan()) == 4
-    assert await cm.trim() == 4  # on demand: ignores the silence period
+    # As go's BasicConnMgr: the 5 candidates (not protected, out of grace) are trimmed to
+    # low_water of theirs; the protected peer does not count.
+    assert len(cm.plan()) == 3
+    assert await cm.trim() == 3  # on demand: ignores the silence period
     closed = {c.peer for c in conns if c.closed}
-    assert peers[0] not in closed and peers[1] not in closed and len(closed) == 4
+    assert peers[0] not in closed and peers[1] not in closed and len(closed) == 3
     for c in conns:
         if c.closed:
             cm.disconnected(c)
-    assert cm.connection_count == 2
+    assert cm.connection_count == 3
     # unprotect: still protected by the other tag, then not at all.
     assert cm.unprotect(peers[0], "a") is True
     assert cm.unprotect(peers[0], "b") is False
@@ -118,7 +139,7 @@ async def test_manager_watermarks_grace_silence_protect_and_tags():
     cm.connected(FakeConn(new_peer()))  # over high water, silence passed: trims
     for _ in range(10):
         await asyncio.sleep(0)
-    assert cm.trimmed == 4 + 4
+    assert cm.trimmed == 3 + 4  # 6 candidates (peers 0, 1, an old one, the 3): down to 2
     await cm.close()
 
 
@@ -178,10 +199,12 @@ async def test_fifty_peers_trimmed_to_low_water_after_grace(make_host):
         assert len(server.connections()) == 50 and cm.trimmed == 0
 
         clock.now += 31.0
-        await _wait_for(lambda: len(server.connections()) == 10)
+        # As go's BasicConnMgr: the 47 candidates are trimmed to low_water (10) of theirs,
+        # the valued first kept; the 3 protected peers come on top.
+        await _wait_for(lambda: len(server.connections()) == 13)
         kept = {c.peer for c in server.connections()}
-        assert kept == set(protected) | set(valued)
+        assert kept > set(protected) | set(valued)
         # The trimmed clients saw their connection close.
-        await _wait_for(lambda: sum(1 for c in clients if c.connections()) == 10)
+        await _wait_for(lambda: sum(1 for c in clients if c.connections()) == 13)
         # One trim, not one per check: the silence period holds the ticker back.
-        assert cm.trimmed == 40
+        assert cm.trimmed == 37

@@ -34,7 +34,7 @@ def _peers(server: Host) -> set:
 
 async def test_untag_and_unprotect_act_on_connected_peers(make_host):
     """Tags and protections set before or after connecting, removed while connected."""
-    server = _server(low_water=3, high_water=100, grace_period=0.0, silence_period=0.0)
+    server = _server(low_water=1, high_water=100, grace_period=0.0, silence_period=0.0)
     async with server:
         cm = server.connmgr
         assert isinstance(cm, BasicConnectionManager)
@@ -50,6 +50,7 @@ async def test_untag_and_unprotect_act_on_connected_peers(make_host):
         cm.protect(c.peer_id, "keep")  # after connecting
 
         # Scores: a 50, b 100, c 10 (protected), d 0 (protected).  Untag b: lowest now.
+        # Only the candidates (a, b) count against low_water, as in go's BasicConnMgr.
         cm.untag_peer(b.peer_id, "useful")
         assert cm.score(b.peer_id) == 0
         assert [x.peer for x in cm.plan()] == [b.peer_id]

@@ -96,17 +96,20 @@ class PeerInfo:
 def select_for_trim(
     peers: dict[PeerId, PeerInfo], *, low_water: int, grace_period: float, now: float
 ) -> list[HostConnection]:
-    """Connections to close so that at most ``low_water`` remain (pure; may fall short
-    when protected or young peers hold the rest)."""
-    total = sum(len(p.conns) for p in peers.values())
-    excess = total - low_water
-    if excess <= 0:
+    """Connections to close (pure), go's ``BasicConnMgr`` rule: only the candidates
+    (neither protected nor in their grace period) count, and they are trimmed down to
+    ``low_water`` of *their* connections.  Counting every connection instead made
+    protected and young peers push out every candidate, the most valued included."""
+    if sum(len(p.conns) for p in peers.values()) <= low_water:
         return []
     candidates = [
         p
         for p in peers.values()
         if p.conns and not p.protected and now - p.first_seen >= grace_period
     ]
+    excess = sum(len(p.conns) for p in candidates) - low_water
+    if excess <= 0:
+        return []  # fewer candidates than low_water: they are all worth keeping
     candidates.sort(key=lambda p: (p.score, p.stream_count, p.first_seen))
     out: list[HostConnection] = []
     for info in candidates:
