@@ -123,6 +123,11 @@ async def test_open_stream_waiting_for_a_muxer_slot_is_bounded(make_host):
     b = await make_host(listen=False, negotiation_timeout=0.3)
     conn = await b.connect(a.addrs_with_peer_id[0])
     session = conn.muxed.session  # the yamux sans-IO state: fill every SYN slot
+    # After the peer's first ACK (identify's) the slots grow from 10 to 256: wait for it,
+    # or it may arrive after the 10 are filled and free new ones (a flaky pass).
+    async with asyncio.timeout(5):
+        while session.unacked_limit < session.options.max_outbound_unacked:
+            await asyncio.sleep(0.01)
     while session.can_open:
         session.open_stream()  # SYNs never sent: no ACK will ever come
     loop = asyncio.get_running_loop()
