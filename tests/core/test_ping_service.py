@@ -6,6 +6,7 @@ too, as go's handler timer)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 
 import pytest
@@ -44,11 +45,19 @@ async def test_a_peer_that_never_reads_the_answers_is_cut_off(make_host, monkeyp
     b = await make_host(transport="tcp", listen=False)
     conn = await b.connect(a.addrs_with_peer_id[0])
     stream = await conn.new_stream(PROTOCOL_ID)
-    # 2 MiB of pings, never reading: the echo blocks on its window, then times out.
+
+    async def flood() -> None:  # 2 MiB of pings, never reading the answers
+        for _ in range(64):
+            await stream.write(os.urandom(32) * 1024)
+
+    writer = asyncio.create_task(flood())
+    await asyncio.sleep(1.5)  # the echo blocked on its window for more than IDLE_TIMEOUT
+    # The handler ended while we read nothing (it used to wait on its write for good).
+    assert not a.router.handled
     with pytest.raises(StreamReset):
         async with asyncio.timeout(10):
-            for _ in range(64):
-                await stream.write(os.urandom(32) * 1024)
-            while True:  # reads the answers now: they end with the reset
+            while True:  # reading the answers now: they end with the reset
                 await stream.read(65536)
-    assert not a.router.handled  # no ping handler left running on the listener
+    writer.cancel()
+    with contextlib.suppress(asyncio.CancelledError, StreamReset):
+        await writer
