@@ -33,6 +33,10 @@ if TYPE_CHECKING:
     from p2pkit.upgrader import Upgrader
 
 
+CLEANUP_TIMEOUT = 5.0
+"""The last caller to leave a shared dial waits at most this long for it to unwind."""
+
+
 class SharedDial:
     """A dial to a peer in flight, and how many callers wait for it (see dial_peer)."""
 
@@ -107,8 +111,8 @@ class SwarmDialing:
         finally:
             shared.waiters -= 1
             if not shared.waiters and not shared.task.done():
-                shared.task.cancel()  # and its cleanup is over when we return
-                await asyncio.wait([shared.task])
+                shared.task.cancel()  # and its cleanup is over when we return (bounded)
+                await asyncio.wait([shared.task], timeout=CLEANUP_TIMEOUT)
 
     def _dial_done(self, peer: PeerId, shared: SharedDial) -> None:
         if self.pending_dials.get(peer) is shared:

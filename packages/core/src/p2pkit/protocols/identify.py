@@ -12,8 +12,8 @@ only the fields it carries (an absent field is not a deletion).
 
 Our message carries a signed peer record (RFC 0003: a ``libp2p-peer-record`` envelope,
 RFC 0002) listing our listen addresses, as go- and js-libp2p do; a received record is
-verified (signature, key matching the connection's peer) and its addresses stored as
-certified (``peerstore`` metadata ``CertifiedAddrs``); an invalid one is ignored and logged.
+verified (signature, key matching the peer, a seq not older than the last) and its
+addresses stored as certified (``CertifiedAddrs``); an invalid one is ignored and logged.
 """
 
 from __future__ import annotations
@@ -117,9 +117,7 @@ class IdentifyInfo:
     def observed(self) -> Multiaddr | None:
         if self.observed_addr is None:
             return None
-        try:
-            # Walked and rendered now (p2pkit.addrs.to_multiaddr): py-multiaddr decodes
-            # bytes lazily, so a malformed address would fail at its first use instead.
+        try:  # checked now: py-multiaddr decodes lazily (p2pkit.addrs.to_multiaddr)
             addr = to_multiaddr(self.observed_addr)
         except AddressError:
             return None
@@ -353,9 +351,7 @@ class Identify:
                 record = self._verified.open(info.signed_peer_record)
                 if record.peer != conn.peer:
                     raise ProtocolError("signed peer record is for another peer")
-                # RFC 0003: a record older than the last one received is stale (identify
-                # and a push on two connections can arrive out of order).  The same seq
-                # again is the same record (identify on a second connection).
+                # RFC 0003: older than the last one is stale (same seq: the same record).
                 last = store.get_metadata(conn.peer, "PeerRecordSeq")
                 if isinstance(last, int) and record.seq < last:
                     raise ProtocolError(f"stale signed peer record (seq {record.seq} < {last})")
