@@ -33,7 +33,7 @@ class Connection:
     ``remote_addr``/``local_addr``, ``remote_public_key``, ``security_protocol``,
     ``muxer_protocol``, ``early_muxer`` (True when the muxer was agreed inside the
     security handshake), ``tags`` (connection-manager tags: name -> weight), ``secure``
-    (the secured channel; None for a transport with built-in security).
+    (the secured channel; None for a transport with built-in security), ``draining``.
     """
 
     def __init__(
@@ -53,6 +53,10 @@ class Connection:
         self.muxer_protocol = upgraded.muxer_protocol
         self.early_muxer = upgraded.early_muxer
         self.tags: dict[str, int] = {}
+        self.draining = False
+        """No new streams either way: the peer said it is going away (yamux GoAway) or
+        the session stopped accepting.  The swarm closes it once its streams finish
+        and no longer hands it out, so the next dial makes a new connection."""
 
     @property
     def streams(self) -> Sequence[MuxedStream]:
@@ -61,6 +65,11 @@ class Connection:
     @property
     def is_closed(self) -> bool:
         return self.muxed.is_closed
+
+    @property
+    def usable(self) -> bool:
+        """Open and not draining: new streams can be opened on it."""
+        return not self.draining and not self.muxed.is_closed
 
     async def new_stream(
         self, protocols: Sequence[str] | str, *, lazy: bool | None = None

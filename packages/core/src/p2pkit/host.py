@@ -284,6 +284,8 @@ class Host:
             self.connmgr.disconnected(event.connection)
 
     def connections(self, peer: PeerId | None = None) -> list[Connection]:
+        """Open connections (to ``peer``, or to everyone) that take new streams (not
+        the draining ones: :attr:`p2pkit.connection.Connection.draining`)."""
         return self.swarm.connections(peer)
 
     def connection_of(self, stream: MuxedStream) -> Connection | None:
@@ -295,7 +297,7 @@ class Host:
         conn = self.router.handled.get(stream)
         if conn is not None:
             return None if conn.is_closed else conn
-        for conn in self.connections():
+        for conn in self.swarm.connections(draining=True):
             if stream in conn.streams:
                 return conn
         return None

@@ -198,7 +198,7 @@ class HostMetrics:
     def collect(self) -> None:
         """Set the gauges and flush the batched and kept counts (before each export)."""
         f, src = self.f, self.sources
-        conns = src.swarm.connections()
+        conns = src.swarm.connections(draining=True)
         gauge = f["p2pkit_connections"]
         gauge.clear()
         for labels, n in Tally(_stack(c) for c in conns).items():

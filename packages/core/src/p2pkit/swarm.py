@@ -240,16 +240,25 @@ class Swarm(SwarmDialing):
             await self._connection_ended(conn, cancelled=cancelled)
 
     async def _connection_ended(self, conn: Connection, *, cancelled: bool) -> None:
-        """Wait until the connection's last stream is done, then forget it.
+        """Close the connection once its last stream is done, then forget it.
 
-        accept_stream ends when no new streams can come (GoAway, EOF, abort); the
-        connection counts until its last stream is done.  A cancelled task (the loop
-        shutting down with the host not stopped: asyncio.run cancels every task left)
-        aborts the connection instead: nobody will close it, so waiting for its end
-        would hang the shutdown.
+        accept_stream ends when no new streams can come (GoAway, EOF, abort).  The
+        connection is then *draining*: no longer handed out (the next dial to the peer
+        makes a new one) and closed by us, which lets its open streams finish (the
+        muxer's own bound, yamux ``close_timeout``).  Waiting for the peer to close
+        instead kept a connection whose peer sent GoAway and held the socket open in
+        the table for good, where every ``new_stream`` on it failed.  js-libp2p closes
+        on GoAway at once; go-libp2p keeps such a connection (the behaviour we had).
+
+        A cancelled task (the loop shutting down with the host not stopped:
+        asyncio.run cancels every task left) aborts the connection instead: nobody will
+        close it, so waiting for its end would hang the shutdown.
         """
+        conn.draining = True
         try:
             if not cancelled:
+                with contextlib.suppress(Exception):
+                    await conn.muxed.close()
                 with contextlib.suppress(Exception):
                     await conn.muxed.wait_closed()
         except asyncio.CancelledError:
@@ -277,11 +286,19 @@ class Swarm(SwarmDialing):
                 del self._conns[conn.peer]
             self.events.emit(Disconnected(conn.peer, conn))
 
-    def connections(self, peer: PeerId | None = None) -> list[Connection]:
-        """Open connections (to ``peer``, or to everyone)."""
-        if peer is None:
-            return [c for cs in self._conns.values() for c in cs if not c.is_closed]
-        return [c for c in self._conns.get(peer, ()) if not c.is_closed]
+    def connections(
+        self, peer: PeerId | None = None, *, draining: bool = False
+    ) -> list[Connection]:
+        """Open connections (to ``peer``, or to everyone) that take new streams; with
+        ``draining``, also those closing once their streams finish."""
+        conns = (
+            [c for cs in self._conns.values() for c in cs]
+            if peer is None
+            else self._conns.get(peer, ())
+        )
+        if draining:
+            return [c for c in conns if not c.is_closed]
+        return [c for c in conns if c.usable]
 
     def tracks(self, peer: PeerId) -> bool:
         """True while any connection to ``peer`` is in the table (closing ones too)."""
