@@ -13,6 +13,7 @@ from p2pkit.errors import (
     HandshakeTimeout,
     MessageTooLarge,
     NegotiationError,
+    NegotiationTimeout,
     ProtocolNotSupported,
     StreamReset,
 )
@@ -181,7 +182,7 @@ async def test_lazy_close_reads_the_answer_first() -> None:
 async def test_silent_peer_times_out(role: str) -> None:
     a, _b = bytestream_pair()
     start = time.monotonic()
-    with pytest.raises(HandshakeTimeout):
+    with pytest.raises(NegotiationTimeout) as raised:
         async with asyncio.timeout(5):
             if role == "outbound":
                 await select_outbound(a, [NOISE], timeout=0.2)
@@ -192,7 +193,10 @@ async def test_silent_peer_times_out(role: str) -> None:
                 await lazy.read()
     elapsed = time.monotonic() - start
     assert 0.15 < elapsed < 2.0
-    assert isinstance(HandshakeTimeout("x"), TimeoutError)
+    # Typed as what it is, and still what it was raised as before NegotiationTimeout.
+    assert isinstance(raised.value, NegotiationError)
+    assert isinstance(raised.value, HandshakeTimeout)
+    assert isinstance(raised.value, TimeoutError)
 
 
 async def test_peer_closes_midway() -> None:

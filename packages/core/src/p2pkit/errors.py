@@ -71,6 +71,11 @@ class HandshakeTimeout(HandshakeError, TimeoutError):
     """A handshake or negotiation did not complete in time."""
 
 
+class NegotiationTimeout(NegotiationError, HandshakeTimeout):
+    """multistream-select did not complete in time (a ``HandshakeTimeout`` too, as it
+    was raised before this type existed, so existing handlers still catch it)."""
+
+
 class PeerIdMismatch(HandshakeError):
     """The remote proved an identity other than the one we dialed."""
 

@@ -3,7 +3,7 @@
 The helpers read whole chunks (one ``read()`` per packet, not byte by byte) and hand
 whatever they read past the last negotiation message back with ``stream.unread()``,
 so the selected protocol starts exactly at its first byte.  Timeouts cover the whole
-negotiation and raise :class:`~p2pkit.errors.HandshakeTimeout`; EOF before the end
+negotiation and raise :class:`~p2pkit.errors.NegotiationTimeout`; EOF before the end
 raises :class:`~p2pkit.errors.NegotiationError`.  On failure the stream is left as is:
 the caller decides whether to reset it.
 """
@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from contextlib import suppress
 
 from p2pkit.abc import Buffer, ByteStream
-from p2pkit.errors import HandshakeTimeout, NegotiationError, P2PError
+from p2pkit.errors import NegotiationError, NegotiationTimeout, P2PError
 from p2pkit.multistream.sansio import Initiator, ListRequest, Responder
 from p2pkit.timerwheel import coarse_timeout
 
@@ -44,7 +44,7 @@ async def _run(
     except TimeoutError as exc:
         if isinstance(exc, P2PError) or not deadline.expired():
             raise
-        raise HandshakeTimeout(f"multistream-select did not finish within {limit} s") from exc
+        raise NegotiationTimeout(f"multistream-select did not finish within {limit} s") from exc
     rest = machine.leftover
     if rest:
         stream.unread(rest)
