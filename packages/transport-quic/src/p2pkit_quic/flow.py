@@ -1,4 +1,4 @@
-"""What a QUIC stream asks of its connection: credit, memory, sending, resetting.
+"""What a QUIC stream asks of its connection: credit, memory, sending, resetting, ending.
 
 A base class of :class:`~p2pkit_quic.session.QuicSession`, kept apart so that each
 module has one job: the session drives the connection (datagrams, timer, events,
@@ -29,10 +29,15 @@ close), this is the per-stream data path.
   (:meth:`wake_writers`) after each datagram (acknowledgements, credit) and each
   transmit (bytes sent) once their stream is at half its ``send_buffer`` again and
   the other two bounds leave room.
+* **Resets and ends**: our reset of a stream (RESET_STREAM and STOP_SENDING, held while
+  the stream is beyond the peer's MAX_STREAMS), the peer's reset of a stream we never
+  saw (our half is ended too, or it keeps one of the peer's slots), and a finished
+  stream leaving the session's table (what a graceful ``close()`` waits for).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from typing import TYPE_CHECKING
 
@@ -75,6 +80,10 @@ class StreamFlow:
     """Bytes aioquic holds that are not delivered yet (reserved in ``memory``)."""
     _closed: bool
     _close_error: BaseException | None
+    is_initiator: bool
+    _streams: dict[int, QuicStream]
+    _going_away: bool
+    _streams_changed: asyncio.Event
 
     def _init_flow(self) -> None:
         self._blocked_writers = set()
@@ -251,3 +260,31 @@ class StreamFlow:
             if not stream._eof:
                 self.quic.stop_stream(stream.stream_id, RESET_CODE)
         self.schedule_transmit()
+
+    def _reset_unseen(self, sid: int) -> None:
+        """The peer reset a stream of its own before any of its data reached us (go's
+        CancelWrite on a new stream): no QuicStream was made for it, but aioquic keeps
+        it, one of the peer's MAX_STREAMS slots, until our half ends too.  End it."""
+        qs = self.quic._streams.get(sid)
+        if qs is None or sid & 2 or bool(sid & 1) != self.is_initiator:
+            return  # gone already, unidirectional, or ours (then we made a QuicStream)
+        with contextlib.suppress(Exception):  # (aioquic resets a sender only once)
+            self.quic.reset_stream(sid, RESET_CODE)
+        with contextlib.suppress(Exception):
+            if not qs.receiver.is_finished:
+                self.quic.stop_stream(sid, RESET_CODE)
+        self.schedule_transmit()
+
+    # -- a stream's end ------------------------------------------------------------------------
+
+    def stream_maybe_done(self, stream: QuicStream) -> None:
+        if stream.done and self._streams.get(stream.stream_id) is stream:
+            del self._streams[stream.stream_id]
+            self._blocked_writers.discard(stream)
+        if self._going_away:
+            self._streams_changed.set()  # close() looks again at what is left
+
+    def _holding_close(self) -> bool:
+        """Streams a graceful close waits for: not those we closed both ways, which only
+        wait for the peer's FIN (its data discarded; yamux lets them go at GoAway)."""
+        return any(not s.closed_both_ways for s in self._streams.values())

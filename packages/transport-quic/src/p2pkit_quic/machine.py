@@ -17,8 +17,9 @@ What changes against stock aioquic, and why:
 * **Key exchange groups**: X25519 and P-256 only (stock aioquic also offers P-384 and
   X448 and generates a key for each in every ClientHello); cipher suites: see
   :data:`CIPHER_SUITES`.
-* **Large datagrams on loopback**: the peer's ``max_udp_payload_size`` is kept, so the
-  session can raise the datagram size once the handshake shows the path is loopback;
+* **Large datagrams on loopback** (:mod:`p2pkit_quic.loopback`): the peer's
+  ``max_udp_payload_size`` is kept, so the session can raise the datagram size once
+  the handshake shows the path is loopback;
   STREAM frames then carry their length as a 4-byte varint (stock aioquic writes 2
   bytes, which caps a frame at 16 KiB and corrupts larger ones).  A stream whose
   frame took its last pending byte is marked empty at once (stock aioquic finds out
@@ -71,12 +72,12 @@ from aioquic.quic.packet import (
     pull_ack_frame,
     pull_quic_transport_parameters,
 )
-from aioquic.quic.recovery import QuicPacketPacer
 
 from p2pkit.crypto.tls_certificate import CertificateError
 from p2pkit_quic import release
 from p2pkit_quic._ids import ALPN
 from p2pkit_quic.certcache import verify_peer_chain
+from p2pkit_quic.loopback import LoopbackPath
 from p2pkit_quic.ranges import (
     MAX_CONNECTION_GAPS,
     MAX_CRYPTO_GAPS,
@@ -127,14 +128,13 @@ def make_configuration(
     )
 
 
-class Libp2pQuicConnection(QuicConnection):
+class Libp2pQuicConnection(LoopbackPath, QuicConnection):
     """See the module docstring."""
 
     remote_public_key: PublicKey | None = None
     """The peer's libp2p identity key, once its certificate verified."""
     certificate_error: CertificateError | None = None
     _release_pending = False
-    peer_max_udp_payload_size: int = 65527
     _resets_when_unblocked: set[int] | None = None
     """Our streams reset while still beyond the peer's MAX_STREAMS (see reset_unopened)."""
 
@@ -373,36 +373,3 @@ class Libp2pQuicConnection(QuicConnection):
         buf.push_uint32(len(frame.data) | 0x80000000)
         buf.push_bytes(frame.data)
         return sender.highest_offset - previous_send_highest
-
-    # -- datagram size ---------------------------------------------------------------------
-
-    def set_datagram_size(self, size: int) -> None:
-        """Use ``size``-byte datagrams from now on (path known to carry them)."""
-        size = min(size, self.peer_max_udp_payload_size)
-        if size <= self._max_datagram_size:
-            return
-        self._max_datagram_size = size
-        loss = self._loss
-        # No pacing on loopback (the only path this is called for): pacing spreads
-        # bursts so a bottleneck link's queue does not overflow (RFC 9002, 7.7), and
-        # loopback has none; the congestion window still bounds what is in flight.
-        # aioquic's pacer charges every packet as a full datagram: with 65000-byte
-        # datagrams and the initial window, a 40-byte packet after the handshake waited
-        # ~4.5 smoothed RTTs (5 ms measured) for its turn.
-        loss._pacer = _Unpaced(max_datagram_size=size)
-        cc = loss._cc
-        if hasattr(cc, "_max_datagram_size"):
-            cc._max_datagram_size = size
-
-
-class _Unpaced(QuicPacketPacer):
-    """A pacer that never holds a packet back (see ``set_datagram_size``)."""
-
-    def next_send_time(self, now: float) -> float | None:  # type: ignore[override]
-        return None
-
-    def update_after_send(self, now: float) -> None:
-        pass
-
-    def update_rate(self, congestion_window: int, smoothed_rtt: float) -> None:
-        pass

@@ -31,7 +31,7 @@ from p2pkit.bufpool import connections as connection_tally
 from p2pkit.errors import ConnectionClosed, StreamReset
 from p2pkit.logs import get_logger
 from p2pkit_quic.flow import StreamFlow
-from p2pkit_quic.stream import RESET_CODE, QuicStream
+from p2pkit_quic.stream import QuicStream
 
 if TYPE_CHECKING:
     from p2pkit_quic.endpoint import Endpoint
@@ -262,20 +262,6 @@ class QuicSession(StreamFlow, MuxedConnection):
             self._incoming_ready.set()
         stream.on_data(event.data, event.end_stream)
 
-    def _reset_unseen(self, sid: int) -> None:
-        """The peer reset a stream of its own before any of its data reached us (go's
-        CancelWrite on a new stream): no QuicStream was made for it, but aioquic keeps
-        it, one of the peer's MAX_STREAMS slots, until our half ends too.  End it."""
-        qs = self.quic._streams.get(sid)
-        if qs is None or sid & 2 or bool(sid & 1) != self.is_initiator:
-            return  # gone already, unidirectional, or ours (then we made a QuicStream)
-        with contextlib.suppress(Exception):  # (aioquic resets a sender only once)
-            self.quic.reset_stream(sid, RESET_CODE)
-        with contextlib.suppress(Exception):
-            if not qs.receiver.is_finished:
-                self.quic.stop_stream(sid, RESET_CODE)
-        self.schedule_transmit()
-
     def _check_ended(self) -> None:
         # aioquic reports ConnectionTerminated only when its draining period ends (three
         # PTOs later); the connection is unusable from the moment CONNECTION_CLOSE was
@@ -293,20 +279,6 @@ class QuicSession(StreamFlow, MuxedConnection):
                 f"{': ' + event.reason_phrase if event.reason_phrase else ''}"
             )
         self._end(ConnectionClosed(reason))
-
-    # -- the streams' side (the rest is p2pkit_quic.flow) -------------------------------------
-
-    def stream_maybe_done(self, stream: QuicStream) -> None:
-        if stream.done and self._streams.get(stream.stream_id) is stream:
-            del self._streams[stream.stream_id]
-            self._blocked_writers.discard(stream)
-        if self._going_away:
-            self._streams_changed.set()  # close() looks again at what is left
-
-    def _holding_close(self) -> bool:
-        """Streams a graceful close waits for: not those we closed both ways, which only
-        wait for the peer's FIN (its data discarded; yamux lets them go at GoAway)."""
-        return any(not s.closed_both_ways for s in self._streams.values())
 
     # -- MuxedConnection ------------------------------------------------------------------------
 
