@@ -91,3 +91,22 @@ async def test_close_with_a_stream_left_open_is_bounded(transports: Any) -> None
     with pytest.raises(ConnectionClosed):
         await stream.read()
     server.muxed.abort()
+
+
+async def test_concurrent_closes_both_return_with_the_close(transports: Any) -> None:
+    """The swarm closes a connection whose accept loop ended while the application's
+    own close may still be running: two ``close()`` calls at once.  Both waited for
+    acknowledgements through one future slot, and the caller whose future was replaced
+    hung until ``close_timeout``."""
+    client, server = await quic_pair(transports(), transports())
+    stream = await client.muxed.open_stream()
+    await stream.write(b"x" * 200_000)  # acknowledged only after a few round trips
+    await stream.close_write()
+    accepted = await asyncio.wait_for(server.muxed.accept_stream(), 5)
+    await accepted.close_write()
+    assert await asyncio.wait_for(stream.read(), 5) == b""  # closed both ways
+    start = time.monotonic()
+    await asyncio.wait_for(asyncio.gather(*(client.muxed.close() for _ in range(3))), 10)
+    assert time.monotonic() - start < 2.5  # close_timeout is 5 s
+    assert client.muxed.is_closed
+    server.muxed.abort()

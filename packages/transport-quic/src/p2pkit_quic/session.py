@@ -306,6 +306,12 @@ class QuicSession(StreamFlow, MuxedConnection):
     async def close(self) -> None:
         if self._closed:
             return
+        if self._going_away:
+            # A close is running (the application's and the swarm's may overlap): wait
+            # for it.  A second waiter in the loop below would replace the first one's
+            # acknowledgement future, leaving that caller to wait for close_timeout.
+            await self._closed_event.wait()
+            return
         self._going_away = True
         self._incoming_ready.set()
         for stream in list(self._incoming):

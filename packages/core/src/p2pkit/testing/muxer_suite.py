@@ -311,6 +311,29 @@ class MuxerSuite:
             assert opener.is_closed
             await acceptor.wait_closed()
 
+    async def test_concurrent_closes_all_return_with_the_close(self, sessions: Sessions) -> None:
+        """Several ``close()`` calls at once (the application's and the swarm's, when the
+        accept loop ends, may overlap) all return when the session has closed, none
+        waits its own close timeout.  (QUIC's second caller waited for
+        acknowledgements through a future the first had replaced, up to 5 s; the
+        race needs acknowledgements in flight, which
+        ``tests/quic/test_quic_stream_limits_resets.py`` makes sure of.)"""
+        opener, acceptor = sessions
+        payload = os.urandom(256 * 1024)
+        async with asyncio.timeout(STEP_TIMEOUT):
+            out, inc = await connected_stream(opener, acceptor)
+            reader = asyncio.create_task(read_all(inc))
+            await out.write(payload)
+            await out.close_write()
+            closing = asyncio.gather(*(opener.close() for _ in range(3)))
+            await asyncio.sleep(0)  # all three wait for the stream to finish
+            assert await reader == payload
+            await inc.close()
+            async with asyncio.timeout(1.0):  # below every close timeout the suites use
+                await closing
+            assert opener.is_closed
+            await acceptor.wait_closed()
+
     async def test_accept_stream_after_close(self, sessions: Sessions) -> None:
         opener, acceptor = sessions
         async with asyncio.timeout(STEP_TIMEOUT):
