@@ -114,6 +114,9 @@ def net() -> Iterator[Net]:
         yield n
 
 
+# Nine attacks of 4 s each, one after another, plus start-up: ~50 s on an idle machine,
+# past pytest's default 60 s on a loaded one (every wait inside is bounded).
+@pytest.mark.timeout(180)
 def test_listener_serves_good_peer_through_attacks(net: Net, tmp_path: Path) -> None:
     log = (tmp_path / "listener.log").open("w")  # not a pipe: nobody reads it meanwhile
     listener = net.popen(
