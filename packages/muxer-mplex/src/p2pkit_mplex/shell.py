@@ -35,7 +35,6 @@ from p2pkit.abc import (
 from p2pkit.errors import (
     ConnectionClosed,
     P2PError,
-    ResourceLimitExceeded,
     StreamReset,
 )
 from p2pkit.reservation import BufferReservation
@@ -247,10 +246,7 @@ class MplexConnection(MuxedConnection):
                     stream._buf.feed(data)
                     memory.held += len(data)
                     if memory.held > memory.reserved:
-                        try:
-                            memory.grow()
-                        except ResourceLimitExceeded as exc:  # counted, logged by rcmgr
-                            stream._reset_by_limit(exc)
+                        stream._reserve()  # or reset it (StreamResetByLimit)
             elif type(ev) is StreamOpened:
                 stream = MplexStream(self, ev.key, ev.name)
                 streams[ev.key] = stream
@@ -276,6 +272,13 @@ class MplexConnection(MuxedConnection):
         self._slow_timer = asyncio.get_running_loop().call_later(
             self.options.slow_reader_timeout, self._slow_reader_expired
         )
+
+    def _consumed(self, key: StreamKey, n: int) -> None:
+        """A stream's reader consumed ``n`` bytes (its ``credit``): they no longer count
+        as buffered, which may bring a paused connection under the bound again."""
+        self._session.consumed(key, n)
+        if self._paused:
+            self._maybe_resume()
 
     def _maybe_resume(self) -> None:
         if self._paused and (self._ended or not self._session.congested):

@@ -263,7 +263,7 @@ class YamuxConnection(MuxedConnection):
                         stream._buf.feed(payload)
                         memory.held += len(payload)
                         if memory.held > memory.reserved:
-                            self._reserve(stream)
+                            stream._reserve()  # or reset it (StreamResetByLimit)
             elif type(e) is _WindowUpdated:
                 stream = streams.get(e.stream_id)
                 if stream is not None:
@@ -280,12 +280,6 @@ class YamuxConnection(MuxedConnection):
             self._send(out)
         if self._open_waiters and session.can_open:
             self._wake_openers()
-
-    def _reserve(self, stream: YamuxStream) -> None:
-        try:
-            self._memory.grow()
-        except ResourceLimitExceeded as exc:  # counted and logged by the resource manager
-            stream._reset_by_limit(exc)
 
     def _blocked(self, dropped: int, out: bytes) -> bool:
         """Count control frames received while the peer does not read ours.
