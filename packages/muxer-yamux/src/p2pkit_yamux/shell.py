@@ -4,8 +4,9 @@ Data path (docs/architecture.md, "The data path"): the channel runs in push mode
 ``data_received`` parses the bytes in place and copies each payload once into its stream's
 :class:`~p2pkit.io.ReadBuffer` (the only copy).  No task per stream and no reader task:
 the keepalive timers live in the event loop's shared timer wheel
-(:mod:`p2pkit.timerwheel`: one loop handle per slot, not one per session); the one
-background task a session may have closes the channel at the end.  Writers frame straight into
+(:mod:`p2pkit.timerwheel`: one loop handle per slot, not one per session; the keepalive
+rules are in :mod:`p2pkit_yamux.keepalive`); the one background task a session may have
+closes the channel at the end.  Writers frame straight into
 ``channel.write_nowait`` and wait only for their own send window or for the channel's
 write gate, so a slow reader throttles its own sender and nobody else.
 
@@ -46,6 +47,7 @@ from p2pkit_yamux import events as ev
 from p2pkit_yamux._ids import PROTOCOL_ID
 from p2pkit_yamux.errors import YamuxControlFlood, YamuxProtocolError
 from p2pkit_yamux.frames import GO_AWAY_NORMAL, HEADER_SIZE
+from p2pkit_yamux.keepalive import YamuxKeepalive
 from p2pkit_yamux.options import YamuxOptions
 from p2pkit_yamux.session import YamuxSession
 from p2pkit_yamux.stream import YamuxStream
@@ -73,8 +75,9 @@ class YamuxMuxer(StreamMuxer):
         return YamuxConnection(conn, is_initiator=is_initiator, options=self.options, memory=memory)
 
 
-class YamuxConnection(MuxedConnection):
-    """A yamux session over a channel (see the module docstring)."""
+class YamuxConnection(YamuxKeepalive, MuxedConnection):
+    """A yamux session over a channel (see the module docstring; the keepalive is
+    :class:`~p2pkit_yamux.keepalive.YamuxKeepalive`'s)."""
 
     def __init__(
         self,
@@ -104,20 +107,14 @@ class YamuxConnection(MuxedConnection):
         self._closer: asyncio.Task[None] | None = None
         self._drain_lock = asyncio.Lock()
         self._updates: list[bytes] | None = None  # batched window updates (see _consumed)
-        self._keepalive_value: int | None = None
-        self._received_at = self._loop.time()  # last bytes from the peer (keepalive)
-        self._ping_sent_at = 0.0
-        self._keepalive_timer: WheelTimer | None = None
-        self._wheel = timer_wheel(self._loop)
+        self._wheel = timer_wheel(self._loop)  # keepalive and stream linger timers
+        self._init_keepalive()
         self._blocked_control = 0  # control frames received while write_paused (_blocked)
         channel.start_push(self)
         if self._ended is None:
             if options.ping_on_start:
                 self._send(self._session.ping(self._loop.time())[1])
-            if options.keepalive_interval > 0:
-                self._keepalive_timer = self._wheel.call_later(
-                    options.keepalive_interval, self._keepalive
-                )
+            self._schedule_keepalive()
 
     # -- public API ------------------------------------------------------------------
 
@@ -318,9 +315,7 @@ class YamuxConnection(MuxedConnection):
             if stream is not None:
                 stream._fail(StreamReset(f"yamux stream {e.stream_id} was reset by the peer"))
         elif isinstance(e, ev.PongReceived):
-            if e.value == self._keepalive_value:
-                self._keepalive_value = None
-                self._schedule_keepalive()
+            self._pong_received(e.value)
         elif isinstance(e, ev.GoAwayReceived):
             self._wake_accept()
             self._fail_openers(ConnectionClosed(f"peer sent GoAway({e.code})"))
@@ -420,49 +415,6 @@ class YamuxConnection(MuxedConnection):
             if not w.done():
                 w.set_exception(exc)
 
-    def _keepalive(self) -> None:
-        """Ping after ``keepalive_interval`` without a byte from the peer (as go-yamux
-        does: anything received extends the interval, so a busy session sends none)."""
-        self._keepalive_timer = None
-        if self._ended is not None:
-            return
-        now = self._loop.time()
-        quiet = now - self._received_at
-        if quiet < self.options.keepalive_interval:
-            self._keepalive_timer = self._wheel.call_later(
-                self.options.keepalive_interval - quiet, self._keepalive
-            )
-            return
-        value, frame = self._session.ping(now)
-        self._keepalive_value = value
-        self._ping_sent_at = now
-        self._send(frame)
-        self._keepalive_timer = self._wheel.call_later(
-            self.options.keepalive_timeout, self._keepalive_expired
-        )
-
-    def _keepalive_expired(self) -> None:
-        self._keepalive_timer = None
-        if self._ended is not None or self._keepalive_value is None:
-            return
-        if self._received_at > self._ping_sent_at:
-            # The peer is alive; its pong is only late (queued behind what we sent
-            # before our ping, on a slow link): no reason to cut the connection.
-            self._keepalive_value = None
-            self._schedule_keepalive()
-            return
-        log.debug("yamux keepalive: no pong within %ss", self.options.keepalive_timeout)
-        self.abort(ConnectionClosed("yamux keepalive timed out"))
-
-    def _schedule_keepalive(self) -> None:
-        if self._keepalive_timer is not None:
-            self._keepalive_timer.cancel()
-            self._keepalive_timer = None
-        if self._ended is None and self.options.keepalive_interval > 0:
-            self._keepalive_timer = self._wheel.call_later(
-                self.options.keepalive_interval, self._keepalive
-            )
-
     def _end(
         self,
         exc: BaseException,
@@ -475,9 +427,7 @@ class YamuxConnection(MuxedConnection):
         if self._ended is not None:
             return
         self._ended = exc
-        if self._keepalive_timer is not None:
-            self._keepalive_timer.cancel()
-            self._keepalive_timer = None
+        self._stop_keepalive()
         streams = list(self._streams.values())
         self._streams.clear()
         self._accept_queue.clear()
