@@ -39,17 +39,12 @@ from p2pkit.errors import (
 )
 from p2pkit.reservation import BufferReservation
 from p2pkit_mplex._ids import PROTOCOL_ID
+from p2pkit_mplex.errors import MplexControlFlood
+from p2pkit_mplex.events import DataReceived, Event, StreamEnded, StreamOpened
+from p2pkit_mplex.events import StreamReset as StreamResetEvent
 from p2pkit_mplex.frames import StreamKey
 from p2pkit_mplex.options import MplexOptions
-from p2pkit_mplex.session import (
-    DataReceived,
-    Event,
-    MplexControlFlood,
-    MplexSession,
-    StreamEnded,
-    StreamOpened,
-)
-from p2pkit_mplex.session import StreamReset as StreamResetEvent
+from p2pkit_mplex.session import MplexSession
 from p2pkit_mplex.stream import MplexStream
 
 __all__ = ["MplexConnection", "MplexMuxer", "MplexStream"]
