@@ -63,9 +63,9 @@ async def test_parked_streams_are_reset_beyond_the_limit(sessions: Pair) -> None
     for s in sent:
         await s.write(bytes([s.stream_id % 256]) * (200 * KiB))
     accepted = [cast(MplexStream, await server.accept_stream()) for _ in sent]
-    await until(lambda: all(s._buf.size == 200 * KiB or s._exc for s in accepted))
-    refused = [s for s in accepted if s._exc is not None]
-    kept = [s for s in accepted if s._exc is None]
+    await until(lambda: all(s._buf.size == 200 * KiB or s._error for s in accepted))
+    refused = [s for s in accepted if s._error is not None]
+    kept = [s for s in accepted if s._error is None]
     assert 2 <= len(kept) <= 5 and len(refused) == 10 - len(kept)
     assert rm.refusals["peer.memory"] == len(refused)
     assert scope.peer is not None and scope.peer.memory <= 1024 * KiB

@@ -20,15 +20,15 @@ _EXPORTS: dict[str, str] = {
     "StreamKey": "p2pkit_mplex.frames",
     "encode_frame": "p2pkit_mplex.frames",
     "MplexOptions": "p2pkit_mplex.options",
-    "DataReceived": "p2pkit_mplex.session",
-    "Event": "p2pkit_mplex.session",
-    "MplexControlFlood": "p2pkit_mplex.session",
-    "MplexFrameTooLarge": "p2pkit_mplex.session",
-    "MplexProtocolError": "p2pkit_mplex.session",
+    "DataReceived": "p2pkit_mplex.events",
+    "Event": "p2pkit_mplex.events",
+    "StreamEnded": "p2pkit_mplex.events",
+    "StreamOpened": "p2pkit_mplex.events",
+    "StreamReset": "p2pkit_mplex.events",
+    "MplexControlFlood": "p2pkit_mplex.errors",
+    "MplexFrameTooLarge": "p2pkit_mplex.errors",
+    "MplexProtocolError": "p2pkit_mplex.errors",
     "MplexSession": "p2pkit_mplex.session",
-    "StreamEnded": "p2pkit_mplex.session",
-    "StreamOpened": "p2pkit_mplex.session",
-    "StreamReset": "p2pkit_mplex.session",
     "MplexConnection": "p2pkit_mplex.shell",
     "MplexMuxer": "p2pkit_mplex.shell",
     "MplexStream": "p2pkit_mplex.stream",
@@ -57,6 +57,8 @@ __all__ = [
 
 if TYPE_CHECKING:
     from p2pkit_mplex._ids import PROTOCOL_ID
+    from p2pkit_mplex.errors import MplexControlFlood, MplexFrameTooLarge, MplexProtocolError
+    from p2pkit_mplex.events import DataReceived, Event, StreamEnded, StreamOpened, StreamReset
     from p2pkit_mplex.frames import (
         MAX_MESSAGE_SIZE,
         Flag,
@@ -64,16 +66,7 @@ if TYPE_CHECKING:
         encode_frame,
     )
     from p2pkit_mplex.options import MplexOptions
-    from p2pkit_mplex.session import (
-        DataReceived,
-        Event,
-        MplexFrameTooLarge,
-        MplexProtocolError,
-        MplexSession,
-        StreamEnded,
-        StreamOpened,
-        StreamReset,
-    )
+    from p2pkit_mplex.session import MplexSession
     from p2pkit_mplex.shell import MplexConnection, MplexMuxer
     from p2pkit_mplex.stream import MplexStream
 

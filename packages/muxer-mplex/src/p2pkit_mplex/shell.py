@@ -10,7 +10,7 @@ written during one loop iteration are coalesced into one channel write.
 mplex has no flow control: when a stream's reader falls ``max_stream_buffer`` bytes
 behind, the connection stops reading (TCP backpressure slows the sender) until the
 reader catches up; after ``slow_reader_timeout`` seconds the stream is reset instead,
-as go-mplex does (see the README).
+as go-mplex does (see the README and :mod:`p2pkit_mplex.slow_readers`).
 
 Memory: bytes received and not yet read are reserved in the connection's memory scope
 (``new_session(memory=...)``, the resource manager) through
@@ -35,22 +35,17 @@ from p2pkit.abc import (
 from p2pkit.errors import (
     ConnectionClosed,
     P2PError,
-    ResourceLimitExceeded,
     StreamReset,
 )
 from p2pkit.reservation import BufferReservation
 from p2pkit_mplex._ids import PROTOCOL_ID
+from p2pkit_mplex.errors import MplexControlFlood
+from p2pkit_mplex.events import DataReceived, Event, StreamEnded, StreamOpened
+from p2pkit_mplex.events import StreamReset as StreamResetEvent
 from p2pkit_mplex.frames import StreamKey
 from p2pkit_mplex.options import MplexOptions
-from p2pkit_mplex.session import (
-    DataReceived,
-    Event,
-    MplexControlFlood,
-    MplexSession,
-    StreamEnded,
-    StreamOpened,
-)
-from p2pkit_mplex.session import StreamReset as StreamResetEvent
+from p2pkit_mplex.session import MplexSession
+from p2pkit_mplex.slow_readers import MplexSlowReaders
 from p2pkit_mplex.stream import MplexStream
 
 __all__ = ["MplexConnection", "MplexMuxer", "MplexStream"]
@@ -61,8 +56,9 @@ or as soon as this many bytes are queued (so a writer that never yields still se
 the channel's backpressure)."""
 
 
-class MplexConnection(MuxedConnection):
-    """An mplex session over one secure channel (it is the channel's push receiver)."""
+class MplexConnection(MplexSlowReaders, MuxedConnection):
+    """An mplex session over one secure channel (it is the channel's push receiver;
+    pausing for slow readers is :class:`~p2pkit_mplex.slow_readers.MplexSlowReaders`'s)."""
 
     def __init__(
         self,
@@ -89,8 +85,7 @@ class MplexConnection(MuxedConnection):
         self._out: list[bytes] = []  # small frames not yet written (see _send)
         self._out_size = 0
         self._flush_handle: asyncio.Handle | None = None
-        self._paused = False  # reading paused for a slow reader
-        self._slow_timer: asyncio.TimerHandle | None = None
+        self._init_slow_readers()
         self._blocked_control = 0  # replies queued while write_paused (see _blocked)
         self._replies_seen = 0
         # Streams opened before the peer sent anything (see open_stream).
@@ -247,10 +242,7 @@ class MplexConnection(MuxedConnection):
                     stream._buf.feed(data)
                     memory.held += len(data)
                     if memory.held > memory.reserved:
-                        try:
-                            memory.grow()
-                        except ResourceLimitExceeded as exc:  # counted, logged by rcmgr
-                            stream._reset_by_limit(exc)
+                        stream._reserve()  # or reset it (StreamResetByLimit)
             elif type(ev) is StreamOpened:
                 stream = MplexStream(self, ev.key, ev.name)
                 streams[ev.key] = stream
@@ -266,36 +258,6 @@ class MplexConnection(MuxedConnection):
                 stream = streams.get(ev.key)
                 if stream is not None:
                     stream._on_reset(StreamReset(f"mplex stream {ev.key.id}: {ev.reason}"))
-
-    # -- slow readers ------------------------------------------------------------------
-
-    def _pause(self) -> None:
-        """A stream is over max_stream_buffer: stop reading the connection for a while."""
-        self._paused = True
-        self._channel.pause_reading()
-        self._slow_timer = asyncio.get_running_loop().call_later(
-            self.options.slow_reader_timeout, self._slow_reader_expired
-        )
-
-    def _maybe_resume(self) -> None:
-        if self._paused and (self._ended or not self._session.congested):
-            self._paused = False
-            if self._slow_timer is not None:
-                self._slow_timer.cancel()
-                self._slow_timer = None
-            if not self._ended:
-                self._channel.resume_reading()
-
-    def _slow_reader_expired(self) -> None:
-        """The slow readers did not catch up in time: reset their streams, read on."""
-        self._slow_timer = None
-        if self._ended:
-            return
-        self._handle(self._session.reset_congested())
-        out = self._session.data_to_send()
-        if out:
-            self._send_control(out)
-        self._maybe_resume()
 
     def eof_received(self) -> None:
         """Bare EOF ends the session: streams return their buffered data, then EOF."""

@@ -2,9 +2,11 @@
 
 Reads come from the stream's bounded :class:`~p2pkit.io.ReadBuffer`, which the
 connection fills in place as messages arrive; each byte read leaves the connection's
-memory reservation and may let a paused connection read again (mplex has no flow
-control: see the shell).  Writes frame straight into the channel (small frames are
-coalesced by the connection).  The connection drives the rest (``_on_reset``,
+memory reservation and may let a paused connection read again
+(``MplexConnection._consumed``; mplex has no flow control: see the shell).  The read
+side and its accounting are :class:`~p2pkit.buffered_stream.BufferedMuxedStream`'s,
+shared with yamux.  Writes frame straight into the channel (small frames are coalesced
+by the connection).  The connection drives the rest (``_on_reset``,
 ``_on_session_end``).
 """
 
@@ -12,7 +14,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from p2pkit.abc import Buffer, MuxedStream
+from p2pkit.abc import Buffer
+from p2pkit.buffered_stream import BufferedMuxedStream
 from p2pkit.errors import (
     ConnectionClosed,
     ResourceLimitExceeded,
@@ -20,20 +23,21 @@ from p2pkit.errors import (
     StreamReset,
     StreamResetByLimit,
 )
-from p2pkit.io import ReadBuffer, close_buffered_for_shutdown
+from p2pkit.io import close_buffered_for_shutdown
+from p2pkit_mplex.frames import StreamKey
 from p2pkit_mplex.session import JOIN_LIMIT
 
 if TYPE_CHECKING:
-    from p2pkit_mplex.frames import StreamKey
     from p2pkit_mplex.shell import MplexConnection
 
 __all__ = ["MplexStream"]
 
 
-class MplexStream(MuxedStream):
+class MplexStream(BufferedMuxedStream[StreamKey]):
     """One mplex stream.  Reads come from a bounded :class:`ReadBuffer`."""
 
     def __init__(self, conn: MplexConnection, key: StreamKey, name: str) -> None:
+        super().__init__(conn._memory, conn._consumed, key)  # _error: reset or connection failure
         self._conn = conn
         self.key = key
         self.stream_id = key.id
@@ -41,59 +45,19 @@ class MplexStream(MuxedStream):
         self.name = name
         self.protocol: str | None = None
         self._session = conn._session
-        self._buf = ReadBuffer(on_consume=self._on_consume)
         self._write_closed = False
         self._read_closed = False
-        self._exc: BaseException | None = None  # reset or connection failure
-        self._returned = 0  # bytes put back with unread() and not read again (accounted)
         self._remote_closed = False  # the peer's Close arrived (our reads end with EOF)
 
     def __repr__(self) -> str:
         side = "out" if self.is_initiator else "in"
         return f"<MplexStream {self.stream_id}/{side} protocol={self.protocol!r}>"
 
-    def _on_consume(self, n: int) -> None:
-        memory = self._conn._memory
-        held = memory.held - n
-        memory.held = held
-        if held < memory.release_below:
-            memory.shrink()
-        self._session.consumed(self.key, n)
-        if self._conn._paused:
-            self._conn._maybe_resume()
-
     # -- ByteStream --------------------------------------------------------------------
 
-    async def read(self, max_bytes: int = -1) -> bytes:
-        data = await self._buf.read(max_bytes)
-        if self._returned:  # only after unread(): read first, not reported to _on_consume
-            n = min(self._returned, len(data))
-            self._returned -= n
-            self._on_held_less(n)
-        return data
-
-    def unread(self, data: bytes) -> None:
-        """Bytes put back (negotiation read ahead) are held again: accounted again."""
-        self._buf.unread(data)
-        if data and self._exc is None:
-            self._returned += len(data)
-            memory = self._conn._memory
-            memory.held += len(data)
-            if memory.held > memory.reserved:
-                try:
-                    memory.grow()
-                except ResourceLimitExceeded as exc:  # counted, logged by rcmgr
-                    self._reset_by_limit(exc)
-
-    def _on_held_less(self, n: int) -> None:
-        memory = self._conn._memory
-        memory.held -= n
-        if memory.held < memory.release_below:
-            memory.shrink()
-
     def _check_writable(self) -> None:
-        if self._exc is not None:
-            raise self._exc
+        if self._error is not None:
+            raise self._error
         if self._write_closed:
             raise StreamClosed("write after close_write() on mplex stream")
 
@@ -124,10 +88,10 @@ class MplexStream(MuxedStream):
                 await channel.drain()
         except ConnectionClosed as exc:
             self._conn._fail_from_writer(exc)
-            raise self._exc or exc from None
+            raise self._error or exc from None
 
     async def close_write(self) -> None:
-        if self._write_closed or self._exc is not None:
+        if self._write_closed or self._error is not None:
             return
         self._write_closed = True
         self._conn._send_control(self._session.close_stream(self.key))
@@ -143,7 +107,7 @@ class MplexStream(MuxedStream):
             self._returned = 0
             self._buf.on_consume = None
             self._session.consumed(self.key, self._buf.size)
-            if self._exc is None:
+            if self._error is None:
                 while self._buf.size:
                     self._buf.read_nowait()
                 self._buf.feed_eof()
@@ -156,11 +120,11 @@ class MplexStream(MuxedStream):
         )
 
     def reset(self) -> None:
-        if isinstance(self._exc, StreamReset):
+        if isinstance(self._error, StreamReset):
             return
-        if self._exc is None:  # after a session end there is nobody to tell
+        if self._error is None:  # after a session end there is nobody to tell
             self._conn._send_control(self._session.reset_stream(self.key))
-        self._exc = None
+        self._error = None
         self._on_reset(StreamReset(f"mplex stream {self.stream_id} was reset locally"))
 
     # -- called by the connection --------------------------------------------------------
@@ -175,28 +139,24 @@ class MplexStream(MuxedStream):
         self._on_reset(error)
 
     def _on_reset(self, exc: BaseException) -> None:
-        if self._exc is None:
-            self._exc = exc
-            # Dropped unread, and the reservation shrinks with it: a peer that fills
-            # streams then resets them must not leave the memory reserved.
-            self._on_held_less(self._buf.size)
-            self._returned = 0
-            self._buf.fail(exc)
+        if self._error is None:
+            self._error = exc
+            self._drop_buffered(exc)
         self._conn._forget(self)
 
     def _on_session_end(self, exc: BaseException | None) -> None:
         """The session ended: ``exc`` None means a bare EOF below us.  A stream the peer
         had closed returns its buffered data, then EOF.  Any other stream never got its
         end, so its reads fail: a stream cut short must not look complete."""
-        if self._exc is not None:
+        if self._error is not None:
             return
         if exc is None and not (self._remote_closed or self._read_closed):
             exc = ConnectionClosed("mplex connection ended before the peer closed the stream")
         if exc is None:
             self._buf.feed_eof()
-            self._exc = ConnectionClosed("mplex session ended")
+            self._error = ConnectionClosed("mplex session ended")
         else:
-            self._exc = exc
-            self._conn._memory.held -= self._buf.size
+            self._error = exc
+            self._memory.held -= self._buf.size
             self._returned = 0
             self._buf.fail(exc)

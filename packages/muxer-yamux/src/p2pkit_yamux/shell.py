@@ -2,10 +2,11 @@
 
 Data path (docs/architecture.md, "The data path"): the channel runs in push mode;
 ``data_received`` parses the bytes in place and copies each payload once into its stream's
-:class:`~p2pkit.io.ReadBuffer` (the only copy).  No task per stream and no reader task:
-the keepalive timers live in the event loop's shared timer wheel
-(:mod:`p2pkit.timerwheel`: one loop handle per slot, not one per session); the one
-background task a session may have closes the channel at the end.  Writers frame straight into
+:class:`~p2pkit.io.ReadBuffer` (the only copy; :mod:`p2pkit_yamux.receiver`).  No task
+per stream and no reader task: the keepalive timers live in the event loop's shared
+timer wheel (:mod:`p2pkit.timerwheel`: one loop handle per slot, not one per session;
+the keepalive rules are in :mod:`p2pkit_yamux.keepalive`); the one background task a
+session may have closes the channel at the end.  Writers frame straight into
 ``channel.write_nowait`` and wait only for their own send window or for the channel's
 write gate, so a slow reader throttles its own sender and nobody else.
 
@@ -21,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections import deque
 from collections.abc import Sequence
 
@@ -39,23 +39,19 @@ from p2pkit.errors import (
     StreamClosed,
     StreamReset,
 )
-from p2pkit.logs import RepeatLimiter, get_logger
+from p2pkit.logs import get_logger
 from p2pkit.reservation import BufferReservation
 from p2pkit.timerwheel import WheelTimer, timer_wheel
 from p2pkit_yamux import events as ev
 from p2pkit_yamux._ids import PROTOCOL_ID
-from p2pkit_yamux.errors import YamuxControlFlood, YamuxProtocolError
-from p2pkit_yamux.frames import GO_AWAY_NORMAL, HEADER_SIZE
+from p2pkit_yamux.frames import GO_AWAY_NORMAL
+from p2pkit_yamux.keepalive import YamuxKeepalive
 from p2pkit_yamux.options import YamuxOptions
+from p2pkit_yamux.receiver import YamuxReceiver
 from p2pkit_yamux.session import YamuxSession
 from p2pkit_yamux.stream import YamuxStream
 
 log = get_logger("yamux")  # p2pkit.yamux (p2pkit.logs)
-#: Lines a peer can trigger again and again are collapsed (p2pkit.logs).
-_repeats = RepeatLimiter()
-
-_DataReceived = ev.DataReceived
-_WindowUpdated = ev.WindowUpdated
 
 
 class YamuxMuxer(StreamMuxer):
@@ -73,8 +69,10 @@ class YamuxMuxer(StreamMuxer):
         return YamuxConnection(conn, is_initiator=is_initiator, options=self.options, memory=memory)
 
 
-class YamuxConnection(MuxedConnection):
-    """A yamux session over a channel (see the module docstring)."""
+class YamuxConnection(YamuxReceiver, YamuxKeepalive, MuxedConnection):
+    """A yamux session over a channel (see the module docstring; what the channel
+    pushes is :class:`~p2pkit_yamux.receiver.YamuxReceiver`'s, the keepalive
+    :class:`~p2pkit_yamux.keepalive.YamuxKeepalive`'s)."""
 
     def __init__(
         self,
@@ -104,20 +102,14 @@ class YamuxConnection(MuxedConnection):
         self._closer: asyncio.Task[None] | None = None
         self._drain_lock = asyncio.Lock()
         self._updates: list[bytes] | None = None  # batched window updates (see _consumed)
-        self._keepalive_value: int | None = None
-        self._received_at = self._loop.time()  # last bytes from the peer (keepalive)
-        self._ping_sent_at = 0.0
-        self._keepalive_timer: WheelTimer | None = None
-        self._wheel = timer_wheel(self._loop)
+        self._wheel = timer_wheel(self._loop)  # keepalive and stream linger timers
+        self._init_keepalive()
         self._blocked_control = 0  # control frames received while write_paused (_blocked)
         channel.start_push(self)
         if self._ended is None:
             if options.ping_on_start:
                 self._send(self._session.ping(self._loop.time())[1])
-            if options.keepalive_interval > 0:
-                self._keepalive_timer = self._wheel.call_later(
-                    options.keepalive_interval, self._keepalive
-                )
+            self._schedule_keepalive()
 
     # -- public API ------------------------------------------------------------------
 
@@ -136,8 +128,9 @@ class YamuxConnection(MuxedConnection):
 
     @property
     def ended_by(self) -> BaseException | None:
-        """Why the session ended (a typed error such as :class:`YamuxControlFlood`, or
-        ConnectionClosed for an ordinary end); None while it is open."""
+        """Why the session ended (a typed error such as
+        :class:`~p2pkit_yamux.errors.YamuxControlFlood`, or ConnectionClosed for an
+        ordinary end); None while it is open."""
         return self._ended
 
     @property
@@ -235,79 +228,11 @@ class YamuxConnection(MuxedConnection):
     async def wait_closed(self) -> None:
         await asyncio.shield(self._done)
 
-    # -- Receiver (push mode) ----------------------------------------------------------
-
-    def data_received(self, data: memoryview) -> None:
-        session = self._session
-        # A peer that does not read our output gets no ping replies (see _blocked).
-        blocked = self._channel.write_paused
-        session.answer_pings = not blocked
-        dropped = session.dropped_pings if blocked else 0
-        now = self._received_at = self._loop.time()
-        try:
-            events = session.receive_data(data, now)
-        except YamuxProtocolError as exc:
-            self._send(session.data_to_send())  # GoAway(1)
-            self._end(exc, graceful=False)
-            return
-        streams = self._streams
-        memory = self._memory
-        for e in events:
-            if type(e) is _DataReceived:
-                stream = streams.get(e.stream_id)
-                if stream is not None:
-                    if stream._read_closed:
-                        self._consumed(e.stream_id, len(e.data))
-                    else:
-                        payload = e.data
-                        stream._buf.feed(payload)
-                        memory.held += len(payload)
-                        if memory.held > memory.reserved:
-                            self._reserve(stream)
-            elif type(e) is _WindowUpdated:
-                stream = streams.get(e.stream_id)
-                if stream is not None:
-                    stream._wake_writer()
-            else:
-                self._event(e)
-        out = session.data_to_send()
-        if blocked:
-            if self._blocked(session.dropped_pings - dropped, out):
-                return
-        elif self._blocked_control:
-            self._blocked_control = 0
-        if out:
-            self._send(out)
-        if self._open_waiters and session.can_open:
-            self._wake_openers()
-
-    def _reserve(self, stream: YamuxStream) -> None:
-        try:
-            self._memory.grow()
-        except ResourceLimitExceeded as exc:  # counted and logged by the resource manager
-            stream._reset_by_limit(exc)
-
-    def _blocked(self, dropped: int, out: bytes) -> bool:
-        """Count control frames received while the peer does not read ours.
-
-        Ping replies were dropped; replies that cannot be dropped (RST for a refused SYN,
-        GoAway) are counted too.  Beyond ``max_blocked_control_frames`` the peer is
-        flooding: abort with :class:`YamuxControlFlood` (True: the session is over).
-        """
-        self._blocked_control += dropped + len(out) // HEADER_SIZE
-        if self._blocked_control <= self.options.max_blocked_control_frames:
-            return False
-        if self._ended is None:
-            _repeats.log(
-                log,
-                logging.DEBUG,
-                "control-flood",
-                "yamux: peer floods control frames without reading; aborting",
-            )
-            self.abort(YamuxControlFlood(self._blocked_control))
-        return True
+    # -- session events (the rest come in YamuxReceiver.data_received) ----------------
 
     def _event(self, e: ev.Event) -> None:
+        """A session event other than data and window updates: streams opened, ended or
+        reset by the peer, pongs, GoAway."""
         if isinstance(e, ev.StreamOpened):
             new = YamuxStream(self, e.stream_id, False)
             self._streams[e.stream_id] = new
@@ -324,27 +249,12 @@ class YamuxConnection(MuxedConnection):
             if stream is not None:
                 stream._fail(StreamReset(f"yamux stream {e.stream_id} was reset by the peer"))
         elif isinstance(e, ev.PongReceived):
-            if e.value == self._keepalive_value:
-                self._keepalive_value = None
-                self._schedule_keepalive()
+            self._pong_received(e.value)
         elif isinstance(e, ev.GoAwayReceived):
             self._wake_accept()
             self._fail_openers(ConnectionClosed(f"peer sent GoAway({e.code})"))
         elif isinstance(e, ev.ConnectionTerminated):  # the peer's GoAway with an error
             self._end(e.error, graceful=False)
-
-    def eof_received(self) -> None:
-        self._end(ConnectionClosed("peer closed the connection"), graceful=True)
-
-    def connection_lost(self, exc: BaseException | None) -> None:
-        if exc is None:
-            self._end(ConnectionClosed("connection closed"), graceful=True)
-        else:
-            err = ConnectionClosed(f"connection lost: {exc}")
-            err.__cause__ = exc
-            self._end(err, graceful=False)
-        if self._closer is None and not self._done.done():
-            self._done.set_result(None)
 
     # -- internals -------------------------------------------------------------------
 
@@ -426,49 +336,6 @@ class YamuxConnection(MuxedConnection):
             if not w.done():
                 w.set_exception(exc)
 
-    def _keepalive(self) -> None:
-        """Ping after ``keepalive_interval`` without a byte from the peer (as go-yamux
-        does: anything received extends the interval, so a busy session sends none)."""
-        self._keepalive_timer = None
-        if self._ended is not None:
-            return
-        now = self._loop.time()
-        quiet = now - self._received_at
-        if quiet < self.options.keepalive_interval:
-            self._keepalive_timer = self._wheel.call_later(
-                self.options.keepalive_interval - quiet, self._keepalive
-            )
-            return
-        value, frame = self._session.ping(now)
-        self._keepalive_value = value
-        self._ping_sent_at = now
-        self._send(frame)
-        self._keepalive_timer = self._wheel.call_later(
-            self.options.keepalive_timeout, self._keepalive_expired
-        )
-
-    def _keepalive_expired(self) -> None:
-        self._keepalive_timer = None
-        if self._ended is not None or self._keepalive_value is None:
-            return
-        if self._received_at > self._ping_sent_at:
-            # The peer is alive; its pong is only late (queued behind what we sent
-            # before our ping, on a slow link): no reason to cut the connection.
-            self._keepalive_value = None
-            self._schedule_keepalive()
-            return
-        log.debug("yamux keepalive: no pong within %ss", self.options.keepalive_timeout)
-        self.abort(ConnectionClosed("yamux keepalive timed out"))
-
-    def _schedule_keepalive(self) -> None:
-        if self._keepalive_timer is not None:
-            self._keepalive_timer.cancel()
-            self._keepalive_timer = None
-        if self._ended is None and self.options.keepalive_interval > 0:
-            self._keepalive_timer = self._wheel.call_later(
-                self.options.keepalive_interval, self._keepalive
-            )
-
     def _end(
         self,
         exc: BaseException,
@@ -481,9 +348,7 @@ class YamuxConnection(MuxedConnection):
         if self._ended is not None:
             return
         self._ended = exc
-        if self._keepalive_timer is not None:
-            self._keepalive_timer.cancel()
-            self._keepalive_timer = None
+        self._stop_keepalive()
         streams = list(self._streams.values())
         self._streams.clear()
         self._accept_queue.clear()

@@ -2,10 +2,11 @@
 
 Reads come from the stream's :class:`~p2pkit.io.ReadBuffer`, which the connection fills
 in place as frames arrive; each byte read returns its window credit to the peer once
-(``_on_consume``) and leaves the connection's memory reservation.  Writes frame straight
-into the channel, waiting only for this stream's send window or the channel's write
-gate.  The connection drives the rest (``_fail``, ``_on_remote_eof``,
-``_session_ended``).
+(``YamuxConnection._consumed``) and leaves the connection's memory reservation (the read
+side and its accounting are :class:`~p2pkit.buffered_stream.BufferedMuxedStream`'s,
+shared with mplex).  Writes frame straight into the channel, waiting only for this stream's send
+window or the channel's write gate.  The connection drives the rest (``_fail``,
+``_on_remote_eof``, ``_session_ended``).
 """
 
 from __future__ import annotations
@@ -13,73 +14,34 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
-from p2pkit.abc import Buffer, MuxedStream
+from p2pkit.abc import Buffer
+from p2pkit.buffered_stream import BufferedMuxedStream
 from p2pkit.errors import ResourceLimitExceeded, StreamClosed, StreamReset, StreamResetByLimit
-from p2pkit.io import ReadBuffer, close_buffered_for_shutdown
+from p2pkit.io import close_buffered_for_shutdown
 
 if TYPE_CHECKING:
     from p2pkit.timerwheel import WheelTimer
     from p2pkit_yamux.shell import YamuxConnection
 
 
-class YamuxStream(MuxedStream):
+class YamuxStream(BufferedMuxedStream[int]):
     """One yamux stream.  One reader and one writer at a time."""
 
     def __init__(self, conn: YamuxConnection, stream_id: int, is_initiator: bool) -> None:
+        super().__init__(conn._memory, conn._consumed, stream_id)
         self.stream_id = stream_id
         self.is_initiator = is_initiator
         self.protocol: str | None = None
         self._conn = conn
-        # ReadBuffer reports each received byte once (bytes put back with unread() are
-        # not reported again), so credit is returned exactly once.
-        self._buf = ReadBuffer(on_consume=self._on_consume)
         self._write_closed = False
         self._read_closed = False
         self._remote_eof = False
-        self._error: BaseException | None = None  # why reads/writes fail
         self._window_waiter: asyncio.Future[None] | None = None
         self._writing = False
-        self._returned = 0  # bytes put back with unread() and not read again (accounted)
         self._linger: WheelTimer | None = None  # closed both ways, waiting for the FIN
 
     def __repr__(self) -> str:
         return f"<YamuxStream {self.stream_id} {'out' if self.is_initiator else 'in'}>"
-
-    # -- reading ---------------------------------------------------------------------
-
-    async def read(self, max_bytes: int = -1) -> bytes:
-        data = await self._buf.read(max_bytes)
-        if self._returned:  # only after unread(): read first, not reported to _on_consume
-            n = min(self._returned, len(data))
-            self._returned -= n
-            self._on_held_less(n)
-        return data
-
-    def unread(self, data: bytes) -> None:
-        """Bytes put back (negotiation read ahead) are held again: accounted again, as
-        their window credit has gone back to the peer."""
-        self._buf.unread(data)
-        if data and self._error is None:
-            self._returned += len(data)
-            memory = self._conn._memory
-            memory.held += len(data)
-            if memory.held > memory.reserved:
-                self._conn._reserve(self)
-
-    def _on_held_less(self, n: int) -> None:
-        memory = self._conn._memory
-        memory.held -= n
-        if memory.held < memory.release_below:
-            memory.shrink()
-
-    def _on_consume(self, n: int) -> None:
-        conn = self._conn
-        memory = conn._memory
-        held = memory.held - n
-        memory.held = held
-        if held < memory.release_below:
-            memory.shrink()
-        conn._consumed(self.stream_id, n)
 
     # -- writing ---------------------------------------------------------------------
 
@@ -178,11 +140,7 @@ class YamuxStream(MuxedStream):
     def _fail(self, exc: BaseException) -> None:
         self._stop_lingering()
         self._error = exc
-        # Dropped unread, and the reservation shrinks with it: a peer that fills
-        # streams then resets them must not leave the memory reserved.
-        self._on_held_less(self._buf.size)
-        self._returned = 0
-        self._buf.fail(exc)
+        self._drop_buffered(exc)
         w = self._window_waiter
         if w is not None and not w.done():
             w.set_exception(exc)

@@ -14,12 +14,15 @@ Our message carries a signed peer record (RFC 0003: a ``libp2p-peer-record`` env
 RFC 0002) listing our listen addresses, as go- and js-libp2p do; a received record is
 verified (signature, key matching the peer, a seq not older than the last) and its
 addresses stored as certified (``CertifiedAddrs``); an invalid one is ignored and logged.
+
+This module is the service; the message itself (:class:`IdentifyInfo`, its encoding,
+:func:`read_messages`) is :mod:`p2pkit.protocols.identify_message`, importable from here
+too.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 import time
@@ -29,129 +32,46 @@ from typing import TYPE_CHECKING
 from multiaddr import Multiaddr
 
 from p2pkit.abc import MuxedStream
-from p2pkit.addrs import split_peer, to_multiaddr
 from p2pkit.crypto import PublicKey, public_key_from_protobuf
-from p2pkit.errors import AddressError, P2PError, ProtocolError
+from p2pkit.errors import P2PError, ProtocolError
 from p2pkit.events import Connected, Disconnected, Event, PeerIdentified
 from p2pkit.logs import RepeatLimiter, get_logger, peer_extra, short_peer
 from p2pkit.peer import PeerId
 from p2pkit.peerstore import CONNECTED_ADDR_TTL
-from p2pkit.protobuf import encode_bytes_field, iter_fields
+from p2pkit.protocols.identify_message import MAX_MESSAGE_SIZE, IdentifyInfo, read_messages
 from p2pkit.protocols.peer_record import (
     VerifiedRecords,
     make_signed_peer_record,
 )
 from p2pkit.timerwheel import coarse_timeout
-from p2pkit.varint import decode_uvarint, encode_uvarint
+from p2pkit.varint import encode_uvarint
 
 if TYPE_CHECKING:
     from p2pkit.connection import Connection
     from p2pkit.host import Host
 
+__all__ = [
+    "MAX_MESSAGE_SIZE",
+    "MAX_RESULTS",
+    "PROTOCOL_ID",
+    "PUSH_DELAY",
+    "PUSH_PROTOCOL_ID",
+    "TIMEOUT",
+    "Identify",
+    "IdentifyInfo",
+    "read_messages",
+]
+
 log = get_logger("identify")  # p2pkit.identify (p2pkit.logs)
 
 PROTOCOL_ID = "/ipfs/id/1.0.0"
 PUSH_PROTOCOL_ID = "/ipfs/id/push/1.0.0"
-MAX_MESSAGE_SIZE = 64 * 1024
 TIMEOUT = 10.0
 PUSH_DELAY = 0.05
 """Seconds during which local changes are coalesced into one push."""
 MAX_RESULTS = 10_000
 """At most this many peers' results are kept (the oldest go first); a peer's result is
 dropped anyway when its last connection closes."""
-
-
-@dataclasses.dataclass
-class IdentifyInfo:
-    protocol_version: str = ""
-    agent_version: str = ""
-    public_key: bytes | None = None
-    listen_addrs: list[bytes] = dataclasses.field(default_factory=list)
-    observed_addr: bytes | None = None
-    protocols: list[str] = dataclasses.field(default_factory=list)
-    signed_peer_record: bytes | None = None
-
-    def encode(self) -> bytes:
-        out = bytearray()
-        if self.public_key is not None:
-            out += encode_bytes_field(1, self.public_key)
-        for addr in self.listen_addrs:
-            out += encode_bytes_field(2, addr)
-        for proto in self.protocols:
-            out += encode_bytes_field(3, proto.encode())
-        if self.observed_addr is not None:
-            out += encode_bytes_field(4, self.observed_addr)
-        out += encode_bytes_field(5, self.protocol_version.encode())
-        out += encode_bytes_field(6, self.agent_version.encode())
-        if self.signed_peer_record is not None:
-            out += encode_bytes_field(8, self.signed_peer_record)
-        return bytes(out)
-
-    def merge(self, data: bytes) -> None:
-        for field, wire, value in iter_fields(data):
-            if wire != 2 or not isinstance(value, bytes):
-                continue
-            if field == 1:
-                self.public_key = value
-            elif field == 2:
-                self.listen_addrs.append(value)
-            elif field == 3:
-                self.protocols.append(value.decode("utf-8", "replace"))
-            elif field == 4:
-                self.observed_addr = value
-            elif field == 5:
-                self.protocol_version = value.decode("utf-8", "replace")
-            elif field == 6:
-                self.agent_version = value.decode("utf-8", "replace")
-            elif field == 8:
-                self.signed_peer_record = value
-
-    def multiaddrs(self) -> list[Multiaddr]:
-        """The listen addresses that decode; a malformed one is skipped (as go does)."""
-        out = []
-        for raw in self.listen_addrs:
-            with contextlib.suppress(AddressError):
-                out.append(to_multiaddr(raw))
-        return out
-
-    def observed(self) -> Multiaddr | None:
-        if self.observed_addr is None:
-            return None
-        try:  # checked now: py-multiaddr decodes lazily (p2pkit.addrs.to_multiaddr)
-            addr = to_multiaddr(self.observed_addr)
-        except AddressError:
-            return None
-        with contextlib.suppress(Exception):
-            stripped, _ = split_peer(addr)  # js appends /p2p/<id>: strip it
-            return stripped
-        return addr
-
-
-async def read_messages(stream: MuxedStream, limit: int = MAX_MESSAGE_SIZE) -> list[bytes]:
-    """Read length-prefixed messages until EOF; at most ``limit`` bytes in all.
-
-    A bytearray: a peer sending its message a byte per frame costs a linear amount of
-    copying, not ``limit`` squared over two."""
-    buf = bytearray()
-    while True:
-        chunk = await stream.read(limit)
-        if not chunk:
-            break
-        buf += chunk
-        if len(buf) > limit:
-            raise ProtocolError(f"identify: more than {limit} bytes")
-    out = []
-    pos = 0
-    while pos < len(buf):
-        decoded = decode_uvarint(buf, pos)
-        if decoded is None:
-            raise ProtocolError("identify: truncated length prefix")
-        length, pos = decoded
-        if pos + length > len(buf):
-            raise ProtocolError("identify: truncated message")
-        out.append(bytes(buf[pos : pos + length]))
-        pos += length
-    return out
 
 
 class Identify:
