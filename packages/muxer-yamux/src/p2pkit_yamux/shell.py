@@ -183,7 +183,10 @@ class YamuxConnection(YamuxReceiver, YamuxKeepalive, MuxedConnection):
                 self._accept_waiter = None
 
     async def close(self) -> None:
-        """GoAway(0), let open streams finish (at most ``close_timeout``), close the channel."""
+        """GoAway(0), let open streams finish (at most ``close_timeout``), close the channel.
+
+        A caller cancelled while streams finish ends the session at once (they are
+        reset); a second caller waits for the first one's close."""
         if self._closing or self._ended is not None:
             await self.wait_closed()
             return
@@ -206,10 +209,18 @@ class YamuxConnection(YamuxReceiver, YamuxKeepalive, MuxedConnection):
                 await asyncio.wait_for(asyncio.shield(self._drained), self.options.close_timeout)
             except TimeoutError:
                 log.debug("yamux close: %d streams still open, resetting", len(self._streams))
+            except asyncio.CancelledError:
+                # The caller gave up waiting: end now rather than never (the GoAway is
+                # out, and no later close() would finish this one).
+                self._finish_close()
+                raise
+        self._finish_close()
+        await self.wait_closed()
+
+    def _finish_close(self) -> None:
         for stream in list(self._streams.values()):
             stream.reset()
         self._end(ConnectionClosed("yamux session closed"), graceful=False)
-        await self.wait_closed()
 
     def abort(self, exc: BaseException | None = None) -> None:
         if self._done.done():

@@ -334,6 +334,11 @@ class QuicSession(StreamFlow, MuxedConnection):
         except TimeoutError:
             self.abort(TimeoutError(f"streams still open {limit} s after close()"))
             return
+        except asyncio.CancelledError:
+            # The caller gave up waiting: end now rather than never (no later close()
+            # would finish this one; new streams are refused already).
+            self.abort(ConnectionClosed("close() cancelled"))
+            raise
         if not self._closed:
             self.quic.close(error_code=NO_ERROR)
             self._transmit()

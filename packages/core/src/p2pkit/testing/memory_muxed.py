@@ -225,6 +225,9 @@ class MemoryMuxedSession(MuxedConnection):
             waiters = [asyncio.ensure_future(s._drained.wait()) for s in (self, self.peer)]
             try:
                 await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            except asyncio.CancelledError:
+                self.abort(ConnectionClosed("close() cancelled"))  # end now, not never
+                raise
             finally:
                 for w in waiters:
                     w.cancel()

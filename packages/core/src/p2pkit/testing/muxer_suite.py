@@ -27,6 +27,7 @@ Everything is bounded in time: a hang fails the test, it never blocks CI.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -331,6 +332,25 @@ class MuxerSuite:
             await inc.close()
             async with asyncio.timeout(1.0):  # below every close timeout the suites use
                 await closing
+            assert opener.is_closed
+            await acceptor.wait_closed()
+
+    async def test_cancelled_close_still_ends_the_session(self, sessions: Sessions) -> None:
+        """A ``close()`` cancelled while it waits for open streams (an application's
+        timeout around it) ends the session at once.  It used to leave it closing for
+        good: no new streams either way, and no later ``close()`` finished it."""
+        opener, acceptor = sessions
+        async with asyncio.timeout(STEP_TIMEOUT):
+            out, inc = await connected_stream(opener, acceptor)
+            await out.write(b"unfinished")
+            assert await inc.readexactly(10) == b"unfinished"
+            closing = asyncio.create_task(opener.close())
+            await asyncio.sleep(0.05)  # waiting for the open stream
+            closing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await closing
+            async with asyncio.timeout(1.0):  # below every close timeout the suites use
+                await opener.wait_closed()
             assert opener.is_closed
             await acceptor.wait_closed()
 
