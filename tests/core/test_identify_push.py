@@ -12,6 +12,7 @@ from p2pkit.crypto import generate_private_key
 from p2pkit.errors import ProtocolError
 from p2pkit.events import PeerIdentified
 from p2pkit.peer import PeerId
+from p2pkit.peerstore import MAX_PROTOCOLS_PER_PEER
 from p2pkit.protocols.identify import PUSH_PROTOCOL_ID, IdentifyInfo
 from p2pkit.protocols.peer_record import (
     VerifiedRecords,
@@ -186,4 +187,5 @@ async def test_a_push_trickled_a_byte_per_frame_is_applied(make_host):
         await stream.write(message[i : i + 1])  # one yamux frame each
     await stream.close_write()
     await _until(lambda: "/trickled/1.0.0" in a.peerstore.protocols(b.peer_id))
-    assert len(a.peerstore.protocols(b.peer_id)) == 201
+    assert len(a.identify.results[b.peer_id].protocols) == 201  # the whole message
+    assert len(a.peerstore.protocols(b.peer_id)) == MAX_PROTOCOLS_PER_PEER  # what is kept
