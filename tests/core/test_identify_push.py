@@ -61,6 +61,24 @@ def test_verified_records_remember_only_good_envelopes_and_stay_bounded():
     assert len(cache) == 2 and cache.open(env).seq == 1  # evicted, verified afresh
 
 
+def test_a_record_with_thousands_of_addresses_is_kept_bounded():
+    """A signed record may list ~5,000 addresses (a 64 KiB identify message): the first
+    64 that decode are taken (what a peerstore keeps per peer), and an envelope above
+    8 KiB (no go- or js-libp2p peer sends one) is not remembered by the cache, which
+    otherwise kept 256 such records (~250 KiB of multiaddrs each) of peers long gone."""
+    key = generate_private_key("ed25519")
+    peer = PeerId.from_public_key(key.public_key)
+    many = [Multiaddr(f"/ip4/10.{i >> 8}.{i & 255}.1/tcp/{i + 1}") for i in range(3000)]
+    env = make_signed_peer_record(key, peer, many, 1)
+    assert len(env) > 8 * 1024
+    assert open_signed_peer_record(env).addrs == many[:64]
+    cache = VerifiedRecords()
+    assert cache.open(env).addrs == many[:64] and len(cache) == 0
+    small = make_signed_peer_record(key, peer, many[:64], 2)
+    assert len(small) <= 8 * 1024  # 64 usual addresses fit: remembered
+    assert cache.open(small).addrs == many[:64] and len(cache) == 1
+
+
 async def _identified(host, peer, predicate=lambda e: True, timeout=5.0) -> PeerIdentified:
     sub = host.events.subscribe(PeerIdentified)
     try:
