@@ -56,6 +56,10 @@ MAX_MESSAGE_SIZE = 64 * 1024
 TIMEOUT = 10.0
 PUSH_DELAY = 0.05
 """Seconds during which local changes are coalesced into one push."""
+MAX_VERSION_BYTES = 256
+"""A peer's agent and protocol versions are cut to this many bytes: they are kept (as
+peerstore metadata) while the peer is remembered, after it left too, and one message
+could carry 64 KiB of each.  Real ones are short (``kubo/0.29.0/3f0947b``)."""
 MAX_RESULTS = 10_000
 """At most this many peers' results are kept (the oldest go first); a peer's result is
 dropped anyway when its last connection closes."""
@@ -100,9 +104,9 @@ class IdentifyInfo:
             elif field == 4:
                 self.observed_addr = value
             elif field == 5:
-                self.protocol_version = value.decode("utf-8", "replace")
+                self.protocol_version = value[:MAX_VERSION_BYTES].decode("utf-8", "replace")
             elif field == 6:
-                self.agent_version = value.decode("utf-8", "replace")
+                self.agent_version = value[:MAX_VERSION_BYTES].decode("utf-8", "replace")
             elif field == 8:
                 self.signed_peer_record = value
 
