@@ -143,6 +143,47 @@ async def test_manager_watermarks_grace_silence_protect_and_tags():
     await cm.close()
 
 
+def test_tags_of_peers_gone_are_forgotten_after_tag_retention():
+    """Tagging every peer met (as a DHT or pubsub does) kept a tag table entry per peer
+    for good once they left: now a peer's tags go tag_retention after its last
+    connection closed, or after they were set on a peer that did not connect (as
+    go-libp2p's BasicConnMgr drops them at the last disconnect and its early tags once
+    past the grace period).  Connected peers keep theirs; protections stay."""
+    clock = FakeClock()
+    cm = BasicConnectionManager(ConnManagerOptions(tag_retention=60.0, clock=clock))
+    stays = new_peer()
+    cm.connected(FakeConn(stays))
+    cm.tag_peer(stays, "useful", 10)
+    back = new_peer()
+    back_conn = FakeConn(back)
+    cm.connected(back_conn)
+    cm.tag_peer(back, "useful", 20)
+    cm.protect(back, "keep")
+    cm.disconnected(back_conn)
+    for _ in range(500):  # strangers: connect, get tagged, leave
+        peer = new_peer()
+        conn = FakeConn(peer)
+        cm.connected(conn)
+        cm.upsert_tag(peer, "seen", lambda w: w + 1)
+        cm.disconnected(conn)
+    never = new_peer()
+    cm.tag_peer(never, "early", 5)  # tagged before a dial that never succeeds
+    assert cm.tagged_peers == 503
+    clock.now += 30.0
+    back_conn = FakeConn(back)
+    cm.connected(back_conn)  # back within the retention: its tags are still there
+    assert cm.tags(back) == {"useful": 20}
+    clock.now += 31.0
+    cm.disconnected(back_conn)  # the next departure sweeps; back's own time restarts
+    assert cm.tagged_peers == 2
+    assert cm.tags(stays) == {"useful": 10} and cm.tags(back) == {"useful": 20}
+    assert cm.tags(never) == {}
+    clock.now += 61.0
+    cm.tag_peer(new_peer(), "x", 1)  # a tag set on an unconnected peer sweeps too
+    assert cm.tags(back) == {} and cm.is_protected(back, "keep")
+    assert cm.tags(stays) == {"useful": 10} and cm.tagged_peers == 2
+
+
 def test_options_validation_and_config():
     with pytest.raises(ValueError):
         ConnManagerOptions(low_water=5, high_water=4)

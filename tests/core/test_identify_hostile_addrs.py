@@ -117,3 +117,48 @@ async def test_an_older_signed_record_is_ignored(make_host) -> None:
     assert "/later/1.0.0" in a.peerstore.protocols(b.peer_id)
     assert a.peerstore.get_metadata(b.peer_id, "PeerRecordSeq") == seq
     assert a.peerstore.get_metadata(b.peer_id, "CertifiedAddrs") == [str(newer)]
+
+
+async def test_a_departed_peer_that_announced_too_much_leaves_bounded_state(make_host) -> None:
+    """A peer answers identify with all a 64 KiB message holds (thousands of protocol
+    ids and record addresses, a 20 KiB agent version), then leaves: the listener
+    remembers it (it has an address to redial) within the per-peer bounds, as
+    go-libp2p's identify and peerstore do, not the whole message (760 KiB per peer)."""
+    from p2pkit.peerstore import MAX_ADDRS_PER_PEER, MAX_PROTOCOLS_PER_PEER
+    from p2pkit.protocols.identify import MAX_MESSAGE_SIZE, MAX_VERSION_BYTES, PROTOCOL_ID
+
+    a = await make_host()
+    b = await make_host()
+    record_addrs = [Multiaddr(f"/ip4/10.{i >> 8}.{i & 255}.1/tcp/{i + 1}") for i in range(1500)]
+    info = IdentifyInfo(
+        agent_version="v" * 20_000,
+        protocol_version="p" * 10_000,
+        public_key=b.private_key.public_key.to_protobuf(),
+        listen_addrs=[addr.to_bytes() for addr in b.listen_addrs],
+        protocols=[f"/p/{i}" for i in range(2000)],
+        signed_peer_record=make_signed_peer_record(b.private_key, b.peer_id, record_addrs, 1),
+    )
+    message = info.encode()
+    assert len(message) <= MAX_MESSAGE_SIZE
+
+    async def answer(stream) -> None:
+        await stream.write(encode_uvarint(len(message)) + message)
+        await stream.close_write()
+
+    b.set_stream_handler(PROTOCOL_ID, answer)
+    seen = a.events.subscribe(PeerIdentified)
+    await b.connect(a.addrs_with_peer_id[0])
+    async with asyncio.timeout(5):
+        while (await seen.get()).peer != b.peer_id:  # type: ignore[attr-defined]
+            pass
+    await b.stop()
+    await _until(lambda: not a.swarm.tracks(b.peer_id))
+    store = a.peerstore
+    assert b.peer_id in store.peers()  # remembered: it has addresses to redial
+    assert len(store.protocols(b.peer_id)) == MAX_PROTOCOLS_PER_PEER
+    certified = store.get_metadata(b.peer_id, "CertifiedAddrs")
+    assert isinstance(certified, list) and len(certified) == MAX_ADDRS_PER_PEER
+    assert len(store.addrs(b.peer_id)) <= MAX_ADDRS_PER_PEER
+    for key in ("AgentVersion", "ProtocolVersion"):
+        value = store.get_metadata(b.peer_id, key)
+        assert isinstance(value, str) and len(value.encode()) <= MAX_VERSION_BYTES

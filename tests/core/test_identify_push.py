@@ -12,6 +12,7 @@ from p2pkit.crypto import generate_private_key
 from p2pkit.errors import ProtocolError
 from p2pkit.events import PeerIdentified
 from p2pkit.peer import PeerId
+from p2pkit.peerstore import MAX_PROTOCOLS_PER_PEER
 from p2pkit.protocols.identify import PUSH_PROTOCOL_ID, IdentifyInfo
 from p2pkit.protocols.peer_record import (
     VerifiedRecords,
@@ -58,6 +59,24 @@ def test_verified_records_remember_only_good_envelopes_and_stay_bounded():
     for seq in (2, 3, 4):
         cache.open(make_signed_peer_record(key, peer, ADDRS, seq))
     assert len(cache) == 2 and cache.open(env).seq == 1  # evicted, verified afresh
+
+
+def test_a_record_with_thousands_of_addresses_is_kept_bounded():
+    """A signed record may list ~5,000 addresses (a 64 KiB identify message): the first
+    64 that decode are taken (what a peerstore keeps per peer), and an envelope above
+    8 KiB (no go- or js-libp2p peer sends one) is not remembered by the cache, which
+    otherwise kept 256 such records (~250 KiB of multiaddrs each) of peers long gone."""
+    key = generate_private_key("ed25519")
+    peer = PeerId.from_public_key(key.public_key)
+    many = [Multiaddr(f"/ip4/10.{i >> 8}.{i & 255}.1/tcp/{i + 1}") for i in range(3000)]
+    env = make_signed_peer_record(key, peer, many, 1)
+    assert len(env) > 8 * 1024
+    assert open_signed_peer_record(env).addrs == many[:64]
+    cache = VerifiedRecords()
+    assert cache.open(env).addrs == many[:64] and len(cache) == 0
+    small = make_signed_peer_record(key, peer, many[:64], 2)
+    assert len(small) <= 8 * 1024  # 64 usual addresses fit: remembered
+    assert cache.open(small).addrs == many[:64] and len(cache) == 1
 
 
 async def _identified(host, peer, predicate=lambda e: True, timeout=5.0) -> PeerIdentified:
@@ -186,4 +205,5 @@ async def test_a_push_trickled_a_byte_per_frame_is_applied(make_host):
         await stream.write(message[i : i + 1])  # one yamux frame each
     await stream.close_write()
     await _until(lambda: "/trickled/1.0.0" in a.peerstore.protocols(b.peer_id))
-    assert len(a.peerstore.protocols(b.peer_id)) == 201
+    assert len(a.identify.results[b.peer_id].protocols) == 201  # the whole message
+    assert len(a.peerstore.protocols(b.peer_id)) == MAX_PROTOCOLS_PER_PEER  # what is kept

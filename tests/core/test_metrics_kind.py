@@ -153,3 +153,36 @@ async def test_a_metrics_plugin_records_the_host() -> None:
 async def test_the_default_enable_rule_applies_to_metrics_too() -> None:
     assert isinstance(_builder(_registry(default_enabled=True)).build().metrics, Recorder)
     assert _builder(_registry(default_enabled=False)).build().metrics is None
+
+
+async def test_protocols_a_match_handler_takes_are_labelled_by_its_id() -> None:
+    """A handler registered with ``match`` takes protocol ids the peer makes up: each
+    used to become a label value of its own (a new series per id, kept for the life of
+    the process, and an entry in the byte tallies): a stranger proposing ids at random
+    grew the metrics without bound.  They are labelled by the handler's id now, as the
+    exact ids are."""
+    registry = _registry()
+    listener = _builder(registry).listen("/memory/0").option(metrics="recorder").build()
+    client = _builder(registry).build()
+    assert isinstance(listener.metrics, Recorder)
+    recorder = listener.metrics
+
+    async def echo_once(stream: Any) -> None:
+        await stream.write(await stream.read())
+
+    listener.set_stream_handler("/app/", echo_once, match=lambda p: p.startswith("/app/"))
+    async with listener, client:
+        for i in range(20):
+            stream = await client.new_stream(listener.addrs_with_peer_id[0], [f"/app/{i}"])
+            assert stream.protocol == f"/app/{i}"  # the application still sees the real id
+            await stream.write(b"hello")
+            assert await stream.read() == b"hello"
+            await stream.close()
+        data = recorder.export()
+        app = {k for k in data["p2pkit_streams_opened_total"] if k[0].startswith("/app/")}
+        assert app == {("/app/", "inbound")}
+        assert data["p2pkit_streams_opened_total"][("/app/", "inbound")] == 20
+        assert data["p2pkit_stream_bytes_received_total"][("/app/",)] == 100
+        assert [k for k in data["p2pkit_stream_bytes_sent_total"] if k[0] != "/ipfs/id/1.0.0"] == [
+            ("/app/",)
+        ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 
 import pytest
 from multiaddr import Multiaddr
@@ -11,7 +12,7 @@ from p2pkit.config import load_config
 from p2pkit.crypto import generate_private_key
 from p2pkit.errors import ConfigError
 from p2pkit.peer import PeerId
-from p2pkit.peerstore import MemoryPeerstore
+from p2pkit.peerstore import MAX_PROTOCOLS_PER_PEER, MemoryPeerstore
 from p2pkit.peerstore_sqlite import SqlitePeerstore
 from p2pkit.testing.memory_muxed import memory_builder
 
@@ -152,6 +153,33 @@ def test_keys_protocols_metadata_peers(store_and_clock):
     assert store.get_metadata(peer, "nope") is None
     store.add_addrs(other, [A1], 60.0)
     assert set(store.peers()) == {peer, other}
+
+
+def test_protocols_are_bounded_per_peer(store_and_clock):
+    """A peer may announce thousands of protocol ids (one 64 KiB identify message holds
+    some 16,000): the store keeps the first MAX_PROTOCOLS_PER_PEER distinct ones that
+    multistream-select can carry (go-libp2p's protobook keeps 128), in their order."""
+    store, _ = store_and_clock
+    peer, _ = new_peer()
+    too_long = "/" + "x" * 1023  # 1024 bytes: no multistream message can carry it
+    announced = ["/a/1.0.0", "/a/1.0.0", too_long, *(f"/p/{i}" for i in range(5000))]
+    store.set_protocols(peer, announced)
+    expected = ["/a/1.0.0", *(f"/p/{i}" for i in range(MAX_PROTOCOLS_PER_PEER - 1))]
+    assert store.protocols(peer) == expected
+    store.set_protocols(peer, ["/" + "y" * 1022])  # 1023 bytes: the longest that fits
+    assert store.protocols(peer) == ["/" + "y" * 1022]
+
+
+def test_a_trimmed_address_table_does_not_keep_its_peak_size():
+    """A peer announcing thousands of addresses keeps max_addrs_per_peer of them, in a
+    table sized for those: a dict never shrinks on deletion, and the trimmed one stayed
+    sized for all of them (70 KiB for 1,500) while the peer was remembered."""
+    store = MemoryPeerstore(max_addrs_per_peer=4)
+    peer, _ = new_peer()
+    many = [Multiaddr(f"/ip4/10.0.{i >> 8}.{i & 255}/tcp/1") for i in range(2000)]
+    store.add_addrs(peer, many, 60.0)
+    assert store.addrs(peer) == many[-4:]  # same expiry: the last ones given are kept
+    assert sys.getsizeof(store._addrs[peer]) <= sys.getsizeof(dict.fromkeys(range(4)))
 
 
 def test_rsa_key_persists(tmp_path):

@@ -30,7 +30,11 @@ def create_memory_peerstore(components: Components, options: Any) -> Peerstore:
     from p2pkit.peerstore import MemoryPeerstore
 
     opts: MemoryPeerstoreOptions = options  # validated by the registry's options path
-    return MemoryPeerstore(max_peers=opts.max_peers, max_addrs_per_peer=opts.max_addrs_per_peer)
+    return MemoryPeerstore(
+        max_peers=opts.max_peers,
+        max_addrs_per_peer=opts.max_addrs_per_peer,
+        max_protocols_per_peer=opts.max_protocols_per_peer,
+    )
 
 
 def create_sqlite_peerstore(components: Components, options: Any) -> Peerstore:

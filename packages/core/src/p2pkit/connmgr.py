@@ -13,6 +13,12 @@ they expect:
 * a protected peer (``protect(peer, tag)``) is never trimmed; tags and protections
   are kept per peer, whether it is connected or not, and read at trim time, so a
   change (``unprotect``, ``untag_peer``) takes effect on the next trim;
+* a peer's tags outlive its connections by ``tag_retention`` (60 s) only: they are
+  forgotten that long after its last connection closed, or after they were set on a
+  peer that did not connect since (go-libp2p's ``BasicConnMgr`` drops them at the
+  last disconnect, and early tags of a peer that never connects once past its grace
+  period), so an application tagging every peer it meets keeps nothing per peer
+  gone.  Protections stay until ``unprotect``, as go's do;
 * the others are closed peer by peer, lowest score first (score = sum of the peer's
   tag weights plus its connections' ``tags``), fewest open streams first among equals.
 
@@ -58,13 +64,16 @@ class ConnManagerOptions:
     trim may be due only once grace periods have passed, with no new connection."""
     close_timeout: float = 2.0
     """Seconds a trimmed connection may take to close gracefully before it is aborted."""
+    tag_retention: float = 60.0
+    """Seconds a peer's tags are kept once it has no connection (after its last one
+    closed, or since they were set on a peer not connected); then they are forgotten."""
     clock: Callable[[], float] | None = None
     """Time source (default ``time.monotonic``); inject a fake one in tests."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.low_water <= self.high_water:
             raise ValueError("connection manager needs 0 <= low_water <= high_water")
-        for name in ("grace_period", "silence_period", "close_timeout"):
+        for name in ("grace_period", "silence_period", "close_timeout", "tag_retention"):
             if getattr(self, name) < 0:
                 raise ValueError(f"connection manager {name} must be >= 0")
         if self.check_interval is not None and self.check_interval <= 0:
@@ -140,9 +149,14 @@ class BasicConnectionManager(ConnectionManager):
         self.options = options or ConnManagerOptions()
         self._clock = self.options.clock or time.monotonic
         self._peers: dict[PeerId, _Connected] = {}
-        # Tags and protections may be set before (and survive) connections.
+        # Tags and protections may be set before connections; tags outlive them by
+        # tag_retention, protections until unprotect().
         self._tags: dict[PeerId, dict[str, int]] = {}
         self._protected: dict[PeerId, set[str]] = {}
+        # Tagged peers without a connection -> since when: their tags go tag_retention
+        # later.  Insertion order is time order (entries are re-inserted), so the due
+        # ones are at the front.
+        self._unconnected: dict[PeerId, float] = {}
         # When the last trim started, as a C double (array): a float object stored by a
         # trim during a burst of connections would stay in, and keep resident, the
         # burst's memory once the connections closed (p2pkit.freelists).
@@ -161,10 +175,17 @@ class BasicConnectionManager(ConnectionManager):
     def connection_count(self) -> int:
         return sum(len(p.conns) for p in self._peers.values())
 
+    @property
+    def tagged_peers(self) -> int:
+        """Peers with tags (connected or not): those not connected are forgotten after
+        ``tag_retention`` (module docstring)."""
+        return len(self._tags)
+
     def connected(self, conn: HostConnection) -> None:
         info = self._peers.get(conn.peer)
         if info is None:
             info = self._peers[conn.peer] = _Connected(first_seen=self._clock())
+            self._unconnected.pop(conn.peer, None)
         info.conns.append(conn)
         if self.connection_count > self.options.high_water:
             self._maybe_trim()
@@ -177,6 +198,9 @@ class BasicConnectionManager(ConnectionManager):
         info.conns.remove(conn)
         if not info.conns:
             del self._peers[conn.peer]
+            if conn.peer in self._tags:
+                self._unconnected[conn.peer] = self._clock()
+        self._forget_stale_tags()
 
     def protect(self, peer: PeerId, tag: str) -> None:
         self._protected.setdefault(peer, set()).add(tag)
@@ -196,6 +220,7 @@ class BasicConnectionManager(ConnectionManager):
 
     def tag_peer(self, peer: PeerId, tag: str, weight: int) -> None:
         self._tags.setdefault(peer, {})[tag] = weight
+        self._tagged(peer)
 
     def untag_peer(self, peer: PeerId, tag: str) -> None:
         tags = self._tags.get(peer)
@@ -203,11 +228,33 @@ class BasicConnectionManager(ConnectionManager):
             tags.pop(tag, None)
             if not tags:
                 del self._tags[peer]
+                self._unconnected.pop(peer, None)
 
     def upsert_tag(self, peer: PeerId, tag: str, update: Callable[[int], int]) -> None:
         """Set a tag from its current weight (0 when absent), like go's ``UpsertTag``."""
         tags = self._tags.setdefault(peer, {})
         tags[tag] = update(tags.get(tag, 0))
+        self._tagged(peer)
+
+    def _tagged(self, peer: PeerId) -> None:
+        """A tag was set: on a peer without a connection, it lasts ``tag_retention``."""
+        if peer not in self._peers:
+            self._unconnected.pop(peer, None)  # re-inserted: the order stays time order
+            self._unconnected[peer] = self._clock()
+            self._forget_stale_tags()
+
+    def _forget_stale_tags(self) -> None:
+        """Forget the tags of peers without a connection for ``tag_retention`` (the due
+        ones are the oldest entries: amortised constant time per call)."""
+        if not self._unconnected:
+            return
+        deadline = self._clock() - self.options.tag_retention
+        while self._unconnected:
+            peer, since = next(iter(self._unconnected.items()))
+            if since > deadline:
+                break
+            del self._unconnected[peer]
+            self._tags.pop(peer, None)
 
     def tags(self, peer: PeerId) -> dict[str, int]:
         return dict(self._tags.get(peer, {}))
@@ -303,6 +350,7 @@ class BasicConnectionManager(ConnectionManager):
         while True:
             await asyncio.sleep(interval)
             self.checks += 1
+            self._forget_stale_tags()
             if self.connection_count > self.options.high_water:
                 self._maybe_trim(slack=interval / 2)
 

@@ -15,8 +15,10 @@ few points where it is cheap:
   connection table), and the counts the core keeps anyway (resource-manager refusals,
   connection-manager trims, event-bus drops, identify failures), as deltas.
 
-Label values come from bounded sets: plugin names and protocol ids the host negotiated,
-directions, and error class names.  Peer ids and addresses are never labels.
+Label values come from bounded sets: plugin names, protocol ids (inbound: the id the
+handler was registered under, which for a ``match`` handler is not what the peer
+proposed; outbound: the id the application asked for), directions, and error class
+names.  Peer ids and addresses are never labels.
 """
 
 from __future__ import annotations
@@ -159,10 +161,18 @@ class HostMetrics:
         if isinstance(event, Connected):
             self.f["p2pkit_connections_opened_total"].inc(*_stack(event.connection))
         elif isinstance(event, OpenedStream):
-            direction = "inbound" if event.inbound else "outbound"
-            self.f["p2pkit_streams_opened_total"].inc(event.protocol, direction)
+            if event.inbound:
+                protocol = self._inbound_label(event.protocol)
+                self.f["p2pkit_streams_opened_total"].inc(protocol, "inbound")
+            else:
+                self.f["p2pkit_streams_opened_total"].inc(event.protocol, "outbound")
         elif isinstance(event, PeerIdentified):
             self.f["p2pkit_identify_total"].inc("ok")
+
+    def _inbound_label(self, protocol: str) -> str:
+        """An inbound stream's protocol label: the id its handler is registered under
+        (:meth:`~p2pkit.streams.StreamRouter.route_of`; "other" once it is gone)."""
+        return self.sources.router.route_of(protocol) or "other"
 
     def count_stream(self, stream: MuxedStream, protocol: str) -> None:
         """Count the bytes ``stream`` carries from now on, under ``protocol``: its read,
@@ -204,7 +214,9 @@ class HostMetrics:
         for labels, n in Tally(_stack(c) for c in conns).items():
             gauge.set(n, *labels)
         streams = Tally(
-            (s.protocol, "outbound" if s.is_initiator else "inbound")
+            (s.protocol, "outbound")
+            if s.is_initiator
+            else (self._inbound_label(s.protocol), "inbound")
             for c in conns
             for s in c.streams
             if s.protocol

@@ -28,7 +28,12 @@ from multiaddr import Multiaddr
 from p2pkit.abc import Peerstore
 from p2pkit.crypto import PublicKey, public_key_from_protobuf
 from p2pkit.peer import PeerId
-from p2pkit.peerstore import DEFAULT_MAX_PEERS, MAX_ADDRS_PER_PEER
+from p2pkit.peerstore import (
+    DEFAULT_MAX_PEERS,
+    MAX_ADDRS_PER_PEER,
+    MAX_PROTOCOLS_PER_PEER,
+    bound_protocols,
+)
 
 if TYPE_CHECKING:
     from p2pkit.plugins.spec import Components
@@ -66,6 +71,8 @@ class SqlitePeerstoreOptions:
     """Bound on stored addresses per peer (soonest expiry dropped first)."""
     max_peers: int = DEFAULT_MAX_PEERS
     """Bound on remembered peers besides connected ones (see ``Peerstore.collect``)."""
+    max_protocols_per_peer: int = MAX_PROTOCOLS_PER_PEER
+    """Bound on stored protocol ids per peer (the first ones announced are kept)."""
 
     def __post_init__(self) -> None:
         if not self.path:
@@ -74,6 +81,8 @@ class SqlitePeerstoreOptions:
             raise ValueError("max_addrs_per_peer must be >= 1")
         if self.max_peers < 0:
             raise ValueError("max_peers must be >= 0")
+        if self.max_protocols_per_peer < 0:
+            raise ValueError("max_protocols_per_peer must be >= 0")
 
 
 class SqlitePeerstore(Peerstore):
@@ -86,6 +95,7 @@ class SqlitePeerstore(Peerstore):
         clock: Callable[[], float] = time.time,
         max_addrs_per_peer: int = MAX_ADDRS_PER_PEER,
         max_peers: int = DEFAULT_MAX_PEERS,
+        max_protocols_per_peer: int = MAX_PROTOCOLS_PER_PEER,
     ) -> None:
         path = os.fspath(path)
         if path != ":memory:":
@@ -94,6 +104,7 @@ class SqlitePeerstore(Peerstore):
         self.path = path
         self._clock = clock
         self._max_addrs = max_addrs_per_peer
+        self._max_protocols = max_protocols_per_peer
         self.max_peers = max_peers
         self._db: sqlite3.Connection | None = sqlite3.connect(path, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -192,7 +203,7 @@ class SqlitePeerstore(Peerstore):
     def set_protocols(self, peer: PeerId, protocols: Sequence[str]) -> None:
         self.db.execute(
             "INSERT OR REPLACE INTO protocols VALUES (?, ?)",
-            (peer.to_bytes(), json.dumps(list(protocols))),
+            (peer.to_bytes(), json.dumps(bound_protocols(protocols, self._max_protocols))),
         )
 
     def protocols(self, peer: PeerId) -> list[str]:
@@ -282,7 +293,10 @@ def sqlite_peerstore_factory(components: Components, options: Any) -> SqlitePeer
     """Plugin factory of the ``sqlite`` peerstore."""
     opts: SqlitePeerstoreOptions = options
     return SqlitePeerstore(
-        opts.path, max_addrs_per_peer=opts.max_addrs_per_peer, max_peers=opts.max_peers
+        opts.path,
+        max_addrs_per_peer=opts.max_addrs_per_peer,
+        max_peers=opts.max_peers,
+        max_protocols_per_peer=opts.max_protocols_per_peer,
     )
 
 

@@ -146,6 +146,18 @@ class StreamRouter:
                 return h
         return None
 
+    def route_of(self, protocol: str) -> str | None:
+        """The id ``protocol`` is routed by: itself for an exact handler, the id a
+        ``match`` handler was registered under otherwise (None: no handler).  Metrics
+        label inbound streams with it: the ids a match handler takes are the peer's
+        choice, and a label value each would grow the series without bound."""
+        if protocol in self._handlers:
+            return protocol
+        for protocol_id, match, _ in self._matchers:
+            if match(protocol):
+                return protocol_id
+        return None
+
     async def handle_inbound(self, conn: Connection, stream: MuxedStream) -> None:
         """Negotiate the protocol of an inbound stream and run its handler."""
         try:
@@ -170,7 +182,7 @@ class StreamRouter:
             return
         stream.protocol = protocol
         if self.stream_hook is not None:
-            self.stream_hook(stream, protocol)
+            self.stream_hook(stream, self.route_of(protocol) or protocol)
         self.events.emit(OpenedStream(conn.peer, protocol, stream.stream_id, True))
         self.handled[stream] = conn
         try:

@@ -38,7 +38,12 @@ from p2pkit.events import Connected, Disconnected, Event, PeerIdentified
 from p2pkit.logs import RepeatLimiter, get_logger, peer_extra, short_peer
 from p2pkit.peer import PeerId
 from p2pkit.peerstore import CONNECTED_ADDR_TTL
-from p2pkit.protocols.identify_message import MAX_MESSAGE_SIZE, IdentifyInfo, read_messages
+from p2pkit.protocols.identify_message import (
+    MAX_MESSAGE_SIZE,
+    MAX_VERSION_BYTES,
+    IdentifyInfo,
+    read_messages,
+)
 from p2pkit.protocols.peer_record import (
     VerifiedRecords,
     make_signed_peer_record,
@@ -53,6 +58,7 @@ if TYPE_CHECKING:
 __all__ = [
     "MAX_MESSAGE_SIZE",
     "MAX_RESULTS",
+    "MAX_VERSION_BYTES",
     "PROTOCOL_ID",
     "PUSH_DELAY",
     "PUSH_PROTOCOL_ID",

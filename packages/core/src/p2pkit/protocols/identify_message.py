@@ -26,10 +26,14 @@ from p2pkit.varint import decode_uvarint
 if TYPE_CHECKING:
     from p2pkit.abc import MuxedStream
 
-__all__ = ["MAX_MESSAGE_SIZE", "IdentifyInfo", "read_messages"]
+__all__ = ["MAX_MESSAGE_SIZE", "MAX_VERSION_BYTES", "IdentifyInfo", "read_messages"]
 
 MAX_MESSAGE_SIZE = 64 * 1024
 """What :func:`read_messages` reads at most from one stream (all messages together)."""
+MAX_VERSION_BYTES = 256
+"""A peer's agent and protocol versions are cut to this many bytes: they are kept (as
+peerstore metadata) while the peer is remembered, after it left too, and one message
+could carry 64 KiB of each.  Real ones are short (``kubo/0.29.0/3f0947b``)."""
 
 
 @dataclasses.dataclass
@@ -71,9 +75,9 @@ class IdentifyInfo:
             elif field == 4:
                 self.observed_addr = value
             elif field == 5:
-                self.protocol_version = value.decode("utf-8", "replace")
+                self.protocol_version = value[:MAX_VERSION_BYTES].decode("utf-8", "replace")
             elif field == 6:
-                self.agent_version = value.decode("utf-8", "replace")
+                self.agent_version = value[:MAX_VERSION_BYTES].decode("utf-8", "replace")
             elif field == 8:
                 self.signed_peer_record = value
 

@@ -18,6 +18,7 @@ from p2pkit.addrs import to_multiaddr
 from p2pkit.crypto import PrivateKey, public_key_from_protobuf
 from p2pkit.errors import AddressError, P2PError, ProtocolError
 from p2pkit.peer import PeerId
+from p2pkit.peerstore import MAX_ADDRS_PER_PEER
 from p2pkit.protobuf import decode_fields, encode_bytes_field, encode_varint_field
 from p2pkit.varint import encode_uvarint
 
@@ -25,6 +26,17 @@ from p2pkit.varint import encode_uvarint
 #: written as the two bytes go- and js-libp2p use).
 PEER_RECORD_DOMAIN = b"libp2p-peer-record"
 PEER_RECORD_PAYLOAD_TYPE = b"\x03\x01"
+
+MAX_RECORD_ADDRS = MAX_ADDRS_PER_PEER
+"""Addresses taken from a record (the first ones that decode): what a peerstore keeps
+per peer anyway.  An envelope in a 64 KiB identify message can list some 5,000; kept
+whole, their multiaddrs cost ~250 KiB per record in the verified-records cache and
+again as the peer's ``CertifiedAddrs``.  go-libp2p's identify likewise keeps at most
+500 (``connectedPeerMaxAddrs``) of a record's addresses."""
+MAX_CACHED_ENVELOPE = 8 * 1024
+"""Envelopes larger than this are verified every time rather than remembered: go- and
+js-libp2p send and accept identify messages of at most 8 KiB (go's ``signedIDSize``),
+so no usual peer's envelope is larger, and the cache stays within 256 x 8 KiB."""
 
 
 def _signing_bytes(domain: bytes, payload_type: bytes, payload: bytes) -> bytes:
@@ -55,7 +67,8 @@ class PeerRecord:
 
 
 def open_signed_peer_record(envelope: bytes) -> PeerRecord:
-    """Verify an envelope and decode its peer record; ProtocolError when invalid."""
+    """Verify an envelope and decode its peer record (at most :data:`MAX_RECORD_ADDRS`
+    addresses); ProtocolError when invalid."""
     try:
         env = decode_fields(envelope)
         key_raw, ptype, payload, sig = (env[i][-1] for i in (1, 2, 3, 5))
@@ -77,8 +90,10 @@ def open_signed_peer_record(envelope: bytes) -> PeerRecord:
         if not isinstance(peer_raw, bytes) or not isinstance(seq, int):
             raise ValueError("wrong wire types")
         peer = PeerId.from_bytes(peer_raw)
-        addrs = []
+        addrs: list[Multiaddr] = []
         for info in rec.get(3, []):
+            if len(addrs) >= MAX_RECORD_ADDRS:
+                break
             if isinstance(info, bytes):
                 raw = decode_fields(info).get(1, [b""])[-1]
                 if isinstance(raw, bytes):
@@ -98,7 +113,8 @@ class VerifiedRecords:
     connection until its addresses change: verifying it again (an Ed25519 check and
     multiaddr parsing, ~80 us, about half of what identify costs a host per connection)
     would give the same answer, since the result depends only on the bytes.  Only
-    envelopes that verified are kept; bounded, least recently used out, so a peer
+    envelopes that verified are kept, and only those of at most
+    :data:`MAX_CACHED_ENVELOPE` bytes; bounded, least recently used out, so a peer
     sending ever new envelopes costs what it did before.
     """
 
@@ -112,6 +128,8 @@ class VerifiedRecords:
         record = self._records.get(envelope)
         if record is None:
             record = open_signed_peer_record(envelope)
+            if len(envelope) > MAX_CACHED_ENVELOPE:
+                return record  # a fresh object: the caller may change it
             self._records[envelope] = record
             if len(self._records) > self.max_entries:
                 self._records.popitem(last=False)
@@ -124,6 +142,8 @@ class VerifiedRecords:
 
 
 __all__ = [
+    "MAX_CACHED_ENVELOPE",
+    "MAX_RECORD_ADDRS",
     "PEER_RECORD_DOMAIN",
     "PEER_RECORD_PAYLOAD_TYPE",
     "PeerRecord",
