@@ -166,13 +166,18 @@ def test_listener_serves_good_peer_through_attacks(net: Net, tmp_path: Path) -> 
         # when the attacker's streams land in a different order under load, per
         # connection or per IP first.  (The attack goes on past its 4 s until a stream is
         # reset, for at most PARKED_GRACE more: under load 4 s may not reach the limit.)
-        assert reports["parked_streams"]["refused"], reports["parked_streams"]
+        parked = reports["parked_streams"]
         assert reports["quic_parked_streams"]["streams"] > 0, reports["quic_parked_streams"]
         gaps = reports["quic_gaps"]
         assert gaps["connections"] > 0 and gaps["closed"] == gaps["connections"], gaps
         text = (tmp_path / "listener.log").read_text()
         memory_limits = ("max_memory_per_peer", "max_muxer_memory_per_conn", "max_memory_per_ip")
-        assert any(name in text for name in memory_limits), text[-2000:]
+        # The listener's log says so (parked streams are the only attack that reaches a
+        # memory limit).  The attacker sees the reset only while its write still waits,
+        # and a write the listener's window let finish misses it: seen in CI with other
+        # jobs on the machine (1000 streams parked, ``refused`` False), so its own
+        # report is not required.
+        assert any(name in text for name in memory_limits), (parked, text[-2000:])
     finally:
         for p in procs:
             if p.poll() is None:
