@@ -13,14 +13,18 @@ from typing import Any
 
 from aioquic.quic.recovery import QuicPacketPacer
 
+DEFAULT_MAX_UDP_PAYLOAD = 65527
+"""``max_udp_payload_size`` of a peer that does not send the transport parameter."""
+
 
 class LoopbackPath:
     """See the module docstring."""
 
     _max_datagram_size: int
     _loss: Any
-    peer_max_udp_payload_size: int = 65527
-    """The peer's ``max_udp_payload_size`` transport parameter (65527 when not sent)."""
+    peer_max_udp_payload_size: int
+    """The peer's ``max_udp_payload_size`` transport parameter (a slot of the connection:
+    :data:`DEFAULT_MAX_UDP_PAYLOAD` until the peer's transport parameters say)."""
 
     def set_datagram_size(self, size: int) -> None:
         """Use ``size``-byte datagrams from now on (path known to carry them)."""
