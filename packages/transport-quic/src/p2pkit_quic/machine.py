@@ -47,6 +47,9 @@ What changes against stock aioquic, and why:
   the constructor's cost (14 of 27 µs), on the path of every dial and every accepted
   Initial.  The function is pure, so it is cached (:func:`functools.cache`) once, at
   import.
+* **Built only when used** (:mod:`p2pkit_quic.lean`): the frame-handler table binds
+  an entry at the first frame of its type (an idle connection has seen a handful of
+  the 33).
 
 These touch aioquic internals (``_write_stream_limits``, ``_write_connection_limits``,
 ``tls._set_peer_certificate``...), which is why ``aioquic`` is pinned to a minor range.
@@ -74,7 +77,7 @@ from aioquic.quic.packet import (
 )
 
 from p2pkit.crypto.tls_certificate import CertificateError
-from p2pkit_quic import release
+from p2pkit_quic import lean, release
 from p2pkit_quic._ids import ALPN
 from p2pkit_quic.certcache import verify_peer_chain
 from p2pkit_quic.loopback import DEFAULT_MAX_UDP_PAYLOAD, LoopbackPath
@@ -168,6 +171,7 @@ class Libp2pQuicConnection(LoopbackPath, QuicConnection):
         self.consumed = 0
         self._gaps = GapBudget(MAX_CONNECTION_GAPS, self._count_gaps)
         super().__init__(**kwargs)
+        lean.bind_frame_handlers_lazily(self)
         self._local_max_streams_bidi.value = self._local_max_streams_bidi.sent = options.max_streams
         self._local_max_streams_uni.value = self._local_max_streams_uni.sent = 0
         # We never migrate: the peer need not issue us spare connection ids (stock
