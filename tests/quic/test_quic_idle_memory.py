@@ -6,12 +6,13 @@ connection still behaves after it.  The two machines of a connection are driven 
 from __future__ import annotations
 
 from aioquic import tls
+from aioquic.quic import events
 from aioquic.quic.connection import QuicConnection
 from aioquic.quic.packet import QuicErrorCode
 
 from p2pkit_quic.lean import FrameHandlers
 from p2pkit_quic.machine import Libp2pQuicConnection
-from tests.quic.test_quic_release import CLIENT, _exchange, _handshake
+from tests.quic.test_quic_release import CLIENT, SERVER, _exchange, _handshake
 
 AIOQUIC_ATTRIBUTES = 85
 """What aioquic's constructor puts in a connection's instance dict: the most a 128-entry
@@ -65,3 +66,58 @@ def test_an_unknown_frame_type_still_closes_the_connection():
     assert server._close_event is not None
     assert server._close_event.error_code == QuicErrorCode.FRAME_ENCODING_ERROR
     assert 0x1F not in server._QuicConnection__frame_handlers
+
+
+def test_empty_queues_are_no_deques_until_something_is_queued():
+    client, server, _, _ = _handshake()
+    for side in (client, server):
+        assert side._datagrams_pending == () and type(side._events) is list
+        for path in side._network_paths:
+            assert path.local_challenges == () and path.remote_challenges == ()
+    server.send_datagram_frame(b"datagram")  # (libp2p sends none: still queued as before)
+    assert list(server._datagrams_pending) == [b"datagram"]
+
+
+def test_events_are_taken_in_order_and_one_by_one_as_before():
+    client, server, _, _ = _handshake()
+    for _ in range(3):
+        client.send_ping(7)
+    for datagram, _ in client.datagrams_to_send(1.0):
+        server.receive_datagram(datagram, CLIENT, 1.0)
+    for datagram, _ in server.datagrams_to_send(1.05):  # (after aioquic's ACK delay)
+        client.receive_datagram(datagram, SERVER, 1.05)
+    stream_id = client.get_next_available_stream_id()
+    client.send_stream_data(stream_id, b"a", end_stream=True)
+    for datagram, _ in client.datagrams_to_send(1.1):
+        server.receive_datagram(datagram, CLIENT, 1.1)
+    first = client.next_event()
+    assert isinstance(first, events.PingAcknowledged)
+    rest = client.take_events()
+    assert [type(e) for e in rest] == [events.PingAcknowledged] * 2
+    assert client.take_events() == [] and client.next_event() is None
+    received = server.take_events()
+    assert isinstance(received[0], events.StreamDataReceived) and received[0].data == b"a"
+
+
+def test_a_rebound_peer_address_is_still_validated_by_path_challenge():
+    """The client's packets come from a new address (NAT rebinding): the server moves to
+    that path and challenges it; the client's queue of challenges to answer and the
+    server's of challenges sent become deques on first use; the path is validated."""
+    client, server, _, _ = _handshake()
+    rebound = ("127.0.0.1", 3333)
+    client.send_ping(1)
+    for datagram, _ in client.datagrams_to_send(1.0):
+        server.receive_datagram(datagram, rebound, 1.0)
+    path = server._network_paths[0]
+    assert path.addr == rebound and not path.is_validated
+    assert path.local_challenges == ()  # lightened when the path was added
+    now = 1.0
+    for _ in range(3):
+        now += 0.01
+        for datagram, addr in server.datagrams_to_send(now):
+            assert addr == rebound
+            client.receive_datagram(datagram, SERVER, now)
+        for datagram, _ in client.datagrams_to_send(now):
+            server.receive_datagram(datagram, rebound, now)
+    assert path.is_validated and server._close_event is None and client._close_event is None
+    assert _exchange(client, server, b"after") == b"after"

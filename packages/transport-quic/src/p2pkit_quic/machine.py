@@ -49,7 +49,7 @@ What changes against stock aioquic, and why:
   import.
 * **Built only when used** (:mod:`p2pkit_quic.lean`): the frame-handler table binds
   an entry at the first frame of its type (an idle connection has seen a handful of
-  the 33).
+  the 33); empty queues cost nothing until something is queued.
 
 These touch aioquic internals (``_write_stream_limits``, ``_write_connection_limits``,
 ``tls._set_peer_certificate``...), which is why ``aioquic`` is pinned to a minor range.
@@ -67,7 +67,7 @@ from aioquic._buffer import Buffer  # the C type itself (aioquic.buffer re-expor
 from aioquic.buffer import size_uint_var
 from aioquic.quic import connection as aioquic_connection
 from aioquic.quic.configuration import QuicConfiguration
-from aioquic.quic.connection import QuicConnection, QuicConnectionError, QuicReceiveContext
+from aioquic.quic.connection import QuicConnectionError, QuicReceiveContext
 from aioquic.quic.packet import (
     QuicErrorCode,
     QuicFrameType,
@@ -77,9 +77,10 @@ from aioquic.quic.packet import (
 )
 
 from p2pkit.crypto.tls_certificate import CertificateError
-from p2pkit_quic import lean, release
+from p2pkit_quic import release
 from p2pkit_quic._ids import ALPN
 from p2pkit_quic.certcache import verify_peer_chain
+from p2pkit_quic.lean import LeanConnection
 from p2pkit_quic.loopback import DEFAULT_MAX_UDP_PAYLOAD, LoopbackPath
 from p2pkit_quic.ranges import (
     MAX_CONNECTION_GAPS,
@@ -131,7 +132,7 @@ def make_configuration(
     )
 
 
-class Libp2pQuicConnection(LoopbackPath, QuicConnection):
+class Libp2pQuicConnection(LoopbackPath, LeanConnection):
     """See the module docstring."""
 
     # Our own attributes live in slots, not in the instance dict: aioquic's constructor
@@ -171,7 +172,6 @@ class Libp2pQuicConnection(LoopbackPath, QuicConnection):
         self.consumed = 0
         self._gaps = GapBudget(MAX_CONNECTION_GAPS, self._count_gaps)
         super().__init__(**kwargs)
-        lean.bind_frame_handlers_lazily(self)
         self._local_max_streams_bidi.value = self._local_max_streams_bidi.sent = options.max_streams
         self._local_max_streams_uni.value = self._local_max_streams_uni.sent = 0
         # We never migrate: the peer need not issue us spare connection ids (stock

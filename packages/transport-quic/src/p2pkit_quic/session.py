@@ -202,33 +202,33 @@ class QuicSession(StreamFlow, MuxedConnection):
 
     def _process_events(self) -> None:
         quic = self.quic
-        while (event := quic.next_event()) is not None:
-            if isinstance(event, events.StreamDataReceived):
-                self._on_stream_data(event)
-            elif isinstance(event, events.StreamReset | events.StopSendingReceived):
-                stream = self._streams.get(event.stream_id)
-                if stream is None:
-                    self._reset_unseen(event.stream_id)
-                elif not stream.done:
-                    # Either half reset by the peer ends the whole stream, as a reset
-                    # does on yamux; the other half is reset here so aioquic can
-                    # discard the stream's state.
-                    self.reset_stream(stream)
-                    what = (
-                        "RESET_STREAM"
-                        if isinstance(event, events.StreamReset)
-                        else ("STOP_SENDING")
-                    )
-                    stream.fail(StreamReset(f"stream reset by peer ({what} {event.error_code})"))
-            elif isinstance(event, events.ConnectionIdIssued):
-                self.add_cid(event.connection_id)
-            elif isinstance(event, events.ConnectionIdRetired):
-                self._cids.discard(event.connection_id)
-                self.endpoint.unregister(event.connection_id, self)
-            elif isinstance(event, events.HandshakeCompleted):
-                self._on_handshake_completed()
-            elif isinstance(event, events.ConnectionTerminated):
-                self._on_terminated(event)
+        while batch := quic.take_events():  # (events queued meanwhile: the next batch)
+            for event in batch:
+                self._on_event(event)
+
+    def _on_event(self, event: events.QuicEvent) -> None:
+        if isinstance(event, events.StreamDataReceived):
+            self._on_stream_data(event)
+        elif isinstance(event, events.StreamReset | events.StopSendingReceived):
+            stream = self._streams.get(event.stream_id)
+            if stream is None:
+                self._reset_unseen(event.stream_id)
+            elif not stream.done:
+                # Either half reset by the peer ends the whole stream, as a reset does
+                # on yamux; the other half is reset here so aioquic can discard the
+                # stream's state.
+                self.reset_stream(stream)
+                what = "RESET_STREAM" if isinstance(event, events.StreamReset) else "STOP_SENDING"
+                stream.fail(StreamReset(f"stream reset by peer ({what} {event.error_code})"))
+        elif isinstance(event, events.ConnectionIdIssued):
+            self.add_cid(event.connection_id)
+        elif isinstance(event, events.ConnectionIdRetired):
+            self._cids.discard(event.connection_id)
+            self.endpoint.unregister(event.connection_id, self)
+        elif isinstance(event, events.HandshakeCompleted):
+            self._on_handshake_completed()
+        elif isinstance(event, events.ConnectionTerminated):
+            self._on_terminated(event)
 
     def _on_handshake_completed(self) -> None:
         quic = self.quic
