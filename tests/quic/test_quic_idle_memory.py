@@ -6,9 +6,11 @@ connection still behaves after it.  The two machines of a connection are driven 
 from __future__ import annotations
 
 from aioquic import tls
+from aioquic._buffer import Buffer
 from aioquic.quic import events
 from aioquic.quic.connection import QuicConnection
-from aioquic.quic.packet import QuicErrorCode
+from aioquic.quic.crypto import NoCallback
+from aioquic.quic.packet import QuicErrorCode, QuicFrameType
 
 from p2pkit_quic.lean import FrameHandlers
 from p2pkit_quic.machine import Libp2pQuicConnection
@@ -121,3 +123,53 @@ def test_a_rebound_peer_address_is_still_validated_by_path_challenge():
             server.receive_datagram(datagram, rebound, now)
     assert path.is_validated and server._close_event is None and client._close_event is None
     assert _exchange(client, server, b"after") == b"after"
+
+
+def _crypto_frame(message: bytes, offset: int = 0) -> bytes:
+    buf = Buffer(capacity=len(message) + 16)
+    buf.push_uint_var(QuicFrameType.CRYPTO)
+    buf.push_uint_var(offset)
+    buf.push_uint_var(len(message))
+    buf.push_bytes(message)
+    return buf.data
+
+
+def test_the_tls_context_keeps_no_handshake_secrets():
+    client, server, _, _ = _handshake()
+    for side in (client, server):
+        context = side.tls
+        assert context.key_schedule is None and context.received_extensions is None
+        assert context._enc_key is None and context._dec_key is None
+        assert context.client_random is None and "_set_peer_certificate" not in vars(context)
+        assert side._remote_version_information is None
+        one_rtt = side._cryptos[tls.Epoch.ONE_RTT]
+        for keys in (one_rtt.recv, one_rtt.send):
+            assert keys._setup_cb is NoCallback and keys._teardown_cb is NoCallback
+
+
+def test_a_session_ticket_is_still_dropped_and_other_tls_messages_refused():
+    """After the handshake TLS only parses a server's NewSessionTicket (and drops it: we
+    keep no tickets); any message to the server is unexpected.  As before the release."""
+    client, server, _, _ = _handshake()
+    ticket = Buffer(capacity=256)
+    tls.push_new_session_ticket(
+        ticket, tls.NewSessionTicket(ticket_lifetime=60, ticket_nonce=b"n", ticket=b"t" * 32)
+    )
+    client.receive_datagram(_seal(server, client, _crypto_frame(ticket.data)), SERVER, 1.0)
+    assert client._close_event is None
+    assert _exchange(client, server, b"still up") == b"still up"
+    server.receive_datagram(_seal(client, server, _crypto_frame(ticket.data)), CLIENT, 1.0)
+    assert server._close_event is not None
+    unexpected = QuicErrorCode.CRYPTO_ERROR + tls.AlertDescription.unexpected_message
+    assert server._close_event.error_code == unexpected
+
+
+def test_a_key_update_still_works_both_ways():
+    client, server, _, _ = _handshake()
+    for a, b in ((client, server), (server, client)):
+        phase = a._cryptos[tls.Epoch.ONE_RTT].send.key_phase
+        a.request_key_update()
+        assert _exchange(a, b, b"new keys") == b"new keys"
+        assert _exchange(b, a, b"answer") == b"answer"
+        assert a._cryptos[tls.Epoch.ONE_RTT].send.key_phase != phase
+        assert b._cryptos[tls.Epoch.ONE_RTT].recv.key_phase != phase

@@ -19,6 +19,9 @@ aioquic's constructor builds eagerly from costing memory until they are used:
   until it queues something, and each becomes a deque just before the one method that
   appends to it (:meth:`send_datagram_frame`, :meth:`_handle_path_challenge_frame`,
   :meth:`_write_path_challenge_frame`).
+* **Key-logging callbacks**: aioquic gives each of a connection's key pairs four
+  ``functools.partial`` callbacks that only write to the QUIC logger (qlog); with none
+  configured (ours) they are aioquic's shared no-op.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from aioquic.quic.connection import MAX_LOCAL_CHALLENGES, QuicConnection, QuicNetworkPath
+from aioquic.quic.crypto import NoCallback
 
 if TYPE_CHECKING:
     from aioquic._buffer import Buffer
@@ -100,6 +104,10 @@ class LeanConnection(QuicConnection):
         super()._initialize(peer_cid)
         for path in self._network_paths:  # the first path: later ones in _add_network_path
             lighten_path(path)
+        if self._quic_logger is None:  # (set by the constructor only)
+            for pair in self._cryptos.values():
+                for keys in (pair.recv, pair.send):
+                    keys._setup_cb = keys._teardown_cb = NoCallback
 
     # -- events -------------------------------------------------------------------------
 

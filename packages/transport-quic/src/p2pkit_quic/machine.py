@@ -251,6 +251,7 @@ class Libp2pQuicConnection(LoopbackPath, LeanConnection):
 
     def receive_datagram(self, data: bytes, addr: Any, now: float) -> None:
         super().receive_datagram(data, addr, now)
+        self._ack_context = None  # (its packet is processed: not kept until the next ACK)
         if self._release_pending:  # between datagrams: see p2pkit_quic.release
             self._release_pending = False
             release.after_confirmation(self)

@@ -8,6 +8,13 @@ moments free it, both called by :class:`~p2pkit_quic.machine.Libp2pQuicConnectio
   buffers shrink to :data:`POST_HANDSHAKE_CRYPTO_BUFFER` bytes (TLS writes nothing more
   in QUIC: no KeyUpdate, and we issue no session tickets), and the TLS context drops
   the ephemeral key-share keys and the peer's parsed certificate (OpenSSL objects).
+  With no session-ticket callback (ours: we neither issue nor store tickets), the TLS
+  context has nothing left to derive: after the handshake it only parses a
+  NewSessionTicket from the server (and drops it) or refuses any other message.  So
+  its key schedule (a running transcript hash, an OpenSSL context), the handshake
+  traffic and Finished secrets, both randoms, the extensions sent and received, the
+  ALPN callback and our certificate check go, and so does the peer's list of QUIC
+  versions (read once, when ALPN is negotiated).
 * :func:`after_confirmation` (the handshake is confirmed, the Initial and Handshake
   packet spaces discarded, RFC 9001 4.9): their key pairs are replaced by one shared
   pair that holds no keys, and their CRYPTO streams and TLS buffers are dropped.  A
@@ -39,6 +46,18 @@ NO_KEYS = CryptoPair()
 no state to change, and its teardown callbacks do nothing)."""
 
 _DISCARDABLE = (tls.Epoch.INITIAL, tls.Epoch.HANDSHAKE)
+_POST_HANDSHAKE = frozenset({tls.State.CLIENT_POST_HANDSHAKE, tls.State.SERVER_POST_HANDSHAKE})
+_TLS_HANDSHAKE_ONLY = (
+    "key_schedule",
+    "_enc_key",
+    "_dec_key",
+    "_expected_verify_data",
+    "client_random",
+    "server_random",
+    "received_extensions",
+    "alpn_cb",
+)
+"""What a TLS context without a session-ticket callback reads only during the handshake."""
 
 
 def after_completion(quic: QuicConnection) -> None:
@@ -52,6 +71,14 @@ def after_completion(quic: QuicConnection) -> None:
     context._ec_private_keys = []
     context._peer_certificate = None
     context._certificate_request = None
+    if context.state in _POST_HANDSHAKE and context.new_session_ticket_cb is None:
+        state = vars(context)  # (only attributes the context has: none is added)
+        for name in _TLS_HANDSHAKE_ONLY:
+            if name in state:
+                state[name] = None
+        context.handshake_extensions = []
+        state.pop("_set_peer_certificate", None)  # the class's method again
+    quic._remote_version_information = None
 
 
 def after_confirmation(quic: QuicConnection) -> None:
