@@ -5,6 +5,8 @@ connection still behaves after it.  The two machines of a connection are driven 
 
 from __future__ import annotations
 
+import asyncio
+
 from aioquic import tls
 from aioquic._buffer import Buffer
 from aioquic.quic import events
@@ -14,7 +16,10 @@ from aioquic.quic.packet import QuicErrorCode, QuicFrameType
 
 from p2pkit_quic.lean import FrameHandlers
 from p2pkit_quic.machine import Libp2pQuicConnection
+from p2pkit_quic.waiters import Waiters
 from tests.quic.test_quic_release import CLIENT, SERVER, _exchange, _handshake
+
+from .conftest import quic_pair
 
 AIOQUIC_ATTRIBUTES = 85
 """What aioquic's constructor puts in a connection's instance dict: the most a 128-entry
@@ -173,3 +178,74 @@ def test_a_key_update_still_works_both_ways():
         assert _exchange(b, a, b"answer") == b"answer"
         assert a._cryptos[tls.Epoch.ONE_RTT].send.key_phase != phase
         assert b._cryptos[tls.Epoch.ONE_RTT].recv.key_phase != phase
+
+
+# -- the session (asyncio shell) -------------------------------------------------------------
+
+
+async def test_waiters_wake_every_waiter_once_and_forget_the_cancelled():
+    waiters = Waiters()
+    assert waiters._futures is None  # nothing held while nobody waits
+    woken: list[int] = []
+
+    async def wait(i: int) -> None:
+        await waiters.wait()
+        woken.append(i)
+
+    tasks = [asyncio.ensure_future(wait(i)) for i in range(3)]
+    await asyncio.sleep(0)
+    tasks[1].cancel()
+    await asyncio.sleep(0)
+    assert waiters._futures is not None and len(waiters._futures) == 2
+    waiters.wake()
+    await asyncio.gather(tasks[0], tasks[2])
+    assert sorted(woken) == [0, 2] and waiters._futures is None
+    waiters.wake()  # nobody waits: nothing to do
+    again = asyncio.ensure_future(wait(9))
+    await asyncio.sleep(0)
+    assert not again.done()  # a wake before waiting is not remembered (as Event.clear())
+    waiters.wake()
+    await again
+
+
+async def test_an_idle_session_keeps_its_state_in_slots_and_no_empty_containers(transports):
+    client, server = await quic_pair(transports(), transports())
+    async with asyncio.timeout(10):
+        out = await client.muxed.open_stream()
+        await out.write(b"x" * 100_000)  # enough to be counted as unsent, then acknowledged
+        await out.close()
+        inc = await server.muxed.accept_stream()
+        assert len(await inc.readexactly(100_000)) == 100_000
+        await inc.close()
+        assert await out.read() == b""
+        await asyncio.sleep(0.1)
+        for side in (client, server):
+            session = side.muxed
+            session.count_unsent()  # what a later write's room check does
+            assert vars(session) == {}, "an attribute outside the slots"
+            assert session._blocked_writers is None and session._sending is None
+            assert session._incoming == [] and session._accept_waiters._futures is None
+    client.muxed.abort()
+    server.muxed.abort()
+
+
+async def test_accepts_and_wait_closed_from_several_tasks(transports):
+    """Two accept_stream callers (one cancelled meanwhile) and two wait_closed callers,
+    on the Waiters that replaced the session's asyncio.Events."""
+    client, server = await quic_pair(transports(), transports())
+    session = server.muxed
+    async with asyncio.timeout(10):
+        accepts = [asyncio.ensure_future(session.accept_stream()) for _ in range(3)]
+        closes = [asyncio.ensure_future(session.wait_closed()) for _ in range(2)]
+        await asyncio.sleep(0.01)
+        accepts[0].cancel()
+        for payload in (b"one", b"two"):
+            stream = await client.muxed.open_stream()
+            await stream.write(payload)
+        got = await asyncio.gather(accepts[1], accepts[2])
+        assert sorted([await s.readexactly(3) for s in got]) == [b"one", b"two"]
+        assert not any(c.done() for c in closes)
+        client.muxed.abort()
+        await asyncio.gather(*closes)
+        assert session.is_closed
+        await session.wait_closed()  # (returns at once once closed)

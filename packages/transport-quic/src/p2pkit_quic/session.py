@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +31,7 @@ from p2pkit.errors import ConnectionClosed, StreamReset
 from p2pkit.logs import get_logger
 from p2pkit_quic.flow import StreamFlow
 from p2pkit_quic.stream import QuicStream
+from p2pkit_quic.waiters import Waiters
 
 if TYPE_CHECKING:
     from p2pkit_quic.endpoint import Endpoint
@@ -52,6 +52,26 @@ ACCEPT_BACKLOG = 1024
 class QuicSession(StreamFlow, MuxedConnection):
     """See the module docstring.  Built by the endpoint, never by applications."""
 
+    # Slots, not an instance dict: with ~40 attributes the dict was a 1.6 KB table.
+    __slots__ = (
+        "_accept_waiters",
+        "_ack_waiter",
+        "_cids",
+        "_close_waiters",
+        "_flush_now",
+        "_grow_datagrams",
+        "_incoming",
+        "_last_activity",
+        "_loop",
+        "_timer",
+        "_timer_at",
+        "_transmit_scheduled",
+        "endpoint",
+        "handshake",
+        "remote",
+        "unreachable",
+    )
+
     def __init__(
         self,
         endpoint: Endpoint,
@@ -68,8 +88,8 @@ class QuicSession(StreamFlow, MuxedConnection):
         self.is_initiator = is_initiator
         self._loop = asyncio.get_running_loop()
         self._streams: dict[int, QuicStream] = {}
-        self._incoming: deque[QuicStream] = deque()
-        self._incoming_ready = asyncio.Event()  # any number of accept_stream callers
+        self._incoming: list[QuicStream] = []  # (at most ACCEPT_BACKLOG)
+        self._accept_waiters = Waiters()  # any number of accept_stream callers
         self._init_flow()
         self._cids: set[bytes] = set()
         self._timer: asyncio.TimerHandle | None = None
@@ -78,8 +98,8 @@ class QuicSession(StreamFlow, MuxedConnection):
         self._going_away = False
         self._closed = False
         self._close_error: BaseException | None = None
-        self._closed_event = asyncio.Event()
-        self._streams_changed = asyncio.Event()
+        self._close_waiters = Waiters()  # wait_closed
+        self._streams_changed = Waiters()  # close() waiting for the streams to finish
         self.handshake: asyncio.Future[None] = self._loop.create_future()
         self.unreachable = False  # ICMP "port unreachable" ended our handshake (endpoint.py)
         self._last_activity = self._loop.time()
@@ -259,7 +279,7 @@ class QuicSession(StreamFlow, MuxedConnection):
                 stream.reset()
                 return
             self._incoming.append(stream)
-            self._incoming_ready.set()
+            self._accept_waiters.wake()
         stream.on_data(event.data, event.end_stream)
 
     def _check_ended(self) -> None:
@@ -297,17 +317,16 @@ class QuicSession(StreamFlow, MuxedConnection):
     async def accept_stream(self) -> MuxedStream:
         while True:
             if self._incoming and not self._closed:
-                return self._incoming.popleft()
+                return self._incoming.pop(0)
             if self._closed or self._going_away:
                 raise self._close_error or ConnectionClosed("connection closed")
-            self._incoming_ready.clear()
-            await self._incoming_ready.wait()
+            await self._accept_waiters.wait()
 
     async def close(self) -> None:
         if self._closed:
             return
         self._going_away = True
-        self._incoming_ready.set()
+        self._accept_waiters.wake()
         for stream in list(self._incoming):
             stream.reset()
         self._incoming.clear()
@@ -315,8 +334,7 @@ class QuicSession(StreamFlow, MuxedConnection):
         try:
             async with asyncio.timeout(limit):  # as yamux's close: bounded
                 while not self._closed and self._holding_close():
-                    self._streams_changed.clear()
-                    await self._streams_changed.wait()  # set by stream changes and by _end
+                    await self._streams_changed.wait()  # woken by stream changes and by _end
                 # What we sent must be acknowledged first: CONNECTION_CLOSE would
                 # otherwise overtake a retransmission, and the peer lose a stream's tail.
                 while not self._closed and not self._all_acknowledged():
@@ -356,17 +374,17 @@ class QuicSession(StreamFlow, MuxedConnection):
             stream.connection_ended(ConnectionClosed(str(error)))
         self._streams.clear()
         self._incoming.clear()
-        self._incoming_ready.set()
-        for stream in list(self._blocked_writers):
+        self._accept_waiters.wake()
+        blocked, self._blocked_writers = self._blocked_writers, None
+        for stream in blocked or ():
             stream.wake_writer()
-        self._blocked_writers.clear()
         if self._ack_waiter is not None and not self._ack_waiter.done():
             self._ack_waiter.set_result(None)
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        self._streams_changed.set()
-        self._closed_event.set()
+        self._streams_changed.wake()
+        self._close_waiters.wake()
         self.memory.close()
         self.endpoint.session_ended(self, self._cids)
         self._cids = set()
@@ -377,7 +395,8 @@ class QuicSession(StreamFlow, MuxedConnection):
         return self._closed
 
     async def wait_closed(self) -> None:
-        await self._closed_event.wait()
+        while not self._closed:
+            await self._close_waiters.wait()
 
     @property
     def streams(self) -> Sequence[MuxedStream]:
