@@ -249,3 +249,24 @@ async def test_accepts_and_wait_closed_from_several_tasks(transports):
         await asyncio.gather(*closes)
         assert session.is_closed
         await session.wait_closed()  # (returns at once once closed)
+
+
+async def test_a_stream_holds_no_buffer_while_nothing_is_unread(transports):
+    client, server = await quic_pair(transports(), transports())
+    async with asyncio.timeout(10):
+        out = await client.muxed.open_stream()
+        await out.write(b"hello world")
+        inc = await server.muxed.accept_stream()
+        assert inc._chunks is not None  # (the first frame is buffered until read)
+        assert await inc.readexactly(5) == b"hello"  # a partial read keeps the rest
+        assert await inc.readexactly(6) == b" world"
+        assert inc._chunks is None
+        inc.unread(b"again")
+        assert await inc.read() == b"again" and inc._chunks is None
+        await out.write(b"x" * 5000)
+        await out.close()
+        assert await inc.readexactly(5000) == b"x" * 5000
+        assert await inc.read() == b"" and inc._chunks is None
+        assert server.muxed.memory.held == 0
+    client.muxed.abort()
+    server.muxed.abort()
