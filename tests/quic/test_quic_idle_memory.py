@@ -7,15 +7,17 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from aioquic import tls
 from aioquic._buffer import Buffer
 from aioquic.quic import events
-from aioquic.quic.connection import QuicConnection
+from aioquic.quic.connection import QuicConnection, QuicConnectionState
 from aioquic.quic.crypto import NoCallback
 from aioquic.quic.packet import QuicErrorCode, QuicFrameType
 
 from p2pkit_quic.lean import FrameHandlers
 from p2pkit_quic.machine import Libp2pQuicConnection
+from p2pkit_quic.release import DISCARDED_SPACE
 from p2pkit_quic.waiters import Waiters
 from tests.quic.test_quic_release import CLIENT, SERVER, _exchange, _handshake
 
@@ -270,3 +272,78 @@ async def test_a_stream_holds_no_buffer_while_nothing_is_unread(transports):
         assert server.muxed.memory.held == 0
     client.muxed.abort()
     server.muxed.abort()
+
+
+# -- discarded packet spaces -------------------------------------------------------------------
+
+
+def _pristine(space: object) -> bool:
+    return (
+        space is DISCARDED_SPACE
+        and DISCARDED_SPACE.discarded
+        and DISCARDED_SPACE.expected_packet_number == 0
+        and DISCARDED_SPACE.largest_received_packet == -1
+        and not DISCARDED_SPACE.sent_packets
+        and DISCARDED_SPACE.ack_at is None
+    )
+
+
+def test_discarded_packet_spaces_are_one_shared_read_only_space():
+    client, server, sent_by_client, sent_by_server = _handshake()
+    for side in (client, server):
+        for epoch in (tls.Epoch.INITIAL, tls.Epoch.HANDSHAKE):
+            assert _pristine(side._spaces[epoch])
+        assert side._loss.spaces.count(DISCARDED_SPACE) == 2
+        assert side._spaces[tls.Epoch.ONE_RTT] in side._loss.spaces
+    # Late handshake packets both ways (as in test_quic_release.py): dropped, and the
+    # shared space is untouched.
+    for datagram in sent_by_client:
+        server.receive_datagram(datagram, CLIENT, 0.5)
+    for datagram in sent_by_server:
+        client.receive_datagram(datagram, SERVER, 0.5)
+    assert client._close_event is None and server._close_event is None
+    assert _pristine(server._spaces[tls.Epoch.INITIAL])
+    with pytest.raises(AttributeError):
+        DISCARDED_SPACE.ack_at = 1.0
+    with pytest.raises(AttributeError):
+        DISCARDED_SPACE.received_packets.add(1)  # type: ignore[attr-defined]
+
+
+def test_a_lost_packet_is_retransmitted_beside_the_discarded_spaces():
+    """Loss recovery walks every packet space (timers, lost packets, probes)."""
+    client, server, _, _ = _handshake()
+    stream_id = client.get_next_available_stream_id()
+    client.send_stream_data(stream_id, b"lost once", end_stream=True)
+    assert client.datagrams_to_send(1.0)  # dropped on the way
+    received = b""
+    now = 1.0
+    for _ in range(20):
+        timer = client.get_timer()
+        assert timer is not None
+        now = max(now + 0.001, timer)
+        client.handle_timer(now)
+        for datagram, _ in client.datagrams_to_send(now):
+            server.receive_datagram(datagram, CLIENT, now)
+        received += b"".join(
+            e.data for e in server.take_events() if isinstance(e, events.StreamDataReceived)
+        )
+        if received:
+            break
+    assert received == b"lost once"
+    assert _pristine(client._spaces[tls.Epoch.HANDSHAKE])
+
+
+def test_a_connection_closes_and_terminates_beside_the_discarded_spaces():
+    client, server, _, _ = _handshake()
+    client.close(error_code=0)
+    for datagram, _ in client.datagrams_to_send(1.0):
+        server.receive_datagram(datagram, CLIENT, 1.0)
+    for side in (client, server):
+        now = 1.0
+        while side._state != QuicConnectionState.TERMINATED:
+            timer = side.get_timer()
+            assert timer is not None
+            now = max(now, timer)
+            side.handle_timer(now)
+        assert side._close_event is not None and side._close_event.error_code == 0
+    assert _pristine(client._spaces[tls.Epoch.INITIAL])
