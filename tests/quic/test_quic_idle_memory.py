@@ -1,7 +1,8 @@
 """What an idle, established QUIC connection holds (the README's "Memory and CPU per idle
 connection"): each structure that is shared, created lazily or dropped, and that the
-connection still behaves after it.  The two machines of a connection are driven by hand
-(sans-IO), as in ``test_quic_release.py``."""
+connection still behaves after it.  aioquic's side with the two machines of a connection
+driven by hand (sans-IO, as in ``test_quic_release.py``); the asyncio shell with real
+connections over loopback."""
 
 from __future__ import annotations
 
@@ -14,14 +15,18 @@ from aioquic.quic import events
 from aioquic.quic.connection import QuicConnection, QuicConnectionState
 from aioquic.quic.crypto import NoCallback
 from aioquic.quic.packet import QuicErrorCode, QuicFrameType
+from multiaddr import Multiaddr
 
+from p2pkit.crypto.tls_certificate import generate_certificate
+from p2pkit.network import MuxedTransportConnection
 from p2pkit_quic.lean import FrameHandlers
+from p2pkit_quic.loopback import UNPACED
 from p2pkit_quic.machine import Libp2pQuicConnection
 from p2pkit_quic.release import DISCARDED_SPACE
 from p2pkit_quic.waiters import Waiters
 from tests.quic.test_quic_release import CLIENT, SERVER, _exchange, _handshake
 
-from .conftest import quic_pair
+from .conftest import LISTEN, quic_pair
 
 AIOQUIC_ATTRIBUTES = 85
 """What aioquic's constructor puts in a connection's instance dict: the most a 128-entry
@@ -347,3 +352,34 @@ def test_a_connection_closes_and_terminates_beside_the_discarded_spaces():
             side.handle_timer(now)
         assert side._close_event is not None and side._close_event.error_code == 0
     assert _pristine(client._spaces[tls.Epoch.INITIAL])
+
+
+# -- shared by every connection of an endpoint ---------------------------------------------------
+
+
+async def test_connections_share_their_configuration_and_loopback_pacer(transports):
+    server_t, client_t = transports(), transports()
+    accepted: list[MuxedTransportConnection] = []
+    listener = await server_t.listen(Multiaddr(LISTEN), accepted.append)
+    async with asyncio.timeout(5):
+        dialed = [await client_t.dial(listener.addrs[0], timeout=5) for _ in range(2)]
+        while len(accepted) < 2:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.1)  # (the datagram size grows once confirmed)
+        for side in (dialed, accepted):
+            first, second = (conn.muxed.quic for conn in side)
+            assert first.configuration is second.configuration
+            assert first.configuration.is_client == (side is dialed)
+            assert first._loss._pacer is UNPACED and second._loss._pacer is UNPACED
+        stream = await dialed[1].muxed.open_stream()
+        await stream.write(b"shared")
+        inbound = await accepted[1].muxed.accept_stream()
+        assert await inbound.readexactly(6) == b"shared"
+    endpoint = dialed[0].muxed.endpoint
+    config = endpoint.configuration(is_client=True)
+    client_t._certificate = generate_certificate(client_t.private_key)  # a new certificate
+    renewed = endpoint.configuration(is_client=True)
+    assert renewed is not config and renewed.certificate is client_t._certificate.certificate
+    for conn in (*dialed, *accepted):
+        conn.muxed.abort()
+    await listener.close()
