@@ -7,6 +7,7 @@ connections over loopback."""
 from __future__ import annotations
 
 import asyncio
+import sys
 
 import pytest
 from aioquic import tls
@@ -19,7 +20,7 @@ from multiaddr import Multiaddr
 
 from p2pkit.crypto.tls_certificate import generate_certificate
 from p2pkit.network import MuxedTransportConnection
-from p2pkit_quic.lean import FrameHandlers
+from p2pkit_quic.lean import OVERSIZED, FrameHandlers, compacted
 from p2pkit_quic.loopback import UNPACED
 from p2pkit_quic.machine import Libp2pQuicConnection
 from p2pkit_quic.release import DISCARDED_SPACE
@@ -383,3 +384,66 @@ async def test_connections_share_their_configuration_and_loopback_pacer(transpor
     for conn in (*dialed, *accepted):
         conn.muxed.abort()
     await listener.close()
+
+
+# -- after a burst ---------------------------------------------------------------------------------
+
+
+async def test_tables_grown_by_a_burst_shrink_once_it_is_over(transports):
+    """200 short streams each way: aioquic's and the session's stream tables, and the
+    set of streams with bytes to count, grow to hold them; the timer's housekeeping
+    (here every keep-alive, 0.3 s) gives them back once they are nearly empty."""
+    client, server = await quic_pair(transports(keep_alive=0.3), transports(keep_alive=0.3))
+
+    async def echo_all() -> None:
+        while True:
+            stream = await server.muxed.accept_stream()
+            data = b""
+            while chunk := await stream.read():
+                data += chunk
+            await stream.write(data)
+            await stream.close()
+
+    echo = asyncio.ensure_future(echo_all())
+    async with asyncio.timeout(20):
+        streams = [await client.muxed.open_stream() for _ in range(200)]
+        for stream in streams:
+            await stream.write(b"x" * 100)
+            await stream.close_write()
+        for stream in streams:
+            assert await stream.readexactly(100) == b"x" * 100
+            assert await stream.read() == b""
+        del streams
+        for side in (client, server):
+            assert sys.getsizeof(side.muxed.quic._streams) > OVERSIZED  # (grown)
+
+        def shrunk() -> bool:
+            for side in (client, server):
+                session = side.muxed
+                if session._sending is not None or len(session.quic._streams):
+                    return False
+                for table in (session._streams, session.quic._streams):
+                    if sys.getsizeof(table) > OVERSIZED:
+                        return False
+            return True
+
+        while not shrunk():
+            await asyncio.sleep(0.05)
+        stream = await client.muxed.open_stream()  # and the connection goes on
+        await stream.write(b"after")
+        await stream.close_write()
+        assert await stream.read() == b"after"
+    echo.cancel()
+    client.muxed.abort()
+    server.muxed.abort()
+
+
+def test_compacted_copies_only_a_nearly_empty_oversized_dict():
+    grown = {i: i for i in range(200)}
+    for i in range(195):
+        del grown[i]
+    small = compacted(grown)
+    assert small == grown and small is not grown and sys.getsizeof(small) < OVERSIZED
+    assert compacted(small) is small
+    big = {i: i for i in range(200)}
+    assert compacted(big) is big  # (full: nothing to give back)

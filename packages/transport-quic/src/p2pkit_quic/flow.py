@@ -38,10 +38,12 @@ close), this is the per-stream data path.
 from __future__ import annotations
 
 import contextlib
+import sys
 from typing import TYPE_CHECKING
 
 from p2pkit.errors import ConnectionClosed, ResourceLimitExceeded, StreamReset, StreamResetByLimit
 from p2pkit.reservation import BufferReservation
+from p2pkit_quic.lean import COMPACT_BELOW, OVERSIZED
 from p2pkit_quic.stream import RESET_CODE
 
 if TYPE_CHECKING:
@@ -65,6 +67,7 @@ class StreamFlow:
         "_blocked_writers",
         "_sending",
         "_sending_recount",
+        "_wrote",
         "data_queued",
         "delivered",
         "memory",
@@ -91,6 +94,8 @@ class StreamFlow:
     when there are none: an empty set takes 216 bytes)."""
     _sending_recount: int
     """Size of ``_sending`` beyond which ``send`` counts (and so prunes) it."""
+    _wrote: bool
+    """Stream data was handed to aioquic since the session's last housekeeping."""
     unsent_bound: int
     """At least the connection's stream bytes not yet sent (exact after
     :meth:`count_unsent`, then grown by every ``send``)."""
@@ -111,6 +116,7 @@ class StreamFlow:
         self._blocked_writers = None
         self._sending = None
         self._sending_recount = 1024
+        self._wrote = False
         self.unsent_bound = 0
         self.data_queued = False
         # Received, unread bytes of every stream, reserved in the connection's memory
@@ -212,6 +218,8 @@ class StreamFlow:
                 sending.discard(sid)  # all acknowledged: nothing to count
         if not sending:
             self._sending = None  # (a set keeps the table it grew to)
+        elif len(sending) < COMPACT_BELOW and sys.getsizeof(sending) > OVERSIZED:
+            self._sending = set(sending)
         self.unsent_bound = total
         return total
 
@@ -274,6 +282,7 @@ class StreamFlow:
             raise StreamReset(f"stream {stream.stream_id} cannot send: {exc}") from exc
         if data:
             self.unsent_bound += len(data)
+            self._wrote = True
             sending = self._sending
             if sending is None:
                 sending = self._sending = set()

@@ -25,13 +25,20 @@ aioquic's constructor builds eagerly from costing memory until they are used:
 * **Received packet numbers** as ranges (:class:`~p2pkit_quic.ranges.PacketNumberWindow`,
   aioquic's answers): aioquic's set of the last 128 to 256 numbers grew to ~15 KB in
   a connection's first hour of keep-alive traffic.
+* **Tables that grew during activity** (:meth:`LeanConnection.compact`, called by the
+  session's timer): a dict keeps the table it grew to however many entries leave, so
+  a connection that had 200 streams open held aioquic's and the session's 9 KB stream
+  tables, idle, and one with many packets in flight its sent-packet table.  Once
+  nearly empty, such a dict is copied into a table of its size.
 """
 
 from __future__ import annotations
 
+import sys
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from aioquic import tls
 from aioquic.quic.connection import MAX_LOCAL_CHALLENGES, QuicConnection, QuicNetworkPath
 from aioquic.quic.crypto import NoCallback
 
@@ -51,6 +58,21 @@ _HANDLER_TABLES: dict[type, HandlerTable] = {}
 
 NOTHING_QUEUED: tuple[()] = ()
 """An empty queue that nothing can be appended to (see the module docstring)."""
+
+COMPACT_BELOW = 8
+"""A dict of fewer entries than this is copied if its table is over :data:`OVERSIZED`."""
+OVERSIZED = 1024
+"""Bytes of a dict (``sys.getsizeof``) beyond which a nearly empty one is compacted
+(8 entries fit in 400 bytes)."""
+
+_D = TypeVar("_D", bound=dict[Any, Any])
+
+
+def compacted(table: _D) -> _D:
+    """``table``, or a copy of it sized for its entries (see the module docstring)."""
+    if len(table) < COMPACT_BELOW and sys.getsizeof(table) > OVERSIZED:
+        return type(table)(table)
+    return table
 
 
 class FrameHandlers(dict[int, tuple[Any, frozenset[Any]]]):
@@ -115,6 +137,14 @@ class LeanConnection(QuicConnection):
             for pair in self._cryptos.values():
                 for keys in (pair.recv, pair.send):
                     keys._setup_cb = keys._teardown_cb = NoCallback
+
+    def compact(self) -> None:
+        """Give the tables that grew during activity and are nearly empty again a table of
+        their size (aioquic reaches them through their attribute every time)."""
+        self._streams = compacted(self._streams)
+        space = self._spaces.get(tls.Epoch.ONE_RTT)
+        if space is not None:
+            space.sent_packets = compacted(space.sent_packets)
 
     # -- events -------------------------------------------------------------------------
 

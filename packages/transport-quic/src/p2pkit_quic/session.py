@@ -30,6 +30,7 @@ from p2pkit.bufpool import connections as connection_tally
 from p2pkit.errors import ConnectionClosed, StreamReset
 from p2pkit.logs import get_logger
 from p2pkit_quic.flow import StreamFlow
+from p2pkit_quic.lean import compacted
 from p2pkit_quic.stream import QuicStream
 from p2pkit_quic.waiters import Waiters
 
@@ -217,6 +218,19 @@ class QuicSession(StreamFlow, MuxedConnection):
         self._process_events()
         self._check_ended()
         self._transmit()
+        self._housekeeping()
+
+    def _housekeeping(self) -> None:
+        """What grew during activity shrinks once it is nearly empty again, at the pace of
+        the timer (ACK and loss timers; an idle connection's fire after each keep-alive
+        PING, its own or the peer's).  Dicts keep the table they grew to (200 streams:
+        9 KB for each stream table: aioquic's and ours), ``_sending`` its ids until
+        counted (O(ids): only when no stream data was written since the last time)."""
+        self.quic.compact()
+        self._streams = compacted(self._streams)
+        if self._sending is not None and not self._wrote:
+            self.count_unsent()  # forgets the streams whose bytes are all acknowledged
+        self._wrote = False
 
     # -- events ---------------------------------------------------------------------------------
 
