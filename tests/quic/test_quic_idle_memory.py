@@ -23,7 +23,7 @@ from p2pkit.network import MuxedTransportConnection
 from p2pkit_quic.lean import OVERSIZED, FrameHandlers, compacted
 from p2pkit_quic.loopback import UNPACED
 from p2pkit_quic.machine import Libp2pQuicConnection
-from p2pkit_quic.release import DISCARDED_SPACE
+from p2pkit_quic.release import _NONE_AFTER_HANDSHAKE, DISCARDED_SPACE, TLS_AFTER_HANDSHAKE
 from p2pkit_quic.waiters import Waiters
 from tests.quic.test_quic_release import CLIENT, SERVER, _exchange, _handshake
 
@@ -151,9 +151,12 @@ def test_the_tls_context_keeps_no_handshake_secrets():
     client, server, _, _ = _handshake()
     for side in (client, server):
         context = side.tls
+        assert type(context) is tls.Context
+        kept = {*TLS_AFTER_HANDSHAKE, *_NONE_AFTER_HANDSHAKE, "handshake_extensions"}
+        assert set(vars(context)) <= kept
         assert context.key_schedule is None and context.received_extensions is None
-        assert context._enc_key is None and context._dec_key is None
-        assert context.client_random is None and "_set_peer_certificate" not in vars(context)
+        assert context.state in (tls.State.CLIENT_POST_HANDSHAKE, tls.State.SERVER_POST_HANDSHAKE)
+        assert context.alpn_negotiated == "libp2p" and not context.session_resumed
         assert side._remote_version_information is None
         one_rtt = side._cryptos[tls.Epoch.ONE_RTT]
         for keys in (one_rtt.recv, one_rtt.send):
@@ -175,6 +178,26 @@ def test_a_session_ticket_is_still_dropped_and_other_tls_messages_refused():
     assert server._close_event is not None
     unexpected = QuicErrorCode.CRYPTO_ERROR + tls.AlertDescription.unexpected_message
     assert server._close_event.error_code == unexpected
+
+
+def test_a_split_session_ticket_is_reassembled_and_a_garbled_one_refused():
+    """The TLS context after the handshake still reassembles a message split over
+    CRYPTO frames (then drops the ticket), and a message that does not parse closes the
+    connection with decode_error, as before the release."""
+    client, server, _, _ = _handshake()
+    ticket = Buffer(capacity=256)
+    tls.push_new_session_ticket(
+        ticket, tls.NewSessionTicket(ticket_lifetime=60, ticket_nonce=b"n", ticket=b"t" * 32)
+    )
+    data = ticket.data
+    client.receive_datagram(_seal(server, client, _crypto_frame(data[:10])), SERVER, 1.0)
+    client.receive_datagram(_seal(server, client, _crypto_frame(data[10:], 10)), SERVER, 1.0)
+    assert client._close_event is None and client.tls._receive_buffer == b""
+    garbled = bytes([tls.HandshakeType.NEW_SESSION_TICKET, 0, 0, 3, 1, 2, 3])
+    client.receive_datagram(_seal(server, client, _crypto_frame(garbled, len(data))), SERVER, 1.1)
+    assert client._close_event is not None
+    decode_error = QuicErrorCode.CRYPTO_ERROR + tls.AlertDescription.decode_error
+    assert client._close_event.error_code == decode_error
 
 
 def test_a_key_update_still_works_both_ways():

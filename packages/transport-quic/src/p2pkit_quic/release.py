@@ -10,11 +10,15 @@ moments free it, both called by :class:`~p2pkit_quic.machine.Libp2pQuicConnectio
   the ephemeral key-share keys and the peer's parsed certificate (OpenSSL objects).
   With no session-ticket callback (ours: we neither issue nor store tickets), the TLS
   context has nothing left to derive: after the handshake it only parses a
-  NewSessionTicket from the server (and drops it) or refuses any other message.  So
-  its key schedule (a running transcript hash, an OpenSSL context), the handshake
-  traffic and Finished secrets, both randoms, the extensions sent and received, the
-  ALPN callback and our certificate check go, and so does the peer's list of QUIC
-  versions (read once, when ALPN is negotiated).
+  NewSessionTicket from the server (and drops it) or refuses any other message, and
+  aioquic reads its state and what was negotiated.  So it is replaced by a context of
+  the same class holding only that (:data:`TLS_AFTER_HANDSHAKE`: aioquic's own
+  methods go on working on it); its key schedule (a running transcript hash, an
+  OpenSSL context), the handshake traffic and Finished secrets, both randoms, the
+  extensions sent and received, the lists of offered algorithms, our certificate
+  check and a 46-entry attribute table (1.6 KB) go.  An attribute read that this
+  missed would raise and abort that connection, not misbehave.  The peer's list of
+  QUIC versions goes too (read once, when ALPN is negotiated).
 * :func:`after_confirmation` (the handshake is confirmed, the Initial and Handshake
   packet spaces discarded, RFC 9001 4.9): their key pairs are replaced by one shared
   pair that holds no keys, their CRYPTO streams and TLS buffers are dropped, and the
@@ -80,17 +84,23 @@ discards), and read-only."""
 
 _DISCARDABLE = (tls.Epoch.INITIAL, tls.Epoch.HANDSHAKE)
 _POST_HANDSHAKE = frozenset({tls.State.CLIENT_POST_HANDSHAKE, tls.State.SERVER_POST_HANDSHAKE})
-_TLS_HANDSHAKE_ONLY = (
-    "key_schedule",
-    "_enc_key",
-    "_dec_key",
-    "_expected_verify_data",
-    "client_random",
-    "server_random",
-    "received_extensions",
-    "alpn_cb",
+TLS_AFTER_HANDSHAKE = (
+    "state",
+    "_receive_buffer",  # (a message split over CRYPTO frames)
+    "new_session_ticket_cb",
+    "get_session_ticket_cb",
+    "update_traffic_key_cb",
+    "alpn_negotiated",
+    "early_data_accepted",
+    "_session_resumed",
+    "session_ticket",
+    "_is_client",
+    "_Context__logger",
 )
-"""What a TLS context without a session-ticket callback reads only during the handshake."""
+"""What a TLS context without a session-ticket callback still reads after the handshake
+(``handle_message`` in a POST_HANDSHAKE state), and what aioquic reads of it."""
+_NONE_AFTER_HANDSHAKE = ("key_schedule", "client_random", "received_extensions", "alpn_cb")
+"""Public attributes kept, as None, for any reader (aioquic reads them only before)."""
 
 
 def after_completion(quic: QuicConnection) -> None:
@@ -100,17 +110,18 @@ def after_completion(quic: QuicConnection) -> None:
         if buf.capacity > POST_HANDSHAKE_CRYPTO_BUFFER and buf.tell() == 0:
             buffers[epoch] = Buffer(capacity=POST_HANDSHAKE_CRYPTO_BUFFER)
     context = quic.tls
-    context._x25519_private_key = None
-    context._ec_private_keys = []
-    context._peer_certificate = None
-    context._certificate_request = None
     if context.state in _POST_HANDSHAKE and context.new_session_ticket_cb is None:
-        state = vars(context)  # (only attributes the context has: none is added)
-        for name in _TLS_HANDSHAKE_ONLY:
-            if name in state:
-                state[name] = None
-        context.handshake_extensions = []
-        state.pop("_set_peer_certificate", None)  # the class's method again
+        state = vars(context)
+        after = tls.Context.__new__(type(context))  # (aioquic's class, not initialized)
+        vars(after).update({name: state[name] for name in TLS_AFTER_HANDSHAKE if name in state})
+        vars(after).update(dict.fromkeys(_NONE_AFTER_HANDSHAKE))
+        after.handshake_extensions = []
+        quic.tls = after
+    else:  # (not ours): at least the key-share keys and the peer's certificate go
+        context._x25519_private_key = None
+        context._ec_private_keys = []
+        context._peer_certificate = None
+        context._certificate_request = None
     quic._remote_version_information = None
 
 
