@@ -28,8 +28,9 @@ What changes against stock aioquic, and why:
   packet as a full datagram, which with 65000-byte datagrams held small packets back
   for milliseconds; loopback has no bottleneck queue for pacing to protect.
 * **Handshake state released** (:mod:`p2pkit_quic.release`): aioquic's three 16 KiB
-  TLS output buffers shrink once the handshake is complete, and the keys, CRYPTO
-  streams and key-share keys of the handshake go once it is confirmed.
+  TLS output buffers shrink and the TLS context keeps only what it still reads once
+  the handshake is complete; the keys, CRYPTO streams and packet spaces of the
+  handshake go once it is confirmed.
 * **Peer certificates verified once** (:mod:`p2pkit_quic.certcache`): a reconnecting
   peer presents the same certificate; its libp2p checks are not repeated.
 * **At most two ACK frames per packet are acted on** (:data:`MAX_ACK_FRAMES_PER_PACKET`;
