@@ -20,6 +20,7 @@ from aioquic.quic import events
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection, QuicConnectionError
 from aioquic.quic.rangeset import RangeSet
+from aioquic.quic.recovery import QuicPacketNumberWindow
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from multiaddr import Multiaddr
@@ -32,6 +33,7 @@ from p2pkit_quic.ranges import (
     MAX_STREAM_GAPS,
     FastRanges,
     GapBudget,
+    PacketNumberWindow,
     ReceivedRanges,
 )
 
@@ -187,3 +189,39 @@ async def test_ack_frames_past_two_in_a_packet_are_not_acted_on(make_host):
     assert result.download_bytes == 8_000_000
     assert counts["sent"] > 8 * counts["packets"], counts  # the dialer did pack them
     assert counts["acted"] <= MAX_ACK_FRAMES_PER_PACKET * counts["packets"], counts
+
+
+packet_numbers = st.lists(
+    st.one_of(
+        st.integers(0, 600),  # anywhere
+        st.integers(0, 40).map(lambda n: -n),  # just below the highest so far (see below)
+    ),
+    max_size=400,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(numbers=packet_numbers, probes=st.lists(st.integers(0, 700), max_size=50))
+def test_packet_number_window_answers_as_aioquics(numbers, probes):
+    """The same ``in`` answers as aioquic's QuicPacketNumberWindow after every ``add``
+    (a negative draw is a number that far below the highest added: late, reordered),
+    and few ranges: never more than the window holds."""
+    ours, theirs = PacketNumberWindow(), QuicPacketNumberWindow()
+    highest = 0
+    for n in numbers:
+        pn = n if n >= 0 else max(0, highest + n)
+        highest = max(highest, pn)
+        ours.add(pn)
+        theirs.add(pn)
+        for probe in (pn - 1, pn, pn + 1, *probes[:5]):
+            assert (probe in ours) == (probe in theirs), probe
+        assert len(ours._ranges) <= 65
+    for probe in range(0, 700):
+        assert (probe in ours) == (probe in theirs), probe
+
+
+def test_packet_number_window_in_order_is_one_range():
+    window = PacketNumberWindow()
+    for pn in range(10_000):
+        window.add(pn)
+    assert len(window._ranges) == 1 and 9_999 in window and 10_000 not in window

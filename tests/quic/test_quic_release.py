@@ -75,7 +75,8 @@ def test_a_confirmed_connection_keeps_only_its_one_rtt_state():
         assert all(pair is NO_KEYS for pair in side._cryptos_initial.values())
         assert side._cryptos[tls.Epoch.ONE_RTT].send.is_valid()
         assert side._crypto_buffers[tls.Epoch.ONE_RTT].capacity <= POST_HANDSHAKE_CRYPTO_BUFFER
-        assert side.tls._x25519_private_key is None and side.tls._peer_certificate is None
+        for handshake_only in ("_x25519_private_key", "_ec_private_keys", "_peer_certificate"):
+            assert getattr(side.tls, handshake_only, None) in (None, [])
     assert not NO_KEYS.send.is_valid() and not NO_KEYS.recv.is_valid()
 
 

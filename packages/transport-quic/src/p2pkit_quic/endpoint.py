@@ -58,6 +58,7 @@ from p2pkit_quic.session import QuicSession
 from p2pkit_quic.udp import UdpSocket
 
 if TYPE_CHECKING:
+    from aioquic.quic.configuration import QuicConfiguration
     from multiaddr import Multiaddr
 
     from p2pkit.crypto.tls_certificate import HostCertificate
@@ -149,6 +150,7 @@ class Endpoint:
         self._repeats = RepeatLimiter()
         self.handshakes = 0
         self._retry = QuicRetryTokenHandler()
+        self._configurations: dict[bool, tuple[HostCertificate, QuicConfiguration]] = {}
         self.sockname: Any = None
         self.local_addr: Multiaddr | None = None
         self.family = socket.AF_INET
@@ -214,11 +216,21 @@ class Endpoint:
         for session in list(self._live):
             session.abort(ConnectionAbortedError("transport closed"))
 
+    def configuration(self, *, is_client: bool) -> QuicConfiguration:
+        """The configuration of our connections in one role: one object shared by all of
+        them (aioquic only reads it), made again if the host certificate changes."""
+        certificate = self._certificate()
+        made = self._configurations.get(is_client)
+        if made is None or made[0] is not certificate:
+            config = make_configuration(certificate, self.options, is_client=is_client)
+            made = self._configurations[is_client] = (certificate, config)
+        return made[1]
+
     # -- dialing -------------------------------------------------------------------------------
 
     def connect(self, addr: Any) -> QuicSession:
         """Start a client handshake to ``addr`` from this socket."""
-        config = make_configuration(self._certificate(), self.options, is_client=True)
+        config = self.configuration(is_client=True)
         quic = Libp2pQuicConnection(configuration=config, options=self.options)
         session = QuicSession(self, quic, addr, self.options, is_initiator=True)
         self._live.add(session)
@@ -313,7 +325,7 @@ class Endpoint:
             ticket = self._admit(self.admit, addr, header)
             if ticket is None:
                 return  # refused: no state (p2pkit_quic.refusal)
-        config = make_configuration(self._certificate(), self.options, is_client=False)
+        config = self.configuration(is_client=False)
         quic = Libp2pQuicConnection(
             configuration=config,
             original_destination_connection_id=original_cid,

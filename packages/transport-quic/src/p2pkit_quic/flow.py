@@ -37,12 +37,13 @@ close), this is the per-stream data path.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
+import sys
 from typing import TYPE_CHECKING
 
 from p2pkit.errors import ConnectionClosed, ResourceLimitExceeded, StreamReset, StreamResetByLimit
 from p2pkit.reservation import BufferReservation
+from p2pkit_quic.lean import COMPACT_BELOW, OVERSIZED
 from p2pkit_quic.stream import RESET_CODE
 
 if TYPE_CHECKING:
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
     from p2pkit_quic.machine import Libp2pQuicConnection
     from p2pkit_quic.options import QuicOptions
     from p2pkit_quic.stream import QuicStream
+    from p2pkit_quic.waiters import Waiters
 
 
 CREDIT_AHEAD = 32 * 1024
@@ -61,14 +63,39 @@ little (a peer's 256 streams: 8 MiB at most)."""
 class StreamFlow:
     """See the module docstring (the session's constructor calls :meth:`_init_flow`)."""
 
+    __slots__ = (
+        "_blocked_writers",
+        "_sending",
+        "_sending_recount",
+        "_wrote",
+        "data_queued",
+        "delivered",
+        "memory",
+        "out_of_order",
+        "unsent_bound",
+        # the session's, read here (one layout for both classes):
+        "_close_error",
+        "_closed",
+        "_going_away",
+        "_streams",
+        "_streams_changed",
+        "is_initiator",
+        "options",
+        "quic",
+    )
+
     quic: Libp2pQuicConnection
     options: QuicOptions
     memory: BufferReservation
-    _blocked_writers: set[QuicStream]
-    _sending: set[int]
-    """Stream ids handed data since their bytes not yet sent were last counted."""
+    _blocked_writers: set[QuicStream] | None
+    """Writers waiting for room (None while there are none)."""
+    _sending: set[int] | None
+    """Stream ids handed data since their bytes not yet sent were last counted (None
+    when there are none: an empty set takes 216 bytes)."""
     _sending_recount: int
     """Size of ``_sending`` beyond which ``send`` counts (and so prunes) it."""
+    _wrote: bool
+    """Stream data was handed to aioquic since the session's last housekeeping."""
     unsent_bound: int
     """At least the connection's stream bytes not yet sent (exact after
     :meth:`count_unsent`, then grown by every ``send``)."""
@@ -83,12 +110,13 @@ class StreamFlow:
     is_initiator: bool
     _streams: dict[int, QuicStream]
     _going_away: bool
-    _streams_changed: asyncio.Event
+    _streams_changed: Waiters
 
     def _init_flow(self) -> None:
-        self._blocked_writers = set()
-        self._sending = set()
+        self._blocked_writers = None
+        self._sending = None
         self._sending_recount = 1024
+        self._wrote = False
         self.unsent_bound = 0
         self.data_queued = False
         # Received, unread bytes of every stream, reserved in the connection's memory
@@ -168,12 +196,16 @@ class StreamFlow:
         """The connection's stream bytes queued in aioquic, never sent yet and within the
         peer's credit for their stream (exact; O(streams handed data since the last
         count))."""
+        sending = self._sending
+        if sending is None:
+            self.unsent_bound = 0
+            return 0
         streams = self.quic._streams
         total = 0
-        for sid in list(self._sending):
+        for sid in list(sending):
             qstream = streams.get(sid)
             if qstream is None:
-                self._sending.discard(sid)
+                sending.discard(sid)
                 continue
             sender = qstream.sender
             # Within the peer's credit for the stream: bytes beyond it are the stream's
@@ -183,7 +215,11 @@ class StreamFlow:
             if pending > 0:
                 total += pending
             elif sender._buffer_stop == sender._buffer_start:
-                self._sending.discard(sid)  # all acknowledged: nothing to count
+                sending.discard(sid)  # all acknowledged: nothing to count
+        if not sending:
+            self._sending = None  # (a set keeps the table it grew to)
+        elif len(sending) < COMPACT_BELOW and sys.getsizeof(sending) > OVERSIZED:
+            self._sending = set(sending)
         self.unsent_bound = total
         return total
 
@@ -208,17 +244,22 @@ class StreamFlow:
         return room
 
     def wait_writable(self, stream: QuicStream) -> None:
+        if self._blocked_writers is None:
+            self._blocked_writers = set()
         self._blocked_writers.add(stream)
 
     def wake_writers(self) -> None:
         """Wake the blocked writers that have room again (see the module docstring)."""
+        blocked = self._blocked_writers
+        if not blocked:
+            return
         low = self.options.send_buffer // 2
         cap = self.options.connection_send_buffer
         conn_room = cap - self.count_unsent() if self.unsent_bound >= cap // 2 else cap
         if conn_room < cap // 2:
             return  # the connection cannot send: nobody would get far
         streams = self.quic._streams
-        for stream in list(self._blocked_writers):
+        for stream in list(blocked):
             qstream = streams.get(stream.stream_id)
             if qstream is not None and not stream.done:
                 sender = qstream.sender
@@ -227,8 +268,10 @@ class StreamFlow:
                     continue
                 if qstream.max_stream_data_remote + CREDIT_AHEAD - stop <= 0:
                     continue
-            self._blocked_writers.discard(stream)
+            blocked.discard(stream)
             stream.wake_writer()
+        if not blocked and self._blocked_writers is blocked:
+            self._blocked_writers = None
 
     def send(self, stream: QuicStream, data: bytes, *, end_stream: bool) -> None:
         if self._closed:
@@ -239,7 +282,10 @@ class StreamFlow:
             raise StreamReset(f"stream {stream.stream_id} cannot send: {exc}") from exc
         if data:
             self.unsent_bound += len(data)
+            self._wrote = True
             sending = self._sending
+            if sending is None:
+                sending = self._sending = set()
             sending.add(stream.stream_id)
             if len(sending) > self._sending_recount:
                 # Many short streams, each sending little: count (which forgets those
@@ -280,9 +326,10 @@ class StreamFlow:
     def stream_maybe_done(self, stream: QuicStream) -> None:
         if stream.done and self._streams.get(stream.stream_id) is stream:
             del self._streams[stream.stream_id]
-            self._blocked_writers.discard(stream)
+            if self._blocked_writers is not None:
+                self._blocked_writers.discard(stream)
         if self._going_away:
-            self._streams_changed.set()  # close() looks again at what is left
+            self._streams_changed.wake()  # close() looks again at what is left
 
     def _holding_close(self) -> bool:
         """Streams a graceful close waits for: not those we closed both ways, which only

@@ -13,14 +13,18 @@ from typing import Any
 
 from aioquic.quic.recovery import QuicPacketPacer
 
+DEFAULT_MAX_UDP_PAYLOAD = 65527
+"""``max_udp_payload_size`` of a peer that does not send the transport parameter."""
+
 
 class LoopbackPath:
     """See the module docstring."""
 
     _max_datagram_size: int
     _loss: Any
-    peer_max_udp_payload_size: int = 65527
-    """The peer's ``max_udp_payload_size`` transport parameter (65527 when not sent)."""
+    peer_max_udp_payload_size: int
+    """The peer's ``max_udp_payload_size`` transport parameter (a slot of the connection:
+    :data:`DEFAULT_MAX_UDP_PAYLOAD` until the peer's transport parameters say)."""
 
     def set_datagram_size(self, size: int) -> None:
         """Use ``size``-byte datagrams from now on (path known to carry them)."""
@@ -35,14 +39,15 @@ class LoopbackPath:
         # aioquic's pacer charges every packet as a full datagram: with 65000-byte
         # datagrams and the initial window, a 40-byte packet after the handshake waited
         # ~4.5 smoothed RTTs (5 ms measured) for its turn.
-        loss._pacer = _Unpaced(max_datagram_size=size)
+        loss._pacer = UNPACED
         cc = loss._cc
         if hasattr(cc, "_max_datagram_size"):
             cc._max_datagram_size = size
 
 
 class _Unpaced(QuicPacketPacer):
-    """A pacer that never holds a packet back (see ``set_datagram_size``)."""
+    """A pacer that never holds a packet back (see ``set_datagram_size``); it keeps no
+    state, so every connection shares :data:`UNPACED`."""
 
     def next_send_time(self, now: float) -> float | None:  # type: ignore[override]
         return None
@@ -52,3 +57,6 @@ class _Unpaced(QuicPacketPacer):
 
     def update_rate(self, congestion_window: int, smoothed_rtt: float) -> None:
         pass
+
+
+UNPACED = _Unpaced(max_datagram_size=65527)

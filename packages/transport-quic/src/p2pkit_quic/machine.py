@@ -28,8 +28,9 @@ What changes against stock aioquic, and why:
   packet as a full datagram, which with 65000-byte datagrams held small packets back
   for milliseconds; loopback has no bottleneck queue for pacing to protect.
 * **Handshake state released** (:mod:`p2pkit_quic.release`): aioquic's three 16 KiB
-  TLS output buffers shrink once the handshake is complete, and the keys, CRYPTO
-  streams and key-share keys of the handshake go once it is confirmed.
+  TLS output buffers shrink and the TLS context keeps only what it still reads once
+  the handshake is complete; the keys, CRYPTO streams and packet spaces of the
+  handshake go once it is confirmed.
 * **Peer certificates verified once** (:mod:`p2pkit_quic.certcache`): a reconnecting
   peer presents the same certificate; its libp2p checks are not repeated.
 * **At most two ACK frames per packet are acted on** (:data:`MAX_ACK_FRAMES_PER_PACKET`;
@@ -47,6 +48,9 @@ What changes against stock aioquic, and why:
   the constructor's cost (14 of 27 µs), on the path of every dial and every accepted
   Initial.  The function is pure, so it is cached (:func:`functools.cache`) once, at
   import.
+* **Built only when used** (:mod:`p2pkit_quic.lean`): the frame-handler table binds
+  an entry at the first frame of its type (an idle connection has seen a handful of
+  the 33); empty queues cost nothing until something is queued.
 
 These touch aioquic internals (``_write_stream_limits``, ``_write_connection_limits``,
 ``tls._set_peer_certificate``...), which is why ``aioquic`` is pinned to a minor range.
@@ -64,7 +68,7 @@ from aioquic._buffer import Buffer  # the C type itself (aioquic.buffer re-expor
 from aioquic.buffer import size_uint_var
 from aioquic.quic import connection as aioquic_connection
 from aioquic.quic.configuration import QuicConfiguration
-from aioquic.quic.connection import QuicConnection, QuicConnectionError, QuicReceiveContext
+from aioquic.quic.connection import QuicConnectionError, QuicReceiveContext
 from aioquic.quic.packet import (
     QuicErrorCode,
     QuicFrameType,
@@ -77,7 +81,8 @@ from p2pkit.crypto.tls_certificate import CertificateError
 from p2pkit_quic import release
 from p2pkit_quic._ids import ALPN
 from p2pkit_quic.certcache import verify_peer_chain
-from p2pkit_quic.loopback import LoopbackPath
+from p2pkit_quic.lean import LeanConnection
+from p2pkit_quic.loopback import DEFAULT_MAX_UDP_PAYLOAD, LoopbackPath
 from p2pkit_quic.ranges import (
     MAX_CONNECTION_GAPS,
     MAX_CRYPTO_GAPS,
@@ -128,27 +133,51 @@ def make_configuration(
     )
 
 
-class Libp2pQuicConnection(LoopbackPath, QuicConnection):
+class Libp2pQuicConnection(LoopbackPath, LeanConnection):
     """See the module docstring."""
 
-    remote_public_key: PublicKey | None = None
+    # Our own attributes live in slots, not in the instance dict: aioquic's constructor
+    # fills that dict with 85 attributes, the most a 128-entry table holds; one more
+    # and CPython grows it to 256 entries (3.3 KB instead of 1.6 KB per connection).
+    __slots__ = (
+        "_ack_context",
+        "_acks_in_packet",
+        "_gaps",
+        "_libp2p_options",
+        "_release_pending",
+        "_resets_when_unblocked",
+        "certificate_error",
+        "consumed",
+        "peer_max_udp_payload_size",
+        "remote_public_key",
+    )
+
+    remote_public_key: PublicKey | None
     """The peer's libp2p identity key, once its certificate verified."""
-    certificate_error: CertificateError | None = None
-    _release_pending = False
-    _resets_when_unblocked: set[int] | None = None
+    certificate_error: CertificateError | None
+    _release_pending: bool
+    _resets_when_unblocked: set[int] | None
     """Our streams reset while still beyond the peer's MAX_STREAMS (see reset_unopened)."""
+    consumed: int
+    """Bytes the application read (or we discarded) over all streams."""
 
     def __init__(self, *, options: QuicOptions, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+        self.remote_public_key = None
+        self.certificate_error = None
+        self._release_pending = False
+        self._resets_when_unblocked = None
+        self._ack_context: QuicReceiveContext | None = None
+        self._acks_in_packet = 0
+        self.peer_max_udp_payload_size = DEFAULT_MAX_UDP_PAYLOAD
         self._libp2p_options = options
+        self.consumed = 0
+        self._gaps = GapBudget(MAX_CONNECTION_GAPS, self._count_gaps)
+        super().__init__(**kwargs)
         self._local_max_streams_bidi.value = self._local_max_streams_bidi.sent = options.max_streams
         self._local_max_streams_uni.value = self._local_max_streams_uni.sent = 0
         # We never migrate: the peer need not issue us spare connection ids (stock
         # aioquic asks for 8, each a NEW_CONNECTION_ID frame built at connect time).
         self._local_active_connection_id_limit = 2
-        self.consumed = 0
-        """Bytes the application read (or we discarded) over all streams."""
-        self._gaps = GapBudget(MAX_CONNECTION_GAPS, self._count_gaps)
 
     def reset_unopened(self, stream_id: int) -> bool:
         """Reset a stream of ours that is still beyond the peer's MAX_STREAMS, so never
@@ -223,14 +252,12 @@ class Libp2pQuicConnection(LoopbackPath, QuicConnection):
 
     def receive_datagram(self, data: bytes, addr: Any, now: float) -> None:
         super().receive_datagram(data, addr, now)
+        self._ack_context = None  # (its packet is processed: not kept until the next ACK)
         if self._release_pending:  # between datagrams: see p2pkit_quic.release
             self._release_pending = False
             release.after_confirmation(self)
 
     # -- acknowledgements ---------------------------------------------------------------------
-
-    _ack_context: QuicReceiveContext | None = None
-    _acks_in_packet = 0
 
     def _handle_ack_frame(self, context: QuicReceiveContext, frame_type: int, buf: Buffer) -> None:
         if context is not self._ack_context:  # a new packet (one context per packet)

@@ -16,6 +16,13 @@ at most :data:`MAX_CONNECTION_GAPS` in all (:class:`GapBudget`).  The session's 
 (:mod:`p2pkit_quic.machine`) puts them in every stream aioquic creates: received
 ranges of STREAM and CRYPTO frames, and the sender's acknowledged and pending ranges
 (bounded by our own send buffer, but fed by the peer's acknowledgements).
+
+:class:`PacketNumberWindow` answers as aioquic's ``QuicPacketNumberWindow`` (which
+packet numbers of a packet space were received, for dropping duplicates) from ranges
+instead of a set of numbers: aioquic's set holds the last 128 to 256 numbers received,
+so a connection that has been up for a while (keep-alive PINGs and their ACKs) held
+~8 KB of set table and ~7 KB of int objects in it, idle.  Packets mostly arrive in
+order, so the ranges are one or two; the window bounds them (at most 64).
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from typing import TYPE_CHECKING
 from aioquic.quic.connection import QuicConnectionError
 from aioquic.quic.packet import QuicErrorCode
 from aioquic.quic.rangeset import RangeSet
+from aioquic.quic.recovery import MAX_ACK_RANGES
 
 if TYPE_CHECKING:
     from aioquic.quic.stream import QuicStream
@@ -128,3 +136,50 @@ def harden(stream: QuicStream, max_gaps: int, frame_type: int, budget: GapBudget
     receiver._ranges = received
     sender._acked = FastRanges(sender._acked)
     sender._pending = FastRanges(sender._pending)
+
+
+class PacketNumberWindow:
+    """aioquic's ``QuicPacketNumberWindow`` (same ``add`` and ``in`` answers) kept as
+    ranges.  Numbers below the window (``_lower``) count as received, as in aioquic
+    (duplicate detection forgets them); the window's ``size`` is aioquic's too."""
+
+    __slots__ = ("_lower", "_ranges", "_size")
+
+    def __init__(self) -> None:
+        self._lower = 0
+        self._ranges: list[range] = []  # received numbers >= _lower: sorted, disjoint
+        self._size = 2 * MAX_ACK_RANGES
+
+    def add(self, packet_number: int) -> None:
+        if packet_number < self._lower:
+            return
+        ranges = self._ranges
+        if ranges and ranges[-1].stop == packet_number:  # the next one, in order
+            ranges[-1] = range(ranges[-1].start, packet_number + 1)
+        else:
+            i = bisect_right(ranges, packet_number, key=_start)  # ranges starting at or before
+            before = ranges[i - 1] if i else None
+            if before is None or packet_number >= before.stop:  # (else: already received)
+                joins_before = before is not None and before.stop == packet_number
+                joins_after = i < len(ranges) and ranges[i].start == packet_number + 1
+                if joins_before and joins_after:
+                    ranges[i - 1 : i + 1] = [range(ranges[i - 1].start, ranges[i].stop)]
+                elif joins_before:
+                    ranges[i - 1] = range(ranges[i - 1].start, packet_number + 1)
+                elif joins_after:
+                    ranges[i] = range(packet_number, ranges[i].stop)
+                else:
+                    ranges.insert(i, range(packet_number, packet_number + 1))
+        lower = packet_number - self._size + 1
+        if lower > self._lower:
+            self._lower = lower
+            below = bisect_right(ranges, lower, key=_stop)  # ranges ending at or below
+            if below:
+                del ranges[:below]
+
+    def __contains__(self, packet_number: int) -> bool:
+        if packet_number < self._lower:
+            return True
+        ranges = self._ranges
+        i = bisect_right(ranges, packet_number, key=_start) - 1
+        return i >= 0 and packet_number < ranges[i].stop

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +30,9 @@ from p2pkit.bufpool import connections as connection_tally
 from p2pkit.errors import ConnectionClosed, StreamReset
 from p2pkit.logs import get_logger
 from p2pkit_quic.flow import StreamFlow
+from p2pkit_quic.lean import compacted
 from p2pkit_quic.stream import QuicStream
+from p2pkit_quic.waiters import Waiters
 
 if TYPE_CHECKING:
     from p2pkit_quic.endpoint import Endpoint
@@ -52,6 +53,26 @@ ACCEPT_BACKLOG = 1024
 class QuicSession(StreamFlow, MuxedConnection):
     """See the module docstring.  Built by the endpoint, never by applications."""
 
+    # Slots, not an instance dict: with ~40 attributes the dict was a 1.6 KB table.
+    __slots__ = (
+        "_accept_waiters",
+        "_ack_waiter",
+        "_cids",
+        "_close_waiters",
+        "_flush_now",
+        "_grow_datagrams",
+        "_incoming",
+        "_last_activity",
+        "_loop",
+        "_timer",
+        "_timer_at",
+        "_transmit_scheduled",
+        "endpoint",
+        "handshake",
+        "remote",
+        "unreachable",
+    )
+
     def __init__(
         self,
         endpoint: Endpoint,
@@ -68,8 +89,8 @@ class QuicSession(StreamFlow, MuxedConnection):
         self.is_initiator = is_initiator
         self._loop = asyncio.get_running_loop()
         self._streams: dict[int, QuicStream] = {}
-        self._incoming: deque[QuicStream] = deque()
-        self._incoming_ready = asyncio.Event()  # any number of accept_stream callers
+        self._incoming: list[QuicStream] = []  # (at most ACCEPT_BACKLOG)
+        self._accept_waiters = Waiters()  # any number of accept_stream callers
         self._init_flow()
         self._cids: set[bytes] = set()
         self._timer: asyncio.TimerHandle | None = None
@@ -78,8 +99,8 @@ class QuicSession(StreamFlow, MuxedConnection):
         self._going_away = False
         self._closed = False
         self._close_error: BaseException | None = None
-        self._closed_event = asyncio.Event()
-        self._streams_changed = asyncio.Event()
+        self._close_waiters = Waiters()  # wait_closed
+        self._streams_changed = Waiters()  # close() waiting for the streams to finish
         self.handshake: asyncio.Future[None] = self._loop.create_future()
         self.unreachable = False  # ICMP "port unreachable" ended our handshake (endpoint.py)
         self._last_activity = self._loop.time()
@@ -197,38 +218,51 @@ class QuicSession(StreamFlow, MuxedConnection):
         self._process_events()
         self._check_ended()
         self._transmit()
+        self._housekeeping()
+
+    def _housekeeping(self) -> None:
+        """What grew during activity shrinks once it is nearly empty again, at the pace of
+        the timer (ACK and loss timers; an idle connection's fire after each keep-alive
+        PING, its own or the peer's).  Dicts keep the table they grew to (200 streams:
+        9 KB for each stream table: aioquic's and ours), ``_sending`` its ids until
+        counted (O(ids): only when no stream data was written since the last time)."""
+        self.quic.compact()
+        self._streams = compacted(self._streams)
+        if self._sending is not None and not self._wrote:
+            self.count_unsent()  # forgets the streams whose bytes are all acknowledged
+        self._wrote = False
 
     # -- events ---------------------------------------------------------------------------------
 
     def _process_events(self) -> None:
         quic = self.quic
-        while (event := quic.next_event()) is not None:
-            if isinstance(event, events.StreamDataReceived):
-                self._on_stream_data(event)
-            elif isinstance(event, events.StreamReset | events.StopSendingReceived):
-                stream = self._streams.get(event.stream_id)
-                if stream is None:
-                    self._reset_unseen(event.stream_id)
-                elif not stream.done:
-                    # Either half reset by the peer ends the whole stream, as a reset
-                    # does on yamux; the other half is reset here so aioquic can
-                    # discard the stream's state.
-                    self.reset_stream(stream)
-                    what = (
-                        "RESET_STREAM"
-                        if isinstance(event, events.StreamReset)
-                        else ("STOP_SENDING")
-                    )
-                    stream.fail(StreamReset(f"stream reset by peer ({what} {event.error_code})"))
-            elif isinstance(event, events.ConnectionIdIssued):
-                self.add_cid(event.connection_id)
-            elif isinstance(event, events.ConnectionIdRetired):
-                self._cids.discard(event.connection_id)
-                self.endpoint.unregister(event.connection_id, self)
-            elif isinstance(event, events.HandshakeCompleted):
-                self._on_handshake_completed()
-            elif isinstance(event, events.ConnectionTerminated):
-                self._on_terminated(event)
+        while batch := quic.take_events():  # (events queued meanwhile: the next batch)
+            for event in batch:
+                self._on_event(event)
+
+    def _on_event(self, event: events.QuicEvent) -> None:
+        if isinstance(event, events.StreamDataReceived):
+            self._on_stream_data(event)
+        elif isinstance(event, events.StreamReset | events.StopSendingReceived):
+            stream = self._streams.get(event.stream_id)
+            if stream is None:
+                self._reset_unseen(event.stream_id)
+            elif not stream.done:
+                # Either half reset by the peer ends the whole stream, as a reset does
+                # on yamux; the other half is reset here so aioquic can discard the
+                # stream's state.
+                self.reset_stream(stream)
+                what = "RESET_STREAM" if isinstance(event, events.StreamReset) else "STOP_SENDING"
+                stream.fail(StreamReset(f"stream reset by peer ({what} {event.error_code})"))
+        elif isinstance(event, events.ConnectionIdIssued):
+            self.add_cid(event.connection_id)
+        elif isinstance(event, events.ConnectionIdRetired):
+            self._cids.discard(event.connection_id)
+            self.endpoint.unregister(event.connection_id, self)
+        elif isinstance(event, events.HandshakeCompleted):
+            self._on_handshake_completed()
+        elif isinstance(event, events.ConnectionTerminated):
+            self._on_terminated(event)
 
     def _on_handshake_completed(self) -> None:
         quic = self.quic
@@ -259,7 +293,7 @@ class QuicSession(StreamFlow, MuxedConnection):
                 stream.reset()
                 return
             self._incoming.append(stream)
-            self._incoming_ready.set()
+            self._accept_waiters.wake()
         stream.on_data(event.data, event.end_stream)
 
     def _check_ended(self) -> None:
@@ -297,11 +331,10 @@ class QuicSession(StreamFlow, MuxedConnection):
     async def accept_stream(self) -> MuxedStream:
         while True:
             if self._incoming and not self._closed:
-                return self._incoming.popleft()
+                return self._incoming.pop(0)
             if self._closed or self._going_away:
                 raise self._close_error or ConnectionClosed("connection closed")
-            self._incoming_ready.clear()
-            await self._incoming_ready.wait()
+            await self._accept_waiters.wait()
 
     async def close(self) -> None:
         if self._closed:
@@ -310,10 +343,10 @@ class QuicSession(StreamFlow, MuxedConnection):
             # A close is running (the application's and the swarm's may overlap): wait
             # for it.  A second waiter in the loop below would replace the first one's
             # acknowledgement future, leaving that caller to wait for close_timeout.
-            await self._closed_event.wait()
+            await self.wait_closed()
             return
         self._going_away = True
-        self._incoming_ready.set()
+        self._accept_waiters.wake()
         for stream in list(self._incoming):
             stream.reset()
         self._incoming.clear()
@@ -321,8 +354,7 @@ class QuicSession(StreamFlow, MuxedConnection):
         try:
             async with asyncio.timeout(limit):  # as yamux's close: bounded
                 while not self._closed and self._holding_close():
-                    self._streams_changed.clear()
-                    await self._streams_changed.wait()  # set by stream changes and by _end
+                    await self._streams_changed.wait()  # woken by stream changes and by _end
                 # What we sent must be acknowledged first: CONNECTION_CLOSE would
                 # otherwise overtake a retransmission, and the peer lose a stream's tail.
                 while not self._closed and not self._all_acknowledged():
@@ -367,17 +399,17 @@ class QuicSession(StreamFlow, MuxedConnection):
             stream.connection_ended(ConnectionClosed(str(error)))
         self._streams.clear()
         self._incoming.clear()
-        self._incoming_ready.set()
-        for stream in list(self._blocked_writers):
+        self._accept_waiters.wake()
+        blocked, self._blocked_writers = self._blocked_writers, None
+        for stream in blocked or ():
             stream.wake_writer()
-        self._blocked_writers.clear()
         if self._ack_waiter is not None and not self._ack_waiter.done():
             self._ack_waiter.set_result(None)
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        self._streams_changed.set()
-        self._closed_event.set()
+        self._streams_changed.wake()
+        self._close_waiters.wake()
         self.memory.close()
         self.endpoint.session_ended(self, self._cids)
         self._cids = set()
@@ -388,7 +420,8 @@ class QuicSession(StreamFlow, MuxedConnection):
         return self._closed
 
     async def wait_closed(self) -> None:
-        await self._closed_event.wait()
+        while not self._closed:
+            await self._close_waiters.wait()
 
     @property
     def streams(self) -> Sequence[MuxedStream]:

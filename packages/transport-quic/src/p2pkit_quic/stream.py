@@ -44,12 +44,32 @@ CHUNK = 1 << 20
 class QuicStream(MuxedStream):
     """See the module docstring.  Built by the session, never by applications."""
 
+    __slots__ = (
+        "_buffered",
+        "_chunks",
+        "_consumed",
+        "_eof",
+        "_error",
+        "_read_closed",
+        "_readable",
+        "_recredit",
+        "_session",
+        "_writable",
+        "_write_closed",
+        "_write_error",
+        "is_initiator",
+        "protocol",
+        "stream_id",
+    )
+
     def __init__(self, session: QuicSession, stream_id: int, *, is_initiator: bool) -> None:
         self._session = session
         self.stream_id = stream_id
         self.is_initiator = is_initiator
         self.protocol: str | None = None
-        self._chunks: deque[bytes | bytearray] = deque()  # bytearray: coalesced (on_data)
+        # What arrived and was not read yet (bytearray: coalesced, on_data).  None while
+        # empty: an empty deque takes 760 bytes, and a stream may wait long for data.
+        self._chunks: deque[bytes | bytearray] | None = None
         self._buffered = 0
         self._consumed = 0  # bytes read by the application (or discarded): the credit base
         self._recredit = 0  # bytes put back by unread(): their credit was already given
@@ -88,10 +108,14 @@ class QuicStream(MuxedStream):
                 self._readable = None
         if self._error is not None:
             raise self._error
-        chunk = self._chunks.popleft()
+        chunks = self._chunks
+        assert chunks  # (the loop above)
+        chunk = chunks.popleft()
         if 0 <= max_bytes < len(chunk):
-            self._chunks.appendleft(chunk[max_bytes:])
+            chunks.appendleft(chunk[max_bytes:])
             chunk = chunk[:max_bytes]
+        elif not chunks:
+            self._chunks = None
         n = len(chunk)
         self._buffered -= n
         self._session.release(n)
@@ -104,6 +128,8 @@ class QuicStream(MuxedStream):
 
     def unread(self, data: bytes) -> None:
         if data:
+            if self._chunks is None:
+                self._chunks = deque()
             self._chunks.appendleft(bytes(data))
             self._buffered += len(data)
             self._recredit += len(data)
@@ -122,6 +148,8 @@ class QuicStream(MuxedStream):
                 self._session.consumed(self, len(data), self._consumed)
                 return
             chunks = self._chunks
+            if chunks is None:
+                chunks = self._chunks = deque()
             if len(data) < SMALL_CHUNK:  # tiny STREAM frames: one tail, not an object each
                 tail = chunks[-1] if chunks else None
                 if type(tail) is bytearray and len(tail) < SMALL_TAIL_LIMIT:
@@ -206,7 +234,7 @@ class QuicStream(MuxedStream):
         only as the application reads, and unread bytes would stall the connection."""
         dropped = self._buffered - self._recredit
         self._session.release(self._buffered)
-        self._chunks.clear()
+        self._chunks = None
         self._buffered = self._recredit = 0
         if dropped > 0:
             self._consumed += dropped
