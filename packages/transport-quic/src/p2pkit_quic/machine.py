@@ -42,12 +42,9 @@ What changes against stock aioquic, and why:
   bisects and which holds at most 1000 (CRYPTO: 100) gaps, 4096 over a connection's
   streams; stock aioquic scans the whole list per frame, so one-byte frames at every
   other offset cost quadratic CPU.
-* **Frame-handler tables built from cached epoch sets**: aioquic's constructor builds
-  each connection's table of 33 frame handlers, computing each handler's set of
-  allowed packet epochs from a string (``EPOCHS("IH01")``) every time; that was half
-  the constructor's cost (14 of 27 µs), on the path of every dial and every accepted
-  Initial.  The function is pure, so it is cached (:func:`functools.cache`) once, at
-  import.
+* **Cached epoch sets**: aioquic computes each frame handler's allowed packet epochs
+  from a string (``EPOCHS("IH01")``) for every connection, half its constructor's cost
+  (14 of 27 µs); the function is pure, so it is cached (:func:`functools.cache`).
 * **Built only when used** (:mod:`p2pkit_quic.lean`): the frame-handler table binds
   an entry at the first frame of its type (an idle connection has seen a handful of
   the 33); empty queues cost nothing until something is queued.

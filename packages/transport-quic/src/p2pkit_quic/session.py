@@ -3,7 +3,8 @@
 Drives the sans-IO machine (:class:`~p2pkit_quic.machine.Libp2pQuicConnection`) from
 three sources, as aioquic intends: datagrams (:meth:`QuicSession.datagram_received`,
 called by the endpoint that owns the UDP socket), the machine's timer (one
-``call_at`` handle, moved only when the deadline changes) and the application (stream
+``call_at`` handle, moved only when the deadline changes: :mod:`p2pkit_quic.timers`)
+and the application (stream
 reads, writes, resets).  Sending is batched: every source only marks the session
 dirty, and one ``call_soon`` callback per loop iteration turns everything queued into
 datagrams, so a burst of received packets or of small writes costs one pass.
@@ -29,9 +30,8 @@ from p2pkit.abc import MuxedConnection, MuxedStream
 from p2pkit.bufpool import connections as connection_tally
 from p2pkit.errors import ConnectionClosed, StreamReset
 from p2pkit.logs import get_logger
-from p2pkit_quic.flow import StreamFlow
-from p2pkit_quic.lean import compacted
 from p2pkit_quic.stream import QuicStream
+from p2pkit_quic.timers import SessionTimer
 from p2pkit_quic.waiters import Waiters
 
 if TYPE_CHECKING:
@@ -50,7 +50,7 @@ ACCEPT_BACKLOG = 1024
 """Inbound streams queued for accept_stream at most; beyond, new ones are reset."""
 
 
-class QuicSession(StreamFlow, MuxedConnection):
+class QuicSession(SessionTimer, MuxedConnection):
     """See the module docstring.  Built by the endpoint, never by applications."""
 
     # Slots, not an instance dict: with ~40 attributes the dict was a 1.6 KB table.
@@ -62,10 +62,7 @@ class QuicSession(StreamFlow, MuxedConnection):
         "_flush_now",
         "_grow_datagrams",
         "_incoming",
-        "_last_activity",
         "_loop",
-        "_timer",
-        "_timer_at",
         "_transmit_scheduled",
         "endpoint",
         "handshake",
@@ -178,59 +175,6 @@ class QuicSession(StreamFlow, MuxedConnection):
         self._process_events()
         self._check_ended()  # a close (ours, or aioquic's on a protocol error) went out
         self._set_timer()
-
-    def _keep_alive_at(self) -> float | None:
-        """When a keep-alive PING is due: ``keep_alive`` after the last packet heard, and
-        within half the negotiated idle timeout (js-libp2p offers only 10 s).  The timer
-        must wake for it: aioquic's own timer of an idle connection is its idle deadline."""
-        if not self.options.keep_alive or not self.handshake.done():
-            return None
-        interval = min(self.options.keep_alive, self.quic._idle_timeout() / 2)
-        return self._last_activity + interval
-
-    def _set_timer(self) -> None:
-        at = None if self._closed else self.quic.get_timer()
-        keep_alive = None if at is None else self._keep_alive_at()
-        if at is not None and keep_alive is not None and keep_alive < at:
-            # aioquic's own timer would next fire at the idle timeout, which ends the
-            # connection: wake up for the keep-alive PING before that.
-            at = keep_alive
-        if at == self._timer_at:
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._timer_at = at
-        if at is not None:
-            self._timer = self._loop.call_at(at, self._on_timer)
-
-    def _on_timer(self) -> None:
-        self._timer = None
-        self._timer_at = None
-        if self._closed:
-            return
-        now = self._loop.time()
-        keep_alive = self._keep_alive_at()
-        if keep_alive is not None and now >= keep_alive:
-            self.quic.send_ping(0)  # answered with an ACK: the peer's idle timer restarts
-            self._last_activity = now
-        self.quic.handle_timer(now)  # does nothing before aioquic's own deadlines
-        self._process_events()
-        self._check_ended()
-        self._transmit()
-        self._housekeeping()
-
-    def _housekeeping(self) -> None:
-        """What grew during activity shrinks once it is nearly empty again, at the pace of
-        the timer (ACK and loss timers; an idle connection's fire after each keep-alive
-        PING, its own or the peer's).  Dicts keep the table they grew to (200 streams:
-        9 KB for each stream table: aioquic's and ours), ``_sending`` its ids until
-        counted (O(ids): only when no stream data was written since the last time)."""
-        self.quic.compact()
-        self._streams = compacted(self._streams)
-        if self._sending is not None and not self._wrote:
-            self.count_unsent()  # forgets the streams whose bytes are all acknowledged
-        self._wrote = False
 
     # -- events ---------------------------------------------------------------------------------
 
