@@ -245,7 +245,7 @@ class Swarm(SwarmDialing):
         accept_stream ends when no new streams can come (GoAway, EOF, abort).  The
         connection is then *draining*: no longer handed out (the next dial to the peer
         makes a new one) and closed by us, which lets its open streams finish (the
-        muxer's own bound, yamux ``close_timeout``).  Waiting for the peer to close
+        host's ``close_timeout``, as for any close, then an abort).  Waiting for the peer to close
         instead kept a connection whose peer sent GoAway and held the socket open in
         the table for good, where every ``new_stream`` on it failed.  js-libp2p closes
         on GoAway at once; go-libp2p keeps such a connection (the behaviour we had).
@@ -257,8 +257,7 @@ class Swarm(SwarmDialing):
         conn.draining = True
         try:
             if not cancelled:
-                with contextlib.suppress(Exception):
-                    await conn.muxed.close()
+                await self.close_connection(conn)  # bounded by close_timeout, then abort
                 with contextlib.suppress(Exception):
                     await conn.muxed.wait_closed()
         except asyncio.CancelledError:
