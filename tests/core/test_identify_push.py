@@ -12,7 +12,7 @@ from p2pkit.crypto import generate_private_key
 from p2pkit.errors import ProtocolError
 from p2pkit.events import PeerIdentified
 from p2pkit.peer import PeerId
-from p2pkit.peerstore import MAX_PROTOCOLS_PER_PEER
+from p2pkit.peerstore import MAX_PROTOCOLS_PER_PEER, RECENTLY_CONNECTED_ADDR_TTL, MemoryPeerstore
 from p2pkit.protocols.identify import PUSH_PROTOCOL_ID, IdentifyInfo
 from p2pkit.protocols.peer_record import (
     VerifiedRecords,
@@ -177,6 +177,27 @@ async def test_identify_results_are_dropped_with_the_last_connection(make_host):
     await _until(lambda: a.peer_id in ident_b.results)
     await conn.close()
     await _until(lambda: a.peer_id not in ident_b.results and not b.connections())
+
+
+async def test_a_result_landing_after_the_disconnect_gets_the_recently_connected_ttl(make_host):
+    """Identify's read can finish as the connection closes, and its result is applied
+    after the disconnect moved the peer's addresses to the recently-connected TTL: its
+    addresses must not get the connected TTL (a year) then."""
+    a = await make_host()
+    b = await make_host(listen=False)
+    now = [1_700_000_000.0]
+    b.peerstore = MemoryPeerstore(clock=lambda: now[0])
+    conn = await b.connect(a.addrs_with_peer_id[0])
+    await _until(lambda: a.peer_id in b.identify.results)
+    await conn.close()
+    await _until(lambda: not b.swarm.tracks(a.peer_id))  # Disconnected has been handled
+    late = Multiaddr("/ip4/10.1.2.3/tcp/4001")
+    assert b.identify is not None
+    b.identify._apply(conn, IdentifyInfo(listen_addrs=[late.to_bytes()]))
+    assert late in b.peerstore.addrs(a.peer_id)
+    now[0] += RECENTLY_CONNECTED_ADDR_TTL + 1
+    assert b.peerstore.addrs(a.peer_id) == []  # every address, the late one included
+    assert a.peer_id not in b.identify.results  # nor is the result kept for a gone peer
 
 
 async def test_identify_results_are_bounded(make_host):

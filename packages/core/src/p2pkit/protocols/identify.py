@@ -37,7 +37,7 @@ from p2pkit.errors import P2PError, ProtocolError
 from p2pkit.events import Connected, Disconnected, Event, PeerIdentified
 from p2pkit.logs import RepeatLimiter, get_logger, peer_extra, short_peer
 from p2pkit.peer import PeerId
-from p2pkit.peerstore import CONNECTED_ADDR_TTL
+from p2pkit.peerstore import CONNECTED_ADDR_TTL, RECENTLY_CONNECTED_ADDR_TTL
 from p2pkit.protocols.identify_message import (
     MAX_MESSAGE_SIZE,
     MAX_VERSION_BYTES,
@@ -296,7 +296,12 @@ class Identify:
                 store.put_metadata(conn.peer, "PeerRecordSeq", record.seq)
                 addrs = record.addrs + [a for a in addrs if a not in record.addrs]
         if addrs:
-            store.add_addrs(conn.peer, addrs, CONNECTED_ADDR_TTL)
+            # A result that lands after the peer's last connection closed (its read
+            # finished as the connection went) gets the TTL the disconnect gave the
+            # other addresses; the connected TTL would keep them for a year.
+            live = self.host.swarm.tracks(conn.peer)
+            ttl = CONNECTED_ADDR_TTL if live else RECENTLY_CONNECTED_ADDR_TTL
+            store.add_addrs(conn.peer, addrs, ttl)
         # A push carries what changed: absent fields keep their values.
         if info.protocols or not push:
             store.set_protocols(conn.peer, info.protocols)
