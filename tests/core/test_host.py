@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import hashlib
 import os
+import weakref
 
 import pytest
 from multiaddr import Multiaddr
@@ -257,3 +259,35 @@ async def test_cancelled_close_aborts_and_propagates(make_host):
     assert conn.is_closed
     with pytest.raises(P2PError):
         await stream.read()
+
+
+async def test_a_finished_inbound_stream_is_not_kept_alive_by_its_connection(make_host):
+    """The connection's accept loop waits for the next stream for as long as the
+    connection lives; it used to hold the last stream it accepted (and what that stream
+    had buffered) until then."""
+    a = await make_host(transport="tcp")
+    b = await make_host(transport="tcp", listen=False)
+    seen: list[weakref.ref[MuxedStream]] = []
+    done = asyncio.Event()
+
+    async def handler(stream: MuxedStream) -> None:
+        seen.append(weakref.ref(stream))
+        await stream.read()
+        await stream.close()
+        done.set()
+
+    a.set_stream_handler("/p2pkit/test/once/1.0.0", handler)
+    conn = await b.connect(a.addrs_with_peer_id[0])
+    stream = await conn.new_stream(["/p2pkit/test/once/1.0.0"])
+    await stream.write(b"x" * 1000)
+    await stream.close()
+    assert await stream.read() == b""
+    async with asyncio.timeout(5):
+        await done.wait()
+    for _ in range(50):  # the handler's task and the muxer let go within a few turns
+        gc.collect()
+        if seen[0]() is None:
+            break
+        await asyncio.sleep(0.01)
+    assert seen[0]() is None
+    assert conn.usable  # the connection itself is still open

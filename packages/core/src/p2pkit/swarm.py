@@ -227,17 +227,24 @@ class Swarm(SwarmDialing):
                     stream = await conn.muxed.accept_stream()
                 except (ConnectionClosed, P2PError, OSError):
                     break
-                try:
-                    stream_scope = self._scopes[conn].open_stream("inbound")
-                except LimitExceeded:  # counted and logged (rate-limited) by rcmgr
-                    stream.reset()
-                    continue
-                self.tasks.spawn(self._run_stream(conn, stream, stream_scope), name="p2pkit-stream")
+                self._dispatch(conn, stream)
+                # This frame waits for the next stream for as long as the connection
+                # lives: it must not keep the last one (and what it buffered) alive.
+                del stream
         except asyncio.CancelledError:
             cancelled = True
             raise
         finally:
             await self._connection_ended(conn, cancelled=cancelled)
+
+    def _dispatch(self, conn: Connection, stream: MuxedStream) -> None:
+        """Hand an inbound stream to its own task, within the connection's limits."""
+        try:
+            stream_scope = self._scopes[conn].open_stream("inbound")
+        except LimitExceeded:  # counted and logged (rate-limited) by rcmgr
+            stream.reset()
+            return
+        self.tasks.spawn(self._run_stream(conn, stream, stream_scope), name="p2pkit-stream")
 
     async def _connection_ended(self, conn: Connection, *, cancelled: bool) -> None:
         """Close the connection once its last stream is done, then forget it.
