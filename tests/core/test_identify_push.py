@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 
 import pytest
 from multiaddr import Multiaddr
@@ -12,7 +13,12 @@ from p2pkit.crypto import generate_private_key
 from p2pkit.errors import ProtocolError
 from p2pkit.events import PeerIdentified
 from p2pkit.peer import PeerId
-from p2pkit.peerstore import MAX_PROTOCOLS_PER_PEER, RECENTLY_CONNECTED_ADDR_TTL, MemoryPeerstore
+from p2pkit.peerstore import (
+    MAX_ADDRS_PER_PEER,
+    MAX_PROTOCOLS_PER_PEER,
+    RECENTLY_CONNECTED_ADDR_TTL,
+    MemoryPeerstore,
+)
 from p2pkit.protocols.identify import PUSH_PROTOCOL_ID, IdentifyInfo
 from p2pkit.protocols.peer_record import (
     VerifiedRecords,
@@ -219,12 +225,46 @@ async def test_a_push_trickled_a_byte_per_frame_is_applied(make_host):
     b = await make_host(listen=False)
     conn = await b.connect(a.addrs_with_peer_id[0])
     await _until(lambda: a.peerstore.protocols(b.peer_id))
-    body = IdentifyInfo(protocols=["/trickled/1.0.0", *(f"/p/{i}" for i in range(200))]).encode()
+    body = IdentifyInfo(protocols=["/trickled/1.0.0", *(f"/p/{i}" for i in range(100))]).encode()
     message = encode_uvarint(len(body)) + body
     stream = await conn.new_stream([PUSH_PROTOCOL_ID])
     for i in range(len(message)):
         await stream.write(message[i : i + 1])  # one yamux frame each
     await stream.close_write()
     await _until(lambda: "/trickled/1.0.0" in a.peerstore.protocols(b.peer_id))
-    assert len(a.identify.results[b.peer_id].protocols) == 201  # the whole message
-    assert len(a.peerstore.protocols(b.peer_id)) == MAX_PROTOCOLS_PER_PEER  # what is kept
+    assert len(a.identify.results[b.peer_id].protocols) == 101  # the whole message
+    assert a.peerstore.protocols(b.peer_id)[-1] == "/p/99"
+
+
+async def test_what_is_kept_of_a_huge_identify_message_is_bounded(make_host):
+    """A 64 KiB push of 3,000 protocol ids, 2,500 addresses and an oversized observed
+    address: the result kept while the peer is connected holds what a peerstore would
+    (128 ids, 64 addresses, the certified one first), not ~1 MiB of Python objects."""
+    a = await make_host()
+    b = await make_host(listen=False)
+    conn = await b.connect(a.addrs_with_peer_id[0])
+    await _until(lambda: b.peer_id in a.identify.results)
+    certified = Multiaddr("/ip4/7.7.7.7/tcp/7")
+    record = make_signed_peer_record(b.private_key, b.peer_id, [certified], 2**62)
+    plain = [Multiaddr(f"/ip4/10.{i >> 8}.{i & 255}.1/tcp/1").to_bytes() for i in range(2500)]
+    info = IdentifyInfo(
+        protocols=[f"/p/{i}" for i in range(3000)],
+        listen_addrs=plain,
+        observed_addr=b"\x04" * 2000,
+        signed_peer_record=record,
+    )
+    body = info.encode()
+    assert 32 * 1024 < len(body) < 64 * 1024
+    seen = asyncio.ensure_future(_identified(a, b.peer_id, lambda e: len(e.protocols) > 1))
+    stream = await conn.new_stream([PUSH_PROTOCOL_ID])
+    await stream.write(encode_uvarint(len(body)) + body)
+    await stream.close_write()
+    event = await seen
+    kept = a.identify.results[b.peer_id]
+    assert len(kept.protocols) == len(event.protocols) == MAX_PROTOCOLS_PER_PEER
+    assert len(kept.listen_addrs) == MAX_ADDRS_PER_PEER and kept.observed_addr is None
+    assert event.listen_addrs[0] == certified and len(event.listen_addrs) == MAX_ADDRS_PER_PEER
+    stored = a.peerstore.addrs(b.peer_id)
+    assert certified in stored and len(stored) == MAX_ADDRS_PER_PEER
+    size = sum(map(sys.getsizeof, [*kept.protocols, *kept.listen_addrs]))
+    assert size < 24 * 1024

@@ -37,14 +37,21 @@ from p2pkit.errors import P2PError, ProtocolError
 from p2pkit.events import Connected, Disconnected, Event, PeerIdentified
 from p2pkit.logs import RepeatLimiter, get_logger, peer_extra, short_peer
 from p2pkit.peer import PeerId
-from p2pkit.peerstore import CONNECTED_ADDR_TTL, RECENTLY_CONNECTED_ADDR_TTL
+from p2pkit.peerstore import (
+    CONNECTED_ADDR_TTL,
+    MAX_ADDRS_PER_PEER,
+    RECENTLY_CONNECTED_ADDR_TTL,
+    bound_protocols,
+)
 from p2pkit.protocols.identify_message import (
+    MAX_ADDR_BYTES,
     MAX_MESSAGE_SIZE,
     MAX_VERSION_BYTES,
     IdentifyInfo,
     read_messages,
 )
 from p2pkit.protocols.peer_record import (
+    MAX_CACHED_ENVELOPE,
     VerifiedRecords,
     make_signed_peer_record,
 )
@@ -295,6 +302,7 @@ class Identify:
                 store.put_metadata(conn.peer, "CertifiedAddrs", [str(a) for a in record.addrs])
                 store.put_metadata(conn.peer, "PeerRecordSeq", record.seq)
                 addrs = record.addrs + [a for a in addrs if a not in record.addrs]
+        addrs = addrs[:MAX_ADDRS_PER_PEER]  # certified ones first: what a peerstore keeps
         if addrs:
             # A result that lands after the peer's last connection closed (its read
             # finished as the connection went) gets the TTL the disconnect gave the
@@ -319,6 +327,7 @@ class Identify:
                 listen_addrs=info.listen_addrs or old.listen_addrs,
                 public_key=info.public_key or old.public_key,
             )
+        info = _bounded(info)
         self._keep(conn.peer, info)
         self.host.events.emit(
             PeerIdentified(
@@ -330,3 +339,24 @@ class Identify:
                 info.observed(),
             )
         )
+
+
+def _bounded(info: IdentifyInfo) -> IdentifyInfo:
+    """What is kept of a peer's identify message while it is connected: what a peerstore
+    keeps of it (:func:`~p2pkit.peerstore.bound_protocols`, ``MAX_ADDRS_PER_PEER``
+    addresses) and a signed record only if the envelope cache would keep it.
+
+    One 64 KiB message holds some 16,000 short protocol ids or 5,000 addresses, about
+    1 MiB as Python objects: kept whole in ``results``, a peer's message cost fifty
+    times what its idle connection does, for as long as it stayed connected.
+    """
+    record, observed = info.signed_peer_record, info.observed_addr
+    return dataclasses.replace(
+        info,
+        protocols=bound_protocols(info.protocols),
+        listen_addrs=[a for a in info.listen_addrs if len(a) <= MAX_ADDR_BYTES][
+            :MAX_ADDRS_PER_PEER
+        ],
+        signed_peer_record=None if record and len(record) > MAX_CACHED_ENVELOPE else record,
+        observed_addr=None if observed and len(observed) > MAX_ADDR_BYTES else observed,
+    )

@@ -26,7 +26,13 @@ from p2pkit.varint import decode_uvarint
 if TYPE_CHECKING:
     from p2pkit.abc import MuxedStream
 
-__all__ = ["MAX_MESSAGE_SIZE", "MAX_VERSION_BYTES", "IdentifyInfo", "read_messages"]
+__all__ = [
+    "MAX_ADDR_BYTES",
+    "MAX_MESSAGE_SIZE",
+    "MAX_VERSION_BYTES",
+    "IdentifyInfo",
+    "read_messages",
+]
 
 MAX_MESSAGE_SIZE = 64 * 1024
 """What :func:`read_messages` reads at most from one stream (all messages together)."""
@@ -34,6 +40,10 @@ MAX_VERSION_BYTES = 256
 """A peer's agent and protocol versions are cut to this many bytes: they are kept (as
 peerstore metadata) while the peer is remembered, after it left too, and one message
 could carry 64 KiB of each.  Real ones are short (``kubo/0.29.0/3f0947b``)."""
+MAX_ADDR_BYTES = 1024
+"""A listen or observed address longer than this is skipped: real ones take tens of
+bytes (a ``/dns`` name of 253 characters and two WebTransport certificate hashes fit),
+and each one decoded and kept is a peer's to grow up to the whole message."""
 
 
 @dataclasses.dataclass
@@ -85,12 +95,14 @@ class IdentifyInfo:
         """The listen addresses that decode; a malformed one is skipped (as go does)."""
         out = []
         for raw in self.listen_addrs:
+            if len(raw) > MAX_ADDR_BYTES:
+                continue
             with contextlib.suppress(AddressError):
                 out.append(to_multiaddr(raw))
         return out
 
     def observed(self) -> Multiaddr | None:
-        if self.observed_addr is None:
+        if self.observed_addr is None or len(self.observed_addr) > MAX_ADDR_BYTES:
             return None
         try:  # checked now: py-multiaddr decodes lazily (p2pkit.addrs.to_multiaddr)
             addr = to_multiaddr(self.observed_addr)
