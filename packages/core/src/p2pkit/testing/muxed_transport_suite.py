@@ -39,13 +39,14 @@ from multiaddr import Multiaddr
 from p2pkit.errors import DialError
 from p2pkit.network import MuxedTransport, MuxedTransportConnection
 from p2pkit.peer import PeerId
-from p2pkit.testing.muxer_suite import MuxerPairFactory, MuxerSuite, read_all
-from p2pkit.testing.transport_suite import (
-    AddressFixtures,
+from p2pkit.testing.muxer_base import MuxerPairFactory, read_all
+from p2pkit.testing.muxer_suite import MuxerSuite
+from p2pkit.testing.transport_checks import (
     check_can_dial_refuses,
     check_cancel_dial_leaks_nothing,
     check_dial_timeout,
 )
+from p2pkit.testing.transport_suite import AddressFixtures
 
 __all__ = ["STEP", "MuxedTransportSuite", "open_native_pair"]
 
