@@ -30,7 +30,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Literal, NoReturn
 
 from p2pkit.limits import LimitExceeded, Limits, ResourceLimits, ScopeLimit, limits_from
-from p2pkit.tables import shrink
+from p2pkit.tables import SHRINK_BELOW, shrink
 
 if TYPE_CHECKING:
     from p2pkit.peer import PeerId
@@ -341,7 +341,8 @@ class StreamScope(_Reserving):
         self.scope.memory = 0
         streams = self.conn.streams
         streams.discard(self)
-        shrink(streams)  # a burst of streams grew it (p2pkit.tables)
+        if len(streams) < SHRINK_BELOW:
+            shrink(streams)  # a burst of streams grew it (p2pkit.tables)
 
 
 __all__ = [
