@@ -18,6 +18,10 @@ echo streams (``p2pkit listen`` serves ``/echo/1.0.0``), at most ``--concurrency
 a time (default 32), each writing ``--stream-bytes`` (default 1 KiB), half-closing and
 reading the echo back in full; then the connection is idle and the RSS is read as
 above.  ``--streams 1 --stream-bytes 1048576`` is one large transfer per connection.
+The warm-up connections carry the same streams (so the baseline includes what the
+first streams import and cache), and ``connect_seconds`` then runs until every dialer
+is done with its streams.  ``--listen`` picks another transport (e.g.
+``/ip4/127.0.0.1/udp/0/quic-v1``), ``--muxer`` the listener's only muxer (``mplex``).
 
     python benchmarks/idle_memory.py --conns 1000 --procs 4 [--rounds 3] [--json]
     python benchmarks/idle_memory.py --conns 300 --procs 2 --streams 100 [--stream-bytes 1024]
