@@ -12,7 +12,19 @@ complete, then idle; RSS again (with N); then the dialers close everything and R
 read a third time (after close).  RSS readings wait until the figure is stable.
 ``--rounds N`` repeats the hold-and-close N times (memory kept must not grow).
 
+``--streams N`` measures connections that were used before they went idle: after
+connecting, each dialer uses its connections one after another; on each it opens N
+echo streams (``p2pkit listen`` serves ``/echo/1.0.0``), at most ``--concurrency`` at
+a time (default 32), each writing ``--stream-bytes`` (default 1 KiB), half-closing and
+reading the echo back in full; then the connection is idle and the RSS is read as
+above.  ``--streams 1 --stream-bytes 1048576`` is one large transfer per connection.
+The warm-up connections carry the same streams (so the baseline includes what the
+first streams import and cache), and ``connect_seconds`` then runs until every dialer
+is done with its streams.  ``--listen`` picks another transport (e.g.
+``/ip4/127.0.0.1/udp/0/quic-v1``), ``--muxer`` the listener's only muxer (``mplex``).
+
     python benchmarks/idle_memory.py --conns 1000 --procs 4 [--rounds 3] [--json]
+    python benchmarks/idle_memory.py --conns 300 --procs 2 --streams 100 [--stream-bytes 1024]
 """
 
 from __future__ import annotations
@@ -26,6 +38,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from _loop import add_event_loop_arg, cli_args, run, select
@@ -58,16 +71,59 @@ def stable_rss(pid: int, *, settle: float = 1.0, timeout: float = 30.0) -> int:
 # -- dialer process ----------------------------------------------------------------------------
 
 
-async def _dialer(addr: str, count: int) -> None:
+@dataclass(frozen=True)
+class Use:
+    """What each connection carries before it goes idle (``--streams`` and friends)."""
+
+    streams: int = 0
+    stream_bytes: int = 1024
+    concurrency: int = 32
+
+    def argv(self) -> list[str]:
+        return [
+            *("--streams", str(self.streams)),
+            *("--stream-bytes", str(self.stream_bytes)),
+            *("--concurrency", str(self.concurrency)),
+        ]
+
+
+async def _echo(conn: Any, nbytes: int, gate: asyncio.Semaphore) -> None:
+    from p2pkit.protocols.echo import PROTOCOL_ID as ECHO
+
+    async with gate:
+        stream = await conn.new_stream([ECHO])
+        payload = os.urandom(nbytes)
+
+        async def writer() -> None:
+            await stream.write(payload)
+            await stream.close_write()
+
+        async def reader() -> int:
+            got = 0
+            while data := await stream.read(1 << 20):
+                got += len(data)
+            return got
+
+        _, got = await asyncio.gather(writer(), reader())
+        await stream.close()
+    if got != nbytes:
+        raise RuntimeError(f"echo: sent {nbytes} bytes, got {got} back")
+
+
+async def _dialer(addr: str, count: int, use: Use) -> None:
     from p2pkit.builder import HostBuilder
 
     hosts: list[Any] = []
     try:
+        conns = []
         for _ in range(count):
             host = HostBuilder().build()
             await host.start()
             hosts.append(host)
-            await host.connect(addr)
+            conns.append(await host.connect(addr))
+        for conn in conns:  # one connection at a time: its streams, then it idles
+            gate = asyncio.Semaphore(use.concurrency)
+            await asyncio.gather(*(_echo(conn, use.stream_bytes, gate) for _ in range(use.streams)))
         print("READY", flush=True)
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
     finally:
@@ -84,12 +140,12 @@ def _raise_nofile(need: int) -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
 
 
-def _spawn_dialers(addr: str, total: int, procs: int) -> list[subprocess.Popen[str]]:
+def _spawn_dialers(addr: str, total: int, procs: int, use: Use) -> list[subprocess.Popen[str]]:
     per = [total // procs + (1 if i < total % procs else 0) for i in range(procs)]
     out = []
     for n in per:
         if n:
-            argv = [sys.executable, __file__, "--dialer", addr, "--conns", str(n)]
+            argv = [sys.executable, __file__, "--dialer", addr, "--conns", str(n), *use.argv()]
             out.append(
                 subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
             )
@@ -108,9 +164,12 @@ def _wait_line(proc: subprocess.Popen[str], want: str, timeout: float) -> None:
     raise RuntimeError(f"dialer: no {want} within {timeout} s")
 
 
-def _round(addr: str, total: int, procs: int, pid: int, timeout: float) -> tuple[int, float]:
-    """Hold ``total`` connections: returns (listener RSS while held, seconds to connect)."""
-    dialers = _spawn_dialers(addr, total, procs)
+def _round(
+    addr: str, total: int, procs: int, pid: int, timeout: float, use: Use
+) -> tuple[int, float]:
+    """Hold ``total`` connections: returns (listener RSS while held, seconds to connect
+    and use them)."""
+    dialers = _spawn_dialers(addr, total, procs, use)
     try:
         t0 = time.monotonic()
         for d in dialers:
@@ -133,12 +192,21 @@ def _round(addr: str, total: int, procs: int, pid: int, timeout: float) -> tuple
 
 
 def measure(
-    conns: int, procs: int, timeout: float, rounds: int = 1, listen: str | None = None
+    conns: int,
+    procs: int,
+    timeout: float,
+    rounds: int = 1,
+    listen: str | None = None,
+    use: Use | None = None,
+    muxer: str | None = None,
 ) -> dict[str, Any]:
+    use = use or Use()
     _raise_nofile(conns + 256)
     argv = [sys.executable, "-m", "p2pkit", "listen", *cli_args()]
     if listen is not None:  # e.g. /ip4/127.0.0.1/tcp/0/ws (ws_throughput.py)
         argv += ["--listen", listen]
+    if muxer is not None:  # the listener offers only this one; the dialers follow
+        argv += ["--muxer", muxer]
     listener = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, start_new_session=True)
     try:
         assert listener.stdout is not None
@@ -148,11 +216,11 @@ def measure(
         addr = line.split()[1]
         pid = listener.pid
         start_rss = stable_rss(pid)
-        _round(addr, WARMUP, 1, pid, timeout)
+        _round(addr, WARMUP, 1, pid, timeout, use)
         baseline = stable_rss(pid)
         helds, afters = [], []
         for _ in range(rounds):
-            held, took = _round(addr, conns, procs, pid, timeout)
+            held, took = _round(addr, conns, procs, pid, timeout, use)
             time.sleep(2.0)  # closes linger briefly; the listener trims after a second
             helds.append(held)
             afters.append(stable_rss(pid))
@@ -167,6 +235,9 @@ def measure(
     return {
         "conns": conns,
         "procs": procs,
+        "listen": listen,
+        "muxer": muxer,
+        **asdict(use),
         "listener_start_kib": start_rss,
         "baseline_kib": baseline,
         "with_conns_kib": held,
@@ -188,20 +259,32 @@ def main() -> int:
     p.add_argument("--timeout", type=float, default=300.0, help="per-phase timeout, seconds")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--listen", metavar="MADDR", help="listener address (default: p2pkit's)")
+    p.add_argument("--muxer", help="the listener's only muxer, e.g. mplex (default: p2pkit's)")
+    p.add_argument("--streams", type=int, default=0, help="echo streams per connection first")
+    p.add_argument("--stream-bytes", type=int, default=1024, help="bytes per echo stream")
+    p.add_argument("--concurrency", type=int, default=32, help="echo streams at a time")
     p.add_argument("--dialer", metavar="MADDR", help=argparse.SUPPRESS)
     add_event_loop_arg(p)
     args = p.parse_args()
     select(args.event_loop)
     if args.conns < 1 or not 1 <= args.procs <= 64 or args.rounds < 1:
         p.error("--conns >= 1, 1 <= --procs <= 64, --rounds >= 1")
+    if args.streams < 0 or args.stream_bytes < 0 or args.concurrency < 1:
+        p.error("--streams >= 0, --stream-bytes >= 0, --concurrency >= 1")
+    use = Use(args.streams, args.stream_bytes, args.concurrency)
     if args.dialer:
         _raise_nofile(args.conns + 256)
-        run(_dialer(args.dialer, args.conns))
+        run(_dialer(args.dialer, args.conns, use))
         return 0
-    r = measure(args.conns, args.procs, args.timeout, args.rounds, args.listen)
+    r = measure(args.conns, args.procs, args.timeout, args.rounds, args.listen, use, args.muxer)
     if args.json:
         print(json.dumps(r))
     else:
+        if use.streams:
+            print(
+                f"each connection first carried {use.streams} echo streams of "
+                f"{use.stream_bytes} bytes ({use.concurrency} at a time)"
+            )
         print(
             f"listener RSS: baseline {r['baseline_kib'] / 1024:.1f} MiB, "
             f"with {r['conns']} idle connections {r['with_conns_kib'] / 1024:.1f} MiB "

@@ -8,6 +8,7 @@ the data came on, and only that stream.  Real sessions over real loopback TCP.
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import AsyncIterator, Callable
 from typing import cast
 
@@ -18,6 +19,7 @@ from p2pkit.errors import StreamReset, StreamResetByLimit
 from p2pkit.limits import UNLIMITED, LimitExceeded, Limits, ScopeLimit
 from p2pkit.rcmgr import ConnectionScope, ResourceManager
 from p2pkit.reservation import IDLE_MAX
+from p2pkit.tables import EMPTY_OVERSIZED, OVERSIZED
 from p2pkit.testing.memory import tcp_channel_pair
 from p2pkit_mplex import MplexConnection, MplexMuxer, MplexStream
 
@@ -132,3 +134,42 @@ async def test_resetting_buffered_streams_releases_the_reservation(
     await until(lambda: not server.streams)
     assert server._memory.held == 0  # type: ignore[attr-defined]
     assert rm.system.memory <= IDLE_MAX and not server.is_closed
+
+
+async def test_stream_tables_a_burst_grew_shrink_once_it_is_over(sessions: Pair) -> None:
+    """64 streams at once, then all but one end: the shell's stream table and backlog
+    and the session's stream table kept tables for 64 (1-2 KiB each, per side) for the
+    connection's life (p2pkit.tables)."""
+    client, server, _scope, _rm = sessions
+    first = await client.open_stream()
+    await first.write(b"0")
+    kept = await server.accept_stream()
+    await kept.write(b"0")  # the first frame heard lifts the early-stream bound
+    assert await first.readexactly(1) == b"0"
+    sent = [cast(MplexStream, await client.open_stream()) for _ in range(63)]
+    for s in sent:
+        await s.write(b"x")
+    await until(lambda: len(server._backlog) == 63)
+    accepted = [cast(MplexStream, await server.accept_stream()) for _ in sent]
+
+    def tables(side: MplexConnection) -> list[object]:
+        return [side._streams, side._backlog, side._session._streams]
+
+    assert sys.getsizeof(server._backlog) > OVERSIZED  # (grown, now empty)
+    for side in (client, server):
+        assert sys.getsizeof(side._streams) > OVERSIZED
+    for a, b in zip(sent, accepted, strict=True):
+        assert await b.readexactly(1) == b"x"
+        await a.close()
+        await b.close()
+    await until(lambda: len(server._streams) == len(client._streams) == 1)
+    for side in (client, server):
+        assert len(side._session._streams) == 1
+        for table in tables(side):
+            assert sys.getsizeof(table) < EMPTY_OVERSIZED, table
+    # The stream left, and new ones, still work.
+    await first.write(b"1")
+    assert await kept.readexactly(2) == b"01"
+    again = await client.open_stream()
+    await again.write(b"new")
+    assert await (await server.accept_stream()).readexactly(3) == b"new"

@@ -24,6 +24,7 @@ from p2pkit_quic.lean import OVERSIZED, FrameHandlers, compacted
 from p2pkit_quic.loopback import UNPACED
 from p2pkit_quic.machine import Libp2pQuicConnection
 from p2pkit_quic.release import _NONE_AFTER_HANDSHAKE, DISCARDED_SPACE, TLS_AFTER_HANDSHAKE
+from p2pkit_quic.timers import TIDY_DELAY
 from p2pkit_quic.waiters import Waiters
 from tests.quic.test_quic_release import CLIENT, SERVER, _exchange, _handshake
 
@@ -412,11 +413,15 @@ async def test_connections_share_their_configuration_and_loopback_pacer(transpor
 # -- after a burst ---------------------------------------------------------------------------------
 
 
-async def test_tables_grown_by_a_burst_shrink_once_it_is_over(transports):
+@pytest.mark.parametrize("keep_alive", [0.3, 15.0], ids=["keep-alive-0.3s", "default"])
+async def test_tables_grown_by_a_burst_shrink_once_it_is_over(transports, keep_alive):
     """200 short streams each way: aioquic's and the session's stream tables, and the
     set of streams with bytes to count, grow to hold them; the timer's housekeeping
-    (here every keep-alive, 0.3 s) gives them back once they are nearly empty."""
-    client, server = await quic_pair(transports(keep_alive=0.3), transports(keep_alive=0.3))
+    gives them back once they are nearly empty: at a keep-alive (0.3 s), or TIDY_DELAY
+    after the last stream ended (with the default 15 s keep-alive, the tables and the
+    set of 200 ids, 16 KB, were kept 15 s or more after the burst)."""
+    options = {"keep_alive": keep_alive}
+    client, server = await quic_pair(transports(**options), transports(**options))
 
     async def echo_all() -> None:
         while True:
@@ -450,8 +455,9 @@ async def test_tables_grown_by_a_burst_shrink_once_it_is_over(transports):
                         return False
             return True
 
-        while not shrunk():
-            await asyncio.sleep(0.05)
+        async with asyncio.timeout(TIDY_DELAY + 4):  # (well before a 15 s keep-alive)
+            while not shrunk():
+                await asyncio.sleep(0.05)
         stream = await client.muxed.open_stream()  # and the connection goes on
         await stream.write(b"after")
         await stream.close_write()

@@ -9,6 +9,7 @@ session releases everything (the system scope returns to 0).
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import AsyncIterator
 
 import pytest
@@ -20,6 +21,7 @@ from p2pkit.limits import UNLIMITED, LimitExceeded, Limits, ScopeLimit
 from p2pkit.rcmgr import ConnectionScope, ResourceManager
 from p2pkit.reservation import HEADROOM, IDLE_MAX
 from p2pkit.security.plaintext import PlaintextSecurity
+from p2pkit.tables import EMPTY_OVERSIZED, OVERSIZED
 from p2pkit.testing.memory import channel_pair
 from p2pkit.upgrader import Upgrader
 from p2pkit_yamux import YamuxConnection, YamuxMuxer, YamuxOptions
@@ -249,3 +251,42 @@ async def test_resetting_buffered_streams_releases_the_reservation(
     await until(lambda: not server.streams)
     assert server._memory.held == 0
     assert rm.system.memory <= IDLE_MAX and not server.is_closed
+
+
+async def test_stream_tables_a_burst_grew_shrink_once_it_is_over(
+    sessions: tuple[YamuxConnection, YamuxConnection, ConnectionScope, ResourceManager],
+) -> None:
+    """64 streams at once, then all but one end: the shell's stream table and accept
+    queue and the session's stream states kept tables for 64 (1-2 KiB each, per side)
+    for the connection's life (p2pkit.tables)."""
+    client, server, _scope, _rm = sessions
+    first = await client.open_stream()
+    await first.write(b"0")
+    kept = await server.accept_stream()  # its ACK lifts the early-SYN bound
+    sent = [await client.open_stream() for _ in range(63)]
+    for s in sent:
+        await s.write(b"x")
+    await until(lambda: len(server._accept_queue) == 63)
+    accepted = [await server.accept_stream() for _ in sent]
+
+    def tables(side: YamuxConnection) -> list[object]:
+        return [side._streams, side._accept_queue, side.session.streams]
+
+    assert sys.getsizeof(server._accept_queue) > OVERSIZED  # (grown, now empty)
+    for side in (client, server):
+        assert sys.getsizeof(side._streams) > OVERSIZED
+    for a, b in zip(sent, accepted, strict=True):
+        assert await b.readexactly(1) == b"x"
+        await a.close()
+        await b.close()
+    await until(lambda: len(server._streams) == len(client._streams) == 1)
+    for side in (client, server):
+        assert len(side.session.streams) == 1
+        for table in tables(side):
+            assert sys.getsizeof(table) < EMPTY_OVERSIZED, table
+    # The stream left, and new ones, still work.
+    await first.write(b"1")
+    assert await kept.readexactly(2) == b"01"
+    again = await client.open_stream()
+    await again.write(b"new")
+    assert await (await server.accept_stream()).readexactly(3) == b"new"

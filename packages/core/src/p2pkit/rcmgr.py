@@ -30,6 +30,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Literal, NoReturn
 
 from p2pkit.limits import LimitExceeded, Limits, ResourceLimits, ScopeLimit, limits_from
+from p2pkit.tables import SHRINK_BELOW, shrink
 
 if TYPE_CHECKING:
     from p2pkit.peer import PeerId
@@ -338,7 +339,10 @@ class StreamScope(_Reserving):
             scope.add_stream(self.direction, -1)
             scope.memory -= memory
         self.scope.memory = 0
-        self.conn.streams.discard(self)
+        streams = self.conn.streams
+        streams.discard(self)
+        if len(streams) < SHRINK_BELOW:
+            shrink(streams)  # a burst of streams grew it (p2pkit.tables)
 
 
 __all__ = [

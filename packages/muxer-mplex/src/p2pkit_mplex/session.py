@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from p2pkit.abc import Buffer
 from p2pkit.errors import ConnectionClosed, ResourceLimitExceeded, StreamClosed
+from p2pkit.tables import SHRINK_BELOW, shrink
 from p2pkit.varint import encode_uvarint
 from p2pkit_mplex.errors import MplexControlFlood, MplexFrameTooLarge, MplexProtocolError
 from p2pkit_mplex.events import DataReceived, Event, StreamEnded, StreamOpened, StreamReset
@@ -270,6 +271,9 @@ class MplexSession(MplexParser):
     def _remove(self, key: StreamKey) -> None:
         self._streams.pop(key).removed = True
         self._congested.discard(key)
+        if len(self._streams) < SHRINK_BELOW:
+            shrink(self._streams)  # the tables a burst grew (p2pkit.tables)
+            shrink(self._congested)  # (some of these streams)
         if key.opened_by_us:
             self._n_outbound -= 1
         else:

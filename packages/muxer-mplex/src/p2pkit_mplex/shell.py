@@ -38,6 +38,7 @@ from p2pkit.errors import (
     StreamReset,
 )
 from p2pkit.reservation import BufferReservation
+from p2pkit.tables import SHRINK_BELOW, shrink
 from p2pkit_mplex._ids import PROTOCOL_ID
 from p2pkit_mplex.errors import MplexControlFlood
 from p2pkit_mplex.events import DataReceived, Event, StreamEnded, StreamOpened
@@ -323,6 +324,11 @@ class MplexConnection(MplexSlowReaders, MuxedConnection):
             del self._streams[stream.key]
         if self._backlog.get(stream.key) is stream:
             del self._backlog[stream.key]
+        if len(self._streams) < SHRINK_BELOW:
+            # What a burst of streams grew goes back once they are gone (p2pkit.tables;
+            # the backlog holds some of these streams).
+            shrink(self._streams)
+            shrink(self._backlog)
         if self._paused:
             self._maybe_resume()
 

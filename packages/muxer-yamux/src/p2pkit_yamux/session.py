@@ -23,6 +23,7 @@ import secrets
 
 from p2pkit.abc import Buffer
 from p2pkit.errors import ConnectionClosed, ResourceLimitExceeded, StreamClosed
+from p2pkit.tables import SHRINK_BELOW, shrink
 from p2pkit_yamux import frames as fr
 from p2pkit_yamux.errors import YamuxGoAway, YamuxProtocolError
 from p2pkit_yamux.events import ConnectionTerminated
@@ -310,6 +311,8 @@ class YamuxSession(YamuxParser):
     def _remove(self, st: StreamState) -> None:
         if self.streams.pop(st.stream_id, None) is None:
             return
+        if len(self.streams) < SHRINK_BELOW:
+            shrink(self.streams)  # the table a burst grew (p2pkit.tables)
         st.recv.release()
         if st.outbound:
             if not st.acked:

@@ -41,6 +41,7 @@ from p2pkit.errors import (
 )
 from p2pkit.logs import get_logger
 from p2pkit.reservation import BufferReservation
+from p2pkit.tables import SHRINK_BELOW, shrink
 from p2pkit.timerwheel import WheelTimer, timer_wheel
 from p2pkit_yamux import events as ev
 from p2pkit_yamux._ids import PROTOCOL_ID
@@ -312,6 +313,11 @@ class YamuxConnection(YamuxReceiver, YamuxKeepalive, MuxedConnection):
     def _forget(self, stream: YamuxStream) -> None:
         if self._streams.pop(stream.stream_id, None) is None:
             return
+        if len(self._streams) < SHRINK_BELOW:
+            # What a burst of streams grew goes back once they are gone (p2pkit.tables;
+            # the accept queue holds some of these streams).
+            shrink(self._streams)
+            shrink(self._accept_queue)
         if self._open_waiters and self._session.can_open:
             self._wake_openers()
         d = self._drained

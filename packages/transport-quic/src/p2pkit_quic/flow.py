@@ -128,6 +128,9 @@ class StreamFlow:
     def schedule_transmit(self) -> None:
         raise NotImplementedError
 
+    def tidy_soon(self) -> None:
+        raise NotImplementedError
+
     def abort(self, exc: BaseException | None = None) -> None:
         raise NotImplementedError
 
@@ -328,6 +331,8 @@ class StreamFlow:
             del self._streams[stream.stream_id]
             if self._blocked_writers is not None:
                 self._blocked_writers.discard(stream)
+            if not self._streams:
+                self.tidy_soon()  # quiet now: shrink what the streams grew (timers.py)
         if self._going_away:
             self._streams_changed.wake()  # close() looks again at what is left
 

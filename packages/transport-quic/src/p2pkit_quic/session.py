@@ -92,6 +92,7 @@ class QuicSession(SessionTimer, MuxedConnection):
         self._cids: set[bytes] = set()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
+        self._tidy_at: float | None = None
         self._transmit_scheduled = False
         self._going_away = False
         self._closed = False

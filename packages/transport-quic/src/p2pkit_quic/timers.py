@@ -4,7 +4,9 @@ A base class of :class:`~p2pkit_quic.session.QuicSession`, kept apart so that ea
 module has one job.  One ``call_at`` handle per connection, moved only when the
 deadline changes; it fires for aioquic's own timers (ACK delay, loss detection, idle)
 and for a keep-alive PING before the idle timeout would end a quiet connection, and
-after each firing shrinks what activity grew (:meth:`SessionTimer._housekeeping`).
+after each firing shrinks what activity grew (:meth:`SessionTimer._housekeeping`); it
+also fires :data:`TIDY_DELAY` after the connection's last open stream ended, so that
+happens then rather than at the next keep-alive.
 """
 
 from __future__ import annotations
@@ -14,16 +16,22 @@ import asyncio
 from p2pkit_quic.flow import StreamFlow
 from p2pkit_quic.lean import compacted
 
+TIDY_DELAY = 1.0
+"""Seconds from the end of a connection's last open stream to its housekeeping (by then
+aioquic has had the acknowledgements and dropped its streams)."""
+
 
 class SessionTimer(StreamFlow):
     """See the module docstring (a link of the session's one chain of slotted classes:
     StreamFlow, this, QuicSession)."""
 
-    __slots__ = ("_last_activity", "_timer", "_timer_at")
+    __slots__ = ("_last_activity", "_tidy_at", "_timer", "_timer_at")
 
     handshake: asyncio.Future[None]
     _loop: asyncio.AbstractEventLoop
     _last_activity: float
+    _tidy_at: float | None
+    """When the housekeeping :meth:`tidy_soon` asked for is due (None: not asked)."""
     _timer: asyncio.TimerHandle | None
     _timer_at: float | None
 
@@ -52,6 +60,9 @@ class SessionTimer(StreamFlow):
             # aioquic's own timer would next fire at the idle timeout, which ends the
             # connection: wake up for the keep-alive PING before that.
             at = keep_alive
+        tidy = self._tidy_at
+        if at is not None and tidy is not None and tidy < at:
+            at = tidy
         if at == self._timer_at:
             return
         if self._timer is not None:
@@ -67,6 +78,8 @@ class SessionTimer(StreamFlow):
         if self._closed:
             return
         now = self._loop.time()
+        if self._tidy_at is not None and now >= self._tidy_at:
+            self._tidy_at = None
         keep_alive = self._keep_alive_at()
         if keep_alive is not None and now >= keep_alive:
             self.quic.send_ping(0)  # answered with an ACK: the peer's idle timer restarts
@@ -77,14 +90,22 @@ class SessionTimer(StreamFlow):
         self._transmit()
         self._housekeeping()
 
+    def tidy_soon(self) -> None:
+        """The last open stream ended: housekeeping in :data:`TIDY_DELAY` seconds (one
+        timer move per quiet spell; not again while one is pending)."""
+        if self._tidy_at is None and not self._closed:
+            self._tidy_at = self._loop.time() + TIDY_DELAY
+            self._set_timer()
+
     def _housekeeping(self) -> None:
         """What grew during activity shrinks once it is nearly empty again, at the pace of
-        the timer (ACK and loss timers; an idle connection's fire after each keep-alive
-        PING, its own or the peer's).  Dicts keep the table they grew to (200 streams:
-        9 KB for each stream table: aioquic's and ours), ``_sending`` its ids until
-        counted (O(ids): only when no stream data was written since the last time)."""
+        the timer (ACK and loss timers, :meth:`tidy_soon`'s; an idle connection's fire
+        after each keep-alive PING, its own or the peer's).  Dicts keep the table they grew
+        to (200 streams: 9 KB for each stream table: aioquic's and ours), ``_sending``
+        its ids until counted (O(ids): only when no stream data was written since the
+        last time, or no stream is open; 100 ids: 8 KB)."""
         self.quic.compact()
         self._streams = compacted(self._streams)
-        if self._sending is not None and not self._wrote:
+        if self._sending is not None and (not self._wrote or not self._streams):
             self.count_unsent()  # forgets the streams whose bytes are all acknowledged
         self._wrote = False
