@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MAX_ADDR_BYTES",
+    "MAX_LISTEN_ADDRS",
     "MAX_MESSAGE_SIZE",
     "MAX_VERSION_BYTES",
     "IdentifyInfo",
@@ -44,6 +45,10 @@ MAX_ADDR_BYTES = 1024
 """A listen or observed address longer than this is skipped: real ones take tens of
 bytes (a ``/dns`` name of 253 characters and two WebTransport certificate hashes fit),
 and each one decoded and kept is a peer's to grow up to the whole message."""
+MAX_LISTEN_ADDRS = 64
+"""Listen addresses decoded of one message, at most (a peerstore keeps 64 per peer:
+``p2pkit.peerstore.MAX_ADDRS_PER_PEER``).  Decoding one takes ~20 us: a 64 KiB push
+of 5,000 short addresses cost 100 ms of CPU, and a peer could push again and again."""
 
 
 @dataclasses.dataclass
@@ -92,9 +97,10 @@ class IdentifyInfo:
                 self.signed_peer_record = value
 
     def multiaddrs(self) -> list[Multiaddr]:
-        """The listen addresses that decode; a malformed one is skipped (as go does)."""
+        """The listen addresses that decode, of the first :data:`MAX_LISTEN_ADDRS`; a
+        malformed one is skipped (as go does)."""
         out = []
-        for raw in self.listen_addrs:
+        for raw in self.listen_addrs[:MAX_LISTEN_ADDRS]:
             if len(raw) > MAX_ADDR_BYTES:
                 continue
             with contextlib.suppress(AddressError):
