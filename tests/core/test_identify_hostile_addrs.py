@@ -173,3 +173,18 @@ def test_only_the_first_listen_addresses_of_a_message_are_decoded() -> None:
     assert IdentifyInfo(listen_addrs=raw).multiaddrs() == plain[:MAX_LISTEN_ADDRS]
     mixed = [UNKNOWN_CODE, *raw]
     assert IdentifyInfo(listen_addrs=mixed).multiaddrs() == plain[: MAX_LISTEN_ADDRS - 1]
+
+
+def test_only_the_first_entries_of_a_signed_record_are_decoded() -> None:
+    """A record's signer may list thousands of malformed addresses ahead of good ones:
+    only the first MAX_RECORD_ADDRS entries are tried (an envelope over the cache's size
+    is verified and decoded at every push)."""
+    from p2pkit.crypto import generate_private_key
+    from p2pkit.peer import PeerId
+    from p2pkit.protocols.peer_record import MAX_RECORD_ADDRS
+
+    key = generate_private_key("ed25519")
+    peer = PeerId.from_public_key(key.public_key)
+    bad = [Multiaddr(UNKNOWN_CODE)] * (MAX_RECORD_ADDRS - 1)
+    envelope = make_signed_peer_record(key, peer, [*bad, GOOD, Multiaddr("/ip4/1.1.1.1/tcp/1")], 1)
+    assert open_signed_peer_record(envelope).addrs == [GOOD]
