@@ -30,9 +30,10 @@ PEER_RECORD_PAYLOAD_TYPE = b"\x03\x01"
 MAX_RECORD_ADDRS = MAX_ADDRS_PER_PEER
 """Addresses decoded of a record (its first entries; malformed ones are skipped): what
 a peerstore keeps per peer anyway.  An envelope in a 64 KiB identify message can list
-some 5,000; kept whole, their multiaddrs cost ~250 KiB per record in the verified-records cache and
-again as the peer's ``CertifiedAddrs``.  go-libp2p's identify likewise keeps at most
-500 (``connectedPeerMaxAddrs``) of a record's addresses."""
+some 5,000; kept whole, their multiaddrs cost ~250 KiB per record in the
+verified-records cache and again as the peer's ``CertifiedAddrs``.  go-libp2p's
+identify likewise keeps at most 500 (``connectedPeerMaxAddrs``) of a record's
+addresses."""
 MAX_CACHED_ENVELOPE = 8 * 1024
 """Envelopes larger than this are verified every time rather than remembered: go- and
 js-libp2p send and accept identify messages of at most 8 KiB (go's ``signedIDSize``),
