@@ -27,6 +27,7 @@ import dataclasses
 import logging
 import time
 from collections import Counter
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from multiaddr import Multiaddr
@@ -43,6 +44,7 @@ from p2pkit.peerstore import (
     RECENTLY_CONNECTED_ADDR_TTL,
     bound_protocols,
 )
+from p2pkit.protocols.identify_fit import fit_addresses
 from p2pkit.protocols.identify_message import (
     MAX_ADDR_BYTES,
     MAX_MESSAGE_SIZE,
@@ -96,7 +98,9 @@ class Identify:
         self.host = host
         self.results: dict[PeerId, IdentifyInfo] = {}
         self.max_results = MAX_RESULTS
-        self._record: tuple[tuple[Multiaddr, ...], bytes] | None = None
+        # Our signed records of the current listen addresses: the whole list's, and the
+        # one trimmed to fit 4 KiB when that is needed (identify_fit), each signed once.
+        self._records: dict[tuple[Multiaddr, ...], bytes] = {}
         self._verified = VerifiedRecords()  # peers' envelopes, verified once each
         self._seq = 0
         self._push_task: asyncio.Task[None] | None = None
@@ -112,28 +116,36 @@ class Identify:
         self.host.on_local_change(self._schedule_push)
 
     def local_info(self, conn: Connection | None) -> IdentifyInfo:
+        """Our identify message for the peer of ``conn``, within 4 KiB (identify_fit)."""
         host = self.host
         observed = conn.remote_addr.to_bytes() if conn is not None and conn.remote_addr else None
-        return IdentifyInfo(
+        addrs = host.listen_addrs
+        if tuple(addrs) not in self._records:
+            # A new list: new records, with a higher seq (a list we had before would
+            # otherwise get its old record back, which peers take as stale).
+            self._records.clear()
+        info = IdentifyInfo(
             protocol_version=host.config.protocol_version,
             agent_version=host.config.agent_version,
             public_key=host.private_key.public_key.to_protobuf(),
-            listen_addrs=[a.to_bytes() for a in host.listen_addrs],
+            listen_addrs=[a.to_bytes() for a in addrs],
             observed_addr=observed,
             protocols=host.protocols,
-            signed_peer_record=self._signed_record(),
+            signed_peer_record=self._signed_record(addrs),
         )
+        return fit_addresses(info, addrs, self._signed_record)
 
-    def _signed_record(self) -> bytes | None:
-        addrs = tuple(self.host.listen_addrs)
-        if self._record is None or self._record[0] != addrs:
+    def _signed_record(self, listen_addrs: Sequence[Multiaddr]) -> bytes | None:
+        addrs = tuple(listen_addrs)
+        envelope = self._records.get(addrs)
+        if envelope is None:
             # seq must grow across restarts too: derive it from the wall clock.
             self._seq = max(self._seq + 1, time.time_ns())
             envelope = make_signed_peer_record(
                 self.host.private_key, self.host.peer_id, addrs, self._seq
             )
-            self._record = (addrs, envelope)
-        return self._record[1]
+            self._records[addrs] = envelope
+        return envelope
 
     async def _handle_identify(self, stream: MuxedStream) -> None:
         conn = self._conn_of(stream)
