@@ -14,6 +14,16 @@ import ipaddress
 from collections.abc import Callable, Sequence
 
 from multiaddr import Multiaddr
+from multiaddr.protocols import (
+    P_IP4,
+    P_IP6,
+    P_QUIC1,
+    P_TCP,
+    P_TLS,
+    P_WEBTRANSPORT,
+    P_WS,
+    P_WSS,
+)
 
 from p2pkit.protocols.identify_message import IdentifyInfo
 
@@ -22,16 +32,18 @@ __all__ = ["MAX_OWN_MESSAGE_SIZE", "fit_addresses", "rank_own_addrs"]
 MAX_OWN_MESSAGE_SIZE = 4096
 """The largest identify message we send (rust-libp2p's limit)."""
 
-_TRANSPORT_WEIGHT = {"quic-v1": 5, "tcp": 4, "wss": 3, "tls": 3, "ws": 3, "webtransport": 2}
+# By multiaddr protocol code (go-libp2p's weights): QUIC v1, TCP, WebSocket (ws, wss,
+# tls), WebTransport.
+_TRANSPORT_WEIGHT = {P_QUIC1: 5, P_TCP: 4, P_WSS: 3, P_TLS: 3, P_WS: 3, P_WEBTRANSPORT: 2}
 
 
 def _score(addr: Multiaddr) -> int:
-    names = [p.name for p in addr.protocols()]
+    protos = list(addr.protocols())
     scope = 1 << 12  # a DNS name or anything else: as public
-    if names and names[0] in ("ip4", "ip6"):
-        ip = ipaddress.ip_address(str(addr.value_for_protocol(names[0])))
+    if protos and protos[0].code in (P_IP4, P_IP6):
+        ip = ipaddress.ip_address(str(addr.value_for_protocol(protos[0].code)))
         scope = 1 << 12 if ip.is_global else (0 if ip.is_loopback else 1 << 11)
-    weight = max((_TRANSPORT_WEIGHT.get(n, 0) for n in names), default=0)
+    weight = max((_TRANSPORT_WEIGHT.get(p.code, 0) for p in protos), default=0)
     return scope | (1 << weight)
 
 
