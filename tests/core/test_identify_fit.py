@@ -21,12 +21,14 @@ def test_addresses_rank_public_private_loopback_then_quic_tcp_ws() -> None:
         Multiaddr("/ip4/192.168.1.2/udp/1/quic-v1"),
         Multiaddr("/ip6/2001:4860::1/udp/1/quic-v1"),
         Multiaddr("/dns4/example.com/tcp/1"),
+        Multiaddr("/ip4/192.168.1.2/tcp/2"),
     ]
     assert [str(a) for a in rank_own_addrs(addrs)] == [
         "/ip6/2001:4860::1/udp/1/quic-v1",
         "/ip4/8.8.8.8/tcp/1",
         "/dns4/example.com/tcp/1",
         "/ip4/192.168.1.2/udp/1/quic-v1",
+        "/ip4/192.168.1.2/tcp/2",
         "/ip4/192.168.1.2/tcp/1/ws",
         "/ip4/127.0.0.1/tcp/1",
     ]

@@ -43,7 +43,9 @@ def _score(addr: Multiaddr) -> int:
     if protos and protos[0].code in (P_IP4, P_IP6):
         ip = ipaddress.ip_address(str(addr.value_for_protocol(protos[0].code)))
         scope = 1 << 12 if ip.is_global else (0 if ip.is_loopback else 1 << 11)
-    weight = max((_TRANSPORT_WEIGHT.get(p.code, 0) for p in protos), default=0)
+    weight = 0
+    for p in protos:  # the outermost transport counts: /tcp/.../ws is a WebSocket one
+        weight = _TRANSPORT_WEIGHT.get(p.code, weight)
     return scope | (1 << weight)
 
 
